@@ -1,0 +1,370 @@
+//! Sequential interaction datasets in the S3-Rec text format: one user a line,
+//! `user item item ...`, items in chronological order, 1-based integer ids (0 is padding).
+
+use crate::catalogue::Catalogue;
+use crate::error::DataError;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// Users need a training part, a validation target and a test target.
+pub const MIN_SEQ_LEN: usize = 3;
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Dataset {
+    pub name: String,
+    /// The original user ids, in file order.
+    pub user_ids: Vec<u32>,
+    /// Chronological item sequences, one per user, parallel to `user_ids`.
+    pub sequences: Vec<Vec<u32>>,
+    /// Largest item id; item ids live in `1..=n_items`.
+    pub n_items: u32,
+    pub catalogue: Option<Catalogue>,
+}
+
+/// A line that was not loaded, with its reason (reported, never silent).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Skip {
+    pub path: PathBuf,
+    pub line: usize,
+    pub reason: String,
+}
+
+impl std::fmt::Display for Skip {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}:{}: skipped: {}",
+            self.path.display(),
+            self.line,
+            self.reason
+        )
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct LoadReport {
+    pub skipped: Vec<Skip>,
+}
+
+/// Table 1 of the paper.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Stats {
+    pub users: usize,
+    /// Distinct items that occur in the file.
+    pub items: usize,
+    /// Largest item id (the paper's item count minus the padding id).
+    pub max_item_id: u32,
+    /// All interactions in the file.
+    pub interactions: usize,
+    /// Interactions without each user's held-out test item (the paper's "# Actions").
+    pub actions_without_test: usize,
+    pub avg_actions_per_user: f64,
+    pub avg_actions_per_item: f64,
+    pub min_len: usize,
+    pub max_len: usize,
+    pub density: f64,
+}
+
+impl Dataset {
+    /// Parses S3-Rec text. Malformed lines, bad ids and duplicate users are errors naming file,
+    /// line and item; blank lines and users too short to split are skipped and reported.
+    pub fn parse(text: &str, path: &Path) -> Result<(Self, LoadReport), DataError> {
+        let mut report = LoadReport::default();
+        let mut seen: HashMap<u32, usize> = HashMap::new();
+        let mut user_ids = Vec::new();
+        let mut sequences = Vec::new();
+        let mut n_items = 0u32;
+        let mut any_content = false;
+        for (i, line) in text.lines().enumerate() {
+            let lineno = i + 1;
+            let mut tokens = line.split_whitespace();
+            let Some(user_tok) = tokens.next() else {
+                if !line.is_empty() || lineno < text.lines().count() {
+                    report.skipped.push(Skip {
+                        path: path.into(),
+                        line: lineno,
+                        reason: "blank line".into(),
+                    });
+                }
+                continue;
+            };
+            any_content = true;
+            let user = parse_id(user_tok, path, lineno, "user")?;
+            if let Some(first) = seen.insert(user, lineno) {
+                return Err(DataError::line(
+                    path,
+                    lineno,
+                    format!("duplicate user {user} (first seen on line {first})"),
+                ));
+            }
+            let mut items = Vec::new();
+            for (col, tok) in tokens.enumerate() {
+                let item = parse_id(tok, path, lineno, &format!("item #{}", col + 1))?;
+                n_items = n_items.max(item);
+                items.push(item);
+            }
+            if items.len() < MIN_SEQ_LEN {
+                report.skipped.push(Skip {
+                    path: path.into(),
+                    line: lineno,
+                    reason: format!(
+                        "user {user} has {} item(s); leave-one-out needs at least {MIN_SEQ_LEN}",
+                        items.len()
+                    ),
+                });
+                continue;
+            }
+            user_ids.push(user);
+            sequences.push(items);
+        }
+        if !any_content {
+            return Err(DataError::file(path, "file is empty"));
+        }
+        if sequences.is_empty() {
+            return Err(DataError::file(
+                path,
+                format!(
+                    "no usable user: all {} line(s) were skipped",
+                    report.skipped.len()
+                ),
+            ));
+        }
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "dataset".into());
+        Ok((
+            Dataset {
+                name,
+                user_ids,
+                sequences,
+                n_items,
+                catalogue: None,
+            },
+            report,
+        ))
+    }
+
+    /// Loads a dataset file, and its catalogue if a sibling `NAME.items.tsv` exists.
+    pub fn load(path: &Path) -> Result<(Self, LoadReport), DataError> {
+        let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
+        let (mut ds, report) = Self::parse(&text, path)?;
+        let cat_path = catalogue_path(path);
+        if cat_path.exists() {
+            let cat = Catalogue::load(&cat_path)?;
+            if cat.n_items() < ds.n_items as usize {
+                return Err(DataError::file(
+                    &cat_path,
+                    format!(
+                        "catalogue lists items up to {} but the dataset uses item {}",
+                        cat.n_items(),
+                        ds.n_items
+                    ),
+                ));
+            }
+            ds.n_items = ds.n_items.max(cat.n_items() as u32);
+            ds.catalogue = Some(cat);
+        }
+        Ok((ds, report))
+    }
+
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        for (u, seq) in self.user_ids.iter().zip(&self.sequences) {
+            out.push_str(&u.to_string());
+            for it in seq {
+                out.push(' ');
+                out.push_str(&it.to_string());
+            }
+            out.push('\n');
+        }
+        out
+    }
+
+    /// Writes the dataset (and its catalogue beside it) atomically.
+    pub fn save(&self, path: &Path) -> Result<(), DataError> {
+        write_atomic(path, self.to_text().as_bytes())?;
+        if let Some(cat) = &self.catalogue {
+            write_atomic(&catalogue_path(path), cat.to_tsv().as_bytes())?;
+        }
+        Ok(())
+    }
+
+    pub fn n_users(&self) -> usize {
+        self.sequences.len()
+    }
+
+    pub fn stats(&self) -> Stats {
+        let interactions: usize = self.sequences.iter().map(Vec::len).sum();
+        let mut present = vec![false; self.n_items as usize + 1];
+        for s in &self.sequences {
+            for &i in s {
+                present[i as usize] = true;
+            }
+        }
+        let items = present.iter().filter(|&&p| p).count();
+        let users = self.n_users();
+        Stats {
+            users,
+            items,
+            max_item_id: self.n_items,
+            interactions,
+            actions_without_test: interactions - users,
+            avg_actions_per_user: interactions as f64 / users as f64,
+            avg_actions_per_item: interactions as f64 / items.max(1) as f64,
+            min_len: self.sequences.iter().map(Vec::len).min().unwrap_or(0),
+            max_len: self.sequences.iter().map(Vec::len).max().unwrap_or(0),
+            density: interactions as f64 / (users as f64 * self.n_items.max(1) as f64),
+        }
+    }
+
+    pub fn item_name(&self, item: u32) -> String {
+        match &self.catalogue {
+            Some(c) => c.name(item),
+            None => format!("item {item}"),
+        }
+    }
+}
+
+fn parse_id(tok: &str, path: &Path, line: usize, what: &str) -> Result<u32, DataError> {
+    match tok.parse::<i64>() {
+        Ok(v) if v >= 1 && v <= u32::MAX as i64 => Ok(v as u32),
+        Ok(v) if v > u32::MAX as i64 => Err(DataError::line(
+            path,
+            line,
+            format!("{what} id {v} is too large (at most {})", u32::MAX),
+        )),
+        Ok(v) => Err(DataError::line(
+            path,
+            line,
+            format!("{what} id {v} is not positive (ids are 1-based; 0 is padding)"),
+        )),
+        Err(_) => Err(DataError::line(
+            path,
+            line,
+            format!("{what} {tok:?} is not an integer id"),
+        )),
+    }
+}
+
+/// `data/beauty.txt` -> `data/beauty.items.tsv`.
+pub fn catalogue_path(path: &Path) -> PathBuf {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!("{stem}.items.tsv"))
+}
+
+/// Write to a temporary file in the same folder, then rename: a crash never leaves half a file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), DataError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| DataError::io(dir, e))?;
+    }
+    let tmp = path.with_extension(format!(
+        "{}.tmp",
+        path.extension().and_then(|e| e.to_str()).unwrap_or("")
+    ));
+    std::fs::write(&tmp, bytes).map_err(|e| DataError::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| DataError::io(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<(Dataset, LoadReport), DataError> {
+        Dataset::parse(text, Path::new("d.txt"))
+    }
+
+    #[test]
+    fn reads_s3rec_format() {
+        let (ds, rep) = parse("1 1 2 3\n2 3 2 1 4\n").unwrap();
+        assert_eq!(ds.n_users(), 2);
+        assert_eq!(ds.n_items, 4);
+        assert_eq!(ds.sequences[1], vec![3, 2, 1, 4]);
+        assert!(rep.skipped.is_empty());
+        let st = ds.stats();
+        assert_eq!((st.users, st.items, st.interactions), (2, 4, 7));
+        assert_eq!(st.actions_without_test, 5);
+        assert_eq!(parse(&ds.to_text()).unwrap().0.sequences, ds.sequences);
+    }
+
+    #[test]
+    fn non_integer_item_names_line_and_item() {
+        let err = parse("1 1 2 3\n2 3 x 1\n").unwrap_err().to_string();
+        assert!(
+            err.contains("d.txt:2") && err.contains("item #2") && err.contains("\"x\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn non_positive_ids_are_errors() {
+        let err = parse("1 1 0 3\n").unwrap_err().to_string();
+        assert!(
+            err.contains("d.txt:1") && err.contains("not positive"),
+            "{err}"
+        );
+        let err = parse("1 1 2 3\n-4 1 2 3\n").unwrap_err().to_string();
+        assert!(
+            err.contains("d.txt:2") && err.contains("user id -4"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn duplicate_user_is_an_error() {
+        let err = parse("7 1 2 3\n8 1 2 3\n7 3 2 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("d.txt:3") && err.contains("duplicate user 7") && err.contains("line 1"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn empty_file_is_an_error() {
+        let err = parse("").unwrap_err().to_string();
+        assert!(err.contains("empty"), "{err}");
+        let err = parse("\n\n").unwrap_err().to_string();
+        assert!(err.contains("empty"), "{err}");
+    }
+
+    #[test]
+    fn short_users_are_skipped_and_reported() {
+        let (ds, rep) = parse("1 1 2 3\n2 5 6\n3\n\n4 1 2 3 4\n").unwrap();
+        assert_eq!(ds.user_ids, vec![1, 4]);
+        let lines: Vec<_> = rep.skipped.iter().map(|s| s.line).collect();
+        assert_eq!(lines, vec![2, 3, 4]);
+        assert!(rep.skipped[0].to_string().contains("d.txt:2"));
+        assert!(rep.skipped[0].reason.contains("2 item(s)"));
+        let err = parse("1 1\n2 2\n").unwrap_err().to_string();
+        assert!(err.contains("no usable user"), "{err}");
+    }
+
+    #[test]
+    fn huge_id_is_an_error_not_a_panic() {
+        let err = parse("1 1 2 99999999999\n").unwrap_err().to_string();
+        assert!(
+            err.contains("item #3") && err.contains("too large"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn save_and_load_with_catalogue() {
+        let dir = std::env::temp_dir().join(format!("ssi-ds-{}", std::process::id()));
+        let path = dir.join("shop.txt");
+        let (mut ds, _) = parse("1 1 2 3\n").unwrap();
+        let mut cat = Catalogue::with_items(3);
+        cat.names[2] = "Lens".into();
+        ds.catalogue = Some(cat);
+        ds.save(&path).unwrap();
+        let (back, _) = Dataset::load(&path).unwrap();
+        assert_eq!(back.item_name(2), "Lens");
+        assert_eq!(back.item_name(3), "item 3");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}

@@ -1,0 +1,414 @@
+//! The evaluation protocol of the paper (§3.1) and the full-ranking protocol.
+//!
+//! Sampled: each target is ranked among itself and `n_negatives` (99) items drawn uniformly from
+//! the items the user never interacted with (in any split). The draws depend only on the dataset,
+//! the seed, the split and the user, so every model evaluated with the same seed sees the same
+//! candidates. Full: the target is ranked against every item except padding and the items of the
+//! input history (a user rarely wants to be shown what they just bought); if the target itself
+//! occurs in the history it stays a candidate.
+
+use crate::dataset::Dataset;
+use crate::error::DataError;
+use crate::metrics::{MetricSet, RankAccumulator, rank_of};
+use crate::recommender::{Query, Recommender};
+use crate::rng::{Rng, derived};
+pub use crate::split::Split;
+use crate::split::input_target;
+use std::collections::{BTreeMap, HashSet};
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct EvalConfig {
+    pub seed: u64,
+    pub n_negatives: usize,
+    pub split: Split,
+    /// Also rank against all items.
+    pub full: bool,
+    /// Evaluate only the first `max_users` users (None = all); for quick validation.
+    pub max_users: Option<usize>,
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        EvalConfig {
+            seed: 42,
+            n_negatives: 99,
+            split: Split::Test,
+            full: true,
+            max_users: None,
+        }
+    }
+}
+
+/// Negative samples fixed once for a dataset, seed and split.
+pub struct Evaluator {
+    pub config: EvalConfig,
+    pub users: Vec<usize>,
+    pub negatives: Vec<Vec<u32>>,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct EvalReport {
+    pub model: String,
+    pub dataset: String,
+    pub split: Split,
+    pub seed: u64,
+    pub n_negatives: usize,
+    pub sampled: MetricSet,
+    pub full: Option<MetricSet>,
+}
+
+impl EvalReport {
+    /// One flat JSON object: `recall@10`, `ndcg@10`, ..., `full_recall@10`, `full_ndcg@10`, ...
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut m = serde_json::Map::new();
+        m.insert("model".into(), self.model.clone().into());
+        m.insert("dataset".into(), self.dataset.clone().into());
+        m.insert("split".into(), self.split.as_str().into());
+        m.insert("seed".into(), self.seed.into());
+        m.insert("negatives".into(), self.n_negatives.into());
+        m.insert("users".into(), self.sampled.users.into());
+        let mut entries: BTreeMap<String, f64> = self.sampled.entries("");
+        if let Some(f) = &self.full {
+            entries.extend(f.entries("full_"));
+        }
+        for (k, v) in entries {
+            m.insert(k, v.into());
+        }
+        serde_json::Value::Object(m)
+    }
+
+    /// A readable table: one row per metric family, columns @5 @10 @15 @20 and MRR.
+    pub fn to_table(&self) -> String {
+        let mut out = format!(
+            "{} on {} ({} split, {} users, seed {})\n",
+            self.model,
+            self.dataset,
+            self.split.as_str(),
+            self.sampled.users,
+            self.seed
+        );
+        out.push_str(&format!(
+            "{:<28} {:>7} {:>7} {:>7} {:>7} {:>7}\n",
+            "metric", "@5", "@10", "@15", "@20", "MRR"
+        ));
+        let mut row = |label: String, v: [f64; 4], mrr: Option<f64>| {
+            out.push_str(&format!(
+                "{label:<28} {:>7.4} {:>7.4} {:>7.4} {:>7.4} {:>7}\n",
+                v[0],
+                v[1],
+                v[2],
+                v[3],
+                mrr.map(|m| format!("{m:.4}")).unwrap_or_default()
+            ));
+        };
+        let s = &self.sampled;
+        row(
+            format!("Recall ({} sampled neg.)", self.n_negatives),
+            s.recall,
+            None,
+        );
+        row(
+            format!("NDCG   ({} sampled neg.)", self.n_negatives),
+            s.ndcg,
+            Some(s.mrr),
+        );
+        if let Some(f) = &self.full {
+            row("Recall (all items)".into(), f.recall, None);
+            row("NDCG   (all items)".into(), f.ndcg, Some(f.mrr));
+        }
+        out
+    }
+}
+
+impl Evaluator {
+    pub fn new(ds: &Dataset, config: EvalConfig) -> Self {
+        let n = config.max_users.unwrap_or(usize::MAX).min(ds.n_users());
+        let users: Vec<usize> = (0..n).collect();
+        let negatives = users
+            .iter()
+            .map(|&u| sample_negatives(ds, u, &config))
+            .collect();
+        Evaluator {
+            config,
+            users,
+            negatives,
+        }
+    }
+
+    pub fn evaluate(
+        &self,
+        ds: &Dataset,
+        model: &dyn Recommender,
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Result<EvalReport, DataError> {
+        if model.n_items() < ds.n_items {
+            return Err(DataError::Invalid(format!(
+                "model {} scores items up to {} but dataset {} has items up to {}: was it trained on another dataset?",
+                model.name(),
+                model.n_items(),
+                ds.name,
+                ds.n_items
+            )));
+        }
+        let mut sampled = RankAccumulator::default();
+        let mut full = RankAccumulator::default();
+        let mut seen = vec![false; ds.n_items as usize + 1];
+        let bs = model.batch_size().max(1);
+        let total = self.users.len();
+        for (chunk_i, chunk) in self.users.chunks(bs).enumerate() {
+            let queries: Vec<Query> = chunk
+                .iter()
+                .map(|&u| Query {
+                    user: Some(u),
+                    history: input_target(&ds.sequences[u], self.config.split).0,
+                })
+                .collect();
+            let targets: Vec<u32> = chunk
+                .iter()
+                .map(|&u| input_target(&ds.sequences[u], self.config.split).1)
+                .collect();
+            let negs = &self.negatives[chunk_i * bs..chunk_i * bs + chunk.len()];
+            if self.config.full {
+                let rows = model.score(&queries);
+                check_rows(&rows, queries.len(), ds.n_items as usize + 1, model)?;
+                for ((row, q), (&t, neg)) in rows.iter().zip(&queries).zip(targets.iter().zip(negs))
+                {
+                    let ts = row[t as usize];
+                    sampled.add(rank_of(ts, neg.iter().map(|&j| row[j as usize])));
+                    for &h in q.history {
+                        seen[h as usize] = true;
+                    }
+                    seen[t as usize] = false;
+                    let competitors = (1..=ds.n_items as usize)
+                        .filter(|&j| j != t as usize && !seen[j])
+                        .map(|j| row[j]);
+                    full.add(rank_of(ts, competitors));
+                    for &h in q.history {
+                        seen[h as usize] = false;
+                    }
+                }
+            } else {
+                let cands: Vec<Vec<u32>> = targets
+                    .iter()
+                    .zip(negs)
+                    .map(|(&t, neg)| std::iter::once(t).chain(neg.iter().copied()).collect())
+                    .collect();
+                let rows = model.score_candidates(&queries, &cands);
+                check_rows(&rows, queries.len(), 0, model)?;
+                for (row, c) in rows.iter().zip(&cands) {
+                    if row.len() != c.len() {
+                        return Err(DataError::Invalid(format!(
+                            "model {} returned {} candidate scores for {} candidates",
+                            model.name(),
+                            row.len(),
+                            c.len()
+                        )));
+                    }
+                    sampled.add(rank_of(row[0], row[1..].iter().copied()));
+                }
+            }
+            progress((chunk_i * bs + chunk.len()).min(total), total);
+        }
+        Ok(EvalReport {
+            model: model.name(),
+            dataset: ds.name.clone(),
+            split: self.config.split,
+            seed: self.config.seed,
+            n_negatives: self.config.n_negatives,
+            sampled: sampled.finish(),
+            full: self.config.full.then(|| full.finish()),
+        })
+    }
+}
+
+fn check_rows(
+    rows: &[Vec<f32>],
+    n: usize,
+    min_len: usize,
+    model: &dyn Recommender,
+) -> Result<(), DataError> {
+    if rows.len() != n || rows.iter().any(|r| r.len() < min_len) {
+        return Err(DataError::Invalid(format!(
+            "model {} returned {} score rows (expected {n}, each of at least {min_len} scores)",
+            model.name(),
+            rows.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Uniform draws without replacement from the items the user never interacted with. If fewer
+/// than `n_negatives` such items exist, all of them are used.
+pub fn sample_negatives(ds: &Dataset, user: usize, config: &EvalConfig) -> Vec<u32> {
+    let seq = &ds.sequences[user];
+    let interacted: HashSet<u32> = seq.iter().copied().collect();
+    let n_items = ds.n_items as usize;
+    let available = n_items - interacted.len().min(n_items);
+    let want = config.n_negatives.min(available);
+    let mut rng = derived(config.seed, config.split.tag(), user as u64);
+    let mut chosen = Vec::with_capacity(want);
+    let mut taken = HashSet::with_capacity(want);
+    while chosen.len() < want {
+        let j = rng.random_range(1..=ds.n_items);
+        if !interacted.contains(&j) && taken.insert(j) {
+            chosen.push(j);
+        }
+    }
+    chosen
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::recommender::MostPop;
+    use std::path::Path;
+
+    fn toy() -> Dataset {
+        let mut text = String::new();
+        for u in 1..=50u32 {
+            let a = u % 7 + 1;
+            text.push_str(&format!("{u} {a} {} {} {}\n", a + 10, a + 20, a + 30));
+        }
+        Dataset::parse(&text, Path::new("toy")).unwrap().0
+    }
+
+    #[test]
+    fn negatives_are_fresh_distinct_and_deterministic() {
+        let ds = toy();
+        let cfg = EvalConfig {
+            n_negatives: 20,
+            ..Default::default()
+        };
+        let a = Evaluator::new(&ds, cfg.clone());
+        let b = Evaluator::new(&ds, cfg.clone());
+        assert_eq!(a.negatives, b.negatives);
+        for (u, neg) in a.negatives.iter().enumerate() {
+            assert_eq!(neg.len(), 20);
+            let set: HashSet<_> = neg.iter().collect();
+            assert_eq!(set.len(), 20);
+            for j in neg {
+                assert!(!ds.sequences[u].contains(j));
+                assert!(*j >= 1 && *j <= ds.n_items);
+            }
+        }
+        let other = Evaluator::new(
+            &ds,
+            EvalConfig {
+                seed: 7,
+                ..cfg.clone()
+            },
+        );
+        assert_ne!(a.negatives, other.negatives);
+        let valid = Evaluator::new(
+            &ds,
+            EvalConfig {
+                split: Split::Valid,
+                ..cfg
+            },
+        );
+        assert_ne!(a.negatives, valid.negatives);
+    }
+
+    #[test]
+    fn too_few_items_uses_all_available() {
+        let (ds, _) = Dataset::parse("1 1 2 3\n2 2 3 4\n", Path::new("t")).unwrap();
+        let ev = Evaluator::new(&ds, EvalConfig::default());
+        assert_eq!(ev.negatives[0], vec![4]);
+        assert_eq!(ev.negatives[1], vec![1]);
+    }
+
+    struct Oracle;
+    impl Recommender for Oracle {
+        fn name(&self) -> String {
+            "oracle".into()
+        }
+        fn n_items(&self) -> u32 {
+            40
+        }
+        fn score(&self, queries: &[Query]) -> Vec<Vec<f32>> {
+            // Knows the toy rule: the next item is the last one + 10.
+            queries
+                .iter()
+                .map(|q| {
+                    let mut r = vec![0.0; 41];
+                    r[(*q.history.last().unwrap() + 10) as usize] = 1.0;
+                    r
+                })
+                .collect()
+        }
+    }
+
+    struct Constant;
+    impl Recommender for Constant {
+        fn name(&self) -> String {
+            "constant".into()
+        }
+        fn n_items(&self) -> u32 {
+            40
+        }
+        fn score(&self, queries: &[Query]) -> Vec<Vec<f32>> {
+            vec![vec![1.0; 41]; queries.len()]
+        }
+    }
+
+    #[test]
+    fn oracle_is_perfect_and_constant_is_last() {
+        let ds = toy();
+        let ev = Evaluator::new(&ds, EvalConfig::default());
+        let r = ev.evaluate(&ds, &Oracle, &mut |_, _| {}).unwrap();
+        assert_eq!(r.sampled.recall_at(5), Some(1.0));
+        assert_eq!(r.full.as_ref().unwrap().ndcg_at(10), Some(1.0));
+        let r = ev.evaluate(&ds, &Constant, &mut |_, _| {}).unwrap();
+        assert_eq!(r.sampled.recall_at(20), Some(0.0));
+        assert_eq!(r.full.as_ref().unwrap().recall_at(20), Some(0.0));
+        let j = r.to_json();
+        for k in [
+            "recall@10",
+            "ndcg@10",
+            "full_recall@10",
+            "full_ndcg@10",
+            "mrr",
+        ] {
+            assert!(j.get(k).is_some(), "missing {k}");
+        }
+    }
+
+    #[test]
+    fn sampled_path_equals_full_path() {
+        let ds = toy();
+        let m = MostPop::fit(&ds);
+        let full = Evaluator::new(&ds, EvalConfig::default())
+            .evaluate(&ds, &m, &mut |_, _| {})
+            .unwrap();
+        let cfg = EvalConfig {
+            full: false,
+            ..Default::default()
+        };
+        let only = Evaluator::new(&ds, cfg)
+            .evaluate(&ds, &m, &mut |_, _| {})
+            .unwrap();
+        assert_eq!(full.sampled, only.sampled);
+    }
+
+    #[test]
+    fn full_ranking_excludes_history() {
+        // One user whose history items score highest: they must not push the target down.
+        let (ds, _) = Dataset::parse("1 1 2 3 4\n", Path::new("t")).unwrap();
+        struct HistoryLover;
+        impl Recommender for HistoryLover {
+            fn name(&self) -> String {
+                "h".into()
+            }
+            fn n_items(&self) -> u32 {
+                4
+            }
+            fn score(&self, _q: &[Query]) -> Vec<Vec<f32>> {
+                vec![vec![0.0, 9.0, 8.0, 7.0, 5.0]]
+            }
+        }
+        let r = Evaluator::new(&ds, EvalConfig::default())
+            .evaluate(&ds, &HistoryLover, &mut |_, _| {})
+            .unwrap();
+        assert_eq!(r.full.unwrap().mrr, 1.0);
+    }
+}
