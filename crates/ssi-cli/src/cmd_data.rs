@@ -1,0 +1,176 @@
+//! `ssi data ...`: generate, inspect, ingest and download datasets.
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use ssi_data::Dataset;
+use ssi_data::ingest::{IngestConfig, ingest, read_names};
+use ssi_data::synth::{SynthConfig, generate};
+use std::path::PathBuf;
+
+#[derive(Subcommand)]
+pub enum DataCommand {
+    /// Generate the synthetic shop (S3-Rec text format plus an item catalogue beside it).
+    Synth(SynthArgs),
+    /// Print the paper's Table 1 figures for a dataset file.
+    Stats {
+        /// S3-Rec format file (`user item item ...`); omit for the embedded synthetic shop.
+        file: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Convert a raw interaction log (CSV/TSV with user, item, timestamp) to the S3-Rec format.
+    Ingest(IngestArgs),
+    /// Download a public S3-Rec dataset (beauty, toys, sports) with sha256 checks.
+    Fetch(crate::fetch::FetchArgs),
+}
+
+#[derive(Args)]
+pub struct SynthArgs {
+    /// Output file, e.g. data/shop.txt (the catalogue goes to data/shop.items.tsv).
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    #[arg(long, default_value_t = SynthConfig::default().users)]
+    users: usize,
+    #[arg(long, default_value_t = SynthConfig::default().categories)]
+    categories: usize,
+    #[arg(long, default_value_t = SynthConfig::default().products_per_category)]
+    products_per_category: usize,
+    #[arg(long, default_value_t = SynthConfig::default().p_noise)]
+    p_noise: f64,
+    #[arg(long, default_value_t = SynthConfig::default().p_accessory)]
+    p_accessory: f64,
+}
+
+#[derive(Args)]
+pub struct IngestArgs {
+    /// The raw log (CSV or TSV).
+    input: PathBuf,
+    /// Output dataset file; `.items.tsv` and `.idmap.tsv` are written beside it.
+    #[arg(long)]
+    out: PathBuf,
+    /// User column: header name or 0-based index.
+    #[arg(long, default_value = "0")]
+    user_col: String,
+    #[arg(long, default_value = "1")]
+    item_col: String,
+    #[arg(long, default_value = "2")]
+    time_col: String,
+    /// Field separator (default: tab if the first line has one, else comma).
+    #[arg(long)]
+    delimiter: Option<char>,
+    /// Keep users and items with at least this many interactions (iteratively).
+    #[arg(long, default_value_t = 5)]
+    k_core: usize,
+    /// Optional catalogue `item,name[,category]` keyed by the original item ids.
+    #[arg(long)]
+    names: Option<PathBuf>,
+}
+
+pub fn run(cmd: DataCommand) -> Result<()> {
+    match cmd {
+        DataCommand::Synth(a) => {
+            let cfg = SynthConfig {
+                seed: a.seed,
+                users: a.users,
+                categories: a.categories,
+                products_per_category: a.products_per_category,
+                p_noise: a.p_noise,
+                p_accessory: a.p_accessory,
+                ..Default::default()
+            };
+            let ds = generate(&cfg)
+                .map_err(anyhow::Error::msg)
+                .context("invalid synthetic shop settings")?;
+            ds.save(&a.out)?;
+            let st = ds.stats();
+            println!(
+                "wrote {} ({} users, {} items, {} interactions) and its catalogue {}",
+                a.out.display(),
+                st.users,
+                st.max_item_id,
+                st.interactions,
+                ssi_data::dataset::catalogue_path(&a.out).display()
+            );
+            Ok(())
+        }
+        DataCommand::Stats { file, json } => {
+            let ds = crate::source::load(file.as_deref(), json)?;
+            let st = ds.stats();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&st)?);
+            } else {
+                println!("dataset                  {}", ds.name);
+                println!("users                    {}", st.users);
+                println!(
+                    "items                    {} (ids 1..={}, {} occur)",
+                    st.max_item_id, st.max_item_id, st.items
+                );
+                println!("interactions             {}", st.interactions);
+                println!(
+                    "actions without test     {} (the paper's Table 1 \"# Actions\")",
+                    st.actions_without_test
+                );
+                println!("avg actions per user     {:.2}", st.avg_actions_per_user);
+                println!("avg actions per item     {:.2}", st.avg_actions_per_item);
+                println!("sequence length          {}..={}", st.min_len, st.max_len);
+                println!("density                  {:.5}", st.density);
+            }
+            Ok(())
+        }
+        DataCommand::Ingest(a) => {
+            let text = std::fs::read_to_string(&a.input)
+                .with_context(|| format!("cannot read {}", a.input.display()))?;
+            let names = match &a.names {
+                Some(p) => {
+                    let t = std::fs::read_to_string(p)
+                        .with_context(|| format!("cannot read {}", p.display()))?;
+                    Some(read_names(&t, p)?)
+                }
+                None => None,
+            };
+            let cfg = IngestConfig {
+                user_col: a.user_col,
+                item_col: a.item_col,
+                time_col: a.time_col,
+                delimiter: a.delimiter,
+                k_core: a.k_core,
+            };
+            let ing = ingest(&text, &a.input, &cfg, names.as_ref())?;
+            crate::ui::report_skips(&ssi_data::LoadReport {
+                skipped: ing.skipped.clone(),
+            });
+            if ing.dataset.n_users() == 0 {
+                bail!("no user left after filtering");
+            }
+            let short = ing
+                .dataset
+                .sequences
+                .iter()
+                .filter(|s| s.len() < ssi_data::dataset::MIN_SEQ_LEN)
+                .count();
+            let files = ing.save(&a.out)?;
+            println!(
+                "read {} rows; {} dropped by {}-core filtering; {} users, {} items",
+                ing.rows,
+                ing.dropped_by_k_core,
+                cfg.k_core,
+                ing.dataset.n_users(),
+                ing.dataset.n_items
+            );
+            if short > 0 {
+                eprintln!(
+                    "note: {short} user(s) have fewer than 3 items and will be skipped when the file is loaded"
+                );
+            }
+            for f in files {
+                println!("wrote {}", f.display());
+            }
+            // Re-read what was written: the output must load cleanly.
+            Dataset::load(&a.out)?;
+            Ok(())
+        }
+        DataCommand::Fetch(a) => crate::fetch::run(a),
+    }
+}

@@ -1,0 +1,132 @@
+//! `ssi data fetch`: downloads the public S3-Rec datasets, checks their sha256, and stores them
+//! atomically in a cache folder. Only for real users: tests point `--base-url` at 127.0.0.1.
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use sha2::{Digest, Sha256};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// The files published with the S3-Rec paper (repository RUCAIBox/CIKM2020-S3Rec, folder data/).
+pub const DEFAULT_BASE_URL: &str =
+    "https://raw.githubusercontent.com/RUCAIBox/CIKM2020-S3Rec/master/data/";
+
+pub struct Known {
+    pub name: &'static str,
+    pub remote: &'static str,
+    pub sha256: &'static str,
+}
+
+pub const KNOWN: &[Known] = &[
+    Known {
+        name: "beauty",
+        remote: "Beauty.txt",
+        sha256: "226cce9c3105299ca0db9615d7d3fb32b3175e90da43100ae352599f0f0107b8",
+    },
+    Known {
+        name: "toys",
+        remote: "Toys_and_Games.txt",
+        sha256: "176c680c688d497598c4a89a03b402c0fe78d795e5db335c2e78dd5f2d778a3f",
+    },
+    Known {
+        name: "sports",
+        remote: "Sports_and_Outdoors.txt",
+        sha256: "2a095e0648872beb9982408958290f5d655db5be2911c3756b5446de9f0b8de2",
+    },
+];
+
+#[derive(Args)]
+pub struct FetchArgs {
+    /// beauty, toys or sports.
+    name: String,
+    /// Cache folder (default: $SSI_CACHE, else $XDG_CACHE_HOME/ssi, else ~/.cache/ssi).
+    #[arg(long)]
+    cache: Option<PathBuf>,
+    /// Where the files are served from.
+    #[arg(long, default_value = DEFAULT_BASE_URL)]
+    base_url: String,
+}
+
+pub fn cache_dir(explicit: Option<PathBuf>) -> PathBuf {
+    if let Some(p) = explicit {
+        return p;
+    }
+    if let Some(p) = std::env::var_os("SSI_CACHE") {
+        return PathBuf::from(p);
+    }
+    if let Some(p) = std::env::var_os("XDG_CACHE_HOME") {
+        return PathBuf::from(p).join("ssi");
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
+    home.join(".cache").join("ssi")
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let digest = Sha256::digest(bytes);
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Downloads `url` into `dest` if the checksum matches; `dest` is never left half-written.
+pub fn download_verified(url: &str, sha256: &str, dest: &Path) -> Result<()> {
+    let resp = ureq::get(url)
+        .call()
+        .with_context(|| format!("download of {url} failed"))?;
+    let total: Option<u64> = resp.header("Content-Length").and_then(|v| v.parse().ok());
+    let pb = crate::ui::bar(total.unwrap_or(0), "downloading");
+    let mut reader = resp.into_reader();
+    let mut bytes = Vec::new();
+    let mut buf = [0u8; 64 * 1024];
+    loop {
+        let n = reader
+            .read(&mut buf)
+            .with_context(|| format!("reading {url}"))?;
+        if n == 0 {
+            break;
+        }
+        bytes.extend_from_slice(&buf[..n]);
+        pb.set_position(bytes.len() as u64);
+    }
+    pb.finish_and_clear();
+    let got = sha256_hex(&bytes);
+    if got != sha256 {
+        bail!(
+            "checksum mismatch for {url}: expected sha256 {sha256}, got {got} ({} bytes); nothing was written",
+            bytes.len()
+        );
+    }
+    ssi_data::dataset::write_atomic(dest, &bytes)?;
+    Ok(())
+}
+
+pub fn run(a: FetchArgs) -> Result<()> {
+    let known = KNOWN
+        .iter()
+        .find(|k| k.name.eq_ignore_ascii_case(&a.name))
+        .with_context(|| {
+            format!(
+                "unknown dataset {:?}; known: {}",
+                a.name,
+                KNOWN.iter().map(|k| k.name).collect::<Vec<_>>().join(", ")
+            )
+        })?;
+    let dir = cache_dir(a.cache);
+    let dest = dir.join(format!("{}.txt", known.name));
+    if dest.exists() {
+        let bytes =
+            std::fs::read(&dest).with_context(|| format!("cannot read {}", dest.display()))?;
+        if sha256_hex(&bytes) == known.sha256 {
+            println!("{} (already present, checksum ok)", dest.display());
+            return Ok(());
+        }
+        eprintln!(
+            "note: {} has a wrong checksum: downloading again",
+            dest.display()
+        );
+    }
+    let url = format!("{}/{}", a.base_url.trim_end_matches('/'), known.remote);
+    download_verified(&url, known.sha256, &dest)?;
+    println!("{}", dest.display());
+    Ok(())
+}

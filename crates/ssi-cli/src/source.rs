@@ -1,0 +1,28 @@
+//! Where a command's dataset comes from: a file, or the embedded synthetic shop.
+
+use anyhow::{Context, Result};
+use ssi_data::synth::{SynthConfig, generate};
+use ssi_data::{Dataset, LoadReport};
+use std::path::Path;
+
+/// Loads `path`, or generates the default synthetic shop when no file is given.
+pub fn load(path: Option<&Path>, quiet: bool) -> Result<Dataset> {
+    match path {
+        Some(p) => {
+            let (ds, report) = Dataset::load(p)?;
+            if !quiet {
+                crate::ui::report_skips(&report);
+            }
+            Ok(ds)
+        }
+        None => {
+            if !quiet {
+                eprintln!("note: no --data given: using the embedded synthetic shop (seed 42)");
+            }
+            let _ = LoadReport::default();
+            generate(&SynthConfig::default())
+                .map_err(anyhow::Error::msg)
+                .context("synthetic shop")
+        }
+    }
+}

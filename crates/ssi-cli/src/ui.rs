@@ -1,0 +1,28 @@
+//! Progress bars and load reports on stderr, so stdout stays machine-readable.
+
+use indicatif::{ProgressBar, ProgressStyle};
+use ssi_data::LoadReport;
+
+pub fn bar(total: u64, what: &str) -> ProgressBar {
+    let pb = ProgressBar::new(total);
+    pb.set_style(
+        ProgressStyle::with_template("{msg:>12} [{bar:30}] {pos}/{len} ({per_sec}, eta {eta})")
+            .expect("static template")
+            .progress_chars("=> "),
+    );
+    pb.set_message(what.to_string());
+    pb
+}
+
+pub fn report_skips(report: &LoadReport) {
+    if report.skipped.is_empty() {
+        return;
+    }
+    eprintln!("note: {} line(s) skipped:", report.skipped.len());
+    for s in report.skipped.iter().take(10) {
+        eprintln!("  {s}");
+    }
+    if report.skipped.len() > 10 {
+        eprintln!("  ... and {} more", report.skipped.len() - 10);
+    }
+}

@@ -1,0 +1,279 @@
+//! End-to-end tests of the `ssi` binary, run as a user would run it. Tests that need the paper's
+//! datasets read them from `../shared/data/` and skip with a message when it is absent.
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn ssi(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ssi"))
+        .args(args)
+        .output()
+        .expect("ssi runs")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = ssi(args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "ssi {args:?} failed: {stderr}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A failing command: exit code 1, a message naming `needle`, and no panic.
+fn fails(args: &[&str], needle: &str) {
+    let out = ssi(args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "ssi {args:?} should fail: {stderr}"
+    );
+    assert!(
+        stderr.contains(needle),
+        "ssi {args:?}: {stderr:?} should mention {needle:?}"
+    );
+    assert!(
+        !stderr.contains("panicked"),
+        "ssi {args:?} panicked: {stderr}"
+    );
+}
+
+fn shared(name: &str) -> Option<PathBuf> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data")
+        .join(name);
+    if p.exists() {
+        Some(p)
+    } else {
+        eprintln!("skipping: {} is absent", p.display());
+        None
+    }
+}
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text.trim()).expect("one JSON object")
+}
+
+#[test]
+fn every_subcommand_has_help() {
+    for args in [
+        vec!["--help"],
+        vec!["quickstart", "--help"],
+        vec!["eval", "--help"],
+        vec!["data", "--help"],
+        vec!["data", "synth", "--help"],
+        vec!["data", "stats", "--help"],
+        vec!["data", "ingest", "--help"],
+        vec!["data", "fetch", "--help"],
+    ] {
+        assert!(ok(&args).contains("Usage"), "{args:?}");
+    }
+}
+
+#[test]
+fn beauty_stats_match_table_1() {
+    let Some(p) = shared("beauty.txt") else {
+        return;
+    };
+    let st = json(&ok(&["data", "stats", p.to_str().unwrap(), "--json"]));
+    assert_eq!(st["users"], 22363);
+    assert_eq!(st["max_item_id"], 12101);
+    assert_eq!(st["interactions"], 198502);
+}
+
+#[test]
+fn mostpop_on_beauty_matches_the_paper() {
+    let Some(p) = shared("beauty.txt") else {
+        return;
+    };
+    let r = json(&ok(&[
+        "eval",
+        "--model",
+        "mostpop",
+        "--data",
+        p.to_str().unwrap(),
+        "--json",
+    ]));
+    let (recall, ndcg) = (
+        r["recall@10"].as_f64().unwrap(),
+        r["ndcg@10"].as_f64().unwrap(),
+    );
+    assert!((0.27..=0.33).contains(&recall), "recall@10 {recall}");
+    assert!((0.13..=0.18).contains(&ndcg), "ndcg@10 {ndcg}");
+    let full = r["full_ndcg@10"].as_f64().unwrap();
+    assert!(full > 0.0 && full < ndcg, "full_ndcg@10 {full}");
+    assert!(r["full_recall@10"].as_f64().is_some());
+    assert_eq!(r["users"], 22363);
+}
+
+#[test]
+fn synthetic_shop_round_trip_and_markov_beats_mostpop() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("shop.txt");
+    let f = file.to_str().unwrap();
+    ok(&["data", "synth", "--out", f, "--users", "800", "--seed", "3"]);
+    assert!(dir.path().join("shop.items.tsv").exists());
+    let st = json(&ok(&["data", "stats", f, "--json"]));
+    assert_eq!(st["users"], 800);
+    let pop = json(&ok(&["eval", "--model", "mostpop", "--data", f, "--json"]));
+    let markov = json(&ok(&["eval", "--model", "markov", "--data", f, "--json"]));
+    let (p, m) = (
+        pop["ndcg@10"].as_f64().unwrap(),
+        markov["ndcg@10"].as_f64().unwrap(),
+    );
+    assert!(m > p + 0.1, "markov {m} vs mostpop {p}");
+    // The same seed gives the same evaluation, run after run.
+    assert_eq!(
+        pop,
+        json(&ok(&["eval", "--model", "mostpop", "--data", f, "--json"]))
+    );
+}
+
+#[test]
+fn quickstart_runs_without_files() {
+    let out = ok(&["quickstart"]);
+    assert!(
+        out.contains("MostPop") && out.contains("Markov") && out.contains("NDCG@10"),
+        "{out}"
+    );
+    let table = ok(&["eval", "--model", "mostpop"]);
+    assert!(
+        table.contains("sampled neg.") && table.contains("all items"),
+        "{table}"
+    );
+}
+
+#[test]
+fn bad_input_names_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let bad = write("bad.txt", "1 1 2 3\n2 4 five 6\n");
+    fails(&["eval", "--model", "mostpop", "--data", &bad], "bad.txt:2");
+    let zero = write("zero.txt", "1 1 2 3\n2 4 0 6\n");
+    fails(&["data", "stats", &zero], "zero.txt:2");
+    let dup = write("dup.txt", "1 1 2 3\n1 4 5 6\n");
+    fails(&["data", "stats", &dup], "duplicate user 1");
+    let empty = write("empty.txt", "");
+    fails(&["data", "stats", &empty], "empty");
+    fails(
+        &["data", "stats", "/nonexistent/x.txt"],
+        "/nonexistent/x.txt",
+    );
+    // A short user is skipped with a report, and the rest still loads.
+    let short = write("short.txt", "1 1 2 3\n2 4 5\n3 1 2 3 4\n");
+    let out = ssi(&["data", "stats", &short]);
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("short.txt:2") && stderr.contains("skipped"),
+        "{stderr}"
+    );
+    fails(&["data", "fetch", "nosuch"], "unknown dataset");
+}
+
+#[test]
+fn ingest_raw_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log.csv");
+    let mut text = String::from("user,item,ts\n");
+    for u in 0..6 {
+        for i in 0..6 {
+            text.push_str(&format!("u{u},sku-{},{}\n", (u + i) % 7, 1000 - i));
+        }
+    }
+    text.push_str("u9,sku-1\n");
+    std::fs::write(&log, text).unwrap();
+    let out_file = dir.path().join("ingested.txt");
+    let out = ssi(&[
+        "data",
+        "ingest",
+        log.to_str().unwrap(),
+        "--out",
+        out_file.to_str().unwrap(),
+        "--user-col",
+        "user",
+        "--item-col",
+        "item",
+        "--time-col",
+        "ts",
+        "--k-core",
+        "3",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("log.csv:38"),
+        "malformed row reported: {stderr}"
+    );
+    let st = json(&ok(&[
+        "data",
+        "stats",
+        out_file.to_str().unwrap(),
+        "--json",
+    ]));
+    assert_eq!(st["users"], 6);
+    let map = std::fs::read_to_string(dir.path().join("ingested.idmap.tsv")).unwrap();
+    assert!(map.contains("user\t1\tu0"), "{map}");
+}
+
+/// Serves `body` for every request on 127.0.0.1 for a bounded number of requests.
+fn serve(body: Vec<u8>, requests: usize) -> (String, std::thread::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let handle = std::thread::spawn(move || {
+        for stream in listener.incoming().take(requests) {
+            let mut s = stream.unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            s.write_all(head.as_bytes()).unwrap();
+            s.write_all(&body).unwrap();
+        }
+    });
+    (url, handle)
+}
+
+#[test]
+fn fetch_checks_sha256_against_a_local_server() {
+    let cache = tempfile::tempdir().unwrap();
+    let c = cache.path().to_str().unwrap();
+    // Wrong bytes: a clear checksum error, and nothing is written.
+    let (url, h) = serve(b"1 2 3 4\n".to_vec(), 1);
+    fails(
+        &["data", "fetch", "beauty", "--cache", c, "--base-url", &url],
+        "checksum mismatch",
+    );
+    h.join().unwrap();
+    assert!(!cache.path().join("beauty.txt").exists());
+    // The real file (served locally) passes, lands in the cache and loads.
+    let Some(p) = shared("beauty.txt") else {
+        return;
+    };
+    let (url, h) = serve(std::fs::read(&p).unwrap(), 1);
+    let out = ok(&["data", "fetch", "beauty", "--cache", c, "--base-url", &url]);
+    h.join().unwrap();
+    let dest = cache.path().join("beauty.txt");
+    assert!(out.contains(dest.to_str().unwrap()));
+    assert_eq!(std::fs::read(&dest).unwrap(), std::fs::read(&p).unwrap());
+    // A second fetch finds it present and does not download.
+    assert!(
+        ok(&[
+            "data",
+            "fetch",
+            "beauty",
+            "--cache",
+            c,
+            "--base-url",
+            "http://127.0.0.1:9/"
+        ])
+        .contains("already present")
+    );
+}
