@@ -113,7 +113,7 @@ pub fn quickstart(a: QuickstartArgs) -> Result<()> {
     for kind in [CountModel::Mostpop, CountModel::Markov] {
         let model = fit(kind, &ds);
         let r = evaluate(&ds, model.as_ref(), a.protocol.config(), false)?;
-        print!("{}\n", r.to_table());
+        println!("{}", r.to_table());
         rows.push(r);
     }
     let ndcg = |r: &EvalReport| r.sampled.ndcg_at(10).unwrap_or(0.0);

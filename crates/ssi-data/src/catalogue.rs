@@ -99,10 +99,11 @@ impl Catalogue {
     /// Case-insensitive substring search over names (or an exact id), for type-ahead.
     pub fn search(&self, query: &str, limit: usize) -> Vec<u32> {
         let q = query.trim().to_lowercase();
-        if let Ok(id) = q.parse::<usize>() {
-            if id >= 1 && id < self.names.len() {
-                return vec![id as u32];
-            }
+        if let Ok(id) = q.parse::<usize>()
+            && id >= 1
+            && id < self.names.len()
+        {
+            return vec![id as u32];
         }
         (1..self.names.len())
             .filter(|&i| self.names[i].to_lowercase().contains(&q))

@@ -13,8 +13,8 @@ pub fn rank_of(target: f32, competitors: impl IntoIterator<Item = f32>) -> usize
     let mut beaten = 0;
     for s in competitors {
         n += 1;
-        // `!(s < target)` also counts NaN competitors against the target.
-        if !(s < target) {
+        // Ties and NaN competitors count against the target.
+        if s.partial_cmp(&target) != Some(std::cmp::Ordering::Less) {
             beaten += 1;
         }
     }

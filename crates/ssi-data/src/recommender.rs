@@ -120,11 +120,11 @@ impl Recommender for MarkovChain {
             .iter()
             .map(|q| {
                 let mut row = self.pop.clone();
-                if let Some(&last) = q.history.last() {
-                    if let Some(next) = self.next.get(last as usize) {
-                        for &(j, c) in next {
-                            row[j as usize] += c;
-                        }
+                if let Some(&last) = q.history.last()
+                    && let Some(next) = self.next.get(last as usize)
+                {
+                    for &(j, c) in next {
+                        row[j as usize] += c;
                     }
                 }
                 row

@@ -1,1 +1,11 @@
-//! placeholder
+//! Training engine of SSI: batching, Adam, validation with the paper's protocol, early stopping,
+//! atomic checkpoints that a killed run resumes from, and NaN guards. Backend-agnostic: the
+//! caller picks the device (flex natively, WebGPU in the browser).
+
+pub mod checkpoint;
+pub mod recommender;
+pub mod trainer;
+
+pub use checkpoint::{Checkpoint, RunDir};
+pub use recommender::ModelRecommender;
+pub use trainer::{EpochLog, TrainConfig, TrainError, TrainObserver, Trainer};

@@ -1,0 +1,60 @@
+//! Shared pieces: batches built from item-id sequences, and initialisation.
+
+use burn::nn::Initializer;
+use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
+
+/// Embedding initialiser. burn's default N(0, 1) is far too large for dot-product scoring.
+pub fn small_init() -> Initializer {
+    Initializer::Normal {
+        mean: 0.0,
+        std: 0.02,
+    }
+}
+
+/// Histories to encode: each sequence is chronological; `users` are dataset indices (0-based),
+/// `None` for a user the model never saw (typed into the browser, say).
+#[derive(Debug, Clone, Copy)]
+pub struct Batch<'a> {
+    pub items: &'a [&'a [u32]],
+    pub users: &'a [Option<usize>],
+}
+
+/// Training sequences (the training part of each user's history) with their users.
+#[derive(Debug, Clone, Copy)]
+pub struct TrainBatch<'a> {
+    pub items: &'a [&'a [u32]],
+    pub users: &'a [usize],
+}
+
+/// Left-pads (with 0) or truncates each sequence to its last `len` items, so the most recent item
+/// is always at position `len - 1`. Returns row-major ids.
+pub fn left_pad(seqs: &[&[u32]], len: usize) -> Vec<i64> {
+    let mut out = vec![0i64; seqs.len() * len];
+    for (r, s) in seqs.iter().enumerate() {
+        let take = s.len().min(len);
+        let src = &s[s.len() - take..];
+        let row = &mut out[r * len..(r + 1) * len];
+        for (dst, &v) in row[len - take..].iter_mut().zip(src) {
+            *dst = v as i64;
+        }
+    }
+    out
+}
+
+pub fn int2(data: Vec<i64>, shape: [usize; 2], device: &Device) -> Tensor<2, Int> {
+    Tensor::from_data(TensorData::new(data, shape), device)
+}
+
+pub fn int1(data: Vec<i64>, device: &Device) -> Tensor<1, Int> {
+    let n = data.len();
+    Tensor::from_data(TensorData::new(data, [n]), device)
+}
+
+pub fn float2(data: Vec<f32>, shape: [usize; 2], device: &Device) -> Tensor<2> {
+    Tensor::from_data(TensorData::new(data, shape), device)
+}
+
+/// `true` where the id is padding.
+pub fn pad_mask(ids: &Tensor<2, Int>) -> Tensor<2, Bool> {
+    ids.clone().equal_elem(0)
+}

@@ -1,0 +1,127 @@
+//! GRU4Rec (Hidasi et al., ICLR 2016): item embedding -> GRU -> next-item scores, trained with
+//! cross-entropy at every position. The GRU is written out (rather than burn's `Gru`) so that
+//! padding steps leave the state untouched: a left-padded sequence gives exactly the state of
+//! the unpadded one.
+
+use crate::common::{Batch, TrainBatch, int2, left_pad, small_init};
+use crate::loss::{Softmax, next_item_loss};
+use crate::model::{ModelKind, SequentialModel};
+use crate::sasrec::shifted;
+use burn::config::Config;
+use burn::module::{Module, Param};
+use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, Linear, LinearConfig};
+use burn::tensor::activation::{sigmoid, tanh};
+use burn::tensor::{Device, Int, Tensor};
+use ssi_data::rng::SsiRng;
+
+#[derive(Config, Debug)]
+pub struct Gru4RecConfig {
+    pub n_items: usize,
+    #[config(default = 64)]
+    pub hidden: usize,
+    #[config(default = 50)]
+    pub max_len: usize,
+    #[config(default = 0.2)]
+    pub dropout: f64,
+}
+
+#[derive(Module, Debug)]
+pub struct Gru4Rec {
+    pub item_emb: Embedding,
+    /// Input projections of the reset, update and candidate gates, computed for all steps at once.
+    pub input_proj: Linear,
+    pub hidden_proj: Linear,
+    pub dropout: Dropout,
+    pub out_bias: Param<Tensor<1>>,
+    pub n_items: usize,
+    pub hidden: usize,
+    pub max_len: usize,
+}
+
+impl Gru4RecConfig {
+    pub fn init(&self, device: &Device) -> Gru4Rec {
+        Gru4Rec {
+            item_emb: EmbeddingConfig::new(self.n_items + 1, self.hidden)
+                .with_initializer(small_init())
+                .init(device),
+            input_proj: LinearConfig::new(self.hidden, 3 * self.hidden).init(device),
+            hidden_proj: LinearConfig::new(self.hidden, 3 * self.hidden).init(device),
+            dropout: DropoutConfig::new(self.dropout).init(),
+            out_bias: Param::from_tensor(Tensor::zeros([self.n_items], device)),
+            n_items: self.n_items,
+            hidden: self.hidden,
+            max_len: self.max_len,
+        }
+    }
+}
+
+impl Gru4Rec {
+    /// States after every step: [batch, len, hidden]. Padding steps copy the previous state.
+    pub fn hidden_states(&self, ids: Tensor<2, Int>) -> Tensor<3> {
+        let [b, l] = ids.dims();
+        let hd = self.hidden;
+        let valid = ids.clone().not_equal_elem(0).float().unsqueeze_dim::<3>(2); // [B, L, 1]
+        let x = self.dropout.forward(self.item_emb.forward(ids));
+        let xp = self.input_proj.forward(x); // [B, L, 3H]
+        let mut h = Tensor::<2>::zeros([b, hd], &xp.device());
+        let mut outs = Vec::with_capacity(l);
+        for t in 0..l {
+            let xt = xp.clone().narrow(1, t, 1).reshape([b, 3 * hd]);
+            let hp = self.hidden_proj.forward(h.clone());
+            let r = sigmoid(xt.clone().narrow(1, 0, hd) + hp.clone().narrow(1, 0, hd));
+            let z = sigmoid(xt.clone().narrow(1, hd, hd) + hp.clone().narrow(1, hd, hd));
+            let n = tanh(xt.narrow(1, 2 * hd, hd) + r * hp.narrow(1, 2 * hd, hd));
+            let new_h = n.clone() + z * (h.clone() - n);
+            let m = valid.clone().narrow(1, t, 1).reshape([b, 1]);
+            h = h.clone() + m * (new_h - h);
+            outs.push(h.clone());
+        }
+        self.dropout.forward(Tensor::stack(outs, 1))
+    }
+}
+
+impl SequentialModel for Gru4Rec {
+    fn kind(&self) -> ModelKind {
+        ModelKind::Gru4rec
+    }
+    fn n_items(&self) -> usize {
+        self.n_items
+    }
+    fn device(&self) -> Device {
+        self.item_emb.weight.device()
+    }
+    fn max_len(&self) -> usize {
+        self.max_len
+    }
+    fn encode(&self, batch: Batch) -> Tensor<2> {
+        let b = batch.items.len();
+        let ids = int2(
+            left_pad(batch.items, self.max_len),
+            [b, self.max_len],
+            &self.device(),
+        );
+        self.hidden_states(ids)
+            .narrow(1, self.max_len - 1, 1)
+            .reshape([b, self.hidden])
+    }
+    fn item_table(&self) -> Tensor<2> {
+        self.item_emb.weight.val().narrow(0, 1, self.n_items)
+    }
+    fn item_bias(&self) -> Option<Tensor<1>> {
+        Some(self.out_bias.val())
+    }
+    fn train_loss(&self, batch: TrainBatch, softmax: Softmax, rng: &mut SsiRng) -> Tensor<1> {
+        let (ids, targets, rows) = shifted(batch.items, self.max_len, &self.device());
+        let h = self
+            .hidden_states(ids)
+            .reshape([batch.items.len() * self.max_len, self.hidden]);
+        next_item_loss(
+            h.select(0, rows),
+            self.item_table(),
+            self.item_bias(),
+            targets,
+            softmax,
+            rng,
+        )
+    }
+}

@@ -1,0 +1,87 @@
+//! Next-item losses over the item table. Logits are only formed for the positions the loss uses.
+
+use burn::tensor::activation::log_softmax;
+use burn::tensor::{Int, Tensor};
+
+/// How the softmax over items is computed during training.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum Softmax {
+    /// Cross-entropy over all items (exact).
+    Full,
+    /// Cross-entropy over the target and `n` uniformly drawn items shared by the whole batch
+    /// (an approximation, much cheaper on large catalogues).
+    Sampled(usize),
+}
+
+/// Full-softmax cross-entropy. `h`: [P, H], `table`: [N, H], `bias`: [N], `targets`: [P] with
+/// 0-based item indices (item id - 1). Returns the mean loss as a 1-element tensor.
+pub fn full_ce(
+    h: Tensor<2>,
+    table: Tensor<2>,
+    bias: Option<Tensor<1>>,
+    targets: Tensor<1, Int>,
+) -> Tensor<1> {
+    let mut logits = h.matmul(table.transpose());
+    if let Some(b) = bias {
+        logits = logits + b.unsqueeze_dim(0);
+    }
+    nll(log_softmax(logits, 1), targets)
+}
+
+/// Sampled-softmax cross-entropy with `negatives` (0-based indices) shared across the batch.
+/// A negative equal to a row's target is masked out for that row.
+pub fn sampled_ce(
+    h: Tensor<2>,
+    table: Tensor<2>,
+    bias: Option<Tensor<1>>,
+    targets: Tensor<1, Int>,
+    negatives: Tensor<1, Int>,
+) -> Tensor<1> {
+    let [p, _] = h.dims();
+    let k = negatives.dims()[0];
+    let pos_emb = table.clone().select(0, targets.clone());
+    let mut pos = (h.clone() * pos_emb).sum_dim(1); // [P, 1]
+    let mut neg = h.matmul(table.select(0, negatives.clone()).transpose()); // [P, K]
+    if let Some(b) = bias {
+        pos = pos + b.clone().select(0, targets.clone()).unsqueeze_dim(1);
+        neg = neg + b.select(0, negatives.clone()).unsqueeze_dim(0);
+    }
+    let hit = targets
+        .unsqueeze_dim::<2>(1)
+        .expand([p, k])
+        .equal(negatives.unsqueeze_dim::<2>(0).expand([p, k]));
+    let neg = neg.mask_fill(hit, -1e9);
+    let logits = Tensor::cat(vec![pos, neg], 1);
+    let zeros = Tensor::<1, Int>::zeros([p], &logits.device());
+    nll(log_softmax(logits, 1), zeros)
+}
+
+/// Mean negative log-likelihood of `targets` under `log_probs` [P, C].
+pub fn nll(log_probs: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1> {
+    let picked = log_probs.gather(1, targets.unsqueeze_dim(1)); // [P, 1]
+    picked.mean().neg()
+}
+
+/// Next-item loss with the chosen softmax; `targets` are 0-based item indices.
+pub fn next_item_loss(
+    h: Tensor<2>,
+    table: Tensor<2>,
+    bias: Option<Tensor<1>>,
+    targets: Vec<i64>,
+    softmax: Softmax,
+    rng: &mut ssi_data::rng::SsiRng,
+) -> Tensor<1> {
+    use ssi_data::rng::Rng;
+    let device = h.device();
+    let n_items = table.dims()[0];
+    let targets = crate::common::int1(targets, &device);
+    match softmax {
+        Softmax::Full => full_ce(h, table, bias, targets),
+        Softmax::Sampled(k) => {
+            let negs: Vec<i64> = (0..k)
+                .map(|_| rng.random_range(0..n_items as i64))
+                .collect();
+            sampled_ce(h, table, bias, targets, crate::common::int1(negs, &device))
+        }
+    }
+}

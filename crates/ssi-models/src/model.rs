@@ -1,0 +1,212 @@
+//! The common recommender trait of every burn model, and the enum that lets the CLI, the trainer
+//! and the browser hold any of them.
+
+use crate::bert4rec::{Bert4Rec, Bert4RecConfig};
+use crate::common::{Batch, TrainBatch};
+use crate::gru4rec::{Gru4Rec, Gru4RecConfig};
+use crate::hgn::{Hgn, HgnConfig};
+use crate::loss::Softmax;
+use crate::sasrec::{SasRec, SasRecConfig};
+use burn::module::Module;
+use burn::tensor::{Device, Int, Tensor};
+use ssi_data::rng::SsiRng;
+
+/// What every model offers its consumers (trainer, evaluator, imitation, browser).
+pub trait SequentialModel {
+    fn kind(&self) -> ModelKind;
+    fn n_items(&self) -> usize;
+    fn device(&self) -> Device;
+    /// Longest history the model reads (older items are dropped).
+    fn max_len(&self) -> usize;
+    /// The representation that scores the next item: [batch, hidden].
+    fn encode(&self, batch: Batch) -> Tensor<2>;
+    /// Item representations scored against `encode`: [n_items, hidden], row i is item id i + 1.
+    /// This is the table that representation imitation (eq. 6) matches.
+    fn item_table(&self) -> Tensor<2>;
+    /// Per-item output bias, [n_items], if the model has one.
+    fn item_bias(&self) -> Option<Tensor<1>>;
+    /// The model's own training objective on a batch of training sequences.
+    fn train_loss(&self, batch: TrainBatch, softmax: Softmax, rng: &mut SsiRng) -> Tensor<1>;
+
+    /// Scores of every item, [batch, n_items] (column i is item id i + 1).
+    fn score_all(&self, batch: Batch) -> Tensor<2> {
+        let logits = self.encode(batch).matmul(self.item_table().transpose());
+        match self.item_bias() {
+            Some(b) => logits + b.unsqueeze_dim(0),
+            None => logits,
+        }
+    }
+
+    /// Scores of candidate items ([batch, C], 0-based indices), [batch, C].
+    fn score_candidates(&self, batch: Batch, candidates: Tensor<2, Int>) -> Tensor<2> {
+        let [b, c] = candidates.dims();
+        let h = self.encode(batch);
+        let hidden = h.dims()[1];
+        let flat = candidates.reshape([b * c]);
+        let emb = self
+            .item_table()
+            .select(0, flat.clone())
+            .reshape([b, c, hidden]);
+        let scores = (emb * h.unsqueeze_dim::<3>(1)).sum_dim(2).reshape([b, c]);
+        match self.item_bias() {
+            Some(bias) => scores + bias.select(0, flat).reshape([b, c]),
+            None => scores,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelKind {
+    Bert4rec,
+    Sasrec,
+    Gru4rec,
+    Hgn,
+}
+
+impl ModelKind {
+    pub const ALL: [ModelKind; 4] = [
+        ModelKind::Bert4rec,
+        ModelKind::Sasrec,
+        ModelKind::Gru4rec,
+        ModelKind::Hgn,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::Bert4rec => "BERT4Rec",
+            ModelKind::Sasrec => "SASRec",
+            ModelKind::Gru4rec => "GRU4Rec",
+            ModelKind::Hgn => "HGN",
+        }
+    }
+}
+
+impl std::str::FromStr for ModelKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "bert4rec" => Ok(ModelKind::Bert4rec),
+            "sasrec" => Ok(ModelKind::Sasrec),
+            "gru4rec" => Ok(ModelKind::Gru4rec),
+            "hgn" => Ok(ModelKind::Hgn),
+            _ => Err(format!(
+                "unknown model {s:?} (bert4rec, sasrec, gru4rec, hgn)"
+            )),
+        }
+    }
+}
+
+/// A model's full configuration; serialises to JSON with a `"model"` tag.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "model", rename_all = "lowercase")]
+pub enum ModelConfig {
+    Bert4rec(Bert4RecConfig),
+    Sasrec(SasRecConfig),
+    Gru4rec(Gru4RecConfig),
+    Hgn(HgnConfig),
+}
+
+impl ModelConfig {
+    /// Defaults of the small configuration (hidden 64, 2 layers, 2 heads, max length 50).
+    pub fn new(kind: ModelKind, n_items: usize, n_users: usize) -> Self {
+        match kind {
+            ModelKind::Bert4rec => ModelConfig::Bert4rec(Bert4RecConfig::new(n_items)),
+            ModelKind::Sasrec => ModelConfig::Sasrec(SasRecConfig::new(n_items)),
+            ModelKind::Gru4rec => ModelConfig::Gru4rec(Gru4RecConfig::new(n_items)),
+            ModelKind::Hgn => ModelConfig::Hgn(HgnConfig::new(n_items, n_users)),
+        }
+    }
+
+    pub fn kind(&self) -> ModelKind {
+        match self {
+            ModelConfig::Bert4rec(_) => ModelKind::Bert4rec,
+            ModelConfig::Sasrec(_) => ModelKind::Sasrec,
+            ModelConfig::Gru4rec(_) => ModelKind::Gru4rec,
+            ModelConfig::Hgn(_) => ModelKind::Hgn,
+        }
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).expect("configs serialise")
+    }
+
+    /// Applies `key = value` overrides (values parsed as JSON, else taken as strings). Keys that
+    /// this model does not have are reported as errors, so a typo never passes silently.
+    pub fn with_overrides(
+        &self,
+        overrides: &[(String, serde_json::Value)],
+    ) -> Result<Self, String> {
+        let mut v = self.to_json();
+        let obj = v.as_object_mut().expect("config is an object");
+        for (k, val) in overrides {
+            if k == "model" || !obj.contains_key(k) {
+                let mut keys: Vec<_> = obj.keys().filter(|k| *k != "model").cloned().collect();
+                keys.sort();
+                return Err(format!(
+                    "{} has no setting {k:?}; settings: {}",
+                    self.kind().name(),
+                    keys.join(", ")
+                ));
+            }
+            obj.insert(k.clone(), val.clone());
+        }
+        serde_json::from_value(v).map_err(|e| format!("invalid setting: {e}"))
+    }
+
+    pub fn init(&self, device: &Device) -> AnyModel {
+        match self {
+            ModelConfig::Bert4rec(c) => AnyModel::Bert4rec(c.init(device)),
+            ModelConfig::Sasrec(c) => AnyModel::Sasrec(c.init(device)),
+            ModelConfig::Gru4rec(c) => AnyModel::Gru4rec(c.init(device)),
+            ModelConfig::Hgn(c) => AnyModel::Hgn(c.init(device)),
+        }
+    }
+}
+
+/// Any of the models, as one burn module.
+#[derive(Module, Debug)]
+pub enum AnyModel {
+    Bert4rec(Bert4Rec),
+    Sasrec(SasRec),
+    Gru4rec(Gru4Rec),
+    Hgn(Hgn),
+}
+
+macro_rules! dispatch {
+    ($self:ident, $m:ident => $e:expr) => {
+        match $self {
+            AnyModel::Bert4rec($m) => $e,
+            AnyModel::Sasrec($m) => $e,
+            AnyModel::Gru4rec($m) => $e,
+            AnyModel::Hgn($m) => $e,
+        }
+    };
+}
+
+impl SequentialModel for AnyModel {
+    fn kind(&self) -> ModelKind {
+        dispatch!(self, m => m.kind())
+    }
+    fn n_items(&self) -> usize {
+        dispatch!(self, m => m.n_items())
+    }
+    fn device(&self) -> Device {
+        dispatch!(self, m => m.device())
+    }
+    fn max_len(&self) -> usize {
+        dispatch!(self, m => m.max_len())
+    }
+    fn encode(&self, batch: Batch) -> Tensor<2> {
+        dispatch!(self, m => m.encode(batch))
+    }
+    fn item_table(&self) -> Tensor<2> {
+        dispatch!(self, m => m.item_table())
+    }
+    fn item_bias(&self) -> Option<Tensor<1>> {
+        dispatch!(self, m => m.item_bias())
+    }
+    fn train_loss(&self, batch: TrainBatch, softmax: Softmax, rng: &mut SsiRng) -> Tensor<1> {
+        dispatch!(self, m => m.train_loss(batch, softmax, rng))
+    }
+}

@@ -1,0 +1,176 @@
+//! SASRec (Kang & McAuley, ICDM 2018): causal self-attention over the history; the hidden state
+//! at each position scores the next item against the (tied) item embeddings. Trained with
+//! softmax cross-entropy over items at every non-padding position (Klenitskiy & Vasilev, RecSys
+//! 2023) rather than the original binary loss with one negative.
+
+use crate::common::{Batch, TrainBatch, int2, left_pad, pad_mask, small_init};
+use crate::loss::{Softmax, next_item_loss};
+use crate::model::{ModelKind, SequentialModel};
+use burn::config::Config;
+use burn::module::Module;
+use burn::nn::attention::generate_autoregressive_mask;
+use burn::nn::transformer::{
+    TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput,
+};
+use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig};
+use burn::tensor::{Device, Int, Tensor};
+use ssi_data::rng::SsiRng;
+
+#[derive(Config, Debug)]
+pub struct SasRecConfig {
+    pub n_items: usize,
+    #[config(default = 64)]
+    pub hidden: usize,
+    #[config(default = 2)]
+    pub layers: usize,
+    #[config(default = 2)]
+    pub heads: usize,
+    #[config(default = 50)]
+    pub max_len: usize,
+    #[config(default = 0.2)]
+    pub dropout: f64,
+}
+
+#[derive(Module, Debug)]
+pub struct SasRec {
+    pub item_emb: Embedding,
+    pub pos_emb: Embedding,
+    pub encoder: TransformerEncoder,
+    pub norm: LayerNorm,
+    pub dropout: Dropout,
+    pub n_items: usize,
+    pub hidden: usize,
+    pub max_len: usize,
+}
+
+impl SasRecConfig {
+    pub fn init(&self, device: &Device) -> SasRec {
+        SasRec {
+            item_emb: EmbeddingConfig::new(self.n_items + 1, self.hidden)
+                .with_initializer(small_init())
+                .init(device),
+            pos_emb: EmbeddingConfig::new(self.max_len, self.hidden)
+                .with_initializer(small_init())
+                .init(device),
+            encoder: TransformerEncoderConfig::new(
+                self.hidden,
+                4 * self.hidden,
+                self.heads,
+                self.layers,
+            )
+            .with_dropout(self.dropout)
+            .with_norm_first(true)
+            .init(device),
+            norm: LayerNormConfig::new(self.hidden).init(device),
+            dropout: DropoutConfig::new(self.dropout).init(),
+            n_items: self.n_items,
+            hidden: self.hidden,
+            max_len: self.max_len,
+        }
+    }
+}
+
+/// Positions 0..len for every row: [batch, len].
+pub fn positions(batch: usize, len: usize, device: &Device) -> Tensor<2, Int> {
+    let row: Vec<i64> = (0..len as i64).collect();
+    int2(row.repeat(batch), [batch, len], device)
+}
+
+impl SasRec {
+    /// Hidden states at every position: [batch, len, hidden]. Padding is never attended to, and
+    /// position t only sees positions <= t.
+    pub fn hidden_states(&self, ids: Tensor<2, Int>) -> Tensor<3> {
+        let [b, l] = ids.dims();
+        let device = ids.device();
+        let x = self
+            .item_emb
+            .forward(ids.clone())
+            .mul_scalar((self.hidden as f32).sqrt())
+            + self.pos_emb.forward(positions(b, l, &device));
+        let x = self.dropout.forward(x);
+        let input = TransformerEncoderInput::new(x)
+            .mask_pad(pad_mask(&ids))
+            .mask_attn(generate_autoregressive_mask(b, l, &device));
+        self.norm.forward(self.encoder.forward(input))
+    }
+}
+
+impl SequentialModel for SasRec {
+    fn kind(&self) -> ModelKind {
+        ModelKind::Sasrec
+    }
+    fn n_items(&self) -> usize {
+        self.n_items
+    }
+    fn device(&self) -> Device {
+        self.item_emb.weight.device()
+    }
+    fn max_len(&self) -> usize {
+        self.max_len
+    }
+    fn encode(&self, batch: Batch) -> Tensor<2> {
+        let b = batch.items.len();
+        let ids = int2(
+            left_pad(batch.items, self.max_len),
+            [b, self.max_len],
+            &self.device(),
+        );
+        self.hidden_states(ids)
+            .narrow(1, self.max_len - 1, 1)
+            .reshape([b, self.hidden])
+    }
+    fn item_table(&self) -> Tensor<2> {
+        self.item_emb.weight.val().narrow(0, 1, self.n_items)
+    }
+    fn item_bias(&self) -> Option<Tensor<1>> {
+        None
+    }
+    fn train_loss(&self, batch: TrainBatch, softmax: Softmax, rng: &mut SsiRng) -> Tensor<1> {
+        let (ids, targets, rows) = shifted(batch.items, self.max_len, &self.device());
+        let h = self
+            .hidden_states(ids)
+            .reshape([batch.items.len() * self.max_len, self.hidden]);
+        let h = h.select(0, rows);
+        next_item_loss(
+            h,
+            self.item_table(),
+            self.item_bias(),
+            targets,
+            softmax,
+            rng,
+        )
+    }
+}
+
+/// Next-item training pairs of causal models: inputs `s[..n-1]`, targets `s[1..]`, both the last
+/// `len` of them, left-padded. Returns the input ids, the 0-based targets at non-padding
+/// positions, and the flat row indices (batch * len) of those positions.
+pub fn shifted(
+    seqs: &[&[u32]],
+    len: usize,
+    device: &Device,
+) -> (Tensor<2, Int>, Vec<i64>, Tensor<1, Int>) {
+    let inputs: Vec<&[u32]> = seqs
+        .iter()
+        .map(|s| &s[..s.len().saturating_sub(1)])
+        .collect();
+    let outputs: Vec<&[u32]> = seqs
+        .iter()
+        .map(|s| if s.is_empty() { *s } else { &s[1..] })
+        .collect();
+    let ids = left_pad(&inputs, len);
+    let tgt = left_pad(&outputs, len);
+    let mut rows = Vec::new();
+    let mut targets = Vec::new();
+    for (i, &t) in tgt.iter().enumerate() {
+        if t != 0 {
+            rows.push(i as i64);
+            targets.push(t - 1);
+        }
+    }
+    (
+        int2(ids, [seqs.len(), len], device),
+        targets,
+        crate::common::int1(rows, device),
+    )
+}
