@@ -23,4 +23,4 @@ step "wasm32 build of the browser crates (data, models, training)"
 cargo build --target wasm32-unknown-unknown -p ssi-data -p ssi-models -p ssi-train
 
 step "cargo test (native)"
-cargo test --workspace
+cargo test --workspace --no-fail-fast

@@ -277,3 +277,87 @@ fn fetch_checks_sha256_against_a_local_server() {
         .contains("already present")
     );
 }
+
+#[test]
+fn train_then_eval_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("shop.txt");
+    ok(&[
+        "data",
+        "synth",
+        "--out",
+        data.to_str().unwrap(),
+        "--users",
+        "200",
+        "--categories",
+        "4",
+    ]);
+    let run = dir.path().join("run");
+    let (d, r) = (data.to_str().unwrap(), run.to_str().unwrap());
+    let common = [
+        "--data",
+        d,
+        "--out",
+        r,
+        "--config",
+        "../../configs/small.json",
+        "--set",
+        "hidden=16",
+        "--set",
+        "max_steps_per_epoch=2",
+    ];
+    let mut args = vec!["train", "--model", "sasrec", "--epochs", "1", "--json"];
+    args.extend(common);
+    let trained = json(&ok(&args));
+    assert!(trained["ndcg@10"].as_f64().is_some() && trained["full_ndcg@10"].as_f64().is_some());
+    for f in [
+        "config.json",
+        "state.json",
+        "best.bpk",
+        "log.jsonl",
+        "test.json",
+    ] {
+        assert!(run.join(f).exists(), "{f} missing");
+    }
+    // Evaluating the checkpoint gives the same test figures; the dataset path comes from the run.
+    let again = json(&ok(&["eval", "--checkpoint", r, "--json"]));
+    assert_eq!(again["ndcg@10"], trained["ndcg@10"]);
+    // The same folder is not overwritten without --resume.
+    args[0] = "train";
+    fails(&args, "--resume");
+    // Unknown settings and wrong datasets are clear errors.
+    let other = dir.path().join("other");
+    fails(
+        &[
+            "train",
+            "--model",
+            "hgn",
+            "--data",
+            d,
+            "--out",
+            other.to_str().unwrap(),
+            "--set",
+            "hiden=3",
+        ],
+        "unknown setting \"hiden\"",
+    );
+    let other_data = dir.path().join("other.txt");
+    ok(&[
+        "data",
+        "synth",
+        "--out",
+        other_data.to_str().unwrap(),
+        "--users",
+        "150",
+    ]);
+    fails(
+        &[
+            "eval",
+            "--checkpoint",
+            r,
+            "--data",
+            other_data.to_str().unwrap(),
+        ],
+        "was trained on",
+    );
+}

@@ -32,6 +32,15 @@ pub struct ProtocolArgs {
 }
 
 impl ProtocolArgs {
+    pub fn default_test(seed: u64) -> Self {
+        ProtocolArgs {
+            seed,
+            negatives: 99,
+            split: Split::Test,
+            no_full: false,
+        }
+    }
+
     pub fn config(&self) -> EvalConfig {
         EvalConfig {
             seed: self.seed,
@@ -45,9 +54,20 @@ impl ProtocolArgs {
 
 #[derive(Args)]
 pub struct EvalArgs {
-    /// A count-based model.
-    #[arg(long, value_enum)]
-    model: CountModel,
+    /// A count-based model (or use --checkpoint).
+    #[arg(
+        long,
+        value_enum,
+        required_unless_present = "checkpoint",
+        conflicts_with = "checkpoint"
+    )]
+    model: Option<CountModel>,
+    /// A run folder written by `ssi train`: its best epoch is evaluated.
+    #[arg(long)]
+    checkpoint: Option<PathBuf>,
+    /// cpu or wgpu, for --checkpoint.
+    #[arg(long, default_value = "cpu")]
+    device: String,
     /// S3-Rec format file; omit for the embedded synthetic shop.
     #[arg(long)]
     data: Option<PathBuf>,
@@ -91,9 +111,25 @@ fn fit(kind: CountModel, ds: &Dataset) -> Box<dyn Recommender> {
 }
 
 pub fn eval(a: EvalArgs) -> Result<()> {
-    let ds = crate::source::load(a.data.as_deref(), a.json)?;
-    let model = fit(a.model, &ds);
-    let report = evaluate(&ds, model.as_ref(), a.protocol.config(), a.json)?;
+    let data = match (&a.data, &a.checkpoint) {
+        (None, Some(dir)) => ssi_train::RunDir::new(dir).config()?.dataset.path,
+        _ => a.data.clone(),
+    };
+    let ds = crate::source::load(data.as_deref(), a.json)?;
+    let report = match (a.model, &a.checkpoint) {
+        (Some(kind), _) => evaluate(&ds, fit(kind, &ds).as_ref(), a.protocol.config(), a.json)?,
+        (None, Some(dir)) => {
+            let dev = crate::cmd_train::device(&a.device)?;
+            crate::cmd_train::evaluate_checkpoint(
+                &ssi_train::RunDir::new(dir),
+                &ds,
+                &dev,
+                &a.protocol,
+                a.json,
+            )?
+        }
+        (None, None) => bail!("give --model or --checkpoint"),
+    };
     if a.json {
         println!("{}", serde_json::to_string(&report.to_json())?);
     } else {

@@ -1,7 +1,9 @@
 //! `ssi`: the command-line front end of the SSI reference implementation.
 
+mod cmd_bench;
 mod cmd_data;
 mod cmd_eval;
+mod cmd_train;
 mod fetch;
 mod source;
 mod ui;
@@ -28,6 +30,10 @@ enum Command {
     Data(cmd_data::DataCommand),
     /// Evaluate a recommender with the paper's protocol (sampled-99) and full ranking.
     Eval(cmd_eval::EvalArgs),
+    /// Train BERT4Rec, SASRec, GRU4Rec or HGN (checkpointed, resumable), then evaluate on the test split.
+    Train(cmd_train::TrainArgs),
+    /// Measure training throughput and inference latency of the models on a backend.
+    Bench(cmd_bench::BenchArgs),
 }
 
 fn main() {
@@ -36,6 +42,8 @@ fn main() {
         Command::Quickstart(a) => cmd_eval::quickstart(a),
         Command::Data(c) => cmd_data::run(c),
         Command::Eval(a) => cmd_eval::eval(a),
+        Command::Train(a) => cmd_train::train(a),
+        Command::Bench(a) => cmd_bench::bench(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

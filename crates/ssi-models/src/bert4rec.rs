@@ -2,7 +2,7 @@
 //! Prediction appends [MASK] to the history and reads its hidden state. The output layer is tied
 //! to the item embedding, with a bias; logits are formed only at masked positions.
 
-use crate::common::{Batch, TrainBatch, int1, int2, left_pad, pad_mask, small_init};
+use crate::common::{Batch, TrainBatch, batch_len, int1, int2, left_pad, pad_mask, small_init};
 use crate::loss::{Softmax, next_item_loss};
 use crate::model::{ModelKind, SequentialModel};
 use crate::sasrec::positions;
@@ -100,7 +100,8 @@ impl Bert4Rec {
     pub fn hidden_states(&self, ids: Tensor<2, Int>) -> Tensor<3> {
         let [b, l] = ids.dims();
         let device = ids.device();
-        let x = self.item_emb.forward(ids.clone()) + self.pos_emb.forward(positions(b, l, &device));
+        let x = self.item_emb.forward(ids.clone())
+            + self.pos_emb.forward(positions(b, l, self.max_len, &device));
         let x = self.dropout.forward(self.emb_norm.forward(x));
         self.encoder
             .forward(TransformerEncoderInput::new(x).mask_pad(pad_mask(&ids)))
@@ -114,7 +115,7 @@ impl Bert4Rec {
     /// Cloze inputs: the last `max_len` items with some replaced by [MASK]. Returns the masked
     /// ids, the 0-based targets and the flat row indices of the masked positions.
     pub fn cloze(&self, seqs: &[&[u32]], rng: &mut SsiRng) -> (Vec<i64>, Vec<i64>, Vec<i64>) {
-        let len = self.max_len;
+        let len = batch_len(seqs, self.max_len, 0);
         let mut ids = left_pad(seqs, len);
         let mut targets = Vec::new();
         let mut rows = Vec::new();
@@ -169,14 +170,11 @@ impl SequentialModel for Bert4Rec {
             })
             .collect();
         let refs: Vec<&[u32]> = with_mask.iter().map(Vec::as_slice).collect();
-        let ids = int2(
-            left_pad(&refs, self.max_len),
-            [b, self.max_len],
-            &self.device(),
-        );
+        let l = batch_len(&refs, self.max_len, 0);
+        let ids = int2(left_pad(&refs, l), [b, l], &self.device());
         let h = self
             .hidden_states(ids)
-            .narrow(1, self.max_len - 1, 1)
+            .narrow(1, l - 1, 1)
             .reshape([b, self.hidden]);
         self.project(h)
     }
@@ -190,9 +188,10 @@ impl SequentialModel for Bert4Rec {
         let b = batch.items.len();
         let device = self.device();
         let (ids, targets, rows) = self.cloze(batch.items, rng);
+        let l = ids.len() / b;
         let h = self
-            .hidden_states(int2(ids, [b, self.max_len], &device))
-            .reshape([b * self.max_len, self.hidden]);
+            .hidden_states(int2(ids, [b, l], &device))
+            .reshape([b * l, self.hidden]);
         let h = self.project(h.select(0, int1(rows, &device)));
         next_item_loss(
             h,

@@ -26,6 +26,16 @@ pub struct TrainBatch<'a> {
     pub users: &'a [usize],
 }
 
+/// Length of a batch: the longest sequence (plus `extra` appended tokens), at most `max_len`.
+/// Padding beyond it would be masked anyway, so trimming it changes no output, only the cost.
+pub fn batch_len(seqs: &[&[u32]], max_len: usize, extra: usize) -> usize {
+    seqs.iter()
+        .map(|s| s.len() + extra)
+        .max()
+        .unwrap_or(1)
+        .clamp(1, max_len)
+}
+
 /// Left-pads (with 0) or truncates each sequence to its last `len` items, so the most recent item
 /// is always at position `len - 1`. Returns row-major ids.
 pub fn left_pad(seqs: &[&[u32]], len: usize) -> Vec<i64> {

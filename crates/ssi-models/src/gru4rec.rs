@@ -3,7 +3,7 @@
 //! padding steps leave the state untouched: a left-padded sequence gives exactly the state of
 //! the unpadded one.
 
-use crate::common::{Batch, TrainBatch, int2, left_pad, small_init};
+use crate::common::{Batch, TrainBatch, batch_len, int2, left_pad, small_init};
 use crate::loss::{Softmax, next_item_loss};
 use crate::model::{ModelKind, SequentialModel};
 use crate::sasrec::shifted;
@@ -95,13 +95,10 @@ impl SequentialModel for Gru4Rec {
     }
     fn encode(&self, batch: Batch) -> Tensor<2> {
         let b = batch.items.len();
-        let ids = int2(
-            left_pad(batch.items, self.max_len),
-            [b, self.max_len],
-            &self.device(),
-        );
+        let l = batch_len(batch.items, self.max_len, 0);
+        let ids = int2(left_pad(batch.items, l), [b, l], &self.device());
         self.hidden_states(ids)
-            .narrow(1, self.max_len - 1, 1)
+            .narrow(1, l - 1, 1)
             .reshape([b, self.hidden])
     }
     fn item_table(&self) -> Tensor<2> {
@@ -112,9 +109,10 @@ impl SequentialModel for Gru4Rec {
     }
     fn train_loss(&self, batch: TrainBatch, softmax: Softmax, rng: &mut SsiRng) -> Tensor<1> {
         let (ids, targets, rows) = shifted(batch.items, self.max_len, &self.device());
+        let l = ids.dims()[1];
         let h = self
             .hidden_states(ids)
-            .reshape([batch.items.len() * self.max_len, self.hidden]);
+            .reshape([batch.items.len() * l, self.hidden]);
         next_item_loss(
             h.select(0, rows),
             self.item_table(),

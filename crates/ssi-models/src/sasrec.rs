@@ -3,7 +3,7 @@
 //! softmax cross-entropy over items at every non-padding position (Klenitskiy & Vasilev, RecSys
 //! 2023) rather than the original binary loss with one negative.
 
-use crate::common::{Batch, TrainBatch, int2, left_pad, pad_mask, small_init};
+use crate::common::{Batch, TrainBatch, batch_len, int2, left_pad, pad_mask, small_init};
 use crate::loss::{Softmax, next_item_loss};
 use crate::model::{ModelKind, SequentialModel};
 use burn::config::Config;
@@ -70,9 +70,10 @@ impl SasRecConfig {
     }
 }
 
-/// Positions 0..len for every row: [batch, len].
-pub fn positions(batch: usize, len: usize, device: &Device) -> Tensor<2, Int> {
-    let row: Vec<i64> = (0..len as i64).collect();
+/// Positions of a right-aligned window of `len` out of `max_len`: the most recent item always has
+/// position `max_len - 1`, however much padding the batch was trimmed by. [batch, len].
+pub fn positions(batch: usize, len: usize, max_len: usize, device: &Device) -> Tensor<2, Int> {
+    let row: Vec<i64> = ((max_len - len) as i64..max_len as i64).collect();
     int2(row.repeat(batch), [batch, len], device)
 }
 
@@ -86,7 +87,7 @@ impl SasRec {
             .item_emb
             .forward(ids.clone())
             .mul_scalar((self.hidden as f32).sqrt())
-            + self.pos_emb.forward(positions(b, l, &device));
+            + self.pos_emb.forward(positions(b, l, self.max_len, &device));
         let x = self.dropout.forward(x);
         let input = TransformerEncoderInput::new(x)
             .mask_pad(pad_mask(&ids))
@@ -110,13 +111,10 @@ impl SequentialModel for SasRec {
     }
     fn encode(&self, batch: Batch) -> Tensor<2> {
         let b = batch.items.len();
-        let ids = int2(
-            left_pad(batch.items, self.max_len),
-            [b, self.max_len],
-            &self.device(),
-        );
+        let l = batch_len(batch.items, self.max_len, 0);
+        let ids = int2(left_pad(batch.items, l), [b, l], &self.device());
         self.hidden_states(ids)
-            .narrow(1, self.max_len - 1, 1)
+            .narrow(1, l - 1, 1)
             .reshape([b, self.hidden])
     }
     fn item_table(&self) -> Tensor<2> {
@@ -127,9 +125,10 @@ impl SequentialModel for SasRec {
     }
     fn train_loss(&self, batch: TrainBatch, softmax: Softmax, rng: &mut SsiRng) -> Tensor<1> {
         let (ids, targets, rows) = shifted(batch.items, self.max_len, &self.device());
+        let l = ids.dims()[1];
         let h = self
             .hidden_states(ids)
-            .reshape([batch.items.len() * self.max_len, self.hidden]);
+            .reshape([batch.items.len() * l, self.hidden]);
         let h = h.select(0, rows);
         next_item_loss(
             h,
@@ -143,11 +142,11 @@ impl SequentialModel for SasRec {
 }
 
 /// Next-item training pairs of causal models: inputs `s[..n-1]`, targets `s[1..]`, both the last
-/// `len` of them, left-padded. Returns the input ids, the 0-based targets at non-padding
+/// (at most) `max_len` of them, left-padded to the batch's length. Returns the input ids, the 0-based targets at non-padding
 /// positions, and the flat row indices (batch * len) of those positions.
 pub fn shifted(
     seqs: &[&[u32]],
-    len: usize,
+    max_len: usize,
     device: &Device,
 ) -> (Tensor<2, Int>, Vec<i64>, Tensor<1, Int>) {
     let inputs: Vec<&[u32]> = seqs
@@ -158,6 +157,7 @@ pub fn shifted(
         .iter()
         .map(|s| if s.is_empty() { *s } else { &s[1..] })
         .collect();
+    let len = batch_len(&inputs, max_len, 0);
     let ids = left_pad(&inputs, len);
     let tgt = left_pad(&outputs, len);
     let mut rows = Vec::new();

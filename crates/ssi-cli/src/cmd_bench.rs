@@ -1,0 +1,147 @@
+//! `ssi bench`: training throughput and inference latency of every model on a backend, on
+//! synthetic batches of fixed shape (so runs are comparable across machines and versions).
+
+use anyhow::Result;
+use burn::module::Module;
+use burn::optim::{AdamConfig, GradientsParams};
+use clap::Args;
+use ssi_data::rng::{Rng, seeded};
+use ssi_models::common::{Batch, TrainBatch};
+use ssi_models::loss::Softmax;
+use ssi_models::{ModelConfig, ModelKind, SequentialModel};
+use std::time::Instant;
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Models to measure (comma-separated).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "sasrec,bert4rec,gru4rec,hgn"
+    )]
+    models: Vec<ModelKind>,
+    /// Catalogue size (Beauty has 12,101 items).
+    #[arg(long, default_value_t = 12101)]
+    items: usize,
+    #[arg(long, default_value_t = 256)]
+    batch: usize,
+    /// Length of every training sequence (no padding: the worst case).
+    #[arg(long, default_value_t = 50)]
+    len: usize,
+    #[arg(long, default_value_t = 64)]
+    hidden: usize,
+    /// Timed training steps per model (after one warm-up step).
+    #[arg(long, default_value_t = 5)]
+    steps: usize,
+    /// 0: full softmax; k: sampled softmax with k shared negatives.
+    #[arg(long, default_value_t = 0)]
+    sampled_negatives: usize,
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(serde::Serialize)]
+struct Row {
+    model: String,
+    backend: String,
+    train_ms_per_step: f64,
+    train_seqs_per_s: f64,
+    infer_ms_batch1: f64,
+    infer_ms_batch256: f64,
+}
+
+fn time<F: FnMut()>(reps: usize, mut f: F) -> f64 {
+    f();
+    let t = Instant::now();
+    for _ in 0..reps {
+        f();
+    }
+    t.elapsed().as_secs_f64() * 1000.0 / reps as f64
+}
+
+pub fn bench(a: BenchArgs) -> Result<()> {
+    let dev = crate::cmd_train::device(&a.device)?;
+    let mut rng = seeded(1);
+    let seqs: Vec<Vec<u32>> = (0..a.batch)
+        .map(|_| {
+            (0..a.len + 1)
+                .map(|_| rng.random_range(1..=a.items as u32))
+                .collect()
+        })
+        .collect();
+    let refs: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
+    let users: Vec<usize> = (0..a.batch).collect();
+    let softmax = if a.sampled_negatives == 0 {
+        Softmax::Full
+    } else {
+        Softmax::Sampled(a.sampled_negatives)
+    };
+    let mut rows = Vec::new();
+    for &kind in &a.models {
+        let cfg = ModelConfig::new(kind, a.items, a.batch)
+            .with_overrides(&[("hidden".into(), a.hidden.into())])
+            .map_err(anyhow::Error::msg)?;
+        let cfg = if kind == ModelKind::Hgn {
+            cfg
+        } else {
+            cfg.with_overrides(&[("max_len".into(), a.len.into())])
+                .map_err(anyhow::Error::msg)?
+        };
+        let train_dev = dev.clone().autodiff();
+        let mut model = cfg.init(&train_dev);
+        let mut optim = AdamConfig::new().init();
+        let mut step_rng = seeded(2);
+        let train_ms = time(a.steps, || {
+            let loss = model.train_loss(
+                TrainBatch {
+                    items: &refs,
+                    users: &users,
+                },
+                softmax,
+                &mut step_rng,
+            );
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(1e-3, model.clone(), grads);
+            let _ = dev.sync();
+        });
+        let eval = model.valid();
+        let hist: Vec<&[u32]> = refs.iter().map(|s| &s[..a.len]).collect();
+        let u: Vec<Option<usize>> = (0..a.batch).map(Some).collect();
+        let infer = |n: usize| {
+            time(5, || {
+                let s = eval.score_all(Batch {
+                    items: &hist[..n],
+                    users: &u[..n],
+                });
+                let _ = s.into_data();
+            })
+        };
+        let row = Row {
+            model: kind.name().into(),
+            backend: a.device.clone(),
+            train_ms_per_step: train_ms,
+            train_seqs_per_s: a.batch as f64 / (train_ms / 1000.0),
+            infer_ms_batch1: infer(1),
+            infer_ms_batch256: infer(a.batch.min(256)),
+        };
+        if !a.json {
+            println!(
+                "{:<9} {:<5} train {:>8.1} ms/step {:>8.0} seq/s   top-N inference: {:>7.2} ms (1 user) {:>8.1} ms ({} users)",
+                row.model,
+                row.backend,
+                row.train_ms_per_step,
+                row.train_seqs_per_s,
+                row.infer_ms_batch1,
+                row.infer_ms_batch256,
+                a.batch.min(256)
+            );
+        }
+        rows.push(row);
+    }
+    if a.json {
+        println!("{}", serde_json::to_string(&rows)?);
+    }
+    Ok(())
+}

@@ -1,0 +1,263 @@
+//! `ssi train`: trains a burn model with checkpoints, then evaluates its best epoch on the test split.
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use indicatif::ProgressBar;
+use serde_json::Value;
+use ssi_data::Dataset;
+use ssi_models::{ModelConfig, ModelKind};
+use ssi_train::trainer::{EpochLog, TrainConfig, TrainObserver, Trainer};
+use ssi_train::{ModelRecommender, RunDir};
+use std::path::{Path, PathBuf};
+
+#[derive(Args)]
+pub struct TrainArgs {
+    /// bert4rec, sasrec, gru4rec or hgn.
+    #[arg(long)]
+    model: ModelKind,
+    /// S3-Rec format file; omit for the embedded synthetic shop.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// JSON file of settings (e.g. configs/small.json); keys another model has are ignored.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// A setting of the model or of training, e.g. --set hidden=128 --set lr=0.002 (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// cpu (burn flex backend) or wgpu (GPU through Vulkan/Metal/DX12).
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// Run folder: config, checkpoints, log.jsonl, test.json.
+    #[arg(long)]
+    out: PathBuf,
+    /// Continue the run in --out where it stopped.
+    #[arg(long)]
+    resume: bool,
+    #[arg(long)]
+    seed: Option<u64>,
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Print the final test metrics as one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn device(name: &str) -> Result<burn::tensor::Device> {
+    match name {
+        "cpu" | "flex" => Ok(burn::tensor::Device::flex()),
+        "wgpu" | "gpu" => wgpu_device(),
+        other => bail!("unknown device {other:?} (cpu, wgpu)"),
+    }
+}
+
+#[cfg(feature = "wgpu")]
+fn wgpu_device() -> Result<burn::tensor::Device> {
+    Ok(burn::tensor::Device::wgpu(Default::default()))
+}
+
+#[cfg(not(feature = "wgpu"))]
+fn wgpu_device() -> Result<burn::tensor::Device> {
+    bail!(
+        "this ssi was built without GPU support: rebuild with `cargo build --release -p ssi-cli --features wgpu`"
+    )
+}
+
+fn parse_value(v: &str) -> Value {
+    serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_string()))
+}
+
+/// Splits settings between the model config and the training config. Strict keys (from --set)
+/// must exist in one of them; lenient keys (from a shared config file) may belong to another model.
+fn apply_settings(
+    model: &ModelConfig,
+    train: &TrainConfig,
+    settings: &[(String, Value, bool)],
+) -> Result<(ModelConfig, TrainConfig)> {
+    let model_keys = model.to_json();
+    let mut train_json = serde_json::to_value(train)?;
+    let mut model_over = Vec::new();
+    for (k, v, strict) in settings {
+        if model_keys.get(k).is_some() && k != "model" && k != "n_items" && k != "n_users" {
+            model_over.push((k.clone(), v.clone()));
+        } else if train_json.get(k).is_some() {
+            train_json[k] = v.clone();
+        } else if *strict
+            || !ModelKind::ALL
+                .iter()
+                .any(|&kind| ModelConfig::new(kind, 1, 1).to_json().get(k).is_some())
+        {
+            let mut keys: Vec<String> = model_keys
+                .as_object()
+                .unwrap()
+                .keys()
+                .filter(|k| !["model", "n_items", "n_users"].contains(&k.as_str()))
+                .cloned()
+                .collect();
+            keys.extend(train_json.as_object().unwrap().keys().cloned());
+            bail!(
+                "unknown setting {k:?} for {}; settings: {}",
+                model.kind().name(),
+                keys.join(", ")
+            );
+        }
+    }
+    let model = model
+        .with_overrides(&model_over)
+        .map_err(anyhow::Error::msg)?;
+    let train: TrainConfig =
+        serde_json::from_value(train_json).context("invalid training setting")?;
+    Ok((model, train))
+}
+
+struct Bar {
+    pb: ProgressBar,
+    quiet: bool,
+}
+
+impl TrainObserver for Bar {
+    fn epoch_start(&mut self, epoch: usize, steps: usize) {
+        self.pb.reset();
+        self.pb.set_length(steps as u64);
+        self.pb.set_message(format!("epoch {epoch}"));
+    }
+    fn step(&mut self, step: usize, loss: f32, seqs_per_s: f64) {
+        self.pb.set_position(step as u64);
+        self.pb
+            .set_prefix(format!("loss {loss:.4} {seqs_per_s:.0} seq/s"));
+    }
+    fn epoch_end(&mut self, log: &EpochLog) {
+        if self.quiet {
+            return;
+        }
+        let valid = log
+            .valid_ndcg10
+            .map(|v| {
+                format!(
+                    " valid NDCG@10 {v:.4}{}",
+                    if log.best { " (best)" } else { "" }
+                )
+            })
+            .unwrap_or_default();
+        self.pb.println(format!(
+            "epoch {:>3}  loss {:.4}  {:.0} seq/s  {:.1}s{valid}",
+            log.epoch, log.loss, log.seqs_per_s, log.seconds
+        ));
+    }
+}
+
+pub fn load_settings_file(path: &Path) -> Result<Vec<(String, Value, bool)>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let v: Value = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not valid JSON", path.display()))?;
+    let obj = v
+        .as_object()
+        .with_context(|| format!("{}: expected a JSON object of settings", path.display()))?;
+    Ok(obj
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone(), false))
+        .collect())
+}
+
+pub fn train(a: TrainArgs) -> Result<()> {
+    let ds: Dataset = crate::source::load(a.data.as_deref(), a.json)?;
+    let dev = device(&a.device)?;
+    let train_dev = dev.clone().autodiff();
+    let mut settings = Vec::new();
+    if let Some(p) = &a.config {
+        settings.extend(load_settings_file(p)?);
+    }
+    for s in &a.set {
+        let (k, v) = s
+            .split_once('=')
+            .with_context(|| format!("--set {s:?}: expected KEY=VALUE"))?;
+        settings.push((k.trim().to_string(), parse_value(v.trim()), true));
+    }
+    if let Some(seed) = a.seed {
+        settings.push(("seed".into(), seed.into(), true));
+    }
+    if let Some(e) = a.epochs {
+        settings.push(("epochs".into(), e.into(), true));
+    }
+    let base = ModelConfig::new(a.model, ds.n_items as usize, ds.n_users());
+    let (model_cfg, train_cfg) = apply_settings(&base, &TrainConfig::new(), &settings)?;
+    let dir = RunDir::new(&a.out);
+    if a.resume && !dir.has_run() {
+        bail!("--resume: {} holds no run to continue", a.out.display());
+    }
+    let trainer = Trainer {
+        dataset: &ds,
+        dataset_path: a.data.clone(),
+        dir: dir.clone(),
+        device: train_dev,
+        stop_after_epochs: None,
+    };
+    let pb = crate::ui::bar(0, "training");
+    pb.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg:>10} [{bar:25}] {pos}/{len} {prefix} eta {eta}",
+        )
+        .expect("static template")
+        .progress_chars("=> "),
+    );
+    if a.json {
+        pb.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let mut obs = Bar {
+        pb: pb.clone(),
+        quiet: a.json,
+    };
+    let state = trainer.run(&model_cfg, &train_cfg, a.resume, &mut obs)?;
+    pb.finish_and_clear();
+    if !a.json {
+        println!(
+            "trained {} epochs in {:.1} min; best validation NDCG@10 {:.4} at epoch {}",
+            state.epoch,
+            state.train_seconds / 60.0,
+            state.best_valid_ndcg10,
+            state
+                .best_epoch
+                .map(|e| e.to_string())
+                .unwrap_or_else(|| "-".into())
+        );
+    }
+    let report = evaluate_checkpoint(
+        &dir,
+        &ds,
+        &dev,
+        &crate::cmd_eval::ProtocolArgs::default_test(train_cfg.seed),
+        a.json,
+    )?;
+    dir.write_json("test.json", &report.to_json())?;
+    if a.json {
+        println!("{}", serde_json::to_string(&report.to_json())?);
+    } else {
+        print!("{}", report.to_table());
+        println!("run folder: {}", a.out.display());
+    }
+    Ok(())
+}
+
+/// Loads the best model of a run and evaluates it with the paper's protocol.
+pub fn evaluate_checkpoint(
+    dir: &RunDir,
+    ds: &Dataset,
+    dev: &burn::tensor::Device,
+    protocol: &crate::cmd_eval::ProtocolArgs,
+    quiet: bool,
+) -> Result<ssi_data::EvalReport> {
+    let (cfg, model) = dir.load_best(dev)?;
+    if cfg.dataset.n_items != ds.n_items as usize || cfg.dataset.n_users != ds.n_users() {
+        bail!(
+            "{} was trained on {} ({} users, {} items) but --data has {} users, {} items",
+            dir.path.display(),
+            cfg.dataset.name,
+            cfg.dataset.n_users,
+            cfg.dataset.n_items,
+            ds.n_users(),
+            ds.n_items
+        );
+    }
+    let rec = ModelRecommender::new(&model);
+    crate::cmd_eval::evaluate(ds, &rec, protocol.config(), quiet)
+}
