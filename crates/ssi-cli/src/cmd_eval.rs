@@ -29,6 +29,9 @@ pub struct ProtocolArgs {
     /// Skip the full ranking against all items.
     #[arg(long)]
     pub no_full: bool,
+    /// Hide user ids from the model (HGN then uses its unknown-user vector).
+    #[arg(long)]
+    pub anonymous: bool,
 }
 
 impl ProtocolArgs {
@@ -38,6 +41,7 @@ impl ProtocolArgs {
             negatives: 99,
             split: Split::Test,
             no_full: false,
+            anonymous: false,
         }
     }
 
@@ -48,6 +52,7 @@ impl ProtocolArgs {
             split: self.split,
             full: !self.no_full,
             max_users: None,
+            anonymous: self.anonymous,
         }
     }
 }
