@@ -1,43 +1,12 @@
-//! The training engine: resume equivalence, NaN guard, run-folder safety.
+//! The training engine: NaN guard and checkpoint errors (resume equivalence is in resume.rs).
+
+mod common;
 
 use burn::tensor::Device;
-use ssi_data::Dataset;
-use ssi_data::synth::{SynthConfig, generate};
-use ssi_models::{ModelConfig, ModelKind};
+use common::{configs, dataset, trainer};
+use ssi_models::ModelKind;
 use ssi_train::RunDir;
-use ssi_train::trainer::{Silent, TrainConfig, TrainError, Trainer};
-
-fn dataset() -> Dataset {
-    generate(&SynthConfig {
-        users: 120,
-        categories: 3,
-        products_per_category: 4,
-        ..Default::default()
-    })
-    .unwrap()
-}
-
-fn configs(kind: ModelKind, ds: &Dataset) -> (ModelConfig, TrainConfig) {
-    let model = ModelConfig::new(kind, ds.n_items as usize, ds.n_users())
-        .with_overrides(&[("hidden".into(), 16.into())])
-        .unwrap();
-    let train = TrainConfig::new()
-        .with_epochs(2)
-        .with_batch_size(32)
-        .with_seed(7)
-        .with_lr(5e-3);
-    (model, train)
-}
-
-fn trainer<'a>(ds: &'a Dataset, dir: &std::path::Path, stop: Option<usize>) -> Trainer<'a> {
-    Trainer {
-        dataset: ds,
-        dataset_path: None,
-        dir: RunDir::new(dir),
-        device: Device::flex().autodiff(),
-        stop_after_epochs: stop,
-    }
-}
+use ssi_train::trainer::{Silent, TrainError};
 
 #[test]
 fn non_finite_loss_stops_and_keeps_the_last_good_checkpoint() {
