@@ -4,7 +4,7 @@
 
 use crate::common::{Batch, TrainBatch, batch_len, int1, int2, left_pad, pad_mask, small_init};
 use crate::loss::{Softmax, next_item_loss};
-use crate::model::{ModelKind, SequentialModel};
+use crate::model::{SequentialModel, basics};
 use crate::sasrec::positions;
 use burn::config::Config;
 use burn::module::{Module, Param};
@@ -146,18 +146,7 @@ impl Bert4Rec {
 }
 
 impl SequentialModel for Bert4Rec {
-    fn kind(&self) -> ModelKind {
-        ModelKind::Bert4rec
-    }
-    fn n_items(&self) -> usize {
-        self.n_items
-    }
-    fn device(&self) -> Device {
-        self.item_emb.weight.device()
-    }
-    fn max_len(&self) -> usize {
-        self.max_len
-    }
+    basics!(Bert4rec, max_len);
     fn encode(&self, batch: Batch) -> Tensor<2> {
         let b = batch.items.len();
         let mask = [self.mask_id()];

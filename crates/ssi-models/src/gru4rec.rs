@@ -5,7 +5,7 @@
 
 use crate::common::{Batch, TrainBatch, batch_len, int2, left_pad, small_init};
 use crate::loss::{Softmax, next_item_loss};
-use crate::model::{ModelKind, SequentialModel};
+use crate::model::{SequentialModel, basics};
 use crate::sasrec::shifted;
 use burn::config::Config;
 use burn::module::{Module, Param};
@@ -81,18 +81,7 @@ impl Gru4Rec {
 }
 
 impl SequentialModel for Gru4Rec {
-    fn kind(&self) -> ModelKind {
-        ModelKind::Gru4rec
-    }
-    fn n_items(&self) -> usize {
-        self.n_items
-    }
-    fn device(&self) -> Device {
-        self.item_emb.weight.device()
-    }
-    fn max_len(&self) -> usize {
-        self.max_len
-    }
+    basics!(Gru4rec, max_len);
     fn encode(&self, batch: Batch) -> Tensor<2> {
         let b = batch.items.len();
         let l = batch_len(batch.items, self.max_len, 0);

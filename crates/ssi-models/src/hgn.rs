@@ -7,7 +7,7 @@
 
 use crate::common::{Batch, TrainBatch, int1, int2, left_pad, small_init};
 use crate::loss::{Softmax, next_item_loss};
-use crate::model::{ModelKind, SequentialModel};
+use crate::model::{SequentialModel, basics};
 use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, Linear, LinearConfig};
@@ -120,18 +120,7 @@ impl Hgn {
 }
 
 impl SequentialModel for Hgn {
-    fn kind(&self) -> ModelKind {
-        ModelKind::Hgn
-    }
-    fn n_items(&self) -> usize {
-        self.n_items
-    }
-    fn device(&self) -> Device {
-        self.item_emb.weight.device()
-    }
-    fn max_len(&self) -> usize {
-        self.window
-    }
+    basics!(Hgn, window);
     fn encode(&self, batch: Batch) -> Tensor<2> {
         let b = batch.items.len();
         let device = self.device();

@@ -11,6 +11,25 @@ use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor};
 use ssi_data::rng::SsiRng;
 
+/// The accessors every model implements the same way (inside an `impl SequentialModel` block).
+macro_rules! basics {
+    ($kind:ident, $len:ident) => {
+        fn kind(&self) -> $crate::model::ModelKind {
+            $crate::model::ModelKind::$kind
+        }
+        fn n_items(&self) -> usize {
+            self.n_items
+        }
+        fn device(&self) -> burn::tensor::Device {
+            self.item_emb.weight.device()
+        }
+        fn max_len(&self) -> usize {
+            self.$len
+        }
+    };
+}
+pub(crate) use basics;
+
 /// What every model offers its consumers (trainer, evaluator, imitation, browser).
 pub trait SequentialModel {
     fn kind(&self) -> ModelKind;

@@ -5,7 +5,7 @@
 
 use crate::common::{Batch, TrainBatch, batch_len, int2, left_pad, pad_mask, small_init};
 use crate::loss::{Softmax, next_item_loss};
-use crate::model::{ModelKind, SequentialModel};
+use crate::model::{SequentialModel, basics};
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::attention::generate_autoregressive_mask;
@@ -97,18 +97,7 @@ impl SasRec {
 }
 
 impl SequentialModel for SasRec {
-    fn kind(&self) -> ModelKind {
-        ModelKind::Sasrec
-    }
-    fn n_items(&self) -> usize {
-        self.n_items
-    }
-    fn device(&self) -> Device {
-        self.item_emb.weight.device()
-    }
-    fn max_len(&self) -> usize {
-        self.max_len
-    }
+    basics!(Sasrec, max_len);
     fn encode(&self, batch: Batch) -> Tensor<2> {
         let b = batch.items.len();
         let l = batch_len(batch.items, self.max_len, 0);
