@@ -1,9 +1,16 @@
 //! BERT4Rec (Sun et al., CIKM 2019): a bidirectional transformer trained with the cloze task.
 //! Prediction appends [MASK] to the history and reads its hidden state. The output layer is tied
 //! to the item embedding, with a bias; logits are formed only at masked positions.
+//!
+//! With `consistency` set, the same model is an SSI teacher (eq. 4): L_MLM + λ·L_aux, where the
+//! auxiliary consistency task (eq. 1–3, see [`crate::consistency`]) reads the hidden state of an
+//! [INT] token appended to the unmasked sequence in a second encoder pass.
 
-use crate::common::{Batch, TrainBatch, batch_len, int1, int2, left_pad, pad_mask, small_init};
-use crate::loss::{Softmax, next_item_loss};
+use crate::common::{
+    Batch, TrainBatch, batch_len, float2, int1, int2, left_pad, pad_mask, small_init,
+};
+use crate::consistency::{ConsistencyTask, binary_task_inputs, global_span, mask_span};
+use crate::loss::{Softmax, next_item_loss, nll};
 use crate::model::{SequentialModel, basics};
 use crate::sasrec::positions;
 use burn::config::Config;
@@ -15,7 +22,7 @@ use burn::nn::{
     Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear,
     LinearConfig,
 };
-use burn::tensor::activation::gelu;
+use burn::tensor::activation::{gelu, log_softmax, relu};
 use burn::tensor::{Device, Int, Tensor};
 use ssi_data::rng::{Rng, SsiRng};
 
@@ -39,11 +46,49 @@ pub struct Bert4RecConfig {
     /// Share of training sequences that mask only their last item, as at prediction time.
     #[config(default = 0.2)]
     pub last_mask_prob: f64,
+    /// SSI teacher task (eq. 1–3); `None`: plain BERT4Rec.
+    #[config(default = "None")]
+    pub consistency: Option<ConsistencyTask>,
+    /// λ of eq. 4 (the paper sets 1).
+    #[config(default = 1.0)]
+    pub consistency_weight: f64,
+    /// Longest n-gram the consistency tasks shuffle, replace or mask.
+    #[config(default = 2)]
+    pub ngram: usize,
+    /// n-grams swapped (temporal) or replaced (persona) per negative.
+    #[config(default = 1)]
+    pub ngrams: usize,
+    /// Probability that a sequence becomes a negative (temporal, persona).
+    #[config(default = 0.5)]
+    pub negative_prob: f64,
+}
+
+/// The consistency settings a teacher carries (not parameters).
+#[derive(Debug, Clone)]
+pub struct Consistency {
+    pub task: ConsistencyTask,
+    pub weight: f64,
+    pub ngram: usize,
+    pub ngrams: usize,
+    pub negative_prob: f64,
+}
+
+/// h^t / h^p of eq. 1–2: an MLP from the [INT] hidden state to one logit.
+#[derive(Module, Debug)]
+pub struct ConsistencyMlp {
+    pub fc1: Linear,
+    pub fc2: Linear,
+}
+
+impl ConsistencyMlp {
+    pub fn forward(&self, h: Tensor<2>) -> Tensor<2> {
+        self.fc2.forward(relu(self.fc1.forward(h)))
+    }
 }
 
 #[derive(Module, Debug)]
 pub struct Bert4Rec {
-    /// Rows: 0 padding, 1..=N items, N+1 [MASK].
+    /// Rows: 0 padding, 1..=N items, N+1 [MASK], N+2 [INT].
     pub item_emb: Embedding,
     pub pos_emb: Embedding,
     pub emb_norm: LayerNorm,
@@ -57,12 +102,16 @@ pub struct Bert4Rec {
     pub max_len: usize,
     pub mask_prob: f64,
     pub last_mask_prob: f64,
+    /// Present on temporal and persona teachers.
+    pub consistency_mlp: Option<ConsistencyMlp>,
+    #[module(skip)]
+    pub consistency: Option<Consistency>,
 }
 
 impl Bert4RecConfig {
     pub fn init(&self, device: &Device) -> Bert4Rec {
         Bert4Rec {
-            item_emb: EmbeddingConfig::new(self.n_items + 2, self.hidden)
+            item_emb: EmbeddingConfig::new(self.n_items + 3, self.hidden)
                 .with_initializer(small_init())
                 .init(device),
             pos_emb: EmbeddingConfig::new(self.max_len, self.hidden)
@@ -87,6 +136,22 @@ impl Bert4RecConfig {
             max_len: self.max_len,
             mask_prob: self.mask_prob,
             last_mask_prob: self.last_mask_prob,
+            consistency_mlp: match self.consistency {
+                Some(ConsistencyTask::Temporal | ConsistencyTask::Persona) => {
+                    Some(ConsistencyMlp {
+                        fc1: LinearConfig::new(self.hidden, self.hidden).init(device),
+                        fc2: LinearConfig::new(self.hidden, 1).init(device),
+                    })
+                }
+                _ => None,
+            },
+            consistency: self.consistency.map(|task| Consistency {
+                task,
+                weight: self.consistency_weight,
+                ngram: self.ngram,
+                ngrams: self.ngrams,
+                negative_prob: self.negative_prob,
+            }),
         }
     }
 }
@@ -94,6 +159,76 @@ impl Bert4RecConfig {
 impl Bert4Rec {
     pub fn mask_id(&self) -> u32 {
         self.n_items as u32 + 1
+    }
+
+    pub fn int_id(&self) -> u32 {
+        self.n_items as u32 + 2
+    }
+
+    /// Hidden state of `token` appended to each sequence (its last `max_len - 1` items):
+    /// [batch, hidden]. [MASK] gives the prediction state, [INT] the consistency tasks' input.
+    pub fn with_last_token<S: AsRef<[u32]>>(&self, seqs: &[S], token: u32) -> Tensor<2> {
+        let tail = [token];
+        let with_tok: Vec<Vec<u32>> = seqs
+            .iter()
+            .map(|s| {
+                let s = s.as_ref();
+                let keep = s.len().min(self.max_len - 1);
+                [&s[s.len() - keep..], &tail[..]].concat()
+            })
+            .collect();
+        self.last_states(&with_tok)
+    }
+
+    pub fn int_states(&self, seqs: &[Vec<u32>]) -> Tensor<2> {
+        self.with_last_token(seqs, self.int_id())
+    }
+
+    /// Hidden state at the last position of each (left-padded) sequence: [batch, hidden].
+    fn last_states(&self, seqs: &[Vec<u32>]) -> Tensor<2> {
+        let b = seqs.len();
+        let refs: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
+        let l = batch_len(&refs, self.max_len, 0);
+        let ids = int2(left_pad(&refs, l), [b, l], &self.device());
+        self.hidden_states(ids)
+            .narrow(1, l - 1, 1)
+            .reshape([b, self.hidden])
+    }
+
+    /// The auxiliary loss of a teacher (eq. 1, 2 or 3) on a batch of training sequences, or
+    /// `None` for a plain BERT4Rec.
+    pub fn consistency_loss(&self, seqs: &[&[u32]], rng: &mut SsiRng) -> Option<Tensor<1>> {
+        let c = self.consistency.as_ref()?;
+        let keep = self.max_len - 1;
+        let seqs: Vec<&[u32]> = seqs
+            .iter()
+            .map(|s| &s[s.len().saturating_sub(keep)..])
+            .collect();
+        let device = self.device();
+        match c.task {
+            ConsistencyTask::Temporal | ConsistencyTask::Persona => {
+                let (inputs, labels) =
+                    binary_task_inputs(c.task, &seqs, c.ngram, c.ngrams, c.negative_prob, rng);
+                let mlp = self.consistency_mlp.as_ref()?;
+                let n = labels.len();
+                let logits = mlp.forward(self.int_states(&inputs));
+                Some(bce_with_logits(logits, float2(labels, [n, 1], &device)))
+            }
+            ConsistencyTask::Global => {
+                let mut masked = Vec::new();
+                let mut local = Vec::new();
+                for s in &seqs {
+                    if let Some(span) = global_span(s.len(), c.ngram, rng) {
+                        masked.push(mask_span(s, span.clone(), self.mask_id()));
+                        local.push(s[span].to_vec());
+                    }
+                }
+                if masked.is_empty() {
+                    return None;
+                }
+                Some(info_nce(self.int_states(&masked), self.int_states(&local)))
+            }
+        }
     }
 
     /// Bidirectional hidden states: [batch, len, hidden]; padding is never attended to.
@@ -148,23 +283,7 @@ impl Bert4Rec {
 impl SequentialModel for Bert4Rec {
     basics!(Bert4rec, max_len);
     fn encode(&self, batch: Batch) -> Tensor<2> {
-        let b = batch.items.len();
-        let mask = [self.mask_id()];
-        let with_mask: Vec<Vec<u32>> = batch
-            .items
-            .iter()
-            .map(|s| {
-                let keep = s.len().min(self.max_len - 1);
-                [&s[s.len() - keep..], &mask[..]].concat()
-            })
-            .collect();
-        let refs: Vec<&[u32]> = with_mask.iter().map(Vec::as_slice).collect();
-        let l = batch_len(&refs, self.max_len, 0);
-        let ids = int2(left_pad(&refs, l), [b, l], &self.device());
-        let h = self
-            .hidden_states(ids)
-            .narrow(1, l - 1, 1)
-            .reshape([b, self.hidden]);
+        let h = self.with_last_token(batch.items, self.mask_id());
         self.project(h)
     }
     fn item_table(&self) -> Tensor<2> {
@@ -182,13 +301,34 @@ impl SequentialModel for Bert4Rec {
             .hidden_states(int2(ids, [b, l], &device))
             .reshape([b * l, self.hidden]);
         let h = self.project(h.select(0, int1(rows, &device)));
-        next_item_loss(
+        let mlm = next_item_loss(
             h,
             self.item_table(),
             self.item_bias(),
             targets,
             softmax,
             rng,
-        )
+        );
+        // Eq. 4: L_MLM + λ·L_aux for a teacher.
+        match (self.consistency_loss(batch.items, rng), &self.consistency) {
+            (Some(aux), Some(c)) => mlm + aux.mul_scalar(c.weight),
+            _ => mlm,
+        }
     }
+}
+
+/// Binary cross-entropy of eq. 1–2 on logits (the MLP's output before the sigmoid), mean over
+/// the batch; written as softplus(x) − y·x for numerical stability.
+pub fn bce_with_logits(logits: Tensor<2>, labels: Tensor<2>) -> Tensor<1> {
+    let softplus = relu(logits.clone()) + logits.clone().abs().neg().exp().log1p();
+    (softplus - logits * labels).mean().reshape([1])
+}
+
+/// Eq. 3 as InfoNCE: row i of `global` should score its own n-gram `local[i]` above the other
+/// rows' n-grams. Mean over the batch.
+pub fn info_nce(global: Tensor<2>, local: Tensor<2>) -> Tensor<1> {
+    let b = global.dims()[0];
+    let scores = global.matmul(local.transpose());
+    let targets = int1((0..b as i64).collect(), &scores.device());
+    nll(log_softmax(scores, 1), targets)
 }

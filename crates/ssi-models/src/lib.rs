@@ -4,8 +4,10 @@
 
 pub mod bert4rec;
 pub mod common;
+pub mod consistency;
 pub mod gru4rec;
 pub mod hgn;
+pub mod imitation;
 pub mod loss;
 pub mod model;
 pub mod sasrec;

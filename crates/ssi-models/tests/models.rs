@@ -297,3 +297,87 @@ fn config_overrides_reject_unknown_keys() {
     assert_eq!(ok.to_json()["hidden"], 32);
     assert_eq!(ok.to_json()["model"], "sasrec");
 }
+
+/// A BERT4Rec teacher with one consistency task (eq. 1–3).
+fn teacher(task: &str, device: &Device) -> ssi_models::bert4rec::Bert4Rec {
+    let cfg = tiny_config(ModelKind::Bert4rec)
+        .with_overrides(&[("consistency".into(), task.into())])
+        .unwrap();
+    match cfg.init(device) {
+        AnyModel::Bert4rec(m) => m,
+        _ => unreachable!(),
+    }
+}
+
+#[test]
+fn consistency_teachers_learn_their_auxiliary_task() {
+    let seqs = sequences();
+    let refs: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
+    for task in ["temporal", "persona", "global"] {
+        let device = Device::flex().autodiff();
+        device.seed(2);
+        let mut model = teacher(task, &device);
+        assert!(model.consistency.is_some());
+        let mut optim = AdamConfig::new().init();
+        let mut rng = seeded(4);
+        let mut aux = Vec::new();
+        for _ in 0..150 {
+            let loss = model.consistency_loss(&refs, &mut rng).unwrap();
+            aux.push(loss.clone().into_scalar::<f32>());
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(1e-2, model, grads);
+        }
+        let early: f32 = aux[..10].iter().sum::<f32>() / 10.0;
+        let late: f32 = aux[aux.len() - 10..].iter().sum::<f32>() / 10.0;
+        assert!(aux.iter().all(|v| v.is_finite()), "{task}: {aux:?}");
+        // Chance level: ln 2 for the binary tasks, ln 12 for InfoNCE over 12 sequences.
+        assert!(late < 0.8 * early, "{task}: aux loss {early} -> {late}");
+    }
+}
+
+#[test]
+fn teacher_loss_is_mlm_plus_weighted_auxiliary_loss() {
+    let device = Device::flex();
+    let seqs = sequences();
+    let refs: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
+    let users: Vec<usize> = (0..refs.len()).collect();
+    let batch = TrainBatch {
+        items: &refs,
+        users: &users,
+    };
+    let model = teacher("global", &device);
+    let mut plain = model.clone();
+    plain.consistency = None;
+    // Same rng stream: the cloze draw comes first, then the auxiliary task's draw.
+    let total: f32 = model
+        .train_loss(batch, Softmax::Full, &mut seeded(9))
+        .into_scalar();
+    let mut rng = seeded(9);
+    let mlm: f32 = plain
+        .train_loss(batch, Softmax::Full, &mut rng)
+        .into_scalar();
+    let aux: f32 = model
+        .consistency_loss(&refs, &mut rng)
+        .unwrap()
+        .into_scalar();
+    assert!(
+        (total - (mlm + aux)).abs() < 1e-4,
+        "{total} vs {mlm} + {aux}"
+    );
+    // A plain BERT4Rec has no auxiliary loss, and predictions never see [INT].
+    assert!(plain.consistency_loss(&refs, &mut rng).is_none());
+    let hist: Vec<&[u32]> = vec![&seqs[0][..4]];
+    let users = [None];
+    let a = model.encode(Batch {
+        items: &hist,
+        users: &users,
+    });
+    let b = plain.encode(Batch {
+        items: &hist,
+        users: &users,
+    });
+    assert!(close(
+        &a.into_data().try_to_vec::<f32>().unwrap(),
+        &b.into_data().try_to_vec::<f32>().unwrap()
+    ));
+}

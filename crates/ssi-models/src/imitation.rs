@@ -1,0 +1,165 @@
+//! Self-supervised imitation (SSI paper §2.4, eq. 5–8): the terms by which a student imitates
+//! frozen consistency teachers, and the learnable per-teacher weights.
+//!
+//! Teacher tensors may come from a device without autodiff: combined with the student's
+//! autodiff tensors they act as constants, so no gradient ever reaches a teacher.
+
+use burn::config::Config;
+use burn::module::{Module, Param};
+use burn::nn::{Linear, LinearConfig};
+use burn::tensor::activation::log_softmax;
+use burn::tensor::{Device, Tensor};
+
+/// Eq. 5, prediction distribution imitation: D_KL(p_teacher ‖ p_student) over the candidate set
+/// (the columns of the logits, [batch, candidates]), averaged over the batch. `temperature`
+/// divides both logits (1 in the paper).
+pub fn prediction_imitation(
+    teacher_logits: Tensor<2>,
+    student_logits: Tensor<2>,
+    temperature: f64,
+) -> Tensor<1> {
+    let inv = 1.0 / temperature;
+    let lt = log_softmax(teacher_logits.mul_scalar(inv), 1);
+    let ls = log_softmax(student_logits.mul_scalar(inv), 1);
+    let kl = (lt.clone().exp() * (lt - ls)).sum_dim(1); // [batch, 1]
+    kl.mean().reshape([1])
+}
+
+/// Eq. 6, item representation imitation: f = mean squared error between the teacher's and the
+/// student's item representations ([items, hidden] each, same shape).
+pub fn representation_imitation(teacher: Tensor<2>, student: Tensor<2>) -> Tensor<1> {
+    (teacher - student).powf_scalar(2.0).mean().reshape([1])
+}
+
+/// Eq. 8's regulariser: Σ 1/λ_i + (Σ 1/λ_i)².
+pub fn lambda_regulariser(lambda: Tensor<1>) -> Tensor<1> {
+    let s = lambda.recip().sum();
+    s.clone() + s.powf_scalar(2.0)
+}
+
+/// Settings of the imitation objective; the ablations of the paper's Table 3 switch terms off.
+#[derive(Config, Debug)]
+pub struct ImitationConfig {
+    /// Eq. 5 on (the paper) or off (Table 3, "w/o prediction imitation").
+    #[config(default = true)]
+    pub prediction: bool,
+    /// Eq. 6 on (the paper) or off (Table 3, "w/o item representation imitation").
+    #[config(default = true)]
+    pub representation: bool,
+    /// Softmax temperature of eq. 5 (not in the paper: 1 is the faithful value).
+    #[config(default = 1.0)]
+    pub temperature: f64,
+    /// Learn λ_i with eq. 8 (the paper); `false` keeps every λ_i = 1 and drops the regulariser.
+    #[config(default = true)]
+    pub learn_lambda: bool,
+}
+
+/// The trainable parts of imitation besides the student: λ_i = exp(ρ_i) (positive by
+/// construction, λ_i = 1 at ρ_i = 0 as the paper initialises), and per teacher a linear map of
+/// the student's item table into the teacher's width where the two differ (eq. 6 needs equal
+/// shapes; the paper does not say how it handles different widths).
+#[derive(Module, Debug)]
+pub struct ImitationHead {
+    pub log_lambda: Param<Tensor<1>>,
+    pub projections: Vec<Option<Linear>>,
+}
+
+impl ImitationHead {
+    /// `widths`: (student hidden, teacher hidden) per teacher.
+    pub fn new(widths: &[(usize, usize)], device: &Device) -> Self {
+        ImitationHead {
+            log_lambda: Param::from_tensor(Tensor::zeros([widths.len()], device)),
+            projections: widths
+                .iter()
+                .map(|&(s, t)| (s != t).then(|| LinearConfig::new(s, t).init(device)))
+                .collect(),
+        }
+    }
+
+    /// λ_i, [teachers].
+    pub fn lambda(&self) -> Tensor<1> {
+        self.log_lambda.val().exp()
+    }
+
+    /// The student's item table as teacher `i` sees it (projected when widths differ).
+    pub fn student_items(&self, i: usize, table: Tensor<2>) -> Tensor<2> {
+        match &self.projections[i] {
+            Some(p) => p.forward(table),
+            None => table,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::{TensorData, Tolerance};
+
+    fn close(t: Tensor<1>, want: f32) {
+        let v = t.into_data().try_to_vec::<f32>().unwrap();
+        assert!((v[0] - want).abs() < 1e-5, "{} vs {want}", v[0]);
+    }
+
+    #[test]
+    fn terms_vanish_when_student_equals_teacher() {
+        let d = Device::flex();
+        let logits = Tensor::<2>::from_data(
+            TensorData::new(vec![0.3f32, -1.0, 2.0, 0.5, 0.1, 0.0], [2, 3]),
+            &d,
+        );
+        close(
+            prediction_imitation(logits.clone(), logits.clone(), 1.0),
+            0.0,
+        );
+        close(
+            representation_imitation(logits.clone(), logits.clone()),
+            0.0,
+        );
+        // And they do not vanish otherwise.
+        let other = logits.clone().mul_scalar(2.0);
+        let kl = prediction_imitation(logits.clone(), other.clone(), 1.0);
+        assert!(kl.into_scalar::<f32>() > 1e-3);
+        let mse: f32 = representation_imitation(logits, other).into_scalar();
+        assert!(mse > 1e-3);
+    }
+
+    #[test]
+    fn kl_matches_a_hand_computation() {
+        let d = Device::flex();
+        let t = Tensor::<2>::from_data(TensorData::new(vec![0.0f32, 0.0], [1, 2]), &d);
+        let s = Tensor::<2>::from_data(TensorData::new(vec![0.0f32, (3.0f32).ln()], [1, 2]), &d);
+        // p_t = (1/2, 1/2), p_s = (1/4, 3/4): KL = 1/2 ln 2 + 1/2 ln(2/3).
+        let want = 0.5 * (2.0f32).ln() + 0.5 * (2.0f32 / 3.0).ln();
+        close(prediction_imitation(t, s, 1.0), want);
+    }
+
+    #[test]
+    fn lambda_regulariser_and_gradient_match_hand_computation() {
+        let d = Device::flex().autodiff();
+        let lam =
+            Tensor::<1>::from_data(TensorData::new(vec![1.0f32, 2.0, 4.0], [3]), &d).require_grad();
+        let r = lambda_regulariser(lam.clone());
+        // S = 1 + 1/2 + 1/4 = 1.75; R = S + S² = 4.8125.
+        let value = r.clone().into_data().try_to_vec::<f32>().unwrap()[0];
+        assert!((value - 4.8125).abs() < 1e-5);
+        // dR/dλ_i = -(1 + 2S) / λ_i² = -4.5 / λ_i².
+        let grads = r.backward();
+        let g = lam.grad(&grads).unwrap();
+        let want = TensorData::new(vec![-4.5f32, -4.5 / 4.0, -4.5 / 16.0], [3]);
+        g.into_data()
+            .assert_approx_eq::<f32>(&want, Tolerance::absolute(1e-5));
+    }
+
+    #[test]
+    fn head_starts_at_lambda_one_and_projects_only_when_widths_differ() {
+        let d = Device::flex();
+        let head = ImitationHead::new(&[(64, 64), (32, 64)], &d);
+        head.lambda().into_data().assert_approx_eq::<f32>(
+            &TensorData::new(vec![1.0f32, 1.0], [2]),
+            Tolerance::default(),
+        );
+        assert!(head.projections[0].is_none());
+        let table = Tensor::<2>::zeros([5, 32], &d);
+        assert_eq!(head.student_items(1, table).dims(), [5, 64]);
+    }
+}
