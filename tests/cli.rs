@@ -66,6 +66,9 @@ fn every_subcommand_has_help() {
         vec!["data", "stats", "--help"],
         vec!["data", "ingest", "--help"],
         vec!["data", "fetch", "--help"],
+        vec!["train", "--help"],
+        vec!["pretrain", "--help"],
+        vec!["distill", "--help"],
     ] {
         assert!(ok(&args).contains("Usage"), "{args:?}");
     }
@@ -360,4 +363,94 @@ fn train_then_eval_checkpoint() {
         ],
         "was trained on",
     );
+}
+
+#[test]
+fn pretrain_teachers_then_distill_a_student() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("shop.txt");
+    ok(&[
+        "data",
+        "synth",
+        "--out",
+        data.to_str().unwrap(),
+        "--users",
+        "200",
+        "--categories",
+        "4",
+    ]);
+    let d = data.to_str().unwrap();
+    let small = [
+        "--config",
+        "../../configs/small.json",
+        "--set",
+        "hidden=16",
+        "--set",
+        "max_steps_per_epoch=2",
+        "--epochs",
+        "1",
+        "--json",
+    ];
+    let mut teachers = Vec::new();
+    for task in ["temporal", "persona", "global"] {
+        let out = dir.path().join(task);
+        let mut args = vec![
+            "pretrain",
+            "--task",
+            task,
+            "--data",
+            d,
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend(small);
+        let report = json(&ok(&args));
+        assert!(report["ndcg@10"].as_f64().is_some());
+        let cfg = json(&std::fs::read_to_string(out.join("config.json")).unwrap());
+        assert_eq!(cfg["model"]["consistency"], task);
+        teachers.push(out.to_str().unwrap().to_string());
+    }
+    let teachers = teachers.join(",");
+    let out = dir.path().join("ssi");
+    let mut args = vec![
+        "distill",
+        "--teachers",
+        &teachers,
+        "--student",
+        "gru4rec",
+        "--data",
+        d,
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend(small);
+    let report = json(&ok(&args));
+    assert!(report["ndcg@10"].as_f64().is_some());
+    // λ_i of every teacher in the epoch log; the run evaluates like any checkpoint.
+    let log = std::fs::read_to_string(out.join("log.jsonl")).unwrap();
+    let first = json(log.lines().next().unwrap());
+    for task in ["temporal", "persona", "global"] {
+        assert!(first["lambda"][task].as_f64().unwrap() > 0.0, "{first}");
+    }
+    let evaluated = json(&ok(&[
+        "eval",
+        "--checkpoint",
+        out.to_str().unwrap(),
+        "--json",
+    ]));
+    assert_eq!(evaluated["ndcg@10"], report["ndcg@10"]);
+    // A teacher folder that holds no run is a clear error.
+    let missing = dir.path().join("nothing");
+    let x = dir.path().join("x");
+    let mut args = vec![
+        "distill",
+        "--teachers",
+        missing.to_str().unwrap(),
+        "--data",
+        d,
+        "--out",
+        x.to_str().unwrap(),
+    ];
+    args.extend(small);
+    fails(&args, "config.json");
 }

@@ -5,7 +5,10 @@ use clap::Args;
 use indicatif::ProgressBar;
 use serde_json::Value;
 use ssi_data::Dataset;
+use ssi_models::consistency::ConsistencyTask;
+use ssi_models::imitation::ImitationConfig;
 use ssi_models::{ModelConfig, ModelKind};
+use ssi_train::distill::{Distill, DistillSpec, describe_teachers};
 use ssi_train::trainer::{EpochLog, TrainConfig, TrainObserver, Trainer};
 use ssi_train::{ModelRecommender, RunDir};
 use std::path::{Path, PathBuf};
@@ -15,6 +18,46 @@ pub struct TrainArgs {
     /// bert4rec, sasrec, gru4rec or hgn.
     #[arg(long)]
     model: ModelKind,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Args)]
+pub struct PretrainArgs {
+    /// The consistency task of this teacher: temporal (eq. 1), persona (eq. 2) or global (eq. 3).
+    #[arg(long)]
+    task: ConsistencyTask,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Args)]
+pub struct DistillArgs {
+    /// Run folders of trained teachers, comma-separated (e.g. from `ssi pretrain`).
+    #[arg(long, value_delimiter = ',', required = true)]
+    teachers: Vec<PathBuf>,
+    /// The student: hgn (the paper's), gru4rec, sasrec or bert4rec.
+    #[arg(long, default_value = "hgn")]
+    student: ModelKind,
+    /// Leave out prediction distribution imitation (eq. 5; Table 3 ablation).
+    #[arg(long)]
+    no_prediction: bool,
+    /// Leave out item representation imitation (eq. 6; Table 3 ablation).
+    #[arg(long)]
+    no_representation: bool,
+    /// Keep every teacher weight λ_i = 1 instead of learning it with eq. 8.
+    #[arg(long)]
+    fixed_lambda: bool,
+    /// Softmax temperature of eq. 5 (1 in the paper).
+    #[arg(long, default_value_t = 1.0)]
+    temperature: f64,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+/// What every training command shares.
+#[derive(Args)]
+pub struct RunArgs {
     /// S3-Rec format file; omit for the embedded synthetic shop.
     #[arg(long)]
     data: Option<PathBuf>,
@@ -129,6 +172,18 @@ impl TrainObserver for Bar {
         if self.quiet {
             return;
         }
+        let lambda = log
+            .extra
+            .get("lambda")
+            .and_then(|l| l.as_object())
+            .map(|l| {
+                let parts: Vec<String> = l
+                    .iter()
+                    .map(|(k, v)| format!("{k} {:.3}", v.as_f64().unwrap_or(f64::NAN)))
+                    .collect();
+                format!("  λ: {}", parts.join(", "))
+            })
+            .unwrap_or_default();
         let valid = log
             .valid_ndcg10
             .map(|v| {
@@ -139,7 +194,7 @@ impl TrainObserver for Bar {
             })
             .unwrap_or_default();
         self.pb.println(format!(
-            "epoch {:>3}  loss {:.4}  {:.0} seq/s  {:.1}s{valid}",
+            "epoch {:>3}  loss {:.4}  {:.0} seq/s  {:.1}s{valid}{lambda}",
             log.epoch, log.loss, log.seqs_per_s, log.seconds
         ));
     }
@@ -160,6 +215,38 @@ pub fn load_settings_file(path: &Path) -> Result<Vec<(String, Value, bool)>> {
 }
 
 pub fn train(a: TrainArgs) -> Result<()> {
+    run(a.model, Vec::new(), a.run, None)
+}
+
+/// `ssi pretrain`: a BERT4Rec teacher with one consistency task (eq. 4).
+pub fn pretrain(a: PretrainArgs) -> Result<()> {
+    let task = (
+        "consistency".to_string(),
+        Value::String(a.task.name().into()),
+        true,
+    );
+    run(ModelKind::Bert4rec, vec![task], a.run, None)
+}
+
+/// `ssi distill`: self-supervised imitation of trained teachers by a student (eq. 5–8).
+pub fn distill(a: DistillArgs) -> Result<()> {
+    let imitation = ImitationConfig::new()
+        .with_prediction(!a.no_prediction)
+        .with_representation(!a.no_representation)
+        .with_learn_lambda(!a.fixed_lambda)
+        .with_temperature(a.temperature);
+    if a.no_prediction && a.no_representation && !a.run.resume {
+        eprintln!("note: both imitation terms are off: this trains the student alone (Table 3)");
+    }
+    run(a.student, Vec::new(), a.run, Some((a.teachers, imitation)))
+}
+
+fn run(
+    kind: ModelKind,
+    fixed: Vec<(String, Value, bool)>,
+    a: RunArgs,
+    distill: Option<(Vec<PathBuf>, ImitationConfig)>,
+) -> Result<()> {
     let ds: Dataset = crate::source::load(a.data.as_deref(), a.json)?;
     let dev = device(&a.device)?;
     let train_dev = dev.clone().autodiff();
@@ -179,7 +266,8 @@ pub fn train(a: TrainArgs) -> Result<()> {
     if let Some(e) = a.epochs {
         settings.push(("epochs".into(), e.into(), true));
     }
-    let base = ModelConfig::new(a.model, ds.n_items as usize, ds.n_users());
+    settings.extend(fixed);
+    let base = ModelConfig::new(kind, ds.n_items as usize, ds.n_users());
     let (model_cfg, train_cfg) = apply_settings(&base, &TrainConfig::new(), &settings)?;
     let dir = RunDir::new(&a.out);
     if a.resume && !dir.has_run() {
@@ -207,7 +295,20 @@ pub fn train(a: TrainArgs) -> Result<()> {
         pb: pb.clone(),
         quiet: a.json,
     };
-    let state = trainer.run(&model_cfg, &train_cfg, a.resume, &mut obs)?;
+    let state = match distill {
+        None => trainer.run(&model_cfg, &train_cfg, a.resume, &mut obs)?,
+        Some((teachers, imitation)) => {
+            let named = describe_teachers(&teachers, ds.n_items as usize)?;
+            let spec = DistillSpec {
+                teachers: named.iter().map(|(d, _)| d.clone()).collect(),
+                teacher_names: named.iter().map(|(_, n)| n.clone()).collect(),
+                imitation,
+            };
+            let run = trainer.run_config(&model_cfg, &train_cfg, Some(spec));
+            let tdev = trainer.device.clone();
+            trainer.run_objective(run, a.resume, &mut obs, |r| Distill::from_run(r, &tdev))?
+        }
+    };
     pb.finish_and_clear();
     if !a.json {
         println!(

@@ -32,6 +32,10 @@ enum Command {
     Eval(cmd_eval::EvalArgs),
     /// Train BERT4Rec, SASRec, GRU4Rec or HGN (checkpointed, resumable), then evaluate on the test split.
     Train(cmd_train::TrainArgs),
+    /// Pre-train an SSI teacher: BERT4Rec with a consistency task (temporal, persona or global).
+    Pretrain(cmd_train::PretrainArgs),
+    /// Self-supervised imitation: distil trained teachers into a student (HGN, GRU4Rec, SASRec).
+    Distill(cmd_train::DistillArgs),
     /// Measure training throughput and inference latency of the models on a backend.
     Bench(cmd_bench::BenchArgs),
 }
@@ -43,6 +47,8 @@ fn main() {
         Command::Data(c) => cmd_data::run(c),
         Command::Eval(a) => cmd_eval::eval(a),
         Command::Train(a) => cmd_train::train(a),
+        Command::Pretrain(a) => cmd_train::pretrain(a),
+        Command::Distill(a) => cmd_train::distill(a),
         Command::Bench(a) => cmd_bench::bench(a),
     };
     if let Err(e) = result {

@@ -22,6 +22,9 @@ pub struct RunConfig {
     pub model: ModelConfig,
     pub train: TrainConfig,
     pub dataset: DatasetInfo,
+    /// Present on distillation runs: the teachers and imitation settings. `model` is the student.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distill: Option<crate::distill::DistillSpec>,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -66,7 +69,7 @@ impl RunDir {
     pub fn has_run(&self) -> bool {
         self.file("state.json").exists()
     }
-    fn epoch_file(&self, epoch: usize, what: &str) -> PathBuf {
+    pub fn epoch_file(&self, epoch: usize, what: &str) -> PathBuf {
         self.file(&format!("epoch-{epoch:04}.{what}.bpk"))
     }
 
@@ -98,13 +101,13 @@ impl RunDir {
     /// files of older epochs.
     pub fn save(
         &self,
-        model: &AnyModel,
+        module: &[u8],
         optim: &burn::optim::ModuleOptimizer,
         state: &TrainState,
     ) -> Result<(), TrainError> {
         let m = self.epoch_file(state.epoch, "model");
         let o = self.epoch_file(state.epoch, "optim");
-        self.write_bytes(&m, &model_bytes(model)?)?;
+        self.write_bytes(&m, module)?;
         let ob = optim.into_bytes().map_err(|e| io(&o, format!("{e:?}")))?;
         self.write_bytes(&o, &ob)?;
         self.write_json("state.json", state)?;
@@ -125,15 +128,14 @@ impl RunDir {
         self.write_bytes(&self.file("best.bpk"), &model_bytes(model)?)
     }
 
-    /// The model and optimiser of the last committed epoch.
-    pub fn load_latest(
+    /// The trained module's bytes and the optimiser of the last committed epoch.
+    pub fn load_latest_bytes(
         &self,
-        device: &Device,
         optim: burn::optim::ModuleOptimizer,
-    ) -> Result<(AnyModel, burn::optim::ModuleOptimizer, TrainState), TrainError> {
-        let cfg = self.config()?;
+    ) -> Result<(Vec<u8>, burn::optim::ModuleOptimizer, TrainState), TrainError> {
         let state = self.state()?;
-        let model = load_model(&cfg.model, &self.epoch_file(state.epoch, "model"), device)?;
+        let m = self.epoch_file(state.epoch, "model");
+        let model = std::fs::read(&m).map_err(|e| io(&m, e))?;
         let o = self.epoch_file(state.epoch, "optim");
         let bytes = std::fs::read(&o).map_err(|e| io(&o, e))?;
         let optim = optim
@@ -158,7 +160,12 @@ impl RunDir {
 }
 
 pub fn model_bytes(model: &AnyModel) -> Result<Vec<u8>, TrainError> {
-    let bytes = model
+    module_bytes(model)
+}
+
+/// Any module as burnpack bytes.
+pub fn module_bytes<M: Module>(module: &M) -> Result<Vec<u8>, TrainError> {
+    let bytes = module
         .clone()
         .into_record()
         .into_bytes()

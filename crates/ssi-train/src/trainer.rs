@@ -1,11 +1,11 @@
 //! The training loop shared by every model.
 
-use crate::checkpoint::{DatasetInfo, RunConfig, RunDir, TrainState};
+use crate::checkpoint::{DatasetInfo, RunConfig, RunDir, TrainState, module_bytes};
 use crate::recommender::ModelRecommender;
 use burn::config::Config;
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
-use burn::tensor::Device;
+use burn::tensor::{Device, Tensor};
 use ssi_data::rng::{SsiRng, derived, mix};
 use ssi_data::split::train_part;
 use ssi_data::{Dataset, EvalConfig, Evaluator, Split};
@@ -75,6 +75,54 @@ pub enum TrainError {
     Data(#[from] ssi_data::DataError),
 }
 
+/// What a run optimises: the module checkpointed every epoch, its loss on a batch, and the
+/// recommender inside it that is validated and kept as `best.bpk`. Plain training optimises a
+/// model alone; distillation (`crate::distill`) a student plus the imitation weights.
+pub trait Objective {
+    type Module: Module + Clone;
+    fn init(&self, device: &Device) -> Self::Module;
+    /// Rebuilds the module from an epoch checkpoint's bytes.
+    fn load(&self, bytes: Vec<u8>, device: &Device) -> Result<Self::Module, String>;
+    fn loss(
+        &self,
+        module: &Self::Module,
+        batch: TrainBatch,
+        softmax: Softmax,
+        rng: &mut SsiRng,
+    ) -> Tensor<1>;
+    /// The recommender being trained.
+    fn model<'m>(&self, module: &'m Self::Module) -> &'m AnyModel;
+    /// Extra values for the epoch's log line (e.g. the imitation weights λ_i).
+    fn log_extra(&self, _module: &Self::Module) -> serde_json::Map<String, serde_json::Value> {
+        serde_json::Map::new()
+    }
+}
+
+/// A model trained on its own loss.
+pub struct Plain(pub ModelConfig);
+
+impl Objective for Plain {
+    type Module = AnyModel;
+    fn init(&self, device: &Device) -> AnyModel {
+        self.0.init(device)
+    }
+    fn load(&self, bytes: Vec<u8>, device: &Device) -> Result<AnyModel, String> {
+        crate::checkpoint::model_from_bytes(&self.0, bytes, device)
+    }
+    fn loss(
+        &self,
+        m: &AnyModel,
+        batch: TrainBatch,
+        softmax: Softmax,
+        rng: &mut SsiRng,
+    ) -> Tensor<1> {
+        m.train_loss(batch, softmax, rng)
+    }
+    fn model<'m>(&self, m: &'m AnyModel) -> &'m AnyModel {
+        m
+    }
+}
+
 /// One line of `log.jsonl`.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct EpochLog {
@@ -86,6 +134,9 @@ pub struct EpochLog {
     pub valid_ndcg10: Option<f64>,
     pub valid_recall10: Option<f64>,
     pub best: bool,
+    /// Objective-specific values, e.g. `"lambda": {"temporal": 1.2, ...}` when distilling.
+    #[serde(flatten, default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Progress callbacks (a progress bar natively, the page in the browser).
@@ -123,8 +174,8 @@ pub fn shuffle<T>(v: &mut [T], rng: &mut SsiRng) {
 }
 
 impl Trainer<'_> {
-    /// Trains from scratch into an empty run folder, or continues the run found there when
-    /// `resume` is set.
+    /// Trains a model on its own loss from scratch into an empty run folder, or continues the
+    /// run found there when `resume` is set.
     pub fn run(
         &self,
         model_cfg: &ModelConfig,
@@ -132,15 +183,43 @@ impl Trainer<'_> {
         resume: bool,
         obs: &mut dyn TrainObserver,
     ) -> Result<TrainState, TrainError> {
+        let run = self.run_config(model_cfg, cfg, None);
+        self.run_objective(run, resume, obs, |saved| Ok(Plain(saved.model.clone())))
+    }
+
+    /// The `config.json` of a new run of this trainer's dataset.
+    pub fn run_config(
+        &self,
+        model: &ModelConfig,
+        train: &TrainConfig,
+        distill: Option<crate::distill::DistillSpec>,
+    ) -> RunConfig {
+        RunConfig {
+            model: model.clone(),
+            train: train.clone(),
+            dataset: DatasetInfo {
+                name: self.dataset.name.clone(),
+                n_items: self.dataset.n_items as usize,
+                n_users: self.dataset.n_users(),
+                path: self.dataset_path.clone(),
+            },
+            distill,
+        }
+    }
+
+    /// Runs any objective. `make` builds it from the run's config: `run` for a new run, the saved
+    /// `config.json` when resuming (so a resumed run keeps its settings).
+    pub fn run_objective<O: Objective>(
+        &self,
+        run: RunConfig,
+        resume: bool,
+        obs: &mut dyn TrainObserver,
+        make: impl FnOnce(&RunConfig) -> Result<O, TrainError>,
+    ) -> Result<TrainState, TrainError> {
         let device = self.device.clone();
-        let info = DatasetInfo {
-            name: self.dataset.name.clone(),
-            n_items: self.dataset.n_items as usize,
-            n_users: self.dataset.n_users(),
-            path: self.dataset_path.clone(),
-        };
+        let info = run.dataset.clone();
         let fresh_optim = || AdamConfig::new().init();
-        let (mut model, mut optim, mut state, model_cfg, cfg) = if self.dir.has_run() {
+        let (objective, mut model, mut optim, mut state, cfg) = if self.dir.has_run() {
             if !resume {
                 return Err(TrainError::Config(format!(
                     "{} already holds a run: pass --resume to continue it, or choose another --out",
@@ -160,26 +239,26 @@ impl Trainer<'_> {
                     info.n_items
                 )));
             }
-            let (m, o, s) = self.dir.load_latest(&device, fresh_optim())?;
-            (m, o, s, saved.model, saved.train)
+            let objective = make(&saved)?;
+            let (bytes, o, s) = self.dir.load_latest_bytes(fresh_optim())?;
+            let m = objective.load(bytes, &device).map_err(|e| {
+                let file = self.dir.epoch_file(s.epoch, "model");
+                TrainError::Checkpoint(format!("{}: {e}", file.display()))
+            })?;
+            (objective, m, o, s, saved.train)
         } else {
-            device.seed(cfg.seed);
-            let m = model_cfg.init(&device);
-            let run = RunConfig {
-                model: model_cfg.clone(),
-                train: cfg.clone(),
-                dataset: info,
-            };
+            let objective = make(&run)?;
+            device.seed(run.train.seed);
+            let m = objective.init(&device);
             self.dir.write_json("config.json", &run)?;
             (
+                objective,
                 m,
                 fresh_optim(),
                 TrainState::default(),
-                model_cfg.clone(),
-                cfg.clone(),
+                run.train.clone(),
             )
         };
-        let _ = model_cfg;
         if state.finished {
             return Ok(state);
         }
@@ -197,7 +276,7 @@ impl Trainer<'_> {
             .filter(|&u| train_part(&self.dataset.sequences[u]).len() >= 2)
             .collect();
         users.sort_unstable();
-        let max_len = model.max_len();
+        let max_len = objective.model(&model).max_len();
         let softmax = cfg.softmax();
         let started = std::time::Instant::now();
         let spent_before = state.train_seconds;
@@ -243,7 +322,8 @@ impl Trainer<'_> {
                         &s[s.len().saturating_sub(max_len + 1)..]
                     })
                     .collect();
-                let loss = model.train_loss(
+                let loss = objective.loss(
+                    &model,
                     TrainBatch {
                         items: &seqs,
                         users: chunk,
@@ -284,10 +364,11 @@ impl Trainer<'_> {
                 valid_ndcg10: None,
                 valid_recall10: None,
                 best: false,
+                extra: objective.log_extra(&model),
             };
             let last = epoch == cfg.epochs;
             if epoch % cfg.eval_every.max(1) == 0 || last {
-                let eval_model = model.valid();
+                let eval_model = objective.model(&model).valid();
                 let rec = ModelRecommender::new(&eval_model);
                 let report = valid.evaluate(self.dataset, &rec, &mut |_, _| {})?;
                 let ndcg = report.sampled.ndcg_at(10).unwrap_or(0.0);
@@ -298,7 +379,7 @@ impl Trainer<'_> {
                     state.best_valid_ndcg10 = ndcg;
                     state.bad_evals = 0;
                     log.best = true;
-                    self.dir.save_best(&model)?;
+                    self.dir.save_best(objective.model(&model))?;
                 } else {
                     state.bad_evals += 1;
                 }
@@ -307,7 +388,7 @@ impl Trainer<'_> {
                 .time_budget_minutes
                 .is_some_and(|m| state.train_seconds >= m * 60.0);
             state.finished = last || state.bad_evals >= cfg.patience || out_of_time;
-            self.dir.save(&model, &optim, &state)?;
+            self.dir.save(&module_bytes(&model)?, &optim, &state)?;
             append_log(&self.dir, &log)?;
             obs.epoch_end(&log);
             if state.finished {

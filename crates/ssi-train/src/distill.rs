@@ -1,0 +1,236 @@
+//! Self-supervised imitation training (SSI paper §2.4): a student learns its own next-item task
+//! while imitating frozen teachers' predictions (eq. 5) and item representations (eq. 6), with
+//! learnable per-teacher weights (eq. 7–8).
+//!
+//! Where imitation happens: each training sequence q_1..q_n gives one imitation point, the
+//! history q_1..q_{n-1}; the teacher reads it with [MASK] appended (its prediction mode) and the
+//! student reads it as it reads any history. The student's own loss L_s is its usual training
+//! loss on the whole sequence. (The paper does not say at which positions it imitates; this one
+//! is the position the student's own last next-item target uses, and costs one teacher forward
+//! per sequence.)
+
+use crate::checkpoint::{RunConfig, RunDir};
+use crate::trainer::{Objective, TrainError};
+use burn::module::Module;
+use burn::tensor::{Device, Tensor};
+use ssi_data::rng::SsiRng;
+use ssi_models::common::{Batch, TrainBatch};
+use ssi_models::imitation::{
+    ImitationConfig, ImitationHead, lambda_regulariser, prediction_imitation,
+    representation_imitation,
+};
+use ssi_models::loss::Softmax;
+use ssi_models::{AnyModel, ModelConfig, SequentialModel};
+use std::path::PathBuf;
+
+/// What `config.json` of a distillation run records besides the student.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct DistillSpec {
+    /// Run folders of the teachers (their `best.bpk` is used).
+    pub teachers: Vec<PathBuf>,
+    /// Display names of the teachers (their consistency task, else their model), for logs.
+    pub teacher_names: Vec<String>,
+    pub imitation: ImitationConfig,
+}
+
+/// The module a distillation run trains and checkpoints: the student and the imitation weights.
+#[derive(Module, Debug)]
+pub struct Distiller {
+    pub student: AnyModel,
+    pub head: ImitationHead,
+}
+
+/// A frozen teacher: its model without autodiff and its item table (constant).
+pub struct Teacher {
+    pub name: String,
+    pub model: AnyModel,
+    pub items: Tensor<2>,
+}
+
+pub struct Distill {
+    pub student: ModelConfig,
+    pub teachers: Vec<Teacher>,
+    pub imitation: ImitationConfig,
+}
+
+/// The name a teacher goes by: its consistency task, else its model.
+pub fn teacher_name(cfg: &ModelConfig) -> String {
+    match cfg {
+        ModelConfig::Bert4rec(c) => c
+            .consistency
+            .map(|t| t.name().to_string())
+            .unwrap_or_else(|| "bert4rec".into()),
+        other => other.kind().name().to_ascii_lowercase(),
+    }
+}
+
+/// Reads the teachers' run folders: their names, and a check that they fit the dataset.
+pub fn describe_teachers(
+    dirs: &[PathBuf],
+    n_items: usize,
+) -> Result<Vec<(PathBuf, String)>, TrainError> {
+    if dirs.is_empty() {
+        return Err(TrainError::Config(
+            "distillation needs at least one teacher".into(),
+        ));
+    }
+    dirs.iter()
+        .map(|d| {
+            let cfg = RunDir::new(d).config()?;
+            if cfg.dataset.n_items != n_items {
+                return Err(TrainError::Config(format!(
+                    "teacher {} was trained on {} ({} items), not on this dataset ({n_items} items)",
+                    d.display(),
+                    cfg.dataset.name,
+                    cfg.dataset.n_items
+                )));
+            }
+            Ok((d.clone(), teacher_name(&cfg.model)))
+        })
+        .collect()
+}
+
+impl Distill {
+    /// Loads the teachers of `run` (frozen, without autodiff) for training on `device`.
+    pub fn from_run(run: &RunConfig, device: &Device) -> Result<Self, TrainError> {
+        let spec = run.distill.as_ref().ok_or_else(|| {
+            TrainError::Config("this run folder holds no distillation run".into())
+        })?;
+        let mut teachers = Vec::new();
+        for (dir, name) in spec.teachers.iter().zip(&spec.teacher_names) {
+            let (tcfg, model) = RunDir::new(dir).load_best(device)?;
+            if tcfg.dataset.n_items != run.dataset.n_items {
+                return Err(TrainError::Config(format!(
+                    "teacher {} has {} items, the student's dataset {}",
+                    dir.display(),
+                    tcfg.dataset.n_items,
+                    run.dataset.n_items
+                )));
+            }
+            // valid(): no dropout, no autodiff, so no gradient can reach a teacher.
+            let model = model.valid();
+            let items = model.item_table();
+            teachers.push(Teacher {
+                name: name.clone(),
+                model,
+                items,
+            });
+        }
+        Ok(Distill {
+            student: run.model.clone(),
+            teachers,
+            imitation: spec.imitation.clone(),
+        })
+    }
+
+    fn widths(&self, student_hidden: usize) -> Vec<(usize, usize)> {
+        self.teachers
+            .iter()
+            .map(|t| (student_hidden, t.items.dims()[1]))
+            .collect()
+    }
+}
+
+impl Objective for Distill {
+    type Module = Distiller;
+
+    fn init(&self, device: &Device) -> Distiller {
+        let student = self.student.init(device);
+        let hidden = student.item_table().dims()[1];
+        Distiller {
+            head: ImitationHead::new(&self.widths(hidden), device),
+            student,
+        }
+    }
+
+    fn load(&self, bytes: Vec<u8>, device: &Device) -> Result<Distiller, String> {
+        use burn::store::ModuleRecord;
+        let record = ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
+            .map_err(|e| format!("not a burnpack file: {e:?}"))?;
+        self.init(device)
+            .try_load_record(record)
+            .map_err(|e| format!("checkpoint does not fit the distillation config: {e:?}"))
+    }
+
+    /// Eq. 7 + 8: L_s + Σ λ_i (L¹_IL,i + L²_IL,i) + Σ 1/λ_i + (Σ 1/λ_i)².
+    fn loss(
+        &self,
+        m: &Distiller,
+        batch: TrainBatch,
+        softmax: Softmax,
+        rng: &mut SsiRng,
+    ) -> Tensor<1> {
+        let own = m.student.train_loss(batch, softmax, rng);
+        let hist: Vec<&[u32]> = batch
+            .items
+            .iter()
+            .map(|s| &s[..s.len().saturating_sub(1).max(1)])
+            .collect();
+        let users: Vec<Option<usize>> = batch.users.iter().map(|&u| Some(u)).collect();
+        let b = Batch {
+            items: &hist,
+            users: &users,
+        };
+        let cfg = &self.imitation;
+        let student_logits = cfg.prediction.then(|| m.student.score_all(b));
+        let student_items = cfg.representation.then(|| m.student.item_table());
+        let lambda = if cfg.learn_lambda {
+            m.head.lambda()
+        } else {
+            m.head.lambda().detach().ones_like()
+        };
+        let mut total = own;
+        for (i, t) in self.teachers.iter().enumerate() {
+            let mut term: Option<Tensor<1>> = None;
+            if let Some(s) = &student_logits {
+                let teacher_logits = t.model.score_all(Batch {
+                    items: &hist,
+                    users: &users,
+                });
+                term = Some(prediction_imitation(
+                    teacher_logits,
+                    s.clone(),
+                    cfg.temperature,
+                ));
+            }
+            if let Some(s) = &student_items {
+                let mse =
+                    representation_imitation(t.items.clone(), m.head.student_items(i, s.clone()));
+                term = Some(match term {
+                    Some(x) => x + mse,
+                    None => mse,
+                });
+            }
+            if let Some(term) = term {
+                total = total + lambda.clone().narrow(0, i, 1) * term;
+            }
+        }
+        if cfg.learn_lambda {
+            total = total + lambda_regulariser(lambda);
+        }
+        total
+    }
+
+    fn model<'m>(&self, m: &'m Distiller) -> &'m AnyModel {
+        &m.student
+    }
+
+    fn log_extra(&self, m: &Distiller) -> serde_json::Map<String, serde_json::Value> {
+        let values = m
+            .head
+            .lambda()
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .unwrap_or_default();
+        let lambda: serde_json::Map<String, serde_json::Value> = self
+            .teachers
+            .iter()
+            .zip(values)
+            .map(|(t, v)| (t.name.clone(), serde_json::json!(v)))
+            .collect();
+        let mut out = serde_json::Map::new();
+        out.insert("lambda".into(), lambda.into());
+        out
+    }
+}

@@ -1,0 +1,177 @@
+//! Self-supervised imitation end to end on a tiny synthetic shop: teachers trained with their
+//! consistency tasks, then a student distilled from them, checkpointed, resumed and evaluated.
+
+mod common;
+
+use burn::tensor::Device;
+use common::{configs, dataset, trainer};
+use ssi_data::Dataset;
+use ssi_models::common::Batch;
+use ssi_models::imitation::{ImitationConfig, prediction_imitation};
+use ssi_models::{ModelKind, SequentialModel};
+use ssi_train::RunDir;
+use ssi_train::distill::{Distill, DistillSpec, describe_teachers};
+use ssi_train::trainer::{EpochLog, Silent, TrainConfig};
+use std::path::{Path, PathBuf};
+
+fn train_teacher(ds: &Dataset, dir: &Path, task: &str) {
+    let (m, t) = configs(ModelKind::Bert4rec, ds);
+    let m = m
+        .with_overrides(&[("consistency".into(), task.into())])
+        .unwrap();
+    trainer(ds, dir, None)
+        .run(
+            &m,
+            &t.with_epochs(12).with_patience(100),
+            false,
+            &mut Silent,
+        )
+        .unwrap();
+}
+
+fn distill(
+    ds: &Dataset,
+    dir: &Path,
+    teachers: &[PathBuf],
+    imitation: ImitationConfig,
+    t: &TrainConfig,
+    resume: bool,
+    stop: Option<usize>,
+) {
+    let (student, _) = configs(ModelKind::Hgn, ds);
+    let named = describe_teachers(teachers, ds.n_items as usize).unwrap();
+    let tr = trainer(ds, dir, stop);
+    let spec = DistillSpec {
+        teachers: named.iter().map(|(d, _)| d.clone()).collect(),
+        teacher_names: named.iter().map(|(_, n)| n.clone()).collect(),
+        imitation,
+    };
+    let run = tr.run_config(&student, t, Some(spec));
+    let device = tr.device.clone();
+    tr.run_objective(run, resume, &mut Silent, |r| Distill::from_run(r, &device))
+        .unwrap();
+}
+
+/// Mean KL(teacher ‖ student) on every user's training history.
+fn kl_to_teacher(ds: &Dataset, student_dir: &Path, teacher_dir: &Path) -> f32 {
+    let d = Device::flex();
+    let (_, s) = RunDir::new(student_dir).load_best(&d).unwrap();
+    let (_, t) = RunDir::new(teacher_dir).load_best(&d).unwrap();
+    let hist: Vec<&[u32]> = ds.sequences.iter().map(|q| &q[..q.len() - 2]).collect();
+    let users: Vec<Option<usize>> = (0..hist.len()).map(Some).collect();
+    let b = Batch {
+        items: &hist,
+        users: &users,
+    };
+    prediction_imitation(t.score_all(b), s.score_all(b), 1.0).into_scalar()
+}
+
+#[test]
+fn students_imitate_their_teachers_and_runs_resume() {
+    let ds = dataset();
+    let root = tempfile::tempdir().unwrap();
+    let teachers: Vec<PathBuf> = ["temporal", "persona", "global"]
+        .iter()
+        .map(|task| {
+            let dir = root.path().join(task);
+            train_teacher(&ds, &dir, task);
+            dir
+        })
+        .collect();
+    let (_, t) = configs(ModelKind::Hgn, &ds);
+    let t = t.with_epochs(3);
+    let long = t.clone().with_epochs(10).with_patience(100);
+
+    // Imitation only on predictions, with λ fixed, against the student's own loss alone
+    // (same seed, same batches): imitation must move the student towards the teacher.
+    let only_kl = ImitationConfig::new()
+        .with_representation(false)
+        .with_learn_lambda(false);
+    let distilled = root.path().join("distilled");
+    distill(&ds, &distilled, &teachers[..1], only_kl, &long, false, None);
+    let plain = root.path().join("plain");
+    let (student, _) = configs(ModelKind::Hgn, &ds);
+    trainer(&ds, &plain, None)
+        .run(&student, &long, false, &mut Silent)
+        .unwrap();
+    let kl_distilled = kl_to_teacher(&ds, &distilled, &teachers[0]);
+    let kl_plain = kl_to_teacher(&ds, &plain, &teachers[0]);
+    assert!(
+        kl_distilled < 0.8 * kl_plain,
+        "KL to the teacher: distilled {kl_distilled}, plain {kl_plain}"
+    );
+
+    // The full objective with three teachers: λ_i logged per epoch and learned; interrupted
+    // after one epoch and resumed, it ends where an uninterrupted run ends.
+    let full = root.path().join("full");
+    distill(
+        &ds,
+        &full,
+        &teachers,
+        ImitationConfig::new(),
+        &t,
+        false,
+        Some(1),
+    );
+    assert_eq!(RunDir::new(&full).state().unwrap().epoch, 1);
+    distill(
+        &ds,
+        &full,
+        &teachers,
+        ImitationConfig::new(),
+        &t,
+        true,
+        None,
+    );
+    let straight = root.path().join("straight");
+    distill(
+        &ds,
+        &straight,
+        &teachers,
+        ImitationConfig::new(),
+        &t,
+        false,
+        None,
+    );
+    let log = |dir: &Path| -> Vec<EpochLog> {
+        std::fs::read_to_string(dir.join("log.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let (a, b) = (log(&full), log(&straight));
+    assert_eq!(a.len(), 3);
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(x.loss, y.loss, "epoch {}", x.epoch);
+        assert_eq!(x.extra, y.extra);
+    }
+    let lambda = a[2].extra["lambda"].as_object().unwrap();
+    let names: Vec<&str> = lambda.keys().map(String::as_str).collect();
+    assert_eq!(names, ["global", "persona", "temporal"]);
+    // λ starts at 1 and moves (eq. 8 pulls it up while the imitation terms are small).
+    for v in lambda.values() {
+        let v = v.as_f64().unwrap();
+        assert!(v > 0.0 && (v - 1.0).abs() > 1e-4, "{lambda:?}");
+    }
+    // The distilled student is an ordinary checkpoint: config says HGN, it evaluates.
+    let (cfg, model) = RunDir::new(&full).load_best(&Device::flex()).unwrap();
+    assert_eq!(cfg.model.kind(), ModelKind::Hgn);
+    assert_eq!(model.kind(), ModelKind::Hgn);
+    assert_eq!(
+        cfg.distill.unwrap().teacher_names,
+        ["temporal", "persona", "global"]
+    );
+}
+
+#[test]
+fn teachers_of_another_dataset_are_refused() {
+    let ds = dataset();
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("t");
+    train_teacher(&ds, &dir, "temporal");
+    let err = describe_teachers(&[dir], ds.n_items as usize + 1).unwrap_err();
+    assert!(err.to_string().contains("items"), "{err}");
+    let err = describe_teachers(&[], 10).unwrap_err();
+    assert!(err.to_string().contains("at least one teacher"), "{err}");
+}
