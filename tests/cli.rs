@@ -454,3 +454,87 @@ fn pretrain_teachers_then_distill_a_student() {
     args.extend(small);
     fails(&args, "config.json");
 }
+
+#[test]
+fn reproduce_writes_the_tables_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("shop.txt");
+    ok(&[
+        "data",
+        "synth",
+        "--out",
+        data.to_str().unwrap(),
+        "--users",
+        "150",
+        "--categories",
+        "3",
+    ]);
+    let out = dir.path().join("repro");
+    let args = [
+        "reproduce",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--paper-dataset",
+        "beauty",
+        "--students",
+        "hgn,gru4rec",
+        "--ablation",
+        "imitation,teachers,layers",
+        "--set",
+        "hidden=16",
+        "--set",
+        "epochs=1",
+        "--set",
+        "max_steps_per_epoch=1",
+        "--set",
+        "valid_users=50",
+    ];
+    let first = ok(&args);
+    let table = std::fs::read_to_string(out.join("table2.md")).unwrap();
+    for row in [
+        "| MostPop |",
+        "| GRU4Rec |",
+        "| BERT4Rec |",
+        "| HGN |",
+        "| SASRec |",
+        "| Teacher (temporal) |",
+        "| SSI |",
+        "| SSI-GRU4Rec |",
+    ] {
+        assert!(table.contains(row), "{row} missing:\n{table}");
+    }
+    // The paper's value and our difference beside each figure; rows we do not run are marked.
+    assert!(table.contains("(0.329, "), "{table}");
+    assert!(table.contains("not run (0.321)"), "{table}");
+    let csv = std::fs::read_to_string(out.join("table2.csv")).unwrap();
+    assert!(
+        csv.lines()
+            .any(|l| l.starts_with("beauty,SSI,ndcg@10,") && l.contains(",0.329,")),
+        "{csv}"
+    );
+    for f in [
+        "table3.md",
+        "table3.csv",
+        "figure3.svg",
+        "figure3.md",
+        "figure4.svg",
+        "figure4.csv",
+    ] {
+        assert!(out.join(f).exists(), "{f} missing");
+    }
+    let t3 = std::fs::read_to_string(out.join("table3.md")).unwrap();
+    assert!(t3.contains("w/o prediction distribution imitation"), "{t3}");
+    assert!(out.join("l8-teacher-global/test.json").exists());
+    // Rerunning finds every run finished: nothing is trained again, same table.
+    let again = ok(&args);
+    assert!(
+        first.contains("== SSI") && !again.contains("== "),
+        "{again}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("table2.md")).unwrap(),
+        table
+    );
+}

@@ -241,24 +241,14 @@ pub fn distill(a: DistillArgs) -> Result<()> {
     run(a.student, Vec::new(), a.run, Some((a.teachers, imitation)))
 }
 
-fn run(
-    kind: ModelKind,
-    fixed: Vec<(String, Value, bool)>,
-    a: RunArgs,
-    distill: Option<(Vec<PathBuf>, ImitationConfig)>,
-) -> Result<()> {
-    let ds: Dataset = crate::source::load(a.data.as_deref(), a.json)?;
-    let dev = device(&a.device)?;
-    let train_dev = dev.clone().autodiff();
+/// Settings from a config file, `--set`, `--seed` and `--epochs`, in that order.
+fn gather_settings(a: &RunArgs) -> Result<Vec<(String, Value, bool)>> {
     let mut settings = Vec::new();
     if let Some(p) = &a.config {
         settings.extend(load_settings_file(p)?);
     }
     for s in &a.set {
-        let (k, v) = s
-            .split_once('=')
-            .with_context(|| format!("--set {s:?}: expected KEY=VALUE"))?;
-        settings.push((k.trim().to_string(), parse_value(v.trim()), true));
+        settings.push(parse_setting(s)?);
     }
     if let Some(seed) = a.seed {
         settings.push(("seed".into(), seed.into(), true));
@@ -266,18 +256,76 @@ fn run(
     if let Some(e) = a.epochs {
         settings.push(("epochs".into(), e.into(), true));
     }
+    Ok(settings)
+}
+
+/// `KEY=VALUE` as a strict setting.
+pub fn parse_setting(s: &str) -> Result<(String, Value, bool)> {
+    let (k, v) = s
+        .split_once('=')
+        .with_context(|| format!("--set {s:?}: expected KEY=VALUE"))?;
+    Ok((k.trim().to_string(), parse_value(v.trim()), true))
+}
+
+fn run(
+    kind: ModelKind,
+    fixed: Vec<(String, Value, bool)>,
+    a: RunArgs,
+    distill: Option<(Vec<PathBuf>, ImitationConfig)>,
+) -> Result<()> {
+    let ds: Dataset = crate::source::load(a.data.as_deref(), a.json)?;
+    let mut settings = gather_settings(&a)?;
     settings.extend(fixed);
-    let base = ModelConfig::new(kind, ds.n_items as usize, ds.n_users());
-    let (model_cfg, train_cfg) = apply_settings(&base, &TrainConfig::new(), &settings)?;
-    let dir = RunDir::new(&a.out);
-    if a.resume && !dir.has_run() {
-        bail!("--resume: {} holds no run to continue", a.out.display());
+    let job = Job {
+        kind,
+        settings,
+        data_path: a.data.clone(),
+        device: device(&a.device)?,
+        out: a.out.clone(),
+        resume: a.resume,
+        distill,
+        quiet: a.json,
+    };
+    let (_, report) = run_job(&ds, &job)?;
+    if a.json {
+        println!("{}", serde_json::to_string(&report.to_json())?);
+    } else {
+        print!("{}", report.to_table());
+        println!("run folder: {}", a.out.display());
+    }
+    Ok(())
+}
+
+/// One training run: a model on its own loss, a teacher (settings carry `consistency`), or a
+/// distilled student.
+pub struct Job {
+    pub kind: ModelKind,
+    pub settings: Vec<(String, Value, bool)>,
+    pub data_path: Option<PathBuf>,
+    pub device: burn::tensor::Device,
+    pub out: PathBuf,
+    pub resume: bool,
+    pub distill: Option<(Vec<PathBuf>, ImitationConfig)>,
+    /// No progress bar or summary lines.
+    pub quiet: bool,
+}
+
+/// Trains (or resumes) a job, evaluates its best epoch on the test split and writes `test.json`.
+pub fn run_job(
+    ds: &Dataset,
+    job: &Job,
+) -> Result<(ssi_train::checkpoint::TrainState, ssi_data::EvalReport)> {
+    let base = ModelConfig::new(job.kind, ds.n_items as usize, ds.n_users());
+    let (model_cfg, train_cfg) = apply_settings(&base, &TrainConfig::new(), &job.settings)?;
+    let dir = RunDir::new(&job.out);
+    if job.resume && !dir.has_run() {
+        bail!("--resume: {} holds no run to continue", job.out.display());
     }
     let trainer = Trainer {
-        dataset: &ds,
-        dataset_path: a.data.clone(),
+        dataset: ds,
+        dataset_path: job.data_path.clone(),
         dir: dir.clone(),
-        device: train_dev,
+        device: job.device.clone().autodiff(),
         stop_after_epochs: None,
     };
     let pb = crate::ui::bar(0, "training");
@@ -288,29 +336,29 @@ fn run(
         .expect("static template")
         .progress_chars("=> "),
     );
-    if a.json {
+    if job.quiet {
         pb.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
     let mut obs = Bar {
         pb: pb.clone(),
-        quiet: a.json,
+        quiet: job.quiet,
     };
-    let state = match distill {
-        None => trainer.run(&model_cfg, &train_cfg, a.resume, &mut obs)?,
+    let state = match &job.distill {
+        None => trainer.run(&model_cfg, &train_cfg, job.resume, &mut obs)?,
         Some((teachers, imitation)) => {
-            let named = describe_teachers(&teachers, ds.n_items as usize)?;
+            let named = describe_teachers(teachers, ds.n_items as usize)?;
             let spec = DistillSpec {
                 teachers: named.iter().map(|(d, _)| d.clone()).collect(),
                 teacher_names: named.iter().map(|(_, n)| n.clone()).collect(),
-                imitation,
+                imitation: imitation.clone(),
             };
             let run = trainer.run_config(&model_cfg, &train_cfg, Some(spec));
             let tdev = trainer.device.clone();
-            trainer.run_objective(run, a.resume, &mut obs, |r| Distill::from_run(r, &tdev))?
+            trainer.run_objective(run, job.resume, &mut obs, |r| Distill::from_run(r, &tdev))?
         }
     };
     pb.finish_and_clear();
-    if !a.json {
+    if !job.quiet {
         println!(
             "trained {} epochs in {:.1} min; best validation NDCG@10 {:.4} at epoch {}",
             state.epoch,
@@ -322,21 +370,16 @@ fn run(
                 .unwrap_or_else(|| "-".into())
         );
     }
+    let seed = dir.config()?.train.seed;
     let report = evaluate_checkpoint(
         &dir,
-        &ds,
-        &dev,
-        &crate::cmd_eval::ProtocolArgs::default_test(train_cfg.seed),
-        a.json,
+        ds,
+        &job.device,
+        &crate::cmd_eval::ProtocolArgs::default_test(seed),
+        job.quiet,
     )?;
     dir.write_json("test.json", &report.to_json())?;
-    if a.json {
-        println!("{}", serde_json::to_string(&report.to_json())?);
-    } else {
-        print!("{}", report.to_table());
-        println!("run folder: {}", a.out.display());
-    }
-    Ok(())
+    Ok((state, report))
 }
 
 /// Loads the best model of a run and evaluates it with the paper's protocol.

@@ -3,6 +3,7 @@
 mod cmd_bench;
 mod cmd_data;
 mod cmd_eval;
+mod cmd_reproduce;
 mod cmd_train;
 mod fetch;
 mod source;
@@ -36,6 +37,8 @@ enum Command {
     Pretrain(cmd_train::PretrainArgs),
     /// Self-supervised imitation: distil trained teachers into a student (HGN, GRU4Rec, SASRec).
     Distill(cmd_train::DistillArgs),
+    /// The paper's pipeline on one dataset: baselines, teachers, SSI; Table 2 (+ ablations) vs the paper.
+    Reproduce(cmd_reproduce::ReproduceArgs),
     /// Measure training throughput and inference latency of the models on a backend.
     Bench(cmd_bench::BenchArgs),
 }
@@ -49,6 +52,7 @@ fn main() {
         Command::Train(a) => cmd_train::train(a),
         Command::Pretrain(a) => cmd_train::pretrain(a),
         Command::Distill(a) => cmd_train::distill(a),
+        Command::Reproduce(a) => cmd_reproduce::reproduce(a),
         Command::Bench(a) => cmd_bench::bench(a),
     };
     if let Err(e) = result {

@@ -1,0 +1,599 @@
+//! `ssi reproduce`: the paper's whole pipeline on one dataset and one evaluation sample —
+//! baselines, the three consistency teachers, SSI with each student — written as the paper's
+//! Table 2 with the paper's values beside ours, plus the ablations (Table 3, Figures 3 and 4).
+//!
+//! Every model is a run folder under `--out`; a finished one (its `test.json` exists) is read
+//! back instead of retrained and an unfinished one is resumed, so rerunning the same command
+//! after an interruption continues where it stopped.
+
+use crate::cmd_train::{Job, load_settings_file, parse_setting, run_job};
+use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+use serde_json::Value;
+use ssi_data::Dataset;
+use ssi_models::ModelKind;
+use ssi_models::imitation::ImitationConfig;
+use ssi_train::RunDir;
+use std::path::{Path, PathBuf};
+
+const PAPER_TABLE2: &str = include_str!("paper_table2.csv");
+const SMALL: &str = include_str!("../../../configs/small.json");
+const PAPER: &str = include_str!("../../../configs/paper.json");
+/// Columns of the paper's Table 2.
+const METRICS: [&str; 8] = [
+    "recall@5",
+    "ndcg@5",
+    "recall@10",
+    "ndcg@10",
+    "recall@15",
+    "ndcg@15",
+    "recall@20",
+    "ndcg@20",
+];
+/// The paper's Table 3 (Beauty): Recall@10, NDCG@10.
+const PAPER_TABLE3: [(&str, f64, f64); 4] = [
+    ("SSI", 0.487, 0.329),
+    ("w/o item representation imitation", 0.483, 0.325),
+    ("w/o prediction distribution imitation", 0.478, 0.321),
+    ("w/o both", 0.470, 0.317),
+];
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Ablation {
+    /// Table 3: without item-representation imitation, without prediction imitation, without both.
+    Imitation,
+    /// Figure 3: one teacher at a time.
+    Teachers,
+    /// Figure 4: BERT4Rec and SSI with 1, 2, 4 and 8 self-attention layers.
+    Layers,
+}
+
+#[derive(Args)]
+pub struct ReproduceArgs {
+    /// S3-Rec format file (e.g. ../shared/data/beauty.txt); omit for the embedded synthetic shop.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// small (hidden 64, 2 layers, 2 heads), paper (256, 8, 4), or a JSON settings file.
+    #[arg(long, default_value = "small")]
+    config: String,
+    /// A setting for every run, e.g. --set time_budget_minutes=20 (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Output folder: one run folder per model, tables and plots (default runs/reproduce-NAME).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Ablations to run besides Table 2 (repeatable or comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    ablation: Vec<Ablation>,
+    /// Students of SSI, comma-separated (hgn is the paper's SSI, gru4rec its SSI_GRU4Rec).
+    #[arg(long, value_delimiter = ',', default_value = "hgn,gru4rec,sasrec")]
+    students: Vec<ModelKind>,
+    /// Dataset name in the paper's table (default: the file's name, e.g. beauty).
+    #[arg(long)]
+    paper_dataset: Option<String>,
+    /// cpu or wgpu.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+/// One model of the pipeline.
+struct Stage {
+    /// Run folder name, and the row's name.
+    name: String,
+    label: String,
+    kind: ModelKind,
+    settings: Vec<(String, Value, bool)>,
+    distill: Option<(Vec<String>, ImitationConfig)>,
+}
+
+fn stage(name: &str, label: &str, kind: ModelKind) -> Stage {
+    Stage {
+        name: name.into(),
+        label: label.into(),
+        kind,
+        settings: Vec::new(),
+        distill: None,
+    }
+}
+
+/// The finished result of a stage: test metrics and training minutes.
+struct Row {
+    label: String,
+    metrics: Value,
+    minutes: Option<f64>,
+}
+
+fn base_settings(config: &str) -> Result<Vec<(String, Value, bool)>> {
+    let text = match config {
+        "small" => SMALL.to_string(),
+        "paper" => PAPER.to_string(),
+        path => return load_settings_file(Path::new(path)),
+    };
+    let v: serde_json::Map<String, Value> = serde_json::from_str(&text)?;
+    Ok(v.into_iter().map(|(k, v)| (k, v, false)).collect())
+}
+
+fn teachers(prefix: &str, layers: Option<usize>) -> Vec<Stage> {
+    ssi_models::consistency::ConsistencyTask::ALL
+        .iter()
+        .map(|t| {
+            let mut s = stage(
+                &format!("{prefix}teacher-{}", t.name()),
+                &format!("Teacher ({})", t.name()),
+                ModelKind::Bert4rec,
+            );
+            s.settings
+                .push(("consistency".into(), t.name().into(), true));
+            if let Some(l) = layers {
+                s.settings.push(("layers".into(), l.into(), true));
+            }
+            s
+        })
+        .collect()
+}
+
+fn ssi(
+    name: &str,
+    label: &str,
+    student: ModelKind,
+    teachers: &[&Stage],
+    imitation: ImitationConfig,
+) -> Stage {
+    let mut s = stage(name, label, student);
+    s.distill = Some((teachers.iter().map(|t| t.name.clone()).collect(), imitation));
+    s
+}
+
+fn student_label(kind: ModelKind) -> String {
+    match kind {
+        ModelKind::Hgn => "SSI".into(),
+        k => format!("SSI-{}", k.name()),
+    }
+}
+
+pub fn reproduce(a: ReproduceArgs) -> Result<()> {
+    let ds = crate::source::load(a.data.as_deref(), false)?;
+    let name = a
+        .paper_dataset
+        .clone()
+        .unwrap_or_else(|| ds.name.to_ascii_lowercase());
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("runs/reproduce-{name}")));
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    let mut common = base_settings(&a.config)?;
+    for s in &a.set {
+        common.push(parse_setting(s)?);
+    }
+    let device = crate::cmd_train::device(&a.device)?;
+    let runner = Runner {
+        ds: &ds,
+        data: a.data.clone(),
+        out: out.clone(),
+        common,
+        device,
+    };
+
+    // Table 2.
+    let mut rows = vec![runner.mostpop()?];
+    let baselines = [
+        stage("gru4rec", "GRU4Rec", ModelKind::Gru4rec),
+        stage("bert4rec", "BERT4Rec", ModelKind::Bert4rec),
+        stage("hgn", "HGN", ModelKind::Hgn),
+        stage("sasrec", "SASRec", ModelKind::Sasrec),
+    ];
+    for s in &baselines {
+        rows.push(runner.run(s)?);
+    }
+    let teach = teachers("", None);
+    for t in &teach {
+        rows.push(runner.run(t)?);
+    }
+    let all: Vec<&Stage> = teach.iter().collect();
+    for &student in &a.students {
+        let s = ssi(
+            &format!("ssi-{}", student.name().to_ascii_lowercase()),
+            &student_label(student),
+            student,
+            &all,
+            ImitationConfig::new(),
+        );
+        rows.push(runner.run(&s)?);
+    }
+    let paper = paper_rows(&name);
+    write_table2(&out, &name, &rows, &paper)?;
+
+    let find = |label: &str| rows.iter().find(|r| r.label == label);
+    if a.ablation.contains(&Ablation::Imitation) {
+        let variants = [
+            (
+                "ssi-hgn-no-representation",
+                PAPER_TABLE3[1].0,
+                ImitationConfig::new().with_representation(false),
+            ),
+            (
+                "ssi-hgn-no-prediction",
+                PAPER_TABLE3[2].0,
+                ImitationConfig::new().with_prediction(false),
+            ),
+        ];
+        let mut t3 = vec![find("SSI").map(|r| (PAPER_TABLE3[0].0.to_string(), r.metrics.clone()))];
+        for (dir, label, imitation) in variants {
+            let r = runner.run(&ssi(dir, label, ModelKind::Hgn, &all, imitation))?;
+            t3.push(Some((label.to_string(), r.metrics)));
+        }
+        // Without both imitation terms the objective is the student's own loss: the HGN run.
+        t3.push(find("HGN").map(|r| (PAPER_TABLE3[3].0.to_string(), r.metrics.clone())));
+        write_table3(&out, &t3.into_iter().flatten().collect::<Vec<_>>())?;
+    }
+    if a.ablation.contains(&Ablation::Teachers) {
+        let mut bars = vec![("HGN".to_string(), ndcg10(find("HGN")))];
+        for t in &teach {
+            let task = t.name.trim_start_matches("teacher-");
+            let r = runner.run(&ssi(
+                &format!("ssi-hgn-only-{task}"),
+                &format!("SSI ({task} only)"),
+                ModelKind::Hgn,
+                &[t],
+                ImitationConfig::new(),
+            ))?;
+            bars.push((format!("+{task}"), r.metrics["ndcg@10"].as_f64()));
+        }
+        bars.push(("SSI (all three)".into(), ndcg10(find("SSI"))));
+        let cats: Vec<String> = bars.iter().map(|b| b.0.clone()).collect();
+        let vals: Vec<f64> = bars.iter().map(|b| b.1.unwrap_or(0.0)).collect();
+        write_figure(
+            &out,
+            "figure3",
+            &format!("Figure 3 ({name}): NDCG@10 by teacher"),
+            &cats,
+            &[("NDCG@10".into(), vals)],
+        )?;
+    }
+    if a.ablation.contains(&Ablation::Layers) {
+        let layers = [1usize, 2, 4, 8];
+        let (mut bert, mut ssi_v) = (Vec::new(), Vec::new());
+        for &l in &layers {
+            let mut b = stage(
+                &format!("l{l}-bert4rec"),
+                &format!("BERT4Rec ({l} layers)"),
+                ModelKind::Bert4rec,
+            );
+            b.settings.push(("layers".into(), l.into(), true));
+            bert.push(ndcg10(Some(&runner.run(&b)?)).unwrap_or(0.0));
+            let tl = teachers(&format!("l{l}-"), Some(l));
+            for t in &tl {
+                runner.run(t)?;
+            }
+            let refs: Vec<&Stage> = tl.iter().collect();
+            let s = runner.run(&ssi(
+                &format!("l{l}-ssi-hgn"),
+                &format!("SSI ({l} layers)"),
+                ModelKind::Hgn,
+                &refs,
+                ImitationConfig::new(),
+            ))?;
+            ssi_v.push(ndcg10(Some(&s)).unwrap_or(0.0));
+        }
+        let cats: Vec<String> = layers.iter().map(|l| format!("{l} layers")).collect();
+        write_figure(
+            &out,
+            "figure4",
+            &format!("Figure 4 ({name}): NDCG@10 by teacher depth"),
+            &cats,
+            &[("BERT4Rec".into(), bert), ("SSI".into(), ssi_v)],
+        )?;
+    }
+    println!("results in {}", out.display());
+    Ok(())
+}
+
+fn ndcg10(r: Option<&Row>) -> Option<f64> {
+    r.and_then(|r| r.metrics["ndcg@10"].as_f64())
+}
+
+struct Runner<'a> {
+    ds: &'a Dataset,
+    data: Option<PathBuf>,
+    out: PathBuf,
+    common: Vec<(String, Value, bool)>,
+    device: burn::tensor::Device,
+}
+
+impl Runner<'_> {
+    fn mostpop(&self) -> Result<Row> {
+        let rec = ssi_data::MostPop::fit(self.ds);
+        let report = crate::cmd_eval::evaluate(
+            self.ds,
+            &rec,
+            crate::cmd_eval::ProtocolArgs::default_test(self.seed()).config(),
+            true,
+        )?;
+        let path = self.out.join("mostpop.json");
+        ssi_data::dataset::write_atomic(
+            &path,
+            serde_json::to_string_pretty(&report.to_json())?.as_bytes(),
+        )?;
+        Ok(Row {
+            label: "MostPop".into(),
+            metrics: report.to_json(),
+            minutes: None,
+        })
+    }
+
+    fn seed(&self) -> u64 {
+        self.common
+            .iter()
+            .rev()
+            .find(|(k, _, _)| k == "seed")
+            .and_then(|(_, v, _)| v.as_u64())
+            .unwrap_or(42)
+    }
+
+    fn run(&self, s: &Stage) -> Result<Row> {
+        let dir = self.out.join(&s.name);
+        let test = dir.join("test.json");
+        if !test.exists() {
+            println!("== {} ({})", s.label, dir.display());
+            let mut settings = self.common.clone();
+            settings.extend(s.settings.iter().cloned());
+            let job = Job {
+                kind: s.kind,
+                settings,
+                data_path: self.data.clone(),
+                device: self.device.clone(),
+                out: dir.clone(),
+                resume: RunDir::new(&dir).has_run(),
+                distill: s.distill.as_ref().map(|(t, imitation)| {
+                    (
+                        t.iter().map(|t| self.out.join(t)).collect(),
+                        imitation.clone(),
+                    )
+                }),
+                quiet: false,
+            };
+            let (_, report) = run_job(self.ds, &job)?;
+            println!(
+                "   test NDCG@10 {:.4}",
+                report.sampled.ndcg_at(10).unwrap_or(f64::NAN)
+            );
+        }
+        let text = std::fs::read_to_string(&test).with_context(|| format!("{}", test.display()))?;
+        let metrics: Value = serde_json::from_str(&text)
+            .with_context(|| format!("{}: invalid JSON", test.display()))?;
+        let minutes = RunDir::new(&dir)
+            .state()
+            .ok()
+            .map(|st| st.train_seconds / 60.0);
+        Ok(Row {
+            label: s.label.clone(),
+            metrics,
+            minutes,
+        })
+    }
+}
+
+/// The paper's Table 2 rows of one dataset: label → metric values.
+fn paper_rows(dataset: &str) -> Vec<(String, Vec<f64>)> {
+    PAPER_TABLE2
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f.len() == 10 && f[0] == dataset).then(|| {
+                let label = match f[1] {
+                    "SSI-GRU4Rec" => "SSI-GRU4Rec",
+                    other => other,
+                };
+                (
+                    label.to_string(),
+                    f[2..].iter().filter_map(|v| v.parse().ok()).collect(),
+                )
+            })
+        })
+        .collect()
+}
+
+fn write_table2(out: &Path, name: &str, rows: &[Row], paper: &[(String, Vec<f64>)]) -> Result<()> {
+    let mut md = format!(
+        "# Table 2 on {name}: ours (paper, difference)\n\nSampled protocol (99 negatives), test split, one evaluation sample for every model. \
+         Minutes: training wall-clock of the run. Rows without a paper value are not in the paper's table.\n\n| model | {} | minutes |\n|---|{}---|\n",
+        METRICS
+            .map(|m| m.replace("recall", "Recall").replace("ndcg", "NDCG"))
+            .join(" | "),
+        "---|".repeat(METRICS.len())
+    );
+    let mut csv = String::from("dataset,model,metric,ours,paper,difference,minutes\n");
+    let mut labels: Vec<&str> = rows.iter().map(|r| r.label.as_str()).collect();
+    // Models of the paper's table that this pipeline does not run yet.
+    for (label, _) in paper {
+        if !labels.contains(&label.as_str()) {
+            labels.push(label);
+        }
+    }
+    for label in labels {
+        let row = rows.iter().find(|r| r.label == label);
+        let p = paper.iter().find(|(l, _)| l == label).map(|(_, v)| v);
+        let minutes = row
+            .and_then(|r| r.minutes)
+            .map(|m| format!("{m:.1}"))
+            .unwrap_or_default();
+        let mut cells = Vec::new();
+        for (i, m) in METRICS.iter().enumerate() {
+            let ours = row.and_then(|r| r.metrics[*m].as_f64());
+            let theirs = p.and_then(|v| v.get(i).copied());
+            cells.push(match (ours, theirs) {
+                (Some(o), Some(t)) => format!("{o:.4} ({t:.3}, {:+.3})", o - t),
+                (Some(o), None) => format!("{o:.4}"),
+                (None, Some(t)) => format!("not run ({t:.3})"),
+                (None, None) => "-".into(),
+            });
+            csv.push_str(&format!(
+                "{name},{label},{m},{},{},{},{minutes}\n",
+                ours.map(|v| format!("{v:.4}")).unwrap_or_default(),
+                theirs.map(|v| format!("{v:.3}")).unwrap_or_default(),
+                ours.zip(theirs)
+                    .map(|(o, t)| format!("{:.4}", o - t))
+                    .unwrap_or_default()
+            ));
+        }
+        md.push_str(&format!(
+            "| {label} | {} | {minutes} |\n",
+            cells.join(" | ")
+        ));
+    }
+    write(out, "table2.md", &md)?;
+    write(out, "table2.csv", &csv)?;
+    print!("{md}");
+    Ok(())
+}
+
+fn write_table3(out: &Path, rows: &[(String, Value)]) -> Result<()> {
+    let mut md = String::from(
+        "# Table 3: effect of the imitation terms (ours; paper's Beauty values in brackets)\n\n| variant | Recall@10 | NDCG@10 |\n|---|---|---|\n",
+    );
+    let mut csv = String::from("variant,recall@10,ndcg@10,paper_recall@10,paper_ndcg@10\n");
+    for (label, m) in rows {
+        let p = PAPER_TABLE3.iter().find(|p| p.0 == label);
+        let (r, n) = (
+            m["recall@10"].as_f64().unwrap_or(f64::NAN),
+            m["ndcg@10"].as_f64().unwrap_or(f64::NAN),
+        );
+        md.push_str(&format!(
+            "| {label} | {r:.4}{} | {n:.4}{} |\n",
+            p.map(|p| format!(" ({:.3})", p.1)).unwrap_or_default(),
+            p.map(|p| format!(" ({:.3})", p.2)).unwrap_or_default()
+        ));
+        csv.push_str(&format!(
+            "{label},{r:.4},{n:.4},{},{}\n",
+            p.map(|p| p.1.to_string()).unwrap_or_default(),
+            p.map(|p| p.2.to_string()).unwrap_or_default()
+        ));
+    }
+    write(out, "table3.md", &md)?;
+    write(out, "table3.csv", &csv)?;
+    print!("{md}");
+    Ok(())
+}
+
+fn write_figure(
+    out: &Path,
+    stem: &str,
+    title: &str,
+    cats: &[String],
+    series: &[(String, Vec<f64>)],
+) -> Result<()> {
+    let mut md = format!(
+        "# {title}\n\n| | {} |\n|---|{}\n",
+        cats.join(" | "),
+        "---|".repeat(cats.len())
+    );
+    let mut csv = format!("series,{}\n", cats.join(","));
+    for (name, vals) in series {
+        let v: Vec<String> = vals.iter().map(|x| format!("{x:.4}")).collect();
+        md.push_str(&format!("| {name} | {} |\n", v.join(" | ")));
+        csv.push_str(&format!("{name},{}\n", v.join(",")));
+    }
+    md.push_str(&format!("\n![{title}]({stem}.svg)\n"));
+    write(out, &format!("{stem}.md"), &md)?;
+    write(out, &format!("{stem}.csv"), &csv)?;
+    write(out, &format!("{stem}.svg"), &bar_chart(title, cats, series))?;
+    print!("{md}");
+    Ok(())
+}
+
+fn write(out: &Path, name: &str, text: &str) -> Result<()> {
+    ssi_data::dataset::write_atomic(&out.join(name), text.as_bytes()).map_err(Into::into)
+}
+
+/// A grouped bar chart as SVG: one group per category, one bar per series.
+pub fn bar_chart(title: &str, cats: &[String], series: &[(String, Vec<f64>)]) -> String {
+    const COLORS: [&str; 4] = ["#4c72b0", "#dd8452", "#55a868", "#c44e52"];
+    let (w, h, left, bottom, top) = (640.0, 360.0, 50.0, 50.0, 40.0);
+    let max = series
+        .iter()
+        .flat_map(|(_, v)| v.iter().copied())
+        .fold(0.0f64, f64::max)
+        .max(1e-9)
+        * 1.15;
+    let plot_h = h - bottom - top;
+    let group_w = (w - left - 10.0) / cats.len().max(1) as f64;
+    let bar_w = group_w * 0.8 / series.len().max(1) as f64;
+    let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;");
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"{}\" y=\"22\" text-anchor=\"middle\" font-size=\"14\">{}</text>\n",
+        w / 2.0,
+        esc(title)
+    );
+    svg.push_str(&format!(
+        "<line x1=\"{left}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"black\"/>\n",
+        h - bottom,
+        w - 10.0,
+        h - bottom
+    ));
+    for (si, (name, vals)) in series.iter().enumerate() {
+        let color = COLORS[si % COLORS.len()];
+        for (ci, v) in vals.iter().enumerate() {
+            let bh = v / max * plot_h;
+            let x = left + ci as f64 * group_w + group_w * 0.1 + si as f64 * bar_w;
+            let y = h - bottom - bh;
+            svg.push_str(&format!(
+                "<rect x=\"{x:.1}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"{bh:.1}\" fill=\"{color}\"/>\n<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"10\">{v:.3}</text>\n",
+                bar_w * 0.95,
+                x + bar_w / 2.0,
+                y - 3.0
+            ));
+        }
+        svg.push_str(&format!(
+            "<rect x=\"{}\" y=\"{}\" width=\"10\" height=\"10\" fill=\"{color}\"/><text x=\"{}\" y=\"{}\">{}</text>\n",
+            left + 10.0 + si as f64 * 120.0,
+            h - 18.0,
+            left + 24.0 + si as f64 * 120.0,
+            h - 9.0,
+            esc(name)
+        ));
+    }
+    for (ci, c) in cats.iter().enumerate() {
+        svg.push_str(&format!(
+            "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n",
+            left + ci as f64 * group_w + group_w / 2.0,
+            h - bottom + 16.0,
+            esc(c)
+        ));
+    }
+    svg.push_str("</svg>\n");
+    svg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paper_rows_of_beauty() {
+        let rows = paper_rows("beauty");
+        assert_eq!(rows.len(), 8);
+        let ssi = rows.iter().find(|r| r.0 == "SSI").unwrap();
+        assert_eq!(ssi.1[3], 0.329);
+        assert!(paper_rows("nowhere").is_empty());
+    }
+
+    #[test]
+    fn chart_is_wellformed_svg() {
+        let svg = bar_chart(
+            "a < b",
+            &["x".into(), "y".into()],
+            &[("s".into(), vec![0.1, 0.2])],
+        );
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        assert_eq!(svg.matches("<rect").count(), 1 + 2 + 1);
+        assert!(svg.contains("a &lt; b"));
+    }
+
+    #[test]
+    fn bad_config_is_an_error() {
+        assert!(base_settings("/nonexistent.json").is_err());
+        assert_eq!(base_settings("small").unwrap().len(), 4);
+    }
+}
