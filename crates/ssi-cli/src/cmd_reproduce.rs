@@ -382,10 +382,7 @@ fn paper_rows(dataset: &str) -> Vec<(String, Vec<f64>)> {
         .filter_map(|l| {
             let f: Vec<&str> = l.split(',').collect();
             (f.len() == 10 && f[0] == dataset).then(|| {
-                let label = match f[1] {
-                    "SSI-GRU4Rec" => "SSI-GRU4Rec",
-                    other => other,
-                };
+                let label = f[1];
                 (
                     label.to_string(),
                     f[2..].iter().filter_map(|v| v.parse().ok()).collect(),
