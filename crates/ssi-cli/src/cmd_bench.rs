@@ -38,6 +38,13 @@ pub struct BenchArgs {
     sampled_negatives: usize,
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// Also run the PyTorch reference (bench/torch_ref.py) with this Python, same shapes, and
+    /// report burn's throughput as a ratio of PyTorch's (full softmax only).
+    #[arg(long, value_name = "PYTHON")]
+    pytorch: Option<String>,
+    /// The PyTorch reference script.
+    #[arg(long, default_value = "bench/torch_ref.py")]
+    pytorch_script: std::path::PathBuf,
     #[arg(long)]
     json: bool,
 }
@@ -50,6 +57,60 @@ struct Row {
     train_seqs_per_s: f64,
     infer_ms_batch1: f64,
     infer_ms_batch256: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pytorch_ms_per_step: Option<f64>,
+    /// burn throughput / PyTorch throughput (> 1: burn is faster).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ratio_vs_pytorch: Option<f64>,
+}
+
+/// Runs the PyTorch reference; returns ms per training step by model name.
+fn pytorch(a: &BenchArgs, python: &str) -> Result<std::collections::HashMap<String, f64>> {
+    use anyhow::Context;
+    if a.sampled_negatives != 0 {
+        anyhow::bail!("--pytorch compares the full-softmax step only: drop --sampled-negatives");
+    }
+    let models: Vec<String> = a
+        .models
+        .iter()
+        .map(|m| m.name().to_ascii_lowercase())
+        .collect();
+    let out = std::process::Command::new(python)
+        .arg(&a.pytorch_script)
+        .args(["--models", &models.join(",")])
+        .args([
+            "--items",
+            &a.items.to_string(),
+            "--batch",
+            &a.batch.to_string(),
+        ])
+        .args([
+            "--len",
+            &a.len.to_string(),
+            "--hidden",
+            &a.hidden.to_string(),
+        ])
+        .args(["--steps", &a.steps.to_string()])
+        .output()
+        .with_context(|| format!("cannot run {python} {}", a.pytorch_script.display()))?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "the PyTorch reference failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout)
+        .context("the PyTorch reference printed no JSON list")?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| {
+            Some((
+                r["model"].as_str()?.to_string(),
+                r["train_ms_per_step"].as_f64()?,
+            ))
+        })
+        .collect())
 }
 
 fn time<F: FnMut()>(reps: usize, mut f: F) -> f64 {
@@ -77,6 +138,10 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         Softmax::Full
     } else {
         Softmax::Sampled(a.sampled_negatives)
+    };
+    let reference = match &a.pytorch {
+        Some(py) => Some(pytorch(&a, py)?),
+        None => None,
     };
     let mut rows = Vec::new();
     for &kind in &a.models {
@@ -118,7 +183,12 @@ pub fn bench(a: BenchArgs) -> Result<()> {
                 let _ = s.into_data();
             })
         };
+        let torch_ms = reference
+            .as_ref()
+            .and_then(|r| r.get(&kind.name().to_ascii_lowercase()).copied());
         let row = Row {
+            pytorch_ms_per_step: torch_ms,
+            ratio_vs_pytorch: torch_ms.map(|t| t / train_ms),
             model: kind.name().into(),
             backend: a.device.clone(),
             train_ms_per_step: train_ms,
@@ -137,6 +207,12 @@ pub fn bench(a: BenchArgs) -> Result<()> {
                 row.infer_ms_batch256,
                 a.batch.min(256)
             );
+            if let (Some(t), Some(r)) = (row.pytorch_ms_per_step, row.ratio_vs_pytorch) {
+                println!(
+                    "{:<9} torch train {t:>8.1} ms/step   burn/PyTorch throughput {r:.2}x",
+                    ""
+                );
+            }
         }
         rows.push(row);
     }
