@@ -19,8 +19,8 @@ cargo fmt --all -- --check
 step "cargo clippy (native, all targets, -D warnings)"
 cargo clippy --workspace --all-targets -- -D warnings
 
-step "wasm32 build of the browser crates (data, models, training)"
-cargo build --target wasm32-unknown-unknown -p ssi-data -p ssi-models -p ssi-train
+step "wasm32 build of the browser crates (data, models, training, bundles)"
+cargo build --target wasm32-unknown-unknown -p ssi-data -p ssi-models -p ssi-train -p ssi-bundle
 
 step "cargo test (native)"
 cargo test --workspace --no-fail-fast

@@ -538,3 +538,80 @@ fn reproduce_writes_the_tables_and_resumes() {
         table
     );
 }
+
+#[test]
+fn export_a_bundle_that_evaluates_like_its_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("shop.txt");
+    ok(&[
+        "data",
+        "synth",
+        "--out",
+        data.to_str().unwrap(),
+        "--users",
+        "200",
+        "--categories",
+        "4",
+    ]);
+    let run = dir.path().join("run");
+    let (d, r) = (data.to_str().unwrap(), run.to_str().unwrap());
+    ok(&[
+        "train",
+        "--model",
+        "hgn",
+        "--data",
+        d,
+        "--out",
+        r,
+        "--set",
+        "hidden=16",
+        "--epochs",
+        "1",
+        "--json",
+    ]);
+    let out = dir.path().join("models").join("shop-hgn");
+    let printed = ok(&[
+        "export",
+        "--checkpoint",
+        r,
+        "--out",
+        out.to_str().unwrap(),
+        "--sequences",
+        "50",
+    ]);
+    assert!(printed.contains("shop-hgn"), "{printed}");
+    let header = json(&std::fs::read_to_string(out.join("bundle.json")).unwrap());
+    assert_eq!(header["model"]["model"], "hgn");
+    assert!(
+        header["provenance"]["command"]
+            .as_str()
+            .unwrap()
+            .contains("train --model hgn")
+    );
+    assert!(
+        header["provenance"]["metrics"]["ndcg@10"]
+            .as_f64()
+            .is_some()
+    );
+    let bundle = out.join("bundle.ssib");
+    let from_bundle = json(&ok(&[
+        "eval",
+        "--bundle",
+        bundle.to_str().unwrap(),
+        "--data",
+        d,
+        "--json",
+    ]));
+    let from_run = json(&ok(&["eval", "--checkpoint", r, "--json"]));
+    assert_eq!(from_bundle["ndcg@10"], from_run["ndcg@10"]);
+    assert_eq!(from_bundle["full_ndcg@10"], from_run["full_ndcg@10"]);
+    // A damaged bundle is named and explained.
+    let bytes = std::fs::read(&bundle).unwrap();
+    let cut = dir.path().join("cut.ssib");
+    std::fs::write(&cut, &bytes[..bytes.len() - 100]).unwrap();
+    fails(
+        &["eval", "--bundle", cut.to_str().unwrap(), "--data", d],
+        "truncated",
+    );
+    fails(&["eval", "--bundle", d, "--data", d], "not an SSI bundle");
+}

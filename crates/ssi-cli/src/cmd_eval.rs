@@ -1,6 +1,6 @@
 //! `ssi eval` and `ssi quickstart`.
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use ssi_data::{
     Dataset, EvalConfig, EvalReport, Evaluator, MarkovChain, MostPop, Recommender, Split,
@@ -63,13 +63,16 @@ pub struct EvalArgs {
     #[arg(
         long,
         value_enum,
-        required_unless_present = "checkpoint",
-        conflicts_with = "checkpoint"
+        required_unless_present_any = ["checkpoint", "bundle"],
+        conflicts_with_all = ["checkpoint", "bundle"]
     )]
     model: Option<CountModel>,
     /// A run folder written by `ssi train`: its best epoch is evaluated.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "bundle")]
     checkpoint: Option<PathBuf>,
+    /// A bundle written by `ssi export` or downloaded from the browser app (bundle.ssib).
+    #[arg(long)]
+    bundle: Option<PathBuf>,
     /// cpu or wgpu, for --checkpoint.
     #[arg(long, default_value = "cpu")]
     device: String,
@@ -123,6 +126,25 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     let ds = crate::source::load(data.as_deref(), a.json)?;
     let report = match (a.model, &a.checkpoint) {
         (Some(kind), _) => evaluate(&ds, fit(kind, &ds).as_ref(), a.protocol.config(), a.json)?,
+        (None, None) if a.bundle.is_some() => {
+            let path = a.bundle.as_ref().expect("checked");
+            let dev = crate::cmd_train::device(&a.device)?;
+            let bytes =
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            let b = ssi_bundle::Bundle::from_bytes(&bytes, &dev)
+                .with_context(|| format!("{}", path.display()))?;
+            if b.header.catalogue.n_items() != ds.n_items as usize {
+                bail!(
+                    "{} scores {} items but the dataset {} has {}",
+                    path.display(),
+                    b.header.catalogue.n_items(),
+                    ds.name,
+                    ds.n_items
+                );
+            }
+            let rec = ssi_train::ModelRecommender::new(&b.model);
+            evaluate(&ds, &rec, a.protocol.config(), a.json)?
+        }
         (None, Some(dir)) => {
             let dev = crate::cmd_train::device(&a.device)?;
             crate::cmd_train::evaluate_checkpoint(

@@ -321,6 +321,13 @@ pub fn run_job(
     if job.resume && !dir.has_run() {
         bail!("--resume: {} holds no run to continue", job.out.display());
     }
+    if !dir.has_run() {
+        // The command that started the run, for `ssi export`'s provenance.
+        std::fs::create_dir_all(&job.out)
+            .with_context(|| format!("cannot create {}", job.out.display()))?;
+        let cmd: Vec<String> = std::env::args().collect();
+        ssi_data::dataset::write_atomic(&dir.file("command.txt"), cmd.join(" ").as_bytes())?;
+    }
     let trainer = Trainer {
         dataset: ds,
         dataset_path: job.data_path.clone(),

@@ -3,6 +3,7 @@
 mod cmd_bench;
 mod cmd_data;
 mod cmd_eval;
+mod cmd_export;
 mod cmd_reproduce;
 mod cmd_train;
 mod fetch;
@@ -39,6 +40,8 @@ enum Command {
     Distill(cmd_train::DistillArgs),
     /// The paper's pipeline on one dataset: baselines, teachers, SSI; Table 2 (+ ablations) vs the paper.
     Reproduce(cmd_reproduce::ReproduceArgs),
+    /// Write a trained run as a bundle for the browser app (weights, config, catalogue, metadata).
+    Export(cmd_export::ExportArgs),
     /// Measure training throughput and inference latency of the models on a backend.
     Bench(cmd_bench::BenchArgs),
 }
@@ -53,6 +56,7 @@ fn main() {
         Command::Pretrain(a) => cmd_train::pretrain(a),
         Command::Distill(a) => cmd_train::distill(a),
         Command::Reproduce(a) => cmd_reproduce::reproduce(a),
+        Command::Export(a) => cmd_export::export(a),
         Command::Bench(a) => cmd_bench::bench(a),
     };
     if let Err(e) = result {

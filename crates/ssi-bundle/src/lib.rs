@@ -1,0 +1,285 @@
+//! Model bundles: one file holding a trained recommender, its config, its item catalogue and
+//! where it came from, so the browser (or the CLI) can use it with nothing else.
+//!
+//! Format (version 1), little-endian:
+//! `b"SSIB"` · u32 format version · u64 header length · header (UTF-8 JSON, [`Header`]) ·
+//! weights (burnpack bytes of the model, `header.weights_len` long).
+//!
+//! The loader checks magic, version, lengths, the catalogue against the model's item count and
+//! the weights against the config, and says which check failed.
+
+use burn::module::Module;
+use burn::store::ModuleRecord;
+use burn::tensor::{Bytes, Device};
+use ssi_data::Catalogue;
+use ssi_models::{AnyModel, ModelConfig, SequentialModel};
+
+pub const MAGIC: &[u8; 4] = b"SSIB";
+pub const VERSION: u32 = 1;
+/// Bundles above this size are refused before parsing (the browser's upload limit too).
+pub const MAX_BYTES: usize = 256 * 1024 * 1024;
+/// The file name `ssi export` writes inside its output folder.
+pub const FILE_NAME: &str = "bundle.ssib";
+
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum BundleError {
+    #[error("not an SSI bundle (the file does not start with \"SSIB\")")]
+    Magic,
+    #[error(
+        "bundle format version {0} is not supported by this version of ssi (it reads version {VERSION})"
+    )]
+    Version(u32),
+    #[error("bundle is truncated: {0}")]
+    Truncated(String),
+    #[error("bundle is {0} bytes, above the limit of {MAX_BYTES} bytes")]
+    TooLarge(usize),
+    #[error("bundle header is not valid: {0}")]
+    Header(String),
+    #[error("bundle catalogue has {catalogue} items but the model scores {model}")]
+    Catalogue { catalogue: usize, model: usize },
+    #[error("bundle weights do not fit its {model} config: {detail}")]
+    Weights { model: String, detail: String },
+}
+
+/// Where a bundle came from.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Provenance {
+    pub dataset: String,
+    pub n_users: usize,
+    /// The command that trained the model, when recorded.
+    pub command: Option<String>,
+    /// Test metrics of the model (the keys of `ssi eval --json`).
+    pub metrics: serde_json::Value,
+    /// UTC date of export (YYYY-MM-DD).
+    pub created: String,
+    /// Set when the model was fine-tuned after export (e.g. in the browser).
+    #[serde(default)]
+    pub fine_tuned: Option<String>,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Header {
+    pub name: String,
+    pub model: ModelConfig,
+    pub provenance: Provenance,
+    /// Display names by item id (entry 0, the padding id, is empty).
+    pub catalogue: Catalogue,
+    /// Training sequences shipped for fine-tuning and validation (may be empty).
+    #[serde(default)]
+    pub sequences: Vec<Vec<u32>>,
+    pub weights_len: usize,
+}
+
+/// A loaded bundle: header and model.
+pub struct Bundle {
+    pub header: Header,
+    pub model: AnyModel,
+}
+
+impl Bundle {
+    /// Serialises a model and its header (whose `weights_len` is filled in here).
+    pub fn to_bytes(mut header: Header, model: &AnyModel) -> Result<Vec<u8>, BundleError> {
+        let weights =
+            model
+                .clone()
+                .into_record()
+                .into_bytes()
+                .map_err(|e| BundleError::Weights {
+                    model: header.model.kind().name().into(),
+                    detail: format!("{e:?}"),
+                })?;
+        header.weights_len = weights.len();
+        let json = serde_json::to_vec(&header).map_err(|e| BundleError::Header(e.to_string()))?;
+        let mut out = Vec::with_capacity(16 + json.len() + weights.len());
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&VERSION.to_le_bytes());
+        out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+        out.extend_from_slice(&json);
+        out.extend_from_slice(&weights);
+        Ok(out)
+    }
+
+    /// Reads the header only (cheap: no weights are loaded).
+    pub fn read_header(bytes: &[u8]) -> Result<(Header, &[u8]), BundleError> {
+        if bytes.len() > MAX_BYTES {
+            return Err(BundleError::TooLarge(bytes.len()));
+        }
+        if bytes.len() < 4 || &bytes[..4] != MAGIC {
+            return Err(BundleError::Magic);
+        }
+        if bytes.len() < 16 {
+            return Err(BundleError::Truncated(format!(
+                "{} bytes, shorter than the 16-byte preamble",
+                bytes.len()
+            )));
+        }
+        let version = u32::from_le_bytes(bytes[4..8].try_into().expect("4 bytes"));
+        if version != VERSION {
+            return Err(BundleError::Version(version));
+        }
+        let header_len = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes")) as usize;
+        let rest = &bytes[16..];
+        if header_len > rest.len() {
+            return Err(BundleError::Truncated(format!(
+                "the header should be {header_len} bytes, {} remain",
+                rest.len()
+            )));
+        }
+        let header: Header = serde_json::from_slice(&rest[..header_len])
+            .map_err(|e| BundleError::Header(e.to_string()))?;
+        let weights = &rest[header_len..];
+        if weights.len() != header.weights_len {
+            return Err(BundleError::Truncated(format!(
+                "the weights should be {} bytes, {} are present",
+                header.weights_len,
+                weights.len()
+            )));
+        }
+        let model_items = model_items(&header.model);
+        if header.catalogue.n_items() != model_items {
+            return Err(BundleError::Catalogue {
+                catalogue: header.catalogue.n_items(),
+                model: model_items,
+            });
+        }
+        Ok((header, weights))
+    }
+
+    /// Reads and checks a bundle and builds its model on `device`.
+    pub fn from_bytes(bytes: &[u8], device: &Device) -> Result<Bundle, BundleError> {
+        let (header, weights) = Self::read_header(bytes)?;
+        let record =
+            ModuleRecord::from_bytes(Bytes::from_bytes_vec(weights.to_vec())).map_err(|e| {
+                BundleError::Weights {
+                    model: header.model.kind().name().into(),
+                    detail: format!("not burnpack data: {e:?}"),
+                }
+            })?;
+        let model = header
+            .model
+            .init(device)
+            .try_load_record(record)
+            .map_err(|e| BundleError::Weights {
+                model: header.model.kind().name().into(),
+                detail: format!("{e:?}"),
+            })?;
+        debug_assert_eq!(model.n_items(), model_items(&header.model));
+        Ok(Bundle { header, model })
+    }
+}
+
+fn model_items(cfg: &ModelConfig) -> usize {
+    match cfg {
+        ModelConfig::Bert4rec(c) => c.n_items,
+        ModelConfig::Sasrec(c) => c.n_items,
+        ModelConfig::Gru4rec(c) => c.n_items,
+        ModelConfig::Hgn(c) => c.n_items,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ssi_models::ModelKind;
+    use ssi_models::common::Batch;
+
+    fn sample() -> (Header, AnyModel) {
+        let d = Device::flex();
+        let cfg = ModelConfig::new(ModelKind::Gru4rec, 6, 3)
+            .with_overrides(&[("hidden".into(), 8.into())])
+            .unwrap();
+        let model = cfg.init(&d);
+        let mut catalogue = Catalogue::with_items(6);
+        catalogue.names[3] = "Lens".into();
+        let header = Header {
+            name: "tiny".into(),
+            model: cfg,
+            provenance: Provenance {
+                dataset: "toy".into(),
+                n_users: 3,
+                command: Some("ssi train --model gru4rec".into()),
+                metrics: serde_json::json!({"ndcg@10": 0.5}),
+                created: "2026-11-27".into(),
+                fine_tuned: None,
+            },
+            catalogue,
+            sequences: vec![vec![1, 2, 3]],
+            weights_len: 0,
+        };
+        (header, model)
+    }
+
+    fn scores(m: &AnyModel) -> Vec<f32> {
+        let h: [&[u32]; 1] = [&[1, 2]];
+        m.score_all(Batch {
+            items: &h,
+            users: &[None],
+        })
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap()
+    }
+
+    #[test]
+    fn round_trip_keeps_header_and_predictions() {
+        let (header, model) = sample();
+        let bytes = Bundle::to_bytes(header.clone(), &model).unwrap();
+        let b = Bundle::from_bytes(&bytes, &Device::flex()).unwrap();
+        assert_eq!(b.header.name, "tiny");
+        assert_eq!(b.header.catalogue.names[3], "Lens");
+        assert_eq!(b.header.sequences, header.sequences);
+        assert_eq!(scores(&b.model), scores(&model));
+    }
+
+    #[test]
+    fn every_defect_is_named() {
+        let (header, model) = sample();
+        let good = Bundle::to_bytes(header.clone(), &model).unwrap();
+        let d = Device::flex();
+        let err = |bytes: &[u8]| Bundle::from_bytes(bytes, &d).err().unwrap();
+        assert_eq!(err(b"PK\x03\x04zip"), BundleError::Magic);
+        let mut v2 = good.clone();
+        v2[4] = 2;
+        assert_eq!(err(&v2), BundleError::Version(2));
+        assert!(matches!(err(&good[..10]), BundleError::Truncated(_)));
+        assert!(matches!(
+            err(&good[..good.len() - 1]),
+            BundleError::Truncated(_)
+        ));
+        // A catalogue that does not match the model's items.
+        let mut h = header.clone();
+        h.catalogue = Catalogue::with_items(5);
+        let bad = Bundle::to_bytes(h, &model).unwrap();
+        assert_eq!(
+            err(&bad),
+            BundleError::Catalogue {
+                catalogue: 5,
+                model: 6
+            }
+        );
+        // Weights of another shape: config says hidden 16.
+        let mut h = header.clone();
+        h.model = h
+            .model
+            .with_overrides(&[("hidden".into(), 16.into())])
+            .unwrap();
+        let bad = Bundle::to_bytes(h, &model).unwrap();
+        let e = err(&bad);
+        assert!(matches!(e, BundleError::Weights { .. }), "{e}");
+        // Garbage header.
+        let mut bad = good.clone();
+        bad[16] = b'#';
+        assert!(matches!(err(&bad), BundleError::Header(_)));
+        // Corrupt weights bytes.
+        let mut bad = good.clone();
+        let n = bad.len();
+        for b in &mut bad[n - header_weights(&good)..] {
+            *b = 0xff;
+        }
+        assert!(matches!(err(&bad), BundleError::Weights { .. }));
+    }
+
+    fn header_weights(bytes: &[u8]) -> usize {
+        Bundle::read_header(bytes).unwrap().0.weights_len
+    }
+}

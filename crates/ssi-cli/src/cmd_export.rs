@@ -1,0 +1,125 @@
+//! `ssi export`: a trained run as a self-describing bundle for the browser app.
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use ssi_bundle::{Bundle, FILE_NAME, Header, Provenance};
+use ssi_data::Catalogue;
+use ssi_train::RunDir;
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub struct ExportArgs {
+    /// Run folder of a trained model (its best epoch is exported).
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// Output folder, e.g. public/models/NAME/ (bundle.ssib and a readable bundle.json).
+    #[arg(long)]
+    out: PathBuf,
+    /// Display name (default: the output folder's name).
+    #[arg(long)]
+    name: Option<String>,
+    /// Full sequences of this many users ship with the bundle, for fine-tuning and validation in
+    /// the browser.
+    #[arg(long, default_value_t = 1000)]
+    sequences: usize,
+}
+
+pub fn export(a: ExportArgs) -> Result<()> {
+    let dir = RunDir::new(&a.checkpoint);
+    let cfg = dir.config()?;
+    let ds = crate::source::load(cfg.dataset.path.as_deref(), true)?;
+    if ds.n_items as usize != cfg.dataset.n_items {
+        bail!(
+            "{} was trained on {} items but its dataset now has {}",
+            a.checkpoint.display(),
+            cfg.dataset.n_items,
+            ds.n_items
+        );
+    }
+    let (_, model) = dir.load_best(&burn::tensor::Device::flex())?;
+    let metrics = match dir.read_json::<serde_json::Value>("test.json") {
+        Ok(m) => m,
+        Err(_) => serde_json::Value::Null,
+    };
+    let command = std::fs::read_to_string(dir.file("command.txt"))
+        .ok()
+        .map(|c| c.trim().to_string());
+    let catalogue = ds.catalogue.clone().unwrap_or_else(|| {
+        let mut c = Catalogue::with_items(ds.n_items as usize);
+        for id in 1..=ds.n_items {
+            c.names[id as usize] = ds.item_name(id);
+        }
+        c
+    });
+    let name = a.name.clone().unwrap_or_else(|| {
+        a.out
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "model".into())
+    });
+    let header = Header {
+        name,
+        model: cfg.model.clone(),
+        provenance: Provenance {
+            dataset: ds.name.clone(),
+            n_users: ds.n_users(),
+            command,
+            metrics,
+            created: today(),
+            fine_tuned: None,
+        },
+        catalogue,
+        sequences: ds.sequences.iter().take(a.sequences).cloned().collect(),
+        weights_len: 0,
+    };
+    let bytes = Bundle::to_bytes(header, &model)?;
+    // Read it back before writing: what we ship must load.
+    let back = Bundle::from_bytes(&bytes, &burn::tensor::Device::flex())?;
+    std::fs::create_dir_all(&a.out)
+        .with_context(|| format!("cannot create {}", a.out.display()))?;
+    ssi_data::dataset::write_atomic(&a.out.join(FILE_NAME), &bytes)?;
+    let mut readable = serde_json::to_value(&back.header)?;
+    readable["catalogue"] = format!("{} items", back.header.catalogue.n_items()).into();
+    readable["sequences"] = format!("{} users", back.header.sequences.len()).into();
+    ssi_data::dataset::write_atomic(
+        &a.out.join("bundle.json"),
+        serde_json::to_string_pretty(&readable)?.as_bytes(),
+    )?;
+    println!(
+        "exported {} ({}, {} items, {:.1} MB) to {}",
+        back.header.name,
+        back.header.model.kind().name(),
+        back.header.catalogue.n_items(),
+        bytes.len() as f64 / 1e6,
+        a.out.join(FILE_NAME).display()
+    );
+    Ok(())
+}
+
+/// Today's UTC date, YYYY-MM-DD (civil-from-days, no date crate needed).
+fn today() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let z = (secs / 86_400) as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn today_is_a_date() {
+        let t = super::today();
+        assert_eq!(t.len(), 10);
+        assert!(t.starts_with("20"));
+    }
+}
