@@ -615,3 +615,56 @@ fn export_a_bundle_that_evaluates_like_its_checkpoint() {
     );
     fails(&["eval", "--bundle", d, "--data", d], "not an SSI bundle");
 }
+
+#[test]
+fn model_scoped_settings_apply_to_their_model_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("shop.txt");
+    ok(&[
+        "data",
+        "synth",
+        "--out",
+        data.to_str().unwrap(),
+        "--users",
+        "100",
+        "--categories",
+        "3",
+    ]);
+    let d = data.to_str().unwrap();
+    for (model, want) in [("sasrec", 0.5), ("gru4rec", 0.2)] {
+        let out = dir.path().join(model);
+        ok(&[
+            "train",
+            "--model",
+            model,
+            "--data",
+            d,
+            "--out",
+            out.to_str().unwrap(),
+            "--set",
+            "sasrec.dropout=0.5",
+            "--set",
+            "hidden=8",
+            "--epochs",
+            "1",
+            "--json",
+        ]);
+        let cfg = json(&std::fs::read_to_string(out.join("config.json")).unwrap());
+        assert_eq!(cfg["model"]["dropout"].as_f64(), Some(want), "{model}");
+    }
+    let out = dir.path().join("x");
+    fails(
+        &[
+            "train",
+            "--model",
+            "hgn",
+            "--data",
+            d,
+            "--out",
+            out.to_str().unwrap(),
+            "--set",
+            "transformer.dropout=0.5",
+        ],
+        "unknown model",
+    );
+}

@@ -64,7 +64,7 @@ pub struct RunArgs {
     /// JSON file of settings (e.g. configs/small.json); keys another model has are ignored.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// A setting of the model or of training, e.g. --set hidden=128 --set lr=0.002 (repeatable).
+    /// A setting of the model or of training, e.g. --set hidden=128 --set lr=0.002; `MODEL.key=value` sets one model only (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
     /// cpu (burn flex backend) or wgpu (GPU through Vulkan/Metal/DX12).
@@ -120,6 +120,18 @@ fn apply_settings(
     let mut train_json = serde_json::to_value(train)?;
     let mut model_over = Vec::new();
     for (k, v, strict) in settings {
+        // `MODEL.key` applies to that model only (e.g. sasrec.dropout=0.5 in a shared config).
+        let k = match k.split_once('.') {
+            Some((scope, key)) => {
+                let scope: ModelKind = scope.parse().map_err(anyhow::Error::msg)?;
+                if scope != model.kind() {
+                    continue;
+                }
+                key
+            }
+            None => k.as_str(),
+        };
+        let k = &k.to_string();
         if model_keys.get(k).is_some() && k != "model" && k != "n_items" && k != "n_users" {
             model_over.push((k.clone(), v.clone()));
         } else if train_json.get(k).is_some() {
