@@ -168,6 +168,29 @@ impl Bundle {
     }
 }
 
+/// The `k` best items of `scores` (index i is item i + 1) that are not in `history`, with their
+/// softmax probability over those items, best first. Shared by the page and `ssi predict`.
+pub fn top_k(scores: &[f32], history: &[u32], k: usize) -> Vec<(u32, f32)> {
+    let allowed = |i: usize| !history.contains(&(i as u32 + 1));
+    let idx: Vec<usize> = (0..scores.len()).filter(|&i| allowed(i)).collect();
+    let max = idx
+        .iter()
+        .map(|&i| scores[i])
+        .fold(f32::NEG_INFINITY, f32::max);
+    let total: f32 = idx.iter().map(|&i| (scores[i] - max).exp()).sum();
+    let mut idx = idx;
+    let k = k.min(idx.len());
+    if k == 0 {
+        return Vec::new();
+    }
+    idx.select_nth_unstable_by(k - 1, |&a, &b| scores[b].total_cmp(&scores[a]));
+    idx.truncate(k);
+    idx.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    idx.into_iter()
+        .map(|i| (i as u32 + 1, (scores[i] - max).exp() / total))
+        .collect()
+}
+
 fn model_items(cfg: &ModelConfig) -> usize {
     match cfg {
         ModelConfig::Bert4rec(c) => c.n_items,
@@ -277,6 +300,16 @@ mod tests {
             *b = 0xff;
         }
         assert!(matches!(err(&bad), BundleError::Weights { .. }));
+    }
+
+    #[test]
+    fn top_k_skips_history_and_normalises() {
+        let top = top_k(&[1.0, 3.0, 2.0, 0.0], &[2], 2);
+        assert_eq!(top.iter().map(|t| t.0).collect::<Vec<_>>(), vec![3, 1]);
+        // Softmax over items 1, 3, 4 (item 2 is in the history).
+        let z = 1f32.exp() + 2f32.exp() + 1.0;
+        assert!((top[0].1 - 2f32.exp() / z).abs() < 1e-6);
+        assert!(top_k(&[1.0], &[1], 3).is_empty());
     }
 
     fn header_weights(bytes: &[u8]) -> usize {

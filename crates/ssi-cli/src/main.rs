@@ -4,6 +4,7 @@ mod cmd_bench;
 mod cmd_data;
 mod cmd_eval;
 mod cmd_export;
+mod cmd_predict;
 mod cmd_reproduce;
 mod cmd_train;
 mod fetch;
@@ -42,6 +43,8 @@ enum Command {
     Reproduce(cmd_reproduce::ReproduceArgs),
     /// Write a trained run as a bundle for the browser app (weights, config, catalogue, metadata).
     Export(cmd_export::ExportArgs),
+    /// The next items a bundle recommends after a sequence of item ids.
+    Predict(cmd_predict::PredictArgs),
     /// Measure training throughput and inference latency of the models on a backend.
     Bench(cmd_bench::BenchArgs),
 }
@@ -57,6 +60,7 @@ fn main() {
         Command::Distill(a) => cmd_train::distill(a),
         Command::Reproduce(a) => cmd_reproduce::reproduce(a),
         Command::Export(a) => cmd_export::export(a),
+        Command::Predict(a) => cmd_predict::predict(a),
         Command::Bench(a) => cmd_bench::bench(a),
     };
     if let Err(e) = result {

@@ -1,0 +1,79 @@
+//! `ssi predict`: the next items a bundle recommends after a sequence (what the page shows).
+
+use anyhow::{Context, Result};
+use clap::Args;
+use ssi_models::SequentialModel;
+use ssi_models::common::Batch;
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub struct PredictArgs {
+    /// A bundle written by `ssi export` (bundle.ssib).
+    #[arg(long)]
+    bundle: PathBuf,
+    /// The sequence, oldest first: item ids separated by commas.
+    #[arg(long, value_delimiter = ',', required = true)]
+    history: Vec<u32>,
+    #[arg(long, default_value_t = 10)]
+    top: usize,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn predict(a: PredictArgs) -> Result<()> {
+    let bytes =
+        std::fs::read(&a.bundle).with_context(|| format!("cannot read {}", a.bundle.display()))?;
+    let dev = burn::tensor::Device::flex();
+    let b = ssi_bundle::Bundle::from_bytes(&bytes, &dev)
+        .with_context(|| format!("{}", a.bundle.display()))?;
+    let n = b.header.catalogue.n_items();
+    let unknown: Vec<u32> = a
+        .history
+        .iter()
+        .copied()
+        .filter(|&i| i == 0 || i as usize > n)
+        .collect();
+    if !unknown.is_empty() {
+        eprintln!("note: items {unknown:?} are not in the catalogue ({n} items) and are ignored");
+    }
+    let history: Vec<u32> = a
+        .history
+        .iter()
+        .copied()
+        .filter(|&i| i >= 1 && i as usize <= n)
+        .collect();
+    let items: [&[u32]; 1] = [&history];
+    let scores = b
+        .model
+        .score_all(Batch {
+            items: &items,
+            users: &[None],
+        })
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let top = ssi_bundle::top_k(&scores, &history, a.top);
+    let rows: Vec<serde_json::Value> = top
+        .iter()
+        .map(|&(item, p)| {
+            serde_json::json!({"item": item, "name": b.header.catalogue.name(item), "probability": p})
+        })
+        .collect();
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({"history": history, "predictions": rows})
+        );
+    } else {
+        for (i, (item, p)) in top.iter().enumerate() {
+            println!(
+                "{:>3}. {:>6.2}%  #{item} {}",
+                i + 1,
+                p * 100.0,
+                b.header.catalogue.name(*item)
+            );
+        }
+    }
+    Ok(())
+}

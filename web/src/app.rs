@@ -1,0 +1,468 @@
+//! The Leptos page: pick a model, build a sequence, read the predictions, fine-tune.
+
+use crate::browser;
+use crate::engine::{Engine, FineTuneConfig, Validation};
+use burn::tensor::Device;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use wasm_bindgen::JsCast;
+
+/// One entry of `models/index.json`.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct ModelEntry {
+    pub name: String,
+    /// Path of the bundle file, relative to the page.
+    pub file: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+/// Which burn backend computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Cpu,
+    WebGpu,
+}
+
+const TOP_K: usize = 10;
+
+async fn device_for(backend: Backend) -> Result<(Device, String), String> {
+    match backend {
+        Backend::Cpu => Ok((Device::flex(), "CPU (burn flex, WebAssembly)".into())),
+        Backend::WebGpu => webgpu_device().await,
+    }
+}
+
+#[cfg(feature = "webgpu")]
+async fn webgpu_device() -> Result<(Device, String), String> {
+    if !browser::has_webgpu() {
+        return Err("this browser has no WebGPU (navigator.gpu)".into());
+    }
+    let device = Device::wgpu_options()
+        .init_async()
+        .await
+        .map_err(|e| format!("WebGPU: {e:?}"))?;
+    Ok((
+        device,
+        format!("WebGPU ({})", browser::adapter_name().await),
+    ))
+}
+
+#[cfg(not(feature = "webgpu"))]
+async fn webgpu_device() -> Result<(Device, String), String> {
+    Err("this build of the page has no WebGPU backend (build with --features webgpu)".into())
+}
+
+/// Loads the model list shipped with the page.
+async fn model_list() -> Result<Vec<ModelEntry>, String> {
+    let text = browser::fetch_text("models/index.json").await?;
+    let value =
+        js_sys::JSON::parse(&text).map_err(|_| "models/index.json: not JSON".to_string())?;
+    serde_wasm_bindgen::from_value(value).map_err(|e| format!("models/index.json: {e}"))
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    let engine = StoredValue::new_local(None::<Engine>);
+    let bytes = StoredValue::new_local(None::<Vec<u8>>);
+    let models = RwSignal::new(Vec::<ModelEntry>::new());
+    let model_info = RwSignal::new(String::new());
+    let backend = RwSignal::new(Backend::Cpu);
+    let backend_name = RwSignal::new(String::from("-"));
+    let error = RwSignal::new(None::<String>);
+    let version = RwSignal::new(0u32);
+    let sequence = RwSignal::new(Vec::<u32>::new());
+    let query = RwSignal::new(String::new());
+    let preds = RwSignal::new(Vec::<(u32, String, f32)>::new());
+    let predict_ms = RwSignal::new(0.0f64);
+    let epochs = RwSignal::new(3usize);
+    let lr = RwSignal::new(1e-3f64);
+    let with_mine = RwSignal::new(false);
+    let training = RwSignal::new(false);
+    let stop = RwSignal::new(false);
+    let losses = RwSignal::new(Vec::<f32>::new());
+    let progress = RwSignal::new((0usize, 0usize));
+    let valid_before = RwSignal::new(None::<Validation>);
+    let valid_after = RwSignal::new(None::<Validation>);
+    let tuned = RwSignal::new(false);
+
+    // Installs a bundle on the chosen backend.
+    let install = move |data: Vec<u8>, label: String| {
+        spawn_local(async move {
+            let (device, name) = match device_for(backend.get_untracked()).await {
+                Ok(d) => d,
+                Err(e) => {
+                    error.set(Some(e));
+                    backend.set(Backend::Cpu);
+                    (Device::flex(), "CPU (burn flex, WebAssembly)".into())
+                }
+            };
+            match Engine::load(&data, &device) {
+                Ok(e) => {
+                    model_info.set(format!(
+                        "{label}: {} on {}, {} items, {} parameters{}",
+                        e.header.model.kind().name(),
+                        e.header.provenance.dataset,
+                        e.n_items(),
+                        e.num_params(),
+                        e.header
+                            .provenance
+                            .fine_tuned
+                            .as_ref()
+                            .map(|f| format!(" (fine-tuned: {f})"))
+                            .unwrap_or_default()
+                    ));
+                    engine.set_value(Some(e));
+                    bytes.set_value(Some(data));
+                    backend_name.set(name);
+                    error.set(None);
+                    losses.set(Vec::new());
+                    valid_before.set(None);
+                    valid_after.set(None);
+                    tuned.set(false);
+                    version.update(|v| *v += 1);
+                }
+                // The page keeps the model it had.
+                Err(e) => error.set(Some(format!("{label}: {e}"))),
+            }
+        });
+    };
+
+    let load_url = move |entry: ModelEntry| {
+        spawn_local(async move {
+            match browser::fetch_bytes(&entry.file).await {
+                Ok(data) => install(data, entry.name.clone()),
+                Err(e) => error.set(Some(e)),
+            }
+        });
+    };
+
+    // Bundled models: list them and load the first.
+    spawn_local(async move {
+        match model_list().await {
+            Ok(list) => {
+                if let Some(first) = list.first().cloned() {
+                    load_url(first);
+                }
+                models.set(list);
+            }
+            Err(e) => error.set(Some(e)),
+        }
+    });
+
+    // Predictions follow the sequence (and the model).
+    Effect::new(move |_| {
+        let seq = sequence.get();
+        version.get();
+        let launched = engine.with_value(|e| e.as_ref().map(|e| e.scores(&seq)));
+        let Some(scores) = launched else { return };
+        let t0 = browser::now_ms();
+        spawn_local(async move {
+            let data = scores.into_data_async().await;
+            let Ok(data) = data else {
+                error.set(Some("could not read the scores back".into()));
+                return;
+            };
+            let values = data
+                .convert::<f32>()
+                .try_into_vec::<f32>()
+                .unwrap_or_default();
+            let top = engine.with_value(|e| {
+                e.as_ref()
+                    .map(|e| e.top_k(values, &seq, TOP_K))
+                    .unwrap_or_default()
+            });
+            predict_ms.set(browser::now_ms() - t0);
+            preds.set(
+                top.into_iter()
+                    .map(|p| (p.item, p.name, p.probability))
+                    .collect(),
+            );
+        });
+    });
+
+    let search_results = move || {
+        version.get();
+        let q = query.get();
+        engine.with_value(|e| e.as_ref().map(|e| e.search(&q, 12)).unwrap_or_default())
+    };
+    let item_label = move |id: u32| {
+        engine.with_value(|e| match e {
+            Some(e) if e.is_item(id) => Some(e.item_name(id)),
+            _ => None,
+        })
+    };
+    let add_typed = move || {
+        let q = query.get_untracked();
+        if let Ok(id) = q.trim().parse::<u32>() {
+            // Kept even if unknown: flagged in the list, left out of the model's input.
+            sequence.update(|s| s.push(id));
+            query.set(String::new());
+        } else if let Some((id, _)) = search_results().first().cloned() {
+            sequence.update(|s| s.push(id));
+            query.set(String::new());
+        }
+    };
+
+    let on_upload = move |ev: leptos::ev::Event| {
+        let Some(input) = ev
+            .target()
+            .and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok())
+        else {
+            return;
+        };
+        let Some(file) = input.files().and_then(|f| f.get(0)) else {
+            return;
+        };
+        let name = file.name();
+        if file.size() > ssi_bundle::MAX_BYTES as f64 {
+            error.set(Some(format!(
+                "{name}: {} bytes, above the {} byte limit",
+                file.size(),
+                ssi_bundle::MAX_BYTES
+            )));
+            return;
+        }
+        spawn_local(async move {
+            match browser::file_bytes(&file).await {
+                Ok(data) => install(data, name),
+                Err(e) => error.set(Some(format!("{name}: {e}"))),
+            }
+        });
+    };
+
+    let switch_backend = move |b: Backend| {
+        backend.set(b);
+        if let Some(data) = bytes.get_value() {
+            let label = model_info
+                .get_untracked()
+                .split(':')
+                .next()
+                .unwrap_or("model")
+                .to_string();
+            install(data, label);
+        }
+    };
+
+    let fine_tune = move || {
+        if training.get_untracked() {
+            return;
+        }
+        let extra = if with_mine.get_untracked() {
+            vec![sequence.get_untracked()]
+        } else {
+            Vec::new()
+        };
+        let cfg = FineTuneConfig {
+            lr: lr.get_untracked(),
+            extra,
+            ..Default::default()
+        };
+        let started = engine.write_value().as_mut().map(|e| {
+            let before = e.validate();
+            e.start_fine_tune(&cfg)
+                .map(|_| (before, e.steps_per_epoch()))
+        });
+        let (before, steps) = match started {
+            Some(Ok(x)) => x,
+            Some(Err(e)) => {
+                error.set(Some(e));
+                return;
+            }
+            None => return,
+        };
+        valid_before.set(before);
+        valid_after.set(None);
+        losses.set(Vec::new());
+        stop.set(false);
+        training.set(true);
+        let total = steps * epochs.get_untracked();
+        progress.set((0, total));
+        spawn_local(async move {
+            for step in 0..total {
+                if stop.get_untracked() {
+                    break;
+                }
+                let launched = engine.write_value().as_mut().map(|e| e.launch_step());
+                let loss = match launched {
+                    Some(Ok((_, loss))) => loss,
+                    Some(Err(e)) => {
+                        error.set(Some(e));
+                        break;
+                    }
+                    None => break,
+                };
+                let value = match loss.into_data_async().await {
+                    Ok(d) => d
+                        .convert::<f32>()
+                        .try_into_vec::<f32>()
+                        .ok()
+                        .and_then(|v| v.first().copied())
+                        .unwrap_or(f32::NAN),
+                    Err(e) => {
+                        error.set(Some(format!("{e:?}")));
+                        break;
+                    }
+                };
+                let committed = engine.write_value().as_mut().map(|e| e.commit_step(value));
+                if let Some(Err(e)) = committed {
+                    error.set(Some(e));
+                    break;
+                }
+                losses.update(|l| l.push(value));
+                progress.set((step + 1, total));
+                // Paint, handle clicks (the stop button), then go on.
+                browser::yield_now().await;
+            }
+            valid_after.set(engine.with_value(|e| e.as_ref().and_then(|e| e.validate())));
+            tuned.set(true);
+            training.set(false);
+            version.update(|v| *v += 1);
+        });
+    };
+
+    let download = move || {
+        let note = format!(
+            "{} steps in the browser, lr {}",
+            progress.get_untracked().0,
+            lr.get_untracked()
+        );
+        let out = engine.with_value(|e| e.as_ref().map(|e| e.to_bundle(Some(note.clone()))));
+        match out {
+            Some(Ok(b)) => {
+                if let Err(e) = browser::download("fine-tuned.ssib", &b) {
+                    error.set(Some(e));
+                }
+            }
+            Some(Err(e)) => error.set(Some(e)),
+            None => {}
+        }
+    };
+
+    let curve = move || loss_curve(&losses.get());
+    let fmt_valid = |v: Option<Validation>| {
+        v.map(|v| {
+            format!(
+                "NDCG@10 {:.4}, Recall@10 {:.4} ({} users)",
+                v.ndcg10, v.recall10, v.users
+            )
+        })
+        .unwrap_or_else(|| "-".into())
+    };
+
+    view! {
+        <main>
+            <h1>"SSI — next-item recommendation in your browser"</h1>
+            <section id="model">
+                <h2>"Model"</h2>
+                <label>
+                    "Bundled: "
+                    <select id="model-select" on:change=move |ev| {
+                        let name = event_target_value(&ev);
+                        if let Some(m) = models.get_untracked().into_iter().find(|m| m.name == name) {
+                            load_url(m);
+                        }
+                    }>
+                        <For each=move || models.get() key=|m| m.name.clone() let:m>
+                            <option value=m.name.clone()>{m.name.clone()}" — "{m.description.clone()}</option>
+                        </For>
+                    </select>
+                </label>
+                <label>" or upload a bundle (.ssib): "<input id="upload" type="file" accept=".ssib" on:change=on_upload/></label>
+                <p id="model-info">{move || model_info.get()}</p>
+                <p>
+                    "Backend: "<strong id="backend">{move || backend_name.get()}</strong>" "
+                    <button id="use-cpu" on:click=move |_| switch_backend(Backend::Cpu)>"Use CPU"</button>
+                    <button id="use-webgpu" disabled=move || !browser::has_webgpu() on:click=move |_| switch_backend(Backend::WebGpu)>"Use WebGPU"</button>
+                </p>
+                <Show when=move || error.get().is_some()>
+                    <p id="error" class="error">{move || error.get().unwrap_or_default()}</p>
+                </Show>
+            </section>
+            <section id="sequence">
+                <h2>"Your sequence"</h2>
+                <input id="search" type="text" placeholder="search items by name or id, Enter adds"
+                    prop:value=move || query.get()
+                    on:input=move |ev| query.set(event_target_value(&ev))
+                    on:keydown=move |ev| if ev.key() == "Enter" { add_typed() }/>
+                <ul id="search-results">
+                    <For each=search_results key=|(id, _)| *id let:hit>
+                        <li><button class="add" on:click=move |_| sequence.update(|s| s.push(hit.0))>{format!("+ {} (#{})", hit.1, hit.0)}</button></li>
+                    </For>
+                </ul>
+                <ol id="sequence-list">
+                    {move || sequence.get().into_iter().enumerate().map(|(pos, id)| {
+                        let label = item_label(id);
+                        let known = label.is_some();
+                        view! {
+                            <li class:unknown=!known>
+                                {label.unwrap_or_else(|| format!("unknown item {id} (ignored by the model)"))}
+                                " "
+                                <button on:click=move |_| sequence.update(|s| if pos > 0 { s.swap(pos, pos - 1) })>"↑"</button>
+                                <button on:click=move |_| sequence.update(|s| if pos + 1 < s.len() { s.swap(pos, pos + 1) })>"↓"</button>
+                                <button on:click=move |_| sequence.update(|s| { s.remove(pos); })>"✕"</button>
+                            </li>
+                        }
+                    }).collect_view()}
+                </ol>
+                <button id="clear" on:click=move |_| sequence.set(Vec::new())>"Clear"</button>
+            </section>
+            <section id="predictions">
+                <h2>"Next items"</h2>
+                <table id="prediction-table">
+                    <tr><th>"#"</th><th>"item"</th><th>"probability"</th></tr>
+                    {move || preds.get().into_iter().enumerate().map(|(i, (id, name, p))| view! {
+                        <tr class="prediction" data-item=id.to_string()>
+                            <td>{i + 1}</td><td>{name}</td><td>{format!("{:.2}%", p * 100.0)}</td>
+                        </tr>
+                    }).collect_view()}
+                </table>
+                <p class="muted">{move || format!("computed in {:.1} ms", predict_ms.get())}</p>
+            </section>
+            <section id="fine-tune">
+                <h2>"Fine-tune in the browser"</h2>
+                <label>"epochs "<input type="number" min="1" max="50" prop:value=move || epochs.get().to_string()
+                    on:input=move |ev| if let Ok(v) = event_target_value(&ev).parse() { epochs.set(v) }/></label>
+                <label>" learning rate "<input type="number" step="0.0005" prop:value=move || lr.get().to_string()
+                    on:input=move |ev| if let Ok(v) = event_target_value(&ev).parse() { lr.set(v) }/></label>
+                <label>" include my sequence "<input type="checkbox" prop:checked=move || with_mine.get()
+                    on:change=move |ev| with_mine.set(event_target_checked(&ev))/></label>
+                <p>
+                    <button id="train" disabled=move || training.get() on:click=move |_| fine_tune()>"Fine-tune"</button>
+                    <button id="stop" disabled=move || !training.get() on:click=move |_| stop.set(true)>"Stop"</button>
+                    <button id="download" disabled=move || !tuned.get() || training.get() on:click=move |_| download()>"Download bundle"</button>
+                </p>
+                <p id="progress">{move || { let (d, t) = progress.get(); format!("step {d} of {t}") }}</p>
+                <svg id="loss-curve" width="420" height="140" viewBox="0 0 420 140">
+                    <rect width="420" height="140" fill="#f7f7f7"/>
+                    <polyline fill="none" stroke="#4c72b0" stroke-width="2" points=curve/>
+                </svg>
+                <p id="valid-before">"validation before: "{move || fmt_valid(valid_before.get())}</p>
+                <p id="valid-after">"validation after: "{move || fmt_valid(valid_after.get())}</p>
+            </section>
+        </main>
+    }
+}
+
+/// SVG polyline points of a loss curve in a 420×140 box.
+pub fn loss_curve(losses: &[f32]) -> String {
+    if losses.len() < 2 {
+        return String::new();
+    }
+    let (lo, hi) = losses
+        .iter()
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| {
+            (a.min(v), b.max(v))
+        });
+    let span = (hi - lo).max(1e-6);
+    losses
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let x = 10.0 + 400.0 * i as f32 / (losses.len() - 1) as f32;
+            let y = 130.0 - 120.0 * (v - lo) / span;
+            format!("{x:.1},{y:.1}")
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}

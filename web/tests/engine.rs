@@ -1,0 +1,152 @@
+//! The page's model work, natively: a bundle loads, predicts like the CLI's model, validates,
+//! fine-tunes (loss goes down) and round-trips as a bundle. The same checks run in headless
+//! Chromium in tests/browser.rs.
+
+use burn::tensor::Device;
+use ssi_bundle::{Bundle, Header, Provenance};
+use ssi_data::synth::{SynthConfig, generate};
+use ssi_models::common::Batch;
+use ssi_models::{ModelConfig, ModelKind, SequentialModel};
+use ssi_web::engine::{Engine, FineTuneConfig};
+
+fn bundle(kind: ModelKind) -> (Vec<u8>, ssi_data::Dataset) {
+    let ds = generate(&SynthConfig {
+        users: 120,
+        categories: 3,
+        products_per_category: 4,
+        ..Default::default()
+    })
+    .unwrap();
+    let cfg = ModelConfig::new(kind, ds.n_items as usize, ds.n_users())
+        .with_overrides(&[("hidden".into(), 16.into())])
+        .unwrap();
+    let d = Device::flex();
+    d.seed(3);
+    let model = cfg.init(&d);
+    let header = Header {
+        name: "test".into(),
+        model: cfg,
+        provenance: Provenance {
+            dataset: ds.name.clone(),
+            n_users: ds.n_users(),
+            command: None,
+            metrics: serde_json::Value::Null,
+            created: "2026-11-27".into(),
+            fine_tuned: None,
+        },
+        catalogue: ds.catalogue.clone().unwrap(),
+        sequences: ds.sequences.clone(),
+        weights_len: 0,
+    };
+    (Bundle::to_bytes(header, &model).unwrap(), ds)
+}
+
+#[test]
+fn predictions_match_the_native_model() {
+    let (bytes, _) = bundle(ModelKind::Sasrec);
+    let engine = Engine::load(&bytes, &Device::flex()).unwrap();
+    let native = Bundle::from_bytes(&bytes, &Device::flex()).unwrap().model;
+    let history = [3u32, 7, 1];
+    let top = engine.predict(&history, 5);
+    assert_eq!(top.len(), 5);
+    let items: [&[u32]; 1] = [&history];
+    let scores = native
+        .score_all(Batch {
+            items: &items,
+            users: &[None],
+        })
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
+    let mut order: Vec<usize> = (0..scores.len())
+        .filter(|&i| !history.contains(&(i as u32 + 1)))
+        .collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    let want: Vec<u32> = order[..5].iter().map(|&i| i as u32 + 1).collect();
+    let got: Vec<u32> = top.iter().map(|p| p.item).collect();
+    assert_eq!(got, want);
+    assert!(top.windows(2).all(|w| w[0].probability >= w[1].probability));
+    assert!(
+        top.iter()
+            .all(|p| p.probability > 0.0 && p.probability < 1.0)
+    );
+    assert!(top.iter().all(|p| !history.contains(&p.item)));
+}
+
+#[test]
+fn search_finds_ids_and_names() {
+    let (bytes, ds) = bundle(ModelKind::Gru4rec);
+    let engine = Engine::load(&bytes, &Device::flex()).unwrap();
+    let name = ds.catalogue.as_ref().unwrap().names[5].clone();
+    let hits = engine.search("5", 10);
+    assert_eq!(hits[0].0, 5);
+    let word = name.split_whitespace().next().unwrap().to_uppercase();
+    let hits = engine.search(&word, 50);
+    assert!(hits.iter().any(|(id, _)| *id == 5), "{word}: {hits:?}");
+    assert!(engine.search("   ", 10).is_empty());
+    assert!(engine.search("no such thing at all", 10).is_empty());
+    assert!(!engine.is_item(0) && !engine.is_item(ds.n_items + 1));
+}
+
+#[test]
+fn fine_tuning_lowers_the_loss_and_round_trips() {
+    for kind in [ModelKind::Hgn, ModelKind::Gru4rec] {
+        let (bytes, _) = bundle(kind);
+        let mut engine = Engine::load(&bytes, &Device::flex()).unwrap();
+        let before = engine.validate().unwrap();
+        assert!(before.users > 0);
+        let n = engine
+            .start_fine_tune(&FineTuneConfig {
+                lr: 5e-3,
+                extra: vec![vec![1, 2, 3, 4]],
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(n, 121);
+        let steps = engine.steps_per_epoch();
+        let mut losses = Vec::new();
+        for _ in 0..steps * 6 {
+            losses.push(engine.fine_tune_step().unwrap().1);
+        }
+        let first: f32 = losses[..steps].iter().sum::<f32>() / steps as f32;
+        let last: f32 = losses[losses.len() - steps..].iter().sum::<f32>() / steps as f32;
+        assert!(last < first, "{kind:?}: {first} -> {last}");
+        let after = engine.validate().unwrap();
+        assert!(
+            after.ndcg10 > before.ndcg10,
+            "{kind:?}: {before:?} -> {after:?}"
+        );
+        // The fine-tuned bundle loads and predicts what the engine predicts.
+        let out = engine
+            .to_bundle(Some("6 epochs in the browser".into()))
+            .unwrap();
+        let again = Engine::load(&out, &Device::flex()).unwrap();
+        assert_eq!(
+            again.header.provenance.fine_tuned.as_deref(),
+            Some("6 epochs in the browser")
+        );
+        assert_eq!(again.predict(&[1, 2], 10), engine.predict(&[1, 2], 10));
+    }
+}
+
+#[test]
+fn bad_input_is_an_error_not_a_panic() {
+    let (bytes, _) = bundle(ModelKind::Gru4rec);
+    let err = Engine::load(&bytes[..bytes.len() / 2], &Device::flex())
+        .err()
+        .unwrap();
+    assert!(err.contains("truncated"), "{err}");
+    let err = Engine::load(b"<html>", &Device::flex()).err().unwrap();
+    assert!(err.contains("not an SSI bundle"), "{err}");
+    let mut engine = Engine::load(&bytes, &Device::flex()).unwrap();
+    assert!(engine.fine_tune_step().is_err());
+    let err = engine
+        .start_fine_tune(&FineTuneConfig {
+            extra: vec![vec![1, 99_999]],
+            ..Default::default()
+        })
+        .unwrap_err();
+    assert!(err.contains("99999"), "{err}");
+    // Unknown items in a history are ignored by the model, not a crash.
+    assert_eq!(engine.predict(&[0, 99_999], 3).len(), 3);
+}
