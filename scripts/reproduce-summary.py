@@ -1,0 +1,34 @@
+#!/usr/bin/env python3
+"""Summarises an `ssi reproduce` folder for docs/results/: every run's epochs, minutes, best
+validation and test NDCG@10, and the λ_i trajectory of each distillation run."""
+import json
+import os
+import sys
+
+root = sys.argv[1]
+print("| run | epochs | train minutes | best epoch | best valid NDCG@10 | test NDCG@10 | test Recall@10 | full NDCG@10 |")
+print("|---|---|---|---|---|---|---|---|")
+for name in sorted(os.listdir(root)):
+    d = os.path.join(root, name)
+    if not os.path.isfile(os.path.join(d, "state.json")):
+        continue
+    st = json.load(open(os.path.join(d, "state.json")))
+    t = {}
+    if os.path.isfile(os.path.join(d, "test.json")):
+        t = json.load(open(os.path.join(d, "test.json")))
+    f = lambda k: f"{t[k]:.4f}" if k in t else "-"
+    print(f"| {name} | {st['epoch']} | {st['train_seconds'] / 60:.1f} | {st['best_epoch']} | "
+          f"{st['best_valid_ndcg10']:.4f} | {f('ndcg@10')} | {f('recall@10')} | {f('full_ndcg@10')} |")
+for name in sorted(os.listdir(root)):
+    log = os.path.join(root, name, "log.jsonl")
+    if not os.path.isfile(log):
+        continue
+    rows = [json.loads(l) for l in open(log)]
+    if not any("lambda" in r for r in rows):
+        continue
+    print(f"\n{name}: λ_i per epoch (valid NDCG@10)\n")
+    print("| epoch | loss | " + " | ".join(rows[0]["lambda"].keys()) + " | valid NDCG@10 |")
+    print("|---|---|" + "---|" * len(rows[0]["lambda"]) + "---|")
+    for r in rows:
+        print(f"| {r['epoch']} | {r['loss']:.3f} | " + " | ".join(f"{v:.3f}" for v in r["lambda"].values())
+              + f" | {r['valid_ndcg10']:.4f} |")
