@@ -150,3 +150,50 @@ fn bad_input_is_an_error_not_a_panic() {
     // Unknown items in a history are ignored by the model, not a crash.
     assert_eq!(engine.predict(&[0, 99_999], 3).len(), 3);
 }
+
+/// The bundle the page ships (scripts/default-bundle.sh) loads, predicts what `ssi predict`
+/// wrote, and evaluates on a freshly generated synthetic shop exactly as its run did.
+#[test]
+fn the_shipped_bundle_matches_a_fresh_native_evaluation() {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../public/models/shop-ssi-hgn");
+    let bytes = std::fs::read(dir.join("bundle.ssib")).unwrap();
+    let engine = Engine::load(&bytes, &Device::flex()).unwrap();
+    let check: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("check.json")).unwrap()).unwrap();
+    let history: Vec<u32> = check["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect();
+    let got = engine.predict(&history, 10);
+    for (g, w) in got.iter().zip(check["predictions"].as_array().unwrap()) {
+        assert_eq!(g.item as u64, w["item"].as_u64().unwrap());
+        assert!((g.probability as f64 - w["probability"].as_f64().unwrap()).abs() < 1e-5);
+    }
+    let ds = generate(&SynthConfig::default()).unwrap();
+    assert_eq!(engine.header.provenance.dataset, ds.name);
+    let model = Bundle::from_bytes(&bytes, &Device::flex()).unwrap().model;
+    let rec = ssi_train::ModelRecommender::new(&model);
+    let ev = ssi_data::Evaluator::new(
+        &ds,
+        ssi_data::EvalConfig {
+            seed: 42,
+            n_negatives: 99,
+            split: ssi_data::Split::Test,
+            full: true,
+            max_users: None,
+            anonymous: false,
+        },
+    );
+    let report = ev.evaluate(&ds, &rec, &mut |_, _| {}).unwrap().to_json();
+    let shipped = &engine.header.provenance.metrics;
+    for key in ["ndcg@10", "recall@10", "full_ndcg@10"] {
+        let (a, b) = (
+            report[key].as_f64().unwrap(),
+            shipped[key].as_f64().unwrap(),
+        );
+        assert!((a - b).abs() < 1e-9, "{key}: fresh {a}, shipped {b}");
+    }
+}
