@@ -14,6 +14,9 @@ use ssi_models::loss::Softmax;
 use ssi_models::{AnyModel, SequentialModel};
 use ssi_train::ModelRecommender;
 
+/// Seed stream tag of browser fine-tuning ("web").
+const FINE_TUNE_TAG: u64 = 0x0077_6562;
+
 /// A user index that no model knows: HGN reads it as its unknown-user vector.
 pub const UNKNOWN_USER: usize = usize::MAX;
 
@@ -244,7 +247,7 @@ impl Engine {
             epoch: 0,
             order: Vec::new(),
             next: 0,
-            rng: derived(cfg.seed, 0x7765_62, 0),
+            rng: derived(cfg.seed, FINE_TUNE_TAG, 0),
             seed: cfg.seed,
             sequences,
         });
@@ -268,7 +271,7 @@ impl Engine {
         if t.next >= t.order.len() {
             t.epoch += 1;
             t.order = (0..t.sequences.len()).collect();
-            t.rng = derived(t.seed, 0x7765_62, t.epoch as u64);
+            t.rng = derived(t.seed, FINE_TUNE_TAG, t.epoch as u64);
             ssi_train::trainer::shuffle(&mut t.order, &mut t.rng);
             t.next = 0;
         }
