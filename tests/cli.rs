@@ -51,6 +51,23 @@ fn shared(name: &str) -> Option<PathBuf> {
     }
 }
 
+/// Writes a synthetic shop with `users` users and `categories` categories into `dir`.
+fn synth(dir: &std::path::Path, users: usize, categories: usize) -> PathBuf {
+    let data = dir.join("shop.txt");
+    let (u, c) = (users.to_string(), categories.to_string());
+    ok(&[
+        "data",
+        "synth",
+        "--out",
+        data.to_str().unwrap(),
+        "--users",
+        &u,
+        "--categories",
+        &c,
+    ]);
+    data
+}
+
 fn json(text: &str) -> serde_json::Value {
     serde_json::from_str(text.trim()).expect("one JSON object")
 }
@@ -284,17 +301,7 @@ fn fetch_checks_sha256_against_a_local_server() {
 #[test]
 fn train_then_eval_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("shop.txt");
-    ok(&[
-        "data",
-        "synth",
-        "--out",
-        data.to_str().unwrap(),
-        "--users",
-        "200",
-        "--categories",
-        "4",
-    ]);
+    let data = synth(dir.path(), 200, 4);
     let run = dir.path().join("run");
     let (d, r) = (data.to_str().unwrap(), run.to_str().unwrap());
     let common = [
@@ -368,17 +375,7 @@ fn train_then_eval_checkpoint() {
 #[test]
 fn pretrain_teachers_then_distill_a_student() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("shop.txt");
-    ok(&[
-        "data",
-        "synth",
-        "--out",
-        data.to_str().unwrap(),
-        "--users",
-        "200",
-        "--categories",
-        "4",
-    ]);
+    let data = synth(dir.path(), 200, 4);
     let d = data.to_str().unwrap();
     let small = [
         "--config",
@@ -458,17 +455,7 @@ fn pretrain_teachers_then_distill_a_student() {
 #[test]
 fn reproduce_writes_the_tables_and_resumes() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("shop.txt");
-    ok(&[
-        "data",
-        "synth",
-        "--out",
-        data.to_str().unwrap(),
-        "--users",
-        "150",
-        "--categories",
-        "3",
-    ]);
+    let data = synth(dir.path(), 150, 3);
     let out = dir.path().join("repro");
     let args = [
         "reproduce",
@@ -542,17 +529,7 @@ fn reproduce_writes_the_tables_and_resumes() {
 #[test]
 fn export_a_bundle_that_evaluates_like_its_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("shop.txt");
-    ok(&[
-        "data",
-        "synth",
-        "--out",
-        data.to_str().unwrap(),
-        "--users",
-        "200",
-        "--categories",
-        "4",
-    ]);
+    let data = synth(dir.path(), 200, 4);
     let run = dir.path().join("run");
     let (d, r) = (data.to_str().unwrap(), run.to_str().unwrap());
     ok(&[
@@ -619,17 +596,7 @@ fn export_a_bundle_that_evaluates_like_its_checkpoint() {
 #[test]
 fn model_scoped_settings_apply_to_their_model_only() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("shop.txt");
-    ok(&[
-        "data",
-        "synth",
-        "--out",
-        data.to_str().unwrap(),
-        "--users",
-        "100",
-        "--categories",
-        "3",
-    ]);
+    let data = synth(dir.path(), 100, 3);
     let d = data.to_str().unwrap();
     for (model, want) in [("sasrec", 0.5), ("gru4rec", 0.2)] {
         let out = dir.path().join(model);
