@@ -412,7 +412,7 @@ pub fn App() -> impl IntoView {
                 <table id="prediction-table">
                     <tr><th>"#"</th><th>"item"</th><th>"probability"</th></tr>
                     {move || preds.get().into_iter().enumerate().map(|(i, (id, name, p))| view! {
-                        <tr class="prediction" data-item=id.to_string()>
+                        <tr class="prediction" data-item=id.to_string() data-probability=p.to_string()>
                             <td>{i + 1}</td><td>{name}</td><td>{format!("{:.2}%", p * 100.0)}</td>
                         </tr>
                     }).collect_view()}
@@ -421,11 +421,11 @@ pub fn App() -> impl IntoView {
             </section>
             <section id="fine-tune">
                 <h2>"Fine-tune in the browser"</h2>
-                <label>"epochs "<input type="number" min="1" max="50" prop:value=move || epochs.get().to_string()
+                <label>"epochs "<input id="epochs" type="number" min="1" max="50" prop:value=move || epochs.get().to_string()
                     on:input=move |ev| if let Ok(v) = event_target_value(&ev).parse() { epochs.set(v) }/></label>
-                <label>" learning rate "<input type="number" step="0.0005" prop:value=move || lr.get().to_string()
+                <label>" learning rate "<input id="lr" type="number" step="0.0005" prop:value=move || lr.get().to_string()
                     on:input=move |ev| if let Ok(v) = event_target_value(&ev).parse() { lr.set(v) }/></label>
-                <label>" include my sequence "<input type="checkbox" prop:checked=move || with_mine.get()
+                <label>" include my sequence "<input id="with-mine" type="checkbox" prop:checked=move || with_mine.get()
                     on:change=move |ev| with_mine.set(event_target_checked(&ev))/></label>
                 <p>
                     <button id="train" disabled=move || training.get() on:click=move |_| fine_tune()>"Fine-tune"</button>

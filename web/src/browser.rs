@@ -59,7 +59,7 @@ pub fn download(name: &str, bytes: &[u8]) -> Result<(), String> {
         .create_element("a")
         .map_err(js_err)?
         .dyn_into()
-        .map_err(js_err)?;
+        .map_err(|_| "<a> is not an anchor element".to_string())?;
     a.set_href(&url);
     a.set_download(name);
     a.click();
