@@ -197,6 +197,8 @@ fn model_items(cfg: &ModelConfig) -> usize {
         ModelConfig::Sasrec(c) => c.n_items,
         ModelConfig::Gru4rec(c) => c.n_items,
         ModelConfig::Hgn(c) => c.n_items,
+        ModelConfig::S3rec(c) => c.n_items,
+        ModelConfig::Grec(c) => c.n_items,
     }
 }
 

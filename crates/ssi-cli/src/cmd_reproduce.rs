@@ -178,6 +178,8 @@ pub fn reproduce(a: ReproduceArgs) -> Result<()> {
     // Table 2.
     let mut rows = vec![runner.mostpop()?];
     let baselines = [
+        stage("s3rec", "S3-Rec", ModelKind::S3rec),
+        stage("grec", "GREC", ModelKind::Grec),
         stage("gru4rec", "GRU4Rec", ModelKind::Gru4rec),
         stage("bert4rec", "BERT4Rec", ModelKind::Bert4rec),
         stage("hgn", "HGN", ModelKind::Hgn),

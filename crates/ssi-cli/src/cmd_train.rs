@@ -330,7 +330,8 @@ pub fn run_job(
     let base = ModelConfig::new(job.kind, ds.n_items as usize, ds.n_users());
     let (model_cfg, train_cfg) = apply_settings(&base, &TrainConfig::new(), &job.settings)?;
     let dir = RunDir::new(&job.out);
-    if job.resume && !dir.has_run() {
+    let pretrain = RunDir::new(job.out.join(ssi_train::stages::PRETRAIN_DIR));
+    if job.resume && !dir.has_run() && !pretrain.has_run() {
         bail!("--resume: {} holds no run to continue", job.out.display());
     }
     if !dir.has_run() {
@@ -363,7 +364,7 @@ pub fn run_job(
         quiet: job.quiet,
     };
     let state = match &job.distill {
-        None => trainer.run(&model_cfg, &train_cfg, job.resume, &mut obs)?,
+        None => trainer.run_staged(&model_cfg, &train_cfg, job.resume, &mut obs)?,
         Some((teachers, imitation)) => {
             let named = describe_teachers(teachers, ds.n_items as usize)?;
             let spec = DistillSpec {

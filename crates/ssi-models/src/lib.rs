@@ -5,11 +5,13 @@
 pub mod bert4rec;
 pub mod common;
 pub mod consistency;
+pub mod grec;
 pub mod gru4rec;
 pub mod hgn;
 pub mod imitation;
 pub mod loss;
 pub mod model;
+pub mod s3rec;
 pub mod sasrec;
 
 pub use common::{Batch, TrainBatch};

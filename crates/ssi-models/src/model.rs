@@ -3,9 +3,11 @@
 
 use crate::bert4rec::{Bert4Rec, Bert4RecConfig};
 use crate::common::{Batch, TrainBatch};
+use crate::grec::{Grec, GrecConfig};
 use crate::gru4rec::{Gru4Rec, Gru4RecConfig};
 use crate::hgn::{Hgn, HgnConfig};
 use crate::loss::Softmax;
+use crate::s3rec::{S3Rec, S3RecConfig};
 use crate::sasrec::{SasRec, SasRecConfig};
 use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor};
@@ -81,14 +83,18 @@ pub enum ModelKind {
     Sasrec,
     Gru4rec,
     Hgn,
+    S3rec,
+    Grec,
 }
 
 impl ModelKind {
-    pub const ALL: [ModelKind; 4] = [
+    pub const ALL: [ModelKind; 6] = [
         ModelKind::Bert4rec,
         ModelKind::Sasrec,
         ModelKind::Gru4rec,
         ModelKind::Hgn,
+        ModelKind::S3rec,
+        ModelKind::Grec,
     ];
 
     pub fn name(self) -> &'static str {
@@ -97,6 +103,8 @@ impl ModelKind {
             ModelKind::Sasrec => "SASRec",
             ModelKind::Gru4rec => "GRU4Rec",
             ModelKind::Hgn => "HGN",
+            ModelKind::S3rec => "S3-Rec",
+            ModelKind::Grec => "GREC",
         }
     }
 }
@@ -109,8 +117,10 @@ impl std::str::FromStr for ModelKind {
             "sasrec" => Ok(ModelKind::Sasrec),
             "gru4rec" => Ok(ModelKind::Gru4rec),
             "hgn" => Ok(ModelKind::Hgn),
+            "s3rec" | "s3-rec" => Ok(ModelKind::S3rec),
+            "grec" => Ok(ModelKind::Grec),
             _ => Err(format!(
-                "unknown model {s:?} (bert4rec, sasrec, gru4rec, hgn)"
+                "unknown model {s:?} (bert4rec, sasrec, gru4rec, hgn, s3rec, grec)"
             )),
         }
     }
@@ -124,6 +134,8 @@ pub enum ModelConfig {
     Sasrec(SasRecConfig),
     Gru4rec(Gru4RecConfig),
     Hgn(HgnConfig),
+    S3rec(S3RecConfig),
+    Grec(GrecConfig),
 }
 
 impl ModelConfig {
@@ -134,6 +146,8 @@ impl ModelConfig {
             ModelKind::Sasrec => ModelConfig::Sasrec(SasRecConfig::new(n_items)),
             ModelKind::Gru4rec => ModelConfig::Gru4rec(Gru4RecConfig::new(n_items)),
             ModelKind::Hgn => ModelConfig::Hgn(HgnConfig::new(n_items, n_users)),
+            ModelKind::S3rec => ModelConfig::S3rec(S3RecConfig::new(n_items)),
+            ModelKind::Grec => ModelConfig::Grec(GrecConfig::new(n_items)),
         }
     }
 
@@ -143,6 +157,8 @@ impl ModelConfig {
             ModelConfig::Sasrec(_) => ModelKind::Sasrec,
             ModelConfig::Gru4rec(_) => ModelKind::Gru4rec,
             ModelConfig::Hgn(_) => ModelKind::Hgn,
+            ModelConfig::S3rec(_) => ModelKind::S3rec,
+            ModelConfig::Grec(_) => ModelKind::Grec,
         }
     }
 
@@ -179,6 +195,8 @@ impl ModelConfig {
             ModelConfig::Sasrec(c) => AnyModel::Sasrec(c.init(device)),
             ModelConfig::Gru4rec(c) => AnyModel::Gru4rec(c.init(device)),
             ModelConfig::Hgn(c) => AnyModel::Hgn(c.init(device)),
+            ModelConfig::S3rec(c) => AnyModel::S3rec(c.init(device)),
+            ModelConfig::Grec(c) => AnyModel::Grec(c.init(device)),
         }
     }
 }
@@ -192,6 +210,8 @@ pub enum AnyModel {
     Sasrec(SasRec),
     Gru4rec(Gru4Rec),
     Hgn(Hgn),
+    S3rec(S3Rec),
+    Grec(Grec),
 }
 
 macro_rules! dispatch {
@@ -201,6 +221,8 @@ macro_rules! dispatch {
             AnyModel::Sasrec($m) => $e,
             AnyModel::Gru4rec($m) => $e,
             AnyModel::Hgn($m) => $e,
+            AnyModel::S3rec($m) => $e,
+            AnyModel::Grec($m) => $e,
         }
     };
 }
@@ -229,5 +251,16 @@ impl SequentialModel for AnyModel {
     }
     fn train_loss(&self, batch: TrainBatch, softmax: Softmax, rng: &mut SsiRng) -> Tensor<1> {
         dispatch!(self, m => m.train_loss(batch, softmax, rng))
+    }
+}
+
+impl AnyModel {
+    /// The self-supervised pre-training loss of models that have a pre-training stage (S3-Rec);
+    /// `None` for the others.
+    pub fn pretrain_loss(&self, batch: TrainBatch, rng: &mut SsiRng) -> Option<Tensor<1>> {
+        match self {
+            AnyModel::S3rec(m) => Some(m.pretrain_loss(batch, rng)),
+            _ => None,
+        }
     }
 }

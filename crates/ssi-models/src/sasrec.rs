@@ -81,6 +81,12 @@ impl SasRec {
     /// Hidden states at every position: [batch, len, hidden]. Padding is never attended to, and
     /// position t only sees positions <= t.
     pub fn hidden_states(&self, ids: Tensor<2, Int>) -> Tensor<3> {
+        self.states(ids, true)
+    }
+
+    /// Hidden states with causal attention (`causal`) or bidirectional attention (S3-Rec's
+    /// pre-training reads the whole sequence).
+    pub fn states(&self, ids: Tensor<2, Int>, causal: bool) -> Tensor<3> {
         let [b, l] = ids.dims();
         let device = ids.device();
         let x = self
@@ -89,9 +95,10 @@ impl SasRec {
             .mul_scalar((self.hidden as f32).sqrt())
             + self.pos_emb.forward(positions(b, l, self.max_len, &device));
         let x = self.dropout.forward(x);
-        let input = TransformerEncoderInput::new(x)
-            .mask_pad(pad_mask(&ids))
-            .mask_attn(generate_autoregressive_mask(b, l, &device));
+        let mut input = TransformerEncoderInput::new(x).mask_pad(pad_mask(&ids));
+        if causal {
+            input = input.mask_attn(generate_autoregressive_mask(b, l, &device));
+        }
         self.norm.forward(self.encoder.forward(input))
     }
 }

@@ -127,6 +127,14 @@ fn with_random_pad_row(model: AnyModel) -> AnyModel {
             m.item_emb.weight = bump(&m.item_emb.weight);
             AnyModel::Hgn(m)
         }
+        AnyModel::S3rec(mut m) => {
+            m.encoder.item_emb.weight = bump(&m.encoder.item_emb.weight);
+            AnyModel::S3rec(m)
+        }
+        AnyModel::Grec(mut m) => {
+            m.item_emb.weight = bump(&m.item_emb.weight);
+            AnyModel::Grec(m)
+        }
     }
 }
 

@@ -1,0 +1,115 @@
+//! Models with a self-supervised pre-training stage (S3-Rec): the run pre-trains into
+//! `OUT/pretrain` on the model's pre-training loss, then fine-tunes from the last pre-trained
+//! weights into `OUT` on its training loss. Both stages checkpoint and resume like any run.
+
+use crate::checkpoint::{RunDir, model_from_bytes};
+use crate::trainer::{Objective, Plain, TrainConfig, TrainError, TrainObserver, Trainer};
+use burn::tensor::{Device, Tensor};
+use ssi_data::rng::SsiRng;
+use ssi_models::loss::Softmax;
+use ssi_models::{AnyModel, ModelConfig, SequentialModel, TrainBatch};
+
+/// Sub-folder of a run that holds its pre-training stage.
+pub const PRETRAIN_DIR: &str = "pretrain";
+
+/// Pre-training epochs of a model that has a pre-training stage.
+pub fn pretrain_epochs(cfg: &ModelConfig) -> Option<usize> {
+    match cfg {
+        ModelConfig::S3rec(c) => Some(c.pretrain_epochs),
+        _ => None,
+    }
+}
+
+/// The self-supervised pre-training objective of a model.
+pub struct Pretrain(pub ModelConfig);
+
+impl Objective for Pretrain {
+    type Module = AnyModel;
+    fn init(&self, device: &Device) -> AnyModel {
+        self.0.init(device)
+    }
+    fn load(&self, bytes: Vec<u8>, device: &Device) -> Result<AnyModel, String> {
+        model_from_bytes(&self.0, bytes, device)
+    }
+    fn loss(&self, m: &AnyModel, batch: TrainBatch, _: Softmax, rng: &mut SsiRng) -> Tensor<1> {
+        m.pretrain_loss(batch, rng)
+            .expect("Pretrain is only built for models with a pre-training loss")
+    }
+    fn model<'m>(&self, m: &'m AnyModel) -> &'m AnyModel {
+        m
+    }
+}
+
+/// Training on the model's own loss, starting from given weights instead of a fresh init.
+pub struct WarmStart {
+    pub config: ModelConfig,
+    pub start: Option<AnyModel>,
+}
+
+impl Objective for WarmStart {
+    type Module = AnyModel;
+    fn init(&self, device: &Device) -> AnyModel {
+        match &self.start {
+            Some(m) => m.clone(),
+            None => self.config.init(device),
+        }
+    }
+    fn load(&self, bytes: Vec<u8>, device: &Device) -> Result<AnyModel, String> {
+        Plain(self.config.clone()).load(bytes, device)
+    }
+    fn loss(&self, m: &AnyModel, batch: TrainBatch, s: Softmax, rng: &mut SsiRng) -> Tensor<1> {
+        m.train_loss(batch, s, rng)
+    }
+    fn model<'m>(&self, m: &'m AnyModel) -> &'m AnyModel {
+        m
+    }
+}
+
+impl Trainer<'_> {
+    /// Trains `model_cfg`: with its pre-training stage first when it has one, else as `run`.
+    /// The pre-training stage runs `pretrain_epochs` epochs (validated once, at its end) under
+    /// the same time budget as the fine-tuning stage.
+    pub fn run_staged(
+        &self,
+        model_cfg: &ModelConfig,
+        cfg: &TrainConfig,
+        resume: bool,
+        obs: &mut dyn TrainObserver,
+    ) -> Result<crate::checkpoint::TrainState, TrainError> {
+        let Some(epochs) = pretrain_epochs(model_cfg) else {
+            return self.run(model_cfg, cfg, resume, obs);
+        };
+        let mut start = None;
+        if epochs > 0 {
+            let pre = Trainer {
+                dataset: self.dataset,
+                dataset_path: self.dataset_path.clone(),
+                dir: RunDir::new(self.dir.path.join(PRETRAIN_DIR)),
+                device: self.device.clone(),
+                stop_after_epochs: self.stop_after_epochs,
+            };
+            let pre_cfg = cfg.clone().with_epochs(epochs).with_eval_every(epochs);
+            let run = pre.run_config(model_cfg, &pre_cfg, None);
+            let state = pre.run_objective(run, resume, obs, |r| Ok(Pretrain(r.model.clone())))?;
+            if !state.finished {
+                // Stopped early on request (`stop_after_epochs`): resumable, like any run.
+                return Ok(state);
+            }
+            if !self.dir.has_run() {
+                let file = pre.dir.epoch_file(state.epoch, "model");
+                let bytes = std::fs::read(&file)
+                    .map_err(|e| TrainError::Checkpoint(format!("{}: {e}", file.display())))?;
+                let model = model_from_bytes(&pre.dir.config()?.model, bytes, &self.device)
+                    .map_err(|e| TrainError::Checkpoint(format!("{}: {e}", file.display())))?;
+                start = Some(model);
+            }
+        }
+        let run = self.run_config(model_cfg, cfg, None);
+        self.run_objective(run, resume, obs, |r| {
+            Ok(WarmStart {
+                config: r.model.clone(),
+                start,
+            })
+        })
+    }
+}
