@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# The whole test suite: formatting, lints, native tests, and the wasm32 build of the crates that
-# run in the browser. Installs what is missing first (rustup components and targets).
+# The whole test suite: formatting, lints, native tests, the browser tests (wasm-bindgen-test in
+# headless Chromium) and the end-to-end test of the page built by trunk. Installs what is missing
+# first (rustup components and target, Chromium, wasm-bindgen-cli, trunk, wasm-opt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
 
-step() { printf '\n== %s\n' "$*"; }
+step() { printf '\n== %s (%s)\n' "$*" "$(date +%T)"; }
 
 step "toolchain"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
@@ -19,8 +21,18 @@ cargo fmt --all -- --check
 step "cargo clippy (native, all targets, -D warnings)"
 cargo clippy --workspace --all-targets -- -D warnings
 
-step "wasm32 build of the browser crates (data, models, training, bundles)"
-cargo build --target wasm32-unknown-unknown -p ssi-data -p ssi-models -p ssi-train -p ssi-bundle
+step "browser tools"
+bash scripts/browser-tools.sh
 
-step "cargo test (native)"
-cargo test --workspace --no-fail-fast
+step "the page: trunk build --release (dist/)"
+cargo fetch -q
+trunk build --release
+
+step "cargo test (native; with the end-to-end test of dist/ in headless Chromium)"
+# --include-ignored runs web/tests/e2e.rs, which needs dist/ and chromedriver.
+CHROMEDRIVER=$(command -v chromedriver) cargo test --workspace --no-fail-fast -- --include-ignored
+
+step "browser tests: wasm-bindgen-test in headless Chromium (CPU and WebGPU)"
+# Release profile: shares the wasm32 build of burn with `trunk build --release` above.
+CHROMEDRIVER=$(command -v chromedriver) \
+  cargo test --release -p ssi-web --features webgpu --target wasm32-unknown-unknown --test browser

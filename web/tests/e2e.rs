@@ -1,0 +1,323 @@
+//! End to end: the page that `trunk build --release` wrote to `dist/`, served on 127.0.0.1 and
+//! driven in headless Chromium through chromedriver (W3C WebDriver over HTTP). It adds the
+//! history of `public/models/shop-ssi-hgn/check.json` by typing ids into the search box, reads
+//! the predictions table and compares it with what `ssi predict` printed natively, fine-tunes for
+//! one epoch, and keeps a screenshot.
+//!
+//! Needs `dist/` and chromedriver, so it is ignored by a plain `cargo test`; `scripts/test.sh`
+//! builds the page and runs it with `--ignored`. Settings: `SSI_DIST` (default `<repo>/dist`),
+//! `CHROMEDRIVER` (default `chromedriver`), `CHROME` (browser binary, optional),
+//! `SSI_E2E_ARTIFACTS` (screenshot folder, default `$CARGO_TARGET_TMPDIR/e2e`).
+#![cfg(not(target_arch = "wasm32"))]
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const CHECK: &str = include_str!("../../public/models/shop-ssi-hgn/check.json");
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Serves `root` over HTTP/1.0 on an ephemeral port, forever, on a background thread.
+fn serve(root: PathBuf) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a local port");
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let root = root.clone();
+            std::thread::spawn(move || {
+                let _ = answer(stream, &root);
+            });
+        }
+    });
+    port
+}
+
+fn answer(mut stream: TcpStream, root: &Path) -> std::io::Result<()> {
+    let mut line = String::new();
+    BufReader::new(&stream).read_line(&mut line)?;
+    let path = line.split_whitespace().nth(1).unwrap_or("/");
+    let path = path.split(['?', '#']).next().unwrap_or("/");
+    let rel = path.trim_start_matches('/');
+    let rel = if rel.is_empty() { "index.html" } else { rel };
+    let file = root.join(rel);
+    let (status, body, mime) = match (rel.contains(".."), std::fs::read(&file)) {
+        (false, Ok(body)) => {
+            let mime = match file.extension().and_then(|e| e.to_str()) {
+                Some("html") => "text/html; charset=utf-8",
+                Some("js") => "text/javascript",
+                Some("wasm") => "application/wasm",
+                Some("css") => "text/css",
+                Some("json") => "application/json",
+                _ => "application/octet-stream",
+            };
+            ("200 OK", body, mime)
+        }
+        _ => ("404 Not Found", b"not found".to_vec(), "text/plain"),
+    };
+    write!(
+        stream,
+        "HTTP/1.0 {status}\r\nContent-Type: {mime}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )?;
+    stream.write_all(&body)
+}
+
+/// A chromedriver process and one browser session in it; both end on drop.
+struct Browser {
+    driver: Child,
+    base: String,
+    session: String,
+}
+
+impl Browser {
+    fn start() -> Browser {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let exe = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
+        let driver = Command::new(&exe)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {exe} (set CHROMEDRIVER): {e}"));
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while ureq::get(&format!("{base}/status")).call().is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not come up");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let mut options = json!({"args": [
+            // This machine's network is closed: Chromium's background traffic only fails.
+            "--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+            "--enable-unsafe-webgpu", "--window-size=1200,1800",
+            "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--disable-quic", "--no-first-run"
+        ]});
+        if let Ok(bin) = std::env::var("CHROME") {
+            options["binary"] = json!(bin);
+        }
+        let mut b = Browser {
+            driver,
+            base,
+            session: String::new(),
+        };
+        let caps = json!({"capabilities": {"alwaysMatch": {"goog:chromeOptions": options}}});
+        let v = b.call("POST", "/session", Some(caps));
+        b.session = v["sessionId"].as_str().expect("a session id").to_string();
+        b
+    }
+
+    /// One WebDriver command; returns its `value`. A WebDriver error fails the test with it.
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let url = if path.starts_with("/session/") || path == "/session" {
+            format!("{}{path}", self.base)
+        } else {
+            format!("{}/session/{}{path}", self.base, self.session)
+        };
+        let req = ureq::request(method, &url).timeout(Duration::from_secs(120));
+        let resp = match body {
+            Some(b) => req.send_json(b),
+            None if method == "POST" => req.send_json(json!({})),
+            None => req.call(),
+        };
+        let v: Value = match resp {
+            Ok(r) => r.into_json().expect("WebDriver JSON"),
+            Err(ureq::Error::Status(code, r)) => {
+                panic!(
+                    "WebDriver {method} {path}: HTTP {code}: {}",
+                    r.into_string().unwrap_or_default()
+                )
+            }
+            Err(e) => panic!("WebDriver {method} {path}: {e}"),
+        };
+        v["value"].clone()
+    }
+
+    fn script(&self, js: &str) -> Value {
+        self.call(
+            "POST",
+            "/execute/sync",
+            Some(json!({"script": js, "args": []})),
+        )
+    }
+
+    fn element(&self, css: &str) -> String {
+        let v = self.call(
+            "POST",
+            "/element",
+            Some(json!({"using": "css selector", "value": css})),
+        );
+        v.as_object()
+            .and_then(|o| o.values().next())
+            .and_then(|x| x.as_str())
+            .unwrap_or_else(|| panic!("no element {css}"))
+            .to_string()
+    }
+
+    /// Polls `js` (an expression) until it is truthy; returns its value.
+    fn wait_for(&self, what: &str, js: &str, timeout: Duration) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let v = self.script(&format!("return {js};"));
+            let truthy = match &v {
+                Value::Null | Value::Bool(false) => false,
+                Value::String(s) => !s.is_empty(),
+                Value::Array(a) => !a.is_empty(),
+                Value::Number(n) => n.as_f64() != Some(0.0),
+                _ => true,
+            };
+            if truthy {
+                return v;
+            }
+            if Instant::now() > deadline {
+                let page = self.script("return document.body.innerText;");
+                panic!("timed out waiting for {what}; page text:\n{page}");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if !self.session.is_empty() {
+            let _ = ureq::delete(&format!("{}/session/{}", self.base, self.session)).call();
+        }
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+/// The predictions table as (item, probability) rows.
+const READ_TABLE: &str = "Array.from(document.querySelectorAll('tr.prediction'))\
+    .map(r => [Number(r.dataset.item), Number(r.dataset.probability)])";
+
+#[test]
+#[ignore = "needs `trunk build --release` and chromedriver; scripts/test.sh runs it"]
+fn the_page_predicts_what_the_cli_predicts_and_fine_tunes() {
+    let dist = std::env::var("SSI_DIST")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| repo().join("dist"));
+    assert!(
+        dist.join("index.html").is_file(),
+        "{}: no index.html; run `trunk build --release` first",
+        dist.display()
+    );
+    let check: Value = serde_json::from_str(CHECK).unwrap();
+    let history: Vec<u64> = check["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap())
+        .collect();
+    let want: Vec<(u64, f64)> = check["predictions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["item"].as_u64().unwrap(),
+                p["probability"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+
+    let port = serve(dist);
+    let browser = Browser::start();
+    browser.call(
+        "POST",
+        "/url",
+        Some(json!({"url": format!("http://127.0.0.1:{port}/")})),
+    );
+    let info = browser.wait_for(
+        "the default model to load",
+        "document.querySelector('#model-info')?.innerText",
+        Duration::from_secs(120),
+    );
+    println!("model: {info}");
+    let backend = browser.script("return document.querySelector('#backend').innerText;");
+    println!("backend: {backend}");
+
+    let search = browser.element("#search");
+    for id in &history {
+        // U+E007 is WebDriver's Enter key: the page appends a typed id on Enter.
+        browser.call(
+            "POST",
+            &format!("/element/{search}/value"),
+            Some(json!({"text": format!("{id}\u{E007}")})),
+        );
+    }
+    let listed = browser.wait_for(
+        "the sequence to hold the history",
+        &format!(
+            "document.querySelectorAll('#sequence-list li').length == {} && \
+             document.querySelectorAll('#sequence-list li').length",
+            history.len()
+        ),
+        Duration::from_secs(30),
+    );
+    assert_eq!(listed.as_u64(), Some(history.len() as u64));
+    // The table refreshes after each change: wait until it shows the predictions of the full
+    // history (the first row is then the CLI's first row, if the page is right).
+    let first = want[0].0;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let rows = loop {
+        let rows = browser.script(&format!("return {READ_TABLE};"));
+        let rows: Vec<(u64, f64)> = serde_json::from_value(rows).unwrap();
+        if rows.len() == want.len() && rows[0].0 == first || Instant::now() > deadline {
+            break rows;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(rows.len(), want.len(), "{rows:?}");
+    for ((got, p), (item, q)) in rows.iter().zip(&want) {
+        assert_eq!(got, item, "page {rows:?} vs CLI {want:?}");
+        assert!((p - q).abs() < 1e-4, "item {item}: page {p} vs CLI {q}");
+    }
+
+    // One epoch of fine-tuning: the progress reaches its end and validation is shown after.
+    let epochs = browser.element("#epochs");
+    browser.call("POST", &format!("/element/{epochs}/clear"), None);
+    browser.call(
+        "POST",
+        &format!("/element/{epochs}/value"),
+        Some(json!({"text": "1"})),
+    );
+    let train = browser.element("#train");
+    browser.call("POST", &format!("/element/{train}/click"), None);
+    let after = browser.wait_for(
+        "fine-tuning to finish",
+        "(t => t.includes('NDCG@10') && t)(document.querySelector('#valid-after').innerText)",
+        Duration::from_secs(300),
+    );
+    println!("{after}");
+    let points = browser
+        .script("return document.querySelector('#loss-curve polyline').getAttribute('points');");
+    assert!(
+        points.as_str().is_some_and(|p| p.split(' ').count() >= 2),
+        "no loss curve: {points}"
+    );
+
+    let shot = browser.call("GET", "/screenshot", None);
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(shot.as_str().expect("base64 screenshot"))
+        .unwrap();
+    assert_eq!(&png[1..4], b"PNG");
+    let dir = std::env::var("SSI_E2E_ARTIFACTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("e2e"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("page.png");
+    std::fs::write(&file, png).unwrap();
+    println!("screenshot: {}", file.display());
+}
