@@ -3,7 +3,8 @@
 (Adam, full-softmax cross-entropy over all items, output layer tied to the item embedding) as
 the burn models in crates/ssi-models, timed the same way (one warm-up step, then `--steps`).
 
-Prints one JSON list of {"model", "train_ms_per_step"} on stdout. CPU only.
+Prints one JSON list of {"model", "train_ms_per_step"} on stdout. `--device cpu` (all cores) or
+`--device cuda` (timed with a synchronise after every step, as burn's side does).
 """
 
 import argparse
@@ -24,6 +25,8 @@ class SasRec(nn.Module):
         super().__init__()
         self.emb = nn.Embedding(n + 2, h, padding_idx=0)
         self.pos = nn.Embedding(max_len, h)
+        self.register_buffer("positions", torch.arange(max_len), persistent=False)
+        self.register_buffer("causal_mask", torch.triu(torch.ones(max_len, max_len, dtype=torch.bool), 1), persistent=False)
         layer = nn.TransformerEncoderLayer(h, heads, 4 * h, 0.2, activation="gelu", batch_first=True, norm_first=True)
         self.enc = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(h)
@@ -33,8 +36,8 @@ class SasRec(nn.Module):
 
     def forward(self, ids):
         b, l = ids.shape
-        x = self.emb(ids) * math.sqrt(self.h) + self.pos(torch.arange(l).expand(b, l))
-        mask = torch.triu(torch.ones(l, l, dtype=torch.bool), 1) if self.causal else None
+        x = self.emb(ids) * math.sqrt(self.h) + self.pos(self.positions[:l].expand(b, l))
+        mask = self.causal_mask[:l, :l] if self.causal else None
         return self.norm(self.enc(x, mask=mask, src_key_padding_mask=ids == 0, is_causal=self.causal))
 
     def logits(self, hidden):
@@ -90,7 +93,7 @@ def step_fn(kind, args, model, seqs, users):
         inp = seqs[:, 1:]
 
         def loss():
-            masked = torch.rand(inp.shape) < 0.2
+            masked = torch.rand(inp.shape, device=inp.device) < 0.2
             ids = inp.masked_fill(masked, n + 1)
             hidden = model(ids)[masked]
             return F.cross_entropy(model.logits(hidden), inp[masked])
@@ -114,11 +117,13 @@ def main():
     p.add_argument("--len", type=int, default=50)
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--device", default="cpu")
     args = p.parse_args()
+    dev = torch.device(args.device)
     torch.set_num_threads(os.cpu_count() or 1)
     torch.manual_seed(1)
-    seqs = torch.randint(1, args.items + 1, (args.batch, args.len + 1))
-    users = torch.arange(1, args.batch + 1)
+    seqs = torch.randint(1, args.items + 1, (args.batch, args.len + 1), device=dev)
+    users = torch.arange(1, args.batch + 1, device=dev)
     rows = []
     for kind in args.models.split(","):
         if kind in ("sasrec", "bert4rec"):
@@ -127,6 +132,7 @@ def main():
             model = Gru4Rec(args.items, args.hidden)
         else:
             model = Hgn(args.items, args.batch, args.hidden)
+        model = model.to(dev)
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
         loss_fn = step_fn(kind, args, model, seqs, users)
 
@@ -135,13 +141,15 @@ def main():
             loss = loss_fn()
             loss.backward()
             opt.step()
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
 
         step()
         t = time.perf_counter()
         for _ in range(args.steps):
             step()
         ms = (time.perf_counter() - t) * 1000 / args.steps
-        rows.append({"model": kind, "train_ms_per_step": ms, "threads": torch.get_num_threads(), "torch": torch.__version__})
+        rows.append({"model": kind, "train_ms_per_step": ms, "threads": torch.get_num_threads(), "device": str(dev), "torch": torch.__version__})
     print(json.dumps(rows))
 
 
