@@ -36,6 +36,10 @@ pub struct BenchArgs {
     /// 0: full softmax; k: sampled softmax with k shared negatives.
     #[arg(long, default_value_t = 0)]
     sampled_negatives: usize,
+    /// Full-softmax cross-entropy as trained (logsumexp: logsumexp minus the target's logit) or
+    /// the straightforward log-softmax + gather it replaced (log-softmax), to measure the gain.
+    #[arg(long, default_value = "logsumexp", value_parser = ["logsumexp", "log-softmax"])]
+    ce: String,
     #[arg(long, default_value = "cpu")]
     device: String,
     /// Also run the PyTorch reference (bench/torch_ref.py) with this Python, same shapes, and
@@ -45,6 +49,10 @@ pub struct BenchArgs {
     /// The PyTorch reference script.
     #[arg(long, default_value = "bench/torch_ref.py")]
     pytorch_script: std::path::PathBuf,
+    /// Where PyTorch runs: cpu or cuda. Default: cuda when --device is wgpu (GPU against GPU),
+    /// else cpu.
+    #[arg(long)]
+    pytorch_device: Option<String>,
     #[arg(long)]
     json: bool,
 }
@@ -62,6 +70,16 @@ struct Row {
     /// burn throughput / PyTorch throughput (> 1: burn is faster).
     #[serde(skip_serializing_if = "Option::is_none")]
     ratio_vs_pytorch: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pytorch_device: Option<String>,
+}
+
+fn pytorch_device(a: &BenchArgs) -> String {
+    match (&a.pytorch_device, a.device.as_str()) {
+        (Some(d), _) => d.clone(),
+        (None, "wgpu" | "gpu") => "cuda".into(),
+        (None, _) => "cpu".into(),
+    }
 }
 
 /// Runs the PyTorch reference; returns ms per training step by model name.
@@ -91,6 +109,7 @@ fn pytorch(a: &BenchArgs, python: &str) -> Result<std::collections::HashMap<Stri
             &a.hidden.to_string(),
         ])
         .args(["--steps", &a.steps.to_string()])
+        .args(["--device", &pytorch_device(a)])
         .output()
         .with_context(|| format!("cannot run {python} {}", a.pytorch_script.display()))?;
     if !out.status.success() {
@@ -134,7 +153,9 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         .collect();
     let refs: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
     let users: Vec<usize> = (0..a.batch).collect();
-    let softmax = if a.sampled_negatives == 0 {
+    let softmax = if a.sampled_negatives == 0 && a.ce == "log-softmax" {
+        Softmax::FullLogSoftmax
+    } else if a.sampled_negatives == 0 {
         Softmax::Full
     } else {
         Softmax::Sampled(a.sampled_negatives)
@@ -189,6 +210,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         let row = Row {
             pytorch_ms_per_step: torch_ms,
             ratio_vs_pytorch: torch_ms.map(|t| t / train_ms),
+            pytorch_device: torch_ms.map(|_| pytorch_device(&a)),
             model: kind.name().into(),
             backend: a.device.clone(),
             train_ms_per_step: train_ms,
@@ -209,8 +231,9 @@ pub fn bench(a: BenchArgs) -> Result<()> {
             );
             if let (Some(t), Some(r)) = (row.pytorch_ms_per_step, row.ratio_vs_pytorch) {
                 println!(
-                    "{:<9} torch train {t:>8.1} ms/step   burn/PyTorch throughput {r:.2}x",
-                    ""
+                    "{:<9} torch train {t:>8.1} ms/step ({})   burn/PyTorch throughput {r:.2}x",
+                    "",
+                    pytorch_device(&a)
                 );
             }
         }

@@ -593,6 +593,6 @@ mod tests {
     #[test]
     fn bad_config_is_an_error() {
         assert!(base_settings("/nonexistent.json").is_err());
-        assert_eq!(base_settings("small").unwrap().len(), 4);
+        assert_eq!(base_settings("small").unwrap().len(), 6);
     }
 }

@@ -6,8 +6,12 @@ use burn::tensor::{Int, Tensor};
 /// How the softmax over items is computed during training.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Softmax {
-    /// Cross-entropy over all items (exact).
+    /// Cross-entropy over all items (exact), as [`full_ce`].
     Full,
+    /// The same cross-entropy written the straightforward way ([`full_ce_log_softmax`]: log-softmax,
+    /// then gather). Same values and gradients as `Full`, slower: kept as the baseline of
+    /// `ssi bench --ce log-softmax`.
+    FullLogSoftmax,
     /// Cross-entropy over the target and `n` uniformly drawn items shared by the whole batch
     /// (an approximation, much cheaper on large catalogues).
     Sampled(usize),
@@ -15,7 +19,34 @@ pub enum Softmax {
 
 /// Full-softmax cross-entropy. `h`: [P, H], `table`: [N, H], `bias`: [N], `targets`: [P] with
 /// 0-based item indices (item id - 1). Returns the mean loss as a 1-element tensor.
+///
+/// Written as mean(logsumexp(z) − z_target), with the target logit z_target = h·e_target + b_target
+/// taken as a row-wise dot product rather than gathered from the [P, N] logits. Why: the output
+/// layer dominates training (`docs/results/bench.md`), and with log_softmax + gather autodiff
+/// keeps three [P, N] tensors and makes four more in the backward pass (log-softmax's
+/// decomposition plus gather's scatter into zeros); here it keeps two and makes two. Same
+/// function, same gradient (tested against [`full_ce_log_softmax`]).
 pub fn full_ce(
+    h: Tensor<2>,
+    table: Tensor<2>,
+    bias: Option<Tensor<1>>,
+    targets: Tensor<1, Int>,
+) -> Tensor<1> {
+    let mut logits = h.clone().matmul(table.clone().transpose()); // [P, N]
+    let mut picked = (h * table.select(0, targets.clone())).sum_dim(1); // [P, 1]
+    if let Some(b) = bias {
+        logits = logits + b.clone().unsqueeze_dim(0);
+        picked = picked + b.select(0, targets).unsqueeze_dim(1);
+    }
+    // The max shift only keeps exp in range: it cancels in the value and carries no gradient.
+    let max = logits.clone().detach().max_dim(1); // [P, 1]
+    let lse = (logits - max.clone()).exp().sum_dim(1).log() + max;
+    (lse - picked).mean()
+}
+
+/// [`full_ce`] written the straightforward way: log-softmax over the logits, then the targets'
+/// log-probabilities gathered. The baseline that `full_ce` is measured and tested against.
+pub fn full_ce_log_softmax(
     h: Tensor<2>,
     table: Tensor<2>,
     bias: Option<Tensor<1>>,
@@ -77,6 +108,7 @@ pub fn next_item_loss(
     let targets = crate::common::int1(targets, &device);
     match softmax {
         Softmax::Full => full_ce(h, table, bias, targets),
+        Softmax::FullLogSoftmax => full_ce_log_softmax(h, table, bias, targets),
         Softmax::Sampled(k) => {
             let negs: Vec<i64> = (0..k)
                 .map(|_| rng.random_range(0..n_items as i64))
