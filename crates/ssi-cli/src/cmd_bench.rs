@@ -153,6 +153,11 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         .collect();
     let refs: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
     let users: Vec<usize> = (0..a.batch).collect();
+    if a.sampled_negatives != 0 && a.ce == "log-softmax" {
+        anyhow::bail!(
+            "--ce log-softmax applies to the full softmax only: drop --sampled-negatives"
+        );
+    }
     let softmax = if a.sampled_negatives == 0 && a.ce == "log-softmax" {
         Softmax::FullLogSoftmax
     } else if a.sampled_negatives == 0 {
