@@ -530,6 +530,52 @@ fn reproduce_writes_the_tables_and_resumes() {
     );
 }
 
+/// Stages split over several invocations (or processes) into one --out folder: each trains only
+/// what it names, and every invocation's table holds all finished runs.
+#[test]
+fn reproduce_in_parts_reads_back_finished_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path(), 120, 3);
+    let out = dir.path().join("repro");
+    let part = |baselines: &str| {
+        ok(&[
+            "reproduce",
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--paper-dataset",
+            "beauty",
+            "--baselines",
+            baselines,
+            "--students",
+            "--set",
+            "hidden=16",
+            "--set",
+            "epochs=1",
+            "--set",
+            "max_steps_per_epoch=1",
+            "--set",
+            "valid_users=50",
+        ])
+    };
+    let first = part("hgn");
+    assert!(
+        first.contains("== HGN") && !first.contains("== BERT4Rec"),
+        "{first}"
+    );
+    // No students: no teachers either.
+    assert!(!out.join("teacher-temporal").exists());
+    let table = std::fs::read_to_string(out.join("table2.md")).unwrap();
+    assert!(table.contains("| BERT4Rec | not run (0.378)"), "{table}");
+    let second = part("bert4rec");
+    assert!(!second.contains("== HGN"), "{second}");
+    let table = std::fs::read_to_string(out.join("table2.md")).unwrap();
+    for row in ["| HGN | 0.", "| BERT4Rec | 0."] {
+        assert!(table.contains(row), "{row} missing:\n{table}");
+    }
+}
+
 #[test]
 fn export_a_bundle_that_evaluates_like_its_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
