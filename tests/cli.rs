@@ -576,6 +576,67 @@ fn reproduce_in_parts_reads_back_finished_runs() {
     }
 }
 
+/// --jobs 2 trains stages in parallel processes, students after their teachers, and each run
+/// comes out as it does in one sequential process.
+#[test]
+fn reproduce_with_jobs_matches_sequential() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path(), 120, 3);
+    let run = |out: &std::path::Path, jobs: &str| {
+        ok(&[
+            "reproduce",
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--jobs",
+            jobs,
+            "--baselines",
+            "hgn",
+            "--students",
+            "hgn",
+            "--set",
+            "hidden=16",
+            "--set",
+            "epochs=2",
+            "--set",
+            "max_steps_per_epoch=2",
+            "--set",
+            "valid_users=50",
+        ])
+    };
+    let (seq, par) = (dir.path().join("seq"), dir.path().join("par"));
+    run(&seq, "1");
+    let printed = run(&par, "2");
+    for stage in ["hgn", "teacher-temporal", "teacher-global", "ssi-hgn"] {
+        assert!(
+            printed.contains(&format!("== {stage} started")),
+            "{printed}"
+        );
+        assert!(par.join(format!("{stage}.log")).exists(), "{stage}.log");
+        let metrics = |root: &std::path::Path| {
+            let m = json(&std::fs::read_to_string(root.join(stage).join("test.json")).unwrap());
+            (
+                m["ndcg@10"].as_f64().unwrap(),
+                m["recall@20"].as_f64().unwrap(),
+            )
+        };
+        assert_eq!(metrics(&seq), metrics(&par), "{stage}");
+    }
+    // The student started only after its three teachers had finished.
+    let pos = |s: &str| printed.find(s).unwrap_or_else(|| panic!("{s}: {printed}"));
+    for t in ["temporal", "persona", "global"] {
+        assert!(pos(&format!("teacher-{t} finished")) < pos("== ssi-hgn started"));
+    }
+    let table = std::fs::read_to_string(par.join("table2.md")).unwrap();
+    assert!(
+        table.contains("| SSI | 0.") && table.contains("| HGN | 0."),
+        "{table}"
+    );
+    // Nothing left to train: a rerun starts no process.
+    assert!(!run(&par, "2").contains("started"));
+}
+
 #[test]
 fn export_a_bundle_that_evaluates_like_its_checkpoint() {
     let dir = tempfile::tempdir().unwrap();

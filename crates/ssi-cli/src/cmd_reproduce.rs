@@ -90,6 +90,14 @@ pub struct ReproduceArgs {
     /// cpu or wgpu.
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// Train this many stages at once, each in its own `ssi` process (a stage starts once the
+    /// teachers it imitates have finished). Each process uses about one core, so 2 on a
+    /// 2-core machine; wall-clock budgets (`time_budget_minutes`) then buy fewer epochs.
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
+    /// Train only the named stage (run folder name) of this invocation: what --jobs runs.
+    #[arg(long, hide = true)]
+    stage: Option<String>,
 }
 
 /// One model of the pipeline.
@@ -167,6 +175,136 @@ fn student_label(kind: ModelKind) -> String {
     }
 }
 
+/// The baselines of Table 2, in the paper's row order.
+fn baseline_stages() -> Vec<Stage> {
+    vec![
+        stage("s3rec", "S3-Rec", ModelKind::S3rec),
+        stage("grec", "GREC", ModelKind::Grec),
+        stage("gru4rec", "GRU4Rec", ModelKind::Gru4rec),
+        stage("bert4rec", "BERT4Rec", ModelKind::Bert4rec),
+        stage("hgn", "HGN", ModelKind::Hgn),
+        stage("sasrec", "SASRec", ModelKind::Sasrec),
+    ]
+}
+
+/// SSI with `student`, imitating all three teachers.
+fn ssi_student(student: ModelKind, teach: &[Stage]) -> Stage {
+    let all: Vec<&Stage> = teach.iter().collect();
+    ssi(
+        &format!("ssi-{}", student.name().to_ascii_lowercase()),
+        &student_label(student),
+        student,
+        &all,
+        ImitationConfig::new(),
+    )
+}
+
+/// Table 3's two trained variants (without both terms is the HGN run).
+fn imitation_variants(teach: &[Stage]) -> Vec<Stage> {
+    let all: Vec<&Stage> = teach.iter().collect();
+    [
+        (
+            "ssi-hgn-no-representation",
+            PAPER_TABLE3[1].0,
+            ImitationConfig::new().with_representation(false),
+        ),
+        (
+            "ssi-hgn-no-prediction",
+            PAPER_TABLE3[2].0,
+            ImitationConfig::new().with_prediction(false),
+        ),
+    ]
+    .into_iter()
+    .map(|(dir, label, imitation)| ssi(dir, label, ModelKind::Hgn, &all, imitation))
+    .collect()
+}
+
+/// Figure 3: SSI-HGN with one teacher at a time.
+fn single_teacher_students(teach: &[Stage]) -> Vec<Stage> {
+    teach
+        .iter()
+        .map(|t| {
+            let task = t.name.trim_start_matches("teacher-");
+            ssi(
+                &format!("ssi-hgn-only-{task}"),
+                &format!("SSI ({task} only)"),
+                ModelKind::Hgn,
+                &[t],
+                ImitationConfig::new(),
+            )
+        })
+        .collect()
+}
+
+/// Figure 4's layer counts.
+const LAYERS: [usize; 4] = [1, 2, 4, 8];
+
+/// Figure 4 at `l` layers: BERT4Rec, its three teachers and SSI-HGN imitating them.
+fn layer_stages(l: usize) -> (Stage, Vec<Stage>, Stage) {
+    let mut b = stage(
+        &format!("l{l}-bert4rec"),
+        &format!("BERT4Rec ({l} layers)"),
+        ModelKind::Bert4rec,
+    );
+    b.settings.push(("layers".into(), l.into(), true));
+    let tl = teachers(&format!("l{l}-"), Some(l));
+    let refs: Vec<&Stage> = tl.iter().collect();
+    let s = ssi(
+        &format!("l{l}-ssi-hgn"),
+        &format!("SSI ({l} layers)"),
+        ModelKind::Hgn,
+        &refs,
+        ImitationConfig::new(),
+    );
+    (b, tl, s)
+}
+
+/// Teachers are trained when something distils from them; the layers ablation has its own.
+fn needs_teachers(a: &ReproduceArgs) -> bool {
+    !a.students.is_empty()
+        || a.ablation
+            .iter()
+            .any(|x| matches!(x, Ablation::Imitation | Ablation::Teachers))
+}
+
+/// Every stage this invocation trains, in the order a single process trains them.
+fn plan(a: &ReproduceArgs) -> Vec<Stage> {
+    let mut all = baseline_stages();
+    let mut out: Vec<Stage> = Vec::new();
+    for k in &a.baselines {
+        if let Some(i) = all.iter().position(|s| s.kind == *k) {
+            out.push(all.remove(i));
+        }
+    }
+    let teach = teachers("", None);
+    for &k in &a.students {
+        out.push(ssi_student(k, &teach));
+    }
+    if a.ablation.contains(&Ablation::Imitation) {
+        out.extend(imitation_variants(&teach));
+    }
+    if a.ablation.contains(&Ablation::Teachers) {
+        out.extend(single_teacher_students(&teach));
+    }
+    if needs_teachers(a) {
+        // Before the students, so that a single process meets them in dependency order.
+        let at = out
+            .iter()
+            .position(|s| s.distill.is_some())
+            .unwrap_or(out.len());
+        out.splice(at..at, teach);
+    }
+    if a.ablation.contains(&Ablation::Layers) {
+        for l in LAYERS {
+            let (b, tl, s) = layer_stages(l);
+            out.push(b);
+            out.extend(tl);
+            out.push(s);
+        }
+    }
+    out
+}
+
 pub fn reproduce(a: ReproduceArgs) -> Result<()> {
     let ds = crate::source::load(a.data.as_deref(), false)?;
     let name = a
@@ -190,18 +328,30 @@ pub fn reproduce(a: ReproduceArgs) -> Result<()> {
         common,
         device,
     };
+    let stages = plan(&a);
+    if let Some(only) = &a.stage {
+        // A worker of --jobs: this one stage, no tables.
+        let s = stages
+            .iter()
+            .find(|s| &s.name == only)
+            .with_context(|| format!("--stage {only}: not a stage of this invocation"))?;
+        runner.run(s)?;
+        return Ok(());
+    }
+    if a.jobs > 1 {
+        let tasks: Vec<crate::jobs::Task> = stages
+            .iter()
+            .map(|s| crate::jobs::Task {
+                name: s.name.clone(),
+                deps: s.distill.as_ref().map(|d| d.0.clone()).unwrap_or_default(),
+            })
+            .collect();
+        crate::jobs::run_parallel(&out, &tasks, a.jobs)?;
+    }
 
-    // Table 2.
+    // Table 2: every stage below is now finished (read back) or trained here in order.
     let mut rows = vec![runner.mostpop()?];
-    let baselines = [
-        stage("s3rec", "S3-Rec", ModelKind::S3rec),
-        stage("grec", "GREC", ModelKind::Grec),
-        stage("gru4rec", "GRU4Rec", ModelKind::Gru4rec),
-        stage("bert4rec", "BERT4Rec", ModelKind::Bert4rec),
-        stage("hgn", "HGN", ModelKind::Hgn),
-        stage("sasrec", "SASRec", ModelKind::Sasrec),
-    ];
-    // Named baselines train in the order given; the table keeps the paper's order.
+    let baselines = baseline_stages();
     for &k in &a.baselines {
         if let Some(s) = baselines.iter().find(|s| s.kind == k) {
             runner.run(s)?;
@@ -210,16 +360,10 @@ pub fn reproduce(a: ReproduceArgs) -> Result<()> {
     for s in &baselines {
         rows.extend(runner.run_or_read(s, false)?);
     }
-    // Teachers are trained when something distils from them; the layers ablation has its own.
-    let need_teachers = !a.students.is_empty()
-        || a.ablation
-            .iter()
-            .any(|x| matches!(x, Ablation::Imitation | Ablation::Teachers));
     let teach = teachers("", None);
     for t in &teach {
-        rows.extend(runner.run_or_read(t, need_teachers)?);
+        rows.extend(runner.run_or_read(t, needs_teachers(&a))?);
     }
-    let all: Vec<&Stage> = teach.iter().collect();
     let mut students = a.students.clone();
     for k in [ModelKind::Hgn, ModelKind::Gru4rec, ModelKind::Sasrec] {
         if !students.contains(&k) {
@@ -227,13 +371,7 @@ pub fn reproduce(a: ReproduceArgs) -> Result<()> {
         }
     }
     for student in students {
-        let s = ssi(
-            &format!("ssi-{}", student.name().to_ascii_lowercase()),
-            &student_label(student),
-            student,
-            &all,
-            ImitationConfig::new(),
-        );
+        let s = ssi_student(student, &teach);
         rows.extend(runner.run_or_read(&s, a.students.contains(&student))?);
     }
     let paper = paper_rows(&name);
@@ -241,22 +379,10 @@ pub fn reproduce(a: ReproduceArgs) -> Result<()> {
 
     let find = |label: &str| rows.iter().find(|r| r.label == label);
     if a.ablation.contains(&Ablation::Imitation) {
-        let variants = [
-            (
-                "ssi-hgn-no-representation",
-                PAPER_TABLE3[1].0,
-                ImitationConfig::new().with_representation(false),
-            ),
-            (
-                "ssi-hgn-no-prediction",
-                PAPER_TABLE3[2].0,
-                ImitationConfig::new().with_prediction(false),
-            ),
-        ];
         let mut t3 = vec![find("SSI").map(|r| (PAPER_TABLE3[0].0.to_string(), r.metrics.clone()))];
-        for (dir, label, imitation) in variants {
-            let r = runner.run(&ssi(dir, label, ModelKind::Hgn, &all, imitation))?;
-            t3.push(Some((label.to_string(), r.metrics)));
+        for s in imitation_variants(&teach) {
+            let r = runner.run(&s)?;
+            t3.push(Some((s.label.clone(), r.metrics)));
         }
         // Without both imitation terms the objective is the student's own loss: the HGN run.
         t3.push(find("HGN").map(|r| (PAPER_TABLE3[3].0.to_string(), r.metrics.clone())));
@@ -264,15 +390,9 @@ pub fn reproduce(a: ReproduceArgs) -> Result<()> {
     }
     if a.ablation.contains(&Ablation::Teachers) {
         let mut bars = vec![("HGN".to_string(), ndcg10(find("HGN")))];
-        for t in &teach {
+        for (t, s) in teach.iter().zip(single_teacher_students(&teach)) {
+            let r = runner.run(&s)?;
             let task = t.name.trim_start_matches("teacher-");
-            let r = runner.run(&ssi(
-                &format!("ssi-hgn-only-{task}"),
-                &format!("SSI ({task} only)"),
-                ModelKind::Hgn,
-                &[t],
-                ImitationConfig::new(),
-            ))?;
             bars.push((format!("+{task}"), r.metrics["ndcg@10"].as_f64()));
         }
         bars.push(("SSI (all three)".into(), ndcg10(find("SSI"))));
@@ -287,31 +407,16 @@ pub fn reproduce(a: ReproduceArgs) -> Result<()> {
         )?;
     }
     if a.ablation.contains(&Ablation::Layers) {
-        let layers = [1usize, 2, 4, 8];
         let (mut bert, mut ssi_v) = (Vec::new(), Vec::new());
-        for &l in &layers {
-            let mut b = stage(
-                &format!("l{l}-bert4rec"),
-                &format!("BERT4Rec ({l} layers)"),
-                ModelKind::Bert4rec,
-            );
-            b.settings.push(("layers".into(), l.into(), true));
+        for l in LAYERS {
+            let (b, tl, s) = layer_stages(l);
             bert.push(ndcg10(Some(&runner.run(&b)?)).unwrap_or(0.0));
-            let tl = teachers(&format!("l{l}-"), Some(l));
             for t in &tl {
                 runner.run(t)?;
             }
-            let refs: Vec<&Stage> = tl.iter().collect();
-            let s = runner.run(&ssi(
-                &format!("l{l}-ssi-hgn"),
-                &format!("SSI ({l} layers)"),
-                ModelKind::Hgn,
-                &refs,
-                ImitationConfig::new(),
-            ))?;
-            ssi_v.push(ndcg10(Some(&s)).unwrap_or(0.0));
+            ssi_v.push(ndcg10(Some(&runner.run(&s)?)).unwrap_or(0.0));
         }
-        let cats: Vec<String> = layers.iter().map(|l| format!("{l} layers")).collect();
+        let cats: Vec<String> = LAYERS.iter().map(|l| format!("{l} layers")).collect();
         write_figure(
             &out,
             "figure4",

@@ -8,6 +8,7 @@ mod cmd_predict;
 mod cmd_reproduce;
 mod cmd_train;
 mod fetch;
+mod jobs;
 mod source;
 mod ui;
 

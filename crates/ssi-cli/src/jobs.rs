@@ -1,0 +1,96 @@
+//! `ssi reproduce --jobs N`: trains independent stages of the pipeline at the same time.
+//!
+//! Each stage runs as `ssi reproduce <the same arguments> --stage NAME` in a process of its own,
+//! not a thread: a process trains exactly as a sequential run does (its own backend and RNG
+//! state), and one process keeps about one core busy, since most of burn flex's element-wise
+//! kernels are single-threaded (two processes on 2 cores: 1.6-1.9x the throughput of one,
+//! `docs/results/bench.md`). A stage starts once every run it depends on has finished.
+
+use anyhow::{Context, Result, bail};
+use std::path::Path;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+/// A stage to train: its run folder name under `out`, and the run folders it needs finished.
+pub struct Task {
+    pub name: String,
+    pub deps: Vec<String>,
+}
+
+fn finished(out: &Path, name: &str) -> bool {
+    out.join(name).join("test.json").exists()
+}
+
+/// Trains the unfinished `tasks` with at most `jobs` processes at once, in the given order as far
+/// as dependencies allow. Each process writes its output to `out/NAME.log`. A failed stage stops
+/// new starts; the running ones finish (their runs stay resumable) and the error names the log.
+pub fn run_parallel(out: &Path, tasks: &[Task], jobs: usize) -> Result<()> {
+    let exe = std::env::current_exe().context("cannot find the running ssi executable")?;
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    let mut pending: Vec<&Task> = tasks.iter().filter(|t| !finished(out, &t.name)).collect();
+    let mut running: Vec<(&Task, Child, Instant)> = Vec::new();
+    let mut failed: Vec<String> = Vec::new();
+    loop {
+        while failed.is_empty() && running.len() < jobs.max(1) {
+            let Some(i) = pending
+                .iter()
+                .position(|t| t.deps.iter().all(|d| finished(out, d)))
+            else {
+                break;
+            };
+            let task = pending.remove(i);
+            let log_path = out.join(format!("{}.log", task.name));
+            let log = std::fs::File::create(&log_path)
+                .with_context(|| format!("cannot create {}", log_path.display()))?;
+            let child = Command::new(&exe)
+                .args(&args)
+                .args(["--stage", &task.name])
+                .stdout(log.try_clone()?)
+                .stderr(log)
+                .spawn()
+                .with_context(|| format!("cannot start {}", exe.display()))?;
+            println!("== {} started (output: {})", task.name, log_path.display());
+            running.push((task, child, Instant::now()));
+        }
+        if running.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        let mut i = 0;
+        while i < running.len() {
+            match running[i].1.try_wait()? {
+                None => i += 1,
+                Some(status) => {
+                    let (task, _, started) = running.remove(i);
+                    let minutes = started.elapsed().as_secs_f64() / 60.0;
+                    if status.success() {
+                        println!("   {} finished ({minutes:.1} min)", task.name);
+                    } else {
+                        eprintln!(
+                            "error: stage {} failed ({status}); its output: {}",
+                            task.name,
+                            out.join(format!("{}.log", task.name)).display()
+                        );
+                        failed.push(task.name.clone());
+                    }
+                }
+            }
+        }
+    }
+    if !failed.is_empty() {
+        bail!(
+            "stage(s) {} failed (output in {}/NAME.log); rerunning the same command resumes",
+            failed.join(", "),
+            out.display()
+        );
+    }
+    if !pending.is_empty() {
+        let names: Vec<&str> = pending.iter().map(|t| t.name.as_str()).collect();
+        bail!(
+            "stage(s) {} need runs that are neither finished in {} nor trained by this command",
+            names.join(", "),
+            out.display()
+        );
+    }
+    Ok(())
+}
