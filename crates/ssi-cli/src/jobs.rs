@@ -3,7 +3,7 @@
 //! Each stage runs as `ssi reproduce <the same arguments> --stage NAME` in a process of its own,
 //! not a thread: a process trains exactly as a sequential run does (its own backend and RNG
 //! state), and one process keeps about one core busy, since most of burn flex's element-wise
-//! kernels are single-threaded (two processes on 2 cores: 1.6-1.9x the throughput of one,
+//! kernels are single-threaded (two BERT4Rec processes on 2 cores: 1.85x the throughput of one,
 //! `docs/results/bench.md`). A stage starts once every run it depends on has finished.
 
 use anyhow::{Context, Result, bail};
