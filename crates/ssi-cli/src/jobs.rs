@@ -21,13 +21,21 @@ fn finished(out: &Path, name: &str) -> bool {
     out.join(name).join("test.json").exists()
 }
 
-/// Trains the unfinished `tasks` with at most `jobs` processes at once, in the given order as far
-/// as dependencies allow. Each process writes its output to `out/NAME.log`. A failed stage stops
-/// new starts; the running ones finish (their runs stay resumable) and the error names the log.
+/// Trains the unfinished `tasks` with at most `jobs` processes at once: first those that other
+/// tasks depend on, then the rest, each group in the given order as far as dependencies allow.
+/// Each process writes its output to `out/NAME.log`. A failed stage stops new starts; the
+/// running ones finish (their runs stay resumable) and the error names the log.
 pub fn run_parallel(out: &Path, tasks: &[Task], jobs: usize) -> Result<()> {
     let exe = std::env::current_exe().context("cannot find the running ssi executable")?;
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
-    let mut pending: Vec<&Task> = tasks.iter().filter(|t| !finished(out, &t.name)).collect();
+    let unfinished: Vec<&Task> = tasks.iter().filter(|t| !finished(out, &t.name)).collect();
+    // Runs that others wait for (the teachers) go first, so that the students can start while
+    // the baselines fill the other slots, instead of waiting for the last teacher alone.
+    let (first, rest): (Vec<&Task>, Vec<&Task>) = unfinished
+        .iter()
+        .copied()
+        .partition(|t| unfinished.iter().any(|o| o.deps.contains(&t.name)));
+    let mut pending: Vec<&Task> = first.into_iter().chain(rest).collect();
     let mut running: Vec<(&Task, Child, Instant)> = Vec::new();
     let mut failed: Vec<String> = Vec::new();
     loop {
