@@ -530,6 +530,33 @@ fn reproduce_writes_the_tables_and_resumes() {
     );
 }
 
+/// `ssi reproduce` on `data` into `out` with tiny models (1-2 steps an epoch), plus `extra`.
+fn reproduce_tiny(
+    data: &std::path::Path,
+    out: &std::path::Path,
+    epochs: &str,
+    extra: &[&str],
+) -> String {
+    let epochs = format!("epochs={epochs}");
+    let mut args = vec![
+        "reproduce",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--set",
+        "hidden=16",
+        "--set",
+        &epochs,
+        "--set",
+        "max_steps_per_epoch=2",
+        "--set",
+        "valid_users=50",
+    ];
+    args.extend(extra);
+    ok(&args)
+}
+
 /// Stages split over several invocations (or processes) into one --out folder: each trains only
 /// what it names, and every invocation's table holds all finished runs.
 #[test]
@@ -538,26 +565,14 @@ fn reproduce_in_parts_reads_back_finished_runs() {
     let data = synth(dir.path(), 120, 3);
     let out = dir.path().join("repro");
     let part = |baselines: &str| {
-        ok(&[
-            "reproduce",
-            "--data",
-            data.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
+        let extra = [
             "--paper-dataset",
             "beauty",
             "--baselines",
             baselines,
             "--students",
-            "--set",
-            "hidden=16",
-            "--set",
-            "epochs=1",
-            "--set",
-            "max_steps_per_epoch=1",
-            "--set",
-            "valid_users=50",
-        ])
+        ];
+        reproduce_tiny(&data, &out, "1", &extra)
     };
     let first = part("hgn");
     assert!(
@@ -583,27 +598,8 @@ fn reproduce_with_jobs_matches_sequential() {
     let dir = tempfile::tempdir().unwrap();
     let data = synth(dir.path(), 120, 3);
     let run = |out: &std::path::Path, jobs: &str| {
-        ok(&[
-            "reproduce",
-            "--data",
-            data.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--jobs",
-            jobs,
-            "--baselines",
-            "hgn",
-            "--students",
-            "hgn",
-            "--set",
-            "hidden=16",
-            "--set",
-            "epochs=2",
-            "--set",
-            "max_steps_per_epoch=2",
-            "--set",
-            "valid_users=50",
-        ])
+        let extra = ["--jobs", jobs, "--baselines", "hgn", "--students", "hgn"];
+        reproduce_tiny(&data, out, "2", &extra)
     };
     let (seq, par) = (dir.path().join("seq"), dir.path().join("par"));
     run(&seq, "1");
