@@ -633,6 +633,36 @@ fn reproduce_with_jobs_matches_sequential() {
     assert!(!run(&par, "2").contains("started"));
 }
 
+/// A run folder that another process is training is refused, not trained twice.
+#[test]
+fn a_run_being_trained_elsewhere_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path(), 100, 3);
+    let run = dir.path().join("run");
+    std::fs::create_dir_all(&run).unwrap();
+    let held = std::fs::File::create(run.join(".lock")).unwrap();
+    held.lock().unwrap();
+    let args = [
+        "train",
+        "--model",
+        "hgn",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        run.to_str().unwrap(),
+        "--set",
+        "hidden=16",
+        "--epochs",
+        "1",
+    ];
+    fails(&args, "being trained by another process");
+    assert!(!run.join("state.json").exists());
+    // Once the other process lets go (or dies), the run trains.
+    drop(held);
+    ok(&args);
+    assert!(run.join("test.json").exists());
+}
+
 #[test]
 fn export_a_bundle_that_evaluates_like_its_checkpoint() {
     let dir = tempfile::tempdir().unwrap();

@@ -323,6 +323,30 @@ pub struct Job {
 }
 
 /// Trains (or resumes) a job, evaluates its best epoch on the test split and writes `test.json`.
+/// Holds an exclusive lock on `dir/.lock` while a run trains: two processes training one folder
+/// would overwrite each other's checkpoints. The OS releases it when the process ends, however it
+/// ends, so a killed run leaves nothing stale behind.
+fn lock_run(dir: &Path) -> Result<std::fs::File> {
+    let path = dir.join(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => bail!(
+            "{} is being trained by another process (it holds {}): wait for it to finish, or stop it and pass --resume",
+            dir.display(),
+            path.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("cannot lock {}", path.display()))
+        }
+    }
+}
+
 pub fn run_job(
     ds: &Dataset,
     job: &Job,
@@ -334,10 +358,11 @@ pub fn run_job(
     if job.resume && !dir.has_run() && !pretrain.has_run() {
         bail!("--resume: {} holds no run to continue", job.out.display());
     }
+    std::fs::create_dir_all(&job.out)
+        .with_context(|| format!("cannot create {}", job.out.display()))?;
+    let _lock = lock_run(&job.out)?;
     if !dir.has_run() {
         // The command that started the run, for `ssi export`'s provenance.
-        std::fs::create_dir_all(&job.out)
-            .with_context(|| format!("cannot create {}", job.out.display()))?;
         let cmd: Vec<String> = std::env::args().collect();
         ssi_data::dataset::write_atomic(&dir.file("command.txt"), cmd.join(" ").as_bytes())?;
     }
