@@ -335,6 +335,23 @@ fn train_then_eval_checkpoint() {
     // The same folder is not overwritten without --resume.
     args[0] = "train";
     fails(&args, "--resume");
+    // --resume keeps the run's settings: a different one is an error naming it...
+    let mut resume = args.clone();
+    resume.extend(["--resume", "--set", "hidden=32"]);
+    fails(&resume, "hidden 16 -> 32");
+    // ...but a finished run given a larger limit goes on from its last epoch.
+    let mut resume = args.clone();
+    resume[4] = "2";
+    resume.push("--resume");
+    let extended = json(&ok(&resume));
+    assert!(extended["ndcg@10"].as_f64().is_some());
+    let log = std::fs::read_to_string(run.join("log.jsonl")).unwrap();
+    assert_eq!(log.lines().count(), 2, "{log}");
+    assert!(
+        std::fs::read_to_string(run.join("config.json"))
+            .unwrap()
+            .contains("\"epochs\": 2")
+    );
     // Unknown settings and wrong datasets are clear errors.
     let other = dir.path().join("other");
     fails(
@@ -518,6 +535,9 @@ fn reproduce_writes_the_tables_and_resumes() {
     let t3 = std::fs::read_to_string(out.join("table3.md")).unwrap();
     assert!(t3.contains("w/o prediction distribution imitation"), "{t3}");
     assert!(out.join("l8-teacher-global/test.json").exists());
+    // Figure 4 at the configured depth (small: 2 layers) is Table 2's runs, not trained twice.
+    assert!(out.join("l1-ssi-hgn/test.json").exists());
+    assert!(!out.join("l2-bert4rec").exists() && !out.join("l2-ssi-hgn").exists());
     // Rerunning finds every run finished: nothing is trained again, same table.
     let again = ok(&args);
     assert!(

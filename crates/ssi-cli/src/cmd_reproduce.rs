@@ -239,8 +239,29 @@ fn single_teacher_students(teach: &[Stage]) -> Vec<Stage> {
 /// Figure 4's layer counts.
 const LAYERS: [usize; 4] = [1, 2, 4, 8];
 
-/// Figure 4 at `l` layers: BERT4Rec, its three teachers and SSI-HGN imitating them.
-fn layer_stages(l: usize) -> (Stage, Vec<Stage>, Stage) {
+/// The number of layers every run gets from the config and `--set` (`layers` or
+/// `bert4rec.layers`, the last one given), if any.
+fn configured_layers(common: &[(String, Value, bool)]) -> Option<usize> {
+    common
+        .iter()
+        .rev()
+        .find(|(k, _, _)| k == "layers" || k == "bert4rec.layers")
+        .and_then(|(_, v, _)| v.as_u64())
+        .map(|l| l as usize)
+}
+
+/// Figure 4 at `l` layers: BERT4Rec, its three teachers and SSI-HGN imitating them. At the
+/// configured depth (`base`) these are Table 2's own runs, reused rather than trained twice.
+fn layer_stages(l: usize, base: Option<usize>) -> (Stage, Vec<Stage>, Stage) {
+    if base == Some(l) {
+        let teach = teachers("", None);
+        let student = ssi_student(ModelKind::Hgn, &teach);
+        let bert = baseline_stages()
+            .into_iter()
+            .find(|s| s.kind == ModelKind::Bert4rec)
+            .expect("BERT4Rec is a baseline");
+        return (bert, teach, student);
+    }
     let mut b = stage(
         &format!("l{l}-bert4rec"),
         &format!("BERT4Rec ({l} layers)"),
@@ -268,7 +289,7 @@ fn needs_teachers(a: &ReproduceArgs) -> bool {
 }
 
 /// Every stage this invocation trains, in the order a single process trains them.
-fn plan(a: &ReproduceArgs) -> Vec<Stage> {
+fn plan(a: &ReproduceArgs, base_layers: Option<usize>) -> Vec<Stage> {
     let mut all = baseline_stages();
     let mut out: Vec<Stage> = Vec::new();
     for k in &a.baselines {
@@ -296,12 +317,15 @@ fn plan(a: &ReproduceArgs) -> Vec<Stage> {
     }
     if a.ablation.contains(&Ablation::Layers) {
         for l in LAYERS {
-            let (b, tl, s) = layer_stages(l);
+            let (b, tl, s) = layer_stages(l, base_layers);
             out.push(b);
             out.extend(tl);
             out.push(s);
         }
     }
+    // A stage reached twice (Figure 4 at the configured depth) is trained once, where first met.
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|s| seen.insert(s.name.clone()));
     out
 }
 
@@ -328,7 +352,8 @@ pub fn reproduce(a: ReproduceArgs) -> Result<()> {
         common,
         device,
     };
-    let stages = plan(&a);
+    let base_layers = configured_layers(&runner.common);
+    let stages = plan(&a, base_layers);
     if let Some(only) = &a.stage {
         // A worker of --jobs: this one stage, no tables.
         let s = stages
@@ -409,7 +434,7 @@ pub fn reproduce(a: ReproduceArgs) -> Result<()> {
     if a.ablation.contains(&Ablation::Layers) {
         let (mut bert, mut ssi_v) = (Vec::new(), Vec::new());
         for l in LAYERS {
-            let (b, tl, s) = layer_stages(l);
+            let (b, tl, s) = layer_stages(l, base_layers);
             bert.push(ndcg10(Some(&runner.run(&b)?)).unwrap_or(0.0));
             for t in &tl {
                 runner.run(t)?;

@@ -48,6 +48,14 @@ pub struct DistillArgs {
     /// Keep every teacher weight λ_i = 1 instead of learning it with eq. 8.
     #[arg(long)]
     fixed_lambda: bool,
+    /// Run the teachers on every step instead of computing their encodings of the training
+    /// histories once (slower, same objective: the teachers are frozen).
+    #[arg(long)]
+    no_teacher_cache: bool,
+    /// Teachers read the user's whole training history up to the imitation point (cut at their
+    /// own max_len) instead of exactly the student's input (HGN's is its last 5 items).
+    #[arg(long)]
+    teacher_full_history: bool,
     /// Softmax temperature of eq. 5 (1 in the paper).
     #[arg(long, default_value_t = 1.0)]
     temperature: f64,
@@ -246,7 +254,9 @@ pub fn distill(a: DistillArgs) -> Result<()> {
         .with_prediction(!a.no_prediction)
         .with_representation(!a.no_representation)
         .with_learn_lambda(!a.fixed_lambda)
-        .with_temperature(a.temperature);
+        .with_temperature(a.temperature)
+        .with_cache_teachers(!a.no_teacher_cache)
+        .with_teacher_full_history(a.teacher_full_history);
     if a.no_prediction && a.no_representation && !a.run.resume {
         eprintln!("note: both imitation terms are off: this trains the student alone (Table 3)");
     }
@@ -347,6 +357,57 @@ fn lock_run(dir: &Path) -> Result<std::fs::File> {
     }
 }
 
+/// The settings `--resume` may change: when the run stops.
+const LIMITS: [&str; 3] = ["epochs", "patience", "time_budget_minutes"];
+
+/// On `--resume`, settings given again must agree with the run's `config.json`, except its
+/// stopping limits: new ones replace the saved ones and reopen a finished run they allow to go
+/// on (`--resume --set time_budget_minutes=45` continues a run that stopped at 22 minutes). Any
+/// other difference is an error, not silently ignored: a run is one model trained one way.
+fn resume_limits(dir: &RunDir, settings: &[(String, Value, bool)]) -> Result<()> {
+    let saved = dir.config()?;
+    let (model, train) = apply_settings(&saved.model, &saved.train, settings)?;
+    let mut changed = Vec::new();
+    let mut limits = Vec::new();
+    let pairs = [
+        (model.to_json(), saved.model.to_json()),
+        (
+            serde_json::to_value(&train)?,
+            serde_json::to_value(&saved.train)?,
+        ),
+    ];
+    for (new, old) in &pairs {
+        for (k, v) in new.as_object().into_iter().flatten() {
+            if old.get(k) != Some(v) {
+                let line = format!("{k} {} -> {v}", old.get(k).unwrap_or(&Value::Null));
+                if LIMITS.contains(&k.as_str()) {
+                    limits.push(line);
+                } else {
+                    changed.push(line);
+                }
+            }
+        }
+    }
+    if !changed.is_empty() {
+        bail!(
+            "{}: --resume continues the run with its own settings, and these differ from its config.json: {}. Only {} may change on --resume; train a new run (another --out) to change the others",
+            dir.path.display(),
+            changed.join(", "),
+            LIMITS.join(", ")
+        );
+    }
+    if !limits.is_empty() {
+        let open = dir.set_limits(train.epochs, train.patience, train.time_budget_minutes)?;
+        eprintln!(
+            "{}: new limits {}{}",
+            dir.path.display(),
+            limits.join(", "),
+            if open { "" } else { " (still finished)" }
+        );
+    }
+    Ok(())
+}
+
 pub fn run_job(
     ds: &Dataset,
     job: &Job,
@@ -361,6 +422,9 @@ pub fn run_job(
     std::fs::create_dir_all(&job.out)
         .with_context(|| format!("cannot create {}", job.out.display()))?;
     let _lock = lock_run(&job.out)?;
+    if job.resume && dir.has_run() {
+        resume_limits(&dir, &job.settings)?;
+    }
     if !dir.has_run() {
         // The command that started the run, for `ssi export`'s provenance.
         let cmd: Vec<String> = std::env::args().collect();
@@ -399,7 +463,9 @@ pub fn run_job(
             };
             let run = trainer.run_config(&model_cfg, &train_cfg, Some(spec));
             let tdev = trainer.device.clone();
-            trainer.run_objective(run, job.resume, &mut obs, |r| Distill::from_run(r, &tdev))?
+            trainer.run_objective(run, job.resume, &mut obs, |r| {
+                Distill::from_run(r, &tdev)?.prepare(ds, &tdev)
+            })?
         }
     };
     pb.finish_and_clear();

@@ -52,6 +52,20 @@ pub struct ImitationConfig {
     /// Learn λ_i with eq. 8 (the paper); `false` keeps every λ_i = 1 and drops the regulariser.
     #[config(default = true)]
     pub learn_lambda: bool,
+    /// Keep each teacher's encoding of each training history after its first computation and
+    /// read it back in later epochs (not in the paper; a speed option). Teachers are frozen and
+    /// run without dropout, so the encoding, and with it p_teacher of eq. 5, is the same every
+    /// epoch: this skips the teachers' layers from the second epoch on, for the same loss.
+    /// Memory: users × hidden floats per teacher.
+    #[config(default = true)]
+    pub cache_teachers: bool,
+    /// What a teacher reads at the imitation point. `false` (as measured first): exactly the
+    /// student's input, so with HGN (window 5) the teacher sees the last 5 items. `true`: the
+    /// user's whole training history up to the same point, cut only by the teacher's own
+    /// `max_len`; same next item, more context. The paper says the teacher reads "the
+    /// sequence" and does not address students with short windows.
+    #[config(default = false)]
+    pub teacher_full_history: bool,
 }
 
 /// The trainable parts of imitation besides the student: λ_i = exp(ρ_i) (positive by

@@ -50,6 +50,18 @@ pub struct TrainState {
     pub train_seconds: f64,
 }
 
+impl TrainState {
+    /// Whether `train`'s limits allow another epoch after this state: the rule the trainer
+    /// stops by (epochs, patience, wall-clock budget).
+    pub fn can_continue(&self, train: &TrainConfig) -> bool {
+        self.epoch < train.epochs
+            && self.bad_evals < train.patience
+            && !train
+                .time_budget_minutes
+                .is_some_and(|m| self.train_seconds >= m * 60.0)
+    }
+}
+
 pub struct Checkpoint {
     pub config: RunConfig,
     pub state: TrainState,
@@ -91,6 +103,30 @@ impl RunDir {
 
     pub fn state(&self) -> Result<TrainState, TrainError> {
         self.read_json("state.json")
+    }
+
+    /// Gives a saved run new stopping limits (`epochs`, `patience`, `time_budget_minutes`) and
+    /// reopens it when they allow more training, so `--resume --set time_budget_minutes=45`
+    /// continues a run that stopped at 22 minutes. Only the limits change: a run is one model
+    /// trained one way, so its other settings stay those of `config.json`. Returns whether the
+    /// run is (again) unfinished.
+    pub fn set_limits(
+        &self,
+        epochs: usize,
+        patience: usize,
+        time_budget_minutes: Option<f64>,
+    ) -> Result<bool, TrainError> {
+        let mut config = self.config()?;
+        let mut state = self.state()?;
+        config.train.epochs = epochs;
+        config.train.patience = patience;
+        config.train.time_budget_minutes = time_budget_minutes;
+        state.finished = !state.can_continue(&config.train);
+        // config.json first: a crash between the two writes leaves a finished run with new
+        // limits, which the next --resume reopens the same way.
+        self.write_json("config.json", &config)?;
+        self.write_json("state.json", &state)?;
+        Ok(!state.finished)
     }
 
     fn write_bytes(&self, path: &Path, bytes: &[u8]) -> Result<(), TrainError> {

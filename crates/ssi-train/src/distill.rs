@@ -12,8 +12,10 @@
 use crate::checkpoint::{RunConfig, RunDir};
 use crate::trainer::{Objective, TrainError};
 use burn::module::Module;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Tensor, TensorData};
+use ssi_data::Dataset;
 use ssi_data::rng::SsiRng;
+use ssi_data::split::train_part;
 use ssi_models::common::{Batch, TrainBatch};
 use ssi_models::imitation::{
     ImitationConfig, ImitationHead, lambda_regulariser, prediction_imitation,
@@ -21,6 +23,7 @@ use ssi_models::imitation::{
 };
 use ssi_models::loss::Softmax;
 use ssi_models::{AnyModel, ModelConfig, SequentialModel};
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 /// What `config.json` of a distillation run records besides the student.
@@ -40,17 +43,35 @@ pub struct Distiller {
     pub head: ImitationHead,
 }
 
-/// A frozen teacher: its model without autodiff and its item table (constant).
+/// A frozen teacher: its model without autodiff, its item table and output bias (constants).
 pub struct Teacher {
     pub name: String,
     pub model: AnyModel,
     pub items: Tensor<2>,
+    pub bias: Option<Tensor<1>>,
 }
+
+/// Per teacher: user → (hash of the history the teacher read, its encoding of it).
+type EncodingCache = Vec<HashMap<usize, (u64, Vec<f32>)>>;
 
 pub struct Distill {
     pub student: ModelConfig,
     pub teachers: Vec<Teacher>,
     pub imitation: ImitationConfig,
+    /// Filled by `prepare`, keyed by user with the hash of the student's history there:
+    /// the student's history at each imitation point,
+    points: HashMap<usize, (u64, Vec<u32>)>,
+    /// the teachers' (longer) history at the same point (`teacher_full_history`),
+    full_history: HashMap<usize, (u64, Vec<u32>)>,
+    /// and per teacher its encoding of what it reads there (`cache_teachers`).
+    cache: EncodingCache,
+}
+
+fn history_hash(items: &[u32]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    items.hash(&mut h);
+    h.finish()
 }
 
 /// The name a teacher goes by: its consistency task, else its model.
@@ -110,17 +131,144 @@ impl Distill {
             // valid(): no dropout, no autodiff, so no gradient can reach a teacher.
             let model = model.valid();
             let items = model.item_table();
+            let bias = model.item_bias();
             teachers.push(Teacher {
                 name: name.clone(),
                 model,
                 items,
+                bias,
             });
         }
         Ok(Distill {
             student: run.model.clone(),
+            points: HashMap::new(),
+            full_history: HashMap::new(),
+            cache: vec![HashMap::new(); teachers.len()],
             teachers,
             imitation: spec.imitation.clone(),
         })
+    }
+
+    /// Teacher `i`'s logits over all items at the imitation points of `b` (the student's
+    /// histories): its `score_all`, with the encoding read from the cache when it is there.
+    fn teacher_logits(&self, i: usize, b: Batch) -> Tensor<2> {
+        let t = &self.teachers[i];
+        let h = match self.cached_encoding(i, b) {
+            Some(h) => h,
+            None => match self.teacher_histories(b) {
+                Some(items) => t.model.encode(Batch {
+                    items: &items,
+                    users: b.users,
+                }),
+                None => t.model.encode(b),
+            },
+        };
+        let logits = h.matmul(t.items.clone().transpose());
+        match &t.bias {
+            Some(bias) => logits + bias.clone().unsqueeze_dim(0),
+            None => logits,
+        }
+    }
+
+    /// The entry of `map` for each imitation point of `b`, if every one is there for the same
+    /// student history (checked by hash).
+    fn lookup<'s, T>(map: &'s HashMap<usize, (u64, T)>, b: Batch) -> Option<Vec<&'s T>> {
+        b.users
+            .iter()
+            .zip(b.items)
+            .map(|(u, h)| {
+                let (hash, v) = map.get(&(*u)?)?;
+                (*hash == history_hash(h)).then_some(v)
+            })
+            .collect()
+    }
+
+    fn cached_encoding(&self, i: usize, b: Batch) -> Option<Tensor<2>> {
+        let t = &self.teachers[i];
+        let rows = Self::lookup(&self.cache[i], b)?;
+        let width = t.items.dims()[1];
+        let flat: Vec<f32> = rows.into_iter().flatten().copied().collect();
+        Some(Tensor::from_data(
+            TensorData::new(flat, [b.items.len(), width]),
+            &t.items.device(),
+        ))
+    }
+
+    /// The teachers' own histories at `b`'s imitation points (`teacher_full_history`).
+    fn teacher_histories(&self, b: Batch) -> Option<Vec<&[u32]>> {
+        Self::lookup(&self.full_history, b).map(|v| v.into_iter().map(Vec::as_slice).collect())
+    }
+
+    /// What the student and the teachers read at `user`'s imitation point, once `prepare`d.
+    pub fn imitation_point(&self, user: usize) -> Option<(&[u32], &[u32])> {
+        let student = self.points.get(&user)?.1.as_slice();
+        let teacher = self
+            .full_history
+            .get(&user)
+            .map_or(student, |(_, h)| h.as_slice());
+        Some((student, teacher))
+    }
+
+    /// Reads what the objective needs from the dataset before training: each user's imitation
+    /// point (from the trainer's training sequence of that user, cut to the student's length),
+    /// the teachers' longer histories there (`teacher_full_history`), and every teacher's
+    /// encoding of it (`cache_teachers`). Encodings are computed in fixed batches of users, so a
+    /// resumed run reads exactly the encodings an uninterrupted one reads.
+    pub fn prepare(mut self, ds: &Dataset, device: &Device) -> Result<Self, TrainError> {
+        let (full, cache) = (
+            self.imitation.teacher_full_history,
+            self.imitation.cache_teachers,
+        );
+        if !full && !cache {
+            return Ok(self);
+        }
+        let max_len = self.student.init(device).max_len();
+        let users: Vec<usize> = (0..ds.n_users())
+            .filter(|&u| train_part(&ds.sequences[u]).len() >= 2)
+            .collect();
+        for &u in &users {
+            // As the trainer cuts a training sequence, and `loss` its history.
+            let s = train_part(&ds.sequences[u]);
+            let seq = &s[s.len().saturating_sub(max_len + 1)..];
+            let student = &seq[..seq.len().saturating_sub(1).max(1)];
+            let teacher = &s[..s.len() - (seq.len() - student.len())];
+            self.points
+                .insert(u, (history_hash(student), student.to_vec()));
+            if full {
+                self.full_history
+                    .insert(u, (history_hash(student), teacher.to_vec()));
+            }
+        }
+        if !cache {
+            return Ok(self);
+        }
+        for chunk in users.chunks(256) {
+            let student: Vec<&[u32]> = chunk.iter().map(|u| self.points[u].1.as_slice()).collect();
+            let who: Vec<Option<usize>> = chunk.iter().map(|&u| Some(u)).collect();
+            let b = Batch {
+                items: &student,
+                users: &who,
+            };
+            // Field by field (not through `&self` methods): `cache` is borrowed mutably below.
+            let read: Option<Vec<&[u32]>> = Self::lookup(&self.full_history, b)
+                .map(|v| v.into_iter().map(Vec::as_slice).collect());
+            for (t, cache) in self.teachers.iter().zip(self.cache.iter_mut()) {
+                let h = match &read {
+                    Some(items) => t.model.encode(Batch { items, users: &who }),
+                    None => t.model.encode(b),
+                };
+                let width = h.dims()[1];
+                let values = h
+                    .into_data()
+                    .convert::<f32>()
+                    .try_into_vec::<f32>()
+                    .map_err(|e| TrainError::Config(format!("teacher {}: {e:?}", t.name)))?;
+                for ((&u, h), row) in chunk.iter().zip(&student).zip(values.chunks(width)) {
+                    cache.insert(u, (history_hash(h), row.to_vec()));
+                }
+            }
+        }
+        Ok(self)
     }
 
     fn widths(&self, student_hidden: usize) -> Vec<(usize, usize)> {
@@ -183,10 +331,7 @@ impl Objective for Distill {
         for (i, t) in self.teachers.iter().enumerate() {
             let mut term: Option<Tensor<1>> = None;
             if let Some(s) = &student_logits {
-                let teacher_logits = t.model.score_all(Batch {
-                    items: &hist,
-                    users: &users,
-                });
+                let teacher_logits = self.teacher_logits(i, b);
                 term = Some(prediction_imitation(
                     teacher_logits,
                     s.clone(),

@@ -216,6 +216,9 @@ impl Trainer<'_> {
         obs: &mut dyn TrainObserver,
         make: impl FnOnce(&RunConfig) -> Result<O, TrainError>,
     ) -> Result<TrainState, TrainError> {
+        // From here: loading, building the objective (a distiller precomputes its teachers'
+        // encodings) and training all count towards the run's time and its budget.
+        let started = std::time::Instant::now();
         let device = self.device.clone();
         let info = run.dataset.clone();
         let fresh_optim = || AdamConfig::new().init();
@@ -278,7 +281,6 @@ impl Trainer<'_> {
         users.sort_unstable();
         let max_len = objective.model(&model).max_len();
         let softmax = cfg.softmax();
-        let started = std::time::Instant::now();
         let spent_before = state.train_seconds;
         let first_epoch = state.epoch;
         while state.epoch < cfg.epochs {
@@ -384,10 +386,7 @@ impl Trainer<'_> {
                     state.bad_evals += 1;
                 }
             }
-            let out_of_time = cfg
-                .time_budget_minutes
-                .is_some_and(|m| state.train_seconds >= m * 60.0);
-            state.finished = last || state.bad_evals >= cfg.patience || out_of_time;
+            state.finished = last || !state.can_continue(&cfg);
             self.dir.save(&module_bytes(&model)?, &optim, &state)?;
             append_log(&self.dir, &log)?;
             obs.epoch_end(&log);

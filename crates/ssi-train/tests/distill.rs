@@ -48,8 +48,10 @@ fn distill(
     };
     let run = tr.run_config(&student, t, Some(spec));
     let device = tr.device.clone();
-    tr.run_objective(run, resume, &mut Silent, |r| Distill::from_run(r, &device))
-        .unwrap();
+    tr.run_objective(run, resume, &mut Silent, |r| {
+        Distill::from_run(r, &device)?.prepare(ds, &device)
+    })
+    .unwrap();
 }
 
 /// Mean KL(teacher ‖ student) on every user's training history.
@@ -146,6 +148,53 @@ fn students_imitate_their_teachers_and_runs_resume() {
         assert_eq!(x.loss, y.loss, "epoch {}", x.epoch);
         assert_eq!(x.extra, y.extra);
     }
+    // Teachers' encodings cached (the default) or recomputed every step: the same objective.
+    let uncached = root.path().join("uncached");
+    distill(
+        &ds,
+        &uncached,
+        &teachers,
+        ImitationConfig::new().with_cache_teachers(false),
+        &t,
+        false,
+        None,
+    );
+    for (x, y) in a.iter().zip(&log(&uncached)) {
+        let rel = (x.loss - y.loss).abs() / y.loss.abs();
+        assert!(rel < 1e-4, "epoch {}: {} vs {}", x.epoch, x.loss, y.loss);
+    }
+    // With teacher_full_history the teachers read the whole training history up to the same
+    // point; HGN's own window (5) is what the student reads there.
+    let full_history = ImitationConfig::new().with_teacher_full_history(true);
+    let wide = root.path().join("wide");
+    distill(
+        &ds,
+        &wide,
+        &teachers,
+        full_history.clone(),
+        &t,
+        false,
+        Some(1),
+    );
+    let (student, _) = configs(ModelKind::Hgn, &ds);
+    let spec = DistillSpec {
+        teachers: teachers.clone(),
+        teacher_names: vec!["temporal".into(), "persona".into(), "global".into()],
+        imitation: full_history,
+    };
+    let device = Device::flex();
+    let run = trainer(&ds, &wide, None).run_config(&student, &t, Some(spec));
+    let d = Distill::from_run(&run, &device)
+        .unwrap()
+        .prepare(&ds, &device)
+        .unwrap();
+    let long = (0..ds.n_users())
+        .find(|&u| ds.sequences[u].len() > 8)
+        .expect("a long history");
+    let (s, th) = d.imitation_point(long).unwrap();
+    let train = &ds.sequences[long][..ds.sequences[long].len() - 2];
+    assert_eq!(s, &train[train.len() - 6..train.len() - 1]);
+    assert_eq!(th, &train[..train.len() - 1]);
     let lambda = a[2].extra["lambda"].as_object().unwrap();
     let names: Vec<&str> = lambda.keys().map(String::as_str).collect();
     assert_eq!(names, ["global", "persona", "temporal"]);

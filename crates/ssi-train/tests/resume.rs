@@ -53,5 +53,29 @@ fn interrupted_and_resumed_run_matches_uninterrupted() {
         );
         let log = std::fs::read_to_string(broken.path().join("log.jsonl")).unwrap();
         assert_eq!(log.lines().count(), 2);
+
+        // A run that finished at 1 epoch, given a 2-epoch limit, continues to the same weights.
+        let short = tempfile::tempdir().unwrap();
+        let s = trainer(&ds, short.path(), None)
+            .run(&m, &t.clone().with_epochs(1), false, &mut Silent)
+            .unwrap();
+        assert_eq!((s.epoch, s.finished), (1, true));
+        let dir = RunDir::new(short.path());
+        assert!(dir.set_limits(2, t.patience, None).unwrap());
+        assert_eq!(dir.config().unwrap().train.epochs, 2);
+        let s = trainer(&ds, short.path(), None)
+            .run(&m, &t.clone().with_epochs(1), true, &mut Silent)
+            .unwrap();
+        assert_eq!((s.epoch, s.finished), (2, true));
+        let c = weights(short.path());
+        let diff = a
+            .iter()
+            .zip(&c)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max);
+        assert!(diff < 1e-6, "{kind:?}: extended weights differ by {diff}");
+        // Limits that are already spent leave it finished.
+        assert!(!dir.set_limits(3, t.patience, Some(0.0)).unwrap());
+        assert!(dir.state().unwrap().finished);
     }
 }
