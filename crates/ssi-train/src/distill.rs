@@ -65,6 +65,8 @@ pub struct Distill {
     full_history: HashMap<usize, (u64, Vec<u32>)>,
     /// and per teacher its encoding of what it reads there (`cache_teachers`).
     cache: EncodingCache,
+    /// Teacher encodings read from `cache` so far (so a test can see the cache is used).
+    hits: std::sync::atomic::AtomicUsize,
 }
 
 fn history_hash(items: &[u32]) -> u64 {
@@ -144,6 +146,7 @@ impl Distill {
             points: HashMap::new(),
             full_history: HashMap::new(),
             cache: vec![HashMap::new(); teachers.len()],
+            hits: Default::default(),
             teachers,
             imitation: spec.imitation.clone(),
         })
@@ -186,6 +189,8 @@ impl Distill {
     fn cached_encoding(&self, i: usize, b: Batch) -> Option<Tensor<2>> {
         let t = &self.teachers[i];
         let rows = Self::lookup(&self.cache[i], b)?;
+        self.hits
+            .fetch_add(rows.len(), std::sync::atomic::Ordering::Relaxed);
         let width = t.items.dims()[1];
         let flat: Vec<f32> = rows.into_iter().flatten().copied().collect();
         Some(Tensor::from_data(
@@ -197,6 +202,11 @@ impl Distill {
     /// The teachers' own histories at `b`'s imitation points (`teacher_full_history`).
     fn teacher_histories(&self, b: Batch) -> Option<Vec<&[u32]>> {
         Self::lookup(&self.full_history, b).map(|v| v.into_iter().map(Vec::as_slice).collect())
+    }
+
+    /// How many teacher encodings were read from the cache instead of computed.
+    pub fn cache_hits(&self) -> usize {
+        self.hits.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// What the student and the teachers read at `user`'s imitation point, once `prepare`d.

@@ -6,11 +6,14 @@ mod common;
 use burn::tensor::Device;
 use common::{configs, dataset, trainer};
 use ssi_data::Dataset;
-use ssi_models::common::Batch;
+use ssi_data::rng::seeded;
+use ssi_models::common::{Batch, TrainBatch};
 use ssi_models::imitation::{ImitationConfig, prediction_imitation};
+use ssi_models::loss::Softmax;
 use ssi_models::{ModelKind, SequentialModel};
 use ssi_train::RunDir;
 use ssi_train::distill::{Distill, DistillSpec, describe_teachers};
+use ssi_train::trainer::Objective;
 use ssi_train::trainer::{EpochLog, Silent, TrainConfig};
 use std::path::{Path, PathBuf};
 
@@ -195,6 +198,34 @@ fn students_imitate_their_teachers_and_runs_resume() {
     let train = &ds.sequences[long][..ds.sequences[long].len() - 2];
     assert_eq!(s, &train[train.len() - 6..train.len() - 1]);
     assert_eq!(th, &train[..train.len() - 1]);
+    // The loss reads the prepared encodings (one per teacher and sequence), and they are the
+    // teachers' encodings of those longer histories: the same loss as with no cache at all.
+    let seq = &train[train.len() - 6..];
+    let batch = TrainBatch {
+        items: &[seq],
+        users: &[long],
+    };
+    let m = d.init(&device);
+    let cached: f32 = d
+        .loss(&m, batch, Softmax::Full, &mut seeded(1))
+        .into_scalar();
+    assert_eq!(d.cache_hits(), 3);
+    let mut plain_spec = run.clone();
+    plain_spec.distill.as_mut().unwrap().imitation = ImitationConfig::new()
+        .with_teacher_full_history(true)
+        .with_cache_teachers(false);
+    let d2 = Distill::from_run(&plain_spec, &device)
+        .unwrap()
+        .prepare(&ds, &device)
+        .unwrap();
+    let fresh: f32 = d2
+        .loss(&m, batch, Softmax::Full, &mut seeded(1))
+        .into_scalar();
+    assert_eq!(d2.cache_hits(), 0);
+    assert!(
+        (cached - fresh).abs() <= 1e-4 * fresh.abs(),
+        "{cached} vs {fresh}"
+    );
     let lambda = a[2].extra["lambda"].as_object().unwrap();
     let names: Vec<&str> = lambda.keys().map(String::as_str).collect();
     assert_eq!(names, ["global", "persona", "temporal"]);
