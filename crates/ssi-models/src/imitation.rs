@@ -18,10 +18,21 @@ pub fn prediction_imitation(
     student_logits: Tensor<2>,
     temperature: f64,
 ) -> Tensor<1> {
-    let inv = 1.0 / temperature;
-    let lt = log_softmax(teacher_logits.mul_scalar(inv), 1);
-    let ls = log_softmax(student_logits.mul_scalar(inv), 1);
-    let kl = (lt.clone().exp() * (lt - ls)).sum_dim(1); // [batch, 1]
+    prediction_imitation_log_probs(
+        tempered_log_probs(teacher_logits, temperature),
+        tempered_log_probs(student_logits, temperature),
+    )
+}
+
+/// log softmax(logits / temperature) over the candidates (dim 1): eq. 5's distributions.
+pub fn tempered_log_probs(logits: Tensor<2>, temperature: f64) -> Tensor<2> {
+    log_softmax(logits.mul_scalar(1.0 / temperature), 1)
+}
+
+/// Eq. 5 from log-probabilities (`tempered_log_probs`): the distiller computes the student's once
+/// and reuses it for every teacher (one log-softmax and its backward instead of one per teacher).
+pub fn prediction_imitation_log_probs(teacher: Tensor<2>, student: Tensor<2>) -> Tensor<1> {
+    let kl = (teacher.clone().exp() * (teacher - student)).sum_dim(1); // [batch, 1]
     kl.mean().reshape([1])
 }
 
