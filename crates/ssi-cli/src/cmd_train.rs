@@ -6,7 +6,7 @@ use indicatif::ProgressBar;
 use serde_json::Value;
 use ssi_data::Dataset;
 use ssi_models::consistency::ConsistencyTask;
-use ssi_models::imitation::ImitationConfig;
+use ssi_models::imitation::{ImitationConfig, ImitationPoints};
 use ssi_models::{ModelConfig, ModelKind};
 use ssi_train::distill::{Distill, DistillSpec, describe_teachers};
 use ssi_train::trainer::{EpochLog, TrainConfig, TrainObserver, Trainer};
@@ -59,6 +59,11 @@ pub struct DistillArgs {
     /// Softmax temperature of eq. 5 (1 in the paper).
     #[arg(long, default_value_t = 1.0)]
     temperature: f64,
+    /// Where the student imitates: target (the history before the sequence's last item, whose
+    /// next item the student is also trained on), next (the whole sequence: the teachers'
+    /// forecast of the unseen next item) or both.
+    #[arg(long, default_value = "target")]
+    imitation_points: ImitationPoints,
     #[command(flatten)]
     run: RunArgs,
 }
@@ -256,7 +261,8 @@ pub fn distill(a: DistillArgs) -> Result<()> {
         .with_learn_lambda(!a.fixed_lambda)
         .with_temperature(a.temperature)
         .with_cache_teachers(!a.no_teacher_cache)
-        .with_teacher_full_history(a.teacher_full_history);
+        .with_teacher_full_history(a.teacher_full_history)
+        .with_points(Some(a.imitation_points));
     if a.no_prediction && a.no_representation && !a.run.resume {
         eprintln!("note: both imitation terms are off: this trains the student alone (Table 3)");
     }

@@ -77,6 +77,71 @@ pub struct ImitationConfig {
     /// sequence" and does not address students with short windows.
     #[config(default = false)]
     pub teacher_full_history: bool,
+    /// Where in each training sequence the student imitates (see `ImitationPoints`); `None`
+    /// (also what run folders written before this setting existed hold) is `Target`.
+    pub points: Option<ImitationPoints>,
+}
+
+impl ImitationConfig {
+    /// The imitation points, `Target` unless set.
+    pub fn imitation_points(&self) -> ImitationPoints {
+        self.points.unwrap_or(ImitationPoints::Target)
+    }
+}
+
+/// Where imitation happens in a training sequence q_1..q_n. Eq. 5 has the teacher read "the
+/// sequence" with [MASK] appended; the paper does not say which sequence that is in training.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImitationPoints {
+    /// The history q_1..q_{n-1}, whose next item q_n is the student's own last target (as
+    /// measured first; the teacher was trained with q_n there, so its prediction is peaked).
+    Target,
+    /// The whole training sequence q_1..q_n: the [MASK] stands for the unseen next item, so the
+    /// student imitates the teachers' forecast, which no label in training constrains.
+    Next,
+    /// Both points (twice the imitation work).
+    Both,
+}
+
+impl ImitationPoints {
+    pub fn name(self) -> &'static str {
+        match self {
+            ImitationPoints::Target => "target",
+            ImitationPoints::Next => "next",
+            ImitationPoints::Both => "both",
+        }
+    }
+
+    /// The student's histories at the imitation points of one training sequence `seq` (as the
+    /// trainer cut it), with how many items of `seq` each leaves out at its end; `max_len` is the
+    /// student's.
+    pub fn histories(self, seq: &[u32], max_len: usize) -> Vec<(&[u32], usize)> {
+        let target = || {
+            let end = seq.len().saturating_sub(1).max(1);
+            (&seq[..end], seq.len() - end)
+        };
+        let next = || (&seq[seq.len().saturating_sub(max_len)..], 0);
+        match self {
+            ImitationPoints::Target => vec![target()],
+            ImitationPoints::Next => vec![next()],
+            ImitationPoints::Both => vec![target(), next()],
+        }
+    }
+}
+
+impl std::str::FromStr for ImitationPoints {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "target" => Ok(ImitationPoints::Target),
+            "next" => Ok(ImitationPoints::Next),
+            "both" => Ok(ImitationPoints::Both),
+            _ => Err(format!(
+                "unknown imitation points {s:?} (target, next, both)"
+            )),
+        }
+    }
 }
 
 /// The trainable parts of imitation besides the student: λ_i = exp(ρ_i) (positive by
@@ -123,6 +188,35 @@ mod tests {
     fn close(t: Tensor<1>, want: f32) {
         let v = t.into_data().try_to_vec::<f32>().unwrap();
         assert!((v[0] - want).abs() < 1e-5, "{} vs {want}", v[0]);
+    }
+
+    #[test]
+    fn imitation_points_cut_the_training_sequence() {
+        let seq = [1u32, 2, 3, 4, 5, 6];
+        assert_eq!(
+            ImitationPoints::Target.histories(&seq, 5),
+            vec![(&seq[..5], 1)]
+        );
+        // The whole sequence, cut to the student's length.
+        assert_eq!(
+            ImitationPoints::Next.histories(&seq, 5),
+            vec![(&seq[1..], 0)]
+        );
+        assert_eq!(
+            ImitationPoints::Next.histories(&seq, 50),
+            vec![(&seq[..], 0)]
+        );
+        assert_eq!(
+            ImitationPoints::Both.histories(&seq, 50),
+            vec![(&seq[..5], 1), (&seq[..], 0)]
+        );
+        // A one-item sequence still has a history to imitate on.
+        assert_eq!(
+            ImitationPoints::Target.histories(&seq[..1], 5),
+            vec![(&seq[..1], 0)]
+        );
+        assert_eq!("Both".parse::<ImitationPoints>(), Ok(ImitationPoints::Both));
+        assert!("all".parse::<ImitationPoints>().is_err());
     }
 
     #[test]

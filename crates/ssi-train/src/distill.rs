@@ -2,12 +2,13 @@
 //! while imitating frozen teachers' predictions (eq. 5) and item representations (eq. 6), with
 //! learnable per-teacher weights (eq. 7–8).
 //!
-//! Where imitation happens: each training sequence q_1..q_n gives one imitation point, the
-//! history q_1..q_{n-1}; the teacher reads it with [MASK] appended (its prediction mode) and the
-//! student reads it as it reads any history. The student's own loss L_s is its usual training
-//! loss on the whole sequence. (The paper does not say at which positions it imitates; this one
-//! is the position the student's own last next-item target uses, and costs one teacher forward
-//! per sequence.)
+//! Where imitation happens: by default each training sequence q_1..q_n gives one imitation
+//! point, the history q_1..q_{n-1}; the teacher reads it with [MASK] appended (its prediction
+//! mode) and the student reads it as it reads any history. The student's own loss L_s is its
+//! usual training loss on the whole sequence. (The paper does not say at which positions it
+//! imitates; this one is the position the student's own last next-item target uses, and costs
+//! one teacher forward per sequence. `ImitationPoints` offers the whole sequence, whose next
+//! item is unseen, instead or as well.)
 
 use crate::checkpoint::{RunConfig, RunDir};
 use crate::trainer::{Objective, TrainError};
@@ -51,18 +52,20 @@ pub struct Teacher {
     pub bias: Option<Tensor<1>>,
 }
 
-/// Per teacher: user → (hash of the history the teacher read, its encoding of it).
-type EncodingCache = Vec<HashMap<usize, (u64, Vec<f32>)>>;
+/// An imitation point: the user and the hash of the student's history there.
+type PointKey = (usize, u64);
+
+/// Per teacher: imitation point → the teacher's encoding of what it reads there.
+type EncodingCache = Vec<HashMap<PointKey, Vec<f32>>>;
 
 pub struct Distill {
     pub student: ModelConfig,
     pub teachers: Vec<Teacher>,
     pub imitation: ImitationConfig,
-    /// Filled by `prepare`, keyed by user with the hash of the student's history there:
-    /// the student's history at each imitation point,
-    points: HashMap<usize, (u64, Vec<u32>)>,
-    /// the teachers' (longer) history at the same point (`teacher_full_history`),
-    full_history: HashMap<usize, (u64, Vec<u32>)>,
+    /// Filled by `prepare`: per user, the student's history at each of its imitation points,
+    points: HashMap<usize, Vec<Vec<u32>>>,
+    /// the teachers' (longer) history at each point (`teacher_full_history`),
+    full_history: HashMap<PointKey, Vec<u32>>,
     /// and per teacher its encoding of what it reads there (`cache_teachers`).
     cache: EncodingCache,
     /// Teacher encodings read from `cache` so far (so a test can see the cache is used).
@@ -173,16 +176,13 @@ impl Distill {
         }
     }
 
-    /// The entry of `map` for each imitation point of `b`, if every one is there for the same
-    /// student history (checked by hash).
-    fn lookup<'s, T>(map: &'s HashMap<usize, (u64, T)>, b: Batch) -> Option<Vec<&'s T>> {
+    /// The entry of `map` for each imitation point of `b` (user and student history), if every
+    /// one is there.
+    fn lookup<'s, T>(map: &'s HashMap<PointKey, T>, b: Batch) -> Option<Vec<&'s T>> {
         b.users
             .iter()
             .zip(b.items)
-            .map(|(u, h)| {
-                let (hash, v) = map.get(&(*u)?)?;
-                (*hash == history_hash(h)).then_some(v)
-            })
+            .map(|(u, h)| map.get(&((*u)?, history_hash(h))))
             .collect()
     }
 
@@ -209,21 +209,28 @@ impl Distill {
         self.hits.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// What the student and the teachers read at `user`'s imitation point, once `prepare`d.
-    pub fn imitation_point(&self, user: usize) -> Option<(&[u32], &[u32])> {
-        let student = self.points.get(&user)?.1.as_slice();
-        let teacher = self
-            .full_history
-            .get(&user)
-            .map_or(student, |(_, h)| h.as_slice());
-        Some((student, teacher))
+    /// What the student and the teachers read at `user`'s imitation points, once `prepare`d.
+    pub fn imitation_points(&self, user: usize) -> Vec<(&[u32], &[u32])> {
+        let Some(points) = self.points.get(&user) else {
+            return Vec::new();
+        };
+        points
+            .iter()
+            .map(|student| {
+                let teacher = self
+                    .full_history
+                    .get(&(user, history_hash(student)))
+                    .map_or(student.as_slice(), Vec::as_slice);
+                (student.as_slice(), teacher)
+            })
+            .collect()
     }
 
     /// Reads what the objective needs from the dataset before training: each user's imitation
-    /// point (from the trainer's training sequence of that user, cut to the student's length),
+    /// points (from the trainer's training sequence of that user, cut to the student's length),
     /// the teachers' longer histories there (`teacher_full_history`), and every teacher's
-    /// encoding of it (`cache_teachers`). Encodings are computed in fixed batches of users, so a
-    /// resumed run reads exactly the encodings an uninterrupted one reads.
+    /// encoding of them (`cache_teachers`). Encodings are computed in fixed batches of points,
+    /// so a resumed run reads exactly the encodings an uninterrupted one reads.
     pub fn prepare(mut self, ds: &Dataset, device: &Device) -> Result<Self, TrainError> {
         let (full, cache) = (
             self.imitation.teacher_full_history,
@@ -236,25 +243,27 @@ impl Distill {
         let users: Vec<usize> = (0..ds.n_users())
             .filter(|&u| train_part(&ds.sequences[u]).len() >= 2)
             .collect();
+        let mut order: Vec<(usize, Vec<u32>)> = Vec::new();
         for &u in &users {
-            // As the trainer cuts a training sequence, and `loss` its history.
+            // As the trainer cuts a training sequence, and `loss` its histories.
             let s = train_part(&ds.sequences[u]);
             let seq = &s[s.len().saturating_sub(max_len + 1)..];
-            let student = &seq[..seq.len().saturating_sub(1).max(1)];
-            let teacher = &s[..s.len() - (seq.len() - student.len())];
-            self.points
-                .insert(u, (history_hash(student), student.to_vec()));
-            if full {
-                self.full_history
-                    .insert(u, (history_hash(student), teacher.to_vec()));
+            for (student, left_out) in self.imitation.imitation_points().histories(seq, max_len) {
+                let key = (u, history_hash(student));
+                if full {
+                    self.full_history
+                        .insert(key, s[..s.len() - left_out].to_vec());
+                }
+                self.points.entry(u).or_default().push(student.to_vec());
+                order.push((u, student.to_vec()));
             }
         }
         if !cache {
             return Ok(self);
         }
-        for chunk in users.chunks(256) {
-            let student: Vec<&[u32]> = chunk.iter().map(|u| self.points[u].1.as_slice()).collect();
-            let who: Vec<Option<usize>> = chunk.iter().map(|&u| Some(u)).collect();
+        for chunk in order.chunks(256) {
+            let student: Vec<&[u32]> = chunk.iter().map(|(_, h)| h.as_slice()).collect();
+            let who: Vec<Option<usize>> = chunk.iter().map(|&(u, _)| Some(u)).collect();
             let b = Batch {
                 items: &student,
                 users: &who,
@@ -273,8 +282,8 @@ impl Distill {
                     .convert::<f32>()
                     .try_into_vec::<f32>()
                     .map_err(|e| TrainError::Config(format!("teacher {}: {e:?}", t.name)))?;
-                for ((&u, h), row) in chunk.iter().zip(&student).zip(values.chunks(width)) {
-                    cache.insert(u, (history_hash(h), row.to_vec()));
+                for ((u, h), row) in chunk.iter().zip(values.chunks(width)) {
+                    cache.insert((*u, history_hash(h)), row.to_vec());
                 }
             }
         }
@@ -319,17 +328,20 @@ impl Objective for Distill {
         rng: &mut SsiRng,
     ) -> Tensor<1> {
         let own = m.student.train_loss(batch, softmax, rng);
-        let hist: Vec<&[u32]> = batch
-            .items
-            .iter()
-            .map(|s| &s[..s.len().saturating_sub(1).max(1)])
-            .collect();
-        let users: Vec<Option<usize>> = batch.users.iter().map(|&u| Some(u)).collect();
+        let cfg = &self.imitation;
+        let max_len = m.student.max_len();
+        let mut hist: Vec<&[u32]> = Vec::new();
+        let mut users: Vec<Option<usize>> = Vec::new();
+        for (s, &u) in batch.items.iter().zip(batch.users) {
+            for (h, _) in cfg.imitation_points().histories(s, max_len) {
+                hist.push(h);
+                users.push(Some(u));
+            }
+        }
         let b = Batch {
             items: &hist,
             users: &users,
         };
-        let cfg = &self.imitation;
         // The student's log-probabilities are the same for every teacher: computed once.
         let student_log_probs = cfg
             .prediction

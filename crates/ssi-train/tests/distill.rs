@@ -8,7 +8,7 @@ use common::{configs, dataset, trainer};
 use ssi_data::Dataset;
 use ssi_data::rng::seeded;
 use ssi_models::common::{Batch, TrainBatch};
-use ssi_models::imitation::{ImitationConfig, prediction_imitation};
+use ssi_models::imitation::{ImitationConfig, ImitationPoints, prediction_imitation};
 use ssi_models::loss::Softmax;
 use ssi_models::{ModelKind, SequentialModel};
 use ssi_train::RunDir;
@@ -194,7 +194,7 @@ fn students_imitate_their_teachers_and_runs_resume() {
     let long = (0..ds.n_users())
         .find(|&u| ds.sequences[u].len() > 8)
         .expect("a long history");
-    let (s, th) = d.imitation_point(long).unwrap();
+    let (s, th) = d.imitation_points(long)[0];
     let train = &ds.sequences[long][..ds.sequences[long].len() - 2];
     assert_eq!(s, &train[train.len() - 6..train.len() - 1]);
     assert_eq!(th, &train[..train.len() - 1]);
@@ -225,6 +225,47 @@ fn students_imitate_their_teachers_and_runs_resume() {
     assert!(
         (cached - fresh).abs() <= 1e-4 * fresh.abs(),
         "{cached} vs {fresh}"
+    );
+    // Imitation at both points: the history before the last item and the whole sequence (whose
+    // next item is unseen); the teachers read the training history up to each point.
+    let mut both_spec = run.clone();
+    both_spec.distill.as_mut().unwrap().imitation = ImitationConfig::new()
+        .with_teacher_full_history(true)
+        .with_points(Some(ImitationPoints::Both));
+    let d3 = Distill::from_run(&both_spec, &device)
+        .unwrap()
+        .prepare(&ds, &device)
+        .unwrap();
+    let points = d3.imitation_points(long);
+    assert_eq!(points.len(), 2);
+    assert_eq!(
+        points[0],
+        (
+            &train[train.len() - 6..train.len() - 1],
+            &train[..train.len() - 1]
+        )
+    );
+    assert_eq!(points[1], (&train[train.len() - 5..], train));
+    let cached: f32 = d3
+        .loss(&m, batch, Softmax::Full, &mut seeded(1))
+        .into_scalar();
+    assert_eq!(d3.cache_hits(), 6);
+    both_spec.distill.as_mut().unwrap().imitation.cache_teachers = false;
+    let d4 = Distill::from_run(&both_spec, &device)
+        .unwrap()
+        .prepare(&ds, &device)
+        .unwrap();
+    let fresh_both: f32 = d4
+        .loss(&m, batch, Softmax::Full, &mut seeded(1))
+        .into_scalar();
+    assert!(
+        (cached - fresh_both).abs() <= 1e-4 * fresh_both.abs(),
+        "{cached} vs {fresh_both}"
+    );
+    // The second point adds imitation terms: a different loss from the first point alone.
+    assert!(
+        (fresh_both - fresh).abs() > 1e-4 * fresh.abs(),
+        "{fresh_both} vs {fresh}"
     );
     let lambda = a[2].extra["lambda"].as_object().unwrap();
     let names: Vec<&str> = lambda.keys().map(String::as_str).collect();
