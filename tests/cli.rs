@@ -653,6 +653,53 @@ fn reproduce_with_jobs_matches_sequential() {
     assert!(!run(&par, "2").contains("started"));
 }
 
+/// `reproduce --imitation-points next --teacher-full-history` reaches every SSI student, says so
+/// in the table, and a later invocation with other imitation options refuses to read the
+/// student back under the wrong settings.
+#[test]
+fn reproduce_passes_imitation_options_to_the_students() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path(), 100, 3);
+    let out = dir.path().join("repro");
+    let extra = [
+        "--baselines",
+        "--students",
+        "hgn",
+        "--imitation-points",
+        "next",
+        "--teacher-full-history",
+    ];
+    reproduce_tiny(&data, &out, "1", &extra);
+    let cfg = json(&std::fs::read_to_string(out.join("ssi-hgn/config.json")).unwrap());
+    let imitation = &cfg["distill"]["imitation"];
+    assert_eq!(imitation["points"], "next", "{cfg}");
+    assert_eq!(imitation["teacher_full_history"], true, "{cfg}");
+    let table = std::fs::read_to_string(out.join("table2.md")).unwrap();
+    assert!(
+        table.contains("--imitation-points next --teacher-full-history")
+            && table.contains("| SSI | 0."),
+        "{table}"
+    );
+    let (data, out) = (data.to_str().unwrap(), out.to_str().unwrap());
+    fails(
+        &[
+            "reproduce",
+            "--data",
+            data,
+            "--out",
+            out,
+            "--set",
+            "hidden=16",
+            "--set",
+            "epochs=1",
+            "--baselines",
+            "--students",
+            "hgn",
+        ],
+        "was trained with --imitation-points next --teacher-full-history, but this invocation asks for --imitation-points target",
+    );
+}
+
 /// A run folder that another process is training is refused, not trained twice.
 #[test]
 fn a_run_being_trained_elsewhere_is_refused() {

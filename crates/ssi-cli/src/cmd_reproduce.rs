@@ -12,7 +12,7 @@ use clap::{Args, ValueEnum};
 use serde_json::Value;
 use ssi_data::Dataset;
 use ssi_models::ModelKind;
-use ssi_models::imitation::ImitationConfig;
+use ssi_models::imitation::{ImitationConfig, ImitationPoints};
 use ssi_train::RunDir;
 use std::path::{Path, PathBuf};
 
@@ -95,6 +95,14 @@ pub struct ReproduceArgs {
     /// 2-core machine; wall-clock budgets (`time_budget_minutes`) then buy fewer epochs.
     #[arg(long, default_value_t = 1)]
     jobs: usize,
+    /// Where every SSI student imitates its teachers, as `ssi distill --imitation-points`:
+    /// target (the faithful reading, default), next or both.
+    #[arg(long, default_value = "target")]
+    imitation_points: ImitationPoints,
+    /// Teachers of every SSI student read the whole training history, as
+    /// `ssi distill --teacher-full-history` (off by default: they read the student's input).
+    #[arg(long)]
+    teacher_full_history: bool,
     /// Train only the named stage (run folder name) of this invocation: what --jobs runs.
     #[arg(long, hide = true)]
     stage: Option<String>,
@@ -351,6 +359,8 @@ pub fn reproduce(a: ReproduceArgs) -> Result<()> {
         out: out.clone(),
         common,
         device,
+        points: a.imitation_points,
+        full_history: a.teacher_full_history,
     };
     let base_layers = configured_layers(&runner.common);
     let stages = plan(&a, base_layers);
@@ -400,7 +410,7 @@ pub fn reproduce(a: ReproduceArgs) -> Result<()> {
         rows.extend(runner.run_or_read(&s, a.students.contains(&student))?);
     }
     let paper = paper_rows(&name);
-    write_table2(&out, &name, &rows, &paper)?;
+    write_table2(&out, &name, &rows, &paper, &runner.imitation_note())?;
 
     let find = |label: &str| rows.iter().find(|r| r.label == label);
     if a.ablation.contains(&Ablation::Imitation) {
@@ -464,6 +474,9 @@ struct Runner<'a> {
     out: PathBuf,
     common: Vec<(String, Value, bool)>,
     device: burn::tensor::Device,
+    /// `--imitation-points` and `--teacher-full-history`, for every distillation stage.
+    points: ImitationPoints,
+    full_history: bool,
 }
 
 impl Runner<'_> {
@@ -505,9 +518,56 @@ impl Runner<'_> {
         }
     }
 
+    /// A sentence for the tables when the imitation options differ from the paper's reading.
+    fn imitation_note(&self) -> String {
+        if self.points == ImitationPoints::Target && !self.full_history {
+            return String::new();
+        }
+        format!(
+            " SSI students imitate with {} (not the faithful default).",
+            imitation_flags(self.points, self.full_history)
+        )
+    }
+
+    /// A stage's imitation settings with this invocation's imitation options applied.
+    fn imitation(&self, base: &ImitationConfig) -> ImitationConfig {
+        base.clone()
+            .with_points(Some(self.points))
+            .with_teacher_full_history(self.full_history)
+    }
+
+    /// Refuses to read back (or resume) a distillation run trained with other imitation
+    /// options: its row would be labelled with settings it was not trained with.
+    fn check_imitation(&self, dir: &Path) -> Result<()> {
+        let run = RunDir::new(dir);
+        if !run.has_run() {
+            return Ok(());
+        }
+        let Some(spec) = run.config()?.distill else {
+            return Ok(());
+        };
+        let (points, full) = (
+            spec.imitation.imitation_points(),
+            spec.imitation.teacher_full_history,
+        );
+        if points != self.points || full != self.full_history {
+            anyhow::bail!(
+                "{} was trained with {}, but this invocation asks for {}: \
+                 use another --out, or the same options",
+                dir.display(),
+                imitation_flags(points, full),
+                imitation_flags(self.points, self.full_history)
+            );
+        }
+        Ok(())
+    }
+
     fn run(&self, s: &Stage) -> Result<Row> {
         let dir = self.out.join(&s.name);
         let test = dir.join("test.json");
+        if s.distill.is_some() {
+            self.check_imitation(&dir)?;
+        }
         if !test.exists() {
             println!("== {} ({})", s.label, dir.display());
             let mut settings = self.common.clone();
@@ -522,7 +582,7 @@ impl Runner<'_> {
                 distill: s.distill.as_ref().map(|(t, imitation)| {
                     (
                         t.iter().map(|t| self.out.join(t)).collect(),
-                        imitation.clone(),
+                        self.imitation(imitation),
                     )
                 }),
                 quiet: false,
@@ -548,6 +608,19 @@ impl Runner<'_> {
     }
 }
 
+/// The command-line options that give these imitation settings.
+fn imitation_flags(points: ImitationPoints, full_history: bool) -> String {
+    format!(
+        "--imitation-points {}{}",
+        points.name(),
+        if full_history {
+            " --teacher-full-history"
+        } else {
+            ""
+        }
+    )
+}
+
 /// The paper's Table 2 rows of one dataset: label → metric values.
 fn paper_rows(dataset: &str) -> Vec<(String, Vec<f64>)> {
     PAPER_TABLE2
@@ -566,10 +639,16 @@ fn paper_rows(dataset: &str) -> Vec<(String, Vec<f64>)> {
         .collect()
 }
 
-fn write_table2(out: &Path, name: &str, rows: &[Row], paper: &[(String, Vec<f64>)]) -> Result<()> {
+fn write_table2(
+    out: &Path,
+    name: &str,
+    rows: &[Row],
+    paper: &[(String, Vec<f64>)],
+    note: &str,
+) -> Result<()> {
     let mut md = format!(
         "# Table 2 on {name}: ours (paper, difference)\n\nSampled protocol (99 negatives), test split, one evaluation sample for every model. \
-         Minutes: training wall-clock of the run. Rows without a paper value are not in the paper's table.\n\n| model | {} | minutes |\n|---|{}---|\n",
+         Minutes: training wall-clock of the run. Rows without a paper value are not in the paper's table.{note}\n\n| model | {} | minutes |\n|---|{}---|\n",
         METRICS
             .map(|m| m.replace("recall", "Recall").replace("ndcg", "NDCG"))
             .join(" | "),
