@@ -3,7 +3,11 @@
 validation and test NDCG@10, and the λ_i trajectory of each distillation run."""
 import json
 import os
+import signal
 import sys
+
+# Piped into `head`: stop quietly instead of a BrokenPipeError traceback.
+signal.signal(signal.SIGPIPE, signal.SIG_DFL)
 
 root = sys.argv[1]
 print("| run | epochs | train minutes | best epoch | best valid NDCG@10 | test NDCG@10 | test Recall@10 | full NDCG@10 |")
