@@ -11,6 +11,15 @@ use ssi_models::{AnyModel, ModelConfig, ModelKind, SequentialModel};
 
 const N_ITEMS: usize = 30;
 
+/// burn's device RNG is shared by the whole process: a test that seeds it and draws from it holds
+/// this lock, so that a test running in parallel cannot take draws in between (which made the
+/// initialisation, and a teacher's learning curve, depend on thread timing).
+static DEVICE_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn rng_lock() -> std::sync::MutexGuard<'static, ()> {
+    DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn tiny_config(kind: ModelKind) -> ModelConfig {
     let cfg = ModelConfig::new(kind, N_ITEMS, 12);
     let over: Vec<(String, serde_json::Value)> = match kind {
@@ -45,6 +54,7 @@ fn sequences() -> Vec<Vec<u32>> {
 }
 
 fn train(kind: ModelKind, steps: usize) -> (AnyModel, f32, f32) {
+    let _rng = rng_lock();
     let device = Device::flex().autodiff();
     device.seed(1);
     let mut model = tiny_config(kind).init(&device);
@@ -156,6 +166,7 @@ fn close(a: &[f32], b: &[f32]) -> bool {
 
 #[test]
 fn padding_is_never_attended_to_nor_predicted() {
+    let _rng = rng_lock();
     let device = Device::flex();
     for kind in ModelKind::ALL {
         device.seed(5);
@@ -178,6 +189,7 @@ fn padding_is_never_attended_to_nor_predicted() {
 
 #[test]
 fn sasrec_is_causal_and_bert4rec_is_bidirectional() {
+    let _rng = rng_lock();
     let device = Device::flex();
     device.seed(9);
     let sas = match tiny_config(ModelKind::Sasrec).init(&device).valid() {
@@ -319,6 +331,7 @@ fn teacher(task: &str, device: &Device) -> ssi_models::bert4rec::Bert4Rec {
 
 #[test]
 fn consistency_teachers_learn_their_auxiliary_task() {
+    let _rng = rng_lock();
     let seqs = sequences();
     let refs: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
     for task in ["temporal", "persona", "global"] {
