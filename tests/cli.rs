@@ -653,8 +653,8 @@ fn reproduce_with_jobs_matches_sequential() {
     assert!(!run(&par, "2").contains("started"));
 }
 
-/// `reproduce --imitation-points next --teacher-full-history` reaches every SSI student, says so
-/// in the table, and a later invocation with other imitation options refuses to read the
+/// `reproduce --imitation-points next --teacher-full-history --temperature 2` reaches every SSI
+/// student, says so in the table, and a later invocation with other imitation options refuses to read the
 /// student back under the wrong settings.
 #[test]
 fn reproduce_passes_imitation_options_to_the_students() {
@@ -668,15 +668,18 @@ fn reproduce_passes_imitation_options_to_the_students() {
         "--imitation-points",
         "next",
         "--teacher-full-history",
+        "--temperature",
+        "2",
     ];
     reproduce_tiny(&data, &out, "1", &extra);
     let cfg = json(&std::fs::read_to_string(out.join("ssi-hgn/config.json")).unwrap());
     let imitation = &cfg["distill"]["imitation"];
     assert_eq!(imitation["points"], "next", "{cfg}");
     assert_eq!(imitation["teacher_full_history"], true, "{cfg}");
+    assert_eq!(imitation["temperature"], 2.0, "{cfg}");
     let table = std::fs::read_to_string(out.join("table2.md")).unwrap();
     assert!(
-        table.contains("--imitation-points next --teacher-full-history")
+        table.contains("--imitation-points next --teacher-full-history --temperature 2")
             && table.contains("| SSI | 0."),
         "{table}"
     );
@@ -696,8 +699,21 @@ fn reproduce_passes_imitation_options_to_the_students() {
             "--students",
             "hgn",
         ],
-        "was trained with --imitation-points next --teacher-full-history, but this invocation asks for --imitation-points target",
+        "was trained with --imitation-points next --teacher-full-history --temperature 2, but this invocation asks for --imitation-points target",
     );
+    // A temperature that would divide the logits by zero or flip them is refused up front.
+    for bad in ["0", "-1", "nan"] {
+        let flag = format!("--temperature={bad}");
+        let args = ["reproduce", "--data", data, "--out", out, &flag];
+        let res = ssi(&args);
+        let stderr = String::from_utf8_lossy(&res.stderr);
+        // Exit code 2: clap's usage error, before any work starts.
+        assert_eq!(res.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("is not a temperature: give a finite number above 0"),
+            "{args:?}: {stderr}"
+        );
+    }
 }
 
 /// A run folder that another process is training is refused, not trained twice.

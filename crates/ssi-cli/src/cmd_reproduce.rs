@@ -103,6 +103,10 @@ pub struct ReproduceArgs {
     /// `ssi distill --teacher-full-history` (off by default: they read the student's input).
     #[arg(long)]
     teacher_full_history: bool,
+    /// Softmax temperature of eq. 5 for every SSI student, as `ssi distill --temperature`
+    /// (1, the paper's, by default).
+    #[arg(long, default_value_t = 1.0, value_parser = crate::cmd_train::parse_temperature)]
+    temperature: f64,
     /// Train only the named stage (run folder name) of this invocation: what --jobs runs.
     #[arg(long, hide = true)]
     stage: Option<String>,
@@ -359,8 +363,11 @@ pub fn reproduce(a: ReproduceArgs) -> Result<()> {
         out: out.clone(),
         common,
         device,
-        points: a.imitation_points,
-        full_history: a.teacher_full_history,
+        imitation: ImitationOptions {
+            points: a.imitation_points,
+            full_history: a.teacher_full_history,
+            temperature: a.temperature,
+        },
     };
     let base_layers = configured_layers(&runner.common);
     let stages = plan(&a, base_layers);
@@ -474,9 +481,44 @@ struct Runner<'a> {
     out: PathBuf,
     common: Vec<(String, Value, bool)>,
     device: burn::tensor::Device,
-    /// `--imitation-points` and `--teacher-full-history`, for every distillation stage.
+    /// `--imitation-points`, `--teacher-full-history` and `--temperature`, for every
+    /// distillation stage.
+    imitation: ImitationOptions,
+}
+
+/// The imitation options `ssi reproduce` applies to every SSI student.
+#[derive(Clone, Copy, PartialEq, Debug)]
+struct ImitationOptions {
     points: ImitationPoints,
     full_history: bool,
+    temperature: f64,
+}
+
+impl ImitationOptions {
+    fn of(c: &ImitationConfig) -> Self {
+        Self {
+            points: c.imitation_points(),
+            full_history: c.teacher_full_history,
+            temperature: c.temperature,
+        }
+    }
+
+    /// The paper's reading: target points, the student's input, temperature 1.
+    fn is_faithful(&self) -> bool {
+        self.points == ImitationPoints::Target && !self.full_history && self.temperature == 1.0
+    }
+
+    /// The command-line options that give these settings.
+    fn flags(&self) -> String {
+        let mut f = format!("--imitation-points {}", self.points.name());
+        if self.full_history {
+            f.push_str(" --teacher-full-history");
+        }
+        if self.temperature != 1.0 {
+            f.push_str(&format!(" --temperature {}", self.temperature));
+        }
+        f
+    }
 }
 
 impl Runner<'_> {
@@ -520,20 +562,21 @@ impl Runner<'_> {
 
     /// A sentence for the tables when the imitation options differ from the paper's reading.
     fn imitation_note(&self) -> String {
-        if self.points == ImitationPoints::Target && !self.full_history {
+        if self.imitation.is_faithful() {
             return String::new();
         }
         format!(
             " SSI students imitate with {} (not the faithful default).",
-            imitation_flags(self.points, self.full_history)
+            self.imitation.flags()
         )
     }
 
     /// A stage's imitation settings with this invocation's imitation options applied.
     fn imitation(&self, base: &ImitationConfig) -> ImitationConfig {
         base.clone()
-            .with_points(Some(self.points))
-            .with_teacher_full_history(self.full_history)
+            .with_points(Some(self.imitation.points))
+            .with_teacher_full_history(self.imitation.full_history)
+            .with_temperature(self.imitation.temperature)
     }
 
     /// Refuses to read back (or resume) a distillation run trained with other imitation
@@ -546,17 +589,14 @@ impl Runner<'_> {
         let Some(spec) = run.config()?.distill else {
             return Ok(());
         };
-        let (points, full) = (
-            spec.imitation.imitation_points(),
-            spec.imitation.teacher_full_history,
-        );
-        if points != self.points || full != self.full_history {
+        let trained = ImitationOptions::of(&spec.imitation);
+        if trained != self.imitation {
             anyhow::bail!(
                 "{} was trained with {}, but this invocation asks for {}: \
                  use another --out, or the same options",
                 dir.display(),
-                imitation_flags(points, full),
-                imitation_flags(self.points, self.full_history)
+                trained.flags(),
+                self.imitation.flags()
             );
         }
         Ok(())
@@ -606,19 +646,6 @@ impl Runner<'_> {
             minutes,
         })
     }
-}
-
-/// The command-line options that give these imitation settings.
-fn imitation_flags(points: ImitationPoints, full_history: bool) -> String {
-    format!(
-        "--imitation-points {}{}",
-        points.name(),
-        if full_history {
-            " --teacher-full-history"
-        } else {
-            ""
-        }
-    )
 }
 
 /// The paper's Table 2 rows of one dataset: label → metric values.

@@ -56,8 +56,8 @@ pub struct DistillArgs {
     /// own max_len) instead of exactly the student's input (HGN's is its last 5 items).
     #[arg(long)]
     teacher_full_history: bool,
-    /// Softmax temperature of eq. 5 (1 in the paper).
-    #[arg(long, default_value_t = 1.0)]
+    /// Softmax temperature of eq. 5 (1 in the paper; > 1 softens both distributions).
+    #[arg(long, default_value_t = 1.0, value_parser = parse_temperature)]
     temperature: f64,
     /// Where the student imitates: target (the history before the sequence's last item, whose
     /// next item the student is also trained on), next (the whole sequence: the teachers'
@@ -251,6 +251,17 @@ pub fn pretrain(a: PretrainArgs) -> Result<()> {
         true,
     );
     run(ModelKind::Bert4rec, vec![task], a.run, None)
+}
+
+/// `--temperature`: a finite number above 0 (it divides the logits of eq. 5).
+pub fn parse_temperature(s: &str) -> std::result::Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(t) if t.is_finite() && t > 0.0 => Ok(t),
+        Ok(_) => Err(format!(
+            "{s} is not a temperature: give a finite number above 0"
+        )),
+        Err(e) => Err(format!("{s}: {e}")),
+    }
 }
 
 /// `ssi distill`: self-supervised imitation of trained teachers by a student (eq. 5–8).
