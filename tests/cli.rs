@@ -654,8 +654,8 @@ fn reproduce_with_jobs_matches_sequential() {
 }
 
 /// `reproduce --imitation-points next --teacher-full-history --temperature 2` reaches every SSI
-/// student, says so in the table, and a later invocation with other imitation options refuses to read the
-/// student back under the wrong settings.
+/// student, says so in the table, and a later invocation with other imitation options refuses to
+/// read the student back under the wrong settings; a temperature that is not above 0 is refused.
 #[test]
 fn reproduce_passes_imitation_options_to_the_students() {
     let dir = tempfile::tempdir().unwrap();
