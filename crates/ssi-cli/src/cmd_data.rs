@@ -2,7 +2,6 @@
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
-use ssi_data::Dataset;
 use ssi_data::ingest::{IngestConfig, ingest, read_names};
 use ssi_data::synth::{SynthConfig, generate};
 use std::path::PathBuf;
@@ -22,6 +21,20 @@ pub enum DataCommand {
     Ingest(IngestArgs),
     /// Download a public S3-Rec dataset (beauty, toys, sports) with sha256 checks.
     Fetch(crate::fetch::FetchArgs),
+    /// Write the 99 sampled negatives of every user (S3-Rec `*_sample.txt` layout: `user neg...`),
+    /// the candidates `ssi eval` ranks, for an outside reference to rank the same ones.
+    Negatives {
+        /// S3-Rec format file; omit for the embedded synthetic shop.
+        #[arg(long)]
+        data: Option<PathBuf>,
+        #[arg(long, default_value = "test")]
+        split: ssi_data::Split,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Output file (refused if it exists or is the dataset itself).
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Args)]
@@ -41,6 +54,18 @@ pub struct SynthArgs {
     p_noise: f64,
     #[arg(long, default_value_t = SynthConfig::default().p_accessory)]
     p_accessory: f64,
+    /// Shortest history.
+    #[arg(long, default_value_t = SynthConfig::default().min_len)]
+    min_len: usize,
+    /// Mean number of items beyond --min-len (geometric).
+    #[arg(long, default_value_t = SynthConfig::default().mean_extra_len)]
+    mean_extra_len: f64,
+    /// Longest history.
+    #[arg(long, default_value_t = SynthConfig::default().max_len)]
+    max_len: usize,
+    /// Replace existing output files.
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Args)]
@@ -66,6 +91,9 @@ pub struct IngestArgs {
     /// Optional catalogue `item,name[,category]` keyed by the original item ids.
     #[arg(long)]
     names: Option<PathBuf>,
+    /// Replace existing output files (never the input files).
+    #[arg(long)]
+    force: bool,
 }
 
 pub fn run(cmd: DataCommand) -> Result<()> {
@@ -78,11 +106,15 @@ pub fn run(cmd: DataCommand) -> Result<()> {
                 products_per_category: a.products_per_category,
                 p_noise: a.p_noise,
                 p_accessory: a.p_accessory,
+                min_len: a.min_len,
+                mean_extra_len: a.mean_extra_len,
+                max_len: a.max_len,
                 ..Default::default()
             };
             let ds = generate(&cfg)
                 .map_err(anyhow::Error::msg)
                 .context("invalid synthetic shop settings")?;
+            ssi_data::dataset::check_outputs(&ds.outputs(&a.out), &[], a.force)?;
             ds.save(&a.out)?;
             let st = ds.stats();
             println!(
@@ -150,6 +182,9 @@ pub fn run(cmd: DataCommand) -> Result<()> {
                 .iter()
                 .filter(|s| s.len() < ssi_data::dataset::MIN_SEQ_LEN)
                 .count();
+            let mut inputs = vec![a.input.as_path()];
+            inputs.extend(a.names.as_deref());
+            ssi_data::dataset::check_outputs(&ing.outputs(&a.out), &inputs, a.force)?;
             let files = ing.save(&a.out)?;
             println!(
                 "read {} rows; {} dropped by {}-core filtering; {} users, {} items",
@@ -167,10 +202,32 @@ pub fn run(cmd: DataCommand) -> Result<()> {
             for f in files {
                 println!("wrote {}", f.display());
             }
-            // Re-read what was written: the output must load cleanly.
-            Dataset::load(&a.out)?;
             Ok(())
         }
         DataCommand::Fetch(a) => crate::fetch::run(a),
+        DataCommand::Negatives {
+            data,
+            split,
+            seed,
+            out,
+        } => {
+            let ds = crate::source::load(data.as_deref(), false)?;
+            let inputs: Vec<&std::path::Path> = data.as_deref().into_iter().collect();
+            ssi_data::dataset::check_outputs(std::slice::from_ref(&out), &inputs, false)?;
+            let cfg = ssi_data::EvalConfig {
+                seed,
+                split,
+                ..Default::default()
+            };
+            let text = ssi_data::eval::negatives_text(&ds, &cfg);
+            ssi_data::dataset::write_atomic(&out, text.as_bytes())?;
+            println!(
+                "wrote {} ({} users, {} split, seed {seed})",
+                out.display(),
+                ds.n_users(),
+                split.as_str()
+            );
+            Ok(())
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! `ssi export`: a trained run as a self-describing bundle for the browser app.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Args;
 use ssi_bundle::{Bundle, FILE_NAME, Header, Provenance};
 use ssi_data::Catalogue;
@@ -28,14 +28,10 @@ pub fn export(a: ExportArgs) -> Result<()> {
     let dir = RunDir::new(&a.checkpoint);
     let cfg = dir.config()?;
     let ds = crate::source::load(cfg.dataset.path.as_deref(), true)?;
-    if ds.n_items as usize != cfg.dataset.n_items {
-        bail!(
-            "{} was trained on {} items but its dataset now has {}",
-            a.checkpoint.display(),
-            cfg.dataset.n_items,
-            ds.n_items
-        );
-    }
+    cfg.dataset.check_same(
+        &ssi_train::checkpoint::DatasetInfo::of(&ds, None),
+        &a.checkpoint.display().to_string(),
+    )?;
     let (_, model) = dir.load_best(&burn::tensor::Device::flex())?;
     let metrics = match dir.read_json::<serde_json::Value>("test.json") {
         Ok(m) => m,

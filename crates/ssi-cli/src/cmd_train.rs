@@ -174,6 +174,8 @@ fn apply_settings(
         .map_err(anyhow::Error::msg)?;
     let train: TrainConfig =
         serde_json::from_value(train_json).context("invalid training setting")?;
+    model.validate().map_err(anyhow::Error::msg)?;
+    train.validate().map_err(anyhow::Error::msg)?;
     Ok((model, train))
 }
 
@@ -375,7 +377,12 @@ fn lock_run(dir: &Path) -> Result<std::fs::File> {
 }
 
 /// The settings `--resume` may change: when the run stops.
-const LIMITS: [&str; 3] = ["epochs", "patience", "time_budget_minutes"];
+const LIMITS: [&str; 4] = [
+    "epochs",
+    "patience",
+    "patience_steps",
+    "time_budget_minutes",
+];
 
 /// On `--resume`, settings given again must agree with the run's `config.json`, except its
 /// stopping limits: new ones replace the saved ones and reopen a finished run they allow to go
@@ -414,7 +421,7 @@ fn resume_limits(dir: &RunDir, settings: &[(String, Value, bool)]) -> Result<()>
         );
     }
     if !limits.is_empty() {
-        let open = dir.set_limits(train.epochs, train.patience, train.time_budget_minutes)?;
+        let open = dir.set_limits(&train)?;
         eprintln!(
             "{}: new limits {}{}",
             dir.path.display(),
@@ -472,7 +479,8 @@ pub fn run_job(
     let state = match &job.distill {
         None => trainer.run_staged(&model_cfg, &train_cfg, job.resume, &mut obs)?,
         Some((teachers, imitation)) => {
-            let named = describe_teachers(teachers, ds.n_items as usize)?;
+            let info = ssi_train::checkpoint::DatasetInfo::of(ds, job.data_path.as_deref());
+            let named = describe_teachers(teachers, &info)?;
             let spec = DistillSpec {
                 teachers: named.iter().map(|(d, _)| d.clone()).collect(),
                 teacher_names: named.iter().map(|(_, n)| n.clone()).collect(),
@@ -497,6 +505,9 @@ pub fn run_job(
                 .map(|e| e.to_string())
                 .unwrap_or_else(|| "-".into())
         );
+        if let Some(why) = &state.stop_reason {
+            println!("stopped: {why}");
+        }
     }
     let seed = dir.config()?.train.seed;
     let report = evaluate_checkpoint(
@@ -519,17 +530,10 @@ pub fn evaluate_checkpoint(
     quiet: bool,
 ) -> Result<ssi_data::EvalReport> {
     let (cfg, model) = dir.load_best(dev)?;
-    if cfg.dataset.n_items != ds.n_items as usize || cfg.dataset.n_users != ds.n_users() {
-        bail!(
-            "{} was trained on {} ({} users, {} items) but --data has {} users, {} items",
-            dir.path.display(),
-            cfg.dataset.name,
-            cfg.dataset.n_users,
-            cfg.dataset.n_items,
-            ds.n_users(),
-            ds.n_items
-        );
-    }
+    cfg.dataset.check_same(
+        &ssi_train::checkpoint::DatasetInfo::of(ds, None),
+        &dir.path.display().to_string(),
+    )?;
     let rec = ModelRecommender::new(&model);
     crate::cmd_eval::evaluate(ds, &rec, protocol.config(), quiet)
 }

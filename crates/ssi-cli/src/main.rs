@@ -51,6 +51,13 @@ enum Command {
 }
 
 fn main() {
+    // `ssi ... | head` ends quietly when the reader goes away, as other Unix tools do, instead of
+    // panicking on the failed write (Rust ignores SIGPIPE by default).
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Quickstart(a) => cmd_eval::quickstart(a),

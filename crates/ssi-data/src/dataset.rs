@@ -182,12 +182,33 @@ impl Dataset {
     }
 
     /// Writes the dataset (and its catalogue beside it) atomically.
+    /// The files `save(path)` writes.
+    pub fn outputs(&self, path: &Path) -> Vec<PathBuf> {
+        let mut out = vec![path.to_path_buf()];
+        if self.catalogue.is_some() {
+            out.push(catalogue_path(path));
+        }
+        out
+    }
+
+    /// Writes the dataset (and its catalogue beside it), after checking that the text loads:
+    /// nothing is written that `Dataset::load` would refuse.
     pub fn save(&self, path: &Path) -> Result<(), DataError> {
-        write_atomic(path, self.to_text().as_bytes())?;
+        let text = self.to_text();
+        Dataset::parse(&text, path)?;
+        write_atomic(path, text.as_bytes())?;
         if let Some(cat) = &self.catalogue {
             write_atomic(&catalogue_path(path), cat.to_tsv().as_bytes())?;
         }
         Ok(())
+    }
+
+    /// SHA-256 of the sequences in the text format (user ids and items): the dataset's identity,
+    /// stored with every run and bundle so that a model is never silently used on other data.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(self.to_text().as_bytes());
+        digest.iter().map(|b| format!("{b:02x}")).collect()
     }
 
     pub fn n_users(&self) -> usize {
@@ -256,17 +277,63 @@ pub fn catalogue_path(path: &Path) -> PathBuf {
     path.with_file_name(format!("{stem}.items.tsv"))
 }
 
+/// Refuses to write `outputs` over any of `inputs` (whatever `force` says) or over an existing
+/// file unless `force`: a command's output never silently replaces a user's data.
+pub fn check_outputs(outputs: &[PathBuf], inputs: &[&Path], force: bool) -> Result<(), DataError> {
+    let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => a == b,
+    };
+    for out in outputs {
+        if let Some(input) = inputs.iter().find(|i| same(out, i)) {
+            return Err(DataError::file(
+                out,
+                format!(
+                    "is also the input {}: choose another output file",
+                    input.display()
+                ),
+            ));
+        }
+        if !force && out.exists() {
+            return Err(DataError::file(
+                out,
+                "already exists: pass --force to replace it, or choose another output file",
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Write to a temporary file in the same folder, then rename: a crash never leaves half a file.
+/// The temporary name is unique to the process and call, so two writers never share one.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), DataError> {
+    use std::io::Write;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| DataError::io(dir, e))?;
     }
-    let tmp = path.with_extension(format!(
-        "{}.tmp",
-        path.extension().and_then(|e| e.to_str()).unwrap_or("")
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(
+        ".{name}.{}.{}.tmp",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
     ));
-    std::fs::write(&tmp, bytes).map_err(|e| DataError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| DataError::io(path, e))
+    let written = std::fs::File::create(&tmp).and_then(|mut f| {
+        f.write_all(bytes)?;
+        f.sync_all()
+    });
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(DataError::io(&tmp, e));
+    }
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        DataError::io(path, e)
+    })
 }
 
 #[cfg(test)]

@@ -244,6 +244,22 @@ fn check_rows(
     Ok(())
 }
 
+/// The sampled candidates of every user in the S3-Rec `*_sample.txt` layout: one line per user,
+/// `user_id neg1 ... neg99`, users in file order. What `ssi data negatives` writes, so that an
+/// outside reference (bench/quality_ref.py) ranks exactly the candidates `ssi` ranks.
+pub fn negatives_text(ds: &Dataset, config: &EvalConfig) -> String {
+    let mut out = String::new();
+    for (u, id) in ds.user_ids.iter().enumerate() {
+        out.push_str(&id.to_string());
+        for n in sample_negatives(ds, u, config) {
+            out.push(' ');
+            out.push_str(&n.to_string());
+        }
+        out.push('\n');
+    }
+    out
+}
+
 /// Uniform draws without replacement from the items the user never interacted with. If fewer
 /// than `n_negatives` such items exist, all of them are used.
 pub fn sample_negatives(ds: &Dataset, user: usize, config: &EvalConfig) -> Vec<u32> {

@@ -275,6 +275,13 @@ pub fn read_names(text: &str, path: &Path) -> Result<HashMap<String, (String, St
 
 impl Ingested {
     /// Writes `OUT.txt`, `OUT.items.tsv` (catalogue) and `OUT.idmap.tsv` (new id -> original id).
+    /// The files `save(out)` writes.
+    pub fn outputs(&self, out: &Path) -> Vec<PathBuf> {
+        let mut files = self.dataset.outputs(out);
+        files.push(idmap_path(out));
+        files
+    }
+
     pub fn save(&self, out: &Path) -> Result<Vec<PathBuf>, DataError> {
         self.dataset.save(out)?;
         let mut map = String::from("kind\tid\toriginal\n");
@@ -284,18 +291,19 @@ impl Ingested {
         for (i, it) in self.item_map.iter().enumerate() {
             map.push_str(&format!("item\t{}\t{it}\n", i + 1));
         }
-        let stem = out
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let map_path = out.with_file_name(format!("{stem}.idmap.tsv"));
+        let map_path = idmap_path(out);
         write_atomic(&map_path, map.as_bytes())?;
-        Ok(vec![
-            out.to_path_buf(),
-            crate::dataset::catalogue_path(out),
-            map_path,
-        ])
+        Ok(self.outputs(out))
     }
+}
+
+/// `data/mine.txt` -> `data/mine.idmap.tsv`.
+pub fn idmap_path(out: &Path) -> PathBuf {
+    let stem = out
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    out.with_file_name(format!("{stem}.idmap.tsv"))
 }
 
 #[cfg(test)]

@@ -151,6 +151,12 @@ impl SynthConfig {
                 self.min_len >= 3 && self.min_len <= self.max_len,
                 "need 3 <= min_len <= max_len",
             ),
+            (self.max_len <= 100_000, "max_len must be at most 100000"),
+            (self.users <= 10_000_000, "users must be at most 10000000"),
+            (
+                self.mean_extra_len.is_finite() && self.mean_extra_len >= 0.0,
+                "mean_extra_len must be finite and >= 0",
+            ),
             (
                 self.p_accessory + self.p_noise <= 1.0
                     && self.p_accessory >= 0.0

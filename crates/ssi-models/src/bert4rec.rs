@@ -8,6 +8,7 @@
 
 use crate::common::{
     Batch, TrainBatch, batch_len, float2, int1, int2, left_pad, pad_mask, small_init,
+    transformer_init,
 };
 use crate::consistency::{ConsistencyTask, binary_task_inputs, global_span, mask_span};
 use crate::loss::{Softmax, next_item_loss, nll};
@@ -40,6 +41,10 @@ pub struct Bert4RecConfig {
     pub max_len: usize,
     #[config(default = 0.2)]
     pub dropout: f64,
+    /// σ of the N(0, σ) initialisation of the attention and feed-forward weights; `null`: burn's
+    /// Kaiming-uniform default (docs/results/recipe.md measures both).
+    #[config(default = "Some(0.02)")]
+    pub init_std: Option<f64>,
     /// Cloze mask proportion.
     #[config(default = 0.2)]
     pub mask_prob: f64,
@@ -127,6 +132,7 @@ impl Bert4RecConfig {
             )
             .with_dropout(self.dropout)
             .with_norm_first(true)
+            .with_initializer(transformer_init(self.init_std))
             .init(device),
             head: LinearConfig::new(self.hidden, self.hidden).init(device),
             head_norm: LayerNormConfig::new(self.hidden).init(device),

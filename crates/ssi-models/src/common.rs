@@ -11,6 +11,19 @@ pub fn small_init() -> Initializer {
     }
 }
 
+/// Initialiser of the attention and feed-forward weights of the transformer models: N(0, σ) as in
+/// the reference SASRec/BERT4Rec implementations (σ = 0.02), or burn's Kaiming-uniform default
+/// (U(±1/√fan_in), σ ≈ 0.072 at hidden 64) for `None`.
+pub fn transformer_init(std: Option<f64>) -> Initializer {
+    match std {
+        Some(std) => Initializer::Normal { mean: 0.0, std },
+        None => Initializer::KaimingUniform {
+            gain: 1.0 / 3f64.sqrt(),
+            fan_out_only: false,
+        },
+    }
+}
+
 /// Histories to encode: each sequence is chronological; `users` are dataset indices (0-based),
 /// `None` for a user the model never saw (typed into the browser, say).
 #[derive(Debug, Clone, Copy)]

@@ -189,6 +189,91 @@ impl ModelConfig {
         serde_json::from_value(v).map_err(|e| format!("invalid setting: {e}"))
     }
 
+    /// Checks every setting against its allowed range before anything is built or written (a
+    /// bad value would otherwise panic inside burn, or train a meaningless model). The error
+    /// names the setting, its value and what is allowed.
+    pub fn validate(&self) -> Result<(), String> {
+        let v = self.to_json();
+        let obj = v.as_object().expect("config is an object");
+        let name = self.kind().name();
+        let int = |k: &str| obj.get(k).and_then(|x| x.as_u64());
+        let float = |k: &str| obj.get(k).and_then(|x| x.as_f64());
+        let bad = |k: &str, allowed: &str| {
+            Err(format!(
+                "{name} setting {k} = {} is out of range: {allowed}",
+                obj.get(k).map(|x| x.to_string()).unwrap_or_default()
+            ))
+        };
+        // Sizes that allocate memory: positive and bounded, so a typo cannot ask for terabytes.
+        for (k, max) in [
+            ("hidden", 8192),
+            ("layers", 64),
+            ("heads", 256),
+            ("max_len", 4096),
+            ("window", 4096),
+            ("n_items", 50_000_000),
+            ("ngram", 64),
+            ("ngrams", 64),
+        ] {
+            if let Some(x) = int(k)
+                && (x == 0 || x > max)
+            {
+                return bad(k, &format!("an integer in 1..={max}"));
+            }
+        }
+        if let (Some(h), Some(heads)) = (int("hidden"), int("heads"))
+            && h % heads != 0
+        {
+            return bad(
+                "heads",
+                &format!("it must divide hidden ({h}) into equal heads"),
+            );
+        }
+        for k in ["dropout", "p_unknown_user"] {
+            if let Some(x) = float(k)
+                && !(0.0..1.0).contains(&x)
+            {
+                return bad(k, "a probability in [0, 1)");
+            }
+        }
+        for k in ["mask_prob", "gap_prob"] {
+            if let Some(x) = float(k)
+                && !(x > 0.0 && x <= 1.0)
+            {
+                return bad(k, "a probability in (0, 1]");
+            }
+        }
+        for k in ["last_mask_prob", "last_gap_prob"] {
+            if let Some(x) = float(k)
+                && !(0.0..=1.0).contains(&x)
+            {
+                return bad(k, "a probability in [0, 1]");
+            }
+        }
+        for k in ["init_std"] {
+            if let Some(x) = float(k)
+                && !(x.is_finite() && x > 0.0 && x <= 1.0)
+            {
+                return bad(k, "a standard deviation in (0, 1], or null");
+            }
+        }
+        for k in ["consistency_weight", "mip_weight", "sp_weight"] {
+            if let Some(x) = float(k)
+                && !(x.is_finite() && x >= 0.0)
+            {
+                return bad(k, "a finite weight >= 0");
+            }
+        }
+        if let Some(d) = obj.get("dilations").and_then(|d| d.as_array())
+            && (d.is_empty()
+                || d.iter()
+                    .any(|x| !x.as_u64().is_some_and(|x| (1..=64).contains(&x))))
+        {
+            return bad("dilations", "a non-empty list of integers in 1..=64");
+        }
+        Ok(())
+    }
+
     pub fn init(&self, device: &Device) -> AnyModel {
         match self {
             ModelConfig::Bert4rec(c) => AnyModel::Bert4rec(c.init(device)),

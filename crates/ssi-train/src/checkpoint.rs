@@ -32,8 +32,52 @@ pub struct DatasetInfo {
     pub name: String,
     pub n_items: usize,
     pub n_users: usize,
-    /// Where it was loaded from (None for the embedded synthetic shop).
+    /// Where it was loaded from, absolute (None for the embedded synthetic shop).
     pub path: Option<PathBuf>,
+    /// `Dataset::fingerprint` (absent in runs written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+}
+
+impl DatasetInfo {
+    pub fn of(ds: &ssi_data::Dataset, path: Option<&Path>) -> Self {
+        DatasetInfo {
+            name: ds.name.clone(),
+            n_items: ds.n_items as usize,
+            n_users: ds.n_users(),
+            path: path.map(|p| p.canonicalize().unwrap_or_else(|_| p.to_path_buf())),
+            sha256: Some(ds.fingerprint()),
+        }
+    }
+
+    /// Whether a model trained on `self` may be used on `other`: same users, items and content.
+    /// `what` names the model in the error ("runs/x", "teacher runs/t").
+    pub fn check_same(&self, other: &DatasetInfo, what: &str) -> Result<(), TrainError> {
+        let counts = self.n_items == other.n_items && self.n_users == other.n_users;
+        let content = match (&self.sha256, &other.sha256) {
+            (Some(a), Some(b)) => a == b,
+            _ => true,
+        };
+        if counts && content {
+            return Ok(());
+        }
+        let at = |d: &DatasetInfo| {
+            d.path
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| d.name.clone())
+        };
+        Err(TrainError::Config(format!(
+            "{what} was trained on {} ({} users, {} items{}), not on {} ({} users, {} items): use the dataset it was trained on",
+            at(self),
+            self.n_users,
+            self.n_items,
+            if counts { ", other content" } else { "" },
+            at(other),
+            other.n_users,
+            other.n_items
+        )))
+    }
 }
 
 /// Progress of a run; the commit point of a checkpoint.
@@ -44,21 +88,48 @@ pub struct TrainState {
     pub steps: usize,
     pub best_epoch: Option<usize>,
     pub best_valid_ndcg10: f64,
+    /// Optimiser steps completed at the end of the best epoch.
+    #[serde(default)]
+    pub best_step: usize,
     /// Validations in a row without improvement.
     pub bad_evals: usize,
     pub finished: bool,
     pub train_seconds: f64,
+    /// Why the run stopped, in words (set when `finished`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_reason: Option<String>,
 }
 
 impl TrainState {
-    /// Whether `train`'s limits allow another epoch after this state: the rule the trainer
-    /// stops by (epochs, patience, wall-clock budget).
+    /// Why `train`'s limits stop the run after this state, or `None` when another epoch may run:
+    /// the rule the trainer stops by. Patience needs both `patience` validations without a better
+    /// validation NDCG@10 *and* `patience_steps` optimiser steps since the best one: an epoch of a
+    /// small dataset is a handful of steps, and validations alone would stop it before it learns.
+    pub fn stop_reason(&self, train: &TrainConfig) -> Option<String> {
+        if self.epoch >= train.epochs {
+            return Some(format!("reached the epoch limit ({})", train.epochs));
+        }
+        if let Some(m) = train.time_budget_minutes
+            && self.train_seconds >= m * 60.0
+        {
+            return Some(format!("reached the time budget ({m} min)"));
+        }
+        let since = self.steps.saturating_sub(self.best_step);
+        if self.bad_evals >= train.patience && since >= train.patience_steps {
+            return Some(format!(
+                "no better validation NDCG@10 than {:.4} (epoch {}) for {} validations and {since} steps (patience {}, patience_steps {})",
+                self.best_valid_ndcg10,
+                self.best_epoch.unwrap_or(0),
+                self.bad_evals,
+                train.patience,
+                train.patience_steps
+            ));
+        }
+        None
+    }
+
     pub fn can_continue(&self, train: &TrainConfig) -> bool {
-        self.epoch < train.epochs
-            && self.bad_evals < train.patience
-            && !train
-                .time_budget_minutes
-                .is_some_and(|m| self.train_seconds >= m * 60.0)
+        self.stop_reason(train).is_none()
     }
 }
 
@@ -105,23 +176,20 @@ impl RunDir {
         self.read_json("state.json")
     }
 
-    /// Gives a saved run new stopping limits (`epochs`, `patience`, `time_budget_minutes`) and
-    /// reopens it when they allow more training, so `--resume --set time_budget_minutes=45`
-    /// continues a run that stopped at 22 minutes. Only the limits change: a run is one model
-    /// trained one way, so its other settings stay those of `config.json`. Returns whether the
-    /// run is (again) unfinished.
-    pub fn set_limits(
-        &self,
-        epochs: usize,
-        patience: usize,
-        time_budget_minutes: Option<f64>,
-    ) -> Result<bool, TrainError> {
+    /// Gives a saved run the stopping limits of `limits` (epochs, patience, patience_steps,
+    /// time_budget_minutes) and reopens it when they allow more training, so `--resume --set
+    /// time_budget_minutes=45` continues a run that stopped at 22 minutes. Only the limits change:
+    /// a run is one model trained one way, so its other settings stay those of `config.json`.
+    /// Returns whether the run is (again) unfinished.
+    pub fn set_limits(&self, limits: &TrainConfig) -> Result<bool, TrainError> {
         let mut config = self.config()?;
         let mut state = self.state()?;
-        config.train.epochs = epochs;
-        config.train.patience = patience;
-        config.train.time_budget_minutes = time_budget_minutes;
-        state.finished = !state.can_continue(&config.train);
+        config.train.epochs = limits.epochs;
+        config.train.patience = limits.patience;
+        config.train.patience_steps = limits.patience_steps;
+        config.train.time_budget_minutes = limits.time_budget_minutes;
+        state.stop_reason = state.stop_reason(&config.train);
+        state.finished = state.stop_reason.is_some();
         // config.json first: a crash between the two writes leaves a finished run with new
         // limits, which the next --resume reopens the same way.
         self.write_json("config.json", &config)?;
@@ -133,35 +201,75 @@ impl RunDir {
         write_atomic(path, bytes).map_err(|e| TrainError::Checkpoint(e.to_string()))
     }
 
-    /// Saves model and optimiser for `state.epoch`, then commits `state.json`, then removes the
-    /// files of older epochs.
+    /// Saves model and optimiser for `state.epoch` (and, when this epoch is the best one, the
+    /// best model as a pending file), then commits `state.json`, then settles the pending best
+    /// model into `best.bpk` and removes the files of older epochs. A crash at any point leaves
+    /// `state.json` and `best.bpk` in agreement once settled (`settle_best`).
     pub fn save(
         &self,
         module: &[u8],
         optim: &burn::optim::ModuleOptimizer,
         state: &TrainState,
+        best: Option<&[u8]>,
     ) -> Result<(), TrainError> {
         let m = self.epoch_file(state.epoch, "model");
         let o = self.epoch_file(state.epoch, "optim");
         self.write_bytes(&m, module)?;
         let ob = optim.into_bytes().map_err(|e| io(&o, format!("{e:?}")))?;
         self.write_bytes(&o, &ob)?;
+        if let Some(b) = best {
+            self.write_bytes(&self.pending_best(state.epoch), b)?;
+        }
         self.write_json("state.json", state)?;
-        if let Ok(entries) = std::fs::read_dir(&self.path) {
-            for e in entries.flatten() {
-                let name = e.file_name().to_string_lossy().into_owned();
-                if name.starts_with("epoch-")
-                    && !name.starts_with(&format!("epoch-{:04}.", state.epoch))
-                {
-                    let _ = std::fs::remove_file(e.path());
-                }
+        self.settle_best(state)?;
+        for (epoch, path) in self.own_files("epoch-", &[".model.bpk", ".optim.bpk"]) {
+            if epoch < state.epoch {
+                let _ = std::fs::remove_file(path);
             }
         }
         Ok(())
     }
 
-    pub fn save_best(&self, model: &AnyModel) -> Result<(), TrainError> {
-        self.write_bytes(&self.file("best.bpk"), &model_bytes(model)?)
+    fn pending_best(&self, epoch: usize) -> PathBuf {
+        self.file(&format!("best-{epoch:04}.pending.bpk"))
+    }
+
+    /// Files of this run named `{prefix}{epoch}{suffix}` (the epoch in digits): only what the
+    /// trainer writes, never a user's file that happens to share a prefix.
+    fn own_files(&self, prefix: &str, suffixes: &[&str]) -> Vec<(usize, PathBuf)> {
+        let mut out = Vec::new();
+        if let Ok(entries) = std::fs::read_dir(&self.path) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let Some(rest) = name.strip_prefix(prefix) else {
+                    continue;
+                };
+                for suffix in suffixes {
+                    if let Some(num) = rest.strip_suffix(suffix)
+                        && num.len() >= 4
+                        && num.bytes().all(|b| b.is_ascii_digit())
+                        && let Ok(n) = num.parse()
+                    {
+                        out.push((n, e.path()));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Makes `best.bpk` agree with `state.json`: a pending best model of the committed best
+    /// epoch becomes `best.bpk`; one of an epoch that never committed is removed.
+    pub fn settle_best(&self, state: &TrainState) -> Result<(), TrainError> {
+        for (epoch, path) in self.own_files("best-", &[".pending.bpk"]) {
+            if state.best_epoch == Some(epoch) && epoch <= state.epoch {
+                let best = self.file("best.bpk");
+                std::fs::rename(&path, &best).map_err(|e| io(&best, e))?;
+            } else {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+        Ok(())
     }
 
     /// The trained module's bytes and the optimiser of the last committed epoch.
@@ -170,6 +278,7 @@ impl RunDir {
         optim: burn::optim::ModuleOptimizer,
     ) -> Result<(Vec<u8>, burn::optim::ModuleOptimizer, TrainState), TrainError> {
         let state = self.state()?;
+        self.settle_best(&state)?;
         let m = self.epoch_file(state.epoch, "model");
         let model = std::fs::read(&m).map_err(|e| io(&m, e))?;
         let o = self.epoch_file(state.epoch, "optim");
@@ -183,6 +292,9 @@ impl RunDir {
     /// The best model (by validation NDCG@10) of a run.
     pub fn load_best(&self, device: &Device) -> Result<(RunConfig, AnyModel), TrainError> {
         let cfg = self.config()?;
+        if let Ok(state) = self.state() {
+            self.settle_best(&state)?;
+        }
         let path = self.file("best.bpk");
         if !path.exists() {
             return Err(TrainError::Checkpoint(format!(

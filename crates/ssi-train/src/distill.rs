@@ -93,7 +93,7 @@ pub fn teacher_name(cfg: &ModelConfig) -> String {
 /// Reads the teachers' run folders: their names, and a check that they fit the dataset.
 pub fn describe_teachers(
     dirs: &[PathBuf],
-    n_items: usize,
+    dataset: &crate::checkpoint::DatasetInfo,
 ) -> Result<Vec<(PathBuf, String)>, TrainError> {
     if dirs.is_empty() {
         return Err(TrainError::Config(
@@ -103,14 +103,8 @@ pub fn describe_teachers(
     dirs.iter()
         .map(|d| {
             let cfg = RunDir::new(d).config()?;
-            if cfg.dataset.n_items != n_items {
-                return Err(TrainError::Config(format!(
-                    "teacher {} was trained on {} ({} items), not on this dataset ({n_items} items)",
-                    d.display(),
-                    cfg.dataset.name,
-                    cfg.dataset.n_items
-                )));
-            }
+            cfg.dataset
+                .check_same(dataset, &format!("teacher {}", d.display()))?;
             Ok((d.clone(), teacher_name(&cfg.model)))
         })
         .collect()
@@ -125,14 +119,8 @@ impl Distill {
         let mut teachers = Vec::new();
         for (dir, name) in spec.teachers.iter().zip(&spec.teacher_names) {
             let (tcfg, model) = RunDir::new(dir).load_best(device)?;
-            if tcfg.dataset.n_items != run.dataset.n_items {
-                return Err(TrainError::Config(format!(
-                    "teacher {} has {} items, the student's dataset {}",
-                    dir.display(),
-                    tcfg.dataset.n_items,
-                    run.dataset.n_items
-                )));
-            }
+            tcfg.dataset
+                .check_same(&run.dataset, &format!("teacher {}", dir.display()))?;
             // valid(): no dropout, no autodiff, so no gradient can reach a teacher.
             let model = model.valid();
             let items = model.item_table();

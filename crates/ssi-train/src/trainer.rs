@@ -25,9 +25,20 @@ pub struct TrainConfig {
     /// Validate every this many epochs.
     #[config(default = 1)]
     pub eval_every: usize,
-    /// Stop after this many validations in a row without a better validation NDCG@10.
+    /// Stop after this many validations in a row without a better validation NDCG@10 (and
+    /// `patience_steps`).
     #[config(default = 5)]
     pub patience: usize,
+    /// Patience also needs this many optimiser steps since the best validation: an epoch of a
+    /// small dataset is a few steps, and counting validations alone stops it before it learns
+    /// (docs/results/recipe.md).
+    #[config(default = 1000)]
+    pub patience_steps: usize,
+    /// Train on every window of `max_len + 1` items of a long history (newest first, each
+    /// target once per epoch), not only the most recent one as the paper's models do. Changes
+    /// nothing for histories of at most `max_len + 1` training items.
+    #[config(default = true)]
+    pub all_windows: bool,
     /// 0: full softmax over all items; k > 0: sampled softmax with k shared negatives.
     #[config(default = 0)]
     pub sampled_negatives: usize,
@@ -35,6 +46,12 @@ pub struct TrainConfig {
     /// to padding. Not in the paper: a speed option; `false` gives uniformly random batches.
     #[config(default = true)]
     pub bucket_by_length: bool,
+    /// Weight each batch's mean loss by its number of training positions (relative to the
+    /// average batch), so that every position counts the same whatever batch it lands in, as in
+    /// uniformly random batches. Matters with `bucket_by_length`: without it a batch of 256
+    /// three-item histories weighs as much as one of 256 fifty-item histories.
+    #[config(default = true)]
+    pub position_weighted: bool,
     /// Validate on the first this many users only (None: all).
     #[config(default = "None")]
     pub valid_users: Option<usize>,
@@ -47,6 +64,44 @@ pub struct TrainConfig {
 }
 
 impl TrainConfig {
+    /// Checks every setting against its allowed range; the error names the setting.
+    pub fn validate(&self) -> Result<(), String> {
+        let bad = |k: &str, v: String, allowed: &str| {
+            Err(format!("setting {k} = {v} is out of range: {allowed}"))
+        };
+        if self.epochs == 0 {
+            return bad("epochs", "0".into(), "at least 1");
+        }
+        if self.batch_size == 0 || self.batch_size > 1_000_000 {
+            return bad("batch_size", self.batch_size.to_string(), "1..=1000000");
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0 && self.lr <= 10.0) {
+            return bad("lr", self.lr.to_string(), "a learning rate in (0, 10]");
+        }
+        if self.eval_every == 0 {
+            return bad("eval_every", "0".into(), "at least 1");
+        }
+        if self.max_steps_per_epoch == Some(0) {
+            return bad("max_steps_per_epoch", "0".into(), "at least 1, or null");
+        }
+        if self.valid_users == Some(0) {
+            return bad("valid_users", "0".into(), "at least 1, or null");
+        }
+        if self.sampled_negatives > 1_000_000 {
+            return bad(
+                "sampled_negatives",
+                self.sampled_negatives.to_string(),
+                "0 (full softmax) or up to 1000000",
+            );
+        }
+        if let Some(m) = self.time_budget_minutes
+            && !(m.is_finite() && m > 0.0)
+        {
+            return bad("time_budget_minutes", m.to_string(), "minutes > 0, or null");
+        }
+        Ok(())
+    }
+
     pub fn softmax(&self) -> Softmax {
         match self.sampled_negatives {
             0 => Softmax::Full,
@@ -197,12 +252,7 @@ impl Trainer<'_> {
         RunConfig {
             model: model.clone(),
             train: train.clone(),
-            dataset: DatasetInfo {
-                name: self.dataset.name.clone(),
-                n_items: self.dataset.n_items as usize,
-                n_users: self.dataset.n_users(),
-                path: self.dataset_path.clone(),
-            },
+            dataset: DatasetInfo::of(self.dataset, self.dataset_path.as_deref()),
             distill,
         }
     }
@@ -219,6 +269,8 @@ impl Trainer<'_> {
         // From here: loading, building the objective (a distiller precomputes its teachers'
         // encodings) and training all count towards the run's time and its budget.
         let started = std::time::Instant::now();
+        run.model.validate().map_err(TrainError::Config)?;
+        run.train.validate().map_err(TrainError::Config)?;
         let device = self.device.clone();
         let info = run.dataset.clone();
         let fresh_optim = || AdamConfig::new().init();
@@ -230,16 +282,25 @@ impl Trainer<'_> {
                 )));
             }
             let saved = self.dir.config()?;
-            if saved.dataset.n_items != info.n_items || saved.dataset.n_users != info.n_users {
+            saved
+                .dataset
+                .check_same(&info, &self.dir.path.display().to_string())?;
+            if saved.model.kind() != run.model.kind()
+                || saved.distill.is_some() != run.distill.is_some()
+            {
+                let what = |c: &RunConfig| {
+                    let role = if c.distill.is_some() {
+                        "distilled student"
+                    } else {
+                        "model"
+                    };
+                    format!("{} {role}", c.model.kind().name())
+                };
                 return Err(TrainError::Config(format!(
-                    "{} was trained on {} ({} users, {} items), not on {} ({} users, {} items)",
+                    "{} holds a {} run, not a {} run: --resume continues the run that is there; choose another --out",
                     self.dir.path.display(),
-                    saved.dataset.name,
-                    saved.dataset.n_users,
-                    saved.dataset.n_items,
-                    info.name,
-                    info.n_users,
-                    info.n_items
+                    what(&saved),
+                    what(&run)
                 )));
             }
             let objective = make(&saved)?;
@@ -275,11 +336,11 @@ impl Trainer<'_> {
                 ..Default::default()
             },
         );
-        let mut users: Vec<usize> = (0..self.dataset.n_users())
-            .filter(|&u| train_part(&self.dataset.sequences[u]).len() >= 2)
-            .collect();
-        users.sort_unstable();
         let max_len = objective.model(&model).max_len();
+        let windows = training_windows(self.dataset, max_len, cfg.all_windows);
+        // Training positions (targets) of a window: all its items but the first.
+        let mean_positions =
+            windows.iter().map(|w| w.len - 1).sum::<usize>() as f64 / windows.len().max(1) as f64;
         let softmax = cfg.softmax();
         let spent_before = state.train_seconds;
         let first_epoch = state.epoch;
@@ -293,19 +354,13 @@ impl Trainer<'_> {
             let epoch = state.epoch + 1;
             let mut rng = epoch_rng(cfg.seed, epoch);
             device.seed(mix(cfg.seed ^ epoch as u64));
-            let mut order = users.clone();
+            let mut order = windows.clone();
             shuffle(&mut order, &mut rng);
-            let mut batches: Vec<&[usize]> = if cfg.bucket_by_length {
-                // Stable: users of equal length stay in their shuffled order.
-                order.sort_by_key(|&u| {
-                    train_part(&self.dataset.sequences[u])
-                        .len()
-                        .min(max_len + 1)
-                });
-                order.chunks(cfg.batch_size).collect()
-            } else {
-                order.chunks(cfg.batch_size).collect()
-            };
+            if cfg.bucket_by_length {
+                // Stable: windows of equal length stay in their shuffled order.
+                order.sort_by_key(|w| w.len);
+            }
+            let mut batches: Vec<&[Window]> = order.chunks(cfg.batch_size).collect();
             shuffle(&mut batches, &mut rng);
             let mut steps = batches.len();
             if let Some(cap) = cfg.max_steps_per_epoch {
@@ -316,24 +371,25 @@ impl Trainer<'_> {
             let mut loss_sum = 0.0f64;
             let mut seen = 0usize;
             for (step, chunk) in batches.iter().take(steps).enumerate() {
-                // The last max_len + 1 training items: max_len inputs and their next items.
-                let seqs: Vec<&[u32]> = chunk
-                    .iter()
-                    .map(|&u| {
-                        let s = train_part(&self.dataset.sequences[u]);
-                        &s[s.len().saturating_sub(max_len + 1)..]
-                    })
-                    .collect();
+                let seqs: Vec<&[u32]> = chunk.iter().map(|w| w.items(self.dataset)).collect();
+                let who: Vec<usize> = chunk.iter().map(|w| w.user).collect();
                 let loss = objective.loss(
                     &model,
                     TrainBatch {
                         items: &seqs,
-                        users: chunk,
+                        users: &who,
                     },
                     softmax,
                     &mut rng,
                 );
                 let value: f32 = loss.clone().into_scalar();
+                let loss = if cfg.position_weighted {
+                    let positions: usize = chunk.iter().map(|w| w.len - 1).sum();
+                    let average = mean_positions * cfg.batch_size as f64;
+                    loss.mul_scalar((positions as f64 / average.max(1e-9)) as f32)
+                } else {
+                    loss
+                };
                 if !value.is_finite() {
                     return Err(TrainError::NonFinite {
                         value,
@@ -369,6 +425,7 @@ impl Trainer<'_> {
                 extra: objective.log_extra(&model),
             };
             let last = epoch == cfg.epochs;
+            let mut best_bytes = None;
             if epoch % cfg.eval_every.max(1) == 0 || last {
                 let eval_model = objective.model(&model).valid();
                 let rec = ModelRecommender::new(&eval_model);
@@ -379,15 +436,22 @@ impl Trainer<'_> {
                 if state.best_epoch.is_none() || ndcg > state.best_valid_ndcg10 {
                     state.best_epoch = Some(epoch);
                     state.best_valid_ndcg10 = ndcg;
+                    state.best_step = state.steps;
                     state.bad_evals = 0;
                     log.best = true;
-                    self.dir.save_best(objective.model(&model))?;
+                    best_bytes = Some(crate::checkpoint::model_bytes(objective.model(&model))?);
                 } else {
                     state.bad_evals += 1;
                 }
             }
-            state.finished = last || !state.can_continue(&cfg);
-            self.dir.save(&module_bytes(&model)?, &optim, &state)?;
+            state.stop_reason = state.stop_reason(&cfg);
+            state.finished = last || state.stop_reason.is_some();
+            self.dir.save(
+                &module_bytes(&model)?,
+                &optim,
+                &state,
+                best_bytes.as_deref(),
+            )?;
             append_log(&self.dir, &log)?;
             obs.epoch_end(&log);
             if state.finished {
@@ -396,6 +460,41 @@ impl Trainer<'_> {
         }
         Ok(state)
     }
+}
+
+/// A training sequence: `len` items of a user's training part ending (exclusive) at `end`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub user: usize,
+    pub end: usize,
+    pub len: usize,
+}
+
+impl Window {
+    pub fn items<'d>(&self, ds: &'d Dataset) -> &'d [u32] {
+        &train_part(&ds.sequences[self.user])[self.end - self.len..self.end]
+    }
+}
+
+/// The training sequences of an epoch: each user's last `max_len + 1` training items (inputs and
+/// their next items); with `all_windows`, also the earlier windows of a longer history, stepping
+/// back `max_len` items so that each item is a target exactly once. Users with fewer than two
+/// training items have nothing to learn from.
+pub fn training_windows(ds: &Dataset, max_len: usize, all_windows: bool) -> Vec<Window> {
+    let mut out = Vec::new();
+    for (user, seq) in ds.sequences.iter().enumerate() {
+        let n = train_part(seq).len();
+        let mut end = n;
+        while end >= 2 {
+            let len = end.min(max_len + 1);
+            out.push(Window { user, end, len });
+            if !all_windows || max_len == 0 {
+                break;
+            }
+            end = end.saturating_sub(max_len);
+        }
+    }
+    out
 }
 
 fn append_log(dir: &RunDir, log: &EpochLog) -> Result<(), TrainError> {
@@ -417,3 +516,70 @@ pub fn init_model(cfg: &ModelConfig, device: &Device) -> AnyModel {
 
 /// Re-exported so callers need not name the optimiser type.
 pub type Optimizer = ModuleOptimizer;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn ds(lens: &[usize]) -> Dataset {
+        let mut text = String::new();
+        for (u, &n) in lens.iter().enumerate() {
+            let items: Vec<String> = (1..=n).map(|i| i.to_string()).collect();
+            text.push_str(&format!("{} {}\n", u + 1, items.join(" ")));
+        }
+        Dataset::parse(&text, Path::new("t")).unwrap().0
+    }
+
+    #[test]
+    fn windows_make_every_training_item_a_target_once() {
+        // Training parts of 3, 60 and 8 items (the last two items of each line are held out).
+        let d = ds(&[5, 62, 10]);
+        let max_len = 4;
+        let all = training_windows(&d, max_len, true);
+        for (u, seq) in d.sequences.iter().enumerate() {
+            let n = train_part(seq).len();
+            let mut targets: Vec<usize> = all
+                .iter()
+                .filter(|w| w.user == u)
+                .flat_map(|w| {
+                    assert!(w.len <= max_len + 1 && w.len >= 2);
+                    (w.end - w.len + 1)..w.end
+                })
+                .collect();
+            targets.sort_unstable();
+            assert_eq!(targets, (1..n).collect::<Vec<_>>(), "user {u}");
+        }
+        // One window per user without `all_windows`: the most recent max_len + 1 items.
+        let last = training_windows(&d, max_len, false);
+        assert_eq!(last.len(), 3);
+        assert!(
+            last.iter()
+                .all(|w| w.end == train_part(&d.sequences[w.user]).len())
+        );
+        assert_eq!(last[1].items(&d), &[56, 57, 58, 59, 60]);
+    }
+
+    #[test]
+    fn patience_needs_both_validations_and_steps() {
+        let cfg = TrainConfig::new().with_patience(5).with_patience_steps(100);
+        let mut s = TrainState {
+            epoch: 20,
+            steps: 60,
+            best_epoch: Some(8),
+            best_step: 24,
+            bad_evals: 12,
+            ..Default::default()
+        };
+        // Twelve validations without improvement, but only 36 steps: a small dataset goes on.
+        assert_eq!(s.stop_reason(&cfg), None);
+        s.steps = 124;
+        let why = s.stop_reason(&cfg).expect("patience spent");
+        assert!(why.contains("12 validations and 100 steps"), "{why}");
+        // Many steps but few validations: goes on too.
+        s.bad_evals = 4;
+        assert_eq!(s.stop_reason(&cfg), None);
+        s.epoch = cfg.epochs;
+        assert!(s.stop_reason(&cfg).unwrap().contains("epoch limit"));
+    }
+}

@@ -12,6 +12,7 @@ use ssi_models::imitation::{ImitationConfig, ImitationPoints, prediction_imitati
 use ssi_models::loss::Softmax;
 use ssi_models::{ModelKind, SequentialModel};
 use ssi_train::RunDir;
+use ssi_train::checkpoint::DatasetInfo;
 use ssi_train::distill::{Distill, DistillSpec, describe_teachers};
 use ssi_train::trainer::Objective;
 use ssi_train::trainer::{EpochLog, Silent, TrainConfig};
@@ -42,7 +43,7 @@ fn distill(
     stop: Option<usize>,
 ) {
     let (student, _) = configs(ModelKind::Hgn, ds);
-    let named = describe_teachers(teachers, ds.n_items as usize).unwrap();
+    let named = describe_teachers(teachers, &DatasetInfo::of(ds, None)).unwrap();
     let tr = trainer(ds, dir, stop);
     let spec = DistillSpec {
         teachers: named.iter().map(|(d, _)| d.clone()).collect(),
@@ -286,8 +287,17 @@ fn teachers_of_another_dataset_are_refused() {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("t");
     train_teacher(&ds, &dir, "temporal");
-    let err = describe_teachers(&[dir], ds.n_items as usize + 1).unwrap_err();
-    assert!(err.to_string().contains("items"), "{err}");
-    let err = describe_teachers(&[], 10).unwrap_err();
+    // Same users and items, other content: refused by the fingerprint.
+    let mut other = ds.clone();
+    other.sequences[0].swap(0, 1);
+    let err =
+        describe_teachers(std::slice::from_ref(&dir), &DatasetInfo::of(&other, None)).unwrap_err();
+    assert!(err.to_string().contains("other content"), "{err}");
+    let mut fewer = ds.clone();
+    fewer.sequences.pop();
+    fewer.user_ids.pop();
+    let err = describe_teachers(&[dir], &DatasetInfo::of(&fewer, None)).unwrap_err();
+    assert!(err.to_string().contains("users"), "{err}");
+    let err = describe_teachers(&[], &DatasetInfo::of(&ds, None)).unwrap_err();
     assert!(err.to_string().contains("at least one teacher"), "{err}");
 }

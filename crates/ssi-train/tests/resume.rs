@@ -61,7 +61,10 @@ fn interrupted_and_resumed_run_matches_uninterrupted() {
             .unwrap();
         assert_eq!((s.epoch, s.finished), (1, true));
         let dir = RunDir::new(short.path());
-        assert!(dir.set_limits(2, t.patience, None).unwrap());
+        assert!(
+            dir.set_limits(&t.clone().with_epochs(2).with_time_budget_minutes(None))
+                .unwrap()
+        );
         assert_eq!(dir.config().unwrap().train.epochs, 2);
         let s = trainer(&ds, short.path(), None)
             .run(&m, &t.clone().with_epochs(1), true, &mut Silent)
@@ -75,7 +78,10 @@ fn interrupted_and_resumed_run_matches_uninterrupted() {
             .fold(0.0, f32::max);
         assert!(diff < 1e-6, "{kind:?}: extended weights differ by {diff}");
         // Limits that are already spent leave it finished.
-        assert!(!dir.set_limits(3, t.patience, Some(0.0)).unwrap());
+        assert!(
+            !dir.set_limits(&t.clone().with_epochs(3).with_time_budget_minutes(Some(0.0)))
+                .unwrap()
+        );
         assert!(dir.state().unwrap().finished);
     }
 }

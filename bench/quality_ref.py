@@ -1,0 +1,208 @@
+#!/usr/bin/env python3
+"""PyTorch quality reference for the training recipe (dev-only; never a runtime dependency).
+
+Trains SASRec to convergence under the project's exact protocol (docs/protocol.md): leave-one-out
+split, training on every user's training part, full-softmax cross-entropy at every position,
+validation NDCG@10 over 99 sampled negatives each epoch, the best epoch evaluated on the test
+split with both protocols. Candidates come from `ssi data negatives` (the same 99 negatives per
+user that `ssi` ranks), so both sides rank identical candidates; ties count against the target.
+
+Writes `log.jsonl` (one line per epoch, the keys of `ssi train`'s log) and `test.json` (the keys
+of `ssi eval --json`) into `--out`.
+
+    ssi data negatives --data D --split valid --out valid.neg
+    ssi data negatives --data D --split test --out test.neg
+    python bench/quality_ref.py --data D --valid-negatives valid.neg --test-negatives test.neg --out runs/ref
+"""
+
+import argparse
+import json
+import math
+import os
+import random
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def read_dataset(path):
+    users, seqs = [], []
+    with open(path) as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) < 4:  # fewer than 3 items: not splittable (skipped by ssi too)
+                continue
+            users.append(int(parts[0]))
+            seqs.append([int(x) for x in parts[1:]])
+    n_items = max(max(s) for s in seqs)
+    return users, seqs, n_items
+
+
+def read_negatives(path):
+    out = {}
+    with open(path) as f:
+        for line in f:
+            parts = [int(x) for x in line.split()]
+            out[parts[0]] = parts[1:]
+    return out
+
+
+class SasRec(nn.Module):
+    """Pre-norm causal transformer, learned positions, embeddings x sqrt(d), final LayerNorm,
+    output tied to the item embeddings, every weight matrix N(0, 0.02), no key-padding mask."""
+
+    def __init__(self, n_items, hidden, layers, heads, max_len, dropout):
+        super().__init__()
+        self.emb = nn.Embedding(n_items + 1, hidden, padding_idx=0)
+        self.pos = nn.Embedding(max_len, hidden)
+        layer = nn.TransformerEncoderLayer(hidden, heads, 4 * hidden, dropout, activation="gelu",
+                                           batch_first=True, norm_first=True)
+        self.enc = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(hidden)
+        self.drop = nn.Dropout(dropout)
+        self.hidden, self.max_len = hidden, max_len
+        self.register_buffer("causal", torch.triu(torch.ones(max_len, max_len, dtype=torch.bool), 1),
+                             persistent=False)
+        for name, p in self.named_parameters():
+            if p.dim() == 2:
+                nn.init.normal_(p, 0.0, 0.02)
+
+    def forward(self, ids):  # [B, L], left-padded: the last item at position max_len - 1
+        b, l = ids.shape
+        pos = torch.arange(self.max_len - l, self.max_len, device=ids.device).expand(b, l)
+        x = self.drop(self.emb(ids) * math.sqrt(self.hidden) + self.pos(pos))
+        return self.norm(self.enc(x, mask=self.causal[:l, :l], is_causal=True))
+
+    def item_table(self):
+        return self.emb.weight[1:]
+
+
+def left_pad(seqs, length):
+    out = np.zeros((len(seqs), length), dtype=np.int64)
+    for i, s in enumerate(seqs):
+        s = s[-length:]
+        if s:
+            out[i, length - len(s):] = s
+    return torch.from_numpy(out)
+
+
+def rank_metrics(ranks, prefix=""):
+    ranks = np.asarray(ranks, dtype=np.float64)
+    m = {}
+    for k in (5, 10, 15, 20):
+        hit = ranks < k
+        m[f"{prefix}recall@{k}"] = float(hit.mean())
+        m[f"{prefix}ndcg@{k}"] = float((hit / np.log2(ranks + 2)).mean())
+    m[f"{prefix}mrr"] = float((1.0 / (ranks + 1)).mean())
+    return m
+
+
+@torch.no_grad()
+def evaluate(model, seqs, users, negs, split, max_len, full):
+    model.eval()
+    cut = 2 if split == "valid" else 1
+    sampled, full_ranks = [], []
+    order = list(range(len(seqs)))
+    table = model.item_table()
+    for start in range(0, len(order), 512):
+        idx = order[start:start + 512]
+        hist = [seqs[i][:-cut] for i in idx]
+        target = [seqs[i][-cut] for i in idx]
+        h = model(left_pad(hist, max_len))[:, -1]
+        scores = h @ table.T  # [B, N], column j = item j + 1
+        for r, i in enumerate(idx):
+            s = scores[r]
+            t = s[target[r] - 1]
+            cand = torch.tensor(negs[users[i]], dtype=torch.long) - 1
+            sampled.append(int((s[cand] >= t).sum()))
+            if full:
+                s = s.clone()
+                s[torch.tensor(sorted(set(hist[r])), dtype=torch.long) - 1] = -float("inf")
+                s[target[r] - 1] = t
+                full_ranks.append(int((s >= t).sum()) - 1)
+    model.train()
+    out = rank_metrics(sampled)
+    if full:
+        out.update(rank_metrics(full_ranks, "full_"))
+    return out
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--data", required=True)
+    p.add_argument("--valid-negatives", required=True)
+    p.add_argument("--test-negatives", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--epochs", type=int, default=200)
+    p.add_argument("--patience", type=int, default=10)
+    p.add_argument("--hidden", type=int, default=64)
+    p.add_argument("--layers", type=int, default=2)
+    p.add_argument("--heads", type=int, default=2)
+    p.add_argument("--max-len", type=int, default=50)
+    p.add_argument("--dropout", type=float, default=0.5)
+    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--time-budget-minutes", type=float, default=None)
+    args = p.parse_args()
+    torch.manual_seed(args.seed)
+    random.seed(args.seed)
+    torch.set_num_threads(os.cpu_count() or 1)
+    users, seqs, n_items = read_dataset(args.data)
+    vneg, tneg = read_negatives(args.valid_negatives), read_negatives(args.test_negatives)
+    train = [s[:-2] for s in seqs]
+    trainable = [i for i, s in enumerate(train) if len(s) >= 2]
+    model = SasRec(n_items, args.hidden, args.layers, args.heads, args.max_len, args.dropout)
+    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+    os.makedirs(args.out, exist_ok=True)
+    log = open(os.path.join(args.out, "log.jsonl"), "w")
+    best, best_state, bad, started = -1.0, None, 0, time.time()
+    for epoch in range(1, args.epochs + 1):
+        random.shuffle(trainable)
+        t0, loss_sum, steps = time.time(), 0.0, 0
+        for start in range(0, len(trainable), args.batch):
+            batch = [train[i][-(args.max_len + 1):] for i in trainable[start:start + args.batch]]
+            ids = left_pad([s[:-1] for s in batch], args.max_len)
+            tgt = left_pad([s[1:] for s in batch], args.max_len)
+            h = model(ids)
+            keep = tgt > 0
+            logits = h[keep] @ model.item_table().T
+            loss = F.cross_entropy(logits, tgt[keep] - 1)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            loss_sum += loss.item()
+            steps += 1
+        seconds = time.time() - t0
+        v = evaluate(model, seqs, users, vneg, "valid", args.max_len, full=False)
+        is_best = v["ndcg@10"] > best
+        if is_best:
+            best, bad = v["ndcg@10"], 0
+            best_state = {k: t.clone() for k, t in model.state_dict().items()}
+            best_epoch = epoch
+        else:
+            bad += 1
+        line = {"epoch": epoch, "loss": loss_sum / steps, "steps": steps,
+                "seqs_per_s": len(trainable) / seconds, "seconds": seconds,
+                "valid_ndcg10": v["ndcg@10"], "valid_recall10": v["recall@10"], "best": is_best,
+                "minutes": (time.time() - started) / 60}
+        log.write(json.dumps(line) + "\n")
+        log.flush()
+        print(json.dumps(line), flush=True)
+        if bad >= args.patience or (args.time_budget_minutes and time.time() - started > args.time_budget_minutes * 60):
+            break
+    model.load_state_dict(best_state)
+    test = evaluate(model, seqs, users, tneg, "test", args.max_len, full=True)
+    test.update({"model": "sasrec-pytorch", "dataset": os.path.basename(args.data), "split": "test",
+                 "seed": args.seed, "negatives": 99, "users": len(seqs), "best_epoch": best_epoch,
+                 "torch": torch.__version__})
+    with open(os.path.join(args.out, "test.json"), "w") as f:
+        json.dump(test, f, indent=1)
+    print(json.dumps(test))
+
+
+if __name__ == "__main__":
+    main()
