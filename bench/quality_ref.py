@@ -147,10 +147,11 @@ def main():
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--time-budget-minutes", type=float, default=None)
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     args = p.parse_args()
     torch.manual_seed(args.seed)
     random.seed(args.seed)
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(args.threads)
     users, seqs, n_items = read_dataset(args.data)
     vneg, tneg = read_negatives(args.valid_negatives), read_negatives(args.test_negatives)
     train = [s[:-2] for s in seqs]

@@ -855,3 +855,102 @@ fn model_scoped_settings_apply_to_their_model_only() {
         "unknown model",
     );
 }
+
+#[test]
+fn outputs_never_replace_inputs_or_existing_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path(), 120, 3);
+    let d = data.to_str().unwrap();
+    let before = std::fs::read(&data).unwrap();
+    // An existing dataset is not overwritten without --force...
+    fails(&["data", "synth", "--out", d, "--users", "50"], "already exists");
+    assert_eq!(std::fs::read(&data).unwrap(), before);
+    // ...and with it, it is.
+    ok(&["data", "synth", "--out", d, "--users", "50", "--force"]);
+    assert_ne!(std::fs::read(&data).unwrap(), before);
+    // Ingest never writes over its own input, even with --force.
+    let log = dir.path().join("raw.csv");
+    let mut text = String::from("user,item,ts\n");
+    for u in 0..6 {
+        for i in 0..6 {
+            text.push_str(&format!("u{u},sku-{},{}\n", (u + i) % 7, 1000 - i));
+        }
+    }
+    std::fs::write(&log, &text).unwrap();
+    let l = log.to_str().unwrap();
+    let args = ["data", "ingest", l, "--out", l, "--k-core", "2", "--force"];
+    fails(&args, "is also the input");
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), text);
+    // The candidates file lists every user with its 99 negatives, and is not overwritten.
+    let neg = dir.path().join("test.neg");
+    let n = neg.to_str().unwrap();
+    ok(&["data", "negatives", "--data", d, "--out", n]);
+    let lines: Vec<String> = std::fs::read_to_string(&neg)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    assert_eq!(lines.len(), 50);
+    assert!(lines.iter().all(|l| l.split(' ').count() == 100), "{}", lines[0]);
+    fails(&["data", "negatives", "--data", d, "--out", n], "already exists");
+}
+
+#[test]
+fn settings_out_of_range_are_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path(), 120, 3);
+    let d = data.to_str().unwrap();
+    let run = dir.path().join("run");
+    let r = run.to_str().unwrap();
+    for (model, setting, needle) in [
+        ("sasrec", "heads=3", "heads"),
+        ("sasrec", "hidden=0", "hidden"),
+        ("bert4rec", "mask_prob=2", "mask_prob"),
+        ("gru4rec", "dropout=1.5", "dropout"),
+        ("hgn", "lr=-1", "lr"),
+        ("hgn", "lr=0", "lr"),
+        ("sasrec", "batch_size=0", "batch_size"),
+        ("sasrec", "max_len=0", "max_len"),
+        ("sasrec", "max_steps_per_epoch=0", "max_steps_per_epoch"),
+        ("sasrec", "valid_users=0", "valid_users"),
+        ("sasrec", "init_std=-1", "init_std"),
+    ] {
+        fails(
+            &["train", "--model", model, "--data", d, "--out", r, "--set", setting],
+            needle,
+        );
+        assert!(!run.exists(), "{setting}: the run folder was created");
+    }
+}
+
+#[test]
+fn a_run_folder_keeps_foreign_files_and_refuses_another_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path(), 120, 3);
+    let d = data.to_str().unwrap();
+    let run = dir.path().join("run");
+    std::fs::create_dir_all(&run).unwrap();
+    std::fs::write(run.join("epoch-notes.txt"), "mine").unwrap();
+    let r = run.to_str().unwrap();
+    let args = [
+        "train", "--model", "sasrec", "--data", d, "--out", r, "--epochs", "2", "--set",
+        "hidden=16", "--set", "max_steps_per_epoch=2",
+    ];
+    let out = ok(&args);
+    assert!(out.contains("stopped: reached the epoch limit (2)"), "{out}");
+    assert_eq!(std::fs::read_to_string(run.join("epoch-notes.txt")).unwrap(), "mine");
+    // Only the last epoch's files remain, and no temporary file.
+    let names: Vec<String> = std::fs::read_dir(&run)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.contains(&"epoch-0002.model.bpk".to_string()), "{names:?}");
+    assert!(!names.iter().any(|n| n.starts_with("epoch-0001") || n.ends_with(".tmp")), "{names:?}");
+    // --resume with another model is refused and leaves config.json alone.
+    let config = std::fs::read(run.join("config.json")).unwrap();
+    fails(
+        &["train", "--model", "gru4rec", "--data", d, "--out", r, "--resume", "--epochs", "3"],
+        "holds a SASRec model run",
+    );
+    assert_eq!(std::fs::read(run.join("config.json")).unwrap(), config);
+}

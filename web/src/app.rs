@@ -340,14 +340,13 @@ pub fn App() -> impl IntoView {
     };
 
     let curve = move || loss_curve(&losses.get());
-    let fmt_valid = |v: Option<Validation>| {
-        v.map(|v| {
-            format!(
-                "NDCG@10 {:.4}, Recall@10 {:.4} ({} users)",
-                v.ndcg10, v.recall10, v.users
-            )
-        })
-        .unwrap_or_else(|| "-".into())
+    let fmt_valid = move |v: Option<Validation>| match v {
+        Some(v) => format!(
+            "NDCG@10 {:.4}, Recall@10 {:.4} ({} users)",
+            v.ndcg10, v.recall10, v.users
+        ),
+        None if backend.get() == Backend::WebGpu => "- (validation runs on the CPU backend)".into(),
+        None => "-".into(),
     };
 
     view! {

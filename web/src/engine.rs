@@ -204,8 +204,12 @@ impl Engine {
                 ..Default::default()
             },
         );
-        // On the CPU: validation reads scores back synchronously, which WebGPU cannot.
-        let model = self.model.valid().to_device(&Device::flex());
+        // Validation reads scores back synchronously, which WebGPU cannot; and moving the model
+        // across backends is not supported by burn's dispatch (it panics). So: CPU only.
+        if self.device != Device::flex() {
+            return None;
+        }
+        let model = self.model.valid();
         let rec = ModelRecommender::new(&model);
         let report = ev.evaluate(&ds, &rec, &mut |_, _| {}).ok()?;
         Some(Validation {
@@ -326,6 +330,10 @@ impl Engine {
 
     /// The current model as a bundle (marked as fine-tuned with `note`).
     pub fn to_bundle(&self, note: Option<String>) -> Result<Vec<u8>, String> {
+        if self.device != Device::flex() {
+            // Writing the weights reads them back synchronously, which WebGPU cannot.
+            return Err("saving a model is done on the CPU backend: fine-tune there to download the result".into());
+        }
         let mut header = self.header.clone();
         if note.is_some() {
             header.provenance.fine_tuned = note;

@@ -40,6 +40,13 @@ pub struct BenchArgs {
     /// the straightforward log-softmax + gather it replaced (log-softmax), to measure the gain.
     #[arg(long, default_value = "logsumexp", value_parser = ["logsumexp", "log-softmax"])]
     ce: String,
+    /// Dropout masks as trained (fast: Xoshiro256++ masks) or burn's `Dropout` (burn), to measure
+    /// the gain.
+    #[arg(long, default_value = "fast", value_parser = ["fast", "burn"])]
+    dropout: String,
+    /// Dropout probability of the models (0.5: `configs/small.json`'s SASRec).
+    #[arg(long, default_value_t = 0.2)]
+    dropout_prob: f64,
     #[arg(long, default_value = "cpu")]
     device: String,
     /// Also run the PyTorch reference (bench/torch_ref.py) with this Python, same shapes, and
@@ -142,7 +149,19 @@ fn time<F: FnMut()>(reps: usize, mut f: F) -> f64 {
 }
 
 pub fn bench(a: BenchArgs) -> Result<()> {
+    for (name, v) in [
+        ("--items", a.items),
+        ("--batch", a.batch),
+        ("--len", a.len),
+        ("--hidden", a.hidden),
+        ("--steps", a.steps),
+    ] {
+        if v == 0 {
+            anyhow::bail!("{name} must be at least 1");
+        }
+    }
     let dev = crate::cmd_train::device(&a.device)?;
+    ssi_models::transformer::use_burn_dropout(a.dropout == "burn");
     let mut rng = seeded(1);
     let seqs: Vec<Vec<u32>> = (0..a.batch)
         .map(|_| {
@@ -172,8 +191,12 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     let mut rows = Vec::new();
     for &kind in &a.models {
         let cfg = ModelConfig::new(kind, a.items, a.batch)
-            .with_overrides(&[("hidden".into(), a.hidden.into())])
+            .with_overrides(&[
+                ("hidden".into(), a.hidden.into()),
+                ("dropout".into(), a.dropout_prob.into()),
+            ])
             .map_err(anyhow::Error::msg)?;
+        cfg.validate().map_err(anyhow::Error::msg)?;
         let cfg = if kind == ModelKind::Hgn {
             cfg
         } else {

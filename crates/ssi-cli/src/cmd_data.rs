@@ -152,8 +152,7 @@ pub fn run(cmd: DataCommand) -> Result<()> {
             Ok(())
         }
         DataCommand::Ingest(a) => {
-            let text = std::fs::read_to_string(&a.input)
-                .with_context(|| format!("cannot read {}", a.input.display()))?;
+            let text = ssi_data::dataset::read_text(&a.input)?;
             let names = match &a.names {
                 Some(p) => {
                     let t = std::fs::read_to_string(p)
@@ -172,6 +171,7 @@ pub fn run(cmd: DataCommand) -> Result<()> {
             let ing = ingest(&text, &a.input, &cfg, names.as_ref())?;
             crate::ui::report_skips(&ssi_data::LoadReport {
                 skipped: ing.skipped.clone(),
+                warnings: Vec::new(),
             });
             if ing.dataset.n_users() == 0 {
                 bail!("no user left after filtering");

@@ -130,7 +130,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
             let path = a.bundle.as_ref().expect("checked");
             let dev = crate::cmd_train::device(&a.device)?;
             let bytes =
-                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+                ssi_data::dataset::read_bytes(path)?;
             let b = ssi_bundle::Bundle::from_bytes(&bytes, &dev)
                 .with_context(|| format!("{}", path.display()))?;
             if b.header.catalogue.n_items() != ds.n_items as usize {

@@ -388,8 +388,22 @@ const LIMITS: [&str; 4] = [
 /// stopping limits: new ones replace the saved ones and reopen a finished run they allow to go
 /// on (`--resume --set time_budget_minutes=45` continues a run that stopped at 22 minutes). Any
 /// other difference is an error, not silently ignored: a run is one model trained one way.
-fn resume_limits(dir: &RunDir, settings: &[(String, Value, bool)]) -> Result<()> {
+fn resume_limits(dir: &RunDir, job: &Job) -> Result<()> {
+    let settings = &job.settings;
     let saved = dir.config()?;
+    // Checked before anything is written: a failed resume leaves the run as it was.
+    if saved.model.kind() != job.kind || saved.distill.is_some() != job.distill.is_some() {
+        let what = |kind: ModelKind, distill: bool| {
+            let role = if distill { "distilled student" } else { "model" };
+            format!("{} {role}", kind.name())
+        };
+        bail!(
+            "{} holds a {} run, not a {} run: --resume continues the run that is there; choose another --out",
+            dir.path.display(),
+            what(saved.model.kind(), saved.distill.is_some()),
+            what(job.kind, job.distill.is_some())
+        );
+    }
     let (model, train) = apply_settings(&saved.model, &saved.train, settings)?;
     let mut changed = Vec::new();
     let mut limits = Vec::new();
@@ -447,7 +461,7 @@ pub fn run_job(
         .with_context(|| format!("cannot create {}", job.out.display()))?;
     let _lock = lock_run(&job.out)?;
     if job.resume && dir.has_run() {
-        resume_limits(&dir, &job.settings)?;
+        resume_limits(&dir, job)?;
     }
     if !dir.has_run() {
         // The command that started the run, for `ssi export`'s provenance.

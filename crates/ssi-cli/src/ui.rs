@@ -15,6 +15,9 @@ pub fn bar(total: u64, what: &str) -> ProgressBar {
 }
 
 pub fn report_skips(report: &LoadReport) {
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
     if report.skipped.is_empty() {
         return;
     }

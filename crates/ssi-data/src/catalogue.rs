@@ -92,7 +92,7 @@ impl Catalogue {
     }
 
     pub fn load(path: &Path) -> Result<Self, DataError> {
-        let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
+        let text = crate::dataset::read_text(path)?;
         Self::parse_tsv(&text, path)
     }
 

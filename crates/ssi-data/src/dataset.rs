@@ -8,6 +8,38 @@ use std::path::{Path, PathBuf};
 
 /// Users need a training part, a validation target and a test target.
 pub const MIN_SEQ_LEN: usize = 3;
+/// Largest item id a dataset may use (a row of every model's item table per id).
+pub const MAX_ITEM_ID: u32 = 20_000_000;
+/// Largest dataset file read (checked while reading, so `/dev/zero` is refused too).
+pub const MAX_FILE_BYTES: u64 = 2 << 30;
+
+/// Reads a file of at most `MAX_FILE_BYTES` (checked while reading: endless devices stop too).
+pub fn read_bytes(path: &Path) -> Result<Vec<u8>, DataError> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| DataError::io(path, e))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(DataError::file(
+            path,
+            format!("larger than {} GiB: refused", MAX_FILE_BYTES >> 30),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Reads a UTF-8 text file of at most `MAX_FILE_BYTES`.
+pub fn read_text(path: &Path) -> Result<String, DataError> {
+    let bytes = read_bytes(path)?;
+    String::from_utf8(bytes).map_err(|e| {
+        DataError::file(
+            path,
+            format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to()),
+        )
+    })
+}
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Dataset {
@@ -44,6 +76,8 @@ impl std::fmt::Display for Skip {
 #[derive(Debug, Clone, Default)]
 pub struct LoadReport {
     pub skipped: Vec<Skip>,
+    /// Things that load but deserve a look (e.g. sparse item ids).
+    pub warnings: Vec<String>,
 }
 
 /// Table 1 of the paper.
@@ -100,6 +134,15 @@ impl Dataset {
             let mut items = Vec::new();
             for (col, tok) in tokens.enumerate() {
                 let item = parse_id(tok, path, lineno, &format!("item #{}", col + 1))?;
+                if item > MAX_ITEM_ID {
+                    return Err(DataError::line(
+                        path,
+                        lineno,
+                        format!(
+                            "item id {item} is larger than {MAX_ITEM_ID}: models allocate a row per id; renumber the items with `ssi data ingest`"
+                        ),
+                    ));
+                }
                 n_items = n_items.max(item);
                 items.push(item);
             }
@@ -129,6 +172,16 @@ impl Dataset {
                 ),
             ));
         }
+        // Item ids index tables of n_items rows: far more ids than items wastes memory and, for
+        // sampled evaluation, draws negatives among ids that never occur (inflating the metrics).
+        let distinct: std::collections::HashSet<u32> = sequences.iter().flatten().copied().collect();
+        if n_items as usize > 2 * distinct.len() + 100 {
+            report.warnings.push(format!(
+                "{}: item ids go up to {n_items} but only {} distinct items occur: models allocate a row per id and sampled negatives are drawn from ids that never occur; renumber the items with `ssi data ingest`",
+                path.display(),
+                distinct.len()
+            ));
+        }
         let name = path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
@@ -147,7 +200,7 @@ impl Dataset {
 
     /// Loads a dataset file, and its catalogue if a sibling `NAME.items.tsv` exists.
     pub fn load(path: &Path) -> Result<(Self, LoadReport), DataError> {
-        let text = std::fs::read_to_string(path).map_err(|e| DataError::io(path, e))?;
+        let text = read_text(path)?;
         let (mut ds, report) = Self::parse(&text, path)?;
         let cat_path = catalogue_path(path);
         if cat_path.exists() {
@@ -181,7 +234,6 @@ impl Dataset {
         out
     }
 
-    /// Writes the dataset (and its catalogue beside it) atomically.
     /// The files `save(path)` writes.
     pub fn outputs(&self, path: &Path) -> Vec<PathBuf> {
         let mut out = vec![path.to_path_buf()];
@@ -342,6 +394,36 @@ mod tests {
 
     fn parse(text: &str) -> Result<(Dataset, LoadReport), DataError> {
         Dataset::parse(text, Path::new("d.txt"))
+    }
+
+    #[test]
+    fn fingerprint_follows_content() {
+        let a = parse("1 1 2 3\n2 3 2 1 4\n").unwrap().0;
+        let same = parse("1 1 2 3\n\n2 3 2 1 4\n").unwrap().0;
+        let swapped = parse("1 2 1 3\n2 3 2 1 4\n").unwrap().0;
+        assert_eq!(a.fingerprint(), same.fingerprint());
+        assert_ne!(a.fingerprint(), swapped.fingerprint());
+        assert_eq!(a.fingerprint().len(), 64);
+    }
+
+    #[test]
+    fn outputs_are_checked_against_inputs_and_existing_files() {
+        let dir = std::env::temp_dir().join(format!("ssi-out-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let input = dir.join("in.csv");
+        std::fs::write(&input, "x").unwrap();
+        let fresh = dir.join("new.txt");
+        assert!(check_outputs(std::slice::from_ref(&fresh), &[&input], false).is_ok());
+        let err = check_outputs(std::slice::from_ref(&input), &[&input], true).unwrap_err();
+        assert!(err.to_string().contains("is also the input"), "{err}");
+        let err = check_outputs(&[dir.join("./in.csv")], &[], false).unwrap_err();
+        assert!(err.to_string().contains("--force"), "{err}");
+        assert!(check_outputs(&[dir.join("in.csv")], &[], true).is_ok());
+        // Atomic writes leave no temporary file behind.
+        write_atomic(&fresh, b"data").unwrap();
+        let names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -17,7 +17,7 @@ use crate::sasrec::positions;
 use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::nn::transformer::{
-    TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput,
+    TransformerEncoder, TransformerEncoderConfig,
 };
 use burn::nn::{
     Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear,
@@ -243,9 +243,8 @@ impl Bert4Rec {
         let device = ids.device();
         let x = self.item_emb.forward(ids.clone())
             + self.pos_emb.forward(positions(b, l, self.max_len, &device));
-        let x = self.dropout.forward(self.emb_norm.forward(x));
-        self.encoder
-            .forward(TransformerEncoderInput::new(x).mask_pad(pad_mask(&ids)))
+        let x = crate::transformer::dropout(&self.dropout, self.emb_norm.forward(x));
+        crate::transformer::encode(&self.encoder, x, Some(pad_mask(&ids)), None)
     }
 
     /// The prediction head applied before scoring against the item table.

@@ -61,7 +61,7 @@ impl Gru4Rec {
         let [b, l] = ids.dims();
         let hd = self.hidden;
         let valid = ids.clone().not_equal_elem(0).float().unsqueeze_dim::<3>(2); // [B, L, 1]
-        let x = self.dropout.forward(self.item_emb.forward(ids));
+        let x = crate::transformer::dropout(&self.dropout, self.item_emb.forward(ids));
         let xp = self.input_proj.forward(x); // [B, L, 3H]
         let mut h = Tensor::<2>::zeros([b, hd], &xp.device());
         let mut outs = Vec::with_capacity(l);
@@ -76,7 +76,7 @@ impl Gru4Rec {
             h = h.clone() + m * (new_h - h);
             outs.push(h.clone());
         }
-        self.dropout.forward(Tensor::stack(outs, 1))
+        crate::transformer::dropout(&self.dropout, Tensor::stack(outs, 1))
     }
 }
 

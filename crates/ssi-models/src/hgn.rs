@@ -84,7 +84,7 @@ impl Hgn {
         let [b, l] = ids.dims();
         let h = self.hidden;
         let valid = ids.clone().not_equal_elem(0).float(); // [B, L]
-        let e = self.dropout.forward(self.item_emb.forward(ids)); // [B, L, H]
+        let e = crate::transformer::dropout(&self.dropout, self.item_emb.forward(ids)); // [B, L, H]
         let u = self
             .user_emb
             .forward(users.unsqueeze_dim::<2>(1))

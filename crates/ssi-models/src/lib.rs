@@ -13,6 +13,7 @@ pub mod loss;
 pub mod model;
 pub mod s3rec;
 pub mod sasrec;
+pub mod transformer;
 
 pub use common::{Batch, TrainBatch};
 pub use model::{AnyModel, ModelConfig, ModelKind, SequentialModel};

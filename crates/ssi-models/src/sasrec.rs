@@ -11,9 +11,8 @@ use crate::model::{SequentialModel, basics};
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::attention::generate_autoregressive_mask;
-use burn::nn::transformer::{
-    TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput,
-};
+use crate::transformer::{dropout, encode};
+use burn::nn::transformer::{TransformerEncoder, TransformerEncoderConfig};
 use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig};
 use burn::tensor::{Device, Int, Tensor};
 use ssi_data::rng::SsiRng;
@@ -101,12 +100,10 @@ impl SasRec {
             .forward(ids.clone())
             .mul_scalar((self.hidden as f32).sqrt())
             + self.pos_emb.forward(positions(b, l, self.max_len, &device));
-        let x = self.dropout.forward(x);
-        let mut input = TransformerEncoderInput::new(x).mask_pad(pad_mask(&ids));
-        if causal {
-            input = input.mask_attn(generate_autoregressive_mask(b, l, &device));
-        }
-        self.norm.forward(self.encoder.forward(input))
+        let x = dropout(&self.dropout, x);
+        let attn = causal.then(|| generate_autoregressive_mask(b, l, &device));
+        self.norm
+            .forward(encode(&self.encoder, x, Some(pad_mask(&ids)), attn))
     }
 }
 

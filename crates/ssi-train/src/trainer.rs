@@ -43,14 +43,18 @@ pub struct TrainConfig {
     #[config(default = 0)]
     pub sampled_negatives: usize,
     /// Batch users of similar history length together (batches shuffled), so little compute goes
-    /// to padding. Not in the paper: a speed option; `false` gives uniformly random batches.
-    #[config(default = true)]
+    /// to padding. A speed option (about 3x fewer seconds per epoch on Beauty) that costs
+    /// quality: length-homogeneous batches learn less per epoch (docs/results/recipe.md), so the
+    /// default is uniformly random batches.
+    #[config(default = false)]
     pub bucket_by_length: bool,
     /// Weight each batch's mean loss by its number of training positions (relative to the
     /// average batch), so that every position counts the same whatever batch it lands in, as in
     /// uniformly random batches. Matters with `bucket_by_length`: without it a batch of 256
-    /// three-item histories weighs as much as one of 256 fifty-item histories.
-    #[config(default = true)]
+    /// three-item histories weighs as much as one of 256 fifty-item histories. Measured with
+    /// bucketing (docs/results/recipe.md): a small gain, far from closing the gap to random
+    /// batches; off by default (random batches average over positions, as PyTorch does).
+    #[config(default = false)]
     pub position_weighted: bool,
     /// Validate on the first this many users only (None: all).
     #[config(default = "None")]
@@ -354,6 +358,7 @@ impl Trainer<'_> {
             let epoch = state.epoch + 1;
             let mut rng = epoch_rng(cfg.seed, epoch);
             device.seed(mix(cfg.seed ^ epoch as u64));
+            ssi_models::transformer::seed_dropout(mix(cfg.seed ^ epoch as u64) ^ 0x64726f70);
             let mut order = windows.clone();
             shuffle(&mut order, &mut rng);
             if cfg.bucket_by_length {

@@ -1,0 +1,187 @@
+//! The transformer encoder's forward pass over burn's own modules (same parameters, same records,
+//! same arithmetic as `TransformerEncoder::forward` with pre-norm), with a faster dropout.
+//!
+//! Why: burn's `Dropout` draws every element through a ChaCha generator and a per-element
+//! distribution sampler; in a SASRec training step on the CPU that was about a fifth of the time
+//! (perf, Beauty, docs/results/bench.md). Here the mask comes from Xoshiro256++, 32 bits per
+//! element compared against a threshold. Same semantics: active only in training mode on an
+//! autodiff device, kept elements scaled by 1 / (1 - p).
+
+use burn::nn::Dropout;
+use burn::nn::attention::MultiHeadAttention;
+use burn::nn::transformer::{TransformerEncoder, TransformerEncoderLayer};
+use burn::tensor::activation::{quiet_softmax, softmax};
+use burn::tensor::{Bool, Tensor, TensorData};
+use ssi_data::rng::{RngCore, SeedableRng, SsiRng, mix};
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Use burn's own `Dropout::forward` instead (the baseline of `ssi bench --dropout burn`).
+static BURN_DROPOUT: AtomicBool = AtomicBool::new(false);
+
+pub fn use_burn_dropout(on: bool) {
+    BURN_DROPOUT.store(on, Ordering::Relaxed);
+}
+
+thread_local! {
+    static MASK_RNG: RefCell<SsiRng> = RefCell::new(SsiRng::seed_from_u64(mix(0)));
+}
+
+/// Seeds the dropout masks of this thread (the trainer does so per epoch, beside burn's device
+/// seed, so a resumed run replays the same masks).
+pub fn seed_dropout(seed: u64) {
+    MASK_RNG.with(|r| *r.borrow_mut() = SsiRng::seed_from_u64(mix(seed)));
+}
+
+/// `d.forward(x)` with a fast mask.
+pub fn dropout<const D: usize>(d: &Dropout, x: Tensor<D>) -> Tensor<D> {
+    if BURN_DROPOUT.load(Ordering::Relaxed) {
+        return d.forward(x);
+    }
+    if !d.training.is_enabled() || !x.device().is_autodiff() || d.prob == 0.0 {
+        return x;
+    }
+    let shape = x.shape();
+    let n = shape.num_elements();
+    let keep = 1.0 - d.prob;
+    let scale = (1.0 / keep) as f32;
+    // Kept when a uniform 32-bit draw is below keep * 2^32.
+    let threshold = (keep * 4_294_967_296.0).min(4_294_967_295.0) as u64;
+    let mut mask = Vec::with_capacity(n);
+    MASK_RNG.with(|r| {
+        let mut rng = r.borrow_mut();
+        while mask.len() < n {
+            let bits = rng.next_u64();
+            for half in [bits & 0xFFFF_FFFF, bits >> 32] {
+                if mask.len() < n {
+                    mask.push(if half < threshold { scale } else { 0.0 });
+                }
+            }
+        }
+    });
+    let mask = Tensor::<D>::from_data(TensorData::new(mask, shape), &x.device());
+    x * mask
+}
+
+/// The encoder over `x` [batch, len, hidden]: `padding` [batch, len] marks keys never attended to,
+/// `attn` [batch, len, len] marks further forbidden (query, key) pairs (the causal mask).
+pub fn encode(
+    enc: &TransformerEncoder,
+    mut x: Tensor<3>,
+    padding: Option<Tensor<2, Bool>>,
+    attn: Option<Tensor<3, Bool>>,
+) -> Tensor<3> {
+    for layer in &enc.layers {
+        x = layer_forward(layer, x, padding.clone(), attn.clone());
+    }
+    x
+}
+
+fn layer_forward(
+    l: &TransformerEncoderLayer,
+    x: Tensor<3>,
+    padding: Option<Tensor<2, Bool>>,
+    attn: Option<Tensor<3, Bool>>,
+) -> Tensor<3> {
+    if l.norm_first {
+        let a = attention(&l.mha, l.norm_2.forward(x.clone()), padding, attn);
+        let x = x + dropout(&l.dropout, a);
+        let f = feed_forward(l, l.norm_1.forward(x.clone()));
+        x + dropout(&l.dropout, f)
+    } else {
+        let a = attention(&l.mha, x.clone(), padding, attn);
+        let x = l.norm_1.forward(x + dropout(&l.dropout, a));
+        let f = feed_forward(l, x.clone());
+        l.norm_2.forward(x + dropout(&l.dropout, f))
+    }
+}
+
+fn feed_forward(l: &TransformerEncoderLayer, x: Tensor<3>) -> Tensor<3> {
+    let p = &l.pwff;
+    let h = p.activation.forward(p.linear_inner.forward(x));
+    p.linear_outer.forward(dropout(&p.dropout, h))
+}
+
+/// Multi-head self-attention as burn's `MultiHeadAttention::forward`.
+fn attention(
+    m: &MultiHeadAttention,
+    x: Tensor<3>,
+    padding: Option<Tensor<2, Bool>>,
+    attn: Option<Tensor<3, Bool>>,
+) -> Tensor<3> {
+    let [b, l, d] = x.dims();
+    let heads = |lin: &burn::nn::Linear| {
+        lin.forward(x.clone())
+            .reshape([b, l, m.n_heads, m.d_k])
+            .swap_dims(1, 2)
+    };
+    let (q, k, v) = (heads(&m.query), heads(&m.key), heads(&m.value));
+    let mut scores = q
+        .matmul(k.transpose())
+        .div_scalar((m.d_k as f32).sqrt());
+    if let Some(p) = padding {
+        scores = scores.mask_fill(p.reshape([b, 1, 1, l]), m.min_float);
+    }
+    if let Some(a) = attn {
+        scores = scores.mask_fill(a.reshape([b, 1, l, l]), m.min_float);
+    }
+    let w = if m.quiet_softmax {
+        quiet_softmax(scores, 3)
+    } else {
+        softmax(scores, 3)
+    };
+    let ctx = dropout(&m.dropout, w)
+        .matmul(v)
+        .swap_dims(1, 2)
+        .reshape([b, l, d]);
+    m.output.forward(ctx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::module::Module;
+    use burn::nn::DropoutConfig;
+    use burn::nn::attention::generate_autoregressive_mask;
+    use burn::nn::transformer::{TransformerEncoderConfig, TransformerEncoderInput};
+    use burn::tensor::{Device, Distribution};
+
+    #[test]
+    fn encode_equals_burns_forward() {
+        let device = Device::flex();
+        for norm_first in [true, false] {
+            let enc = TransformerEncoderConfig::new(16, 64, 2, 2)
+                .with_norm_first(norm_first)
+                .init(&device)
+                .valid();
+            let x = Tensor::<3>::random([3, 5, 16], Distribution::Normal(0.0, 1.0), &device);
+            let pad = Tensor::<2>::from_data([[1.0, 1.0, 0.0, 0.0, 0.0]; 3], &device).equal_elem(1.0);
+            let causal = generate_autoregressive_mask(3, 5, &device);
+            let ours = encode(&enc, x.clone(), Some(pad.clone()), Some(causal.clone()));
+            let theirs = enc.forward(TransformerEncoderInput::new(x).mask_pad(pad).mask_attn(causal));
+            let diff: f32 = (ours - theirs).abs().max().into_scalar();
+            assert!(diff < 1e-5, "norm_first {norm_first}: differs by {diff}");
+        }
+    }
+
+    #[test]
+    fn dropout_keeps_the_expected_share_and_scale() {
+        let device = Device::flex().autodiff();
+        let d = DropoutConfig::new(0.3).init();
+        seed_dropout(7);
+        let out = dropout(&d, Tensor::<2>::ones([100, 1000], &device));
+        let v: Vec<f32> = out.into_data().to_vec().unwrap();
+        let kept = v.iter().filter(|&&x| x > 0.0).count() as f64 / v.len() as f64;
+        assert!((kept - 0.7).abs() < 0.005, "kept {kept}");
+        assert!(v.iter().all(|&x| x == 0.0 || (x - 1.0 / 0.7).abs() < 1e-6));
+        // Seeded: the same masks again; inactive without autodiff.
+        seed_dropout(7);
+        let again: Vec<f32> = dropout(&d, Tensor::<2>::ones([100, 1000], &device))
+            .into_data()
+            .to_vec()
+            .unwrap();
+        assert_eq!(v, again);
+        let plain = dropout(&d, Tensor::<2>::ones([4, 4], &Device::flex()));
+        assert_eq!(plain.sum().into_scalar(), 16.0);
+    }
+}
