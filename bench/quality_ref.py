@@ -148,6 +148,8 @@ def main():
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--time-budget-minutes", type=float, default=None)
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--test-only", action="store_true",
+                   help="evaluate the saved best.pt of --out on the test split and stop")
     args = p.parse_args()
     torch.manual_seed(args.seed)
     random.seed(args.seed)
@@ -159,9 +161,12 @@ def main():
     model = SasRec(n_items, args.hidden, args.layers, args.heads, args.max_len, args.dropout)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     os.makedirs(args.out, exist_ok=True)
-    log = open(os.path.join(args.out, "log.jsonl"), "w")
     best, best_state, bad, started = -1.0, None, 0, time.time()
-    for epoch in range(1, args.epochs + 1):
+    if args.test_only:
+        saved = torch.load(os.path.join(args.out, "best.pt"))
+        best_state, best_epoch = saved["state"], saved["epoch"]
+    log = open(os.path.join(args.out, "log.jsonl"), "a" if args.test_only else "w")
+    for epoch in range(1, 0 if args.test_only else args.epochs + 1):
         random.shuffle(trainable)
         t0, loss_sum, steps = time.time(), 0.0, 0
         for start in range(0, len(trainable), args.batch):
@@ -184,6 +189,8 @@ def main():
             best, bad = v["ndcg@10"], 0
             best_state = {k: t.clone() for k, t in model.state_dict().items()}
             best_epoch = epoch
+            # On disk too, so an interrupted run can still be tested (--test-only).
+            torch.save({"state": best_state, "epoch": epoch}, os.path.join(args.out, "best.pt"))
         else:
             bad += 1
         line = {"epoch": epoch, "loss": loss_sum / steps, "steps": steps,

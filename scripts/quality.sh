@@ -5,9 +5,11 @@
 #   scripts/quality.sh DATA.txt OUT_DIR [PYTHON] [-- extra `ssi train` arguments]
 # PYTHON: an interpreter with torch (dev-only; e.g. `python3 -m venv .venv && .venv/bin/pip install torch`).
 set -euo pipefail
-data=$1 out=$2 py=${3:-.venv/bin/python}
-shift $(( $# >= 3 ? 3 : $# ))
-[ "${1:-}" = "--" ] && shift
+data=${1:?DATA} out=${2:?OUT_DIR}
+shift 2
+py=.venv/bin/python
+if [ $# -gt 0 ] && [ "$1" != "--" ]; then py=$1; shift; fi
+if [ "${1:-}" = "--" ]; then shift; fi
 ssi=${SSI:-target/release/ssi}
 mkdir -p "$out"
 for split in valid test; do

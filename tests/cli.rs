@@ -863,7 +863,10 @@ fn outputs_never_replace_inputs_or_existing_data() {
     let d = data.to_str().unwrap();
     let before = std::fs::read(&data).unwrap();
     // An existing dataset is not overwritten without --force...
-    fails(&["data", "synth", "--out", d, "--users", "50"], "already exists");
+    fails(
+        &["data", "synth", "--out", d, "--users", "50"],
+        "already exists",
+    );
     assert_eq!(std::fs::read(&data).unwrap(), before);
     // ...and with it, it is.
     ok(&["data", "synth", "--out", d, "--users", "50", "--force"]);
@@ -891,8 +894,15 @@ fn outputs_never_replace_inputs_or_existing_data() {
         .map(String::from)
         .collect();
     assert_eq!(lines.len(), 50);
-    assert!(lines.iter().all(|l| l.split(' ').count() == 100), "{}", lines[0]);
-    fails(&["data", "negatives", "--data", d, "--out", n], "already exists");
+    assert!(
+        lines.iter().all(|l| l.split(' ').count() == 100),
+        "{}",
+        lines[0]
+    );
+    fails(
+        &["data", "negatives", "--data", d, "--out", n],
+        "already exists",
+    );
 }
 
 #[test]
@@ -916,7 +926,9 @@ fn settings_out_of_range_are_refused_before_anything_is_written() {
         ("sasrec", "init_std=-1", "init_std"),
     ] {
         fails(
-            &["train", "--model", model, "--data", d, "--out", r, "--set", setting],
+            &[
+                "train", "--model", model, "--data", d, "--out", r, "--set", setting,
+            ],
             needle,
         );
         assert!(!run.exists(), "{setting}: the run folder was created");
@@ -933,23 +945,50 @@ fn a_run_folder_keeps_foreign_files_and_refuses_another_model() {
     std::fs::write(run.join("epoch-notes.txt"), "mine").unwrap();
     let r = run.to_str().unwrap();
     let args = [
-        "train", "--model", "sasrec", "--data", d, "--out", r, "--epochs", "2", "--set",
-        "hidden=16", "--set", "max_steps_per_epoch=2",
+        "train",
+        "--model",
+        "sasrec",
+        "--data",
+        d,
+        "--out",
+        r,
+        "--epochs",
+        "2",
+        "--set",
+        "hidden=16",
+        "--set",
+        "max_steps_per_epoch=2",
     ];
     let out = ok(&args);
-    assert!(out.contains("stopped: reached the epoch limit (2)"), "{out}");
-    assert_eq!(std::fs::read_to_string(run.join("epoch-notes.txt")).unwrap(), "mine");
+    assert!(
+        out.contains("stopped: reached the epoch limit (2)"),
+        "{out}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(run.join("epoch-notes.txt")).unwrap(),
+        "mine"
+    );
     // Only the last epoch's files remain, and no temporary file.
     let names: Vec<String> = std::fs::read_dir(&run)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert!(names.contains(&"epoch-0002.model.bpk".to_string()), "{names:?}");
-    assert!(!names.iter().any(|n| n.starts_with("epoch-0001") || n.ends_with(".tmp")), "{names:?}");
+    assert!(
+        names.contains(&"epoch-0002.model.bpk".to_string()),
+        "{names:?}"
+    );
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.starts_with("epoch-0001") || n.ends_with(".tmp")),
+        "{names:?}"
+    );
     // --resume with another model is refused and leaves config.json alone.
     let config = std::fs::read(run.join("config.json")).unwrap();
     fails(
-        &["train", "--model", "gru4rec", "--data", d, "--out", r, "--resume", "--epochs", "3"],
+        &[
+            "train", "--model", "gru4rec", "--data", d, "--out", r, "--resume", "--epochs", "3",
+        ],
         "holds a SASRec model run",
     );
     assert_eq!(std::fs::read(run.join("config.json")).unwrap(), config);

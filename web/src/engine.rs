@@ -332,7 +332,10 @@ impl Engine {
     pub fn to_bundle(&self, note: Option<String>) -> Result<Vec<u8>, String> {
         if self.device != Device::flex() {
             // Writing the weights reads them back synchronously, which WebGPU cannot.
-            return Err("saving a model is done on the CPU backend: fine-tune there to download the result".into());
+            return Err(
+                "saving a model is done on the CPU backend: fine-tune there to download the result"
+                    .into(),
+            );
         }
         let mut header = self.header.clone();
         if note.is_some() {

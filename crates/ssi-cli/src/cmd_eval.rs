@@ -129,8 +129,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         (None, None) if a.bundle.is_some() => {
             let path = a.bundle.as_ref().expect("checked");
             let dev = crate::cmd_train::device(&a.device)?;
-            let bytes =
-                ssi_data::dataset::read_bytes(path)?;
+            let bytes = ssi_data::dataset::read_bytes(path)?;
             let b = ssi_bundle::Bundle::from_bytes(&bytes, &dev)
                 .with_context(|| format!("{}", path.display()))?;
             if b.header.catalogue.n_items() != ds.n_items as usize {

@@ -21,8 +21,7 @@ pub struct PredictArgs {
 }
 
 pub fn predict(a: PredictArgs) -> Result<()> {
-    let bytes =
-        ssi_data::dataset::read_bytes(&a.bundle)?;
+    let bytes = ssi_data::dataset::read_bytes(&a.bundle)?;
     let dev = burn::tensor::Device::flex();
     let b = ssi_bundle::Bundle::from_bytes(&bytes, &dev)
         .with_context(|| format!("{}", a.bundle.display()))?;

@@ -394,7 +394,11 @@ fn resume_limits(dir: &RunDir, job: &Job) -> Result<()> {
     // Checked before anything is written: a failed resume leaves the run as it was.
     if saved.model.kind() != job.kind || saved.distill.is_some() != job.distill.is_some() {
         let what = |kind: ModelKind, distill: bool| {
-            let role = if distill { "distilled student" } else { "model" };
+            let role = if distill {
+                "distilled student"
+            } else {
+                "model"
+            };
             format!("{} {role}", kind.name())
         };
         bail!(

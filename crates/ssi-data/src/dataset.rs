@@ -174,7 +174,8 @@ impl Dataset {
         }
         // Item ids index tables of n_items rows: far more ids than items wastes memory and, for
         // sampled evaluation, draws negatives among ids that never occur (inflating the metrics).
-        let distinct: std::collections::HashSet<u32> = sequences.iter().flatten().copied().collect();
+        let distinct: std::collections::HashSet<u32> =
+            sequences.iter().flatten().copied().collect();
         if n_items as usize > 2 * distinct.len() + 100 {
             report.warnings.push(format!(
                 "{}: item ids go up to {n_items} but only {} distinct items occur: models allocate a row per id and sampled negatives are drawn from ids that never occur; renumber the items with `ssi data ingest`",
@@ -421,7 +422,10 @@ mod tests {
         assert!(check_outputs(&[dir.join("in.csv")], &[], true).is_ok());
         // Atomic writes leave no temporary file behind.
         write_atomic(&fresh, b"data").unwrap();
-        let names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names.len(), 2, "{names:?}");
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -237,12 +237,15 @@ impl Grec {
     /// Padding positions are zeroed after every block, so padding is inert.
     pub fn hidden_states(&self, enc: Tensor<2, Int>, dec: Tensor<2, Int>) -> Tensor<3> {
         let keep = enc.clone().not_equal_elem(0).float().unsqueeze_dim::<3>(2);
-        let mut e = crate::transformer::dropout(&self.dropout, self.item_emb.forward(enc)) * keep.clone();
+        let mut e =
+            crate::transformer::dropout(&self.dropout, self.item_emb.forward(enc)) * keep.clone();
         for block in &self.encoder {
             e = block.forward(e) * keep.clone();
         }
         let projected = self.proj2.forward(relu(self.proj1.forward(e)));
-        let mut d = (crate::transformer::dropout(&self.dropout, self.item_emb.forward(dec)) + projected) * keep.clone();
+        let mut d = (crate::transformer::dropout(&self.dropout, self.item_emb.forward(dec))
+            + projected)
+            * keep.clone();
         for block in &self.decoder {
             d = block.forward(d) * keep.clone();
         }

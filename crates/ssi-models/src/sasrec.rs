@@ -8,10 +8,10 @@ use crate::common::{
 };
 use crate::loss::{Softmax, next_item_loss};
 use crate::model::{SequentialModel, basics};
+use crate::transformer::{dropout, encode};
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::attention::generate_autoregressive_mask;
-use crate::transformer::{dropout, encode};
 use burn::nn::transformer::{TransformerEncoder, TransformerEncoderConfig};
 use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig};
 use burn::tensor::{Device, Int, Tensor};

@@ -116,9 +116,7 @@ fn attention(
             .swap_dims(1, 2)
     };
     let (q, k, v) = (heads(&m.query), heads(&m.key), heads(&m.value));
-    let mut scores = q
-        .matmul(k.transpose())
-        .div_scalar((m.d_k as f32).sqrt());
+    let mut scores = q.matmul(k.transpose()).div_scalar((m.d_k as f32).sqrt());
     if let Some(p) = padding {
         scores = scores.mask_fill(p.reshape([b, 1, 1, l]), m.min_float);
     }
@@ -155,11 +153,16 @@ mod tests {
                 .init(&device)
                 .valid();
             let x = Tensor::<3>::random([3, 5, 16], Distribution::Normal(0.0, 1.0), &device);
-            let pad = Tensor::<2>::from_data([[1.0, 1.0, 0.0, 0.0, 0.0]; 3], &device).equal_elem(1.0);
+            let pad =
+                Tensor::<2>::from_data([[1.0, 1.0, 0.0, 0.0, 0.0]; 3], &device).equal_elem(1.0);
             let causal = generate_autoregressive_mask(3, 5, &device);
             let ours = encode(&enc, x.clone(), Some(pad.clone()), Some(causal.clone()));
-            let theirs = enc.forward(TransformerEncoderInput::new(x).mask_pad(pad).mask_attn(causal));
-            let diff: f32 = (ours - theirs).abs().max().into_scalar();
+            let theirs = enc.forward(
+                TransformerEncoderInput::new(x)
+                    .mask_pad(pad)
+                    .mask_attn(causal),
+            );
+            let diff = (ours - theirs).abs().max().into_scalar::<f32>();
             assert!(diff < 1e-5, "norm_first {norm_first}: differs by {diff}");
         }
     }
@@ -170,7 +173,7 @@ mod tests {
         let d = DropoutConfig::new(0.3).init();
         seed_dropout(7);
         let out = dropout(&d, Tensor::<2>::ones([100, 1000], &device));
-        let v: Vec<f32> = out.into_data().to_vec().unwrap();
+        let v: Vec<f32> = out.into_data().try_to_vec::<f32>().unwrap();
         let kept = v.iter().filter(|&&x| x > 0.0).count() as f64 / v.len() as f64;
         assert!((kept - 0.7).abs() < 0.005, "kept {kept}");
         assert!(v.iter().all(|&x| x == 0.0 || (x - 1.0 / 0.7).abs() < 1e-6));
@@ -178,10 +181,10 @@ mod tests {
         seed_dropout(7);
         let again: Vec<f32> = dropout(&d, Tensor::<2>::ones([100, 1000], &device))
             .into_data()
-            .to_vec()
+            .try_to_vec::<f32>()
             .unwrap();
         assert_eq!(v, again);
         let plain = dropout(&d, Tensor::<2>::ones([4, 4], &Device::flex()));
-        assert_eq!(plain.sum().into_scalar(), 16.0);
+        assert_eq!(plain.sum().into_scalar::<f32>(), 16.0);
     }
 }
