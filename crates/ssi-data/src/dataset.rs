@@ -323,11 +323,16 @@ fn parse_id(tok: &str, path: &Path, line: usize, what: &str) -> Result<u32, Data
 
 /// `data/beauty.txt` -> `data/beauty.items.tsv`.
 pub fn catalogue_path(path: &Path) -> PathBuf {
+    sibling(path, "items.tsv")
+}
+
+/// A file beside a dataset that shares its stem: `data/beauty.txt`, `x.tsv` -> `data/beauty.x.tsv`.
+pub fn sibling(path: &Path, suffix: &str) -> PathBuf {
     let stem = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    path.with_file_name(format!("{stem}.items.tsv"))
+    path.with_file_name(format!("{stem}.{suffix}"))
 }
 
 /// Refuses to write `outputs` over any of `inputs` (whatever `force` says) or over an existing

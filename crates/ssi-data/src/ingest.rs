@@ -299,11 +299,7 @@ impl Ingested {
 
 /// `data/mine.txt` -> `data/mine.idmap.tsv`.
 pub fn idmap_path(out: &Path) -> PathBuf {
-    let stem = out
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    out.with_file_name(format!("{stem}.idmap.tsv"))
+    crate::dataset::sibling(out, "idmap.tsv")
 }
 
 #[cfg(test)]
