@@ -39,6 +39,8 @@ pub enum BundleError {
     Catalogue { catalogue: usize, model: usize },
     #[error("bundle weights do not fit its {model} config: {detail}")]
     Weights { model: String, detail: String },
+    #[error("bundle weights are corrupt: {0}")]
+    Corrupt(String),
 }
 
 /// Where a bundle came from.
@@ -68,6 +70,9 @@ pub struct Header {
     #[serde(default)]
     pub sequences: Vec<Vec<u32>>,
     pub weights_len: usize,
+    /// SHA-256 of the weights (hex), checked on load; absent in bundles of older versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights_sha256: Option<String>,
 }
 
 /// A loaded bundle: header and model.
@@ -89,6 +94,7 @@ impl Bundle {
                     detail: format!("{e:?}"),
                 })?;
         header.weights_len = weights.len();
+        header.weights_sha256 = Some(ssi_data::dataset::sha256_hex(&weights));
         let json = serde_json::to_vec(&header).map_err(|e| BundleError::Header(e.to_string()))?;
         let mut out = Vec::with_capacity(16 + json.len() + weights.len());
         out.extend_from_slice(MAGIC);
@@ -136,6 +142,14 @@ impl Bundle {
                 weights.len()
             )));
         }
+        if let Some(want) = &header.weights_sha256
+            && *want != ssi_data::dataset::sha256_hex(weights)
+        {
+            return Err(BundleError::Corrupt(
+                "their SHA-256 does not match the header's (the file was damaged in transfer or edited)"
+                    .into(),
+            ));
+        }
         let model_items = model_items(&header.model);
         if header.catalogue.n_items() != model_items {
             return Err(BundleError::Catalogue {
@@ -162,8 +176,13 @@ impl Bundle {
             .try_load_record(record)
             .map_err(|e| BundleError::Weights {
                 model: header.model.kind().name().into(),
-                detail: format!("{e:?}"),
+                detail: ssi_models::common::brief(&format!("{e:?}")),
             })?;
+        if let Some(at) = ssi_models::common::first_non_finite(&model) {
+            return Err(BundleError::Corrupt(format!(
+                "weight {at} holds NaN or infinite values"
+            )));
+        }
         debug_assert_eq!(model.n_items(), model_items(&header.model));
         Ok(Bundle { header, model })
     }
@@ -231,6 +250,7 @@ mod tests {
             catalogue,
             sequences: vec![vec![1, 2, 3]],
             weights_len: 0,
+            weights_sha256: None,
         };
         (header, model)
     }
@@ -292,6 +312,7 @@ mod tests {
         let bad = Bundle::to_bytes(h, &model).unwrap();
         let e = err(&bad);
         assert!(matches!(e, BundleError::Weights { .. }), "{e}");
+        assert!(e.to_string().len() < 400, "a brief message: {e}");
         // Garbage header.
         let mut bad = good.clone();
         bad[16] = b'#';
@@ -302,7 +323,19 @@ mod tests {
         for b in &mut bad[n - header_weights(&good)..] {
             *b = 0xff;
         }
-        assert!(matches!(err(&bad), BundleError::Weights { .. }));
+        assert!(matches!(err(&bad), BundleError::Corrupt(_)));
+        // One flipped bit in the weights.
+        let mut bad = good.clone();
+        bad[n - 3] ^= 0x10;
+        assert!(matches!(err(&bad), BundleError::Corrupt(_)));
+        // NaN weights with a matching checksum: the finiteness check names the weight.
+        let nan = ssi_models::common::with_nan_weight(model.clone());
+        let bad = Bundle::to_bytes(header.clone(), &nan).unwrap();
+        let e = err(&bad);
+        assert!(
+            matches!(e, BundleError::Corrupt(_)) && e.to_string().contains("NaN"),
+            "{e}"
+        );
     }
 
     #[test]

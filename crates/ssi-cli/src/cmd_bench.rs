@@ -247,7 +247,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
             infer_ms_batch256: infer(a.batch.min(256)),
         };
         if !a.json {
-            println!(
+            outln!(
                 "{:<9} {:<5} train {:>8.1} ms/step {:>8.0} seq/s   top-N inference: {:>7.2} ms (1 user) {:>8.1} ms ({} users)",
                 row.model,
                 row.backend,
@@ -258,7 +258,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
                 a.batch.min(256)
             );
             if let (Some(t), Some(r)) = (row.pytorch_ms_per_step, row.ratio_vs_pytorch) {
-                println!(
+                outln!(
                     "{:<9} torch train {t:>8.1} ms/step ({})   burn/PyTorch throughput {r:.2}x",
                     "",
                     pytorch_device(&a)
@@ -268,7 +268,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         rows.push(row);
     }
     if a.json {
-        println!("{}", serde_json::to_string(&rows)?);
+        outln!("{}", serde_json::to_string(&rows)?);
     }
     Ok(())
 }

@@ -117,7 +117,7 @@ pub fn run(cmd: DataCommand) -> Result<()> {
             ssi_data::dataset::check_outputs(&ds.outputs(&a.out), &[], a.force)?;
             ds.save(&a.out)?;
             let st = ds.stats();
-            println!(
+            outln!(
                 "wrote {} ({} users, {} items, {} interactions) and its catalogue {}",
                 a.out.display(),
                 st.users,
@@ -131,23 +131,23 @@ pub fn run(cmd: DataCommand) -> Result<()> {
             let ds = crate::source::load(file.as_deref(), json)?;
             let st = ds.stats();
             if json {
-                println!("{}", serde_json::to_string_pretty(&st)?);
+                outln!("{}", serde_json::to_string_pretty(&st)?);
             } else {
-                println!("dataset                  {}", ds.name);
-                println!("users                    {}", st.users);
-                println!(
+                outln!("dataset                  {}", ds.name);
+                outln!("users                    {}", st.users);
+                outln!(
                     "items                    {} (ids 1..={}, {} occur)",
                     st.max_item_id, st.max_item_id, st.items
                 );
-                println!("interactions             {}", st.interactions);
-                println!(
+                outln!("interactions             {}", st.interactions);
+                outln!(
                     "actions without test     {} (the paper's Table 1 \"# Actions\")",
                     st.actions_without_test
                 );
-                println!("avg actions per user     {:.2}", st.avg_actions_per_user);
-                println!("avg actions per item     {:.2}", st.avg_actions_per_item);
-                println!("sequence length          {}..={}", st.min_len, st.max_len);
-                println!("density                  {:.5}", st.density);
+                outln!("avg actions per user     {:.2}", st.avg_actions_per_user);
+                outln!("avg actions per item     {:.2}", st.avg_actions_per_item);
+                outln!("sequence length          {}..={}", st.min_len, st.max_len);
+                outln!("density                  {:.5}", st.density);
             }
             Ok(())
         }
@@ -186,7 +186,7 @@ pub fn run(cmd: DataCommand) -> Result<()> {
             inputs.extend(a.names.as_deref());
             ssi_data::dataset::check_outputs(&ing.outputs(&a.out), &inputs, a.force)?;
             let files = ing.save(&a.out)?;
-            println!(
+            outln!(
                 "read {} rows; {} dropped by {}-core filtering; {} users, {} items",
                 ing.rows,
                 ing.dropped_by_k_core,
@@ -200,7 +200,7 @@ pub fn run(cmd: DataCommand) -> Result<()> {
                 );
             }
             for f in files {
-                println!("wrote {}", f.display());
+                outln!("wrote {}", f.display());
             }
             Ok(())
         }
@@ -221,7 +221,7 @@ pub fn run(cmd: DataCommand) -> Result<()> {
             };
             let text = ssi_data::eval::negatives_text(&ds, &cfg);
             ssi_data::dataset::write_atomic(&out, text.as_bytes())?;
-            println!(
+            outln!(
                 "wrote {} ({} users, {} split, seed {seed})",
                 out.display(),
                 ds.n_users(),

@@ -157,9 +157,9 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         (None, None) => bail!("give --model or --checkpoint"),
     };
     if a.json {
-        println!("{}", serde_json::to_string(&report.to_json())?);
+        outln!("{}", serde_json::to_string(&report.to_json())?);
     } else {
-        print!("{}", report.to_table());
+        out!("{}", report.to_table());
     }
     Ok(())
 }
@@ -167,7 +167,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
 pub fn quickstart(a: QuickstartArgs) -> Result<()> {
     let ds = crate::source::load(a.data.as_deref(), false)?;
     let st = ds.stats();
-    println!(
+    outln!(
         "dataset {}: {} users, {} items, {} interactions\n",
         ds.name, st.users, st.max_item_id, st.interactions
     );
@@ -175,17 +175,17 @@ pub fn quickstart(a: QuickstartArgs) -> Result<()> {
     for kind in [CountModel::Mostpop, CountModel::Markov] {
         let model = fit(kind, &ds);
         let r = evaluate(&ds, model.as_ref(), a.protocol.config(), false)?;
-        println!("{}", r.to_table());
+        outln!("{}", r.to_table());
         rows.push(r);
     }
     let ndcg = |r: &EvalReport| r.sampled.ndcg_at(10).unwrap_or(0.0);
-    println!(
+    outln!(
         "{:<10} {:>10} {:>10} {:>15} {:>15}",
         "model", "Recall@10", "NDCG@10", "full Recall@10", "full NDCG@10"
     );
     for r in &rows {
         let f = r.full.as_ref();
-        println!(
+        outln!(
             "{:<10} {:>10.4} {:>10.4} {:>15.4} {:>15.4}",
             r.model,
             r.sampled.recall_at(10).unwrap_or(0.0),

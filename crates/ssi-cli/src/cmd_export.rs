@@ -67,6 +67,7 @@ pub fn export(a: ExportArgs) -> Result<()> {
         catalogue,
         sequences: ds.sequences.iter().take(a.sequences).cloned().collect(),
         weights_len: 0,
+        weights_sha256: None,
     };
     let bytes = Bundle::to_bytes(header, &model)?;
     // Read it back before writing: what we ship must load.
@@ -81,7 +82,7 @@ pub fn export(a: ExportArgs) -> Result<()> {
         &a.out.join("bundle.json"),
         serde_json::to_string_pretty(&readable)?.as_bytes(),
     )?;
-    println!(
+    outln!(
         "exported {} ({}, {} items, {:.1} MB) to {}",
         back.header.name,
         back.header.model.kind().name(),

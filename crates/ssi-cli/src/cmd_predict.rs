@@ -60,13 +60,13 @@ pub fn predict(a: PredictArgs) -> Result<()> {
         })
         .collect();
     if a.json {
-        println!(
+        outln!(
             "{}",
             serde_json::json!({"history": history, "predictions": rows})
         );
     } else {
         for (i, (item, p)) in top.iter().enumerate() {
-            println!(
+            outln!(
                 "{:>3}. {:>6.2}%  #{item} {}",
                 i + 1,
                 p * 100.0,

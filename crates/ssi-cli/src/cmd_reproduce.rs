@@ -467,7 +467,7 @@ pub fn reproduce(a: ReproduceArgs) -> Result<()> {
             &[("BERT4Rec".into(), bert), ("SSI".into(), ssi_v)],
         )?;
     }
-    println!("results in {}", out.display());
+    outln!("results in {}", out.display());
     Ok(())
 }
 
@@ -609,7 +609,7 @@ impl Runner<'_> {
             self.check_imitation(&dir)?;
         }
         if !test.exists() {
-            println!("== {} ({})", s.label, dir.display());
+            outln!("== {} ({})", s.label, dir.display());
             let mut settings = self.common.clone();
             settings.extend(s.settings.iter().cloned());
             let job = Job {
@@ -628,7 +628,7 @@ impl Runner<'_> {
                 quiet: false,
             };
             let (_, report) = run_job(self.ds, &job)?;
-            println!(
+            outln!(
                 "   test NDCG@10 {:.4}",
                 report.sampled.ndcg_at(10).unwrap_or(f64::NAN)
             );
@@ -722,7 +722,7 @@ fn write_table2(
     }
     write(out, "table2.md", &md)?;
     write(out, "table2.csv", &csv)?;
-    print!("{md}");
+    out!("{md}");
     Ok(())
 }
 
@@ -750,7 +750,7 @@ fn write_table3(out: &Path, rows: &[(String, Value)]) -> Result<()> {
     }
     write(out, "table3.md", &md)?;
     write(out, "table3.csv", &csv)?;
-    print!("{md}");
+    out!("{md}");
     Ok(())
 }
 
@@ -776,7 +776,7 @@ fn write_figure(
     write(out, &format!("{stem}.md"), &md)?;
     write(out, &format!("{stem}.csv"), &csv)?;
     write(out, &format!("{stem}.svg"), &bar_chart(title, cats, series))?;
-    print!("{md}");
+    out!("{md}");
     Ok(())
 }
 

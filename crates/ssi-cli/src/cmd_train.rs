@@ -329,10 +329,10 @@ fn run(
     };
     let (_, report) = run_job(&ds, &job)?;
     if a.json {
-        println!("{}", serde_json::to_string(&report.to_json())?);
+        outln!("{}", serde_json::to_string(&report.to_json())?);
     } else {
-        print!("{}", report.to_table());
-        println!("run folder: {}", a.out.display());
+        out!("{}", report.to_table());
+        outln!("run folder: {}", a.out.display());
     }
     Ok(())
 }
@@ -513,7 +513,7 @@ pub fn run_job(
     };
     pb.finish_and_clear();
     if !job.quiet {
-        println!(
+        outln!(
             "trained {} epochs in {:.1} min; best validation NDCG@10 {:.4} at epoch {}",
             state.epoch,
             state.train_seconds / 60.0,
@@ -524,7 +524,7 @@ pub fn run_job(
                 .unwrap_or_else(|| "-".into())
         );
         if let Some(why) = &state.stop_reason {
-            println!("stopped: {why}");
+            outln!("stopped: {why}");
         }
     }
     let seed = dir.config()?.train.seed;

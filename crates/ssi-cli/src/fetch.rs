@@ -3,7 +3,7 @@
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use sha2::{Digest, Sha256};
+pub use ssi_data::dataset::sha256_hex;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -63,11 +63,6 @@ pub fn cache_dir(explicit: Option<PathBuf>) -> PathBuf {
     home.join(".cache").join("ssi")
 }
 
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    digest.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Downloads `url` into `dest` if the checksum matches; `dest` is never left half-written.
 pub fn download_verified(url: &str, sha256: &str, dest: &Path) -> Result<()> {
     let resp = ureq::get(url)
@@ -117,7 +112,7 @@ pub fn run(a: FetchArgs) -> Result<()> {
         let bytes =
             std::fs::read(&dest).with_context(|| format!("cannot read {}", dest.display()))?;
         if sha256_hex(&bytes) == known.sha256 {
-            println!("{} (already present, checksum ok)", dest.display());
+            outln!("{} (already present, checksum ok)", dest.display());
             return Ok(());
         }
         eprintln!(
@@ -127,6 +122,6 @@ pub fn run(a: FetchArgs) -> Result<()> {
     }
     let url = format!("{}/{}", a.base_url.trim_end_matches('/'), known.remote);
     download_verified(&url, known.sha256, &dest)?;
-    println!("{}", dest.display());
+    outln!("{}", dest.display());
     Ok(())
 }

@@ -57,7 +57,7 @@ pub fn run_parallel(out: &Path, tasks: &[Task], jobs: usize) -> Result<()> {
                 .stderr(log)
                 .spawn()
                 .with_context(|| format!("cannot start {}", exe.display()))?;
-            println!("== {} started (output: {})", task.name, log_path.display());
+            outln!("== {} started (output: {})", task.name, log_path.display());
             running.push((task, child, Instant::now()));
         }
         if running.is_empty() {
@@ -72,7 +72,7 @@ pub fn run_parallel(out: &Path, tasks: &[Task], jobs: usize) -> Result<()> {
                     let (task, _, started) = running.remove(i);
                     let minutes = started.elapsed().as_secs_f64() / 60.0;
                     if status.success() {
-                        println!("   {} finished ({minutes:.1} min)", task.name);
+                        outln!("   {} finished ({minutes:.1} min)", task.name);
                     } else {
                         eprintln!(
                             "error: stage {} failed ({status}); its output: {}",

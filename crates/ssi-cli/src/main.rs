@@ -1,5 +1,26 @@
 //! `ssi`: the command-line front end of the SSI reference implementation.
 
+/// `print!` that ends the program with a message, not a panic, when standard output fails (a full
+/// disk, a closed file).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = write!(std::io::stdout().lock(), $($arg)*) {
+            $crate::stdout_failed(e);
+        }
+    }};
+}
+
+/// `println!` with the failure handling of [`out!`].
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout().lock(), $($arg)*) {
+            $crate::stdout_failed(e);
+        }
+    }};
+}
+
 mod cmd_bench;
 mod cmd_data;
 mod cmd_eval;
@@ -50,6 +71,13 @@ enum Command {
     Bench(cmd_bench::BenchArgs),
 }
 
+fn stdout_failed(e: std::io::Error) -> ! {
+    if e.kind() != std::io::ErrorKind::BrokenPipe {
+        eprintln!("error: cannot write to standard output: {e}");
+    }
+    std::process::exit(1);
+}
+
 fn main() {
     // `ssi ... | head` ends quietly when the reader goes away, as other Unix tools do, instead of
     // panicking on the failed write (Rust ignores SIGPIPE by default).
@@ -74,5 +102,9 @@ fn main() {
     if let Err(e) = result {
         eprintln!("error: {e:#}");
         std::process::exit(1);
+    }
+    // Buffered output that cannot be written is an error too.
+    if let Err(e) = std::io::Write::flush(&mut std::io::stdout()) {
+        stdout_failed(e);
     }
 }

@@ -202,7 +202,7 @@ impl Dataset {
     /// Loads a dataset file, and its catalogue if a sibling `NAME.items.tsv` exists.
     pub fn load(path: &Path) -> Result<(Self, LoadReport), DataError> {
         let text = read_text(path)?;
-        let (mut ds, report) = Self::parse(&text, path)?;
+        let (mut ds, mut report) = Self::parse(&text, path)?;
         let cat_path = catalogue_path(path);
         if cat_path.exists() {
             let cat = Catalogue::load(&cat_path)?;
@@ -214,6 +214,17 @@ impl Dataset {
                         cat.n_items(),
                         ds.n_items
                     ),
+                ));
+            }
+            if cat.n_items() > ds.n_items as usize {
+                // Legitimate (items nobody interacted with) or a catalogue of another dataset:
+                // either way the item count changes, so say so.
+                report.warnings.push(format!(
+                    "{}: the catalogue lists {} items but the dataset's highest item id is {}; the model gets {} item rows (delete or regenerate the catalogue if it belongs to another dataset)",
+                    cat_path.display(),
+                    cat.n_items(),
+                    ds.n_items,
+                    cat.n_items()
                 ));
             }
             ds.n_items = ds.n_items.max(cat.n_items() as u32);
@@ -259,9 +270,7 @@ impl Dataset {
     /// SHA-256 of the sequences in the text format (user ids and items): the dataset's identity,
     /// stored with every run and bundle so that a model is never silently used on other data.
     pub fn fingerprint(&self) -> String {
-        use sha2::{Digest, Sha256};
-        let digest = Sha256::digest(self.to_text().as_bytes());
-        digest.iter().map(|b| format!("{b:02x}")).collect()
+        sha256_hex(self.to_text().as_bytes())
     }
 
     pub fn n_users(&self) -> usize {
@@ -319,6 +328,15 @@ fn parse_id(tok: &str, path: &Path, line: usize, what: &str) -> Result<u32, Data
             format!("{what} {tok:?} is not an integer id"),
         )),
     }
+}
+
+/// SHA-256 of `bytes` in lower-case hex: dataset identities, weight checksums, download checks.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// `data/beauty.txt` -> `data/beauty.items.tsv`.
@@ -524,5 +542,38 @@ mod tests {
         assert_eq!(back.item_name(2), "Lens");
         assert_eq!(back.item_name(3), "item 3");
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Any text parses to a valid dataset or an error naming the file; never panics.
+        #[test]
+        fn parse_never_panics(text in "[0-9 \t\n+-x]{0,200}") {
+            match parse(&text) {
+                Ok((d, _)) => {
+                    proptest::prop_assert!(d.sequences.iter().all(|s| s.len() >= MIN_SEQ_LEN));
+                    proptest::prop_assert!(d.sequences.iter().flatten().all(|&i| i <= d.n_items));
+                }
+                Err(e) => proptest::prop_assert!(e.to_string().contains("d.txt")),
+            }
+        }
+
+        /// A dataset written with `to_text` parses back to the same sequences.
+        #[test]
+        fn text_round_trips(seqs in proptest::collection::vec(proptest::collection::vec(1u32..500, 3..20), 1..20)) {
+            let d = Dataset {
+                name: "d".into(),
+                user_ids: (1..=seqs.len() as u32).collect(),
+                n_items: seqs.iter().flatten().copied().max().unwrap(),
+                sequences: seqs,
+                catalogue: None,
+            };
+            let (back, report) = parse(&d.to_text()).unwrap();
+            proptest::prop_assert!(report.skipped.is_empty());
+            proptest::prop_assert_eq!(back.fingerprint(), d.fingerprint());
+            proptest::prop_assert_eq!(&back.sequences, &d.sequences);
+            proptest::prop_assert_eq!(&back.user_ids, &d.user_ids);
+        }
     }
 }

@@ -59,6 +59,12 @@ pub struct EvalReport {
     pub n_negatives: usize,
     pub sampled: MetricSet,
     pub full: Option<MetricSet>,
+    /// Users for whom fewer than `n_negatives` items lay outside their history (all of those were
+    /// used), and the fewest negatives any user got.
+    #[serde(default)]
+    pub users_short_of_negatives: usize,
+    #[serde(default)]
+    pub fewest_negatives: usize,
 }
 
 impl EvalReport {
@@ -71,6 +77,10 @@ impl EvalReport {
         m.insert("seed".into(), self.seed.into());
         m.insert("negatives".into(), self.n_negatives.into());
         m.insert("users".into(), self.sampled.users.into());
+        m.insert(
+            "users_short_of_negatives".into(),
+            self.users_short_of_negatives.into(),
+        );
         let mut entries: BTreeMap<String, f64> = self.sampled.entries("");
         if let Some(f) = &self.full {
             entries.extend(f.entries("full_"));
@@ -79,6 +89,21 @@ impl EvalReport {
             m.insert(k, v.into());
         }
         serde_json::Value::Object(m)
+    }
+
+    /// What makes the sampled figures less than they say (printed under the table).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut w = Vec::new();
+        if self.users_short_of_negatives > 0 {
+            w.push(format!(
+                "warning: {} of {} users had fewer than {} items outside their history (the fewest: {}); their sampled ranks are against fewer candidates, which inflates the sampled metrics",
+                self.users_short_of_negatives,
+                self.sampled.users,
+                self.n_negatives,
+                self.fewest_negatives
+            ));
+        }
+        w
     }
 
     /// A readable table: one row per metric family, columns @5 @10 @15 @20 and MRR.
@@ -119,6 +144,10 @@ impl EvalReport {
         if let Some(f) = &self.full {
             row("Recall (all items)".into(), f.recall, None);
             row("NDCG   (all items)".into(), f.ndcg, Some(f.mrr));
+        }
+        for w in self.warnings() {
+            out.push_str(&w);
+            out.push('\n');
         }
         out
     }
@@ -181,6 +210,13 @@ impl Evaluator {
                 for ((row, q), (&t, neg)) in rows.iter().zip(&queries).zip(targets.iter().zip(negs))
                 {
                     let ts = row[t as usize];
+                    if let Some(j) = std::iter::once(t)
+                        .chain(neg.iter().copied())
+                        .chain(1..=ds.n_items)
+                        .find(|&j| row[j as usize].is_nan())
+                    {
+                        return Err(nan_score(model, j));
+                    }
                     sampled.add(rank_of(ts, neg.iter().map(|&j| row[j as usize])));
                     for &h in q.history {
                         seen[h as usize] = true;
@@ -211,6 +247,9 @@ impl Evaluator {
                             c.len()
                         )));
                     }
+                    if let Some(k) = row.iter().position(|v| v.is_nan()) {
+                        return Err(nan_score(model, c[k]));
+                    }
                     sampled.add(rank_of(row[0], row[1..].iter().copied()));
                 }
             }
@@ -224,8 +263,21 @@ impl Evaluator {
             n_negatives: self.config.n_negatives,
             sampled: sampled.finish(),
             full: self.config.full.then(|| full.finish()),
+            users_short_of_negatives: self
+                .negatives
+                .iter()
+                .filter(|n| n.len() < self.config.n_negatives)
+                .count(),
+            fewest_negatives: self.negatives.iter().map(Vec::len).min().unwrap_or(0),
         })
     }
+}
+
+fn nan_score(model: &dyn Recommender, item: u32) -> DataError {
+    DataError::Invalid(format!(
+        "model {} gave item {item} a NaN score: its weights are corrupt or training diverged (try a lower lr)",
+        model.name()
+    ))
 }
 
 fn check_rows(
@@ -471,5 +523,40 @@ mod tests {
             .unwrap();
         assert_eq!(with.sampled.mrr, 1.0);
         assert_eq!(without.sampled.recall_at(20), Some(0.0));
+    }
+
+    #[test]
+    fn nan_scores_fail_and_short_negatives_are_reported() {
+        struct Nan;
+        impl Recommender for Nan {
+            fn name(&self) -> String {
+                "nan".into()
+            }
+            fn n_items(&self) -> u32 {
+                40
+            }
+            fn score(&self, q: &[Query]) -> Vec<Vec<f32>> {
+                q.iter().map(|_| vec![f32::NAN; 41]).collect()
+            }
+        }
+        let ds = toy();
+        for full in [true, false] {
+            let cfg = EvalConfig {
+                full,
+                ..Default::default()
+            };
+            let err = Evaluator::new(&ds, cfg)
+                .evaluate(&ds, &Nan, &mut |_, _| {})
+                .unwrap_err();
+            assert!(err.to_string().contains("NaN score"), "{err}");
+        }
+        // toy() has 37 items, each user 4: 33 negatives, not 99.
+        let r = Evaluator::new(&ds, EvalConfig::default())
+            .evaluate(&ds, &MostPop::fit(&ds), &mut |_, _| {})
+            .unwrap();
+        assert_eq!(r.users_short_of_negatives, 50);
+        assert_eq!(r.fewest_negatives, 33);
+        assert!(r.to_table().contains("fewer than 99 items"), "{}", r.to_table());
+        assert_eq!(r.to_json()["users_short_of_negatives"], 50);
     }
 }

@@ -51,7 +51,7 @@ struct Row {
     order: usize,
 }
 
-fn column(spec: &str, header: Option<&[&str]>, path: &Path) -> Result<usize, DataError> {
+fn column(spec: &str, header: Option<&[String]>, path: &Path) -> Result<usize, DataError> {
     if let Ok(i) = spec.parse::<usize>() {
         return Ok(i);
     }
@@ -63,47 +63,86 @@ fn column(spec: &str, header: Option<&[&str]>, path: &Path) -> Result<usize, Dat
     })?;
     header
         .iter()
-        .position(|h| h.trim().eq_ignore_ascii_case(spec))
+        .position(|h| h.eq_ignore_ascii_case(spec))
         .ok_or_else(|| {
             DataError::line(
                 path,
                 1,
-                format!("no column named {spec:?} in the header {header:?}"),
+                format!("no column named {spec:?} in the header {}", header.join(", ")),
             )
         })
 }
 
-/// Parses a raw log. Rows with missing fields or unparsable timestamps are skipped and reported.
+/// A CSV/TSV reader over `text` (RFC 4180 quoting, ragged rows allowed, fields trimmed).
+fn csv_reader(text: &str, delim: char) -> csv::Reader<&[u8]> {
+    csv::ReaderBuilder::new()
+        .delimiter(delim as u8)
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes())
+}
+
+fn delimiter(cfg: Option<char>, first_line: &str, path: &Path) -> Result<char, DataError> {
+    let d = cfg.unwrap_or(if first_line.contains('\t') { '\t' } else { ',' });
+    if !d.is_ascii() || d == '"' || d == '\n' || d == '\r' {
+        return Err(DataError::file(
+            path,
+            format!("delimiter {d:?} must be one ASCII character other than a quote or newline"),
+        ));
+    }
+    Ok(d)
+}
+
+/// A timestamp: any finite number (seconds, milliseconds, or a plain order).
+fn timestamp(t: &str) -> Result<f64, String> {
+    match t.parse::<f64>() {
+        Ok(v) if v.is_finite() => Ok(v),
+        Ok(_) => Err(format!("timestamp {t:?} is not finite")),
+        Err(_) => Err(format!("timestamp {t:?} is not a number")),
+    }
+}
+
+/// Parses a raw log. Rows with missing fields or unparsable timestamps are skipped, each with its
+/// line and reason.
 pub fn ingest(
     text: &str,
     path: &Path,
     cfg: &IngestConfig,
     names: Option<&HashMap<String, (String, String)>>,
 ) -> Result<Ingested, DataError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let first = text
         .lines()
         .find(|l| !l.trim().is_empty())
         .ok_or_else(|| DataError::file(path, "file is empty"))?;
-    let delim = cfg
-        .delimiter
-        .unwrap_or(if first.contains('\t') { '\t' } else { ',' });
-    let first_fields: Vec<&str> = first.split(delim).collect();
-    // A header is present when the timestamp column of the first line is not a number.
+    let delim = delimiter(cfg.delimiter, first, path)?;
+    let mut records = csv_reader(text, delim).into_records().peekable();
+    let first_fields: Vec<String> = match records.peek() {
+        Some(Ok(r)) => r.iter().map(str::to_string).collect(),
+        Some(Err(e)) => return Err(DataError::line(path, 1, e.to_string())),
+        None => return Err(DataError::file(path, "file is empty")),
+    };
+    // A header is present when a column is named, or the timestamp column of the first row is not
+    // a number.
     let probe_time = cfg
         .time_col
         .parse::<usize>()
         .ok()
-        .and_then(|i| first_fields.get(i).copied());
+        .and_then(|i| first_fields.get(i));
     let has_header = cfg.user_col.parse::<usize>().is_err()
         || cfg.item_col.parse::<usize>().is_err()
         || cfg.time_col.parse::<usize>().is_err()
-        || probe_time.is_some_and(|t| t.trim().parse::<f64>().is_err());
+        || probe_time.is_some_and(|t| t.parse::<f64>().is_err());
     let header = has_header.then_some(first_fields.as_slice());
     let (uc, ic, tc) = (
         column(&cfg.user_col, header, path)?,
         column(&cfg.item_col, header, path)?,
         column(&cfg.time_col, header, path)?,
     );
+    if has_header {
+        records.next();
+    }
     let need = uc.max(ic).max(tc) + 1;
     let mut user_ids: HashMap<String, usize> = HashMap::new();
     let mut item_ids: HashMap<String, usize> = HashMap::new();
@@ -111,39 +150,45 @@ pub fn ingest(
     let mut items: Vec<String> = Vec::new();
     let mut rows = Vec::new();
     let mut skipped = Vec::new();
-    let mut header_skipped = !has_header;
     let mut n_rows = 0;
-    for (i, line) in text.lines().enumerate() {
-        let lineno = i + 1;
-        if line.trim().is_empty() {
-            continue;
-        }
-        if !header_skipped {
-            header_skipped = true;
-            continue;
-        }
+    for rec in records {
         n_rows += 1;
-        let fields: Vec<&str> = line.split(delim).map(str::trim).collect();
+        let rec = match rec {
+            Ok(r) => r,
+            Err(e) => {
+                let line = e.position().map_or(0, |p| p.line() as usize);
+                // Invalid UTF-8 or a broken quote: the reader cannot resynchronise reliably.
+                return Err(DataError::line(path, line, format!("cannot parse: {e}")));
+            }
+        };
+        let lineno = rec.position().map_or(0, |p| p.line() as usize);
+        if rec.iter().all(str::is_empty) {
+            n_rows -= 1;
+            continue;
+        }
         let skip = |reason: String| Skip {
             path: path.into(),
             line: lineno,
             reason,
         };
-        if fields.len() < need {
+        if rec.len() < need {
             skipped.push(skip(format!(
                 "{} field(s), expected at least {need}",
-                fields.len()
+                rec.len()
             )));
             continue;
         }
-        let (u, it, t) = (fields[uc], fields[ic], fields[tc]);
+        let (u, it, t) = (&rec[uc], &rec[ic], &rec[tc]);
         if u.is_empty() || it.is_empty() {
             skipped.push(skip("empty user or item id".into()));
             continue;
         }
-        let Ok(time) = t.parse::<f64>() else {
-            skipped.push(skip(format!("timestamp {t:?} is not a number")));
-            continue;
+        let time = match timestamp(t) {
+            Ok(v) => v,
+            Err(reason) => {
+                skipped.push(skip(reason));
+                continue;
+            }
         };
         let user = *user_ids.entry(u.to_string()).or_insert_with(|| {
             users.push(u.to_string());
@@ -163,7 +208,15 @@ pub fn ingest(
     if rows.is_empty() {
         return Err(DataError::file(
             path,
-            format!("no usable row ({} skipped)", skipped.len()),
+            match skipped.first() {
+                Some(first) => format!(
+                    "no usable row: all {} skipped, the first at line {}: {}",
+                    skipped.len(),
+                    first.line,
+                    first.reason
+                ),
+                None => "no data row after the header".to_string(),
+            },
         ));
     }
     let before = rows.len();
@@ -250,25 +303,30 @@ fn k_core(mut rows: Vec<Row>, n_users: usize, n_items: usize, k: usize) -> Vec<R
     }
 }
 
-/// Reads an item catalogue for ingest: `item,name[,category]` keyed by the original item id.
+/// Reads an item catalogue for ingest: `item,name[,category]` keyed by the original item id
+/// (CSV quoting, so names may hold the delimiter).
 pub fn read_names(text: &str, path: &Path) -> Result<HashMap<String, (String, String)>, DataError> {
-    let delim = if text.lines().next().is_some_and(|l| l.contains('\t')) {
-        '\t'
-    } else {
-        ','
-    };
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let delim = delimiter(None, text.lines().next().unwrap_or(""), path)?;
     let mut out = HashMap::new();
-    for (i, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
+    for rec in csv_reader(text, delim).into_records() {
+        let rec = rec.map_err(|e| {
+            let line = e.position().map_or(0, |p| p.line() as usize);
+            DataError::line(path, line, format!("cannot parse: {e}"))
+        })?;
+        let line = rec.position().map_or(0, |p| p.line() as usize);
+        if rec.iter().all(str::is_empty) {
             continue;
         }
-        let mut f = line.splitn(3, delim);
-        let id = f.next().unwrap_or("").trim();
-        let name = f.next().ok_or_else(|| {
-            DataError::line(path, i + 1, "expected `item<sep>name[<sep>category]`")
-        })?;
-        let category = f.next().unwrap_or("").trim().to_string();
-        out.insert(id.to_string(), (name.trim().to_string(), category));
+        let (Some(id), Some(name)) = (rec.get(0), rec.get(1)) else {
+            return Err(DataError::line(
+                path,
+                line,
+                "expected `item<sep>name[<sep>category]`",
+            ));
+        };
+        let category = rec.iter().skip(2).collect::<Vec<_>>().join(&delim.to_string());
+        out.insert(id.to_string(), (name.to_string(), category));
     }
     Ok(out)
 }
@@ -389,5 +447,80 @@ mod tests {
         let (back, _) = Dataset::load(&files[0]).unwrap();
         assert_eq!(back.item_name(3), "Blue Mug");
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn quoted_fields_keep_their_delimiters() {
+        let text = "user,item,ts\n\
+                    a,\"Book, vol 1\",1\n\
+                    a,\"Book, vol 2\",2\n\
+                    b,\"Book, vol 1\",3\n\
+                    b,\"Say \"\"hi\"\"\",4\n";
+        let cfg = IngestConfig {
+            k_core: 0,
+            ..Default::default()
+        };
+        let ing = ingest(text, Path::new("q.csv"), &cfg, None).unwrap();
+        assert_eq!(ing.item_map, vec!["Book, vol 1", "Book, vol 2", "Say \"hi\""]);
+        assert!(ing.skipped.is_empty(), "{:?}", ing.skipped);
+        let names = read_names("x,\"Mug, blue\",Kitchen\n", Path::new("n.csv")).unwrap();
+        assert_eq!(names["x"].0, "Mug, blue");
+    }
+
+    #[test]
+    fn non_finite_timestamps_and_byte_order_marks() {
+        let cfg = IngestConfig {
+            k_core: 0,
+            ..Default::default()
+        };
+        let text = "\u{feff}1,x,5\n1,y,NaN\n1,z,inf\n1,w,-infinity\n";
+        let ing = ingest(text, Path::new("t.csv"), &cfg, None).unwrap();
+        assert_eq!(ing.user_map, vec!["1"], "the BOM is not part of the id");
+        assert_eq!(ing.skipped.len(), 3);
+        assert!(ing.skipped.iter().all(|s| s.reason.contains("not finite")));
+        let err = ingest("u,i,t\n1,x,noon\n", Path::new("n.csv"), &cfg, None).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("line 2") && msg.contains("noon"),
+            "the reason of the skipped rows is named: {msg}"
+        );
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Whatever the bytes, ingest returns a dataset or an error naming the file; never panics.
+        #[test]
+        fn ingest_never_panics(text in "[a-c0-9,\t\"\n .eE+-]{0,200}", k in 0usize..4) {
+            let cfg = IngestConfig { k_core: k, ..Default::default() };
+            match ingest(&text, Path::new("p.csv"), &cfg, None) {
+                Ok(ing) => {
+                    let d = &ing.dataset;
+                    proptest::prop_assert_eq!(d.sequences.len(), ing.user_map.len());
+                    proptest::prop_assert!(d.sequences.iter().flatten().all(|&i| i >= 1 && i <= d.n_items));
+                }
+                Err(e) => proptest::prop_assert!(e.to_string().contains("p.csv")),
+            }
+            let _ = read_names(&text, Path::new("n.csv"));
+        }
+
+        /// Ingested ids round-trip: every row's (user, item) appears in the output, in time order.
+        #[test]
+        fn ingest_round_trips(rows in proptest::collection::vec((0u8..5, 0u8..8, 0u32..1000), 1..60)) {
+            let mut text = String::from("user,item,ts\n");
+            for (u, i, t) in &rows {
+                text.push_str(&format!("\"u {u}\",\"item, {i}\",{t}\n"));
+            }
+            let cfg = IngestConfig { user_col: "user".into(), item_col: "item".into(), time_col: "ts".into(), k_core: 0, delimiter: None };
+            let ing = ingest(&text, Path::new("r.csv"), &cfg, None).unwrap();
+            proptest::prop_assert_eq!(ing.rows, rows.len());
+            for (uid, seq) in ing.user_map.iter().zip(&ing.dataset.sequences) {
+                let mut want: Vec<_> = rows.iter().enumerate().filter(|(_, r)| format!("u {}", r.0) == *uid).collect();
+                want.sort_by_key(|(k, r)| (r.2, *k));
+                let got: Vec<String> = seq.iter().map(|&i| ing.item_map[i as usize - 1].clone()).collect();
+                let want: Vec<String> = want.iter().map(|(_, r)| format!("item, {}", r.1)).collect();
+                proptest::prop_assert_eq!(got, want);
+            }
+        }
     }
 }

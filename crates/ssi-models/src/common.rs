@@ -81,3 +81,72 @@ pub fn float2(data: Vec<f32>, shape: [usize; 2], device: &Device) -> Tensor<2> {
 pub fn pad_mask(ids: &Tensor<2, Int>) -> Tensor<2, Bool> {
     ids.clone().equal_elem(0)
 }
+
+/// The path (`encoder.layers.0.ffn.weight`) of the first weight of `module` that holds a NaN or an
+/// infinity, or `None` when every weight is finite: a model that diverged or a corrupted file
+/// scores every item NaN, which would otherwise reach metrics and predictions silently.
+pub fn first_non_finite<M: burn::module::Module>(module: &M) -> Option<String> {
+    use burn::module::{ModuleVisitor, Param};
+    #[derive(Default)]
+    struct Finder {
+        path: Vec<String>,
+        found: Option<String>,
+    }
+    impl ModuleVisitor for Finder {
+        fn enter_module(&mut self, name: &str, _container: &str) {
+            self.path.push(name.to_string());
+        }
+        fn exit_module(&mut self, _name: &str, _container: &str) {
+            self.path.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            if self.found.is_none() && !param.val().to_data().iter::<f32>().all(f32::is_finite) {
+                self.found = Some(self.path.join("."));
+            }
+        }
+    }
+    let mut f = Finder::default();
+    module.visit(&mut f);
+    f.found
+}
+
+/// A library's debug text cut to its first 300 characters: a shape mismatch in burn's record
+/// loader prints kilobytes.
+pub fn brief(detail: &str) -> String {
+    let mut out: String = detail.chars().take(300).collect();
+    if out.len() < detail.len() {
+        out.push_str(" …");
+    }
+    out
+}
+
+/// `module` with its first weight tensor multiplied by NaN: what the finiteness checks of model
+/// loading are tested with.
+pub fn with_nan_weight<M: burn::module::Module>(module: M) -> M {
+    use burn::module::{ModuleMapper, Param};
+    struct Poison(bool);
+    impl ModuleMapper for Poison {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            if std::mem::replace(&mut self.0, true) {
+                param
+            } else {
+                param.map(|t| t.mul_scalar(f32::NAN))
+            }
+        }
+    }
+    module.map(&mut Poison(false))
+}
+
+#[cfg(test)]
+mod finite_tests {
+    use super::*;
+    use crate::{ModelConfig, ModelKind};
+
+    #[test]
+    fn non_finite_weights_are_found_by_path() {
+        let model = ModelConfig::new(ModelKind::Sasrec, 20, 5).init(&Device::flex());
+        assert_eq!(first_non_finite(&model), None);
+        let at = first_non_finite(&with_nan_weight(model)).expect("found");
+        assert!(!at.is_empty());
+    }
+}

@@ -5,7 +5,7 @@
 use burn::module::Module;
 use burn::store::ModuleRecord;
 use burn::tensor::{Bytes, Device};
-use ssi_data::dataset::write_atomic;
+use ssi_data::dataset::{sha256_hex, write_atomic};
 use ssi_models::{AnyModel, ModelConfig};
 use std::path::{Path, PathBuf};
 
@@ -98,6 +98,10 @@ pub struct TrainState {
     /// Why the run stopped, in words (set when `finished`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_reason: Option<String>,
+    /// SHA-256 of the weight files this state commits (`epoch-NNNN.model.bpk`,
+    /// `epoch-NNNN.optim.bpk`, `best.bpk`), checked when they are read back.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub checksums: std::collections::BTreeMap<String, String>,
 }
 
 impl TrainState {
@@ -209,7 +213,7 @@ impl RunDir {
         &self,
         module: &[u8],
         optim: &burn::optim::ModuleOptimizer,
-        state: &TrainState,
+        state: &mut TrainState,
         best: Option<&[u8]>,
     ) -> Result<(), TrainError> {
         let m = self.epoch_file(state.epoch, "model");
@@ -217,8 +221,12 @@ impl RunDir {
         self.write_bytes(&m, module)?;
         let ob = optim.into_bytes().map_err(|e| io(&o, format!("{e:?}")))?;
         self.write_bytes(&o, &ob)?;
+        state.checksums.retain(|name, _| name == BEST);
+        state.checksums.insert(file_name(&m), sha256_hex(module));
+        state.checksums.insert(file_name(&o), sha256_hex(&ob));
         if let Some(b) = best {
             self.write_bytes(&self.pending_best(state.epoch), b)?;
+            state.checksums.insert(BEST.into(), sha256_hex(b));
         }
         self.write_json("state.json", state)?;
         self.settle_best(state)?;
@@ -263,7 +271,7 @@ impl RunDir {
     pub fn settle_best(&self, state: &TrainState) -> Result<(), TrainError> {
         for (epoch, path) in self.own_files("best-", &[".pending.bpk"]) {
             if state.best_epoch == Some(epoch) && epoch <= state.epoch {
-                let best = self.file("best.bpk");
+                let best = self.file(BEST);
                 std::fs::rename(&path, &best).map_err(|e| io(&best, e))?;
             } else {
                 let _ = std::fs::remove_file(path);
@@ -279,10 +287,9 @@ impl RunDir {
     ) -> Result<(Vec<u8>, burn::optim::ModuleOptimizer, TrainState), TrainError> {
         let state = self.state()?;
         self.settle_best(&state)?;
-        let m = self.epoch_file(state.epoch, "model");
-        let model = std::fs::read(&m).map_err(|e| io(&m, e))?;
+        let model = self.read_checked(&self.epoch_file(state.epoch, "model"), &state)?;
         let o = self.epoch_file(state.epoch, "optim");
-        let bytes = std::fs::read(&o).map_err(|e| io(&o, e))?;
+        let bytes = self.read_checked(&o, &state)?;
         let optim = optim
             .from_bytes(Bytes::from_bytes_vec(bytes))
             .map_err(|e| io(&o, format!("{e:?}")))?;
@@ -292,19 +299,56 @@ impl RunDir {
     /// The best model (by validation NDCG@10) of a run.
     pub fn load_best(&self, device: &Device) -> Result<(RunConfig, AnyModel), TrainError> {
         let cfg = self.config()?;
-        if let Ok(state) = self.state() {
-            self.settle_best(&state)?;
+        let state = self.state().ok();
+        if let Some(state) = &state {
+            self.settle_best(state)?;
         }
-        let path = self.file("best.bpk");
+        let path = self.file(BEST);
         if !path.exists() {
+            let why = match &state {
+                Some(s) if s.finished && s.best_epoch.is_none() => format!(
+                    "the run stopped after {} epoch(s) without a validation ({})",
+                    s.epoch,
+                    s.stop_reason.as_deref().unwrap_or("no reason recorded")
+                ),
+                _ => "the run has not finished a validation yet".into(),
+            };
             return Err(TrainError::Checkpoint(format!(
-                "{} has no best.bpk: the run has not finished a validation yet",
+                "{} has no {BEST}: {why}",
                 self.path.display()
             )));
         }
-        let model = load_model(&cfg.model, &path, device)?;
+        let bytes = match &state {
+            Some(s) => self.read_checked(&path, s)?,
+            None => std::fs::read(&path).map_err(|e| io(&path, e))?,
+        };
+        let model = model_from_bytes(&cfg.model, bytes, device).map_err(|e| io(&path, e))?;
         Ok((cfg, model))
     }
+
+    /// Reads a weight file and checks it against the checksum `state` committed for it (runs
+    /// written before checksums were recorded have none, and are read as they are).
+    fn read_checked(&self, path: &Path, state: &TrainState) -> Result<Vec<u8>, TrainError> {
+        let bytes = std::fs::read(path).map_err(|e| io(path, e))?;
+        if let Some(want) = state.checksums.get(&file_name(path))
+            && *want != sha256_hex(&bytes)
+        {
+            return Err(io(
+                path,
+                "its SHA-256 does not match the one state.json recorded: the file is corrupt or was replaced",
+            ));
+        }
+        Ok(bytes)
+    }
+}
+
+/// The best model's file in a run folder.
+const BEST: &str = "best.bpk";
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 pub fn model_bytes(model: &AnyModel) -> Result<Vec<u8>, TrainError> {
@@ -339,10 +383,23 @@ pub fn model_from_bytes(
 ) -> Result<AnyModel, String> {
     let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes))
         .map_err(|e| format!("not a burnpack model file: {e:?}"))?;
-    config.init(device).try_load_record(record).map_err(|e| {
+    let model = config.init(device).try_load_record(record).map_err(|e| {
         format!(
-            "weights do not fit the {} config: {e:?}",
-            config.kind().name()
+            "weights do not fit the {} config: {}",
+            config.kind().name(),
+            ssi_models::common::brief(&format!("{e:?}"))
         )
-    })
+    })?;
+    check_finite(&model)?;
+    Ok(model)
+}
+
+/// Refuses a model with a NaN or infinite weight, naming the weight.
+pub fn check_finite<M: Module>(module: &M) -> Result<(), String> {
+    match ssi_models::common::first_non_finite(module) {
+        Some(at) => Err(format!(
+            "weight {at} holds NaN or infinite values: the file is corrupt or training diverged (try a lower lr)"
+        )),
+        None => Ok(()),
+    }
 }

@@ -454,7 +454,7 @@ impl Trainer<'_> {
             self.dir.save(
                 &module_bytes(&model)?,
                 &optim,
-                &state,
+                &mut state,
                 best_bytes.as_deref(),
             )?;
             append_log(&self.dir, &log)?;

@@ -53,3 +53,34 @@ fn corrupt_checkpoint_is_an_error_not_a_panic() {
         .expect_err("corrupt file must fail");
     assert!(err.to_string().contains("best.bpk"), "{err}");
 }
+
+/// A flipped bit in any committed weight file is caught by its checksum, on load and on resume.
+#[test]
+fn bit_flipped_weights_are_refused_by_checksum() {
+    let ds = dataset();
+    let (m, t) = configs(ModelKind::Gru4rec, &ds);
+    let dir = tempfile::tempdir().unwrap();
+    trainer(&ds, dir.path(), Some(1))
+        .run(&m, &t.clone().with_max_steps_per_epoch(Some(1)), false, &mut Silent)
+        .unwrap();
+    let run = RunDir::new(dir.path());
+    assert_eq!(run.state().unwrap().checksums.len(), 3, "model, optimiser, best");
+    let flip = |name: &str| {
+        let path = dir.path().join(name);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let n = bytes.len();
+        bytes[n - 5] ^= 0x01;
+        std::fs::write(&path, bytes).unwrap();
+    };
+    flip("epoch-0001.model.bpk");
+    let err = trainer(&ds, dir.path(), None)
+        .run(&m, &t, true, &mut Silent)
+        .expect_err("resume from a damaged epoch file");
+    assert!(
+        err.to_string().contains("epoch-0001.model.bpk") && err.to_string().contains("SHA-256"),
+        "{err}"
+    );
+    flip("best.bpk");
+    let err = run.load_best(&Device::flex()).expect_err("damaged best.bpk");
+    assert!(err.to_string().contains("SHA-256"), "{err}");
+}
