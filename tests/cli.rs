@@ -811,6 +811,70 @@ fn export_a_bundle_that_evaluates_like_its_checkpoint() {
         "truncated",
     );
     fails(&["eval", "--bundle", d, "--data", d], "not an SSI bundle");
+    let mut flipped = bytes.clone();
+    let n = flipped.len();
+    flipped[n - 7] ^= 0x04;
+    let bad = dir.path().join("flipped.ssib");
+    std::fs::write(&bad, flipped).unwrap();
+    fails(
+        &["eval", "--bundle", bad.to_str().unwrap(), "--data", d],
+        "SHA-256",
+    );
+}
+
+/// The hostile-input classes that are not about runs: quoting in raw logs, non-finite
+/// timestamps, too few negatives, a full standard output.
+#[test]
+fn hostile_inputs_get_clear_errors_or_correct_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+    // Quoted names holding the delimiter are items of their own.
+    let mut text = String::from("user,item,ts\n");
+    for u in 0..4 {
+        for (t, item) in ["\"Book, vol 1\"", "\"Book, vol 2\"", "\"Book, vol 3\""]
+            .iter()
+            .enumerate()
+        {
+            text.push_str(&format!("u{u},{item},{t}\n"));
+        }
+    }
+    text.push_str("u9,x,NaN\n");
+    std::fs::write(p("raw.csv"), text).unwrap();
+    let out = ssi(&[
+        "data",
+        "ingest",
+        &p("raw.csv"),
+        "--out",
+        &p("books.txt"),
+        "--k-core",
+        "0",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("raw.csv:14") && stderr.contains("not finite"),
+        "{stderr}"
+    );
+    let st = json(&ok(&["data", "stats", &p("books.txt"), "--json"]));
+    assert_eq!(st["items"], 3, "three books, not one \"Book\"");
+    // Four users who each bought every item: no negative exists, and the table says so.
+    let table = ok(&["eval", "--model", "mostpop", "--data", &p("books.txt")]);
+    assert!(table.contains("fewer than 99 items"), "{table}");
+    // A full disk on standard output is an error, not a panic.
+    let full = std::fs::File::create("/dev/full");
+    if let Ok(full) = full {
+        let out = Command::new(env!("CARGO_BIN_EXE_ssi"))
+            .args(["data", "stats", &p("books.txt")])
+            .stdout(full)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains("standard output") && !stderr.contains("panicked"),
+            "{stderr}"
+        );
+    }
 }
 
 #[test]
@@ -902,6 +966,34 @@ fn outputs_never_replace_inputs_or_existing_data() {
     fails(
         &["data", "negatives", "--data", d, "--out", n],
         "already exists",
+    );
+    // `eval --negatives FILE` ranks exactly those candidates: the same figures as the seed's draw.
+    let drawn = json(&ok(&["eval", "--model", "markov", "--data", d, "--json"]));
+    let read = json(&ok(&[
+        "eval",
+        "--model",
+        "markov",
+        "--data",
+        d,
+        "--json",
+        "--negatives",
+        n,
+    ]));
+    assert_eq!(drawn["ndcg@10"], read["ndcg@10"]);
+    assert_eq!(read["negatives"], 99);
+    let bad = dir.path().join("bad.neg");
+    std::fs::write(&bad, lines[1..].join("\n")).unwrap();
+    fails(
+        &[
+            "eval",
+            "--model",
+            "markov",
+            "--data",
+            d,
+            "--negatives",
+            bad.to_str().unwrap(),
+        ],
+        "no line for user",
     );
 }
 

@@ -351,4 +351,28 @@ mod tests {
     fn header_weights(bytes: &[u8]) -> usize {
         Bundle::read_header(bytes).unwrap().0.weights_len
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(200))]
+
+        /// Damaged bundles (bytes overwritten, cut, or the header edited) are refused or load;
+        /// never a panic.
+        #[test]
+        fn damaged_bundles_never_panic(
+            edits in proptest::collection::vec((0usize..1_000_000, proptest::prelude::any::<u8>()), 0..8),
+            cut in proptest::option::of(0usize..1_000_000),
+        ) {
+            let (header, model) = sample();
+            let mut bytes = Bundle::to_bytes(header, &model).unwrap();
+            for (at, b) in edits {
+                let n = bytes.len();
+                bytes[at % n] = b;
+            }
+            if let Some(c) = cut {
+                let n = bytes.len();
+                bytes.truncate(c % (n + 1));
+            }
+            let _ = Bundle::from_bytes(&bytes, &Device::flex());
+        }
+    }
 }

@@ -137,7 +137,9 @@ pub fn run(cmd: DataCommand) -> Result<()> {
                 outln!("users                    {}", st.users);
                 outln!(
                     "items                    {} (ids 1..={}, {} occur)",
-                    st.max_item_id, st.max_item_id, st.items
+                    st.max_item_id,
+                    st.max_item_id,
+                    st.items
                 );
                 outln!("interactions             {}", st.interactions);
                 outln!(

@@ -15,14 +15,32 @@ pub enum CountModel {
     Markov,
 }
 
+/// `--negatives`: a count drawn with the seed, or a file of candidates.
+#[derive(Clone, Debug)]
+pub enum Negatives {
+    Count(usize),
+    File(PathBuf),
+}
+
+impl std::str::FromStr for Negatives {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        Ok(match s.parse() {
+            Ok(n) => Negatives::Count(n),
+            Err(_) => Negatives::File(PathBuf::from(s)),
+        })
+    }
+}
+
 #[derive(Args, Clone)]
 pub struct ProtocolArgs {
     /// Seed of the negative samples (the same seed gives every model the same candidates).
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Negatives per target for the sampled protocol (the paper: 99).
-    #[arg(long, default_value_t = 99)]
-    pub negatives: usize,
+    /// Negatives per target for the sampled protocol (the paper: 99), or a file of candidates in
+    /// the S3-Rec `*_sample.txt` layout (one line per user: user id, then its negative ids).
+    #[arg(long, default_value = "99", value_name = "COUNT|FILE")]
+    pub negatives: Negatives,
     /// Which target to rank: the test item (last) or the validation item (second last).
     #[arg(long, default_value = "test")]
     pub split: Split,
@@ -38,17 +56,33 @@ impl ProtocolArgs {
     pub fn default_test(seed: u64) -> Self {
         ProtocolArgs {
             seed,
-            negatives: 99,
+            negatives: Negatives::Count(99),
             split: Split::Test,
             no_full: false,
             anonymous: false,
         }
     }
 
-    pub fn config(&self) -> EvalConfig {
+    /// The evaluator of these settings on `ds`: candidates drawn with the seed, or read from the
+    /// `--negatives` file.
+    pub fn evaluator(&self, ds: &Dataset) -> Result<Evaluator> {
+        let cfg = self.config();
+        Ok(match &self.negatives {
+            Negatives::Count(_) => Evaluator::new(ds, cfg),
+            Negatives::File(path) => {
+                let text = ssi_data::dataset::read_text(path)?;
+                Evaluator::from_file(ds, cfg, &text, path)?
+            }
+        })
+    }
+
+    fn config(&self) -> EvalConfig {
         EvalConfig {
             seed: self.seed,
-            n_negatives: self.negatives,
+            n_negatives: match self.negatives {
+                Negatives::Count(n) => n,
+                Negatives::File(_) => 0,
+            },
             split: self.split,
             full: !self.no_full,
             max_users: None,
@@ -98,10 +132,10 @@ pub struct QuickstartArgs {
 pub fn evaluate(
     ds: &Dataset,
     model: &dyn Recommender,
-    cfg: EvalConfig,
+    protocol: &ProtocolArgs,
     quiet: bool,
 ) -> Result<EvalReport> {
-    let ev = Evaluator::new(ds, cfg);
+    let ev = protocol.evaluator(ds)?;
     let pb = crate::ui::bar(ev.users.len() as u64, "evaluating");
     if quiet {
         pb.set_draw_target(indicatif::ProgressDrawTarget::hidden());
@@ -125,7 +159,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     };
     let ds = crate::source::load(data.as_deref(), a.json)?;
     let report = match (a.model, &a.checkpoint) {
-        (Some(kind), _) => evaluate(&ds, fit(kind, &ds).as_ref(), a.protocol.config(), a.json)?,
+        (Some(kind), _) => evaluate(&ds, fit(kind, &ds).as_ref(), &a.protocol, a.json)?,
         (None, None) if a.bundle.is_some() => {
             let path = a.bundle.as_ref().expect("checked");
             let dev = crate::cmd_train::device(&a.device)?;
@@ -142,7 +176,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
                 );
             }
             let rec = ssi_train::ModelRecommender::new(&b.model);
-            evaluate(&ds, &rec, a.protocol.config(), a.json)?
+            evaluate(&ds, &rec, &a.protocol, a.json)?
         }
         (None, Some(dir)) => {
             let dev = crate::cmd_train::device(&a.device)?;
@@ -169,19 +203,26 @@ pub fn quickstart(a: QuickstartArgs) -> Result<()> {
     let st = ds.stats();
     outln!(
         "dataset {}: {} users, {} items, {} interactions\n",
-        ds.name, st.users, st.max_item_id, st.interactions
+        ds.name,
+        st.users,
+        st.max_item_id,
+        st.interactions
     );
     let mut rows = Vec::new();
     for kind in [CountModel::Mostpop, CountModel::Markov] {
         let model = fit(kind, &ds);
-        let r = evaluate(&ds, model.as_ref(), a.protocol.config(), false)?;
+        let r = evaluate(&ds, model.as_ref(), &a.protocol, false)?;
         outln!("{}", r.to_table());
         rows.push(r);
     }
     let ndcg = |r: &EvalReport| r.sampled.ndcg_at(10).unwrap_or(0.0);
     outln!(
         "{:<10} {:>10} {:>10} {:>15} {:>15}",
-        "model", "Recall@10", "NDCG@10", "full Recall@10", "full NDCG@10"
+        "model",
+        "Recall@10",
+        "NDCG@10",
+        "full Recall@10",
+        "full NDCG@10"
     );
     for r in &rows {
         let f = r.full.as_ref();

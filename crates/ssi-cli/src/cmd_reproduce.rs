@@ -527,7 +527,7 @@ impl Runner<'_> {
         let report = crate::cmd_eval::evaluate(
             self.ds,
             &rec,
-            crate::cmd_eval::ProtocolArgs::default_test(self.seed()).config(),
+            &crate::cmd_eval::ProtocolArgs::default_test(self.seed()),
             true,
         )?;
         let path = self.out.join("mostpop.json");

@@ -553,5 +553,5 @@ pub fn evaluate_checkpoint(
         &dir.path.display().to_string(),
     )?;
     let rec = ModelRecommender::new(&model);
-    crate::cmd_eval::evaluate(ds, &rec, protocol.config(), quiet)
+    crate::cmd_eval::evaluate(ds, &rec, protocol, quiet)
 }

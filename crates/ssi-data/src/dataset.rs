@@ -541,6 +541,15 @@ mod tests {
         let (back, _) = Dataset::load(&path).unwrap();
         assert_eq!(back.item_name(2), "Lens");
         assert_eq!(back.item_name(3), "item 3");
+        // A catalogue that lists more items (another dataset's) is reported, by path.
+        std::fs::write(&path, "1 1 2\n2 2 1 1\n").unwrap();
+        let (back, report) = Dataset::load(&path).unwrap();
+        assert_eq!(back.n_items, 3);
+        assert!(
+            report.warnings.iter().any(|w| w.contains("shop.items.tsv")),
+            "{:?}",
+            report.warnings
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 

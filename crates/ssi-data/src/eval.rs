@@ -171,6 +171,111 @@ impl Evaluator {
         }
     }
 
+    /// The evaluator with the candidates of a file in the S3-Rec `*_sample.txt` layout (one line
+    /// per user: the user id, then its negative item ids), so figures are computed on exactly the
+    /// candidates of published tables. Every user of the dataset needs a line with the same number
+    /// of negatives, each an item of the dataset the user never interacted with.
+    pub fn from_file(
+        ds: &Dataset,
+        mut config: EvalConfig,
+        text: &str,
+        path: &std::path::Path,
+    ) -> Result<Self, DataError> {
+        let index: std::collections::HashMap<u32, usize> = ds
+            .user_ids
+            .iter()
+            .enumerate()
+            .map(|(i, &u)| (u, i))
+            .collect();
+        let mut per_user: Vec<Option<Vec<u32>>> = vec![None; ds.n_users()];
+        let mut count = None;
+        for (i, line) in text.lines().enumerate() {
+            let lineno = i + 1;
+            let mut tokens = line.split_whitespace();
+            let Some(user_tok) = tokens.next() else {
+                continue;
+            };
+            let id = |tok: &str, what: &str| {
+                tok.parse::<u32>().map_err(|_| {
+                    DataError::line(path, lineno, format!("{what} {tok:?} is not an id"))
+                })
+            };
+            let user = id(user_tok, "user")?;
+            let Some(&u) = index.get(&user) else {
+                return Err(DataError::line(
+                    path,
+                    lineno,
+                    format!("user {user} is not in dataset {}", ds.name),
+                ));
+            };
+            if per_user[u].is_some() {
+                return Err(DataError::line(
+                    path,
+                    lineno,
+                    format!("user {user} appears twice"),
+                ));
+            }
+            let interacted: HashSet<u32> = ds.sequences[u].iter().copied().collect();
+            let mut negs = Vec::new();
+            for tok in tokens {
+                let item = id(tok, "item")?;
+                if item == 0 || item > ds.n_items {
+                    return Err(DataError::line(
+                        path,
+                        lineno,
+                        format!(
+                            "item {item} is outside the dataset's items 1..={}",
+                            ds.n_items
+                        ),
+                    ));
+                }
+                if interacted.contains(&item) {
+                    return Err(DataError::line(
+                        path,
+                        lineno,
+                        format!(
+                            "item {item} is in user {user}'s history, so it cannot be a negative"
+                        ),
+                    ));
+                }
+                negs.push(item);
+            }
+            match count {
+                None => count = Some(negs.len()),
+                Some(c) if c != negs.len() => {
+                    return Err(DataError::line(
+                        path,
+                        lineno,
+                        format!("{} negatives, the first line has {c}", negs.len()),
+                    ));
+                }
+                _ => {}
+            }
+            per_user[u] = Some(negs);
+        }
+        let Some(n) = count else {
+            return Err(DataError::file(path, "file is empty"));
+        };
+        config.n_negatives = n;
+        let mut ev = Evaluator::new(
+            ds,
+            EvalConfig {
+                n_negatives: 0,
+                ..config.clone()
+            },
+        );
+        ev.config = config;
+        for (slot, &u) in ev.negatives.iter_mut().zip(&ev.users) {
+            *slot = per_user[u].take().ok_or_else(|| {
+                DataError::file(
+                    path,
+                    format!("no line for user {} of dataset {}", ds.user_ids[u], ds.name),
+                )
+            })?;
+        }
+        Ok(ev)
+    }
+
     pub fn evaluate(
         &self,
         ds: &Dataset,
@@ -556,7 +661,50 @@ mod tests {
             .unwrap();
         assert_eq!(r.users_short_of_negatives, 50);
         assert_eq!(r.fewest_negatives, 33);
-        assert!(r.to_table().contains("fewer than 99 items"), "{}", r.to_table());
+        assert!(
+            r.to_table().contains("fewer than 99 items"),
+            "{}",
+            r.to_table()
+        );
         assert_eq!(r.to_json()["users_short_of_negatives"], 50);
+    }
+
+    #[test]
+    fn negatives_from_a_file_are_used_and_checked() {
+        let ds = toy();
+        let cfg = EvalConfig::default();
+        // The file `negatives_text` writes gives exactly the sampled evaluator's candidates.
+        let text = negatives_text(&ds, &cfg);
+        let p = Path::new("neg.txt");
+        let from_file = Evaluator::from_file(&ds, cfg.clone(), &text, p).unwrap();
+        let sampled = Evaluator::new(&ds, cfg.clone());
+        assert_eq!(from_file.negatives, sampled.negatives);
+        assert_eq!(from_file.config.n_negatives, 33);
+        let m = MostPop::fit(&ds);
+        let a = from_file.evaluate(&ds, &m, &mut |_, _| {}).unwrap();
+        let b = sampled.evaluate(&ds, &m, &mut |_, _| {}).unwrap();
+        assert_eq!(a.sampled, b.sampled);
+        let err = |t: &str| {
+            Evaluator::from_file(&ds, cfg.clone(), t, p)
+                .err()
+                .unwrap()
+                .to_string()
+        };
+        let lines: Vec<&str> = text.lines().collect();
+        // A user missing.
+        let e = err(&lines[1..].join("\n"));
+        assert!(e.contains("no line for user 1"), "{e}");
+        // An id out of range, and a negative the user interacted with (user 1 has item 2).
+        let e = err(&text.replacen(lines[0], "1 9999", 1));
+        assert!(e.contains("neg.txt:1") && e.contains("9999"), "{e}");
+        let e = err(&text.replacen(lines[0], "1 2", 1));
+        assert!(e.contains("history"), "{e}");
+        // Unknown user, duplicate user, ragged counts, garbage.
+        assert!(err(&format!("{text}777 5\n")).contains("user 777"));
+        assert!(err(&format!("{text}{}\n", lines[0])).contains("twice"));
+        let e = err(&text.replacen(lines[3], "4 1", 1));
+        assert!(e.contains("1 negatives"), "{e}");
+        assert!(err("1 x\n").contains("\"x\""));
+        assert!(err("").contains("empty"));
     }
 }

@@ -68,7 +68,10 @@ fn column(spec: &str, header: Option<&[String]>, path: &Path) -> Result<usize, D
             DataError::line(
                 path,
                 1,
-                format!("no column named {spec:?} in the header {}", header.join(", ")),
+                format!(
+                    "no column named {spec:?} in the header {}",
+                    header.join(", ")
+                ),
             )
         })
 }
@@ -325,7 +328,11 @@ pub fn read_names(text: &str, path: &Path) -> Result<HashMap<String, (String, St
                 "expected `item<sep>name[<sep>category]`",
             ));
         };
-        let category = rec.iter().skip(2).collect::<Vec<_>>().join(&delim.to_string());
+        let category = rec
+            .iter()
+            .skip(2)
+            .collect::<Vec<_>>()
+            .join(&delim.to_string());
         out.insert(id.to_string(), (name.to_string(), category));
     }
     Ok(out)
@@ -461,7 +468,10 @@ mod tests {
             ..Default::default()
         };
         let ing = ingest(text, Path::new("q.csv"), &cfg, None).unwrap();
-        assert_eq!(ing.item_map, vec!["Book, vol 1", "Book, vol 2", "Say \"hi\""]);
+        assert_eq!(
+            ing.item_map,
+            vec!["Book, vol 1", "Book, vol 2", "Say \"hi\""]
+        );
         assert!(ing.skipped.is_empty(), "{:?}", ing.skipped);
         let names = read_names("x,\"Mug, blue\",Kitchen\n", Path::new("n.csv")).unwrap();
         assert_eq!(names["x"].0, "Mug, blue");

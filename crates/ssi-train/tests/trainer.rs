@@ -61,10 +61,19 @@ fn bit_flipped_weights_are_refused_by_checksum() {
     let (m, t) = configs(ModelKind::Gru4rec, &ds);
     let dir = tempfile::tempdir().unwrap();
     trainer(&ds, dir.path(), Some(1))
-        .run(&m, &t.clone().with_max_steps_per_epoch(Some(1)), false, &mut Silent)
+        .run(
+            &m,
+            &t.clone().with_max_steps_per_epoch(Some(1)),
+            false,
+            &mut Silent,
+        )
         .unwrap();
     let run = RunDir::new(dir.path());
-    assert_eq!(run.state().unwrap().checksums.len(), 3, "model, optimiser, best");
+    assert_eq!(
+        run.state().unwrap().checksums.len(),
+        3,
+        "model, optimiser, best"
+    );
     let flip = |name: &str| {
         let path = dir.path().join(name);
         let mut bytes = std::fs::read(&path).unwrap();
@@ -81,6 +90,8 @@ fn bit_flipped_weights_are_refused_by_checksum() {
         "{err}"
     );
     flip("best.bpk");
-    let err = run.load_best(&Device::flex()).expect_err("damaged best.bpk");
+    let err = run
+        .load_best(&Device::flex())
+        .expect_err("damaged best.bpk");
     assert!(err.to_string().contains("SHA-256"), "{err}");
 }

@@ -1,0 +1,53 @@
+//! Hostile settings: whatever values a user sets, `with_overrides` + `validate` either refuse them
+//! with a message naming the setting, or the model builds and scores without a panic.
+
+use burn::tensor::Device;
+use proptest::prelude::*;
+use ssi_models::common::Batch;
+use ssi_models::{ModelConfig, ModelKind, SequentialModel};
+
+fn value() -> impl Strategy<Value = serde_json::Value> {
+    prop_oneof![
+        prop::sample::select(vec![0i64, 1, 2, 3, 4, 7, 8, 16, -1, 100_000]).prop_map(|v| v.into()),
+        prop::sample::select(vec![-1.0f64, 0.0, 1e-9, 0.3, 0.99, 1.0, 1.5, 1e300])
+            .prop_map(|v| v.into()),
+        any::<bool>().prop_map(|v| v.into()),
+        Just(serde_json::Value::Null),
+        Just(serde_json::json!("x")),
+        Just(serde_json::json!([2, 0])),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn settings_are_refused_or_usable(
+        kind in prop::sample::select(ModelKind::ALL.to_vec()),
+        sets in prop::collection::vec((0usize..64, value()), 0..5),
+    ) {
+        let base = ModelConfig::new(kind, 12, 4);
+        let mut keys: Vec<String> = base.to_json().as_object().unwrap().keys()
+            .filter(|k| !matches!(k.as_str(), "model" | "n_items" | "n_users"))
+            .cloned().collect();
+        keys.sort();
+        let overrides: Vec<(String, serde_json::Value)> =
+            sets.into_iter().map(|(i, v)| (keys[i % keys.len()].clone(), v)).collect();
+        let cfg = match base.with_overrides(&overrides) {
+            Ok(c) => c,
+            Err(e) => {
+                prop_assert!(e.contains("setting"), "{e}");
+                return Ok(());
+            }
+        };
+        if let Err(e) = cfg.validate() {
+            prop_assert!(overrides.iter().any(|(k, _)| e.contains(k.as_str())), "{e} names a setting");
+            return Ok(());
+        }
+        // Valid: small enough to build here (the sizes above stay tiny) and it must score.
+        let model = cfg.init(&Device::flex());
+        let h: [&[u32]; 2] = [&[1, 2, 3], &[4]];
+        let scores = model.score_all(Batch { items: &h, users: &[Some(0), None] });
+        prop_assert_eq!(scores.dims()[0], 2);
+    }
+}
