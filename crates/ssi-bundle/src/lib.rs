@@ -167,7 +167,7 @@ impl Bundle {
             ModuleRecord::from_bytes(Bytes::from_bytes_vec(weights.to_vec())).map_err(|e| {
                 BundleError::Weights {
                     model: header.model.kind().name().into(),
-                    detail: format!("not burnpack data: {e:?}"),
+                    detail: format!("not burnpack data: {e}"),
                 }
             })?;
         let model = header

@@ -30,9 +30,13 @@ pub fn read_bytes(path: &Path) -> Result<Vec<u8>, DataError> {
     Ok(bytes)
 }
 
-/// Reads a UTF-8 text file of at most `MAX_FILE_BYTES`.
+/// Reads a UTF-8 text file of at most `MAX_FILE_BYTES`, without the byte-order mark some editors
+/// put first.
 pub fn read_text(path: &Path) -> Result<String, DataError> {
-    let bytes = read_bytes(path)?;
+    let mut bytes = read_bytes(path)?;
+    if bytes.starts_with(b"\xef\xbb\xbf") {
+        bytes.drain(..3);
+    }
     String::from_utf8(bytes).map_err(|e| {
         DataError::file(
             path,
@@ -109,6 +113,7 @@ impl Dataset {
         let mut sequences = Vec::new();
         let mut n_items = 0u32;
         let mut any_content = false;
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         for (i, line) in text.lines().enumerate() {
             let lineno = i + 1;
             let mut tokens = line.split_whitespace();
@@ -423,6 +428,8 @@ mod tests {
     #[test]
     fn fingerprint_follows_content() {
         let a = parse("1 1 2 3\n2 3 2 1 4\n").unwrap().0;
+        let with_bom = parse("\u{feff}1 1 2 3\n2 3 2 1 4\n").unwrap().0;
+        assert_eq!(a.fingerprint(), with_bom.fingerprint());
         let same = parse("1 1 2 3\n\n2 3 2 1 4\n").unwrap().0;
         let swapped = parse("1 2 1 3\n2 3 2 1 4\n").unwrap().0;
         assert_eq!(a.fingerprint(), same.fingerprint());

@@ -219,7 +219,7 @@ impl RunDir {
         let m = self.epoch_file(state.epoch, "model");
         let o = self.epoch_file(state.epoch, "optim");
         self.write_bytes(&m, module)?;
-        let ob = optim.into_bytes().map_err(|e| io(&o, format!("{e:?}")))?;
+        let ob = optim.into_bytes().map_err(|e| io(&o, e))?;
         self.write_bytes(&o, &ob)?;
         state.checksums.retain(|name, _| name == BEST);
         state.checksums.insert(file_name(&m), sha256_hex(module));
@@ -292,7 +292,7 @@ impl RunDir {
         let bytes = self.read_checked(&o, &state)?;
         let optim = optim
             .from_bytes(Bytes::from_bytes_vec(bytes))
-            .map_err(|e| io(&o, format!("{e:?}")))?;
+            .map_err(|e| io(&o, e))?;
         Ok((model, optim, state))
     }
 
@@ -382,7 +382,7 @@ pub fn model_from_bytes(
     device: &Device,
 ) -> Result<AnyModel, String> {
     let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes))
-        .map_err(|e| format!("not a burnpack model file: {e:?}"))?;
+        .map_err(|e| format!("not a burnpack model file: {e}"))?;
     let model = config.init(device).try_load_record(record).map_err(|e| {
         format!(
             "weights do not fit the {} config: {}",

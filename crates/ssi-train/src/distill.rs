@@ -301,7 +301,7 @@ impl Objective for Distill {
     fn load(&self, bytes: Vec<u8>, device: &Device) -> Result<Distiller, String> {
         use burn::store::ModuleRecord;
         let record = ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
-            .map_err(|e| format!("not a burnpack file: {e:?}"))?;
+            .map_err(|e| format!("not a burnpack file: {e}"))?;
         self.init(device)
             .try_load_record(record)
             .map_err(|e| format!("checkpoint does not fit the distillation config: {e:?}"))
