@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# Installs what the browser tests and the page build need, when missing: Debian's chromium and
-# chromium-driver, wasm-bindgen-cli at the exact version of wasm-bindgen in Cargo.lock, trunk,
+# Installs what the browser tests and the page build need, when missing: the wasm32 target,
+# Debian's chromium and chromium-driver, wasm-bindgen-cli at the exact version of wasm-bindgen in Cargo.lock, trunk,
 # and binaryen 132's wasm-opt from npm (Debian's wasm-opt 108 breaks the page). Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  echo "adding the wasm32-unknown-unknown target"
+  rustup target add wasm32-unknown-unknown
+fi
 
 if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
   echo "installing chromium and chromium-driver (Debian)"

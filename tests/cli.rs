@@ -152,11 +152,37 @@ fn synthetic_shop_round_trip_and_markov_beats_mostpop() {
 
 #[test]
 fn quickstart_runs_without_files() {
-    let out = ok(&["quickstart"]);
-    assert!(
-        out.contains("MostPop") && out.contains("Markov") && out.contains("NDCG@10"),
-        "{out}"
-    );
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("qs");
+    let r = runs.to_str().unwrap();
+    let out = ok(&["quickstart", "--minutes", "0.03", "--out", r]);
+    for row in [
+        "MostPop",
+        "Markov chain",
+        "teacher (temporal)",
+        "teacher (persona)",
+        "teacher (global)",
+        "SASRec alone",
+        "SSI-SASRec",
+        "full NDCG@10",
+        "Next:",
+    ] {
+        assert!(out.contains(row), "{row} missing from {out}");
+    }
+    let bundle = runs.join("bundle").join("bundle.ssib");
+    assert!(bundle.exists(), "{out}");
+    // The bundle predicts; a second run reads the finished models back instead of training.
+    let top = ok(&[
+        "predict",
+        "--bundle",
+        bundle.to_str().unwrap(),
+        "--history",
+        "1,2",
+    ]);
+    assert!(top.lines().count() >= 10, "{top}");
+    let again = ok(&["quickstart", "--minutes", "0.03", "--out", r]);
+    assert!(!again.contains("started"), "{again}");
+    fails(&["quickstart", "--minutes", "0"], "--minutes");
     let table = ok(&["eval", "--model", "mostpop"]);
     assert!(
         table.contains("sampled neg.") && table.contains("all items"),

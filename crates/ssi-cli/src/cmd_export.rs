@@ -24,6 +24,17 @@ pub struct ExportArgs {
     sequences: usize,
 }
 
+impl ExportArgs {
+    pub fn new(checkpoint: PathBuf, out: PathBuf, name: String) -> Self {
+        ExportArgs {
+            checkpoint,
+            out,
+            name: Some(name),
+            sequences: 1000,
+        }
+    }
+}
+
 pub fn export(a: ExportArgs) -> Result<()> {
     let dir = RunDir::new(&a.checkpoint);
     let cfg = dir.config()?;

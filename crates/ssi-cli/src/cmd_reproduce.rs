@@ -110,6 +110,51 @@ pub struct ReproduceArgs {
     /// Train only the named stage (run folder name) of this invocation: what --jobs runs.
     #[arg(long, hide = true)]
     stage: Option<String>,
+    /// Print Table 2 when done (the quickstart prints its own summary instead).
+    #[arg(skip = true)]
+    print_table: bool,
+}
+
+impl ReproduceArgs {
+    /// The pipeline of `ssi quickstart`: the three teachers, `student` alone and as an SSI
+    /// student (imitating the teachers' forecast of the next item from the whole history, our
+    /// best configuration), with `settings` for every run.
+    pub fn quickstart(
+        data: Option<PathBuf>,
+        out: PathBuf,
+        settings: Vec<String>,
+        student: ModelKind,
+        jobs: usize,
+        stage: Option<String>,
+    ) -> Self {
+        ReproduceArgs {
+            data,
+            config: "small".into(),
+            set: settings,
+            out: Some(out),
+            ablation: Vec::new(),
+            baselines: vec![student],
+            students: vec![student],
+            paper_dataset: None,
+            device: "cpu".into(),
+            jobs,
+            imitation_points: ImitationPoints::Next,
+            teacher_full_history: true,
+            temperature: 1.0,
+            stage,
+            print_table: false,
+        }
+    }
+}
+
+/// The run folder of `student` trained alone, and of it as an SSI student, in a reproduce folder.
+pub fn student_runs(student: ModelKind) -> (String, String) {
+    let alone = baseline_stages()
+        .into_iter()
+        .find(|s| s.kind == student)
+        .map(|s| s.name)
+        .unwrap_or_else(|| student.name().to_ascii_lowercase());
+    (alone, ssi_student(student, &teachers("", None)).name)
 }
 
 /// One model of the pipeline.
@@ -417,7 +462,14 @@ pub fn reproduce(a: ReproduceArgs) -> Result<()> {
         rows.extend(runner.run_or_read(&s, a.students.contains(&student))?);
     }
     let paper = paper_rows(&name);
-    write_table2(&out, &name, &rows, &paper, &runner.imitation_note())?;
+    write_table2(
+        &out,
+        &name,
+        &rows,
+        &paper,
+        &runner.imitation_note(),
+        a.print_table,
+    )?;
 
     let find = |label: &str| rows.iter().find(|r| r.label == label);
     if a.ablation.contains(&Ablation::Imitation) {
@@ -467,7 +519,9 @@ pub fn reproduce(a: ReproduceArgs) -> Result<()> {
             &[("BERT4Rec".into(), bert), ("SSI".into(), ssi_v)],
         )?;
     }
-    outln!("results in {}", out.display());
+    if a.print_table {
+        outln!("results in {}", out.display());
+    }
     Ok(())
 }
 
@@ -672,6 +726,7 @@ fn write_table2(
     rows: &[Row],
     paper: &[(String, Vec<f64>)],
     note: &str,
+    print: bool,
 ) -> Result<()> {
     let mut md = format!(
         "# Table 2 on {name}: ours (paper, difference)\n\nSampled protocol (99 negatives), test split, one evaluation sample for every model. \
@@ -722,7 +777,9 @@ fn write_table2(
     }
     write(out, "table2.md", &md)?;
     write(out, "table2.csv", &csv)?;
-    out!("{md}");
+    if print {
+        out!("{md}");
+    }
     Ok(())
 }
 

@@ -26,6 +26,7 @@ mod cmd_data;
 mod cmd_eval;
 mod cmd_export;
 mod cmd_predict;
+mod cmd_quickstart;
 mod cmd_reproduce;
 mod cmd_train;
 mod fetch;
@@ -48,8 +49,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// The main job on the embedded synthetic shop: generate it, evaluate the recommenders, print a table.
-    Quickstart(cmd_eval::QuickstartArgs),
+    /// The main job in miniature (~5 min): consistency teachers, an SSI student, the student alone, MostPop and Markov, a table and a bundle for the page.
+    Quickstart(cmd_quickstart::QuickstartArgs),
     /// Datasets: generate, inspect, ingest, download.
     #[command(subcommand)]
     Data(cmd_data::DataCommand),
@@ -88,7 +89,7 @@ fn main() {
     }
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Quickstart(a) => cmd_eval::quickstart(a),
+        Command::Quickstart(a) => cmd_quickstart::quickstart(a),
         Command::Data(c) => cmd_data::run(c),
         Command::Eval(a) => cmd_eval::eval(a),
         Command::Train(a) => cmd_train::train(a),

@@ -1,0 +1,185 @@
+//! `ssi quickstart`: the main job in miniature — three consistency teachers, a student imitating
+//! them, the same student alone, MostPop and a Markov chain, one table, and a bundle for the page.
+
+use crate::cmd_eval::ProtocolArgs;
+use crate::cmd_reproduce::{ReproduceArgs, reproduce, student_runs};
+use anyhow::Result;
+use clap::Args;
+use ssi_data::{EvalReport, MarkovChain, MostPop};
+use ssi_models::ModelKind;
+use std::path::{Path, PathBuf};
+
+#[derive(Args)]
+pub struct QuickstartArgs {
+    /// Run on this dataset instead of the embedded synthetic shop.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Output folder: one run folder per model, the table, and the bundle (an existing folder
+    /// is continued: finished models are read back).
+    #[arg(long, default_value = "runs/quickstart")]
+    out: PathBuf,
+    /// Training minutes of each of the five trained models.
+    #[arg(long, default_value_t = 1.0)]
+    minutes: f64,
+    /// Models trained at once (each uses about one core).
+    #[arg(long, default_value_t = 2)]
+    jobs: usize,
+    /// The student: sasrec, gru4rec or hgn.
+    #[arg(long, default_value = "sasrec")]
+    student: ModelKind,
+    /// A worker of --jobs: train this stage only.
+    #[arg(long, hide = true)]
+    stage: Option<String>,
+}
+
+/// Settings of the miniature, the same for every model: batches of 64 give a dataset of a few
+/// thousand users enough optimiser steps per minute (256 gives 12 steps an epoch).
+fn settings(minutes: f64) -> Vec<String> {
+    vec![
+        "batch_size=64".into(),
+        format!("time_budget_minutes={minutes}"),
+    ]
+}
+
+pub fn quickstart(a: QuickstartArgs) -> Result<()> {
+    if !(a.minutes.is_finite() && a.minutes > 0.0) {
+        anyhow::bail!("--minutes {} must be a positive number", a.minutes);
+    }
+    if !matches!(
+        a.student,
+        ModelKind::Sasrec | ModelKind::Gru4rec | ModelKind::Hgn
+    ) {
+        anyhow::bail!(
+            "--student {}: SSI students are sasrec, gru4rec or hgn",
+            a.student.name()
+        );
+    }
+    let pipeline = ReproduceArgs::quickstart(
+        a.data.clone(),
+        a.out.clone(),
+        settings(a.minutes),
+        a.student,
+        a.jobs,
+        a.stage.clone(),
+    );
+    if a.stage.is_some() {
+        return reproduce(pipeline);
+    }
+    let ds = crate::source::load(a.data.as_deref(), false)?;
+    let st = ds.stats();
+    outln!(
+        "SSI in miniature on {} ({} users, {} items, {} interactions): three BERT4Rec teachers, \
+         each with one consistency task, are distilled into a {} student; the same student \
+         trained alone, MostPop and a Markov chain are the references. {} models x {} min, {} at once.\n",
+        ds.name,
+        st.users,
+        st.max_item_id,
+        st.interactions,
+        a.student.name(),
+        5,
+        a.minutes,
+        a.jobs
+    );
+    reproduce(pipeline)?;
+
+    let protocol = ProtocolArgs::default_test(42);
+    let mut rows: Vec<(String, EvalReport, Option<f64>)> = Vec::new();
+    for (label, model) in [
+        (
+            "MostPop",
+            Box::new(MostPop::fit(&ds)) as Box<dyn ssi_data::Recommender>,
+        ),
+        ("Markov chain", Box::new(MarkovChain::fit(&ds))),
+    ] {
+        let r = crate::cmd_eval::evaluate(&ds, model.as_ref(), &protocol, true)?;
+        rows.push((label.into(), r, None));
+    }
+    let (alone, ssi) = student_runs(a.student);
+    let mut runs: Vec<(String, String)> = ssi_models::consistency::ConsistencyTask::ALL
+        .iter()
+        .map(|t| {
+            (
+                format!("teacher ({})", t.name()),
+                format!("teacher-{}", t.name()),
+            )
+        })
+        .collect();
+    runs.push((format!("{} alone", a.student.name()), alone.clone()));
+    runs.push((format!("SSI-{}", a.student.name()), ssi.clone()));
+    let device = burn::tensor::Device::flex();
+    for (label, folder) in &runs {
+        let dir = ssi_train::RunDir::new(a.out.join(folder));
+        let r = crate::cmd_train::evaluate_checkpoint(&dir, &ds, &device, &protocol, true)?;
+        let minutes = dir.state().ok().map(|s| s.train_seconds / 60.0);
+        rows.push((label.clone(), r, minutes));
+    }
+    print_summary(&rows);
+    let ndcg = |label: &str| {
+        rows.iter()
+            .find(|r| r.0 == label)
+            .and_then(|r| r.1.sampled.ndcg_at(10))
+            .unwrap_or(0.0)
+    };
+    let (s, b) = (
+        ndcg(&format!("SSI-{}", a.student.name())),
+        ndcg(&format!("{} alone", a.student.name())),
+    );
+    outln!(
+        "\nSSI-{0} vs {0} alone: {1:+.4} NDCG@10 (sampled). {2}",
+        a.student.name(),
+        s - b,
+        if s > b {
+            "Imitating the teachers helped."
+        } else {
+            "Imitation did not help here: in a one-minute budget the teachers learn less than the \
+             student alone (see their rows); SSI pays off with teachers trained longer \
+             (docs/results/)."
+        }
+    );
+
+    let bundle = a.out.join("bundle");
+    crate::cmd_export::export(crate::cmd_export::ExportArgs::new(
+        a.out.join(&ssi),
+        bundle.clone(),
+        format!("{} SSI-{}", ds.name, a.student.name()),
+    ))?;
+    next_steps(&a.out, &bundle);
+    Ok(())
+}
+
+fn print_summary(rows: &[(String, EvalReport, Option<f64>)]) {
+    outln!(
+        "\n{:<22} {:>9} {:>9} {:>14} {:>9}",
+        "model (test split)",
+        "NDCG@10",
+        "Recall@10",
+        "full NDCG@10",
+        "minutes"
+    );
+    for (label, r, minutes) in rows {
+        let full = r.full.as_ref().and_then(|f| f.ndcg_at(10));
+        outln!(
+            "{:<22} {:>9.4} {:>9.4} {:>14} {:>9}",
+            label,
+            r.sampled.ndcg_at(10).unwrap_or(0.0),
+            r.sampled.recall_at(10).unwrap_or(0.0),
+            full.map(|f| format!("{f:.4}")).unwrap_or_default(),
+            minutes.map(|m| format!("{m:.1}")).unwrap_or_default()
+        );
+    }
+    outln!("NDCG@10 / Recall@10: the target among 99 sampled negatives; full: among all items.");
+}
+
+fn next_steps(out: &Path, bundle: &Path) {
+    outln!(
+        "\nNext:\n  \
+         ssi predict --bundle {b} --history 1,2   # the next items after items 1 and 2\n  \
+         cp -r {d} public/models/mine && trunk serve --release   # the page, with this model (web/README.md)\n  \
+         ssi data fetch beauty && ssi quickstart --data ~/.cache/ssi/beauty.txt --minutes 20\n  \
+         ssi data ingest log.csv --out data/mine.txt   # your own log: user,item,timestamp\n\
+         Runs, table2.md and the bundle are in {o}.",
+        b = bundle.join(ssi_bundle::FILE_NAME).display(),
+        d = bundle.display(),
+        o = out.display()
+    );
+}
