@@ -89,6 +89,11 @@ fn every_subcommand_has_help() {
     ] {
         assert!(ok(&args).contains("Usage"), "{args:?}");
     }
+    // Every model is named where a user chooses one.
+    let help = ok(&["train", "--help"]);
+    for id in ["sasrec", "bert4rec", "gru4rec", "hgn", "s3rec", "grec"] {
+        assert!(help.contains(id), "train --help does not name {id}: {help}");
+    }
 }
 
 #[test]

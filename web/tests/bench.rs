@@ -34,6 +34,7 @@ fn big_bundle(n_items: usize, device: &Device) -> Vec<u8> {
         catalogue: Catalogue::with_items(n_items),
         sequences: Vec::new(),
         weights_len: 0,
+        weights_sha256: None,
         ..shipped
     };
     Bundle::to_bytes(header, &model).unwrap()

@@ -37,6 +37,7 @@ fn bundle(kind: ModelKind) -> (Vec<u8>, ssi_data::Dataset) {
         catalogue: ds.catalogue.clone().unwrap(),
         sequences: ds.sequences.clone(),
         weights_len: 0,
+        weights_sha256: None,
     };
     (Bundle::to_bytes(header, &model).unwrap(), ds)
 }

@@ -150,7 +150,7 @@ impl Bundle {
                     .into(),
             ));
         }
-        let model_items = model_items(&header.model);
+        let model_items = header.model.n_items();
         if header.catalogue.n_items() != model_items {
             return Err(BundleError::Catalogue {
                 catalogue: header.catalogue.n_items(),
@@ -183,7 +183,7 @@ impl Bundle {
                 "weight {at} holds NaN or infinite values"
             )));
         }
-        debug_assert_eq!(model.n_items(), model_items(&header.model));
+        debug_assert_eq!(model.n_items(), header.model.n_items());
         Ok(Bundle { header, model })
     }
 }
@@ -209,17 +209,6 @@ pub fn top_k(scores: &[f32], history: &[u32], k: usize) -> Vec<(u32, f32)> {
     idx.into_iter()
         .map(|i| (i as u32 + 1, (scores[i] - max).exp() / total))
         .collect()
-}
-
-fn model_items(cfg: &ModelConfig) -> usize {
-    match cfg {
-        ModelConfig::Bert4rec(c) => c.n_items,
-        ModelConfig::Sasrec(c) => c.n_items,
-        ModelConfig::Gru4rec(c) => c.n_items,
-        ModelConfig::Hgn(c) => c.n_items,
-        ModelConfig::S3rec(c) => c.n_items,
-        ModelConfig::Grec(c) => c.n_items,
-    }
 }
 
 #[cfg(test)]

@@ -197,11 +197,12 @@ pub fn bench(a: BenchArgs) -> Result<()> {
             ])
             .map_err(anyhow::Error::msg)?;
         cfg.validate().map_err(anyhow::Error::msg)?;
-        let cfg = if kind == ModelKind::Hgn {
-            cfg
-        } else {
+        // Models that read a fixed window (HGN) have no max_len.
+        let cfg = if cfg.to_json().get("max_len").is_some() {
             cfg.with_overrides(&[("max_len".into(), a.len.into())])
                 .map_err(anyhow::Error::msg)?
+        } else {
+            cfg
         };
         let train_dev = dev.clone().autodiff();
         let mut model = cfg.init(&train_dev);

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 #[derive(Args)]
 pub struct TrainArgs {
-    /// bert4rec, sasrec, gru4rec or hgn.
+    /// sasrec, bert4rec, gru4rec, hgn, s3rec or grec.
     #[arg(long)]
     model: ModelKind,
     #[command(flatten)]
@@ -36,7 +36,7 @@ pub struct DistillArgs {
     /// Run folders of trained teachers, comma-separated (e.g. from `ssi pretrain`).
     #[arg(long, value_delimiter = ',', required = true)]
     teachers: Vec<PathBuf>,
-    /// The student: hgn (the paper's), gru4rec, sasrec or bert4rec.
+    /// The student: hgn (the paper's), gru4rec, sasrec, or any other model.
     #[arg(long, default_value = "hgn")]
     student: ModelKind,
     /// Leave out prediction distribution imitation (eq. 5; Table 3 ablation).

@@ -56,7 +56,7 @@ enum Command {
     Data(cmd_data::DataCommand),
     /// Evaluate a recommender with the paper's protocol (sampled-99) and full ranking.
     Eval(cmd_eval::EvalArgs),
-    /// Train BERT4Rec, SASRec, GRU4Rec or HGN (checkpointed, resumable), then evaluate on the test split.
+    /// Train a model (SASRec, BERT4Rec, GRU4Rec, HGN, S3-Rec, GREC; checkpointed, resumable), then evaluate on the test split.
     Train(cmd_train::TrainArgs),
     /// Pre-train an SSI teacher: BERT4Rec with a consistency task (temporal, persona or global).
     Pretrain(cmd_train::PretrainArgs),

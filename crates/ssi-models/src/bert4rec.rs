@@ -285,6 +285,22 @@ impl Bert4Rec {
     }
 }
 
+impl crate::model::ModelSpec for Bert4RecConfig {
+    type Model = Bert4Rec;
+    fn defaults(n_items: usize, _n_users: usize) -> Self {
+        Self::new(n_items)
+    }
+    fn build(&self, device: &Device) -> Bert4Rec {
+        self.init(device)
+    }
+    fn n_items(&self) -> usize {
+        self.n_items
+    }
+    fn teacher_name(&self) -> Option<String> {
+        self.consistency.map(|t| t.name().to_string())
+    }
+}
+
 impl SequentialModel for Bert4Rec {
     basics!(Bert4rec, max_len);
     fn encode(&self, batch: Batch) -> Tensor<2> {

@@ -253,6 +253,19 @@ impl Grec {
     }
 }
 
+impl crate::model::ModelSpec for GrecConfig {
+    type Model = Grec;
+    fn defaults(n_items: usize, _n_users: usize) -> Self {
+        Self::new(n_items)
+    }
+    fn build(&self, device: &Device) -> Grec {
+        self.init(device)
+    }
+    fn n_items(&self) -> usize {
+        self.n_items
+    }
+}
+
 impl SequentialModel for Grec {
     basics!(Grec, max_len);
     fn encode(&self, batch: Batch) -> Tensor<2> {

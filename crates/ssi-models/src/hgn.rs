@@ -119,6 +119,19 @@ impl Hgn {
     }
 }
 
+impl crate::model::ModelSpec for HgnConfig {
+    type Model = Hgn;
+    fn defaults(n_items: usize, n_users: usize) -> Self {
+        Self::new(n_items, n_users)
+    }
+    fn build(&self, device: &Device) -> Hgn {
+        self.init(device)
+    }
+    fn n_items(&self) -> usize {
+        self.n_items
+    }
+}
+
 impl SequentialModel for Hgn {
     basics!(Hgn, window);
     fn encode(&self, batch: Batch) -> Tensor<2> {

@@ -1,14 +1,11 @@
-//! The common recommender trait of every burn model, and the enum that lets the CLI, the trainer
-//! and the browser hold any of them.
+//! The common recommender trait of every burn model, and the list of models: the kind, config
+//! and model enums that let the CLI, the trainer and the browser hold any of them all follow from
+//! the one `model_list!` below. Adding a model: a file implementing [`SequentialModel`] for the
+//! model and [`ModelSpec`] for its config, and one line in that list.
 
-use crate::bert4rec::{Bert4Rec, Bert4RecConfig};
 use crate::common::{Batch, TrainBatch};
-use crate::grec::{Grec, GrecConfig};
-use crate::gru4rec::{Gru4Rec, Gru4RecConfig};
-use crate::hgn::{Hgn, HgnConfig};
 use crate::loss::Softmax;
-use crate::s3rec::{S3Rec, S3RecConfig};
-use crate::sasrec::{SasRec, SasRecConfig};
+use crate::{bert4rec, grec, gru4rec, hgn, s3rec, sasrec};
 use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor};
 use ssi_data::rng::SsiRng;
@@ -49,6 +46,12 @@ pub trait SequentialModel {
     /// The model's own training objective on a batch of training sequences.
     fn train_loss(&self, batch: TrainBatch, softmax: Softmax, rng: &mut SsiRng) -> Tensor<1>;
 
+    /// The loss of a self-supervised pre-training stage run before training (S3-Rec's), if the
+    /// model has one.
+    fn pretrain_loss(&self, _batch: TrainBatch, _rng: &mut SsiRng) -> Option<Tensor<1>> {
+        None
+    }
+
     /// Scores of every item, [batch, n_items] (column i is item id i + 1).
     fn score_all(&self, batch: Batch) -> Tensor<2> {
         let logits = self.encode(batch).matmul(self.item_table().transpose());
@@ -76,92 +79,167 @@ pub trait SequentialModel {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ModelKind {
-    Bert4rec,
-    Sasrec,
-    Gru4rec,
-    Hgn,
-    S3rec,
-    Grec,
+/// What the model list needs of a model's configuration; each model file implements it.
+pub trait ModelSpec {
+    type Model;
+    /// The small configuration (hidden 64, 2 layers, 2 heads, max length 50) for a dataset.
+    fn defaults(n_items: usize, n_users: usize) -> Self;
+    fn build(&self, device: &Device) -> Self::Model;
+    fn n_items(&self) -> usize;
+    /// Epochs of the self-supervised pre-training stage, for models that have one.
+    fn pretrain_epochs(&self) -> Option<usize> {
+        None
+    }
+    /// The name a run of this config goes by as an SSI teacher, when not the model's own name.
+    fn teacher_name(&self) -> Option<String> {
+        None
+    }
 }
 
-impl ModelKind {
-    pub const ALL: [ModelKind; 6] = [
-        ModelKind::Bert4rec,
-        ModelKind::Sasrec,
-        ModelKind::Gru4rec,
-        ModelKind::Hgn,
-        ModelKind::S3rec,
-        ModelKind::Grec,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            ModelKind::Bert4rec => "BERT4Rec",
-            ModelKind::Sasrec => "SASRec",
-            ModelKind::Gru4rec => "GRU4Rec",
-            ModelKind::Hgn => "HGN",
-            ModelKind::S3rec => "S3-Rec",
-            ModelKind::Grec => "GREC",
+/// Declares the models: `Variant(module::Config, module::Model) = "cli-name", "Display name";`.
+/// Everything that enumerates models is generated from this one list.
+macro_rules! model_list {
+    ($($kind:ident($config:ty, $model:ty) = $id:literal, $display:literal;)*) => {
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+        #[serde(rename_all = "lowercase")]
+        pub enum ModelKind {
+            $($kind,)*
         }
-    }
+
+        impl ModelKind {
+            pub const ALL: [ModelKind; [$($id),*].len()] = [$(ModelKind::$kind),*];
+
+            /// The name in tables and messages.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(ModelKind::$kind => $display,)*
+                }
+            }
+
+            /// The name on the command line and in config files.
+            pub fn id(self) -> &'static str {
+                match self {
+                    $(ModelKind::$kind => $id,)*
+                }
+            }
+        }
+
+        /// A model's full configuration; serialises to JSON with a `"model"` tag.
+        #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+        #[serde(tag = "model", rename_all = "lowercase")]
+        pub enum ModelConfig {
+            $($kind($config),)*
+        }
+
+        impl ModelConfig {
+            /// Defaults of the small configuration (hidden 64, 2 layers, 2 heads, max length 50).
+            pub fn new(kind: ModelKind, n_items: usize, n_users: usize) -> Self {
+                match kind {
+                    $(ModelKind::$kind => ModelConfig::$kind(<$config as ModelSpec>::defaults(n_items, n_users)),)*
+                }
+            }
+
+            pub fn kind(&self) -> ModelKind {
+                match self {
+                    $(ModelConfig::$kind(_) => ModelKind::$kind,)*
+                }
+            }
+
+            pub fn init(&self, device: &Device) -> AnyModel {
+                match self {
+                    $(ModelConfig::$kind(c) => AnyModel::$kind(ModelSpec::build(c, device)),)*
+                }
+            }
+
+            /// Items the model scores (its item table's rows).
+            pub fn n_items(&self) -> usize {
+                match self {
+                    $(ModelConfig::$kind(c) => ModelSpec::n_items(c),)*
+                }
+            }
+
+            /// Epochs of the self-supervised pre-training stage, for models that have one.
+            pub fn pretrain_epochs(&self) -> Option<usize> {
+                match self {
+                    $(ModelConfig::$kind(c) => ModelSpec::pretrain_epochs(c),)*
+                }
+            }
+
+            /// The name a run of this config goes by as an SSI teacher: its consistency task for
+            /// a consistency teacher, else the model's name in lower case.
+            pub fn teacher_name(&self) -> String {
+                let own = match self {
+                    $(ModelConfig::$kind(c) => ModelSpec::teacher_name(c),)*
+                };
+                own.unwrap_or_else(|| self.kind().id().to_string())
+            }
+        }
+
+        /// Any of the models, as one burn module.
+        // Variants differ by ~200 bytes of handles; boxing would buy nothing measurable per step.
+        #[allow(clippy::large_enum_variant)]
+        #[derive(Module, Debug)]
+        pub enum AnyModel {
+            $($kind($model),)*
+        }
+
+        impl SequentialModel for AnyModel {
+            fn kind(&self) -> ModelKind {
+                match self { $(AnyModel::$kind(m) => m.kind(),)* }
+            }
+            fn n_items(&self) -> usize {
+                match self { $(AnyModel::$kind(m) => m.n_items(),)* }
+            }
+            fn device(&self) -> Device {
+                match self { $(AnyModel::$kind(m) => m.device(),)* }
+            }
+            fn max_len(&self) -> usize {
+                match self { $(AnyModel::$kind(m) => m.max_len(),)* }
+            }
+            fn encode(&self, batch: Batch) -> Tensor<2> {
+                match self { $(AnyModel::$kind(m) => m.encode(batch),)* }
+            }
+            fn item_table(&self) -> Tensor<2> {
+                match self { $(AnyModel::$kind(m) => m.item_table(),)* }
+            }
+            fn item_bias(&self) -> Option<Tensor<1>> {
+                match self { $(AnyModel::$kind(m) => m.item_bias(),)* }
+            }
+            fn train_loss(&self, batch: TrainBatch, softmax: Softmax, rng: &mut SsiRng) -> Tensor<1> {
+                match self { $(AnyModel::$kind(m) => m.train_loss(batch, softmax, rng),)* }
+            }
+            fn pretrain_loss(&self, batch: TrainBatch, rng: &mut SsiRng) -> Option<Tensor<1>> {
+                match self { $(AnyModel::$kind(m) => m.pretrain_loss(batch, rng),)* }
+            }
+        }
+    };
+}
+
+model_list! {
+    Bert4rec(bert4rec::Bert4RecConfig, bert4rec::Bert4Rec) = "bert4rec", "BERT4Rec";
+    Sasrec(sasrec::SasRecConfig, sasrec::SasRec) = "sasrec", "SASRec";
+    Gru4rec(gru4rec::Gru4RecConfig, gru4rec::Gru4Rec) = "gru4rec", "GRU4Rec";
+    Hgn(hgn::HgnConfig, hgn::Hgn) = "hgn", "HGN";
+    S3rec(s3rec::S3RecConfig, s3rec::S3Rec) = "s3rec", "S3-Rec";
+    Grec(grec::GrecConfig, grec::Grec) = "grec", "GREC";
 }
 
 impl std::str::FromStr for ModelKind {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        match s.to_ascii_lowercase().as_str() {
-            "bert4rec" => Ok(ModelKind::Bert4rec),
-            "sasrec" => Ok(ModelKind::Sasrec),
-            "gru4rec" => Ok(ModelKind::Gru4rec),
-            "hgn" => Ok(ModelKind::Hgn),
-            "s3rec" | "s3-rec" => Ok(ModelKind::S3rec),
-            "grec" => Ok(ModelKind::Grec),
-            _ => Err(format!(
-                "unknown model {s:?} (bert4rec, sasrec, gru4rec, hgn, s3rec, grec)"
-            )),
-        }
+        let s = s.to_ascii_lowercase();
+        ModelKind::ALL
+            .iter()
+            .copied()
+            .find(|k| k.id() == s || k.name().to_ascii_lowercase() == s)
+            .ok_or_else(|| {
+                let ids: Vec<&str> = ModelKind::ALL.iter().map(|k| k.id()).collect();
+                format!("unknown model {s:?} ({})", ids.join(", "))
+            })
     }
-}
-
-/// A model's full configuration; serialises to JSON with a `"model"` tag.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-#[serde(tag = "model", rename_all = "lowercase")]
-pub enum ModelConfig {
-    Bert4rec(Bert4RecConfig),
-    Sasrec(SasRecConfig),
-    Gru4rec(Gru4RecConfig),
-    Hgn(HgnConfig),
-    S3rec(S3RecConfig),
-    Grec(GrecConfig),
 }
 
 impl ModelConfig {
-    /// Defaults of the small configuration (hidden 64, 2 layers, 2 heads, max length 50).
-    pub fn new(kind: ModelKind, n_items: usize, n_users: usize) -> Self {
-        match kind {
-            ModelKind::Bert4rec => ModelConfig::Bert4rec(Bert4RecConfig::new(n_items)),
-            ModelKind::Sasrec => ModelConfig::Sasrec(SasRecConfig::new(n_items)),
-            ModelKind::Gru4rec => ModelConfig::Gru4rec(Gru4RecConfig::new(n_items)),
-            ModelKind::Hgn => ModelConfig::Hgn(HgnConfig::new(n_items, n_users)),
-            ModelKind::S3rec => ModelConfig::S3rec(S3RecConfig::new(n_items)),
-            ModelKind::Grec => ModelConfig::Grec(GrecConfig::new(n_items)),
-        }
-    }
-
-    pub fn kind(&self) -> ModelKind {
-        match self {
-            ModelConfig::Bert4rec(_) => ModelKind::Bert4rec,
-            ModelConfig::Sasrec(_) => ModelKind::Sasrec,
-            ModelConfig::Gru4rec(_) => ModelKind::Gru4rec,
-            ModelConfig::Hgn(_) => ModelKind::Hgn,
-            ModelConfig::S3rec(_) => ModelKind::S3rec,
-            ModelConfig::Grec(_) => ModelKind::Grec,
-        }
-    }
-
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::to_value(self).expect("configs serialise")
     }
@@ -273,79 +351,34 @@ impl ModelConfig {
         }
         Ok(())
     }
+}
 
-    pub fn init(&self, device: &Device) -> AnyModel {
-        match self {
-            ModelConfig::Bert4rec(c) => AnyModel::Bert4rec(c.init(device)),
-            ModelConfig::Sasrec(c) => AnyModel::Sasrec(c.init(device)),
-            ModelConfig::Gru4rec(c) => AnyModel::Gru4rec(c.init(device)),
-            ModelConfig::Hgn(c) => AnyModel::Hgn(c.init(device)),
-            ModelConfig::S3rec(c) => AnyModel::S3rec(c.init(device)),
-            ModelConfig::Grec(c) => AnyModel::Grec(c.init(device)),
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_model_list_is_consistent() {
+        for &kind in &ModelKind::ALL {
+            assert_eq!(kind.id().parse::<ModelKind>(), Ok(kind));
+            assert_eq!(kind.name().parse::<ModelKind>(), Ok(kind));
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.id());
+            let cfg = ModelConfig::new(kind, 30, 4);
+            assert_eq!(cfg.kind(), kind);
+            assert_eq!(cfg.n_items(), 30);
+            assert_eq!(cfg.to_json()["model"], kind.id());
+            cfg.validate().unwrap();
+            let model = cfg.init(&Device::flex());
+            assert_eq!((model.kind(), model.n_items()), (kind, 30));
         }
-    }
-}
-
-/// Any of the models, as one burn module.
-// Variants differ by ~200 bytes of handles; boxing would buy nothing measurable per step.
-#[allow(clippy::large_enum_variant)]
-#[derive(Module, Debug)]
-pub enum AnyModel {
-    Bert4rec(Bert4Rec),
-    Sasrec(SasRec),
-    Gru4rec(Gru4Rec),
-    Hgn(Hgn),
-    S3rec(S3Rec),
-    Grec(Grec),
-}
-
-macro_rules! dispatch {
-    ($self:ident, $m:ident => $e:expr) => {
-        match $self {
-            AnyModel::Bert4rec($m) => $e,
-            AnyModel::Sasrec($m) => $e,
-            AnyModel::Gru4rec($m) => $e,
-            AnyModel::Hgn($m) => $e,
-            AnyModel::S3rec($m) => $e,
-            AnyModel::Grec($m) => $e,
-        }
-    };
-}
-
-impl SequentialModel for AnyModel {
-    fn kind(&self) -> ModelKind {
-        dispatch!(self, m => m.kind())
-    }
-    fn n_items(&self) -> usize {
-        dispatch!(self, m => m.n_items())
-    }
-    fn device(&self) -> Device {
-        dispatch!(self, m => m.device())
-    }
-    fn max_len(&self) -> usize {
-        dispatch!(self, m => m.max_len())
-    }
-    fn encode(&self, batch: Batch) -> Tensor<2> {
-        dispatch!(self, m => m.encode(batch))
-    }
-    fn item_table(&self) -> Tensor<2> {
-        dispatch!(self, m => m.item_table())
-    }
-    fn item_bias(&self) -> Option<Tensor<1>> {
-        dispatch!(self, m => m.item_bias())
-    }
-    fn train_loss(&self, batch: TrainBatch, softmax: Softmax, rng: &mut SsiRng) -> Tensor<1> {
-        dispatch!(self, m => m.train_loss(batch, softmax, rng))
-    }
-}
-
-impl AnyModel {
-    /// The self-supervised pre-training loss of models that have a pre-training stage (S3-Rec);
-    /// `None` for the others.
-    pub fn pretrain_loss(&self, batch: TrainBatch, rng: &mut SsiRng) -> Option<Tensor<1>> {
-        match self {
-            AnyModel::S3rec(m) => Some(m.pretrain_loss(batch, rng)),
-            _ => None,
-        }
+        let err = "lstm".parse::<ModelKind>().unwrap_err();
+        assert!(err.contains("grec") && err.contains("sasrec"), "{err}");
+        let s3 = ModelConfig::new(ModelKind::S3rec, 30, 4);
+        assert!(s3.pretrain_epochs().is_some());
+        assert_eq!(
+            ModelConfig::new(ModelKind::Sasrec, 30, 4).pretrain_epochs(),
+            None
+        );
+        assert_eq!(s3.teacher_name(), "s3rec");
     }
 }

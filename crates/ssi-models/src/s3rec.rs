@@ -5,7 +5,7 @@
 //! prediction as SASRec (causal attention, [`SasRec::train_loss`]).
 //!
 //! `ssi train --model s3rec` runs both stages (`ssi_train::s3rec`); `train_loss` here is the
-//! fine-tuning loss and [`S3Rec::pretrain_loss`] the pre-training one. Choices the S3-Rec paper
+//! fine-tuning loss and [`S3Rec::mip_sp_loss`] the pre-training one. Choices the S3-Rec paper
 //! leaves open are documented in `docs/ssi.md` (section "S3-Rec").
 
 use crate::common::{Batch, TrainBatch, batch_len, int1, int2, small_init};
@@ -213,7 +213,7 @@ impl S3Rec {
     /// item against one item outside the sequence. SP: f(s̃, s) = σ(s̃ᵀ W_SP s) between the
     /// sequence with its segment masked and the segment (vs another sequence's segment); a
     /// sequence's representation is the hidden state at its last position.
-    pub fn pretrain_loss(&self, batch: TrainBatch, rng: &mut SsiRng) -> Tensor<1> {
+    pub fn mip_sp_loss(&self, batch: TrainBatch, rng: &mut SsiRng) -> Tensor<1> {
         let n_items = self.encoder.n_items;
         let max_len = self.encoder.max_len;
         let hidden = self.encoder.hidden;
@@ -249,6 +249,22 @@ impl S3Rec {
     }
 }
 
+impl crate::model::ModelSpec for S3RecConfig {
+    type Model = S3Rec;
+    fn defaults(n_items: usize, _n_users: usize) -> Self {
+        Self::new(n_items)
+    }
+    fn build(&self, device: &Device) -> S3Rec {
+        self.init(device)
+    }
+    fn n_items(&self) -> usize {
+        self.n_items
+    }
+    fn pretrain_epochs(&self) -> Option<usize> {
+        Some(self.pretrain_epochs)
+    }
+}
+
 impl SequentialModel for S3Rec {
     fn kind(&self) -> ModelKind {
         ModelKind::S3rec
@@ -273,5 +289,8 @@ impl SequentialModel for S3Rec {
     }
     fn train_loss(&self, batch: TrainBatch, softmax: Softmax, rng: &mut SsiRng) -> Tensor<1> {
         self.encoder.train_loss(batch, softmax, rng)
+    }
+    fn pretrain_loss(&self, batch: TrainBatch, rng: &mut SsiRng) -> Option<Tensor<1>> {
+        Some(self.mip_sp_loss(batch, rng))
     }
 }

@@ -107,6 +107,19 @@ impl SasRec {
     }
 }
 
+impl crate::model::ModelSpec for SasRecConfig {
+    type Model = SasRec;
+    fn defaults(n_items: usize, _n_users: usize) -> Self {
+        Self::new(n_items)
+    }
+    fn build(&self, device: &Device) -> SasRec {
+        self.init(device)
+    }
+    fn n_items(&self) -> usize {
+        self.n_items
+    }
+}
+
 impl SequentialModel for SasRec {
     basics!(Sasrec, max_len);
     fn encode(&self, batch: Batch) -> Tensor<2> {

@@ -146,7 +146,7 @@ fn s3rec_pretraining_lowers_its_loss() {
     let mut rng = seeded(5);
     let mut losses = Vec::new();
     for _ in 0..200 {
-        let loss = model.pretrain_loss(
+        let loss = model.mip_sp_loss(
             TrainBatch {
                 items: &refs,
                 users: &users,

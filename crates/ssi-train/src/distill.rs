@@ -79,17 +79,6 @@ fn history_hash(items: &[u32]) -> u64 {
     h.finish()
 }
 
-/// The name a teacher goes by: its consistency task, else its model.
-pub fn teacher_name(cfg: &ModelConfig) -> String {
-    match cfg {
-        ModelConfig::Bert4rec(c) => c
-            .consistency
-            .map(|t| t.name().to_string())
-            .unwrap_or_else(|| "bert4rec".into()),
-        other => other.kind().name().to_ascii_lowercase(),
-    }
-}
-
 /// Reads the teachers' run folders: their names, and a check that they fit the dataset.
 pub fn describe_teachers(
     dirs: &[PathBuf],
@@ -105,7 +94,7 @@ pub fn describe_teachers(
             let cfg = RunDir::new(d).config()?;
             cfg.dataset
                 .check_same(dataset, &format!("teacher {}", d.display()))?;
-            Ok((d.clone(), teacher_name(&cfg.model)))
+            Ok((d.clone(), cfg.model.teacher_name()))
         })
         .collect()
 }

@@ -12,14 +12,6 @@ use ssi_models::{AnyModel, ModelConfig, SequentialModel, TrainBatch};
 /// Sub-folder of a run that holds its pre-training stage.
 pub const PRETRAIN_DIR: &str = "pretrain";
 
-/// Pre-training epochs of a model that has a pre-training stage.
-pub fn pretrain_epochs(cfg: &ModelConfig) -> Option<usize> {
-    match cfg {
-        ModelConfig::S3rec(c) => Some(c.pretrain_epochs),
-        _ => None,
-    }
-}
-
 /// The self-supervised pre-training objective of a model.
 pub struct Pretrain(pub ModelConfig);
 
@@ -76,7 +68,7 @@ impl Trainer<'_> {
         resume: bool,
         obs: &mut dyn TrainObserver,
     ) -> Result<crate::checkpoint::TrainState, TrainError> {
-        let Some(epochs) = pretrain_epochs(model_cfg) else {
+        let Some(epochs) = model_cfg.pretrain_epochs() else {
             return self.run(model_cfg, cfg, resume, obs);
         };
         let mut start = None;
