@@ -703,6 +703,15 @@ impl Runner<'_> {
 }
 
 /// The paper's Table 2 rows of one dataset: label → metric values.
+/// The paper's Table 2 NDCG@10 of a model (by its row name) on a dataset.
+pub fn paper_ndcg10(dataset: &str, label: &str) -> Option<f64> {
+    let i = METRICS.iter().position(|m| *m == "ndcg@10")?;
+    paper_rows(dataset)
+        .into_iter()
+        .find(|(l, _)| l == label)
+        .and_then(|(_, v)| v.get(i).copied())
+}
+
 fn paper_rows(dataset: &str) -> Vec<(String, Vec<f64>)> {
     PAPER_TABLE2
         .lines()

@@ -27,6 +27,7 @@ mod cmd_eval;
 mod cmd_export;
 mod cmd_predict;
 mod cmd_quickstart;
+mod cmd_report;
 mod cmd_reproduce;
 mod cmd_train;
 mod fetch;
@@ -64,6 +65,8 @@ enum Command {
     Distill(cmd_train::DistillArgs),
     /// The paper's pipeline on one dataset: baselines, teachers, SSI; Table 2 (+ ablations) vs the paper.
     Reproduce(cmd_reproduce::ReproduceArgs),
+    /// One results page from run folders: docs/results/table2.csv and README.md (both protocols, minutes, paper and best published figures).
+    Report(cmd_report::ReportArgs),
     /// Write a trained run as a bundle for the browser app (weights, config, catalogue, metadata).
     Export(cmd_export::ExportArgs),
     /// The next items a bundle recommends after a sequence of item ids.
@@ -96,6 +99,7 @@ fn main() {
         Command::Pretrain(a) => cmd_train::pretrain(a),
         Command::Distill(a) => cmd_train::distill(a),
         Command::Reproduce(a) => cmd_reproduce::reproduce(a),
+        Command::Report(a) => cmd_report::report(a),
         Command::Export(a) => cmd_export::export(a),
         Command::Predict(a) => cmd_predict::predict(a),
         Command::Bench(a) => cmd_bench::bench(a),

@@ -5,6 +5,7 @@
 pub mod checkpoint;
 pub mod distill;
 pub mod recommender;
+pub mod report;
 pub mod stages;
 pub mod trainer;
 

@@ -1,0 +1,66 @@
+//! `ssi report`: the results page and table generated from run folders.
+
+use anyhow::{Result, bail};
+use clap::Args;
+use ssi_train::report;
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub struct ReportArgs {
+    /// Folders searched (four levels deep) for finished runs: folders with config.json and
+    /// test.json.
+    #[arg(default_value = "runs")]
+    roots: Vec<PathBuf>,
+    /// Where table2.csv and README.md are written; the other Markdown files there are linked as
+    /// experiment notes.
+    #[arg(long, default_value = "docs/results")]
+    out: PathBuf,
+}
+
+pub fn report(a: ReportArgs) -> Result<()> {
+    for r in &a.roots {
+        if !r.is_dir() {
+            bail!("{} is not a folder", r.display());
+        }
+    }
+    let (rows, skipped) = report::collect(&a.roots);
+    for s in &skipped {
+        eprintln!("note: skipped {s}");
+    }
+    if rows.is_empty() {
+        bail!(
+            "no finished run (a folder with config.json and test.json) under {}",
+            a.roots
+                .iter()
+                .map(|r| r.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let mut notes: Vec<String> = std::fs::read_dir(&a.out)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".md") && n != "README.md")
+                .collect()
+        })
+        .unwrap_or_default();
+    notes.sort();
+    let paper = |d: &str, m: &str| crate::cmd_reproduce::paper_ndcg10(d, m);
+    std::fs::create_dir_all(&a.out)?;
+    let csv_path = a.out.join("table2.csv");
+    let md_path = a.out.join("README.md");
+    ssi_data::dataset::write_atomic(&csv_path, report::to_csv(&rows, &paper).as_bytes())?;
+    ssi_data::dataset::write_atomic(
+        &md_path,
+        report::to_markdown(&rows, &paper, &notes).as_bytes(),
+    )?;
+    outln!(
+        "{} runs -> {} and {}",
+        rows.len(),
+        csv_path.display(),
+        md_path.display()
+    );
+    Ok(())
+}

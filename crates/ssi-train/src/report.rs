@@ -1,0 +1,218 @@
+//! One results table from run folders: every finished run (a folder with `config.json` and
+//! `test.json`) becomes a row `dataset,model,config,recall@10,ndcg@10,full_recall@10,
+//! full_ndcg@10,train_minutes`, beside the paper's figure and the best published one.
+
+use crate::checkpoint::{RunConfig, TrainState};
+use std::path::{Path, PathBuf};
+
+/// Best published test NDCG@10 on these files (`../shared/reference/s3rec-tables.md` and the
+/// papers named there): (dataset, sampled-99, full ranking).
+pub const BEST_PUBLISHED: &[(&str, f64, f64)] = &[
+    ("beauty", 0.3816, 0.0611),
+    ("toys", 0.3695, 0.0580),
+    ("sports", 0.3559, 0.0323),
+];
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub dataset: String,
+    /// Display name: `SASRec`, `Teacher (temporal)`, `SSI-HGN`…
+    pub model: String,
+    /// The run folder, relative to the root it was found under.
+    pub config: String,
+    pub recall10: f64,
+    pub ndcg10: f64,
+    pub full_recall10: Option<f64>,
+    pub full_ndcg10: Option<f64>,
+    pub train_minutes: Option<f64>,
+}
+
+/// The row name of a run: SSI students by their student, teachers by their consistency task.
+pub fn model_label(cfg: &RunConfig) -> String {
+    let kind = cfg.model.kind().name();
+    if cfg.distill.is_some() {
+        return match cfg.model.kind() {
+            ssi_models::ModelKind::Hgn => "SSI".into(),
+            _ => format!("SSI-{kind}"),
+        };
+    }
+    let role = cfg.model.teacher_name();
+    if role != cfg.model.kind().id() {
+        format!("Teacher ({role})")
+    } else {
+        kind.to_string()
+    }
+}
+
+/// Run folders under `root` (itself included), at most `depth` levels down, sorted.
+fn run_folders(root: &Path, depth: usize, out: &mut Vec<PathBuf>) {
+    if root.join("test.json").is_file() && root.join("config.json").is_file() {
+        out.push(root.to_path_buf());
+    }
+    if depth == 0 {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    let mut dirs: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    for d in dirs {
+        run_folders(&d, depth - 1, out);
+    }
+}
+
+/// Reads every finished run under `roots`. A folder whose files cannot be read is reported in
+/// the second list (path and reason) rather than failing the whole report.
+pub fn collect(roots: &[PathBuf]) -> (Vec<Row>, Vec<String>) {
+    let (mut rows, mut skipped) = (Vec::new(), Vec::new());
+    for root in roots {
+        let mut found = Vec::new();
+        run_folders(root, 4, &mut found);
+        for dir in found {
+            match read_row(root, &dir) {
+                Ok(r) => rows.push(r),
+                Err(e) => skipped.push(format!("{}: {e}", dir.display())),
+            }
+        }
+    }
+    rows.sort_by(|a, b| {
+        (a.dataset.as_str(), a.model.as_str(), a.config.as_str()).cmp(&(
+            b.dataset.as_str(),
+            b.model.as_str(),
+            b.config.as_str(),
+        ))
+    });
+    (rows, skipped)
+}
+
+fn read_row(root: &Path, dir: &Path) -> Result<Row, String> {
+    let read = |name: &str| -> Result<serde_json::Value, String> {
+        let text = std::fs::read_to_string(dir.join(name)).map_err(|e| format!("{name}: {e}"))?;
+        serde_json::from_str(&text).map_err(|e| format!("{name}: {e}"))
+    };
+    let cfg: RunConfig =
+        serde_json::from_value(read("config.json")?).map_err(|e| format!("config.json: {e}"))?;
+    let test = read("test.json")?;
+    let metric = |k: &str| test.get(k).and_then(|v| v.as_f64());
+    let (Some(recall10), Some(ndcg10)) = (metric("recall@10"), metric("ndcg@10")) else {
+        return Err("test.json has no recall@10 / ndcg@10".into());
+    };
+    let minutes = read("state.json")
+        .ok()
+        .and_then(|s| serde_json::from_value::<TrainState>(s).ok())
+        .map(|s| s.train_seconds / 60.0);
+    let config = dir
+        .strip_prefix(root)
+        .ok()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(dir)
+        .display()
+        .to_string();
+    Ok(Row {
+        dataset: cfg.dataset.name.to_ascii_lowercase(),
+        model: model_label(&cfg),
+        config,
+        recall10,
+        ndcg10,
+        full_recall10: metric("full_recall@10"),
+        full_ndcg10: metric("full_ndcg@10"),
+        train_minutes: minutes,
+    })
+}
+
+fn opt(v: Option<f64>, digits: usize) -> String {
+    v.map(|v| format!("{v:.digits$}")).unwrap_or_default()
+}
+
+/// `table2.csv`: one line per run; `paper_ndcg10(dataset, model)` gives the paper's figure.
+pub fn to_csv(rows: &[Row], paper_ndcg10: &dyn Fn(&str, &str) -> Option<f64>) -> String {
+    let mut w = csv_writer();
+    w.write_record([
+        "dataset",
+        "model",
+        "config",
+        "recall@10",
+        "ndcg@10",
+        "full_recall@10",
+        "full_ndcg@10",
+        "train_minutes",
+        "paper_ndcg@10",
+        "best_published_ndcg@10",
+        "best_published_full_ndcg@10",
+    ])
+    .expect("writing to memory");
+    for r in rows {
+        let best = BEST_PUBLISHED.iter().find(|b| b.0 == r.dataset);
+        w.write_record([
+            r.dataset.clone(),
+            r.model.clone(),
+            r.config.clone(),
+            format!("{:.4}", r.recall10),
+            format!("{:.4}", r.ndcg10),
+            opt(r.full_recall10, 4),
+            opt(r.full_ndcg10, 4),
+            opt(r.train_minutes, 1),
+            opt(paper_ndcg10(&r.dataset, &r.model), 3),
+            opt(best.map(|b| b.1), 4),
+            opt(best.map(|b| b.2), 4),
+        ])
+        .expect("writing to memory");
+    }
+    String::from_utf8(w.into_inner().expect("in memory")).expect("UTF-8 fields")
+}
+
+fn csv_writer() -> csv::Writer<Vec<u8>> {
+    csv::Writer::from_writer(Vec::new())
+}
+
+/// The results page: per dataset, a table of every run with both protocols and minutes.
+pub fn to_markdown(
+    rows: &[Row],
+    paper_ndcg10: &dyn Fn(&str, &str) -> Option<f64>,
+    appendices: &[String],
+) -> String {
+    let mut md = String::from(
+        "# Results\n\nGenerated by `ssi report` from the run folders (do not edit by hand). Test split; \
+         NDCG@10 and Recall@10 against 99 sampled negatives (the paper's protocol) and against all \
+         items (full); minutes of training on the machine of the run. One seed per row.\n",
+    );
+    let mut datasets: Vec<&str> = rows.iter().map(|r| r.dataset.as_str()).collect();
+    datasets.dedup();
+    for d in datasets {
+        md.push_str(&format!("\n## {d}\n\n"));
+        if let Some(b) = BEST_PUBLISHED.iter().find(|b| b.0 == d) {
+            md.push_str(&format!(
+                "Best published: NDCG@10 {:.4} sampled, {:.4} full.\n\n",
+                b.1, b.2
+            ));
+        }
+        md.push_str(
+            "| model | run | NDCG@10 | Recall@10 | full NDCG@10 | full Recall@10 | minutes | paper NDCG@10 |\n|---|---|---|---|---|---|---|---|\n",
+        );
+        for r in rows.iter().filter(|r| r.dataset == d) {
+            md.push_str(&format!(
+                "| {} | `{}` | {:.4} | {:.4} | {} | {} | {} | {} |\n",
+                r.model,
+                r.config,
+                r.ndcg10,
+                r.recall10,
+                opt(r.full_ndcg10, 4),
+                opt(r.full_recall10, 4),
+                opt(r.train_minutes, 1),
+                opt(paper_ndcg10(d, &r.model), 3),
+            ));
+        }
+    }
+    if !appendices.is_empty() {
+        md.push_str("\n## Experiment notes\n\n");
+        for a in appendices {
+            md.push_str(&format!("- [{a}]({a})\n"));
+        }
+    }
+    md
+}

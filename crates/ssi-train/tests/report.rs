@@ -1,0 +1,73 @@
+//! `ssi report`'s table: rows from finished run folders, both protocols, unreadable runs named.
+
+use ssi_models::{ModelConfig, ModelKind};
+use ssi_train::checkpoint::{DatasetInfo, RunConfig};
+use ssi_train::report;
+
+fn run(dir: &std::path::Path, kind: ModelKind, dataset: &str, ndcg: f64) {
+    std::fs::create_dir_all(dir).unwrap();
+    let cfg = RunConfig {
+        model: ModelConfig::new(kind, 10, 3),
+        train: ssi_train::TrainConfig::new(),
+        dataset: DatasetInfo {
+            name: dataset.into(),
+            n_items: 10,
+            n_users: 3,
+            path: None,
+            sha256: None,
+        },
+        distill: None,
+    };
+    std::fs::write(
+        dir.join("config.json"),
+        serde_json::to_string(&cfg).unwrap(),
+    )
+    .unwrap();
+    let test = serde_json::json!({"recall@10": 0.5, "ndcg@10": ndcg, "full_ndcg@10": 0.05, "full_recall@10": 0.1});
+    std::fs::write(dir.join("test.json"), test.to_string()).unwrap();
+}
+
+#[test]
+fn finished_runs_become_rows_beside_the_published_figures() {
+    let root = tempfile::tempdir().unwrap();
+    run(
+        &root.path().join("beauty/hgn"),
+        ModelKind::Hgn,
+        "beauty",
+        0.31,
+    );
+    run(
+        &root.path().join("beauty/sasrec"),
+        ModelKind::Sasrec,
+        "Beauty",
+        0.36,
+    );
+    // Unfinished (no test.json) and broken runs.
+    std::fs::create_dir_all(root.path().join("beauty/unfinished")).unwrap();
+    let broken = root.path().join("broken");
+    run(&broken, ModelKind::Grec, "beauty", 0.2);
+    std::fs::write(broken.join("config.json"), "{").unwrap();
+
+    let (rows, skipped) = report::collect(&[root.path().to_path_buf()]);
+    assert_eq!(rows.len(), 2);
+    assert_eq!(skipped.len(), 1, "{skipped:?}");
+    assert!(skipped[0].contains("broken"));
+    assert_eq!(
+        (rows[0].model.as_str(), rows[0].config.as_str()),
+        ("HGN", "beauty/hgn")
+    );
+    assert_eq!(rows[1].dataset, "beauty");
+    let paper = |_: &str, m: &str| (m == "HGN").then_some(0.317);
+    let csv = report::to_csv(&rows, &paper);
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(lines[0].starts_with(
+        "dataset,model,config,recall@10,ndcg@10,full_recall@10,full_ndcg@10,train_minutes"
+    ));
+    assert_eq!(
+        lines[1],
+        "beauty,HGN,beauty/hgn,0.5000,0.3100,0.1000,0.0500,,0.317,0.3816,0.0611"
+    );
+    let md = report::to_markdown(&rows, &paper, &["models.md".into()]);
+    assert!(md.contains("| SASRec | `beauty/sasrec` | 0.3600 |"), "{md}");
+    assert!(md.contains("[models.md](models.md)"));
+}
