@@ -842,6 +842,35 @@ fn export_a_bundle_that_evaluates_like_its_checkpoint() {
         "truncated",
     );
     fails(&["eval", "--bundle", d, "--data", d], "not an SSI bundle");
+    // An existing bundle is not replaced without --force; a bundle is used on its own data only.
+    fails(
+        &["export", "--checkpoint", r, "--out", out.to_str().unwrap()],
+        "--force",
+    );
+    let other_data = dir.path().join("other.txt");
+    let o = other_data.to_str().unwrap();
+    ok(&[
+        "data",
+        "synth",
+        "--out",
+        o,
+        "--users",
+        "200",
+        "--categories",
+        "4",
+        "--seed",
+        "7",
+    ]);
+    fails(
+        &[
+            "eval",
+            "--bundle",
+            bundle.to_str().unwrap(),
+            "--data",
+            other_data.to_str().unwrap(),
+        ],
+        "trained on",
+    );
     let mut flipped = bytes.clone();
     let n = flipped.len();
     flipped[n - 7] ^= 0x04;
@@ -891,6 +920,58 @@ fn hostile_inputs_get_clear_errors_or_correct_results() {
     // Four users who each bought every item: no negative exists, and the table says so.
     let table = ok(&["eval", "--model", "mostpop", "--data", &p("books.txt")]);
     assert!(table.contains("fewer than 99 items"), "{table}");
+    // Outputs are resolved before the exists/is-input checks; devices are never replaced.
+    let sneaky = format!("{}/missing/../books.txt", dir.path().display());
+    fails(&["data", "synth", "--out", &sneaky], "already exists");
+    fails(
+        &["data", "synth", "--out", "/dev/null", "--force"],
+        "not a regular file",
+    );
+    fails(
+        &[
+            "eval",
+            "--model",
+            "mostpop",
+            "--data",
+            &p("books.txt"),
+            "--negatives",
+            "0",
+        ],
+        "--negatives 0",
+    );
+    // A folder holding files a run writes, but no run, is not trained into.
+    std::fs::create_dir_all(p("foreign")).unwrap();
+    std::fs::write(p("foreign/log.jsonl"), "mine\n").unwrap();
+    fails(
+        &[
+            "train",
+            "--model",
+            "gru4rec",
+            "--data",
+            &p("books.txt"),
+            "--out",
+            &p("foreign"),
+        ],
+        "no config.json",
+    );
+    assert_eq!(
+        std::fs::read_to_string(p("foreign/log.jsonl")).unwrap(),
+        "mine\n"
+    );
+    fails(
+        &[
+            "train",
+            "--model",
+            "sasrec",
+            "--data",
+            &p("books.txt"),
+            "--out",
+            &p("x"),
+            "--set",
+            "hidden=abc",
+        ],
+        "hidden",
+    );
     // A full disk on standard output is an error, not a panic.
     let full = std::fs::File::create("/dev/full");
     if let Ok(full) = full {

@@ -33,6 +33,7 @@ fn bundle(kind: ModelKind) -> (Vec<u8>, ssi_data::Dataset) {
             metrics: serde_json::Value::Null,
             created: "2026-11-27".into(),
             fine_tuned: None,
+            dataset_sha256: None,
         },
         catalogue: ds.catalogue.clone().unwrap(),
         sequences: ds.sequences.clone(),

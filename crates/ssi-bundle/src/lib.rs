@@ -57,6 +57,9 @@ pub struct Provenance {
     /// Set when the model was fine-tuned after export (e.g. in the browser).
     #[serde(default)]
     pub fine_tuned: Option<String>,
+    /// `Dataset::fingerprint` of the training data, checked by `ssi eval --bundle`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset_sha256: Option<String>,
 }
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -135,6 +138,13 @@ impl Bundle {
             .map_err(|e| BundleError::Header(e.to_string()))?;
         header.model.validate().map_err(BundleError::Header)?;
         let weights = &rest[header_len..];
+        if weights.len() > header.weights_len {
+            return Err(BundleError::Header(format!(
+                "{} bytes follow the {} bytes of weights: the file was appended to, or is not one bundle",
+                weights.len() - header.weights_len,
+                header.weights_len
+            )));
+        }
         if weights.len() != header.weights_len {
             return Err(BundleError::Truncated(format!(
                 "the weights should be {} bytes, {} are present",
@@ -235,6 +245,7 @@ mod tests {
                 metrics: serde_json::json!({"ndcg@10": 0.5}),
                 created: "2026-11-27".into(),
                 fine_tuned: None,
+                dataset_sha256: None,
             },
             catalogue,
             sequences: vec![vec![1, 2, 3]],

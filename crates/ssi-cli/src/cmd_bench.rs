@@ -160,6 +160,18 @@ pub fn bench(a: BenchArgs) -> Result<()> {
             anyhow::bail!("{name} must be at least 1");
         }
     }
+    // The logits of one step are batch x len x items floats: refuse what cannot fit in memory
+    // before allocating it.
+    let logits = (a.batch as f64) * (a.len as f64) * (a.items as f64);
+    if logits > 2e9 || a.items > 50_000_000 || a.hidden > 8192 {
+        anyhow::bail!(
+            "--batch {} x --len {} x --items {} ({logits:.1e} logits per step) or --hidden {} is beyond what one machine's memory holds (at most 2e9 logits, 50M items, hidden 8192)",
+            a.batch,
+            a.len,
+            a.items,
+            a.hidden
+        );
+    }
     let dev = crate::cmd_train::device(&a.device)?;
     ssi_models::transformer::use_burn_dropout(a.dropout == "burn");
     let mut rng = seeded(1);

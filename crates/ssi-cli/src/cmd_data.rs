@@ -157,8 +157,7 @@ pub fn run(cmd: DataCommand) -> Result<()> {
             let text = ssi_data::dataset::read_text(&a.input)?;
             let names = match &a.names {
                 Some(p) => {
-                    let t = std::fs::read_to_string(p)
-                        .with_context(|| format!("cannot read {}", p.display()))?;
+                    let t = ssi_data::dataset::read_text(p)?;
                     Some(read_names(&t, p)?)
                 }
                 None => None,
@@ -197,7 +196,7 @@ pub fn run(cmd: DataCommand) -> Result<()> {
                 ing.dataset.n_items
             );
             if short > 0 {
-                eprintln!(
+                errln!(
                     "note: {short} user(s) have fewer than 3 items and will be skipped when the file is loaded"
                 );
             }

@@ -68,6 +68,11 @@ impl ProtocolArgs {
     pub fn evaluator(&self, ds: &Dataset) -> Result<Evaluator> {
         let cfg = self.config();
         Ok(match &self.negatives {
+            Negatives::Count(0) => {
+                bail!(
+                    "--negatives 0: the sampled protocol ranks the target among at least 1 negative (the paper: 99)"
+                )
+            }
             Negatives::Count(_) => Evaluator::new(ds, cfg),
             Negatives::File(path) => {
                 let text = ssi_data::dataset::read_text(path)?;
@@ -157,6 +162,18 @@ pub fn eval(a: EvalArgs) -> Result<()> {
             let bytes = ssi_data::dataset::read_bytes(path)?;
             let b = ssi_bundle::Bundle::from_bytes(&bytes, &dev)
                 .with_context(|| format!("{}", path.display()))?;
+            if let Some(want) = &b.header.provenance.dataset_sha256
+                && *want != ds.fingerprint()
+            {
+                bail!(
+                    "{} was trained on {} ({} users), not on this dataset {} ({} users, other content): use the dataset it was trained on",
+                    path.display(),
+                    b.header.provenance.dataset,
+                    b.header.provenance.n_users,
+                    ds.name,
+                    ds.n_users()
+                );
+            }
             if b.header.catalogue.n_items() != ds.n_items as usize {
                 bail!(
                     "{} scores {} items but the dataset {} has {}",

@@ -22,20 +22,30 @@ pub struct ExportArgs {
     /// the browser.
     #[arg(long, default_value_t = 1000)]
     sequences: usize,
+    /// Replace a bundle already in --out.
+    #[arg(long)]
+    force: bool,
 }
 
 impl ExportArgs {
+    /// Export that replaces a bundle already in `out` (the quickstart's own folder).
     pub fn new(checkpoint: PathBuf, out: PathBuf, name: String) -> Self {
         ExportArgs {
             checkpoint,
             out,
             name: Some(name),
             sequences: 1000,
+            force: true,
         }
     }
 }
 
 pub fn export(a: ExportArgs) -> Result<()> {
+    ssi_data::dataset::check_outputs(
+        &[a.out.join(FILE_NAME), a.out.join("bundle.json")],
+        &[],
+        a.force,
+    )?;
     let dir = RunDir::new(&a.checkpoint);
     let cfg = dir.config()?;
     let ds = crate::source::load(cfg.dataset.path.as_deref(), true)?;
@@ -74,6 +84,7 @@ pub fn export(a: ExportArgs) -> Result<()> {
             metrics,
             created: today(),
             fine_tuned: None,
+            dataset_sha256: cfg.dataset.sha256.clone(),
         },
         catalogue,
         sequences: ds.sequences.iter().take(a.sequences).cloned().collect(),

@@ -33,7 +33,7 @@ pub fn predict(a: PredictArgs) -> Result<()> {
         .filter(|&i| i == 0 || i as usize > n)
         .collect();
     if !unknown.is_empty() {
-        eprintln!("note: items {unknown:?} are not in the catalogue ({n} items) and are ignored");
+        errln!("note: items {unknown:?} are not in the catalogue ({n} items) and are ignored");
     }
     let history: Vec<u32> = a
         .history

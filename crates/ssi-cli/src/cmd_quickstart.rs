@@ -22,8 +22,8 @@ pub struct QuickstartArgs {
     #[arg(long, default_value_t = 1.0)]
     minutes: f64,
     /// Models trained at once (each uses about one core).
-    #[arg(long, default_value_t = 2)]
-    jobs: usize,
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=64))]
+    jobs: u64,
     /// The student (the paper's are hgn, gru4rec and sasrec).
     #[arg(long, default_value = "sasrec")]
     student: ModelKind,

@@ -25,7 +25,7 @@ pub fn report(a: ReportArgs) -> Result<()> {
     }
     let (rows, skipped) = report::collect(&a.roots);
     for s in &skipped {
-        eprintln!("note: skipped {s}");
+        errln!("note: skipped {s}");
     }
     if rows.is_empty() {
         bail!(

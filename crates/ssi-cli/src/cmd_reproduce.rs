@@ -93,8 +93,8 @@ pub struct ReproduceArgs {
     /// Train this many stages at once, each in its own `ssi` process (a stage starts once the
     /// teachers it imitates have finished). Each process uses about one core, so 2 on a
     /// 2-core machine; wall-clock budgets (`time_budget_minutes`) then buy fewer epochs.
-    #[arg(long, default_value_t = 1)]
-    jobs: usize,
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
+    jobs: u64,
     /// Where every SSI student imitates its teachers, as `ssi distill --imitation-points`:
     /// target (the faithful reading, default), next or both.
     #[arg(long, default_value = "target")]
@@ -124,7 +124,7 @@ impl ReproduceArgs {
         out: PathBuf,
         settings: Vec<String>,
         student: ModelKind,
-        jobs: usize,
+        jobs: u64,
         stage: Option<String>,
     ) -> Self {
         ReproduceArgs {
@@ -433,7 +433,7 @@ pub fn reproduce(a: ReproduceArgs) -> Result<()> {
                 deps: s.distill.as_ref().map(|d| d.0.clone()).unwrap_or_default(),
             })
             .collect();
-        crate::jobs::run_parallel(&out, &tasks, a.jobs)?;
+        crate::jobs::run_parallel(&out, &tasks, a.jobs as usize)?;
     }
 
     // Table 2: every stage below is now finished (read back) or trained here in order.

@@ -132,6 +132,7 @@ fn apply_settings(
     let model_keys = model.to_json();
     let mut train_json = serde_json::to_value(train)?;
     let mut model_over = Vec::new();
+    let mut train_over: Vec<(String, Value)> = Vec::new();
     for (k, v, strict) in settings {
         // `MODEL.key` applies to that model only (e.g. sasrec.dropout=0.5 in a shared config).
         let k = match k.split_once('.') {
@@ -149,6 +150,7 @@ fn apply_settings(
             model_over.push((k.clone(), v.clone()));
         } else if train_json.get(k).is_some() {
             train_json[k] = v.clone();
+            train_over.push((k.clone(), v.clone()));
         } else if *strict
             || !ModelKind::ALL
                 .iter()
@@ -172,8 +174,18 @@ fn apply_settings(
     let model = model
         .with_overrides(&model_over)
         .map_err(anyhow::Error::msg)?;
-    let train: TrainConfig =
-        serde_json::from_value(train_json).context("invalid training setting")?;
+    let train: TrainConfig = serde_json::from_value(train_json).map_err(|e| {
+        let base = serde_json::to_value(train).expect("configs serialise");
+        let culprit = train_over.iter().find(|(k, v)| {
+            let mut one = base.clone();
+            one[k.as_str()] = v.clone();
+            serde_json::from_value::<TrainConfig>(one).is_err()
+        });
+        match culprit {
+            Some((k, v)) => anyhow::anyhow!("training setting {k} = {v} is not valid: {e}"),
+            None => anyhow::anyhow!("invalid training setting: {e}"),
+        }
+    })?;
     model.validate().map_err(anyhow::Error::msg)?;
     train.validate().map_err(anyhow::Error::msg)?;
     Ok((model, train))
@@ -228,8 +240,7 @@ impl TrainObserver for Bar {
 }
 
 pub fn load_settings_file(path: &Path) -> Result<Vec<(String, Value, bool)>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = ssi_data::dataset::read_text(path)?;
     let v: Value = serde_json::from_str(&text)
         .with_context(|| format!("{}: not valid JSON", path.display()))?;
     let obj = v
@@ -258,9 +269,10 @@ pub fn pretrain(a: PretrainArgs) -> Result<()> {
 /// `--temperature`: a finite number above 0 (it divides the logits of eq. 5).
 pub fn parse_temperature(s: &str) -> std::result::Result<f64, String> {
     match s.parse::<f64>() {
-        Ok(t) if t.is_finite() && t > 0.0 => Ok(t),
+        // Below ~0.05 the softened logits overflow f32 (a NaN loss, not a sharper target).
+        Ok(t) if t.is_finite() && (0.05..=100.0).contains(&t) => Ok(t),
         Ok(_) => Err(format!(
-            "{s} is not a temperature: give a finite number above 0"
+            "{s} is not a usable temperature: give a number in [0.05, 100]"
         )),
         Err(e) => Err(format!("{s}: {e}")),
     }
@@ -277,7 +289,7 @@ pub fn distill(a: DistillArgs) -> Result<()> {
         .with_teacher_full_history(a.teacher_full_history)
         .with_points(Some(a.imitation_points));
     if a.no_prediction && a.no_representation && !a.run.resume {
-        eprintln!("note: both imitation terms are off: this trains the student alone (Table 3)");
+        errln!("note: both imitation terms are off: this trains the student alone (Table 3)");
     }
     run(a.student, Vec::new(), a.run, Some((a.teachers, imitation)))
 }
@@ -388,9 +400,29 @@ const LIMITS: [&str; 4] = [
 /// stopping limits: new ones replace the saved ones and reopen a finished run they allow to go
 /// on (`--resume --set time_budget_minutes=45` continues a run that stopped at 22 minutes). Any
 /// other difference is an error, not silently ignored: a run is one model trained one way.
-fn resume_limits(dir: &RunDir, job: &Job) -> Result<()> {
+fn resume_limits(dir: &RunDir, job: &Job, ds: &Dataset) -> Result<()> {
     let settings = &job.settings;
     let saved = dir.config()?;
+    saved.dataset.check_same(
+        &ssi_train::checkpoint::DatasetInfo::of(ds, job.data_path.as_deref()),
+        &dir.path.display().to_string(),
+    )?;
+    dir.check_files()?;
+    if let (Some(spec), Some((teachers, imitation))) = (&saved.distill, &job.distill) {
+        let same = |a: &Path, b: &Path| {
+            a == b || matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y)
+        };
+        let same_teachers = spec.teachers.len() == teachers.len()
+            && spec.teachers.iter().zip(teachers).all(|(a, b)| same(a, b));
+        if !same_teachers
+            || serde_json::to_value(&spec.imitation)? != serde_json::to_value(imitation)?
+        {
+            bail!(
+                "{}: --resume continues the distillation that is there, with its teachers and imitation options (config.json); these differ. Train a new run (another --out) to change them",
+                dir.path.display()
+            );
+        }
+    }
     // Checked before anything is written: a failed resume leaves the run as it was.
     if saved.model.kind() != job.kind || saved.distill.is_some() != job.distill.is_some() {
         let what = |kind: ModelKind, distill: bool| {
@@ -440,11 +472,37 @@ fn resume_limits(dir: &RunDir, job: &Job) -> Result<()> {
     }
     if !limits.is_empty() {
         let open = dir.set_limits(&train)?;
-        eprintln!(
+        errln!(
             "{}: new limits {}{}",
             dir.path.display(),
             limits.join(", "),
             if open { "" } else { " (still finished)" }
+        );
+    }
+    Ok(())
+}
+
+/// A folder without `config.json` that holds files a run writes (`best.bpk`, `log.jsonl`,
+/// epoch files…) belongs to something else: training there would replace or append to them.
+fn refuse_foreign_run_files(out: &Path) -> Result<()> {
+    let ours = |n: &str| {
+        matches!(n, "best.bpk" | "state.json" | "test.json" | "log.jsonl")
+            || (n.starts_with("epoch-") || n.starts_with("best-")) && n.ends_with(".bpk")
+    };
+    let found: Vec<String> = std::fs::read_dir(out)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| ours(n))
+                .collect()
+        })
+        .unwrap_or_default();
+    if !found.is_empty() {
+        bail!(
+            "{} holds {} but no config.json: it is not a run ssi can continue, and a new run would replace those files; choose another --out",
+            out.display(),
+            found.join(", ")
         );
     }
     Ok(())
@@ -465,9 +523,10 @@ pub fn run_job(
         .with_context(|| format!("cannot create {}", job.out.display()))?;
     let _lock = lock_run(&job.out)?;
     if job.resume && dir.has_run() {
-        resume_limits(&dir, job)?;
+        resume_limits(&dir, job, ds)?;
     }
     if !dir.has_run() {
+        refuse_foreign_run_files(&job.out)?;
         // The command that started the run, for `ssi export`'s provenance.
         let cmd: Vec<String> = std::env::args().collect();
         ssi_data::dataset::write_atomic(&dir.file("command.txt"), cmd.join(" ").as_bytes())?;

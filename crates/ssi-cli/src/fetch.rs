@@ -115,7 +115,7 @@ pub fn run(a: FetchArgs) -> Result<()> {
             outln!("{} (already present, checksum ok)", dest.display());
             return Ok(());
         }
-        eprintln!(
+        errln!(
             "note: {} has a wrong checksum: downloading again",
             dest.display()
         );

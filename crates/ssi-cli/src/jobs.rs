@@ -74,7 +74,7 @@ pub fn run_parallel(out: &Path, tasks: &[Task], jobs: usize) -> Result<()> {
                     if status.success() {
                         outln!("   {} finished ({minutes:.1} min)", task.name);
                     } else {
-                        eprintln!(
+                        errln!(
                             "error: stage {} failed ({status}); its output: {}",
                             task.name,
                             out.join(format!("{}.log", task.name)).display()

@@ -11,6 +11,15 @@ macro_rules! out {
     }};
 }
 
+/// `eprintln!` that never panics: a message that cannot be written to a closed or full standard
+/// error is dropped.
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
+
 /// `println!` with the failure handling of [`out!`].
 macro_rules! outln {
     ($($arg:tt)*) => {{
@@ -77,7 +86,7 @@ enum Command {
 
 fn stdout_failed(e: std::io::Error) -> ! {
     if e.kind() != std::io::ErrorKind::BrokenPipe {
-        eprintln!("error: cannot write to standard output: {e}");
+        errln!("error: cannot write to standard output: {e}");
     }
     std::process::exit(1);
 }
@@ -105,7 +114,7 @@ fn main() {
         Command::Bench(a) => cmd_bench::bench(a),
     };
     if let Err(e) = result {
-        eprintln!("error: {e:#}");
+        errln!("error: {e:#}");
         std::process::exit(1);
     }
     // Buffered output that cannot be written is an error too.

@@ -17,7 +17,7 @@ pub fn load(path: Option<&Path>, quiet: bool) -> Result<Dataset> {
         }
         None => {
             if !quiet {
-                eprintln!("note: no --data given: using the embedded synthetic shop (seed 42)");
+                errln!("note: no --data given: using the embedded synthetic shop (seed 42)");
             }
             let _ = LoadReport::default();
             generate(&SynthConfig::default())

@@ -16,16 +16,16 @@ pub fn bar(total: u64, what: &str) -> ProgressBar {
 
 pub fn report_skips(report: &LoadReport) {
     for w in &report.warnings {
-        eprintln!("warning: {w}");
+        errln!("warning: {w}");
     }
     if report.skipped.is_empty() {
         return;
     }
-    eprintln!("note: {} line(s) skipped:", report.skipped.len());
+    errln!("note: {} line(s) skipped:", report.skipped.len());
     for s in report.skipped.iter().take(10) {
-        eprintln!("  {s}");
+        errln!("  {s}");
     }
     if report.skipped.len() > 10 {
-        eprintln!("  ... and {} more", report.skipped.len() - 10);
+        errln!("  ... and {} more", report.skipped.len() - 10);
     }
 }

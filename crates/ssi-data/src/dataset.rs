@@ -361,8 +361,8 @@ pub fn sibling(path: &Path, suffix: &str) -> PathBuf {
 /// Refuses to write `outputs` over any of `inputs` (whatever `force` says) or over an existing
 /// file unless `force`: a command's output never silently replaces a user's data.
 pub fn check_outputs(outputs: &[PathBuf], inputs: &[&Path], force: bool) -> Result<(), DataError> {
-    let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
-        (Ok(x), Ok(y)) => x == y,
+    let same = |a: &Path, b: &Path| match (resolved(a), resolved(b)) {
+        (Some(x), Some(y)) => x == y,
         _ => a == b,
     };
     for out in outputs {
@@ -375,7 +375,16 @@ pub fn check_outputs(outputs: &[PathBuf], inputs: &[&Path], force: bool) -> Resu
                 ),
             ));
         }
-        if !force && out.exists() {
+        let existing = resolved(out).filter(|p| p.exists());
+        if let Some(p) = &existing
+            && !p.is_file()
+        {
+            return Err(DataError::file(
+                out,
+                "exists and is not a regular file (a device, pipe or folder): choose an output file",
+            ));
+        }
+        if !force && existing.is_some() {
             return Err(DataError::file(
                 out,
                 "already exists: pass --force to replace it, or choose another output file",
@@ -383,6 +392,25 @@ pub fn check_outputs(outputs: &[PathBuf], inputs: &[&Path], force: bool) -> Resu
         }
     }
     Ok(())
+}
+
+/// The absolute path `path` names once written: `..` and `.` resolved lexically (so
+/// `missing/../x` is `x`, as creating the missing folder and writing would make it), then links
+/// resolved where the path exists.
+fn resolved(path: &Path) -> Option<PathBuf> {
+    use std::path::Component;
+    let abs = std::path::absolute(path).ok()?;
+    let mut out = PathBuf::new();
+    for c in abs.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    Some(out.canonicalize().unwrap_or(out))
 }
 
 /// Write to a temporary file in the same folder, then rename: a crash never leaves half a file.
@@ -409,7 +437,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), DataError> {
     });
     if let Err(e) = written {
         let _ = std::fs::remove_file(&tmp);
-        return Err(DataError::io(&tmp, e));
+        return Err(DataError::io(path, e));
     }
     std::fs::rename(&tmp, path).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
@@ -450,6 +478,14 @@ mod tests {
         let err = check_outputs(&[dir.join("./in.csv")], &[], false).unwrap_err();
         assert!(err.to_string().contains("--force"), "{err}");
         assert!(check_outputs(&[dir.join("in.csv")], &[], true).is_ok());
+        // Through a folder that does not exist yet: `missing/..` is resolved, not trusted.
+        let sneaky = dir.join("missing").join("..").join("in.csv");
+        let err = check_outputs(std::slice::from_ref(&sneaky), &[&input], true).unwrap_err();
+        assert!(err.to_string().contains("is also the input"), "{err}");
+        assert!(check_outputs(&[sneaky], &[], false).is_err());
+        // A device is never replaced, even with --force.
+        let err = check_outputs(&[PathBuf::from("/dev/null")], &[], true).unwrap_err();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
         // Atomic writes leave no temporary file behind.
         write_atomic(&fresh, b"data").unwrap();
         let names: Vec<_> = std::fs::read_dir(&dir)

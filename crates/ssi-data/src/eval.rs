@@ -229,6 +229,13 @@ impl Evaluator {
                         ),
                     ));
                 }
+                if negs.contains(&item) {
+                    return Err(DataError::line(
+                        path,
+                        lineno,
+                        format!("item {item} is listed twice for user {user}"),
+                    ));
+                }
                 if interacted.contains(&item) {
                     return Err(DataError::line(
                         path,
@@ -253,8 +260,10 @@ impl Evaluator {
             }
             per_user[u] = Some(negs);
         }
-        let Some(n) = count else {
-            return Err(DataError::file(path, "file is empty"));
+        let n = match count {
+            None => return Err(DataError::file(path, "file is empty")),
+            Some(0) => return Err(DataError::file(path, "lines list no negatives")),
+            Some(n) => n,
         };
         config.n_negatives = n;
         let mut ev = Evaluator::new(
@@ -706,5 +715,6 @@ mod tests {
         assert!(e.contains("1 negatives"), "{e}");
         assert!(err("1 x\n").contains("\"x\""));
         assert!(err("").contains("empty"));
+        assert!(err(&text.replacen(lines[0], "1 5 5", 1)).contains("twice"));
     }
 }

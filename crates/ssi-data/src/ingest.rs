@@ -143,6 +143,15 @@ pub fn ingest(
         column(&cfg.item_col, header, path)?,
         column(&cfg.time_col, header, path)?,
     );
+    if uc == ic || uc == tc || ic == tc {
+        return Err(DataError::file(
+            path,
+            format!(
+                "the user, item and time columns must be three different columns (given: user {}, item {}, time {})",
+                cfg.user_col, cfg.item_col, cfg.time_col
+            ),
+        ));
+    }
     if has_header {
         records.next();
     }

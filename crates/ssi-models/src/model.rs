@@ -264,7 +264,21 @@ impl ModelConfig {
             }
             obj.insert(k.clone(), val.clone());
         }
-        serde_json::from_value(v).map_err(|e| format!("invalid setting: {e}"))
+        serde_json::from_value(v).map_err(|e| {
+            // Name the setting at fault: the first override that fails on its own.
+            let culprit = overrides.iter().find(|(k, val)| {
+                let mut one = self.to_json();
+                one[k.as_str()] = val.clone();
+                serde_json::from_value::<ModelConfig>(one).is_err()
+            });
+            match culprit {
+                Some((k, val)) => format!(
+                    "{} setting {k} = {val} is not valid: {e}",
+                    self.kind().name()
+                ),
+                None => format!("invalid setting: {e}"),
+            }
+        })
     }
 
     /// Checks every setting against its allowed range before anything is built or written (a

@@ -168,12 +168,19 @@ impl RunDir {
 
     pub fn read_json<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<T, TrainError> {
         let path = self.file(name);
-        let text = std::fs::read_to_string(&path).map_err(|e| io(&path, e))?;
+        let text = ssi_data::dataset::read_text(&path)
+            .map_err(|e| TrainError::Checkpoint(e.to_string()))?;
         serde_json::from_str(&text).map_err(|e| io(&path, format!("invalid JSON: {e}")))
     }
 
+    /// The run's settings, range-checked like settings given on the command line (an edited
+    /// `config.json` would otherwise reach burn with values it panics on).
     pub fn config(&self) -> Result<RunConfig, TrainError> {
-        self.read_json("config.json")
+        let cfg: RunConfig = self.read_json("config.json")?;
+        let path = self.file("config.json");
+        cfg.model.validate().map_err(|e| io(&path, e))?;
+        cfg.train.validate().map_err(|e| io(&path, e))?;
+        Ok(cfg)
     }
 
     pub fn state(&self) -> Result<TrainState, TrainError> {
@@ -299,7 +306,9 @@ impl RunDir {
     /// The best model (by validation NDCG@10) of a run.
     pub fn load_best(&self, device: &Device) -> Result<(RunConfig, AnyModel), TrainError> {
         let cfg = self.config()?;
-        let state = self.state().ok();
+        // state.json commits the epoch and the checksum of best.bpk: a run without a readable
+        // one has nothing trustworthy to load.
+        let state = Some(self.state()?);
         if let Some(state) = &state {
             self.settle_best(state)?;
         }
@@ -324,6 +333,20 @@ impl RunDir {
         };
         let model = model_from_bytes(&cfg.model, bytes, device).map_err(|e| io(&path, e))?;
         Ok((cfg, model))
+    }
+
+    /// Checks the committed weight files of the run against their checksums, before anything of
+    /// the run is rewritten.
+    pub fn check_files(&self) -> Result<(), TrainError> {
+        let state = self.state()?;
+        self.settle_best(&state)?;
+        for name in state.checksums.keys() {
+            let path = self.file(name);
+            if path.exists() || !name.starts_with("best") {
+                self.read_checked(&path, &state)?;
+            }
+        }
+        Ok(())
     }
 
     /// Reads a weight file and checks it against the checksum `state` committed for it (runs
