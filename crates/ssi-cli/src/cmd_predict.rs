@@ -14,8 +14,8 @@ pub struct PredictArgs {
     /// The sequence, oldest first: item ids separated by commas.
     #[arg(long, value_delimiter = ',', required = true)]
     history: Vec<u32>,
-    #[arg(long, default_value_t = 10)]
-    top: usize,
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    top: u64,
     #[arg(long)]
     json: bool,
 }
@@ -32,6 +32,12 @@ pub fn predict(a: PredictArgs) -> Result<()> {
         .copied()
         .filter(|&i| i == 0 || i as usize > n)
         .collect();
+    if !unknown.is_empty() && unknown.len() == a.history.len() {
+        anyhow::bail!(
+            "{}: none of the items {unknown:?} is in its catalogue (ids 1..={n})",
+            a.bundle.display()
+        );
+    }
     if !unknown.is_empty() {
         errln!("note: items {unknown:?} are not in the catalogue ({n} items) and are ignored");
     }
@@ -52,7 +58,7 @@ pub fn predict(a: PredictArgs) -> Result<()> {
         .convert::<f32>()
         .try_into_vec::<f32>()
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    let top = ssi_bundle::top_k(&scores, &history, a.top);
+    let top = ssi_bundle::top_k(&scores, &history, a.top as usize);
     let rows: Vec<serde_json::Value> = top
         .iter()
         .map(|&(item, p)| {

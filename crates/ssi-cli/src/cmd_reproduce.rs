@@ -416,6 +416,14 @@ pub fn reproduce(a: ReproduceArgs) -> Result<()> {
     };
     let base_layers = configured_layers(&runner.common);
     let stages = plan(&a, base_layers);
+    // Every stage's settings are checked before anything is written or trained.
+    for s in &stages {
+        let mut settings = runner.common.clone();
+        settings.extend(s.settings.iter().cloned());
+        let base = ssi_models::ModelConfig::new(s.kind, ds.n_items as usize, ds.n_users());
+        crate::cmd_train::apply_settings(&base, &ssi_train::TrainConfig::new(), &settings)
+            .with_context(|| format!("stage {}", s.name))?;
+    }
     if let Some(only) = &a.stage {
         // A worker of --jobs: this one stage, no tables.
         let s = stages

@@ -124,7 +124,7 @@ fn parse_value(v: &str) -> Value {
 
 /// Splits settings between the model config and the training config. Strict keys (from --set)
 /// must exist in one of them; lenient keys (from a shared config file) may belong to another model.
-fn apply_settings(
+pub(crate) fn apply_settings(
     model: &ModelConfig,
     train: &TrainConfig,
     settings: &[(String, Value, bool)],

@@ -265,11 +265,11 @@ impl Dataset {
     pub fn save(&self, path: &Path) -> Result<(), DataError> {
         let text = self.to_text();
         Dataset::parse(&text, path)?;
-        write_atomic(path, text.as_bytes())?;
+        let mut files = vec![(path.to_path_buf(), text.into_bytes())];
         if let Some(cat) = &self.catalogue {
-            write_atomic(&catalogue_path(path), cat.to_tsv().as_bytes())?;
+            files.push((catalogue_path(path), cat.to_tsv().into_bytes()));
         }
-        Ok(())
+        write_all_or_none(&files)
     }
 
     /// SHA-256 of the sequences in the text format (user ids and items): the dataset's identity,
@@ -411,6 +411,20 @@ fn resolved(path: &Path) -> Option<PathBuf> {
         }
     }
     Some(out.canonicalize().unwrap_or(out))
+}
+
+/// Writes several files that belong together: if one write fails, the ones already written by
+/// this call are removed, so a full disk never leaves a dataset without its catalogue.
+pub fn write_all_or_none(files: &[(PathBuf, Vec<u8>)]) -> Result<(), DataError> {
+    for (i, (path, bytes)) in files.iter().enumerate() {
+        if let Err(e) = write_atomic(path, bytes) {
+            for (done, _) in &files[..i] {
+                let _ = std::fs::remove_file(done);
+            }
+            return Err(e);
+        }
+    }
+    Ok(())
 }
 
 /// Write to a temporary file in the same folder, then rename: a crash never leaves half a file.

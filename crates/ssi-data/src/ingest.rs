@@ -357,7 +357,6 @@ impl Ingested {
     }
 
     pub fn save(&self, out: &Path) -> Result<Vec<PathBuf>, DataError> {
-        self.dataset.save(out)?;
         let mut map = String::from("kind\tid\toriginal\n");
         for (i, u) in self.user_map.iter().enumerate() {
             map.push_str(&format!("user\t{}\t{u}\n", i + 1));
@@ -365,8 +364,13 @@ impl Ingested {
         for (i, it) in self.item_map.iter().enumerate() {
             map.push_str(&format!("item\t{}\t{it}\n", i + 1));
         }
+        // The id map first: if the dataset's files then fail, the map is removed with them.
         let map_path = idmap_path(out);
         write_atomic(&map_path, map.as_bytes())?;
+        if let Err(e) = self.dataset.save(out) {
+            let _ = std::fs::remove_file(&map_path);
+            return Err(e);
+        }
         Ok(self.outputs(out))
     }
 }

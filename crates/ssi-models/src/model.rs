@@ -313,6 +313,10 @@ impl ModelConfig {
                 return bad(k, &format!("an integer in 1..={max}"));
             }
         }
+        // A training window holds an input and its next item.
+        if int("max_len") == Some(1) {
+            return bad("max_len", "an integer in 2..=4096");
+        }
         if let (Some(h), Some(heads)) = (int("hidden"), int("heads"))
             && h % heads != 0
         {

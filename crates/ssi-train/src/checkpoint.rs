@@ -408,9 +408,9 @@ pub fn model_from_bytes(
         .map_err(|e| format!("not a burnpack model file: {e}"))?;
     let model = config.init(device).try_load_record(record).map_err(|e| {
         format!(
-            "weights do not fit the {} config: {}",
+            "the weights do not fit the {} settings of config.json (tensor shapes differ: the settings were edited, or the weights belong to another run); detail: {}",
             config.kind().name(),
-            ssi_models::common::brief(&format!("{e:?}"))
+            ssi_models::common::brief(&e.to_string())
         )
     })?;
     check_finite(&model)?;
