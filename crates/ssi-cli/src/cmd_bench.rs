@@ -172,7 +172,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
             a.hidden
         );
     }
-    let dev = crate::cmd_train::device(&a.device)?;
+    let dev = crate::source::device(&a.device)?;
     ssi_models::transformer::use_burn_dropout(a.dropout == "burn");
     let mut rng = seeded(1);
     let seqs: Vec<Vec<u32>> = (0..a.batch)

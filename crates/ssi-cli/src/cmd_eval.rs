@@ -5,6 +5,7 @@ use clap::{Args, ValueEnum};
 use ssi_data::{
     Dataset, EvalConfig, EvalReport, Evaluator, MarkovChain, MostPop, Recommender, Split,
 };
+use ssi_train::{ModelRecommender, RunDir};
 use std::path::PathBuf;
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -158,7 +159,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         (Some(kind), _) => evaluate(&ds, fit(kind, &ds).as_ref(), &a.protocol, a.json)?,
         (None, None) if a.bundle.is_some() => {
             let path = a.bundle.as_ref().expect("checked");
-            let dev = crate::cmd_train::device(&a.device)?;
+            let dev = crate::source::device(&a.device)?;
             let bytes = ssi_data::dataset::read_bytes(path)?;
             let b = ssi_bundle::Bundle::from_bytes(&bytes, &dev)
                 .with_context(|| format!("{}", path.display()))?;
@@ -187,14 +188,8 @@ pub fn eval(a: EvalArgs) -> Result<()> {
             evaluate(&ds, &rec, &a.protocol, a.json)?
         }
         (None, Some(dir)) => {
-            let dev = crate::cmd_train::device(&a.device)?;
-            crate::cmd_train::evaluate_checkpoint(
-                &ssi_train::RunDir::new(dir),
-                &ds,
-                &dev,
-                &a.protocol,
-                a.json,
-            )?
+            let dev = crate::source::device(&a.device)?;
+            evaluate_checkpoint(&ssi_train::RunDir::new(dir), &ds, &dev, &a.protocol, a.json)?
         }
         (None, None) => bail!("give --model or --checkpoint"),
     };
@@ -204,4 +199,21 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         out!("{}", report.to_table());
     }
     Ok(())
+}
+
+/// Loads the best model of a run and evaluates it with the paper's protocol.
+pub fn evaluate_checkpoint(
+    dir: &RunDir,
+    ds: &Dataset,
+    dev: &burn::tensor::Device,
+    protocol: &ProtocolArgs,
+    quiet: bool,
+) -> Result<ssi_data::EvalReport> {
+    let (cfg, model) = dir.load_best(dev)?;
+    cfg.dataset.check_same(
+        &ssi_train::checkpoint::DatasetInfo::of(ds, None),
+        &dir.path.display().to_string(),
+    )?;
+    let rec = ModelRecommender::new(&model);
+    evaluate(ds, &rec, protocol, quiet)
 }

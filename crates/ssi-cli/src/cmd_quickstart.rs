@@ -100,7 +100,7 @@ pub fn quickstart(a: QuickstartArgs) -> Result<()> {
     let device = burn::tensor::Device::flex();
     for (label, folder) in &runs {
         let dir = ssi_train::RunDir::new(a.out.join(folder));
-        let r = crate::cmd_train::evaluate_checkpoint(&dir, &ds, &device, &protocol, true)?;
+        let r = crate::cmd_eval::evaluate_checkpoint(&dir, &ds, &device, &protocol, true)?;
         let minutes = dir.state().ok().map(|s| s.train_seconds / 60.0);
         rows.push((label.clone(), r, minutes));
     }

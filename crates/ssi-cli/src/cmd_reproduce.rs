@@ -401,7 +401,7 @@ pub fn reproduce(a: ReproduceArgs) -> Result<()> {
     for s in &a.set {
         common.push(parse_setting(s)?);
     }
-    let device = crate::cmd_train::device(&a.device)?;
+    let device = crate::source::device(&a.device)?;
     let runner = Runner {
         ds: &ds,
         data: a.data.clone(),

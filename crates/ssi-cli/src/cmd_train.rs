@@ -1,5 +1,7 @@
 //! `ssi train`: trains a burn model with checkpoints, then evaluates its best epoch on the test split.
 
+use crate::cmd_eval::evaluate_checkpoint;
+use crate::source::device;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use indicatif::ProgressBar;
@@ -8,9 +10,9 @@ use ssi_data::Dataset;
 use ssi_models::consistency::ConsistencyTask;
 use ssi_models::imitation::{ImitationConfig, ImitationPoints};
 use ssi_models::{ModelConfig, ModelKind};
+use ssi_train::RunDir;
 use ssi_train::distill::{Distill, DistillSpec, describe_teachers};
 use ssi_train::trainer::{EpochLog, TrainConfig, TrainObserver, Trainer};
-use ssi_train::{ModelRecommender, RunDir};
 use std::path::{Path, PathBuf};
 
 #[derive(Args)]
@@ -96,26 +98,6 @@ pub struct RunArgs {
     /// Print the final test metrics as one JSON object.
     #[arg(long)]
     json: bool,
-}
-
-pub fn device(name: &str) -> Result<burn::tensor::Device> {
-    match name {
-        "cpu" | "flex" => Ok(burn::tensor::Device::flex()),
-        "wgpu" | "gpu" => wgpu_device(),
-        other => bail!("unknown device {other:?} (cpu, wgpu)"),
-    }
-}
-
-#[cfg(feature = "wgpu")]
-fn wgpu_device() -> Result<burn::tensor::Device> {
-    Ok(burn::tensor::Device::wgpu(Default::default()))
-}
-
-#[cfg(not(feature = "wgpu"))]
-fn wgpu_device() -> Result<burn::tensor::Device> {
-    bail!(
-        "this ssi was built without GPU support: rebuild with `cargo build --release -p ssi-cli --features wgpu`"
-    )
 }
 
 fn parse_value(v: &str) -> Value {
@@ -596,21 +578,4 @@ pub fn run_job(
     )?;
     dir.write_json("test.json", &report.to_json())?;
     Ok((state, report))
-}
-
-/// Loads the best model of a run and evaluates it with the paper's protocol.
-pub fn evaluate_checkpoint(
-    dir: &RunDir,
-    ds: &Dataset,
-    dev: &burn::tensor::Device,
-    protocol: &crate::cmd_eval::ProtocolArgs,
-    quiet: bool,
-) -> Result<ssi_data::EvalReport> {
-    let (cfg, model) = dir.load_best(dev)?;
-    cfg.dataset.check_same(
-        &ssi_train::checkpoint::DatasetInfo::of(ds, None),
-        &dir.path.display().to_string(),
-    )?;
-    let rec = ModelRecommender::new(&model);
-    crate::cmd_eval::evaluate(ds, &rec, protocol, quiet)
 }

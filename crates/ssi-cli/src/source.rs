@@ -26,3 +26,24 @@ pub fn load(path: Option<&Path>, quiet: bool) -> Result<Dataset> {
         }
     }
 }
+
+/// The burn device of `--device`: cpu (flex) or wgpu.
+pub fn device(name: &str) -> Result<burn::tensor::Device> {
+    match name {
+        "cpu" | "flex" => Ok(burn::tensor::Device::flex()),
+        "wgpu" | "gpu" => wgpu_device(),
+        other => anyhow::bail!("unknown device {other:?} (cpu, wgpu)"),
+    }
+}
+
+#[cfg(feature = "wgpu")]
+fn wgpu_device() -> Result<burn::tensor::Device> {
+    Ok(burn::tensor::Device::wgpu(Default::default()))
+}
+
+#[cfg(not(feature = "wgpu"))]
+fn wgpu_device() -> Result<burn::tensor::Device> {
+    anyhow::bail!(
+        "this ssi was built without GPU support: rebuild with `cargo build --release -p ssi-cli --features wgpu`"
+    )
+}

@@ -9,75 +9,12 @@ use ssi_data::dataset::{sha256_hex, write_atomic};
 use ssi_models::{AnyModel, ModelConfig};
 use std::path::{Path, PathBuf};
 
-use crate::trainer::{TrainConfig, TrainError};
+pub use crate::config::{DatasetInfo, RunConfig};
+use crate::config::{TrainConfig, TrainError};
 
 #[derive(Debug, Clone)]
 pub struct RunDir {
     pub path: PathBuf,
-}
-
-/// What `config.json` holds: everything needed to rebuild the model and continue the run.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct RunConfig {
-    pub model: ModelConfig,
-    pub train: TrainConfig,
-    pub dataset: DatasetInfo,
-    /// Present on distillation runs: the teachers and imitation settings. `model` is the student.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub distill: Option<crate::distill::DistillSpec>,
-}
-
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct DatasetInfo {
-    pub name: String,
-    pub n_items: usize,
-    pub n_users: usize,
-    /// Where it was loaded from, absolute (None for the embedded synthetic shop).
-    pub path: Option<PathBuf>,
-    /// `Dataset::fingerprint` (absent in runs written before it was recorded).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sha256: Option<String>,
-}
-
-impl DatasetInfo {
-    pub fn of(ds: &ssi_data::Dataset, path: Option<&Path>) -> Self {
-        DatasetInfo {
-            name: ds.name.clone(),
-            n_items: ds.n_items as usize,
-            n_users: ds.n_users(),
-            path: path.map(|p| p.canonicalize().unwrap_or_else(|_| p.to_path_buf())),
-            sha256: Some(ds.fingerprint()),
-        }
-    }
-
-    /// Whether a model trained on `self` may be used on `other`: same users, items and content.
-    /// `what` names the model in the error ("runs/x", "teacher runs/t").
-    pub fn check_same(&self, other: &DatasetInfo, what: &str) -> Result<(), TrainError> {
-        let counts = self.n_items == other.n_items && self.n_users == other.n_users;
-        let content = match (&self.sha256, &other.sha256) {
-            (Some(a), Some(b)) => a == b,
-            _ => true,
-        };
-        if counts && content {
-            return Ok(());
-        }
-        let at = |d: &DatasetInfo| {
-            d.path
-                .as_ref()
-                .map(|p| p.display().to_string())
-                .unwrap_or_else(|| d.name.clone())
-        };
-        Err(TrainError::Config(format!(
-            "{what} was trained on {} ({} users, {} items{}), not on {} ({} users, {} items): use the dataset it was trained on",
-            at(self),
-            self.n_users,
-            self.n_items,
-            if counts { ", other content" } else { "" },
-            at(other),
-            other.n_users,
-            other.n_items
-        )))
-    }
 }
 
 /// Progress of a run; the commit point of a checkpoint.

@@ -11,6 +11,7 @@
 //! item is unseen, instead or as well.)
 
 use crate::checkpoint::{RunConfig, RunDir};
+pub use crate::config::DistillSpec;
 use crate::trainer::{Objective, TrainError};
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
@@ -26,16 +27,6 @@ use ssi_models::loss::Softmax;
 use ssi_models::{AnyModel, ModelConfig, SequentialModel};
 use std::collections::HashMap;
 use std::path::PathBuf;
-
-/// What `config.json` of a distillation run records besides the student.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct DistillSpec {
-    /// Run folders of the teachers (their `best.bpk` is used).
-    pub teachers: Vec<PathBuf>,
-    /// Display names of the teachers (their consistency task, else their model), for logs.
-    pub teacher_names: Vec<String>,
-    pub imitation: ImitationConfig,
-}
 
 /// The module a distillation run trains and checkpoints: the student and the imitation weights.
 #[derive(Module, Debug)]

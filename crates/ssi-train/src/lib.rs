@@ -3,6 +3,7 @@
 //! caller picks the device (flex natively, WebGPU in the browser).
 
 pub mod checkpoint;
+pub mod config;
 pub mod distill;
 pub mod recommender;
 pub mod report;

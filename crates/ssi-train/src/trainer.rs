@@ -1,8 +1,8 @@
 //! The training loop shared by every model.
 
-use crate::checkpoint::{DatasetInfo, RunConfig, RunDir, TrainState, module_bytes};
+use crate::checkpoint::{RunDir, TrainState, module_bytes};
+pub use crate::config::{DatasetInfo, DistillSpec, RunConfig, TrainConfig, TrainError};
 use crate::recommender::ModelRecommender;
-use burn::config::Config;
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor};
@@ -11,128 +11,6 @@ use ssi_data::split::train_part;
 use ssi_data::{Dataset, EvalConfig, Evaluator, Split};
 use ssi_models::loss::Softmax;
 use ssi_models::{AnyModel, ModelConfig, SequentialModel, TrainBatch};
-
-#[derive(Config, Debug)]
-pub struct TrainConfig {
-    #[config(default = 200)]
-    pub epochs: usize,
-    #[config(default = 256)]
-    pub batch_size: usize,
-    #[config(default = 1e-3)]
-    pub lr: f64,
-    #[config(default = 42)]
-    pub seed: u64,
-    /// Validate every this many epochs.
-    #[config(default = 1)]
-    pub eval_every: usize,
-    /// Stop after this many validations in a row without a better validation NDCG@10 (and
-    /// `patience_steps`).
-    #[config(default = 5)]
-    pub patience: usize,
-    /// Patience also needs this many optimiser steps since the best validation: an epoch of a
-    /// small dataset is a few steps, and counting validations alone stops it before it learns
-    /// (docs/results/recipe.md).
-    #[config(default = 1000)]
-    pub patience_steps: usize,
-    /// Train on every window of `max_len + 1` items of a long history (newest first, each
-    /// target once per epoch), not only the most recent one as the paper's models do. Changes
-    /// nothing for histories of at most `max_len + 1` training items.
-    #[config(default = true)]
-    pub all_windows: bool,
-    /// 0: full softmax over all items; k > 0: sampled softmax with k shared negatives.
-    #[config(default = 0)]
-    pub sampled_negatives: usize,
-    /// Batch users of similar history length together (batches shuffled), so little compute goes
-    /// to padding. A speed option (about 3x fewer seconds per epoch on Beauty) that costs
-    /// quality: length-homogeneous batches learn less per epoch (docs/results/recipe.md), so the
-    /// default is uniformly random batches.
-    #[config(default = false)]
-    pub bucket_by_length: bool,
-    /// Weight each batch's mean loss by its number of training positions (relative to the
-    /// average batch), so that every position counts the same whatever batch it lands in, as in
-    /// uniformly random batches. Matters with `bucket_by_length`: without it a batch of 256
-    /// three-item histories weighs as much as one of 256 fifty-item histories. Measured with
-    /// bucketing (docs/results/recipe.md): a small gain, far from closing the gap to random
-    /// batches; off by default (random batches average over positions, as PyTorch does).
-    #[config(default = false)]
-    pub position_weighted: bool,
-    /// Validate on the first this many users only (None: all).
-    #[config(default = "None")]
-    pub valid_users: Option<usize>,
-    /// Cap on steps per epoch (None: a full pass); for smoke tests and time budgets.
-    #[config(default = "None")]
-    pub max_steps_per_epoch: Option<usize>,
-    /// Stop (after the current epoch) once this much training time has passed.
-    #[config(default = "None")]
-    pub time_budget_minutes: Option<f64>,
-}
-
-impl TrainConfig {
-    /// Checks every setting against its allowed range; the error names the setting.
-    pub fn validate(&self) -> Result<(), String> {
-        let bad = |k: &str, v: String, allowed: &str| {
-            Err(format!("setting {k} = {v} is out of range: {allowed}"))
-        };
-        if self.epochs == 0 {
-            return bad("epochs", "0".into(), "at least 1");
-        }
-        if self.batch_size == 0 || self.batch_size > 1_000_000 {
-            return bad("batch_size", self.batch_size.to_string(), "1..=1000000");
-        }
-        if !(self.lr.is_finite() && self.lr > 0.0 && self.lr <= 10.0) {
-            return bad("lr", self.lr.to_string(), "a learning rate in (0, 10]");
-        }
-        if self.eval_every == 0 {
-            return bad("eval_every", "0".into(), "at least 1");
-        }
-        if self.max_steps_per_epoch == Some(0) {
-            return bad("max_steps_per_epoch", "0".into(), "at least 1, or null");
-        }
-        if self.valid_users == Some(0) {
-            return bad("valid_users", "0".into(), "at least 1, or null");
-        }
-        if self.sampled_negatives > 1_000_000 {
-            return bad(
-                "sampled_negatives",
-                self.sampled_negatives.to_string(),
-                "0 (full softmax) or up to 1000000",
-            );
-        }
-        if let Some(m) = self.time_budget_minutes
-            && !(m.is_finite() && m > 0.0)
-        {
-            return bad("time_budget_minutes", m.to_string(), "minutes > 0, or null");
-        }
-        Ok(())
-    }
-
-    pub fn softmax(&self) -> Softmax {
-        match self.sampled_negatives {
-            0 => Softmax::Full,
-            k => Softmax::Sampled(k),
-        }
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum TrainError {
-    #[error("checkpoint: {0}")]
-    Checkpoint(String),
-    #[error("{0}")]
-    Config(String),
-    #[error(
-        "the loss became {value} at epoch {epoch}, step {step}: training stopped. The last good checkpoint (epoch {last_good}) is kept in {dir}; try a lower learning rate"
-    )]
-    NonFinite {
-        value: f32,
-        epoch: usize,
-        step: usize,
-        last_good: usize,
-        dir: String,
-    },
-    #[error("{0}")]
-    Data(#[from] ssi_data::DataError),
-}
 
 /// What a run optimises: the module checkpointed every epoch, its loss on a batch, and the
 /// recommender inside it that is validated and kept as `best.bpk`. Plain training optimises a
@@ -251,7 +129,7 @@ impl Trainer<'_> {
         &self,
         model: &ModelConfig,
         train: &TrainConfig,
-        distill: Option<crate::distill::DistillSpec>,
+        distill: Option<DistillSpec>,
     ) -> RunConfig {
         RunConfig {
             model: model.clone(),
