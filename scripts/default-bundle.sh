@@ -19,7 +19,7 @@ student=$OUT/ssi-hgn
 [ -f "$student/test.json" ] || "$SSI" distill --teachers "$(IFS=,; echo "${teachers[*]}")" --student hgn \
   "${common[@]}" --out "$student" $( [ -d "$student" ] && echo --resume )
 dest=public/models/shop-ssi-hgn
-"$SSI" export --checkpoint "$student" --out "$dest" --name shop-ssi-hgn --sequences 3000
+"$SSI" export --checkpoint "$student" --out "$dest" --name shop-ssi-hgn --sequences 3000 --force
 # A fixed sequence and the native top 10: the browser tests must predict the same.
 "$SSI" predict --bundle "$dest/bundle.ssib" --history 1,2,3,17 --top 10 --json > "$dest/check.json"
 cat > public/models/index.json <<JSON

@@ -732,8 +732,9 @@ fn reproduce_passes_imitation_options_to_the_students() {
         ],
         "was trained with --imitation-points next --teacher-full-history --temperature 2, but this invocation asks for --imitation-points target",
     );
-    // A temperature that would divide the logits by zero or flip them is refused up front.
-    for bad in ["0", "-1", "nan"] {
+    // A temperature that would divide the logits by zero, flip them or overflow them is refused
+    // up front.
+    for bad in ["0", "-1", "nan", "0.001"] {
         let flag = format!("--temperature={bad}");
         let args = ["reproduce", "--data", data, "--out", out, &flag];
         let res = ssi(&args);
@@ -741,7 +742,7 @@ fn reproduce_passes_imitation_options_to_the_students() {
         // Exit code 2: clap's usage error, before any work starts.
         assert_eq!(res.status.code(), Some(2), "{args:?}: {stderr}");
         assert!(
-            stderr.contains("is not a temperature: give a finite number above 0"),
+            stderr.contains("is not a usable temperature: give a number in [0.05, 100]"),
             "{args:?}: {stderr}"
         );
     }

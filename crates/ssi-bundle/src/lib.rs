@@ -173,26 +173,31 @@ impl Bundle {
     /// Reads and checks a bundle and builds its model on `device`.
     pub fn from_bytes(bytes: &[u8], device: &Device) -> Result<Bundle, BundleError> {
         let (header, weights) = Self::read_header(bytes)?;
-        let record =
-            ModuleRecord::from_bytes(Bytes::from_bytes_vec(weights.to_vec())).map_err(|e| {
-                BundleError::Weights {
+        let load = |device: &Device| -> Result<AnyModel, BundleError> {
+            let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(weights.to_vec()))
+                .map_err(|e| BundleError::Weights {
                     model: header.model.kind().name().into(),
                     detail: format!("not burnpack data: {e}"),
-                }
-            })?;
-        let model = header
-            .model
-            .init(device)
-            .try_load_record(record)
-            .map_err(|e| BundleError::Weights {
-                model: header.model.kind().name().into(),
-                detail: ssi_models::common::brief(&format!("{e:?}")),
-            })?;
+                })?;
+            header
+                .model
+                .init(device)
+                .try_load_record(record)
+                .map_err(|e| BundleError::Weights {
+                    model: header.model.kind().name().into(),
+                    detail: ssi_models::common::brief(&e.to_string()),
+                })
+        };
+        // Weights are read back for the finiteness check on the CPU backend: a synchronous read
+        // of a WebGPU tensor is impossible in the browser. Other devices load a second copy.
+        let cpu = Device::flex();
+        let model = load(&cpu)?;
         if let Some(at) = ssi_models::common::first_non_finite(&model) {
             return Err(BundleError::Corrupt(format!(
                 "weight {at} holds NaN or infinite values"
             )));
         }
+        let model = if *device == cpu { model } else { load(device)? };
         debug_assert_eq!(model.n_items(), header.model.n_items());
         Ok(Bundle { header, model })
     }

@@ -15,9 +15,9 @@ pub struct QuickstartArgs {
     #[arg(long)]
     data: Option<PathBuf>,
     /// Output folder: one run folder per model, the table, and the bundle (an existing folder
-    /// is continued: finished models are read back).
-    #[arg(long, default_value = "runs/quickstart")]
-    out: PathBuf,
+    /// is continued: finished models are read back). Default: runs/quickstart/DATASET.
+    #[arg(long)]
+    out: Option<PathBuf>,
     /// Training minutes of each of the five trained models.
     #[arg(long, default_value_t = 1.0)]
     minutes: f64,
@@ -45,9 +45,22 @@ pub fn quickstart(a: QuickstartArgs) -> Result<()> {
     if !(a.minutes.is_finite() && a.minutes > 0.0) {
         anyhow::bail!("--minutes {} must be a positive number", a.minutes);
     }
+    let out = match &a.out {
+        Some(o) => o.clone(),
+        None => {
+            let name = match &a.data {
+                Some(d) => d
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "data".into()),
+                None => "shop".into(),
+            };
+            PathBuf::from("runs/quickstart").join(name)
+        }
+    };
     let pipeline = ReproduceArgs::quickstart(
         a.data.clone(),
-        a.out.clone(),
+        out.clone(),
         settings(a.minutes),
         a.student,
         a.jobs,
@@ -99,7 +112,7 @@ pub fn quickstart(a: QuickstartArgs) -> Result<()> {
     runs.push((format!("SSI-{}", a.student.name()), ssi.clone()));
     let device = burn::tensor::Device::flex();
     for (label, folder) in &runs {
-        let dir = ssi_train::RunDir::new(a.out.join(folder));
+        let dir = ssi_train::RunDir::new(out.join(folder));
         let r = crate::cmd_eval::evaluate_checkpoint(&dir, &ds, &device, &protocol, true)?;
         let minutes = dir.state().ok().map(|s| s.train_seconds / 60.0);
         rows.push((label.clone(), r, minutes));
@@ -128,13 +141,13 @@ pub fn quickstart(a: QuickstartArgs) -> Result<()> {
         }
     );
 
-    let bundle = a.out.join("bundle");
+    let bundle = out.join("bundle");
     crate::cmd_export::export(crate::cmd_export::ExportArgs::new(
-        a.out.join(&ssi),
+        out.join(&ssi),
         bundle.clone(),
         format!("{} SSI-{}", ds.name, a.student.name()),
     ))?;
-    next_steps(&a.out, &bundle);
+    next_steps(&out, &bundle);
     Ok(())
 }
 

@@ -667,6 +667,14 @@ impl Runner<'_> {
     fn run(&self, s: &Stage) -> Result<Row> {
         let dir = self.out.join(&s.name);
         let test = dir.join("test.json");
+        let run = RunDir::new(&dir);
+        if run.has_run() {
+            // A finished run is read back only if it was trained on this dataset.
+            run.config()?.dataset.check_same(
+                &ssi_train::checkpoint::DatasetInfo::of(self.ds, self.data.as_deref()),
+                &dir.display().to_string(),
+            )?;
+        }
         if s.distill.is_some() {
             self.check_imitation(&dir)?;
         }
@@ -710,7 +718,6 @@ impl Runner<'_> {
     }
 }
 
-/// The paper's Table 2 rows of one dataset: label → metric values.
 /// The paper's Table 2 NDCG@10 of a model (by its row name) on a dataset.
 pub fn paper_ndcg10(dataset: &str, label: &str) -> Option<f64> {
     let i = METRICS.iter().position(|m| *m == "ndcg@10")?;
@@ -720,6 +727,7 @@ pub fn paper_ndcg10(dataset: &str, label: &str) -> Option<f64> {
         .and_then(|(_, v)| v.get(i).copied())
 }
 
+/// The paper's Table 2 rows of one dataset: label → metric values.
 fn paper_rows(dataset: &str) -> Vec<(String, Vec<f64>)> {
     PAPER_TABLE2
         .lines()

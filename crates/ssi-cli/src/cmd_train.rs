@@ -396,9 +396,15 @@ fn resume_limits(dir: &RunDir, job: &Job, ds: &Dataset) -> Result<()> {
         };
         let same_teachers = spec.teachers.len() == teachers.len()
             && spec.teachers.iter().zip(teachers).all(|(a, b)| same(a, b));
-        if !same_teachers
-            || serde_json::to_value(&spec.imitation)? != serde_json::to_value(imitation)?
-        {
+        // What the loss depends on: the teacher cache is a speed option, and runs written before
+        // imitation points existed imitate at the target.
+        let loss_terms = |c: &ImitationConfig| -> Result<Value> {
+            let mut v = serde_json::to_value(c)?;
+            v["cache_teachers"] = Value::Null;
+            v["points"] = serde_json::to_value(c.imitation_points())?;
+            Ok(v)
+        };
+        if !same_teachers || loss_terms(&spec.imitation)? != loss_terms(imitation)? {
             bail!(
                 "{}: --resume continues the distillation that is there, with its teachers and imitation options (config.json); these differ. Train a new run (another --out) to change them",
                 dir.path.display()
@@ -467,6 +473,10 @@ fn resume_limits(dir: &RunDir, job: &Job, ds: &Dataset) -> Result<()> {
 /// A folder without `config.json` that holds files a run writes (`best.bpk`, `log.jsonl`,
 /// epoch files…) belongs to something else: training there would replace or append to them.
 fn refuse_foreign_run_files(out: &Path) -> Result<()> {
+    if out.join("config.json").exists() {
+        // A run of ours killed before its first state.json: its files are resumed over.
+        return Ok(());
+    }
     let ours = |n: &str| {
         matches!(n, "best.bpk" | "state.json" | "test.json" | "log.jsonl")
             || (n.starts_with("epoch-") || n.starts_with("best-")) && n.ends_with(".bpk")

@@ -394,14 +394,25 @@ pub fn check_outputs(outputs: &[PathBuf], inputs: &[&Path], force: bool) -> Resu
     Ok(())
 }
 
-/// The absolute path `path` names once written: `..` and `.` resolved lexically (so
-/// `missing/../x` is `x`, as creating the missing folder and writing would make it), then links
-/// resolved where the path exists.
+/// The absolute path `path` names once written: links resolved in the longest prefix that
+/// exists, then the rest (`missing/../x`) resolved lexically, as creating the missing folders
+/// and writing would make it.
 fn resolved(path: &Path) -> Option<PathBuf> {
     use std::path::Component;
     let abs = std::path::absolute(path).ok()?;
-    let mut out = PathBuf::new();
-    for c in abs.components() {
+    let comps: Vec<Component> = abs.components().collect();
+    let mut split = comps.len();
+    let mut out = loop {
+        let prefix: PathBuf = comps[..split].iter().collect();
+        if let Ok(c) = prefix.canonicalize() {
+            break c;
+        }
+        if split == 0 {
+            break PathBuf::new();
+        }
+        split -= 1;
+    };
+    for c in &comps[split..] {
         match c {
             Component::ParentDir => {
                 out.pop();
@@ -410,7 +421,7 @@ fn resolved(path: &Path) -> Option<PathBuf> {
             other => out.push(other),
         }
     }
-    Some(out.canonicalize().unwrap_or(out))
+    Some(out)
 }
 
 /// Writes several files that belong together: if one write fails, the ones already written by

@@ -76,10 +76,13 @@ fn column(spec: &str, header: Option<&[String]>, path: &Path) -> Result<usize, D
         })
 }
 
-/// A CSV/TSV reader over `text` (RFC 4180 quoting, ragged rows allowed, fields trimmed).
+/// A CSV/TSV reader over `text` (ragged rows allowed, fields trimmed). Comma-separated files get
+/// RFC 4180 quoting; tab-separated ones none (TSV does not quote, and a title starting with an
+/// unmatched `"` would otherwise swallow the lines after it).
 fn csv_reader(text: &str, delim: char) -> csv::Reader<&[u8]> {
     csv::ReaderBuilder::new()
         .delimiter(delim as u8)
+        .quoting(delim != '\t')
         .has_headers(false)
         .flexible(true)
         .trim(csv::Trim::All)

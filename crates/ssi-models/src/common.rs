@@ -123,18 +123,33 @@ pub fn brief(detail: &str) -> String {
 /// `module` with its first weight tensor multiplied by NaN: what the finiteness checks of model
 /// loading are tested with.
 pub fn with_nan_weight<M: burn::module::Module>(module: M) -> M {
+    scaled(module, f32::NAN, true)
+}
+
+/// `module` with its weights (or only the first weight tensor) multiplied by `factor`: how tests
+/// make a model diverge or go non-finite.
+pub fn scaled<M: burn::module::Module>(module: M, factor: f32, first_only: bool) -> M {
     use burn::module::{ModuleMapper, Param};
-    struct Poison(bool);
-    impl ModuleMapper for Poison {
+    struct Scale {
+        factor: f32,
+        first_only: bool,
+        done: bool,
+    }
+    impl ModuleMapper for Scale {
         fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-            if std::mem::replace(&mut self.0, true) {
+            if self.first_only && std::mem::replace(&mut self.done, true) {
                 param
             } else {
-                param.map(|t| t.mul_scalar(f32::NAN))
+                let f = self.factor;
+                param.map(|t| t.mul_scalar(f))
             }
         }
     }
-    module.map(&mut Poison(false))
+    module.map(&mut Scale {
+        factor,
+        first_only,
+        done: false,
+    })
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! full_ndcg@10,train_minutes`, beside the paper's figure and the best published one.
 
 use crate::checkpoint::{RunConfig, TrainState};
+use ssi_models::ModelConfig;
 use std::path::{Path, PathBuf};
 
 /// Best published test NDCG@10 on these files (`../shared/reference/s3rec-tables.md` and the
@@ -27,21 +28,45 @@ pub struct Row {
     pub train_minutes: Option<f64>,
 }
 
-/// The row name of a run: SSI students by their student, teachers by their consistency task.
+/// The row name of a run: SSI students by their student, teachers by their consistency task;
+/// ablation runs (one teacher, one imitation term, another depth) say so, so that only the
+/// paper's configurations sit next to the paper's figures.
 pub fn model_label(cfg: &RunConfig) -> String {
     let kind = cfg.model.kind().name();
-    if cfg.distill.is_some() {
-        return match cfg.model.kind() {
-            ssi_models::ModelKind::Hgn => "SSI".into(),
-            _ => format!("SSI-{kind}"),
-        };
+    let mut label = match &cfg.distill {
+        Some(_) if cfg.model.kind() == ssi_models::ModelKind::Hgn => "SSI".to_string(),
+        Some(_) => format!("SSI-{kind}"),
+        None => {
+            let role = cfg.model.teacher_name();
+            if role != cfg.model.kind().id() {
+                format!("Teacher ({role})")
+            } else {
+                kind.to_string()
+            }
+        }
+    };
+    if let Some(d) = &cfg.distill {
+        if d.teacher_names.len() == 1 {
+            label.push_str(&format!(" (teacher: {})", d.teacher_names[0]));
+        }
+        if !d.imitation.prediction {
+            label.push_str(" w/o prediction imitation");
+        }
+        if !d.imitation.representation {
+            label.push_str(" w/o representation imitation");
+        }
     }
-    let role = cfg.model.teacher_name();
-    if role != cfg.model.kind().id() {
-        format!("Teacher ({role})")
-    } else {
-        kind.to_string()
+    let layers = cfg.model.to_json().get("layers").and_then(|l| l.as_u64());
+    let default_layers = ModelConfig::new(cfg.model.kind(), 1, 1)
+        .to_json()
+        .get("layers")
+        .and_then(|l| l.as_u64());
+    if let Some(l) = layers
+        && layers != default_layers
+    {
+        label.push_str(&format!(" ({l} layers)"));
     }
+    label
 }
 
 /// Run folders under `root` (itself included), at most `depth` levels down, sorted.

@@ -16,11 +16,19 @@ fn non_finite_loss_stops_and_keeps_the_last_good_checkpoint() {
     trainer(&ds, dir.path(), Some(1))
         .run(&m, &t, false, &mut Silent)
         .unwrap();
-    // Make the continuation diverge: an absurd learning rate blows the weights up after one step.
+    // Make the continuation diverge: weights of 1e30 overflow the first step's loss. (config.json
+    // is range-checked when read, so an absurd learning rate cannot be planted there.)
     let run = RunDir::new(dir.path());
-    let mut cfg: serde_json::Value = run.read_json("config.json").unwrap();
-    cfg["train"]["lr"] = serde_json::json!(1e30);
-    run.write_json("config.json", &cfg).unwrap();
+    let file = run.epoch_file(1, "model");
+    let model =
+        ssi_train::checkpoint::model_from_bytes(&m, std::fs::read(&file).unwrap(), &Device::flex())
+            .unwrap();
+    let huge = ssi_train::checkpoint::model_bytes(&ssi_models::common::scaled(model, 1e30, false))
+        .unwrap();
+    std::fs::write(&file, &huge).unwrap();
+    let mut state: serde_json::Value = run.read_json("state.json").unwrap();
+    state["checksums"]["epoch-0001.model.bpk"] = ssi_data::dataset::sha256_hex(&huge).into();
+    run.write_json("state.json", &state).unwrap();
     let err = trainer(&ds, dir.path(), None)
         .run(&m, &t, true, &mut Silent)
         .unwrap_err();
