@@ -188,16 +188,15 @@ impl Bundle {
                     detail: ssi_models::common::brief(&e.to_string()),
                 })
         };
-        // Weights are read back for the finiteness check on the CPU backend: a synchronous read
-        // of a WebGPU tensor is impossible in the browser. Other devices load a second copy.
-        let cpu = Device::flex();
-        let model = load(&cpu)?;
-        if let Some(at) = ssi_models::common::first_non_finite(&model) {
+        // Weights are read back for the finiteness check from a CPU copy: a synchronous read of a
+        // WebGPU tensor is impossible in the browser. (Devices compare equal across autodiff, so
+        // the copy is never reused: the model is built again on `device`.)
+        if let Some(at) = ssi_models::common::first_non_finite(&load(&Device::flex())?) {
             return Err(BundleError::Corrupt(format!(
                 "weight {at} holds NaN or infinite values"
             )));
         }
-        let model = if *device == cpu { model } else { load(device)? };
+        let model = load(device)?;
         debug_assert_eq!(model.n_items(), header.model.n_items());
         Ok(Bundle { header, model })
     }
