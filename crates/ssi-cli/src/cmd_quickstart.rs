@@ -178,12 +178,11 @@ fn next_steps(out: &Path, bundle: &Path) {
     outln!(
         "\nNext:\n  \
          ssi predict --bundle {b} --history 1,2   # the next items after items 1 and 2\n  \
-         cp -r {d} public/models/mine && trunk serve --release   # the page, with this model (web/README.md)\n  \
+         trunk serve --release                     # the page (web/README.md); upload {b} there\n  \
          ssi data fetch beauty && ssi quickstart --data ~/.cache/ssi/beauty.txt --minutes 20\n  \
          ssi data ingest log.csv --out data/mine.txt   # your own log: user,item,timestamp\n\
          Runs, table2.md and the bundle are in {o}.",
         b = bundle.join(ssi_bundle::FILE_NAME).display(),
-        d = bundle.display(),
         o = out.display()
     );
 }
