@@ -99,7 +99,20 @@ fn main() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
-    let cli = Cli::parse();
+    // Help, version and usage errors go through the same writers as everything else, so a full
+    // disk or a closed stream is reported (exit 1) instead of being ignored.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let text = e.render().to_string();
+            if e.use_stderr() {
+                errln!("{}", text.trim_end());
+            } else {
+                outln!("{}", text.trim_end());
+            }
+            std::process::exit(e.exit_code());
+        }
+    };
     let result = match cli.command {
         Command::Quickstart(a) => cmd_quickstart::quickstart(a),
         Command::Data(c) => cmd_data::run(c),

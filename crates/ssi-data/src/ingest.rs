@@ -324,6 +324,7 @@ pub fn read_names(text: &str, path: &Path) -> Result<HashMap<String, (String, St
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let delim = delimiter(None, text.lines().next().unwrap_or(""), path)?;
     let mut out = HashMap::new();
+    let mut lines: HashMap<String, usize> = HashMap::new();
     for rec in csv_reader(text, delim).into_records() {
         let rec = rec.map_err(|e| {
             let line = e.position().map_or(0, |p| p.line() as usize);
@@ -345,6 +346,13 @@ pub fn read_names(text: &str, path: &Path) -> Result<HashMap<String, (String, St
             .skip(2)
             .collect::<Vec<_>>()
             .join(&delim.to_string());
+        if let Some(first) = lines.insert(id.to_string(), line) {
+            return Err(DataError::line(
+                path,
+                line,
+                format!("item {id:?} is already named on line {first}"),
+            ));
+        }
         out.insert(id.to_string(), (name.to_string(), category));
     }
     Ok(out)
@@ -491,6 +499,11 @@ mod tests {
         assert!(ing.skipped.is_empty(), "{:?}", ing.skipped);
         let names = read_names("x,\"Mug, blue\",Kitchen\n", Path::new("n.csv")).unwrap();
         assert_eq!(names["x"].0, "Mug, blue");
+        let err = read_names("x,Mug\ny,Cup\nx,Bowl\n", Path::new("n.csv")).unwrap_err();
+        assert!(
+            err.to_string().contains("n.csv:3") && err.to_string().contains("line 1"),
+            "{err}"
+        );
     }
 
     #[test]
