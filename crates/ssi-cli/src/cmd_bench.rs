@@ -163,9 +163,10 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     // The logits of one step are batch x len x items floats: refuse what cannot fit in memory
     // before allocating it.
     let logits = (a.batch as f64) * (a.len as f64) * (a.items as f64);
-    if logits > 2e9 || a.items > 50_000_000 || a.hidden > 8192 {
+    let positions = (a.batch as f64) * (a.len as f64 + 1.0);
+    if logits > 2e9 || positions > 1e7 || a.items > 50_000_000 || a.hidden > 8192 {
         anyhow::bail!(
-            "--batch {} x --len {} x --items {} ({logits:.1e} logits per step) or --hidden {} is beyond what one machine's memory holds (at most 2e9 logits, 50M items, hidden 8192)",
+            "--batch {} x --len {} x --items {} ({logits:.1e} logits per step) or --hidden {} is beyond what one machine's memory holds (at most 2e9 logits, 1e7 positions, 50M items, hidden 8192)",
             a.batch,
             a.len,
             a.items,

@@ -157,7 +157,8 @@ pub fn run(cmd: DataCommand) -> Result<()> {
             let text = ssi_data::dataset::read_text(&a.input)?;
             let names = match &a.names {
                 Some(p) => {
-                    let t = ssi_data::dataset::read_text(p)?;
+                    // A catalogue of names: far smaller than the log it names.
+                    let t = ssi_data::dataset::read_text_max(p, 256 << 20)?;
                     Some(read_names(&t, p)?)
                 }
                 None => None,

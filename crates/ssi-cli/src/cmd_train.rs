@@ -222,7 +222,7 @@ impl TrainObserver for Bar {
 }
 
 pub fn load_settings_file(path: &Path) -> Result<Vec<(String, Value, bool)>> {
-    let text = ssi_data::dataset::read_text(path)?;
+    let text = ssi_data::dataset::read_text_max(path, ssi_data::dataset::MAX_SETTINGS_BYTES)?;
     let v: Value = serde_json::from_str(&text)
         .with_context(|| format!("{}: not valid JSON", path.display()))?;
     let obj = v

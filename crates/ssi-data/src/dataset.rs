@@ -13,18 +13,32 @@ pub const MAX_ITEM_ID: u32 = 20_000_000;
 /// Largest dataset file read (checked while reading, so `/dev/zero` is refused too).
 pub const MAX_FILE_BYTES: u64 = 2 << 30;
 
+/// Largest settings file read (`--config`, a run's `config.json` / `state.json`).
+pub const MAX_SETTINGS_BYTES: u64 = 16 << 20;
+
 /// Reads a file of at most `MAX_FILE_BYTES` (checked while reading: endless devices stop too).
 pub fn read_bytes(path: &Path) -> Result<Vec<u8>, DataError> {
+    read_bytes_max(path, MAX_FILE_BYTES)
+}
+
+/// Reads a file of at most `max` bytes, checked while reading: a device or a sparse file stops at
+/// the limit instead of filling memory.
+pub fn read_bytes_max(path: &Path, max: u64) -> Result<Vec<u8>, DataError> {
     use std::io::Read;
     let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
     let mut bytes = Vec::new();
-    file.take(MAX_FILE_BYTES + 1)
+    file.take(max + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| DataError::io(path, e))?;
-    if bytes.len() as u64 > MAX_FILE_BYTES {
+    if bytes.len() as u64 > max {
+        let size = if max >= 1 << 30 {
+            format!("{} GiB", max >> 30)
+        } else {
+            format!("{} MiB", max >> 20)
+        };
         return Err(DataError::file(
             path,
-            format!("larger than {} GiB: refused", MAX_FILE_BYTES >> 30),
+            format!("larger than {size}: refused"),
         ));
     }
     Ok(bytes)
@@ -33,7 +47,12 @@ pub fn read_bytes(path: &Path) -> Result<Vec<u8>, DataError> {
 /// Reads a UTF-8 text file of at most `MAX_FILE_BYTES`, without the byte-order mark some editors
 /// put first.
 pub fn read_text(path: &Path) -> Result<String, DataError> {
-    let mut bytes = read_bytes(path)?;
+    read_text_max(path, MAX_FILE_BYTES)
+}
+
+/// [`read_text`] with a size limit of `max` bytes.
+pub fn read_text_max(path: &Path, max: u64) -> Result<String, DataError> {
+    let mut bytes = read_bytes_max(path, max)?;
     if bytes.starts_with(b"\xef\xbb\xbf") {
         bytes.drain(..3);
     }

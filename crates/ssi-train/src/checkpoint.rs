@@ -105,7 +105,7 @@ impl RunDir {
 
     pub fn read_json<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<T, TrainError> {
         let path = self.file(name);
-        let text = ssi_data::dataset::read_text(&path)
+        let text = ssi_data::dataset::read_text_max(&path, ssi_data::dataset::MAX_SETTINGS_BYTES)
             .map_err(|e| TrainError::Checkpoint(e.to_string()))?;
         serde_json::from_str(&text).map_err(|e| io(&path, format!("invalid JSON: {e}")))
     }
