@@ -404,10 +404,27 @@ fn resume_limits(dir: &RunDir, job: &Job, ds: &Dataset) -> Result<()> {
             v["points"] = serde_json::to_value(c.imitation_points())?;
             Ok(v)
         };
-        if !same_teachers || loss_terms(&spec.imitation)? != loss_terms(imitation)? {
+        let (saved_terms, asked_terms) = (loss_terms(&spec.imitation)?, loss_terms(imitation)?);
+        let mut differ: Vec<String> = saved_terms
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(k, v)| asked_terms.get(k.as_str()) != Some(v))
+            .map(|(k, v)| {
+                format!(
+                    "{k} {v} -> {}",
+                    asked_terms.get(k.as_str()).unwrap_or(&Value::Null)
+                )
+            })
+            .collect();
+        if !same_teachers {
+            differ.insert(0, "teachers".into());
+        }
+        if !differ.is_empty() {
             bail!(
-                "{}: --resume continues the distillation that is there, with its teachers and imitation options (config.json); these differ. Train a new run (another --out) to change them",
-                dir.path.display()
+                "{}: --resume continues the distillation that is there, with its teachers and imitation options (config.json); these differ: {}. Train a new run (another --out) to change them",
+                dir.path.display(),
+                differ.join(", ")
             );
         }
     }
