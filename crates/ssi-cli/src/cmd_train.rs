@@ -606,3 +606,67 @@ pub fn run_job(
     dir.write_json("test.json", &report.to_json())?;
     Ok((state, report))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn json_value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            prop::sample::select(vec![
+                "0", "1", "-1", "2.5", "1e400", "null", "true", "\"x\"", "[]", "{}"
+            ])
+            .prop_map(String::from),
+            "[0-9]{1,6}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        /// A settings file (`--config`) with any keys and values is refused with a message naming
+        /// the file or the setting, or gives settings that passed every range check.
+        #[test]
+        fn settings_files_are_refused_or_valid(
+            pairs in prop::collection::vec(
+                (prop::sample::select(vec!["hidden", "heads", "layers", "max_len", "dropout", "lr", "batch_size", "epochs", "sasrec.dropout", "bert4rec.mask_prob", "typo", "patience"]), json_value()),
+                0..6,
+            ),
+            garbage in proptest::option::of("[{}\\[\\],:\"a-z0-9 ]{0,20}"),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("settings.json");
+            let text = match garbage {
+                Some(g) => g,
+                None => format!(
+                    "{{{}}}",
+                    pairs.iter().map(|(k, v)| format!("\"{k}\": {v}")).collect::<Vec<_>>().join(", ")
+                ),
+            };
+            std::fs::write(&path, &text).unwrap();
+            let settings = match load_settings_file(&path) {
+                Ok(s) => s,
+                Err(e) => {
+                    prop_assert!(format!("{e:#}").contains("settings.json"), "{e:#}");
+                    return Ok(());
+                }
+            };
+            for kind in [ModelKind::Sasrec, ModelKind::Bert4rec, ModelKind::Hgn] {
+                let base = ModelConfig::new(kind, 50, 10);
+                match apply_settings(&base, &TrainConfig::new(), &settings) {
+                    Ok((m, t)) => {
+                        prop_assert!(m.validate().is_ok() && t.validate().is_ok());
+                    }
+                    Err(e) => {
+                        let msg = format!("{e:#}");
+                        prop_assert!(
+                            settings.iter().any(|(k, _, _)| msg.contains(k.rsplit('.').next().unwrap())),
+                            "{msg} names none of {settings:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
