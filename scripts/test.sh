@@ -6,7 +6,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 
-step() { printf '\n== %s (%s)\n' "$*" "$(date +%T)"; }
+# Each step prints its start time and the previous step's duration; the last line the total.
+last_step=""
+step_start=$SECONDS
+step() {
+  if [ -n "$last_step" ]; then printf '== %s took %d s\n' "$last_step" $((SECONDS - step_start)); fi
+  last_step="$*"
+  step_start=$SECONDS
+  printf '\n== %s (%s)\n' "$*" "$(date +%T)"
+}
+trap 'step "done"' EXIT
 
 step "toolchain"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
