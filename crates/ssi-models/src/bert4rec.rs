@@ -286,16 +286,11 @@ impl Bert4Rec {
 }
 
 impl crate::model::ModelSpec for Bert4RecConfig {
-    type Model = Bert4Rec;
+    crate::model::spec_basics!(Bert4Rec);
     fn defaults(n_items: usize, _n_users: usize) -> Self {
         Self::new(n_items)
     }
-    fn build(&self, device: &Device) -> Bert4Rec {
-        self.init(device)
-    }
-    fn n_items(&self) -> usize {
-        self.n_items
-    }
+
     fn teacher_name(&self) -> Option<String> {
         self.consistency.map(|t| t.name().to_string())
     }

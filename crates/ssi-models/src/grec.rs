@@ -254,15 +254,9 @@ impl Grec {
 }
 
 impl crate::model::ModelSpec for GrecConfig {
-    type Model = Grec;
+    crate::model::spec_basics!(Grec);
     fn defaults(n_items: usize, _n_users: usize) -> Self {
         Self::new(n_items)
-    }
-    fn build(&self, device: &Device) -> Grec {
-        self.init(device)
-    }
-    fn n_items(&self) -> usize {
-        self.n_items
     }
 }
 

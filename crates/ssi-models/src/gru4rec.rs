@@ -81,15 +81,9 @@ impl Gru4Rec {
 }
 
 impl crate::model::ModelSpec for Gru4RecConfig {
-    type Model = Gru4Rec;
+    crate::model::spec_basics!(Gru4Rec);
     fn defaults(n_items: usize, _n_users: usize) -> Self {
         Self::new(n_items)
-    }
-    fn build(&self, device: &Device) -> Gru4Rec {
-        self.init(device)
-    }
-    fn n_items(&self) -> usize {
-        self.n_items
     }
 }
 

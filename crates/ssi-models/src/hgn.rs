@@ -120,15 +120,9 @@ impl Hgn {
 }
 
 impl crate::model::ModelSpec for HgnConfig {
-    type Model = Hgn;
+    crate::model::spec_basics!(Hgn);
     fn defaults(n_items: usize, n_users: usize) -> Self {
         Self::new(n_items, n_users)
-    }
-    fn build(&self, device: &Device) -> Hgn {
-        self.init(device)
-    }
-    fn n_items(&self) -> usize {
-        self.n_items
     }
 }
 

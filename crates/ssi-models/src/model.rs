@@ -29,6 +29,21 @@ macro_rules! basics {
 }
 pub(crate) use basics;
 
+/// The [`ModelSpec`] items every config implements the same way: its model, built by its `init`,
+/// and its `n_items` field.
+macro_rules! spec_basics {
+    ($model:ty) => {
+        type Model = $model;
+        fn build(&self, device: &burn::tensor::Device) -> $model {
+            self.init(device)
+        }
+        fn n_items(&self) -> usize {
+            self.n_items
+        }
+    };
+}
+pub(crate) use spec_basics;
+
 /// What every model offers its consumers (trainer, evaluator, imitation, browser).
 pub trait SequentialModel {
     fn kind(&self) -> ModelKind;

@@ -250,16 +250,11 @@ impl S3Rec {
 }
 
 impl crate::model::ModelSpec for S3RecConfig {
-    type Model = S3Rec;
+    crate::model::spec_basics!(S3Rec);
     fn defaults(n_items: usize, _n_users: usize) -> Self {
         Self::new(n_items)
     }
-    fn build(&self, device: &Device) -> S3Rec {
-        self.init(device)
-    }
-    fn n_items(&self) -> usize {
-        self.n_items
-    }
+
     fn pretrain_epochs(&self) -> Option<usize> {
         Some(self.pretrain_epochs)
     }

@@ -108,15 +108,9 @@ impl SasRec {
 }
 
 impl crate::model::ModelSpec for SasRecConfig {
-    type Model = SasRec;
+    crate::model::spec_basics!(SasRec);
     fn defaults(n_items: usize, _n_users: usize) -> Self {
         Self::new(n_items)
-    }
-    fn build(&self, device: &Device) -> SasRec {
-        self.init(device)
-    }
-    fn n_items(&self) -> usize {
-        self.n_items
     }
 }
 
