@@ -501,6 +501,78 @@ fn pretrain_teachers_then_distill_a_student() {
 }
 
 #[test]
+fn init_starts_a_run_from_a_trained_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path(), 200, 4);
+    let d = data.to_str().unwrap();
+    let small = [
+        "--data",
+        d,
+        "--set",
+        "hidden=16",
+        "--set",
+        "max_steps_per_epoch=3",
+        "--epochs",
+        "1",
+        "--json",
+    ];
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let run = |args: &[&str]| json(&ok(&[args, &small[..]].concat()));
+    let base = run(&["train", "--model", "sasrec", "--out", &path("base")]);
+    // With a vanishing learning rate the started run is the run it started from.
+    let same = run(&[
+        "train",
+        "--model",
+        "sasrec",
+        "--init",
+        &path("base"),
+        "--set",
+        "lr=1e-9",
+        "--out",
+        &path("same"),
+    ]);
+    let (a, b) = (
+        base["ndcg@10"].as_f64().unwrap(),
+        same["ndcg@10"].as_f64().unwrap(),
+    );
+    assert!((a - b).abs() < 1e-4, "started from {a}, got {b}");
+    let cfg = json(&std::fs::read_to_string(dir.path().join("same/config.json")).unwrap());
+    assert!(
+        cfg["init_from"].as_str().unwrap().ends_with("base"),
+        "{cfg}"
+    );
+    // A consistency teacher starts from a plain BERT4Rec; its head starts fresh.
+    run(&["train", "--model", "bert4rec", "--out", &path("bert")]);
+    run(&[
+        "pretrain",
+        "--task",
+        "persona",
+        "--init",
+        &path("bert"),
+        "--out",
+        &path("teacher"),
+    ]);
+    // Another model, other widths, no run: refused, nothing trained.
+    let other = path("other");
+    let refuse = |extra: &[&str], needle: &str| {
+        let mut args = vec!["train", "--model", "sasrec", "--out", &other];
+        args.extend(small);
+        args.extend(extra);
+        fails(&args, needle);
+        assert!(!dir.path().join("other/log.jsonl").exists());
+    };
+    refuse(
+        &["--init", &path("bert")],
+        "a SASRec can start only from a SASRec run",
+    );
+    refuse(
+        &["--init", &path("base"), "--set", "hidden=8"],
+        "do not fit these settings",
+    );
+    refuse(&["--init", &path("nothing")], "not a run folder");
+}
+
+#[test]
 fn reproduce_writes_the_tables_and_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let data = synth(dir.path(), 150, 3);

@@ -689,6 +689,7 @@ impl Runner<'_> {
                 device: self.device.clone(),
                 out: dir.clone(),
                 resume: RunDir::new(&dir).has_run(),
+                init: None,
                 distill: s.distill.as_ref().map(|(t, imitation)| {
                     (
                         t.iter().map(|t| self.out.join(t)).collect(),

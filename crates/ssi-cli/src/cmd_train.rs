@@ -91,6 +91,11 @@ pub struct RunArgs {
     /// Continue the run in --out where it stopped.
     #[arg(long)]
     resume: bool,
+    /// Start from the best weights of a trained run of the same model and dataset instead of a
+    /// fresh init (e.g. a consistency teacher from a BERT4Rec run, a student from its run alone);
+    /// weights that run lacks start fresh. Replaces S3-Rec's pre-training stage.
+    #[arg(long, value_name = "RUN", conflicts_with = "resume")]
+    init: Option<PathBuf>,
     #[arg(long)]
     seed: Option<u64>,
     #[arg(long)]
@@ -318,6 +323,7 @@ fn run(
         device: device(&a.device)?,
         out: a.out.clone(),
         resume: a.resume,
+        init: a.init.clone(),
         distill,
         quiet: a.json,
     };
@@ -340,6 +346,8 @@ pub struct Job {
     pub device: burn::tensor::Device,
     pub out: PathBuf,
     pub resume: bool,
+    /// A trained run whose best weights the new run starts from (`--init`).
+    pub init: Option<PathBuf>,
     pub distill: Option<(Vec<PathBuf>, ImitationConfig)>,
     /// No progress bar or summary lines.
     pub quiet: bool,
@@ -562,20 +570,46 @@ pub fn run_job(
         pb: pb.clone(),
         quiet: job.quiet,
     };
+    let info = ssi_train::checkpoint::DatasetInfo::of(ds, job.data_path.as_deref());
+    let start = match &job.init {
+        Some(init) if !dir.has_run() => Some(ssi_train::checkpoint::warm_start(
+            init,
+            &model_cfg,
+            &info,
+            &trainer.device,
+        )?),
+        _ => None,
+    };
+    let init_from = match &job.init {
+        Some(p) => Some(std::path::absolute(p).with_context(|| format!("--init {}", p.display()))?),
+        None => None,
+    };
     let state = match &job.distill {
+        None if start.is_some() => {
+            let mut run = trainer.run_config(&model_cfg, &train_cfg, None);
+            run.init_from = init_from;
+            trainer.run_objective(run, job.resume, &mut obs, |r| {
+                Ok(ssi_train::stages::WarmStart {
+                    config: r.model.clone(),
+                    start,
+                })
+            })?
+        }
         None => trainer.run_staged(&model_cfg, &train_cfg, job.resume, &mut obs)?,
         Some((teachers, imitation)) => {
-            let info = ssi_train::checkpoint::DatasetInfo::of(ds, job.data_path.as_deref());
             let named = describe_teachers(teachers, &info)?;
             let spec = DistillSpec {
                 teachers: named.iter().map(|(d, _)| d.clone()).collect(),
                 teacher_names: named.iter().map(|(_, n)| n.clone()).collect(),
                 imitation: imitation.clone(),
             };
-            let run = trainer.run_config(&model_cfg, &train_cfg, Some(spec));
+            let mut run = trainer.run_config(&model_cfg, &train_cfg, Some(spec));
+            run.init_from = init_from;
             let tdev = trainer.device.clone();
             trainer.run_objective(run, job.resume, &mut obs, |r| {
-                Distill::from_run(r, &tdev)?.prepare(ds, &tdev)
+                let mut d = Distill::from_run(r, &tdev)?;
+                d.student_start = start;
+                d.prepare(ds, &tdev)
             })?
         }
     };

@@ -354,6 +354,45 @@ pub fn model_from_bytes(
     Ok(model)
 }
 
+/// The model of `config` with the best weights of the trained run in `init` (`--init`): every
+/// weight of that run must land in the new model with its shape; weights the run lacks (a
+/// consistency teacher's head when starting from a plain BERT4Rec) keep their fresh init.
+pub fn warm_start(
+    init: &Path,
+    config: &ModelConfig,
+    dataset: &crate::config::DatasetInfo,
+    device: &Device,
+) -> Result<AnyModel, TrainError> {
+    let dir = RunDir::new(init);
+    if !dir.has_run() {
+        return Err(TrainError::Config(format!(
+            "--init {}: not a run folder (no config.json)",
+            init.display()
+        )));
+    }
+    let (saved, model) = dir.load_best(device)?;
+    saved
+        .dataset
+        .check_same(dataset, &format!("--init {}", init.display()))?;
+    if saved.model.kind() != config.kind() {
+        return Err(TrainError::Config(format!(
+            "--init {} holds a {} run; a {} can start only from a {} run",
+            init.display(),
+            saved.model.kind().name(),
+            config.kind().name(),
+            config.kind().name()
+        )));
+    }
+    let record = model.into_record().allow_partial(true);
+    config.init(device).try_load_record(record).map_err(|e| {
+        TrainError::Config(format!(
+            "--init {}: its weights do not fit these settings (hidden, layers, heads, max_len must be the run's: see its config.json); detail: {}",
+            init.display(),
+            ssi_models::common::brief(&e.to_string())
+        ))
+    })
+}
+
 /// Refuses a model with a NaN or infinite weight, naming the weight.
 pub fn check_finite<M: Module>(module: &M) -> Result<(), String> {
     match ssi_models::common::first_non_finite(module) {

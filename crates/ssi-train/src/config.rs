@@ -139,6 +139,9 @@ pub struct RunConfig {
     /// Present on distillation runs: the teachers and imitation settings. `model` is the student.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub distill: Option<DistillSpec>,
+    /// The run whose best weights this run started from (`--init`), absolute; None: a fresh init.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_from: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]

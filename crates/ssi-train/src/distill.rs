@@ -53,6 +53,9 @@ pub struct Distill {
     pub student: ModelConfig,
     pub teachers: Vec<Teacher>,
     pub imitation: ImitationConfig,
+    /// The student's starting weights (`--init`: a trained run of the student's model); None: a
+    /// fresh init.
+    pub student_start: Option<AnyModel>,
     /// Filled by `prepare`: per user, the student's history at each of its imitation points,
     points: HashMap<usize, Vec<Vec<u32>>>,
     /// the teachers' (longer) history at each point (`teacher_full_history`),
@@ -120,6 +123,7 @@ impl Distill {
             hits: Default::default(),
             teachers,
             imitation: spec.imitation.clone(),
+            student_start: None,
         })
     }
 
@@ -270,7 +274,10 @@ impl Objective for Distill {
     type Module = Distiller;
 
     fn init(&self, device: &Device) -> Distiller {
-        let student = self.student.init(device);
+        let student = match &self.student_start {
+            Some(m) => m.clone(),
+            None => self.student.init(device),
+        };
         let hidden = student.item_table().dims()[1];
         Distiller {
             head: ImitationHead::new(&self.widths(hidden), device),

@@ -136,6 +136,7 @@ impl Trainer<'_> {
             train: train.clone(),
             dataset: DatasetInfo::of(self.dataset, self.dataset_path.as_deref()),
             distill,
+            init_from: None,
         }
     }
 

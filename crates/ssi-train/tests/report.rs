@@ -17,6 +17,7 @@ fn run(dir: &std::path::Path, kind: ModelKind, dataset: &str, ndcg: f64) {
             sha256: None,
         },
         distill: None,
+        init_from: None,
     };
     std::fs::write(
         dir.join("config.json"),
