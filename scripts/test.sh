@@ -30,6 +30,12 @@ cargo fmt --all -- --check
 step "cargo clippy (native, all targets, -D warnings)"
 cargo clippy --workspace --all-targets -- -D warnings
 
+step "the native wgpu build has kernel fusion and autotune (cargo tree)"
+features=$(cargo tree -q -p ssi-cli --features wgpu -e features -i burn-cubecl)
+for f in fusion autotune; do
+  grep -q "burn-cubecl feature \"$f\"" <<<"$features" || { echo "wgpu build lacks burn-cubecl/$f"; exit 1; }
+done
+
 step "browser tools"
 bash scripts/browser-tools.sh
 
