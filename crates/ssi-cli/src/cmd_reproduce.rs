@@ -6,7 +6,7 @@
 //! back instead of retrained and an unfinished one is resumed, so rerunning the same command
 //! after an interruption continues where it stopped.
 
-use crate::cmd_train::{Job, load_settings_file, parse_setting, run_job};
+use crate::cmd_train::run_job;
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 use serde_json::Value;
@@ -14,6 +14,7 @@ use ssi_data::Dataset;
 use ssi_models::ModelKind;
 use ssi_models::imitation::{ImitationConfig, ImitationPoints};
 use ssi_train::RunDir;
+use ssi_train::{Job, Setting, load_settings_file};
 use std::path::{Path, PathBuf};
 
 const PAPER_TABLE2: &str = include_str!("paper_table2.csv");
@@ -163,7 +164,7 @@ struct Stage {
     name: String,
     label: String,
     kind: ModelKind,
-    settings: Vec<(String, Value, bool)>,
+    settings: Vec<Setting>,
     distill: Option<(Vec<String>, ImitationConfig)>,
 }
 
@@ -184,14 +185,20 @@ struct Row {
     minutes: Option<f64>,
 }
 
-fn base_settings(config: &str) -> Result<Vec<(String, Value, bool)>> {
+fn base_settings(config: &str) -> Result<Vec<Setting>> {
     let text = match config {
         "small" => SMALL.to_string(),
         "paper" => PAPER.to_string(),
-        path => return load_settings_file(Path::new(path)),
+        path => return Ok(load_settings_file(Path::new(path))?),
     };
     let v: serde_json::Map<String, Value> = serde_json::from_str(&text)?;
-    Ok(v.into_iter().map(|(k, v)| (k, v, false)).collect())
+    Ok(v.into_iter()
+        .map(|(key, value)| Setting {
+            key,
+            value,
+            strict: false,
+        })
+        .collect())
 }
 
 fn teachers(prefix: &str, layers: Option<usize>) -> Vec<Stage> {
@@ -203,10 +210,9 @@ fn teachers(prefix: &str, layers: Option<usize>) -> Vec<Stage> {
                 &format!("Teacher ({})", t.name()),
                 ModelKind::Bert4rec,
             );
-            s.settings
-                .push(("consistency".into(), t.name().into(), true));
+            s.settings.push(Setting::strict("consistency", t.name()));
             if let Some(l) = layers {
-                s.settings.push(("layers".into(), l.into(), true));
+                s.settings.push(Setting::strict("layers", l));
             }
             s
         })
@@ -298,12 +304,12 @@ const LAYERS: [usize; 4] = [1, 2, 4, 8];
 
 /// The number of layers every run gets from the config and `--set` (`layers` or
 /// `bert4rec.layers`, the last one given), if any.
-fn configured_layers(common: &[(String, Value, bool)]) -> Option<usize> {
+fn configured_layers(common: &[Setting]) -> Option<usize> {
     common
         .iter()
         .rev()
-        .find(|(k, _, _)| k == "layers" || k == "bert4rec.layers")
-        .and_then(|(_, v, _)| v.as_u64())
+        .find(|s| s.key == "layers" || s.key == "bert4rec.layers")
+        .and_then(|s| s.value.as_u64())
         .map(|l| l as usize)
 }
 
@@ -324,7 +330,7 @@ fn layer_stages(l: usize, base: Option<usize>) -> (Stage, Vec<Stage>, Stage) {
         &format!("BERT4Rec ({l} layers)"),
         ModelKind::Bert4rec,
     );
-    b.settings.push(("layers".into(), l.into(), true));
+    b.settings.push(Setting::strict("layers", l));
     let tl = teachers(&format!("l{l}-"), Some(l));
     let refs: Vec<&Stage> = tl.iter().collect();
     let s = ssi(
@@ -399,7 +405,7 @@ pub fn reproduce(a: ReproduceArgs) -> Result<()> {
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
     let mut common = base_settings(&a.config)?;
     for s in &a.set {
-        common.push(parse_setting(s)?);
+        common.push(Setting::parse(s)?);
     }
     let device = crate::source::device(&a.device)?;
     let runner = Runner {
@@ -421,7 +427,7 @@ pub fn reproduce(a: ReproduceArgs) -> Result<()> {
         let mut settings = runner.common.clone();
         settings.extend(s.settings.iter().cloned());
         let base = ssi_models::ModelConfig::new(s.kind, ds.n_items as usize, ds.n_users());
-        crate::cmd_train::apply_settings(&base, &ssi_train::TrainConfig::new(), &settings)
+        ssi_train::apply_settings(&base, &ssi_train::TrainConfig::new(), &settings)
             .with_context(|| format!("stage {}", s.name))?;
     }
     if let Some(only) = &a.stage {
@@ -541,7 +547,7 @@ struct Runner<'a> {
     ds: &'a Dataset,
     data: Option<PathBuf>,
     out: PathBuf,
-    common: Vec<(String, Value, bool)>,
+    common: Vec<Setting>,
     device: burn::tensor::Device,
     /// `--imitation-points`, `--teacher-full-history` and `--temperature`, for every
     /// distillation stage.
@@ -608,8 +614,8 @@ impl Runner<'_> {
         self.common
             .iter()
             .rev()
-            .find(|(k, _, _)| k == "seed")
-            .and_then(|(_, v, _)| v.as_u64())
+            .find(|s| s.key == "seed")
+            .and_then(|s| s.value.as_u64())
             .unwrap_or(42)
     }
 
@@ -696,9 +702,9 @@ impl Runner<'_> {
                         self.imitation(imitation),
                     )
                 }),
-                quiet: false,
+                command: std::env::args().collect(),
             };
-            let (_, report) = run_job(self.ds, &job)?;
+            let (_, report) = run_job(self.ds, &job, false)?;
             outln!(
                 "   test NDCG@10 {:.4}",
                 report.sampled.ndcg_at(10).unwrap_or(f64::NAN)

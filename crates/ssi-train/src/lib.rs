@@ -5,11 +5,15 @@
 pub mod checkpoint;
 pub mod config;
 pub mod distill;
+pub mod job;
 pub mod recommender;
 pub mod report;
+pub mod settings;
 pub mod stages;
 pub mod trainer;
 
 pub use checkpoint::{Checkpoint, RunDir};
+pub use job::{Job, train_job};
 pub use recommender::ModelRecommender;
+pub use settings::{Setting, apply_settings, load_settings_file};
 pub use trainer::{EpochLog, TrainConfig, TrainError, TrainObserver, Trainer};

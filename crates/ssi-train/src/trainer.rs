@@ -81,6 +81,10 @@ pub trait TrainObserver {
     fn epoch_start(&mut self, _epoch: usize, _steps: usize) {}
     fn step(&mut self, _step: usize, _loss: f32, _seqs_per_s: f64) {}
     fn epoch_end(&mut self, _log: &EpochLog) {}
+    /// Something the user should know that is not an error (e.g. new limits of a resumed run).
+    fn notice(&mut self, _message: &str) {}
+    /// Test users evaluated so far, of `total`.
+    fn evaluating(&mut self, _done: usize, _total: usize) {}
 }
 
 pub struct Silent;
@@ -151,64 +155,19 @@ impl Trainer<'_> {
     ) -> Result<TrainState, TrainError> {
         // From here: loading, building the objective (a distiller precomputes its teachers'
         // encodings) and training all count towards the run's time and its budget.
-        let started = std::time::Instant::now();
-        run.model.validate().map_err(TrainError::Config)?;
-        run.train.validate().map_err(TrainError::Config)?;
-        let device = self.device.clone();
-        let info = run.dataset.clone();
-        let fresh_optim = || AdamConfig::new().init();
-        let (objective, mut model, mut optim, mut state, cfg) = if self.dir.has_run() {
-            if !resume {
-                return Err(TrainError::Config(format!(
-                    "{} already holds a run: pass --resume to continue it, or choose another --out",
-                    self.dir.path.display()
-                )));
-            }
-            let saved = self.dir.config()?;
-            saved
-                .dataset
-                .check_same(&info, &self.dir.path.display().to_string())?;
-            if saved.model.kind() != run.model.kind()
-                || saved.distill.is_some() != run.distill.is_some()
-            {
-                let what = |c: &RunConfig| {
-                    let role = if c.distill.is_some() {
-                        "distilled student"
-                    } else {
-                        "model"
-                    };
-                    format!("{} {role}", c.model.kind().name())
-                };
-                return Err(TrainError::Config(format!(
-                    "{} holds a {} run, not a {} run: --resume continues the run that is there; choose another --out",
-                    self.dir.path.display(),
-                    what(&saved),
-                    what(&run)
-                )));
-            }
-            let objective = make(&saved)?;
-            let (bytes, o, s) = self.dir.load_latest_bytes(fresh_optim())?;
-            let m = objective.load(bytes, &device).map_err(|e| {
-                let file = self.dir.epoch_file(s.epoch, "model");
-                TrainError::Checkpoint(format!("{}: {e}", file.display()))
-            })?;
-            (objective, m, o, s, saved.train)
-        } else {
-            let objective = make(&run)?;
-            device.seed(run.train.seed);
-            let m = objective.init(&device);
-            self.dir.write_json("config.json", &run)?;
-            (
-                objective,
-                m,
-                fresh_optim(),
-                TrainState::default(),
-                run.train.clone(),
-            )
+        let clock = Clock {
+            started: std::time::Instant::now(),
+            spent_before: 0.0,
         };
-        if state.finished {
-            return Ok(state);
+        let mut s = self.open(run, resume, make)?;
+        if s.state.finished {
+            return Ok(s.state);
         }
+        let clock = Clock {
+            spent_before: s.state.train_seconds,
+            ..clock
+        };
+        let cfg = s.cfg.clone();
         let valid = Evaluator::new(
             self.dataset,
             EvalConfig {
@@ -219,131 +178,255 @@ impl Trainer<'_> {
                 ..Default::default()
             },
         );
-        let max_len = objective.model(&model).max_len();
+        let max_len = s.objective.model(&s.model).max_len();
         let windows = training_windows(self.dataset, max_len, cfg.all_windows);
-        // Training positions (targets) of a window: all its items but the first.
-        let mean_positions =
-            windows.iter().map(|w| w.len - 1).sum::<usize>() as f64 / windows.len().max(1) as f64;
-        let softmax = cfg.softmax();
-        let spent_before = state.train_seconds;
-        let first_epoch = state.epoch;
-        while state.epoch < cfg.epochs {
+        let first_epoch = s.state.epoch;
+        while s.state.epoch < cfg.epochs {
             if self
                 .stop_after_epochs
-                .is_some_and(|n| state.epoch - first_epoch >= n)
+                .is_some_and(|n| s.state.epoch - first_epoch >= n)
             {
                 break;
             }
-            let epoch = state.epoch + 1;
-            let mut rng = epoch_rng(cfg.seed, epoch);
-            device.seed(mix(cfg.seed ^ epoch as u64));
-            ssi_models::transformer::seed_dropout(mix(cfg.seed ^ epoch as u64) ^ 0x64726f70);
-            let mut order = windows.clone();
-            shuffle(&mut order, &mut rng);
-            if cfg.bucket_by_length {
-                // Stable: windows of equal length stay in their shuffled order.
-                order.sort_by_key(|w| w.len);
-            }
-            let mut batches: Vec<&[Window]> = order.chunks(cfg.batch_size).collect();
-            shuffle(&mut batches, &mut rng);
-            let mut steps = batches.len();
-            if let Some(cap) = cfg.max_steps_per_epoch {
-                steps = steps.min(cap);
-            }
-            obs.epoch_start(epoch, steps);
-            let t0 = std::time::Instant::now();
-            let mut loss_sum = 0.0f64;
-            let mut seen = 0usize;
-            for (step, chunk) in batches.iter().take(steps).enumerate() {
-                let seqs: Vec<&[u32]> = chunk.iter().map(|w| w.items(self.dataset)).collect();
-                let who: Vec<usize> = chunk.iter().map(|w| w.user).collect();
-                let loss = objective.loss(
-                    &model,
-                    TrainBatch {
-                        items: &seqs,
-                        users: &who,
-                    },
-                    softmax,
-                    &mut rng,
-                );
-                let value: f32 = loss.clone().into_scalar();
-                let loss = if cfg.position_weighted {
-                    let positions: usize = chunk.iter().map(|w| w.len - 1).sum();
-                    let average = mean_positions * cfg.batch_size as f64;
-                    loss.mul_scalar((positions as f64 / average.max(1e-9)) as f32)
-                } else {
-                    loss
-                };
-                if !value.is_finite() {
-                    return Err(TrainError::NonFinite {
-                        value,
-                        epoch,
-                        step: step + 1,
-                        last_good: state.epoch,
-                        dir: self.dir.path.display().to_string(),
-                    });
-                }
-                let grads = GradientsParams::from_grads(loss.backward(), &model);
-                model = optim.step(cfg.lr, model, grads);
-                loss_sum += value as f64;
-                seen += chunk.len();
-                state.steps += 1;
-                obs.step(
-                    step + 1,
-                    value,
-                    seen as f64 / t0.elapsed().as_secs_f64().max(1e-9),
-                );
-            }
-            let seconds = t0.elapsed().as_secs_f64();
-            state.epoch = epoch;
-            state.train_seconds = spent_before + started.elapsed().as_secs_f64();
-            let mut log = EpochLog {
-                epoch,
-                loss: loss_sum / steps.max(1) as f64,
-                steps,
-                seqs_per_s: seen as f64 / seconds.max(1e-9),
-                seconds,
-                valid_ndcg10: None,
-                valid_recall10: None,
-                best: false,
-                extra: objective.log_extra(&model),
+            let (next, mut log) = self.train_epoch(s, &windows, obs)?;
+            s = next;
+            s.state.train_seconds = clock.seconds();
+            let last = log.epoch == cfg.epochs;
+            let best_bytes = if log.epoch % cfg.eval_every.max(1) == 0 || last {
+                self.validate(&mut s, &valid, &mut log)?
+            } else {
+                None
             };
-            let last = epoch == cfg.epochs;
-            let mut best_bytes = None;
-            if epoch % cfg.eval_every.max(1) == 0 || last {
-                let eval_model = objective.model(&model).valid();
-                let rec = ModelRecommender::new(&eval_model);
-                let report = valid.evaluate(self.dataset, &rec, &mut |_, _| {})?;
-                let ndcg = report.sampled.ndcg_at(10).unwrap_or(0.0);
-                log.valid_ndcg10 = Some(ndcg);
-                log.valid_recall10 = report.sampled.recall_at(10);
-                if state.best_epoch.is_none() || ndcg > state.best_valid_ndcg10 {
-                    state.best_epoch = Some(epoch);
-                    state.best_valid_ndcg10 = ndcg;
-                    state.best_step = state.steps;
-                    state.bad_evals = 0;
-                    log.best = true;
-                    best_bytes = Some(crate::checkpoint::model_bytes(objective.model(&model))?);
-                } else {
-                    state.bad_evals += 1;
-                }
-            }
-            state.stop_reason = state.stop_reason(&cfg);
-            state.finished = last || state.stop_reason.is_some();
+            s.state.stop_reason = s.state.stop_reason(&cfg);
+            s.state.finished = last || s.state.stop_reason.is_some();
             self.dir.save(
-                &module_bytes(&model)?,
-                &optim,
-                &mut state,
+                &module_bytes(&s.model)?,
+                &s.optim,
+                &mut s.state,
                 best_bytes.as_deref(),
             )?;
             append_log(&self.dir, &log)?;
             obs.epoch_end(&log);
-            if state.finished {
+            if s.state.finished {
                 break;
             }
         }
-        Ok(state)
+        Ok(s.state)
     }
+
+    /// A new run in an empty folder (its `config.json` written), or the run found there when
+    /// `resume` is set, checked against `run` and restored from its last epoch.
+    fn open<O: Objective>(
+        &self,
+        run: RunConfig,
+        resume: bool,
+        make: impl FnOnce(&RunConfig) -> Result<O, TrainError>,
+    ) -> Result<Session<O>, TrainError> {
+        run.model.validate().map_err(TrainError::Config)?;
+        run.train.validate().map_err(TrainError::Config)?;
+        let device = &self.device;
+        let fresh_optim = || AdamConfig::new().init();
+        if !self.dir.has_run() {
+            let objective = make(&run)?;
+            device.seed(run.train.seed);
+            let model = objective.init(device);
+            self.dir.write_json("config.json", &run)?;
+            return Ok(Session {
+                objective,
+                model,
+                optim: fresh_optim(),
+                state: TrainState::default(),
+                cfg: run.train,
+            });
+        }
+        if !resume {
+            return Err(TrainError::Config(format!(
+                "{} already holds a run: pass --resume to continue it, or choose another --out",
+                self.dir.path.display()
+            )));
+        }
+        let saved = self.dir.config()?;
+        saved
+            .dataset
+            .check_same(&run.dataset, &self.dir.path.display().to_string())?;
+        if saved.model.kind() != run.model.kind()
+            || saved.distill.is_some() != run.distill.is_some()
+        {
+            let what = |c: &RunConfig| {
+                let role = if c.distill.is_some() {
+                    "distilled student"
+                } else {
+                    "model"
+                };
+                format!("{} {role}", c.model.kind().name())
+            };
+            return Err(TrainError::Config(format!(
+                "{} holds a {} run, not a {} run: --resume continues the run that is there; choose another --out",
+                self.dir.path.display(),
+                what(&saved),
+                what(&run)
+            )));
+        }
+        let objective = make(&saved)?;
+        let (bytes, optim, state) = self.dir.load_latest_bytes(fresh_optim())?;
+        let model = objective.load(bytes, device).map_err(|e| {
+            let file = self.dir.epoch_file(state.epoch, "model");
+            TrainError::Checkpoint(format!("{}: {e}", file.display()))
+        })?;
+        Ok(Session {
+            objective,
+            model,
+            optim,
+            state,
+            cfg: saved.train,
+        })
+    }
+
+    /// One pass over the training windows (shuffled, in batches), an optimiser step per batch.
+    /// The session is moved through the epoch so the optimiser owns the only handle of each
+    /// weight and can update it in place.
+    fn train_epoch<O: Objective>(
+        &self,
+        mut s: Session<O>,
+        windows: &[Window],
+        obs: &mut dyn TrainObserver,
+    ) -> Result<(Session<O>, EpochLog), TrainError> {
+        let cfg = s.cfg.clone();
+        let epoch = s.state.epoch + 1;
+        let mut rng = epoch_rng(cfg.seed, epoch);
+        self.device.seed(mix(cfg.seed ^ epoch as u64));
+        ssi_models::transformer::seed_dropout(mix(cfg.seed ^ epoch as u64) ^ 0x64726f70);
+        let batches = epoch_batches(windows, &cfg, &mut rng);
+        let steps = batches.len();
+        // Training positions (targets) of a window: all its items but the first.
+        let mean_positions =
+            windows.iter().map(|w| w.len - 1).sum::<usize>() as f64 / windows.len().max(1) as f64;
+        let softmax = cfg.softmax();
+        obs.epoch_start(epoch, steps);
+        let t0 = std::time::Instant::now();
+        let mut loss_sum = 0.0f64;
+        let mut seen = 0usize;
+        for (step, chunk) in batches.iter().enumerate() {
+            let seqs: Vec<&[u32]> = chunk.iter().map(|w| w.items(self.dataset)).collect();
+            let who: Vec<usize> = chunk.iter().map(|w| w.user).collect();
+            let batch = TrainBatch {
+                items: &seqs,
+                users: &who,
+            };
+            let loss = s.objective.loss(&s.model, batch, softmax, &mut rng);
+            let value: f32 = loss.clone().into_scalar();
+            if !value.is_finite() {
+                return Err(TrainError::NonFinite {
+                    value,
+                    epoch,
+                    step: step + 1,
+                    last_good: s.state.epoch,
+                    dir: self.dir.path.display().to_string(),
+                });
+            }
+            let loss = if cfg.position_weighted {
+                let positions: usize = chunk.iter().map(|w| w.len - 1).sum();
+                let average = mean_positions * cfg.batch_size as f64;
+                loss.mul_scalar((positions as f64 / average.max(1e-9)) as f32)
+            } else {
+                loss
+            };
+            let grads = GradientsParams::from_grads(loss.backward(), &s.model);
+            s.model = s.optim.step(cfg.lr, s.model, grads);
+            loss_sum += value as f64;
+            seen += chunk.len();
+            s.state.steps += 1;
+            obs.step(
+                step + 1,
+                value,
+                seen as f64 / t0.elapsed().as_secs_f64().max(1e-9),
+            );
+        }
+        let seconds = t0.elapsed().as_secs_f64();
+        s.state.epoch = epoch;
+        let extra = s.objective.log_extra(&s.model);
+        let log = EpochLog {
+            epoch,
+            loss: loss_sum / steps.max(1) as f64,
+            steps,
+            seqs_per_s: seen as f64 / seconds.max(1e-9),
+            seconds,
+            valid_ndcg10: None,
+            valid_recall10: None,
+            best: false,
+            extra,
+        };
+        Ok((s, log))
+    }
+
+    /// Validates the model into `log` and keeps the best: returns the model's bytes when this is
+    /// the best validation so far (they become `best.bpk`).
+    fn validate<O: Objective>(
+        &self,
+        s: &mut Session<O>,
+        valid: &Evaluator,
+        log: &mut EpochLog,
+    ) -> Result<Option<Vec<u8>>, TrainError> {
+        let eval_model = s.objective.model(&s.model).valid();
+        let rec = ModelRecommender::new(&eval_model);
+        let report = valid.evaluate(self.dataset, &rec, &mut |_, _| {})?;
+        let ndcg = report.sampled.ndcg_at(10).unwrap_or(0.0);
+        log.valid_ndcg10 = Some(ndcg);
+        log.valid_recall10 = report.sampled.recall_at(10);
+        let state = &mut s.state;
+        if state.best_epoch.is_some() && ndcg <= state.best_valid_ndcg10 {
+            state.bad_evals += 1;
+            return Ok(None);
+        }
+        state.best_epoch = Some(log.epoch);
+        state.best_valid_ndcg10 = ndcg;
+        state.best_step = state.steps;
+        state.bad_evals = 0;
+        log.best = true;
+        Ok(Some(crate::checkpoint::model_bytes(
+            s.objective.model(&s.model),
+        )?))
+    }
+}
+
+/// What a run carries from epoch to epoch.
+struct Session<O: Objective> {
+    objective: O,
+    model: O::Module,
+    optim: ModuleOptimizer,
+    state: TrainState,
+    cfg: TrainConfig,
+}
+
+/// Training time of a run: what earlier invocations spent plus this one's so far.
+#[derive(Clone, Copy)]
+struct Clock {
+    started: std::time::Instant,
+    spent_before: f64,
+}
+
+impl Clock {
+    fn seconds(&self) -> f64 {
+        self.spent_before + self.started.elapsed().as_secs_f64()
+    }
+}
+
+/// An epoch's batches: the windows shuffled (sorted by length when `bucket_by_length`, batches
+/// shuffled after), cut at `max_steps_per_epoch`.
+fn epoch_batches(windows: &[Window], cfg: &TrainConfig, rng: &mut SsiRng) -> Vec<Vec<Window>> {
+    let mut order = windows.to_vec();
+    shuffle(&mut order, rng);
+    if cfg.bucket_by_length {
+        // Stable: windows of equal length stay in their shuffled order.
+        order.sort_by_key(|w| w.len);
+    }
+    let mut batches: Vec<Vec<Window>> = order
+        .chunks(cfg.batch_size)
+        .map(<[Window]>::to_vec)
+        .collect();
+    shuffle(&mut batches, rng);
+    batches.truncate(cfg.max_steps_per_epoch.unwrap_or(usize::MAX));
+    batches
 }
 
 /// A training sequence: `len` items of a user's training part ending (exclusive) at `end`.

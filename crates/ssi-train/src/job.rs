@@ -1,0 +1,323 @@
+//! "Train this": one run from its settings to its test figures, as every front-end asks for it
+//! (`ssi train`/`pretrain`/`distill`, `ssi reproduce`, `ssi quickstart`). The run folder is
+//! locked, checked and resumed here; progress goes to a `TrainObserver`.
+
+use crate::checkpoint::{DatasetInfo, RunDir, TrainState, warm_start};
+use crate::config::{DistillSpec, TrainConfig, TrainError};
+use crate::distill::{Distill, describe_teachers};
+use crate::recommender::ModelRecommender;
+use crate::settings::{Setting, apply_settings};
+use crate::stages::{PRETRAIN_DIR, WarmStart};
+use crate::trainer::{TrainObserver, Trainer};
+use burn::tensor::Device;
+use serde_json::Value;
+use ssi_data::{Dataset, EvalConfig, EvalReport, Evaluator, Split};
+use ssi_models::imitation::ImitationConfig;
+use ssi_models::{ModelConfig, ModelKind};
+use std::path::{Path, PathBuf};
+
+/// One training run: a model on its own loss, a teacher (a BERT4Rec whose settings carry
+/// `consistency`), or a distilled student (`distill`).
+pub struct Job {
+    pub kind: ModelKind,
+    pub settings: Vec<Setting>,
+    pub data_path: Option<PathBuf>,
+    pub device: Device,
+    pub out: PathBuf,
+    pub resume: bool,
+    /// A trained run whose best weights the new run starts from (`--init`).
+    pub init: Option<PathBuf>,
+    /// The teachers' run folders and how to imitate them.
+    pub distill: Option<(Vec<PathBuf>, ImitationConfig)>,
+    /// The command line that started the run, kept in `command.txt` for `ssi export`.
+    pub command: Vec<String>,
+}
+
+/// Trains (or resumes) `job`, evaluates its best epoch on the test split (99 sampled negatives
+/// drawn with the run's seed, and full ranking) and writes `test.json`. The run folder is locked
+/// for the whole time (`lock_run`).
+pub fn train_job(
+    ds: &Dataset,
+    job: &Job,
+    obs: &mut dyn TrainObserver,
+) -> Result<(TrainState, EvalReport), TrainError> {
+    let base = ModelConfig::new(job.kind, ds.n_items as usize, ds.n_users());
+    let (model_cfg, train_cfg) = apply_settings(&base, &TrainConfig::new(), &job.settings)?;
+    let dir = RunDir::new(&job.out);
+    let pretrain = RunDir::new(job.out.join(PRETRAIN_DIR));
+    if job.resume && !dir.has_run() && !pretrain.has_run() {
+        return Err(TrainError::Config(format!(
+            "--resume: {} holds no run to continue",
+            job.out.display()
+        )));
+    }
+    std::fs::create_dir_all(&job.out).map_err(|e| io(&job.out, "cannot create", e))?;
+    let _lock = lock_run(&job.out)?;
+    let info = DatasetInfo::of(ds, job.data_path.as_deref());
+    if job.resume && dir.has_run() {
+        resume_limits(&dir, job, &info, obs)?;
+    }
+    if !dir.has_run() {
+        refuse_foreign_run_files(&job.out)?;
+        ssi_data::dataset::write_atomic(
+            &dir.file("command.txt"),
+            job.command.join(" ").as_bytes(),
+        )?;
+    }
+    let trainer = Trainer {
+        dataset: ds,
+        dataset_path: job.data_path.clone(),
+        dir: dir.clone(),
+        device: job.device.clone().autodiff(),
+        stop_after_epochs: None,
+    };
+    let start = match &job.init {
+        Some(init) if !dir.has_run() => Some(warm_start(init, &model_cfg, &info, &trainer.device)?),
+        _ => None,
+    };
+    let init_from = match &job.init {
+        Some(p) => Some(std::path::absolute(p).map_err(|e| io(p, "--init", e))?),
+        None => None,
+    };
+    let state = match &job.distill {
+        None if start.is_some() => {
+            let mut run = trainer.run_config(&model_cfg, &train_cfg, None);
+            run.init_from = init_from;
+            trainer.run_objective(run, job.resume, obs, |r| {
+                Ok(WarmStart {
+                    config: r.model.clone(),
+                    start,
+                })
+            })?
+        }
+        None => trainer.run_staged(&model_cfg, &train_cfg, job.resume, obs)?,
+        Some((teachers, imitation)) => {
+            let named = describe_teachers(teachers, &info)?;
+            let spec = DistillSpec {
+                teachers: named.iter().map(|(d, _)| d.clone()).collect(),
+                teacher_names: named.iter().map(|(_, n)| n.clone()).collect(),
+                imitation: imitation.clone(),
+            };
+            let mut run = trainer.run_config(&model_cfg, &train_cfg, Some(spec));
+            run.init_from = init_from;
+            let tdev = trainer.device.clone();
+            trainer.run_objective(run, job.resume, obs, |r| {
+                let mut d = Distill::from_run(r, &tdev)?;
+                d.student_start = start;
+                d.prepare(ds, &tdev)
+            })?
+        }
+    };
+    let report = evaluate_test(&dir, ds, &job.device, obs)?;
+    dir.write_json("test.json", &report.to_json())?;
+    Ok((state, report))
+}
+
+/// The best epoch of the run in `dir` on the test split: 99 negatives drawn with the run's seed,
+/// and full ranking.
+pub fn evaluate_test(
+    dir: &RunDir,
+    ds: &Dataset,
+    device: &Device,
+    obs: &mut dyn TrainObserver,
+) -> Result<EvalReport, TrainError> {
+    let (cfg, model) = dir.load_best(device)?;
+    cfg.dataset
+        .check_same(&DatasetInfo::of(ds, None), &dir.path.display().to_string())?;
+    let ev = Evaluator::new(
+        ds,
+        EvalConfig {
+            seed: cfg.train.seed,
+            split: Split::Test,
+            ..Default::default()
+        },
+    );
+    let total = ev.users.len();
+    let rec = ModelRecommender::new(&model);
+    Ok(ev.evaluate(ds, &rec, &mut |done, _| obs.evaluating(done, total))?)
+}
+
+fn io(path: &Path, what: &str, e: impl std::fmt::Display) -> TrainError {
+    TrainError::Checkpoint(format!("{what} {}: {e}", path.display()))
+}
+
+/// Holds an exclusive lock on `dir/.lock` while a run trains: two processes training one folder
+/// would overwrite each other's checkpoints. The OS releases it when the process ends, however it
+/// ends, so a killed run leaves nothing stale behind.
+fn lock_run(dir: &Path) -> Result<std::fs::File, TrainError> {
+    let path = dir.join(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| io(&path, "cannot open", e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(TrainError::Config(format!(
+            "{} is being trained by another process (it holds {}): wait for it to finish, or stop it and pass --resume",
+            dir.display(),
+            path.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(io(&path, "cannot lock", e)),
+    }
+}
+
+/// The settings `--resume` may change: when the run stops.
+const LIMITS: [&str; 4] = [
+    "epochs",
+    "patience",
+    "patience_steps",
+    "time_budget_minutes",
+];
+
+/// On `--resume`, settings given again must agree with the run's `config.json`, except its
+/// stopping limits: new ones replace the saved ones and reopen a finished run they allow to go
+/// on (`--resume --set time_budget_minutes=45` continues a run that stopped at 22 minutes). Any
+/// other difference is an error, not silently ignored: a run is one model trained one way.
+/// Checked before anything is written: a failed resume leaves the run as it was.
+fn resume_limits(
+    dir: &RunDir,
+    job: &Job,
+    info: &DatasetInfo,
+    obs: &mut dyn TrainObserver,
+) -> Result<(), TrainError> {
+    let saved = dir.config()?;
+    saved
+        .dataset
+        .check_same(info, &dir.path.display().to_string())?;
+    dir.check_files()?;
+    if let (Some(spec), Some((teachers, imitation))) = (&saved.distill, &job.distill) {
+        same_distillation(dir, spec, teachers, imitation)?;
+    }
+    if saved.model.kind() != job.kind || saved.distill.is_some() != job.distill.is_some() {
+        let what = |kind: ModelKind, distill: bool| {
+            let role = if distill {
+                "distilled student"
+            } else {
+                "model"
+            };
+            format!("{} {role}", kind.name())
+        };
+        return Err(TrainError::Config(format!(
+            "{} holds a {} run, not a {} run: --resume continues the run that is there; choose another --out",
+            dir.path.display(),
+            what(saved.model.kind(), saved.distill.is_some()),
+            what(job.kind, job.distill.is_some())
+        )));
+    }
+    let (model, train) = apply_settings(&saved.model, &saved.train, &job.settings)?;
+    let json = |v: &TrainConfig| serde_json::to_value(v).expect("configs serialise");
+    let pairs = [
+        (model.to_json(), saved.model.to_json()),
+        (json(&train), json(&saved.train)),
+    ];
+    let mut changed = Vec::new();
+    let mut limits = Vec::new();
+    for (new, old) in &pairs {
+        for (k, v) in new.as_object().into_iter().flatten() {
+            if old.get(k) != Some(v) {
+                let line = format!("{k} {} -> {v}", old.get(k).unwrap_or(&Value::Null));
+                if LIMITS.contains(&k.as_str()) {
+                    limits.push(line);
+                } else {
+                    changed.push(line);
+                }
+            }
+        }
+    }
+    if !changed.is_empty() {
+        return Err(TrainError::Config(format!(
+            "{}: --resume continues the run with its own settings, and these differ from its config.json: {}. Only {} may change on --resume; train a new run (another --out) to change the others",
+            dir.path.display(),
+            changed.join(", "),
+            LIMITS.join(", ")
+        )));
+    }
+    if !limits.is_empty() {
+        let open = dir.set_limits(&train)?;
+        obs.notice(&format!(
+            "{}: new limits {}{}",
+            dir.path.display(),
+            limits.join(", "),
+            if open { "" } else { " (still finished)" }
+        ));
+    }
+    Ok(())
+}
+
+/// A resumed distillation keeps its teachers and every imitation option the loss depends on.
+fn same_distillation(
+    dir: &RunDir,
+    spec: &DistillSpec,
+    teachers: &[PathBuf],
+    imitation: &ImitationConfig,
+) -> Result<(), TrainError> {
+    let same = |a: &Path, b: &Path| {
+        a == b || matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y)
+    };
+    let same_teachers = spec.teachers.len() == teachers.len()
+        && spec.teachers.iter().zip(teachers).all(|(a, b)| same(a, b));
+    // What the loss depends on: the teacher cache is a speed option, and runs written before
+    // imitation points existed imitate at the target.
+    let loss_terms = |c: &ImitationConfig| {
+        let mut v = serde_json::to_value(c).expect("configs serialise");
+        v["cache_teachers"] = Value::Null;
+        v["points"] = serde_json::to_value(c.imitation_points()).expect("configs serialise");
+        v
+    };
+    let (saved_terms, asked_terms) = (loss_terms(&spec.imitation), loss_terms(imitation));
+    let mut differ: Vec<String> = saved_terms
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(k, v)| asked_terms.get(k.as_str()) != Some(v))
+        .map(|(k, v)| {
+            format!(
+                "{k} {v} -> {}",
+                asked_terms.get(k.as_str()).unwrap_or(&Value::Null)
+            )
+        })
+        .collect();
+    if !same_teachers {
+        differ.insert(0, "teachers".into());
+    }
+    if differ.is_empty() {
+        return Ok(());
+    }
+    Err(TrainError::Config(format!(
+        "{}: --resume continues the distillation that is there, with its teachers and imitation options (config.json); these differ: {}. Train a new run (another --out) to change them",
+        dir.path.display(),
+        differ.join(", ")
+    )))
+}
+
+/// A folder without `config.json` that holds files a run writes (`best.bpk`, `log.jsonl`,
+/// epoch files…) belongs to something else: training there would replace or append to them.
+fn refuse_foreign_run_files(out: &Path) -> Result<(), TrainError> {
+    if out.join("config.json").exists() {
+        // A run of ours killed before its first state.json: its files are resumed over.
+        return Ok(());
+    }
+    let ours = |n: &str| {
+        matches!(n, "best.bpk" | "state.json" | "test.json" | "log.jsonl")
+            || (n.starts_with("epoch-") || n.starts_with("best-")) && n.ends_with(".bpk")
+    };
+    let found: Vec<String> = std::fs::read_dir(out)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| ours(n))
+                .collect()
+        })
+        .unwrap_or_default();
+    if found.is_empty() {
+        return Ok(());
+    }
+    Err(TrainError::Config(format!(
+        "{} holds {} but no config.json: it is not a run ssi can continue, and a new run would replace those files; choose another --out",
+        out.display(),
+        found.join(", ")
+    )))
+}

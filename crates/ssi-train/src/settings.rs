@@ -1,0 +1,206 @@
+//! A run's settings, layered: the model's and training's defaults, then a settings file
+//! (`--config`), then single settings (`--set`, `--seed`, `--epochs`), each later one winning.
+//! They are checked once, here, and the result is saved whole in the run's `config.json`.
+
+use crate::config::{TrainConfig, TrainError};
+use serde_json::Value;
+use ssi_models::{ModelConfig, ModelKind};
+use std::path::Path;
+
+/// One setting: `key` (or `MODEL.key`, for that model only) and its value. A strict setting
+/// (`--set`) must be a setting of the model or of training; a lenient one (from a settings file
+/// shared by several models) may belong to another model and is then skipped.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Setting {
+    pub key: String,
+    pub value: Value,
+    pub strict: bool,
+}
+
+impl Setting {
+    pub fn strict(key: &str, value: impl Into<Value>) -> Self {
+        Setting {
+            key: key.into(),
+            value: value.into(),
+            strict: true,
+        }
+    }
+
+    /// `KEY=VALUE` (`--set`): the value read as JSON, else taken as a string.
+    pub fn parse(s: &str) -> Result<Self, TrainError> {
+        let (k, v) = s
+            .split_once('=')
+            .ok_or_else(|| TrainError::Config(format!("--set {s:?}: expected KEY=VALUE")))?;
+        let v = v.trim();
+        let value = serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_string()));
+        Ok(Setting::strict(k.trim(), value))
+    }
+}
+
+/// The settings of a JSON settings file (an object of settings), as lenient settings.
+pub fn load_settings_file(path: &Path) -> Result<Vec<Setting>, TrainError> {
+    let text = ssi_data::dataset::read_text_max(path, ssi_data::dataset::MAX_SETTINGS_BYTES)?;
+    let v: Value = serde_json::from_str(&text)
+        .map_err(|e| TrainError::Config(format!("{}: not valid JSON: {e}", path.display())))?;
+    let obj = v.as_object().ok_or_else(|| {
+        TrainError::Config(format!(
+            "{}: expected a JSON object of settings",
+            path.display()
+        ))
+    })?;
+    Ok(obj
+        .iter()
+        .map(|(k, v)| Setting {
+            key: k.clone(),
+            value: v.clone(),
+            strict: false,
+        })
+        .collect())
+}
+
+/// Keys of a model config that are not settings (they come from the dataset).
+const NOT_SETTINGS: [&str; 3] = ["model", "n_items", "n_users"];
+
+/// Applies `settings` over `model` and `train`, and validates the result; an error names the
+/// setting.
+pub fn apply_settings(
+    model: &ModelConfig,
+    train: &TrainConfig,
+    settings: &[Setting],
+) -> Result<(ModelConfig, TrainConfig), TrainError> {
+    let model_keys = model.to_json();
+    let mut train_json = serde_json::to_value(train).expect("configs serialise");
+    let mut model_over = Vec::new();
+    let mut train_over: Vec<(String, Value)> = Vec::new();
+    for Setting { key, value, strict } in settings {
+        let Some(k) = own_key(key, model.kind())? else {
+            continue;
+        };
+        if model_keys.get(k).is_some() && !NOT_SETTINGS.contains(&k) {
+            model_over.push((k.to_string(), value.clone()));
+        } else if train_json.get(k).is_some() {
+            train_json[k] = value.clone();
+            train_over.push((k.to_string(), value.clone()));
+        } else if *strict || !some_model_has(k) {
+            let mut keys: Vec<String> = model_keys
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, _)| k.clone())
+                .filter(|k| !NOT_SETTINGS.contains(&k.as_str()))
+                .collect();
+            keys.extend(
+                train_json
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, _)| k.clone()),
+            );
+            return Err(TrainError::Config(format!(
+                "unknown setting {k:?} for {}; settings: {}",
+                model.kind().name(),
+                keys.join(", ")
+            )));
+        }
+    }
+    let model = model
+        .with_overrides(&model_over)
+        .map_err(TrainError::Config)?;
+    let train: TrainConfig = serde_json::from_value(train_json).map_err(|e| {
+        let base = serde_json::to_value(train).expect("configs serialise");
+        let culprit = train_over.iter().find(|(k, v)| {
+            let mut one = base.clone();
+            one[k.as_str()] = v.clone();
+            serde_json::from_value::<TrainConfig>(one).is_err()
+        });
+        TrainError::Config(match culprit {
+            Some((k, v)) => format!("training setting {k} = {v} is not valid: {e}"),
+            None => format!("invalid training setting: {e}"),
+        })
+    })?;
+    model.validate().map_err(TrainError::Config)?;
+    train.validate().map_err(TrainError::Config)?;
+    Ok((model, train))
+}
+
+/// The key of a setting for a model of `kind`: `MODEL.key` applies to that model only (e.g.
+/// `sasrec.dropout` in a shared settings file), so it is None for the others.
+fn own_key(key: &str, kind: ModelKind) -> Result<Option<&str>, TrainError> {
+    match key.split_once('.') {
+        Some((scope, k)) => {
+            let scope: ModelKind = scope.parse().map_err(TrainError::Config)?;
+            Ok((scope == kind).then_some(k))
+        }
+        None => Ok(Some(key)),
+    }
+}
+
+fn some_model_has(key: &str) -> bool {
+    ModelKind::ALL
+        .iter()
+        .any(|&kind| ModelConfig::new(kind, 1, 1).to_json().get(key).is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn json_value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            prop::sample::select(vec![
+                "0", "1", "-1", "2.5", "1e400", "null", "true", "\"x\"", "[]", "{}"
+            ])
+            .prop_map(String::from),
+            "[0-9]{1,6}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        /// A settings file (`--config`) with any keys and values is refused with a message naming
+        /// the file or the setting, or gives settings that passed every range check.
+        #[test]
+        fn settings_files_are_refused_or_valid(
+            pairs in prop::collection::vec(
+                (prop::sample::select(vec!["hidden", "heads", "layers", "max_len", "dropout", "lr", "batch_size", "epochs", "sasrec.dropout", "bert4rec.mask_prob", "typo", "patience"]), json_value()),
+                0..6,
+            ),
+            garbage in proptest::option::of("[{}\\[\\],:\"a-z0-9 ]{0,20}"),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("settings.json");
+            let text = match garbage {
+                Some(g) => g,
+                None => format!(
+                    "{{{}}}",
+                    pairs.iter().map(|(k, v)| format!("\"{k}\": {v}")).collect::<Vec<_>>().join(", ")
+                ),
+            };
+            std::fs::write(&path, &text).unwrap();
+            let settings = match load_settings_file(&path) {
+                Ok(s) => s,
+                Err(e) => {
+                    prop_assert!(e.to_string().contains("settings.json"), "{e}");
+                    return Ok(());
+                }
+            };
+            for kind in [ModelKind::Sasrec, ModelKind::Bert4rec, ModelKind::Hgn] {
+                let base = ModelConfig::new(kind, 50, 10);
+                match apply_settings(&base, &TrainConfig::new(), &settings) {
+                    Ok((m, t)) => {
+                        prop_assert!(m.validate().is_ok() && t.validate().is_ok());
+                    }
+                    Err(e) => {
+                        let msg = e.to_string();
+                        prop_assert!(
+                            settings.iter().any(|s| msg.contains(s.key.rsplit('.').next().unwrap())),
+                            "{msg} names none of {settings:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
