@@ -149,6 +149,41 @@ fn time<F: FnMut()>(reps: usize, mut f: F) -> f64 {
 }
 
 pub fn bench(a: BenchArgs) -> Result<()> {
+    check_sizes(&a)?;
+    let softmax = softmax(&a)?;
+    let dev = crate::source::device(&a.device)?;
+    ssi_models::transformer::use_burn_dropout(a.dropout == "burn");
+    let mut rng = seeded(1);
+    let seqs: Vec<Vec<u32>> = (0..a.batch)
+        .map(|_| {
+            (0..a.len + 1)
+                .map(|_| rng.random_range(1..=a.items as u32))
+                .collect()
+        })
+        .collect();
+    let reference = match &a.pytorch {
+        Some(py) => Some(pytorch(&a, py)?),
+        None => None,
+    };
+    let mut rows = Vec::new();
+    for &kind in &a.models {
+        let torch_ms = reference
+            .as_ref()
+            .and_then(|r| r.get(&kind.name().to_ascii_lowercase()).copied());
+        let row = bench_model(&a, kind, &dev, &seqs, softmax, torch_ms)?;
+        if !a.json {
+            print_row(&a, &row);
+        }
+        rows.push(row);
+    }
+    if a.json {
+        outln!("{}", serde_json::to_string(&rows)?);
+    }
+    Ok(())
+}
+
+/// Refuses sizes of zero and sizes beyond one machine's memory, before allocating anything.
+fn check_sizes(a: &BenchArgs) -> Result<()> {
     for (name, v) in [
         ("--items", a.items),
         ("--batch", a.batch),
@@ -160,8 +195,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
             anyhow::bail!("{name} must be at least 1");
         }
     }
-    // The logits of one step are batch x len x items floats: refuse what cannot fit in memory
-    // before allocating it.
+    // The logits of one step are batch x len x items floats.
     let logits = (a.batch as f64) * (a.len as f64) * (a.items as f64);
     let positions = (a.batch as f64) * (a.len as f64 + 1.0);
     if logits > 2e9 || positions > 1e7 || a.items > 50_000_000 || a.hidden > 8192 {
@@ -173,116 +207,107 @@ pub fn bench(a: BenchArgs) -> Result<()> {
             a.hidden
         );
     }
-    let dev = crate::source::device(&a.device)?;
-    ssi_models::transformer::use_burn_dropout(a.dropout == "burn");
-    let mut rng = seeded(1);
-    let seqs: Vec<Vec<u32>> = (0..a.batch)
-        .map(|_| {
-            (0..a.len + 1)
-                .map(|_| rng.random_range(1..=a.items as u32))
-                .collect()
-        })
-        .collect();
-    let refs: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
-    let users: Vec<usize> = (0..a.batch).collect();
+    Ok(())
+}
+
+fn softmax(a: &BenchArgs) -> Result<Softmax> {
     if a.sampled_negatives != 0 && a.ce == "log-softmax" {
         anyhow::bail!(
             "--ce log-softmax applies to the full softmax only: drop --sampled-negatives"
         );
     }
-    let softmax = if a.sampled_negatives == 0 && a.ce == "log-softmax" {
+    Ok(if a.sampled_negatives == 0 && a.ce == "log-softmax" {
         Softmax::FullLogSoftmax
     } else if a.sampled_negatives == 0 {
         Softmax::Full
     } else {
         Softmax::Sampled(a.sampled_negatives)
+    })
+}
+
+/// One model: `--steps` training steps on `seqs`, then top-N inference for 1 and 256 users.
+fn bench_model(
+    a: &BenchArgs,
+    kind: ModelKind,
+    dev: &burn::tensor::Device,
+    seqs: &[Vec<u32>],
+    softmax: Softmax,
+    torch_ms: Option<f64>,
+) -> Result<Row> {
+    let refs: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
+    let users: Vec<usize> = (0..a.batch).collect();
+    let cfg = ModelConfig::new(kind, a.items, a.batch)
+        .with_overrides(&[
+            ("hidden".into(), a.hidden.into()),
+            ("dropout".into(), a.dropout_prob.into()),
+        ])
+        .map_err(anyhow::Error::msg)?;
+    cfg.validate().map_err(anyhow::Error::msg)?;
+    // Models that read a fixed window (HGN) have no max_len.
+    let cfg = if cfg.to_json().get("max_len").is_some() {
+        cfg.with_overrides(&[("max_len".into(), a.len.into())])
+            .map_err(anyhow::Error::msg)?
+    } else {
+        cfg
     };
-    let reference = match &a.pytorch {
-        Some(py) => Some(pytorch(&a, py)?),
-        None => None,
+    let train_dev = dev.clone().autodiff();
+    let mut model = cfg.init(&train_dev);
+    let mut optim = AdamConfig::new().init();
+    let mut step_rng = seeded(2);
+    let train_ms = time(a.steps, || {
+        let loss = model.train_loss(
+            TrainBatch {
+                items: &refs,
+                users: &users,
+            },
+            softmax,
+            &mut step_rng,
+        );
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optim.step(1e-3, model.clone(), grads);
+        let _ = dev.sync();
+    });
+    let eval = model.valid();
+    let hist: Vec<&[u32]> = refs.iter().map(|s| &s[..a.len]).collect();
+    let u: Vec<Option<usize>> = (0..a.batch).map(Some).collect();
+    let infer = |n: usize| {
+        time(5, || {
+            let s = eval.score_all(Batch {
+                items: &hist[..n],
+                users: &u[..n],
+            });
+            let _ = s.into_data();
+        })
     };
-    let mut rows = Vec::new();
-    for &kind in &a.models {
-        let cfg = ModelConfig::new(kind, a.items, a.batch)
-            .with_overrides(&[
-                ("hidden".into(), a.hidden.into()),
-                ("dropout".into(), a.dropout_prob.into()),
-            ])
-            .map_err(anyhow::Error::msg)?;
-        cfg.validate().map_err(anyhow::Error::msg)?;
-        // Models that read a fixed window (HGN) have no max_len.
-        let cfg = if cfg.to_json().get("max_len").is_some() {
-            cfg.with_overrides(&[("max_len".into(), a.len.into())])
-                .map_err(anyhow::Error::msg)?
-        } else {
-            cfg
-        };
-        let train_dev = dev.clone().autodiff();
-        let mut model = cfg.init(&train_dev);
-        let mut optim = AdamConfig::new().init();
-        let mut step_rng = seeded(2);
-        let train_ms = time(a.steps, || {
-            let loss = model.train_loss(
-                TrainBatch {
-                    items: &refs,
-                    users: &users,
-                },
-                softmax,
-                &mut step_rng,
-            );
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optim.step(1e-3, model.clone(), grads);
-            let _ = dev.sync();
-        });
-        let eval = model.valid();
-        let hist: Vec<&[u32]> = refs.iter().map(|s| &s[..a.len]).collect();
-        let u: Vec<Option<usize>> = (0..a.batch).map(Some).collect();
-        let infer = |n: usize| {
-            time(5, || {
-                let s = eval.score_all(Batch {
-                    items: &hist[..n],
-                    users: &u[..n],
-                });
-                let _ = s.into_data();
-            })
-        };
-        let torch_ms = reference
-            .as_ref()
-            .and_then(|r| r.get(&kind.name().to_ascii_lowercase()).copied());
-        let row = Row {
-            pytorch_ms_per_step: torch_ms,
-            ratio_vs_pytorch: torch_ms.map(|t| t / train_ms),
-            pytorch_device: torch_ms.map(|_| pytorch_device(&a)),
-            model: kind.name().into(),
-            backend: a.device.clone(),
-            train_ms_per_step: train_ms,
-            train_seqs_per_s: a.batch as f64 / (train_ms / 1000.0),
-            infer_ms_batch1: infer(1),
-            infer_ms_batch256: infer(a.batch.min(256)),
-        };
-        if !a.json {
-            outln!(
-                "{:<9} {:<5} train {:>8.1} ms/step {:>8.0} seq/s   top-N inference: {:>7.2} ms (1 user) {:>8.1} ms ({} users)",
-                row.model,
-                row.backend,
-                row.train_ms_per_step,
-                row.train_seqs_per_s,
-                row.infer_ms_batch1,
-                row.infer_ms_batch256,
-                a.batch.min(256)
-            );
-            if let (Some(t), Some(r)) = (row.pytorch_ms_per_step, row.ratio_vs_pytorch) {
-                outln!(
-                    "{:<9} torch train {t:>8.1} ms/step ({})   burn/PyTorch throughput {r:.2}x",
-                    "",
-                    pytorch_device(&a)
-                );
-            }
-        }
-        rows.push(row);
+    Ok(Row {
+        pytorch_ms_per_step: torch_ms,
+        ratio_vs_pytorch: torch_ms.map(|t| t / train_ms),
+        pytorch_device: torch_ms.map(|_| pytorch_device(a)),
+        model: kind.name().into(),
+        backend: a.device.clone(),
+        train_ms_per_step: train_ms,
+        train_seqs_per_s: a.batch as f64 / (train_ms / 1000.0),
+        infer_ms_batch1: infer(1),
+        infer_ms_batch256: infer(a.batch.min(256)),
+    })
+}
+
+fn print_row(a: &BenchArgs, row: &Row) {
+    outln!(
+        "{:<9} {:<5} train {:>8.1} ms/step {:>8.0} seq/s   top-N inference: {:>7.2} ms (1 user) {:>8.1} ms ({} users)",
+        row.model,
+        row.backend,
+        row.train_ms_per_step,
+        row.train_seqs_per_s,
+        row.infer_ms_batch1,
+        row.infer_ms_batch256,
+        a.batch.min(256)
+    );
+    if let (Some(t), Some(r)) = (row.pytorch_ms_per_step, row.ratio_vs_pytorch) {
+        outln!(
+            "{:<9} torch train {t:>8.1} ms/step ({})   burn/PyTorch throughput {r:.2}x",
+            "",
+            pytorch_device(a)
+        );
     }
-    if a.json {
-        outln!("{}", serde_json::to_string(&rows)?);
-    }
-    Ok(())
 }

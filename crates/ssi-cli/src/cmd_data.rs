@@ -98,138 +98,146 @@ pub struct IngestArgs {
 
 pub fn run(cmd: DataCommand) -> Result<()> {
     match cmd {
-        DataCommand::Synth(a) => {
-            let cfg = SynthConfig {
-                seed: a.seed,
-                users: a.users,
-                categories: a.categories,
-                products_per_category: a.products_per_category,
-                p_noise: a.p_noise,
-                p_accessory: a.p_accessory,
-                min_len: a.min_len,
-                mean_extra_len: a.mean_extra_len,
-                max_len: a.max_len,
-                ..Default::default()
-            };
-            let ds = generate(&cfg)
-                .map_err(anyhow::Error::msg)
-                .context("invalid synthetic shop settings")?;
-            ssi_data::dataset::check_outputs(&ds.outputs(&a.out), &[], a.force)?;
-            ds.save(&a.out)?;
-            let st = ds.stats();
-            outln!(
-                "wrote {} ({} users, {} items, {} interactions) and its catalogue {}",
-                a.out.display(),
-                st.users,
-                st.max_item_id,
-                st.interactions,
-                ssi_data::dataset::catalogue_path(&a.out).display()
-            );
-            Ok(())
-        }
-        DataCommand::Stats { file, json } => {
-            let ds = crate::source::load(file.as_deref(), json)?;
-            let st = ds.stats();
-            if json {
-                outln!("{}", serde_json::to_string_pretty(&st)?);
-            } else {
-                outln!("dataset                  {}", ds.name);
-                outln!("users                    {}", st.users);
-                outln!(
-                    "items                    {} (ids 1..={}, {} occur)",
-                    st.max_item_id,
-                    st.max_item_id,
-                    st.items
-                );
-                outln!("interactions             {}", st.interactions);
-                outln!(
-                    "actions without test     {} (the paper's Table 1 \"# Actions\")",
-                    st.actions_without_test
-                );
-                outln!("avg actions per user     {:.2}", st.avg_actions_per_user);
-                outln!("avg actions per item     {:.2}", st.avg_actions_per_item);
-                outln!("sequence length          {}..={}", st.min_len, st.max_len);
-                outln!("density                  {:.5}", st.density);
-            }
-            Ok(())
-        }
-        DataCommand::Ingest(a) => {
-            let text = ssi_data::dataset::read_text(&a.input)?;
-            let names = match &a.names {
-                Some(p) => {
-                    // A catalogue of names: far smaller than the log it names.
-                    let t = ssi_data::dataset::read_text_max(p, 256 << 20)?;
-                    Some(read_names(&t, p)?)
-                }
-                None => None,
-            };
-            let cfg = IngestConfig {
-                user_col: a.user_col,
-                item_col: a.item_col,
-                time_col: a.time_col,
-                delimiter: a.delimiter,
-                k_core: a.k_core,
-            };
-            let ing = ingest(&text, &a.input, &cfg, names.as_ref())?;
-            crate::ui::report_skips(&ssi_data::LoadReport {
-                skipped: ing.skipped.clone(),
-                warnings: Vec::new(),
-            });
-            if ing.dataset.n_users() == 0 {
-                bail!("no user left after filtering");
-            }
-            let short = ing
-                .dataset
-                .sequences
-                .iter()
-                .filter(|s| s.len() < ssi_data::dataset::MIN_SEQ_LEN)
-                .count();
-            let mut inputs = vec![a.input.as_path()];
-            inputs.extend(a.names.as_deref());
-            ssi_data::dataset::check_outputs(&ing.outputs(&a.out), &inputs, a.force)?;
-            let files = ing.save(&a.out)?;
-            outln!(
-                "read {} rows; {} dropped by {}-core filtering; {} users, {} items",
-                ing.rows,
-                ing.dropped_by_k_core,
-                cfg.k_core,
-                ing.dataset.n_users(),
-                ing.dataset.n_items
-            );
-            if short > 0 {
-                errln!(
-                    "note: {short} user(s) have fewer than 3 items and will be skipped when the file is loaded"
-                );
-            }
-            for f in files {
-                outln!("wrote {}", f.display());
-            }
-            Ok(())
-        }
+        DataCommand::Synth(a) => synth(a),
+        DataCommand::Stats { file, json } => stats(file, json),
+        DataCommand::Ingest(a) => ingest_log(a),
         DataCommand::Fetch(a) => crate::fetch::run(a),
         DataCommand::Negatives {
             data,
             split,
             seed,
             out,
-        } => {
-            let ds = crate::source::load(data.as_deref(), false)?;
-            let inputs: Vec<&std::path::Path> = data.as_deref().into_iter().collect();
-            ssi_data::dataset::check_outputs(std::slice::from_ref(&out), &inputs, false)?;
-            let cfg = ssi_data::EvalConfig {
-                seed,
-                split,
-                ..Default::default()
-            };
-            let text = ssi_data::eval::negatives_text(&ds, &cfg);
-            ssi_data::dataset::write_atomic(&out, text.as_bytes())?;
-            outln!(
-                "wrote {} ({} users, {} split, seed {seed})",
-                out.display(),
-                ds.n_users(),
-                split.as_str()
-            );
-            Ok(())
-        }
+        } => negatives(data, split, seed, out),
     }
+}
+
+fn synth(a: SynthArgs) -> Result<()> {
+    let cfg = SynthConfig {
+        seed: a.seed,
+        users: a.users,
+        categories: a.categories,
+        products_per_category: a.products_per_category,
+        p_noise: a.p_noise,
+        p_accessory: a.p_accessory,
+        min_len: a.min_len,
+        mean_extra_len: a.mean_extra_len,
+        max_len: a.max_len,
+        ..Default::default()
+    };
+    let ds = generate(&cfg)
+        .map_err(anyhow::Error::msg)
+        .context("invalid synthetic shop settings")?;
+    ssi_data::dataset::check_outputs(&ds.outputs(&a.out), &[], a.force)?;
+    ds.save(&a.out)?;
+    let st = ds.stats();
+    outln!(
+        "wrote {} ({} users, {} items, {} interactions) and its catalogue {}",
+        a.out.display(),
+        st.users,
+        st.max_item_id,
+        st.interactions,
+        ssi_data::dataset::catalogue_path(&a.out).display()
+    );
+    Ok(())
+}
+
+fn stats(file: Option<PathBuf>, json: bool) -> Result<()> {
+    let ds = crate::source::load(file.as_deref(), json)?;
+    let st = ds.stats();
+    if json {
+        outln!("{}", serde_json::to_string_pretty(&st)?);
+    } else {
+        outln!("dataset                  {}", ds.name);
+        outln!("users                    {}", st.users);
+        outln!(
+            "items                    {} (ids 1..={}, {} occur)",
+            st.max_item_id,
+            st.max_item_id,
+            st.items
+        );
+        outln!("interactions             {}", st.interactions);
+        outln!(
+            "actions without test     {} (the paper's Table 1 \"# Actions\")",
+            st.actions_without_test
+        );
+        outln!("avg actions per user     {:.2}", st.avg_actions_per_user);
+        outln!("avg actions per item     {:.2}", st.avg_actions_per_item);
+        outln!("sequence length          {}..={}", st.min_len, st.max_len);
+        outln!("density                  {:.5}", st.density);
+    }
+    Ok(())
+}
+
+fn ingest_log(a: IngestArgs) -> Result<()> {
+    let text = ssi_data::dataset::read_text(&a.input)?;
+    let names = match &a.names {
+        Some(p) => {
+            // A catalogue of names: far smaller than the log it names.
+            let t = ssi_data::dataset::read_text_max(p, 256 << 20)?;
+            Some(read_names(&t, p)?)
+        }
+        None => None,
+    };
+    let cfg = IngestConfig {
+        user_col: a.user_col,
+        item_col: a.item_col,
+        time_col: a.time_col,
+        delimiter: a.delimiter,
+        k_core: a.k_core,
+    };
+    let ing = ingest(&text, &a.input, &cfg, names.as_ref())?;
+    crate::ui::report_skips(&ssi_data::LoadReport {
+        skipped: ing.skipped.clone(),
+        warnings: Vec::new(),
+    });
+    if ing.dataset.n_users() == 0 {
+        bail!("no user left after filtering");
+    }
+    let short = ing
+        .dataset
+        .sequences
+        .iter()
+        .filter(|s| s.len() < ssi_data::dataset::MIN_SEQ_LEN)
+        .count();
+    let mut inputs = vec![a.input.as_path()];
+    inputs.extend(a.names.as_deref());
+    ssi_data::dataset::check_outputs(&ing.outputs(&a.out), &inputs, a.force)?;
+    let files = ing.save(&a.out)?;
+    outln!(
+        "read {} rows; {} dropped by {}-core filtering; {} users, {} items",
+        ing.rows,
+        ing.dropped_by_k_core,
+        cfg.k_core,
+        ing.dataset.n_users(),
+        ing.dataset.n_items
+    );
+    if short > 0 {
+        errln!(
+            "note: {short} user(s) have fewer than 3 items and will be skipped when the file is loaded"
+        );
+    }
+    for f in files {
+        outln!("wrote {}", f.display());
+    }
+    Ok(())
+}
+
+fn negatives(data: Option<PathBuf>, split: ssi_data::Split, seed: u64, out: PathBuf) -> Result<()> {
+    let ds = crate::source::load(data.as_deref(), false)?;
+    let inputs: Vec<&std::path::Path> = data.as_deref().into_iter().collect();
+    ssi_data::dataset::check_outputs(std::slice::from_ref(&out), &inputs, false)?;
+    let cfg = ssi_data::EvalConfig {
+        seed,
+        split,
+        ..Default::default()
+    };
+    let text = ssi_data::eval::negatives_text(&ds, &cfg);
+    ssi_data::dataset::write_atomic(&out, text.as_bytes())?;
+    outln!(
+        "wrote {} ({} users, {} split, seed {seed})",
+        out.display(),
+        ds.n_users(),
+        split.as_str()
+    );
+    Ok(())
 }

@@ -45,19 +45,10 @@ pub fn quickstart(a: QuickstartArgs) -> Result<()> {
     if !(a.minutes.is_finite() && a.minutes > 0.0) {
         anyhow::bail!("--minutes {} must be a positive number", a.minutes);
     }
-    let out = match &a.out {
-        Some(o) => o.clone(),
-        None => {
-            let name = match &a.data {
-                Some(d) => d
-                    .file_stem()
-                    .map(|s| s.to_string_lossy().into_owned())
-                    .unwrap_or_else(|| "data".into()),
-                None => "shop".into(),
-            };
-            PathBuf::from("runs/quickstart").join(name)
-        }
-    };
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| default_out(a.data.as_deref()));
     let pipeline = ReproduceArgs::quickstart(
         a.data.clone(),
         out.clone(),
@@ -86,19 +77,52 @@ pub fn quickstart(a: QuickstartArgs) -> Result<()> {
     );
     reproduce(pipeline)?;
 
+    let rows = evaluate_rows(&ds, &out, a.student)?;
+    print_summary(&rows);
+    verdict(&rows, a.student);
+
+    let (_, ssi) = student_runs(a.student);
+    let bundle = out.join("bundle");
+    crate::cmd_export::export(crate::cmd_export::ExportArgs::new(
+        out.join(&ssi),
+        bundle.clone(),
+        format!("{} SSI-{}", ds.name, a.student.name()),
+    ))?;
+    next_steps(&out, &bundle);
+    Ok(())
+}
+
+/// runs/quickstart/DATASET: the file's name, or `shop` for the embedded shop.
+fn default_out(data: Option<&Path>) -> PathBuf {
+    let name = match data {
+        Some(d) => d
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "data".into()),
+        None => "shop".into(),
+    };
+    PathBuf::from("runs/quickstart").join(name)
+}
+
+/// Test figures of MostPop, the Markov chain and every trained run of the miniature.
+fn evaluate_rows(
+    ds: &ssi_data::Dataset,
+    out: &Path,
+    student: ModelKind,
+) -> Result<Vec<(String, EvalReport, Option<f64>)>> {
     let protocol = ProtocolArgs::default_test(42);
+    let (alone, ssi) = student_runs(student);
     let mut rows: Vec<(String, EvalReport, Option<f64>)> = Vec::new();
     for (label, model) in [
         (
             "MostPop",
-            Box::new(MostPop::fit(&ds)) as Box<dyn ssi_data::Recommender>,
+            Box::new(MostPop::fit(ds)) as Box<dyn ssi_data::Recommender>,
         ),
-        ("Markov chain", Box::new(MarkovChain::fit(&ds))),
+        ("Markov chain", Box::new(MarkovChain::fit(ds))),
     ] {
-        let r = crate::cmd_eval::evaluate(&ds, model.as_ref(), &protocol, true)?;
+        let r = crate::cmd_eval::evaluate(ds, model.as_ref(), &protocol, true)?;
         rows.push((label.into(), r, None));
     }
-    let (alone, ssi) = student_runs(a.student);
     let mut runs: Vec<(String, String)> = ssi_models::consistency::ConsistencyTask::ALL
         .iter()
         .map(|t| {
@@ -108,16 +132,20 @@ pub fn quickstart(a: QuickstartArgs) -> Result<()> {
             )
         })
         .collect();
-    runs.push((format!("{} alone", a.student.name()), alone.clone()));
-    runs.push((format!("SSI-{}", a.student.name()), ssi.clone()));
+    runs.push((format!("{} alone", student.name()), alone.clone()));
+    runs.push((format!("SSI-{}", student.name()), ssi.clone()));
     let device = burn::tensor::Device::flex();
     for (label, folder) in &runs {
         let dir = ssi_train::RunDir::new(out.join(folder));
-        let r = crate::cmd_eval::evaluate_checkpoint(&dir, &ds, &device, &protocol, true)?;
+        let r = crate::cmd_eval::evaluate_checkpoint(&dir, ds, &device, &protocol, true)?;
         let minutes = dir.state().ok().map(|s| s.train_seconds / 60.0);
         rows.push((label.clone(), r, minutes));
     }
-    print_summary(&rows);
+    Ok(rows)
+}
+
+/// The closing line: the SSI student against the same student alone.
+fn verdict(rows: &[(String, EvalReport, Option<f64>)], student: ModelKind) {
     let ndcg = |label: &str| {
         rows.iter()
             .find(|r| r.0 == label)
@@ -125,12 +153,12 @@ pub fn quickstart(a: QuickstartArgs) -> Result<()> {
             .unwrap_or(0.0)
     };
     let (s, b) = (
-        ndcg(&format!("SSI-{}", a.student.name())),
-        ndcg(&format!("{} alone", a.student.name())),
+        ndcg(&format!("SSI-{}", student.name())),
+        ndcg(&format!("{} alone", student.name())),
     );
     outln!(
         "\nSSI-{0} vs {0} alone: {1:+.4} NDCG@10 (sampled). {2}",
-        a.student.name(),
+        student.name(),
         s - b,
         if s > b {
             "Imitating the teachers helped."
@@ -140,15 +168,6 @@ pub fn quickstart(a: QuickstartArgs) -> Result<()> {
              (docs/results/)."
         }
     );
-
-    let bundle = out.join("bundle");
-    crate::cmd_export::export(crate::cmd_export::ExportArgs::new(
-        out.join(&ssi),
-        bundle.clone(),
-        format!("{} SSI-{}", ds.name, a.student.name()),
-    ))?;
-    next_steps(&out, &bundle);
-    Ok(())
 }
 
 fn print_summary(rows: &[(String, EvalReport, Option<f64>)]) {

@@ -403,23 +403,7 @@ pub fn reproduce(a: ReproduceArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("runs/reproduce-{name}")));
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
-    let mut common = base_settings(&a.config)?;
-    for s in &a.set {
-        common.push(Setting::parse(s)?);
-    }
-    let device = crate::source::device(&a.device)?;
-    let runner = Runner {
-        ds: &ds,
-        data: a.data.clone(),
-        out: out.clone(),
-        common,
-        device,
-        imitation: ImitationOptions {
-            points: a.imitation_points,
-            full_history: a.teacher_full_history,
-            temperature: a.temperature,
-        },
-    };
+    let runner = Runner::new(&a, &ds, &out)?;
     let base_layers = configured_layers(&runner.common);
     let stages = plan(&a, base_layers);
     // Every stage's settings are checked before anything is written or trained.
@@ -449,8 +433,27 @@ pub fn reproduce(a: ReproduceArgs) -> Result<()> {
             .collect();
         crate::jobs::run_parallel(&out, &tasks, a.jobs as usize)?;
     }
+    let teach = teachers("", None);
+    let rows = table2(&a, &runner, &name, &teach)?;
+    let find = |label: &str| rows.iter().find(|r| r.label == label);
+    if a.ablation.contains(&Ablation::Imitation) {
+        table3(&runner, &teach, find("SSI"), find("HGN"))?;
+    }
+    if a.ablation.contains(&Ablation::Teachers) {
+        figure3(&runner, &name, &teach, find("SSI"), find("HGN"))?;
+    }
+    if a.ablation.contains(&Ablation::Layers) {
+        figure4(&runner, &name, base_layers)?;
+    }
+    if a.print_table {
+        outln!("results in {}", out.display());
+    }
+    Ok(())
+}
 
-    // Table 2: every stage below is now finished (read back) or trained here in order.
+/// Table 2: every stage is finished (read back) or trained here in order; written beside the
+/// paper's rows.
+fn table2(a: &ReproduceArgs, runner: &Runner, name: &str, teach: &[Stage]) -> Result<Vec<Row>> {
     let mut rows = vec![runner.mostpop()?];
     let baselines = baseline_stages();
     for &k in &a.baselines {
@@ -461,9 +464,8 @@ pub fn reproduce(a: ReproduceArgs) -> Result<()> {
     for s in &baselines {
         rows.extend(runner.run_or_read(s, false)?);
     }
-    let teach = teachers("", None);
-    for t in &teach {
-        rows.extend(runner.run_or_read(t, needs_teachers(&a))?);
+    for t in teach {
+        rows.extend(runner.run_or_read(t, needs_teachers(a))?);
     }
     let mut students = a.students.clone();
     for k in [ModelKind::Hgn, ModelKind::Gru4rec, ModelKind::Sasrec] {
@@ -472,71 +474,78 @@ pub fn reproduce(a: ReproduceArgs) -> Result<()> {
         }
     }
     for student in students {
-        let s = ssi_student(student, &teach);
+        let s = ssi_student(student, teach);
         rows.extend(runner.run_or_read(&s, a.students.contains(&student))?);
     }
-    let paper = paper_rows(&name);
+    let paper = paper_rows(name);
     write_table2(
-        &out,
-        &name,
+        &runner.out,
+        name,
         &rows,
         &paper,
         &runner.imitation_note(),
         a.print_table,
     )?;
+    Ok(rows)
+}
 
-    let find = |label: &str| rows.iter().find(|r| r.label == label);
-    if a.ablation.contains(&Ablation::Imitation) {
-        let mut t3 = vec![find("SSI").map(|r| (PAPER_TABLE3[0].0.to_string(), r.metrics.clone()))];
-        for s in imitation_variants(&teach) {
-            let r = runner.run(&s)?;
-            t3.push(Some((s.label.clone(), r.metrics)));
+/// Table 3: SSI without each imitation term. Without both the objective is the student's own
+/// loss: the HGN run.
+fn table3(runner: &Runner, teach: &[Stage], ssi: Option<&Row>, hgn: Option<&Row>) -> Result<()> {
+    let mut t3 = vec![ssi.map(|r| (PAPER_TABLE3[0].0.to_string(), r.metrics.clone()))];
+    for s in imitation_variants(teach) {
+        let r = runner.run(&s)?;
+        t3.push(Some((s.label.clone(), r.metrics)));
+    }
+    t3.push(hgn.map(|r| (PAPER_TABLE3[3].0.to_string(), r.metrics.clone())));
+    write_table3(&runner.out, &t3.into_iter().flatten().collect::<Vec<_>>())
+}
+
+/// Figure 3: HGN, SSI-HGN with each teacher alone, and with all three.
+fn figure3(
+    runner: &Runner,
+    name: &str,
+    teach: &[Stage],
+    ssi: Option<&Row>,
+    hgn: Option<&Row>,
+) -> Result<()> {
+    let mut bars = vec![("HGN".to_string(), ndcg10(hgn))];
+    for (t, s) in teach.iter().zip(single_teacher_students(teach)) {
+        let r = runner.run(&s)?;
+        let task = t.name.trim_start_matches("teacher-");
+        bars.push((format!("+{task}"), r.metrics["ndcg@10"].as_f64()));
+    }
+    bars.push(("SSI (all three)".into(), ndcg10(ssi)));
+    let cats: Vec<String> = bars.iter().map(|b| b.0.clone()).collect();
+    let vals: Vec<f64> = bars.iter().map(|b| b.1.unwrap_or(0.0)).collect();
+    write_figure(
+        &runner.out,
+        "figure3",
+        &format!("Figure 3 ({name}): NDCG@10 by teacher"),
+        &cats,
+        &[("NDCG@10".into(), vals)],
+    )
+}
+
+/// Figure 4: BERT4Rec and SSI-HGN with teachers of 1, 2, 4 and 8 layers.
+fn figure4(runner: &Runner, name: &str, base_layers: Option<usize>) -> Result<()> {
+    let (mut bert, mut ssi_v) = (Vec::new(), Vec::new());
+    for l in LAYERS {
+        let (b, tl, s) = layer_stages(l, base_layers);
+        bert.push(ndcg10(Some(&runner.run(&b)?)).unwrap_or(0.0));
+        for t in &tl {
+            runner.run(t)?;
         }
-        // Without both imitation terms the objective is the student's own loss: the HGN run.
-        t3.push(find("HGN").map(|r| (PAPER_TABLE3[3].0.to_string(), r.metrics.clone())));
-        write_table3(&out, &t3.into_iter().flatten().collect::<Vec<_>>())?;
+        ssi_v.push(ndcg10(Some(&runner.run(&s)?)).unwrap_or(0.0));
     }
-    if a.ablation.contains(&Ablation::Teachers) {
-        let mut bars = vec![("HGN".to_string(), ndcg10(find("HGN")))];
-        for (t, s) in teach.iter().zip(single_teacher_students(&teach)) {
-            let r = runner.run(&s)?;
-            let task = t.name.trim_start_matches("teacher-");
-            bars.push((format!("+{task}"), r.metrics["ndcg@10"].as_f64()));
-        }
-        bars.push(("SSI (all three)".into(), ndcg10(find("SSI"))));
-        let cats: Vec<String> = bars.iter().map(|b| b.0.clone()).collect();
-        let vals: Vec<f64> = bars.iter().map(|b| b.1.unwrap_or(0.0)).collect();
-        write_figure(
-            &out,
-            "figure3",
-            &format!("Figure 3 ({name}): NDCG@10 by teacher"),
-            &cats,
-            &[("NDCG@10".into(), vals)],
-        )?;
-    }
-    if a.ablation.contains(&Ablation::Layers) {
-        let (mut bert, mut ssi_v) = (Vec::new(), Vec::new());
-        for l in LAYERS {
-            let (b, tl, s) = layer_stages(l, base_layers);
-            bert.push(ndcg10(Some(&runner.run(&b)?)).unwrap_or(0.0));
-            for t in &tl {
-                runner.run(t)?;
-            }
-            ssi_v.push(ndcg10(Some(&runner.run(&s)?)).unwrap_or(0.0));
-        }
-        let cats: Vec<String> = LAYERS.iter().map(|l| format!("{l} layers")).collect();
-        write_figure(
-            &out,
-            "figure4",
-            &format!("Figure 4 ({name}): NDCG@10 by teacher depth"),
-            &cats,
-            &[("BERT4Rec".into(), bert), ("SSI".into(), ssi_v)],
-        )?;
-    }
-    if a.print_table {
-        outln!("results in {}", out.display());
-    }
-    Ok(())
+    let cats: Vec<String> = LAYERS.iter().map(|l| format!("{l} layers")).collect();
+    write_figure(
+        &runner.out,
+        "figure4",
+        &format!("Figure 4 ({name}): NDCG@10 by teacher depth"),
+        &cats,
+        &[("BERT4Rec".into(), bert), ("SSI".into(), ssi_v)],
+    )
 }
 
 fn ndcg10(r: Option<&Row>) -> Option<f64> {
@@ -589,7 +598,27 @@ impl ImitationOptions {
     }
 }
 
-impl Runner<'_> {
+impl<'a> Runner<'a> {
+    /// The runner of an invocation: the settings of `--config` and `--set` for every stage.
+    fn new(a: &ReproduceArgs, ds: &'a Dataset, out: &Path) -> Result<Self> {
+        let mut common = base_settings(&a.config)?;
+        for s in &a.set {
+            common.push(Setting::parse(s)?);
+        }
+        Ok(Runner {
+            ds,
+            data: a.data.clone(),
+            out: out.to_path_buf(),
+            common,
+            device: crate::source::device(&a.device)?,
+            imitation: ImitationOptions {
+                points: a.imitation_points,
+                full_history: a.teacher_full_history,
+                temperature: a.temperature,
+            },
+        })
+    }
+
     fn mostpop(&self) -> Result<Row> {
         let rec = ssi_data::MostPop::fit(self.ds);
         let report = crate::cmd_eval::evaluate(

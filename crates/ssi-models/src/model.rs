@@ -254,6 +254,36 @@ impl std::str::FromStr for ModelKind {
     }
 }
 
+/// Allowed values of the float settings, whichever models have them.
+type FloatRange = (&'static [&'static str], fn(f64) -> bool, &'static str);
+const FLOAT_RANGES: [FloatRange; 5] = [
+    (
+        &["dropout", "p_unknown_user"],
+        |x| (0.0..1.0).contains(&x),
+        "a probability in [0, 1)",
+    ),
+    (
+        &["mask_prob", "gap_prob"],
+        |x| x > 0.0 && x <= 1.0,
+        "a probability in (0, 1]",
+    ),
+    (
+        &["last_mask_prob", "last_gap_prob"],
+        |x| (0.0..=1.0).contains(&x),
+        "a probability in [0, 1]",
+    ),
+    (
+        &["init_std"],
+        |x| x.is_finite() && x > 0.0 && x <= 1.0,
+        "a standard deviation in (0, 1], or null",
+    ),
+    (
+        &["consistency_weight", "mip_weight", "sp_weight"],
+        |x| x.is_finite() && x >= 0.0,
+        "a finite weight >= 0",
+    ),
+];
+
 impl ModelConfig {
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::to_value(self).expect("configs serialise")
@@ -340,39 +370,13 @@ impl ModelConfig {
                 &format!("it must divide hidden ({h}) into equal heads"),
             );
         }
-        for k in ["dropout", "p_unknown_user"] {
-            if let Some(x) = float(k)
-                && !(0.0..1.0).contains(&x)
-            {
-                return bad(k, "a probability in [0, 1)");
-            }
-        }
-        for k in ["mask_prob", "gap_prob"] {
-            if let Some(x) = float(k)
-                && !(x > 0.0 && x <= 1.0)
-            {
-                return bad(k, "a probability in (0, 1]");
-            }
-        }
-        for k in ["last_mask_prob", "last_gap_prob"] {
-            if let Some(x) = float(k)
-                && !(0.0..=1.0).contains(&x)
-            {
-                return bad(k, "a probability in [0, 1]");
-            }
-        }
-        for k in ["init_std"] {
-            if let Some(x) = float(k)
-                && !(x.is_finite() && x > 0.0 && x <= 1.0)
-            {
-                return bad(k, "a standard deviation in (0, 1], or null");
-            }
-        }
-        for k in ["consistency_weight", "mip_weight", "sp_weight"] {
-            if let Some(x) = float(k)
-                && !(x.is_finite() && x >= 0.0)
-            {
-                return bad(k, "a finite weight >= 0");
+        for (keys, ok, allowed) in FLOAT_RANGES {
+            for &k in keys {
+                if let Some(x) = float(k)
+                    && !ok(x)
+                {
+                    return bad(k, allowed);
+                }
             }
         }
         if let Some(d) = obj.get("dilations").and_then(|d| d.as_array())
