@@ -266,7 +266,7 @@ pub fn App() -> impl IntoView {
         let (before, steps) = match started {
             Some(Ok(x)) => x,
             Some(Err(e)) => {
-                error.set(Some(e));
+                error.set(Some(e.to_string()));
                 return;
             }
             None => return,
@@ -287,7 +287,7 @@ pub fn App() -> impl IntoView {
                 let loss = match launched {
                     Some(Ok((_, loss))) => loss,
                     Some(Err(e)) => {
-                        error.set(Some(e));
+                        error.set(Some(e.to_string()));
                         break;
                     }
                     None => break,
@@ -306,7 +306,7 @@ pub fn App() -> impl IntoView {
                 };
                 let committed = engine.write_value().as_mut().map(|e| e.commit_step(value));
                 if let Some(Err(e)) = committed {
-                    error.set(Some(e));
+                    error.set(Some(e.to_string()));
                     break;
                 }
                 losses.update(|l| l.push(value));
@@ -334,7 +334,7 @@ pub fn App() -> impl IntoView {
                     error.set(Some(e));
                 }
             }
-            Some(Err(e)) => error.set(Some(e)),
+            Some(Err(e)) => error.set(Some(e.to_string())),
             None => {}
         }
     };

@@ -81,11 +81,33 @@ impl Default for FineTuneConfig {
     }
 }
 
+/// What the engine refuses, in words for the page.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("{0}")]
+    Bundle(#[from] ssi_bundle::BundleError),
+    #[error("item {0} is not in this model's catalogue")]
+    UnknownItem(u32),
+    #[error(
+        "nothing to fine-tune on: the bundle ships no sequences of 2+ items and none were added"
+    )]
+    NothingToTune,
+    #[error("fine-tuning has not been started")]
+    NotStarted,
+    #[error(
+        "the loss became {0}: fine-tuning stopped and the last step was undone (try a lower learning rate)"
+    )]
+    NonFiniteLoss(f32),
+    /// Writing the weights reads them back synchronously, which WebGPU cannot.
+    #[error("saving a model is done on the CPU backend: fine-tune there to download the result")]
+    CpuOnly,
+}
+
 impl Engine {
     /// Loads and checks a bundle; `device` is the plain device (flex or WebGPU).
-    pub fn load(bytes: &[u8], device: &Device) -> Result<Engine, String> {
+    pub fn load(bytes: &[u8], device: &Device) -> Result<Engine, EngineError> {
         let train_device = device.clone().autodiff();
-        let b = Bundle::from_bytes(bytes, &train_device).map_err(|e| e.to_string())?;
+        let b = Bundle::from_bytes(bytes, &train_device)?;
         Ok(Engine {
             header: b.header,
             model: b.model,
@@ -220,7 +242,7 @@ impl Engine {
     }
 
     /// Starts (or restarts) fine-tuning.
-    pub fn start_fine_tune(&mut self, cfg: &FineTuneConfig) -> Result<usize, String> {
+    pub fn start_fine_tune(&mut self, cfg: &FineTuneConfig) -> Result<usize, EngineError> {
         let max_len = self.model.max_len();
         let mut sequences: Vec<(Vec<u32>, usize)> = self
             .header
@@ -231,7 +253,7 @@ impl Engine {
             .collect();
         for s in &cfg.extra {
             if let Some(bad) = s.iter().find(|&&i| !self.is_item(i)) {
-                return Err(format!("item {bad} is not in this model's catalogue"));
+                return Err(EngineError::UnknownItem(*bad));
             }
             sequences.push((s.clone(), UNKNOWN_USER));
         }
@@ -241,7 +263,7 @@ impl Engine {
             s.drain(..s.len() - keep);
         }
         if sequences.is_empty() {
-            return Err("nothing to fine-tune on: the bundle ships no sequences of 2+ items and none were added".into());
+            return Err(EngineError::NothingToTune);
         }
         let n = sequences.len();
         self.tuner = Some(FineTuner {
@@ -267,11 +289,8 @@ impl Engine {
 
     /// One Adam step on the next batch, launched: returns the epoch and the (not yet read) loss.
     /// Call [`Engine::commit_step`] with the loss value once it is read back.
-    pub fn launch_step(&mut self) -> Result<(usize, burn::tensor::Tensor<1>), String> {
-        let t = self
-            .tuner
-            .as_mut()
-            .ok_or("fine-tuning has not been started")?;
+    pub fn launch_step(&mut self) -> Result<(usize, burn::tensor::Tensor<1>), EngineError> {
+        let t = self.tuner.as_mut().ok_or(EngineError::NotStarted)?;
         if t.next >= t.order.len() {
             t.epoch += 1;
             t.order = (0..t.sequences.len()).collect();
@@ -301,7 +320,7 @@ impl Engine {
 
     /// Accepts the last step if its loss was finite; otherwise puts the model back as it was
     /// before the step and stops with an error.
-    pub fn commit_step(&mut self, loss: f32) -> Result<(), String> {
+    pub fn commit_step(&mut self, loss: f32) -> Result<(), EngineError> {
         let previous = self.previous.take();
         if loss.is_finite() {
             return Ok(());
@@ -309,13 +328,11 @@ impl Engine {
         if let Some(p) = previous {
             self.model = p;
         }
-        Err(format!(
-            "the loss became {loss}: fine-tuning stopped and the last step was undone (try a lower learning rate)"
-        ))
+        Err(EngineError::NonFiniteLoss(loss))
     }
 
     /// One step, read back synchronously (CPU backend); returns (epoch, loss).
-    pub fn fine_tune_step(&mut self) -> Result<(usize, f32), String> {
+    pub fn fine_tune_step(&mut self) -> Result<(usize, f32), EngineError> {
         let (epoch, loss) = self.launch_step()?;
         let value = loss
             .into_data()
@@ -329,20 +346,16 @@ impl Engine {
     }
 
     /// The current model as a bundle (marked as fine-tuned with `note`).
-    pub fn to_bundle(&self, note: Option<String>) -> Result<Vec<u8>, String> {
+    pub fn to_bundle(&self, note: Option<String>) -> Result<Vec<u8>, EngineError> {
         if self.device != Device::flex() {
-            // Writing the weights reads them back synchronously, which WebGPU cannot.
-            return Err(
-                "saving a model is done on the CPU backend: fine-tune there to download the result"
-                    .into(),
-            );
+            return Err(EngineError::CpuOnly);
         }
         let mut header = self.header.clone();
         if note.is_some() {
             header.provenance.fine_tuned = note;
         }
         let plain = self.model.valid();
-        Bundle::to_bytes(header, &plain).map_err(|e| e.to_string())
+        Ok(Bundle::to_bytes(header, &plain)?)
     }
 
     pub fn device(&self) -> &Device {

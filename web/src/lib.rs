@@ -6,4 +6,4 @@ pub mod engine;
 #[cfg(target_arch = "wasm32")]
 pub mod app;
 #[cfg(target_arch = "wasm32")]
-pub mod browser;
+mod browser;

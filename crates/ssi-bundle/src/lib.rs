@@ -136,7 +136,10 @@ impl Bundle {
         }
         let header: Header = serde_json::from_slice(&rest[..header_len])
             .map_err(|e| BundleError::Header(e.to_string()))?;
-        header.model.validate().map_err(BundleError::Header)?;
+        header
+            .model
+            .validate()
+            .map_err(|e| BundleError::Header(e.to_string()))?;
         let weights = &rest[header_len..];
         if weights.len() > header.weights_len {
             return Err(BundleError::Header(format!(

@@ -1,6 +1,6 @@
 //! `ssi data ...`: generate, inspect, ingest and download datasets.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
 use ssi_data::ingest::{IngestConfig, ingest, read_names};
 use ssi_data::synth::{SynthConfig, generate};
@@ -124,9 +124,7 @@ fn synth(a: SynthArgs) -> Result<()> {
         max_len: a.max_len,
         ..Default::default()
     };
-    let ds = generate(&cfg)
-        .map_err(anyhow::Error::msg)
-        .context("invalid synthetic shop settings")?;
+    let ds = generate(&cfg)?;
     ssi_data::dataset::check_outputs(&ds.outputs(&a.out), &[], a.force)?;
     ds.save(&a.out)?;
     let st = ds.stats();

@@ -40,10 +40,11 @@ pub fn run_parallel(out: &Path, tasks: &[Task], jobs: usize) -> Result<()> {
     let mut failed: Vec<String> = Vec::new();
     loop {
         while failed.is_empty() && running.len() < jobs.max(1) {
-            let Some(i) = pending
-                .iter()
-                .position(|t| t.deps.iter().all(|d| finished(out, d)))
-            else {
+            // A dependency still running has written test.json but not yet exited (nor let go
+            // of its run folder): it is finished once its process is.
+            let ready =
+                |d: &String| finished(out, d) && !running.iter().any(|(r, _, _)| &r.name == d);
+            let Some(i) = pending.iter().position(|t| t.deps.iter().all(ready)) else {
                 break;
             };
             let task = pending.remove(i);

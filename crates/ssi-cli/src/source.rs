@@ -1,6 +1,6 @@
 //! Where a command's dataset comes from: a file, or the embedded synthetic shop.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use ssi_data::synth::{SynthConfig, generate};
 use ssi_data::{Dataset, LoadReport};
 use std::path::Path;
@@ -20,9 +20,7 @@ pub fn load(path: Option<&Path>, quiet: bool) -> Result<Dataset> {
                 errln!("note: no --data given: using the embedded synthetic shop (seed 42)");
             }
             let _ = LoadReport::default();
-            generate(&SynthConfig::default())
-                .map_err(anyhow::Error::msg)
-                .context("synthetic shop")
+            Ok(generate(&SynthConfig::default())?)
         }
     }
 }

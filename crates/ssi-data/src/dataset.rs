@@ -147,29 +147,8 @@ impl Dataset {
                 continue;
             };
             any_content = true;
-            let user = parse_id(user_tok, path, lineno, "user")?;
-            if let Some(first) = seen.insert(user, lineno) {
-                return Err(DataError::line(
-                    path,
-                    lineno,
-                    format!("duplicate user {user} (first seen on line {first})"),
-                ));
-            }
-            let mut items = Vec::new();
-            for (col, tok) in tokens.enumerate() {
-                let item = parse_id(tok, path, lineno, &format!("item #{}", col + 1))?;
-                if item > MAX_ITEM_ID {
-                    return Err(DataError::line(
-                        path,
-                        lineno,
-                        format!(
-                            "item id {item} is larger than {MAX_ITEM_ID}: models allocate a row per id; renumber the items with `ssi data ingest`"
-                        ),
-                    ));
-                }
-                n_items = n_items.max(item);
-                items.push(item);
-            }
+            let (user, items) = parse_line(user_tok, tokens, &mut seen, path, lineno)?;
+            n_items = n_items.max(items.iter().copied().max().unwrap_or(0));
             if items.len() < MIN_SEQ_LEN {
                 report.skipped.push(Skip {
                     path: path.into(),
@@ -196,17 +175,9 @@ impl Dataset {
                 ),
             ));
         }
-        // Item ids index tables of n_items rows: far more ids than items wastes memory and, for
-        // sampled evaluation, draws negatives among ids that never occur (inflating the metrics).
-        let distinct: std::collections::HashSet<u32> =
-            sequences.iter().flatten().copied().collect();
-        if n_items as usize > 2 * distinct.len() + 100 {
-            report.warnings.push(format!(
-                "{}: item ids go up to {n_items} but only {} distinct items occur: models allocate a row per id and sampled negatives are drawn from ids that never occur; renumber the items with `ssi data ingest`",
-                path.display(),
-                distinct.len()
-            ));
-        }
+        report
+            .warnings
+            .extend(sparse_ids_warning(&sequences, n_items, path));
         let name = path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
@@ -331,6 +302,53 @@ impl Dataset {
             None => format!("item {item}"),
         }
     }
+}
+
+/// The user id and item ids of line `lineno`; `seen` maps the users of earlier lines to their
+/// line, so that a user given twice is refused.
+fn parse_line<'t>(
+    user_tok: &str,
+    tokens: impl Iterator<Item = &'t str>,
+    seen: &mut HashMap<u32, usize>,
+    path: &Path,
+    lineno: usize,
+) -> Result<(u32, Vec<u32>), DataError> {
+    let user = parse_id(user_tok, path, lineno, "user")?;
+    if let Some(first) = seen.insert(user, lineno) {
+        return Err(DataError::line(
+            path,
+            lineno,
+            format!("duplicate user {user} (first seen on line {first})"),
+        ));
+    }
+    let mut items = Vec::new();
+    for (col, tok) in tokens.enumerate() {
+        let item = parse_id(tok, path, lineno, &format!("item #{}", col + 1))?;
+        if item > MAX_ITEM_ID {
+            return Err(DataError::line(
+                path,
+                lineno,
+                format!(
+                    "item id {item} is larger than {MAX_ITEM_ID}: models allocate a row per id; renumber the items with `ssi data ingest`"
+                ),
+            ));
+        }
+        items.push(item);
+    }
+    Ok((user, items))
+}
+
+/// Item ids index tables of n_items rows: far more ids than items wastes memory and, for sampled
+/// evaluation, draws negatives among ids that never occur (inflating the metrics).
+fn sparse_ids_warning(sequences: &[Vec<u32>], n_items: u32, path: &Path) -> Option<String> {
+    let distinct: std::collections::HashSet<u32> = sequences.iter().flatten().copied().collect();
+    (n_items as usize > 2 * distinct.len() + 100).then(|| {
+        format!(
+            "{}: item ids go up to {n_items} but only {} distinct items occur: models allocate a row per id and sampled negatives are drawn from ids that never occur; renumber the items with `ssi data ingest`",
+            path.display(),
+            distinct.len()
+        )
+    })
 }
 
 fn parse_id(tok: &str, path: &Path, line: usize, what: &str) -> Result<u32, DataError> {

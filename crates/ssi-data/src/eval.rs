@@ -182,88 +182,8 @@ impl Evaluator {
         text: &str,
         path: &std::path::Path,
     ) -> Result<Self, DataError> {
-        let index: std::collections::HashMap<u32, usize> = ds
-            .user_ids
-            .iter()
-            .enumerate()
-            .map(|(i, &u)| (u, i))
-            .collect();
-        let mut per_user: Vec<Option<Vec<u32>>> = vec![None; ds.n_users()];
-        let mut count = None;
-        for (i, line) in text.lines().enumerate() {
-            let lineno = i + 1;
-            let mut tokens = line.split_whitespace();
-            let Some(user_tok) = tokens.next() else {
-                continue;
-            };
-            let id = |tok: &str, what: &str| {
-                tok.parse::<u32>().map_err(|_| {
-                    DataError::line(path, lineno, format!("{what} {tok:?} is not an id"))
-                })
-            };
-            let user = id(user_tok, "user")?;
-            // Users the loader dropped (too short to split) have lines in published files.
-            let Some(&u) = index.get(&user) else {
-                continue;
-            };
-            if per_user[u].is_some() {
-                return Err(DataError::line(
-                    path,
-                    lineno,
-                    format!("user {user} appears twice"),
-                ));
-            }
-            let interacted: HashSet<u32> = ds.sequences[u].iter().copied().collect();
-            let mut negs = Vec::new();
-            for tok in tokens {
-                let item = id(tok, "item")?;
-                if item == 0 || item > ds.n_items {
-                    return Err(DataError::line(
-                        path,
-                        lineno,
-                        format!(
-                            "item {item} is outside the dataset's items 1..={}",
-                            ds.n_items
-                        ),
-                    ));
-                }
-                if negs.contains(&item) {
-                    return Err(DataError::line(
-                        path,
-                        lineno,
-                        format!("item {item} is listed twice for user {user}"),
-                    ));
-                }
-                if interacted.contains(&item) {
-                    return Err(DataError::line(
-                        path,
-                        lineno,
-                        format!(
-                            "item {item} is in user {user}'s history, so it cannot be a negative"
-                        ),
-                    ));
-                }
-                negs.push(item);
-            }
-            match count {
-                None => count = Some(negs.len()),
-                Some(c) if c != negs.len() => {
-                    return Err(DataError::line(
-                        path,
-                        lineno,
-                        format!("{} negatives, the first line has {c}", negs.len()),
-                    ));
-                }
-                _ => {}
-            }
-            per_user[u] = Some(negs);
-        }
-        let n = match count {
-            None => return Err(DataError::file(path, "file is empty")),
-            Some(0) => return Err(DataError::file(path, "lines list no negatives")),
-            Some(n) => n,
-        };
-        config.n_negatives = n;
+        let mut file = read_sample_file(ds, text, path)?;
+        config.n_negatives = file.n_negatives;
         let mut ev = Evaluator::new(
             ds,
             EvalConfig {
@@ -273,7 +193,7 @@ impl Evaluator {
         );
         ev.config = config;
         for (slot, &u) in ev.negatives.iter_mut().zip(&ev.users) {
-            *slot = per_user[u].take().ok_or_else(|| {
+            *slot = file.per_user[u].take().ok_or_else(|| {
                 DataError::file(
                     path,
                     format!("no line for user {} of dataset {}", ds.user_ids[u], ds.name),
@@ -298,72 +218,32 @@ impl Evaluator {
                 ds.n_items
             )));
         }
-        let mut sampled = RankAccumulator::default();
-        let mut full = RankAccumulator::default();
-        let mut seen = vec![false; ds.n_items as usize + 1];
+        let mut ranks = Ranks {
+            sampled: RankAccumulator::default(),
+            full: RankAccumulator::default(),
+            seen: vec![false; ds.n_items as usize + 1],
+        };
         let bs = model.batch_size().max(1);
         let total = self.users.len();
         for (chunk_i, chunk) in self.users.chunks(bs).enumerate() {
-            let queries: Vec<Query> = chunk
-                .iter()
-                .map(|&u| Query {
-                    user: (!self.config.anonymous).then_some(u),
-                    history: input_target(&ds.sequences[u], self.config.split).0,
-                })
-                .collect();
-            let targets: Vec<u32> = chunk
-                .iter()
-                .map(|&u| input_target(&ds.sequences[u], self.config.split).1)
-                .collect();
-            let negs = &self.negatives[chunk_i * bs..chunk_i * bs + chunk.len()];
-            if self.config.full {
-                let rows = model.score(&queries);
-                check_rows(&rows, queries.len(), ds.n_items as usize + 1, model)?;
-                for ((row, q), (&t, neg)) in rows.iter().zip(&queries).zip(targets.iter().zip(negs))
-                {
-                    let ts = row[t as usize];
-                    if let Some(j) = std::iter::once(t)
-                        .chain(neg.iter().copied())
-                        .chain(1..=ds.n_items)
-                        .find(|&j| row[j as usize].is_nan())
-                    {
-                        return Err(nan_score(model, j));
-                    }
-                    sampled.add(rank_of(ts, neg.iter().map(|&j| row[j as usize])));
-                    for &h in q.history {
-                        seen[h as usize] = true;
-                    }
-                    seen[t as usize] = false;
-                    let competitors = (1..=ds.n_items as usize)
-                        .filter(|&j| j != t as usize && !seen[j])
-                        .map(|j| row[j]);
-                    full.add(rank_of(ts, competitors));
-                    for &h in q.history {
-                        seen[h as usize] = false;
-                    }
-                }
-            } else {
-                let cands: Vec<Vec<u32>> = targets
+            let batch = Batch {
+                queries: chunk
                     .iter()
-                    .zip(negs)
-                    .map(|(&t, neg)| std::iter::once(t).chain(neg.iter().copied()).collect())
-                    .collect();
-                let rows = model.score_candidates(&queries, &cands);
-                check_rows(&rows, queries.len(), 0, model)?;
-                for (row, c) in rows.iter().zip(&cands) {
-                    if row.len() != c.len() {
-                        return Err(DataError::Invalid(format!(
-                            "model {} returned {} candidate scores for {} candidates",
-                            model.name(),
-                            row.len(),
-                            c.len()
-                        )));
-                    }
-                    if let Some(k) = row.iter().position(|v| v.is_nan()) {
-                        return Err(nan_score(model, c[k]));
-                    }
-                    sampled.add(rank_of(row[0], row[1..].iter().copied()));
-                }
+                    .map(|&u| Query {
+                        user: (!self.config.anonymous).then_some(u),
+                        history: input_target(&ds.sequences[u], self.config.split).0,
+                    })
+                    .collect(),
+                targets: chunk
+                    .iter()
+                    .map(|&u| input_target(&ds.sequences[u], self.config.split).1)
+                    .collect(),
+                negatives: &self.negatives[chunk_i * bs..chunk_i * bs + chunk.len()],
+            };
+            if self.config.full {
+                ranks.add_full(ds, model, &batch)?;
+            } else {
+                ranks.add_sampled(model, &batch)?;
             }
             progress((chunk_i * bs + chunk.len()).min(total), total);
         }
@@ -373,8 +253,8 @@ impl Evaluator {
             split: self.config.split,
             seed: self.config.seed,
             n_negatives: self.config.n_negatives,
-            sampled: sampled.finish(),
-            full: self.config.full.then(|| full.finish()),
+            sampled: ranks.sampled.finish(),
+            full: self.config.full.then(|| ranks.full.finish()),
             users_short_of_negatives: self
                 .negatives
                 .iter()
@@ -382,6 +262,205 @@ impl Evaluator {
                 .count(),
             fewest_negatives: self.negatives.iter().map(Vec::len).min().unwrap_or(0),
         })
+    }
+}
+
+/// The negatives of an S3-Rec `*_sample.txt` file.
+struct SampleFile {
+    /// Per user of the dataset; `None` for users without a line.
+    per_user: Vec<Option<Vec<u32>>>,
+    /// How many negatives every line lists.
+    n_negatives: usize,
+}
+
+/// Reads a sample file, checking every line of a user of `ds` against that user's history.
+fn read_sample_file(
+    ds: &Dataset,
+    text: &str,
+    path: &std::path::Path,
+) -> Result<SampleFile, DataError> {
+    let index: std::collections::HashMap<u32, usize> = ds
+        .user_ids
+        .iter()
+        .enumerate()
+        .map(|(i, &u)| (u, i))
+        .collect();
+    let mut per_user: Vec<Option<Vec<u32>>> = vec![None; ds.n_users()];
+    let mut count = None;
+    for (i, line) in text.lines().enumerate() {
+        let lineno = i + 1;
+        let mut tokens = line.split_whitespace();
+        let Some(user_tok) = tokens.next() else {
+            continue;
+        };
+        let user = sample_id(user_tok, "user", path, lineno)?;
+        // Users the loader dropped (too short to split) have lines in published files.
+        let Some(&u) = index.get(&user) else {
+            continue;
+        };
+        if per_user[u].is_some() {
+            return Err(DataError::line(
+                path,
+                lineno,
+                format!("user {user} appears twice"),
+            ));
+        }
+        let negs = line_negatives(ds, u, user, tokens, path, lineno)?;
+        match count {
+            None => count = Some(negs.len()),
+            Some(c) if c != negs.len() => {
+                return Err(DataError::line(
+                    path,
+                    lineno,
+                    format!("{} negatives, the first line has {c}", negs.len()),
+                ));
+            }
+            _ => {}
+        }
+        per_user[u] = Some(negs);
+    }
+    match count {
+        None => Err(DataError::file(path, "file is empty")),
+        Some(0) => Err(DataError::file(path, "lines list no negatives")),
+        Some(n_negatives) => Ok(SampleFile {
+            per_user,
+            n_negatives,
+        }),
+    }
+}
+
+fn sample_id(
+    tok: &str,
+    what: &str,
+    path: &std::path::Path,
+    lineno: usize,
+) -> Result<u32, DataError> {
+    tok.parse::<u32>()
+        .map_err(|_| DataError::line(path, lineno, format!("{what} {tok:?} is not an id")))
+}
+
+/// The negatives on one line of a sample file: distinct items of `ds` that user index `u` (id
+/// `user`) never interacted with.
+fn line_negatives<'t>(
+    ds: &Dataset,
+    u: usize,
+    user: u32,
+    tokens: impl Iterator<Item = &'t str>,
+    path: &std::path::Path,
+    lineno: usize,
+) -> Result<Vec<u32>, DataError> {
+    let interacted: HashSet<u32> = ds.sequences[u].iter().copied().collect();
+    let mut negs = Vec::new();
+    for tok in tokens {
+        let item = sample_id(tok, "item", path, lineno)?;
+        if item == 0 || item > ds.n_items {
+            return Err(DataError::line(
+                path,
+                lineno,
+                format!(
+                    "item {item} is outside the dataset's items 1..={}",
+                    ds.n_items
+                ),
+            ));
+        }
+        if negs.contains(&item) {
+            return Err(DataError::line(
+                path,
+                lineno,
+                format!("item {item} is listed twice for user {user}"),
+            ));
+        }
+        if interacted.contains(&item) {
+            return Err(DataError::line(
+                path,
+                lineno,
+                format!("item {item} is in user {user}'s history, so it cannot be a negative"),
+            ));
+        }
+        negs.push(item);
+    }
+    Ok(negs)
+}
+
+/// One batch of users: their queries, held-out targets and sampled negatives.
+struct Batch<'a> {
+    queries: Vec<Query<'a>>,
+    targets: Vec<u32>,
+    negatives: &'a [Vec<u32>],
+}
+
+/// The ranks of the targets so far.
+struct Ranks {
+    sampled: RankAccumulator,
+    full: RankAccumulator,
+    /// Scratch marks of the current history's items, all false between users.
+    seen: Vec<bool>,
+}
+
+impl Ranks {
+    /// Scores all items for each user and ranks the target both among its negatives and among all
+    /// items outside the history.
+    fn add_full(
+        &mut self,
+        ds: &Dataset,
+        model: &dyn Recommender,
+        batch: &Batch,
+    ) -> Result<(), DataError> {
+        let rows = model.score(&batch.queries);
+        check_rows(&rows, batch.queries.len(), ds.n_items as usize + 1, model)?;
+        let per_user = batch.targets.iter().zip(batch.negatives);
+        for ((row, q), (&t, neg)) in rows.iter().zip(&batch.queries).zip(per_user) {
+            let ts = row[t as usize];
+            if let Some(j) = std::iter::once(t)
+                .chain(neg.iter().copied())
+                .chain(1..=ds.n_items)
+                .find(|&j| row[j as usize].is_nan())
+            {
+                return Err(nan_score(model, j));
+            }
+            self.sampled
+                .add(rank_of(ts, neg.iter().map(|&j| row[j as usize])));
+            for &h in q.history {
+                self.seen[h as usize] = true;
+            }
+            self.seen[t as usize] = false;
+            let seen = &self.seen;
+            let competitors = (1..=ds.n_items as usize)
+                .filter(|&j| j != t as usize && !seen[j])
+                .map(|j| row[j]);
+            self.full.add(rank_of(ts, competitors));
+            for &h in q.history {
+                self.seen[h as usize] = false;
+            }
+        }
+        Ok(())
+    }
+
+    /// Scores only the target and its negatives.
+    fn add_sampled(&mut self, model: &dyn Recommender, batch: &Batch) -> Result<(), DataError> {
+        let cands: Vec<Vec<u32>> = batch
+            .targets
+            .iter()
+            .zip(batch.negatives)
+            .map(|(&t, neg)| std::iter::once(t).chain(neg.iter().copied()).collect())
+            .collect();
+        let rows = model.score_candidates(&batch.queries, &cands);
+        check_rows(&rows, batch.queries.len(), 0, model)?;
+        for (row, c) in rows.iter().zip(&cands) {
+            if row.len() != c.len() {
+                return Err(DataError::Invalid(format!(
+                    "model {} returned {} candidate scores for {} candidates",
+                    model.name(),
+                    row.len(),
+                    c.len()
+                )));
+            }
+            if let Some(k) = row.iter().position(|v| v.is_nan()) {
+                return Err(nan_score(model, c[k]));
+            }
+            self.sampled.add(rank_of(row[0], row[1..].iter().copied()));
+        }
+        Ok(())
     }
 }
 

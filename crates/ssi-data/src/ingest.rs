@@ -124,6 +124,58 @@ pub fn ingest(
         .ok_or_else(|| DataError::file(path, "file is empty"))?;
     let delim = delimiter(cfg.delimiter, first, path)?;
     let mut records = csv_reader(text, delim).into_records().peekable();
+    let cols = columns(&mut records, cfg, path)?;
+    let log = read_rows(records, &cols, path)?;
+    if log.rows.is_empty() {
+        return Err(no_usable_row(path, &log.skipped));
+    }
+    let before = log.rows.len();
+    let rows = k_core(log.rows, log.users.len(), log.items.len(), cfg.k_core);
+    let dropped_by_k_core = before - rows.len();
+    if rows.is_empty() {
+        return Err(DataError::file(
+            path,
+            format!("no interaction survives {}-core filtering", cfg.k_core),
+        ));
+    }
+    let Remapped {
+        user_map,
+        item_map,
+        sequences,
+    } = remap(&rows, &log.users, &log.items);
+    let cat = catalogue(&item_map, names);
+    let name = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Ok(Ingested {
+        dataset: Dataset {
+            name,
+            user_ids: (1..=user_map.len() as u32).collect(),
+            sequences,
+            n_items: item_map.len() as u32,
+            catalogue: Some(cat),
+        },
+        user_map,
+        item_map,
+        rows: log.n_rows,
+        skipped: log.skipped,
+        dropped_by_k_core,
+    })
+}
+
+type Records<'a> = std::iter::Peekable<csv::StringRecordsIntoIter<&'a [u8]>>;
+
+/// The 0-based columns of the user, item and timestamp.
+struct Columns {
+    user: usize,
+    item: usize,
+    time: usize,
+}
+
+/// Resolves the configured columns against the first record, and consumes that record if it is a
+/// header.
+fn columns(records: &mut Records, cfg: &IngestConfig, path: &Path) -> Result<Columns, DataError> {
     let first_fields: Vec<String> = match records.peek() {
         Some(Ok(r)) => r.iter().map(str::to_string).collect(),
         Some(Err(e)) => return Err(DataError::line(path, 1, e.to_string())),
@@ -141,12 +193,12 @@ pub fn ingest(
         || cfg.time_col.parse::<usize>().is_err()
         || probe_time.is_some_and(|t| t.parse::<f64>().is_err());
     let header = has_header.then_some(first_fields.as_slice());
-    let (uc, ic, tc) = (
-        column(&cfg.user_col, header, path)?,
-        column(&cfg.item_col, header, path)?,
-        column(&cfg.time_col, header, path)?,
-    );
-    if uc == ic || uc == tc || ic == tc {
+    let cols = Columns {
+        user: column(&cfg.user_col, header, path)?,
+        item: column(&cfg.item_col, header, path)?,
+        time: column(&cfg.time_col, header, path)?,
+    };
+    if cols.user == cols.item || cols.user == cols.time || cols.item == cols.time {
         return Err(DataError::file(
             path,
             format!(
@@ -158,100 +210,123 @@ pub fn ingest(
     if has_header {
         records.next();
     }
-    let need = uc.max(ic).max(tc) + 1;
+    Ok(cols)
+}
+
+/// The usable rows of a log, with users and items numbered 0.. in order of first appearance.
+struct RawLog {
+    /// `users[i]` is the original id of user `i`.
+    users: Vec<String>,
+    items: Vec<String>,
+    rows: Vec<Row>,
+    skipped: Vec<Skip>,
+    /// Data rows read, blank ones excepted.
+    n_rows: usize,
+}
+
+/// Reads the data rows, skipping (with line and reason) those that cannot be used.
+fn read_rows(records: Records, cols: &Columns, path: &Path) -> Result<RawLog, DataError> {
     let mut user_ids: HashMap<String, usize> = HashMap::new();
     let mut item_ids: HashMap<String, usize> = HashMap::new();
-    let mut users: Vec<String> = Vec::new();
-    let mut items: Vec<String> = Vec::new();
-    let mut rows = Vec::new();
-    let mut skipped = Vec::new();
-    let mut n_rows = 0;
+    let mut log = RawLog {
+        users: Vec::new(),
+        items: Vec::new(),
+        rows: Vec::new(),
+        skipped: Vec::new(),
+        n_rows: 0,
+    };
     for rec in records {
-        n_rows += 1;
-        let rec = match rec {
-            Ok(r) => r,
-            Err(e) => {
-                let line = e.position().map_or(0, |p| p.line() as usize);
-                // Invalid UTF-8 or a broken quote: the reader cannot resynchronise reliably.
-                return Err(DataError::line(path, line, format!("cannot parse: {e}")));
-            }
-        };
-        let lineno = rec.position().map_or(0, |p| p.line() as usize);
+        let rec = rec.map_err(|e| {
+            let line = e.position().map_or(0, |p| p.line() as usize);
+            // Invalid UTF-8 or a broken quote: the reader cannot resynchronise reliably.
+            DataError::line(path, line, format!("cannot parse: {e}"))
+        })?;
         if rec.iter().all(str::is_empty) {
-            n_rows -= 1;
             continue;
         }
-        let skip = |reason: String| Skip {
-            path: path.into(),
-            line: lineno,
-            reason,
-        };
-        if rec.len() < need {
-            skipped.push(skip(format!(
-                "{} field(s), expected at least {need}",
-                rec.len()
-            )));
-            continue;
-        }
-        let (u, it, t) = (&rec[uc], &rec[ic], &rec[tc]);
-        if u.is_empty() || it.is_empty() {
-            skipped.push(skip("empty user or item id".into()));
-            continue;
-        }
-        let time = match timestamp(t) {
-            Ok(v) => v,
+        log.n_rows += 1;
+        let (u, it, time) = match fields(&rec, cols) {
+            Ok(f) => f,
             Err(reason) => {
-                skipped.push(skip(reason));
+                log.skipped.push(Skip {
+                    path: path.into(),
+                    line: rec.position().map_or(0, |p| p.line() as usize),
+                    reason,
+                });
                 continue;
             }
         };
-        let user = *user_ids.entry(u.to_string()).or_insert_with(|| {
-            users.push(u.to_string());
-            users.len() - 1
-        });
-        let item = *item_ids.entry(it.to_string()).or_insert_with(|| {
-            items.push(it.to_string());
-            items.len() - 1
-        });
-        rows.push(Row {
+        let user = intern(&mut user_ids, &mut log.users, u);
+        let item = intern(&mut item_ids, &mut log.items, it);
+        log.rows.push(Row {
             user,
             item,
             time,
-            order: rows.len(),
+            order: log.rows.len(),
         });
     }
-    if rows.is_empty() {
-        return Err(DataError::file(
-            path,
-            match skipped.first() {
-                Some(first) => format!(
-                    "no usable row: all {} skipped, the first at line {}: {}",
-                    skipped.len(),
-                    first.line,
-                    first.reason
-                ),
-                None => "no data row after the header".to_string(),
-            },
-        ));
+    Ok(log)
+}
+
+/// The user id, item id and timestamp of a record, or why the record cannot be used.
+fn fields<'r>(
+    rec: &'r csv::StringRecord,
+    cols: &Columns,
+) -> Result<(&'r str, &'r str, f64), String> {
+    let need = cols.user.max(cols.item).max(cols.time) + 1;
+    if rec.len() < need {
+        return Err(format!("{} field(s), expected at least {need}", rec.len()));
     }
-    let before = rows.len();
-    let rows = k_core(rows, users.len(), items.len(), cfg.k_core);
-    let dropped_by_k_core = before - rows.len();
-    if rows.is_empty() {
-        return Err(DataError::file(
-            path,
-            format!("no interaction survives {}-core filtering", cfg.k_core),
-        ));
+    let (u, it) = (&rec[cols.user], &rec[cols.item]);
+    if u.is_empty() || it.is_empty() {
+        return Err("empty user or item id".into());
     }
-    // Group per user, chronological (ties keep file order).
+    Ok((u, it, timestamp(&rec[cols.time])?))
+}
+
+/// The number of `key` in `names`, appending it if new.
+fn intern(ids: &mut HashMap<String, usize>, names: &mut Vec<String>, key: &str) -> usize {
+    *ids.entry(key.to_string()).or_insert_with(|| {
+        names.push(key.to_string());
+        names.len() - 1
+    })
+}
+
+fn no_usable_row(path: &Path, skipped: &[Skip]) -> DataError {
+    DataError::file(
+        path,
+        match skipped.first() {
+            Some(first) => format!(
+                "no usable row: all {} skipped, the first at line {}: {}",
+                skipped.len(),
+                first.line,
+                first.reason
+            ),
+            None => "no data row after the header".to_string(),
+        },
+    )
+}
+
+/// Sequences over 1-based ids, and the original id of each.
+struct Remapped {
+    user_map: Vec<String>,
+    item_map: Vec<String>,
+    sequences: Vec<Vec<u32>>,
+}
+
+/// Groups the rows per user in chronological order (ties keep file order) and renumbers users and
+/// items from 1 in order of first appearance in those sequences, users without rows dropped.
+fn remap(rows: &[Row], users: &[String], items: &[String]) -> Remapped {
     let mut per_user: Vec<Vec<&Row>> = (0..users.len()).map(|_| Vec::new()).collect();
-    for r in &rows {
+    for r in rows {
         per_user[r.user].push(r);
     }
     let mut new_item: Vec<u32> = vec![0; items.len()];
-    let mut item_map = Vec::new();
-    let mut user_map = Vec::new();
-    let mut sequences = Vec::new();
+    let mut out = Remapped {
+        user_map: Vec::new(),
+        item_map: Vec::new(),
+        sequences: Vec::new(),
+    };
     for (u, list) in per_user.iter_mut().enumerate() {
         if list.is_empty() {
             continue;
@@ -261,15 +336,20 @@ pub fn ingest(
             .iter()
             .map(|r| {
                 if new_item[r.item] == 0 {
-                    item_map.push(items[r.item].clone());
-                    new_item[r.item] = item_map.len() as u32;
+                    out.item_map.push(items[r.item].clone());
+                    new_item[r.item] = out.item_map.len() as u32;
                 }
                 new_item[r.item]
             })
             .collect();
-        user_map.push(users[u].clone());
-        sequences.push(seq);
+        out.user_map.push(users[u].clone());
+        out.sequences.push(seq);
     }
+    out
+}
+
+/// Display names from `names` where given, else the original id.
+fn catalogue(item_map: &[String], names: Option<&HashMap<String, (String, String)>>) -> Catalogue {
     let mut cat = Catalogue::with_items(item_map.len());
     for (i, orig) in item_map.iter().enumerate() {
         let (name, category) = names
@@ -278,24 +358,7 @@ pub fn ingest(
         cat.names[i + 1] = name;
         cat.categories[i + 1] = category;
     }
-    let name = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    Ok(Ingested {
-        dataset: Dataset {
-            name,
-            user_ids: (1..=user_map.len() as u32).collect(),
-            sequences,
-            n_items: item_map.len() as u32,
-            catalogue: Some(cat),
-        },
-        user_map,
-        item_map,
-        rows: n_rows,
-        skipped,
-        dropped_by_k_core,
-    })
+    cat
 }
 
 /// Iterative k-core: drop users and items with fewer than k interactions until none is left.

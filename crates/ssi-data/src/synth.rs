@@ -6,9 +6,10 @@
 //! - every user has a persona that prefers a few categories;
 //! - product popularity within a category is Zipf-like, and a share of clicks is uniform noise.
 
+use crate::DataError;
 use crate::catalogue::Catalogue;
 use crate::dataset::Dataset;
-use crate::rng::{Rng, derived};
+use crate::rng::{Rng, SsiRng, derived};
 
 const CATEGORIES: &[(&str, &str, [&str; 4])] = &[
     (
@@ -127,7 +128,7 @@ struct Product {
 }
 
 impl SynthConfig {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), DataError> {
         let checks = [
             (
                 self.categories >= 1 && self.categories <= CATEGORIES.len(),
@@ -169,7 +170,9 @@ impl SynthConfig {
             ),
         ];
         match checks.iter().find(|c| !c.0) {
-            Some((_, msg)) => Err(msg.to_string()),
+            Some((_, msg)) => Err(DataError::Invalid(format!(
+                "synthetic shop settings: {msg}"
+            ))),
             None => Ok(()),
         }
     }
@@ -180,8 +183,34 @@ impl SynthConfig {
 }
 
 /// Generates the shop. The same config always gives the same dataset, on every platform.
-pub fn generate(cfg: &SynthConfig) -> Result<Dataset, String> {
+pub fn generate(cfg: &SynthConfig) -> Result<Dataset, DataError> {
     cfg.validate()?;
+    let (cat, products, n_items) = build_catalogue(cfg);
+    // Zipf-like popularity of products inside a category.
+    let zipf: Vec<f64> = (0..cfg.products_per_category)
+        .map(|r| 1.0 / (r as f64 + 1.0).powf(0.8))
+        .collect();
+    let zipf_total: f64 = zipf.iter().sum();
+    let shop = Shop {
+        products,
+        n_items,
+        zipf,
+        zipf_total,
+        personas: personas(cfg),
+    };
+    let sequences = (0..cfg.users).map(|u| shop.sequence(cfg, u)).collect();
+    Ok(Dataset {
+        name: "synthetic-shop".into(),
+        user_ids: (1..=cfg.users as u32).collect(),
+        sequences,
+        n_items,
+        catalogue: Some(cat),
+    })
+}
+
+/// Names every product and its accessories (each product directly followed by its accessories),
+/// returning the catalogue, the products per category and the largest item id.
+fn build_catalogue(cfg: &SynthConfig) -> (Catalogue, Vec<Vec<Product>>, u32) {
     let mut cat = Catalogue::with_items(cfg.n_items());
     let mut products: Vec<Vec<Product>> = Vec::new();
     let mut next_id = 1u32;
@@ -208,13 +237,12 @@ pub fn generate(cfg: &SynthConfig) -> Result<Dataset, String> {
         }
         products.push(list);
     }
-    let n_items = next_id - 1;
-    // Zipf-like popularity of products inside a category.
-    let zipf: Vec<f64> = (0..cfg.products_per_category)
-        .map(|r| 1.0 / (r as f64 + 1.0).powf(0.8))
-        .collect();
-    let zipf_total: f64 = zipf.iter().sum();
-    let personas: Vec<Vec<usize>> = (0..cfg.personas)
+    (cat, products, next_id - 1)
+}
+
+/// The categories each persona prefers (a partial shuffle per persona).
+fn personas(cfg: &SynthConfig) -> Vec<Vec<usize>> {
+    (0..cfg.personas)
         .map(|p| {
             let mut rng = derived(cfg.seed, 0x7065_7273, p as u64);
             let mut cats: Vec<usize> = (0..cfg.categories).collect();
@@ -225,12 +253,25 @@ pub fn generate(cfg: &SynthConfig) -> Result<Dataset, String> {
             cats.truncate(cfg.persona_categories);
             cats
         })
-        .collect();
+        .collect()
+}
 
-    let mut sequences = Vec::with_capacity(cfg.users);
-    for u in 0..cfg.users {
+/// What every user's clicks are drawn from.
+struct Shop {
+    /// Products per category.
+    products: Vec<Vec<Product>>,
+    n_items: u32,
+    /// Relative popularity of a category's products, by rank.
+    zipf: Vec<f64>,
+    zipf_total: f64,
+    personas: Vec<Vec<usize>>,
+}
+
+impl Shop {
+    /// The clicks of user `u`, from the user's own random stream.
+    fn sequence(&self, cfg: &SynthConfig, u: usize) -> Vec<u32> {
         let mut rng = derived(cfg.seed, 0x7573_6572, u as u64);
-        let persona = &personas[rng.random_range(0..cfg.personas)];
+        let persona = &self.personas[rng.random_range(0..cfg.personas)];
         // Geometric extra length with the configured mean.
         let p_stop = 1.0 / (1.0 + cfg.mean_extra_len);
         let mut len = cfg.min_len;
@@ -242,49 +283,69 @@ pub fn generate(cfg: &SynthConfig) -> Result<Dataset, String> {
         let mut attempts = 0;
         while seq.len() < len && attempts < len * 20 {
             attempts += 1;
-            let r: f64 = rng.random();
-            let item = if r < cfg.p_noise {
-                rng.random_range(1..=n_items)
-            } else if let (true, Some((c, p))) = (r < cfg.p_noise + cfg.p_accessory, last_product) {
-                let accs = &products[c][p].accessories;
-                let fresh: Vec<u32> = accs.iter().copied().filter(|a| !seq.contains(a)).collect();
-                if fresh.is_empty() {
-                    last_product = None;
-                    continue;
-                }
-                // Mostly the next accessory in catalogue order, sometimes any of them.
-                if rng.random_bool(0.7) {
-                    fresh[0]
-                } else {
-                    fresh[rng.random_range(0..fresh.len())]
-                }
-            } else {
-                let c = if rng.random_bool(cfg.p_persona) {
-                    persona[rng.random_range(0..persona.len())]
-                } else {
-                    rng.random_range(0..cfg.categories)
-                };
-                let mut x = rng.random::<f64>() * zipf_total;
-                let mut p = 0;
-                while p + 1 < zipf.len() && x >= zipf[p] {
-                    x -= zipf[p];
-                    p += 1;
-                }
-                last_product = Some((c, p));
-                products[c][p].id
+            let Some(item) = self.click(cfg, &mut rng, persona, &seq, &mut last_product) else {
+                continue;
             };
             if seq.last() != Some(&item) && !seq.contains(&item) {
                 seq.push(item);
             }
         }
-        sequences.push(seq);
+        seq
     }
-    Ok(Dataset {
-        name: "synthetic-shop".into(),
-        user_ids: (1..=cfg.users as u32).collect(),
-        sequences,
-        n_items,
-        catalogue: Some(cat),
+
+    /// One click: noise, an accessory of the last product, or a new product. `None` when the last
+    /// product has no accessory left (it is then forgotten).
+    fn click(
+        &self,
+        cfg: &SynthConfig,
+        rng: &mut SsiRng,
+        persona: &[usize],
+        seq: &[u32],
+        last_product: &mut Option<(usize, usize)>,
+    ) -> Option<u32> {
+        let r: f64 = rng.random();
+        if r < cfg.p_noise {
+            return Some(rng.random_range(1..=self.n_items));
+        }
+        if let (true, Some((c, p))) = (r < cfg.p_noise + cfg.p_accessory, *last_product) {
+            let item = accessory(rng, &self.products[c][p], seq);
+            if item.is_none() {
+                *last_product = None;
+            }
+            return item;
+        }
+        let c = if rng.random_bool(cfg.p_persona) {
+            persona[rng.random_range(0..persona.len())]
+        } else {
+            rng.random_range(0..cfg.categories)
+        };
+        let mut x = rng.random::<f64>() * self.zipf_total;
+        let mut p = 0;
+        while p + 1 < self.zipf.len() && x >= self.zipf[p] {
+            x -= self.zipf[p];
+            p += 1;
+        }
+        *last_product = Some((c, p));
+        Some(self.products[c][p].id)
+    }
+}
+
+/// An accessory of `product` not yet in `seq`, if any is left.
+fn accessory(rng: &mut SsiRng, product: &Product, seq: &[u32]) -> Option<u32> {
+    let fresh: Vec<u32> = product
+        .accessories
+        .iter()
+        .copied()
+        .filter(|a| !seq.contains(a))
+        .collect();
+    if fresh.is_empty() {
+        return None;
+    }
+    // Mostly the next accessory in catalogue order, sometimes any of them.
+    Some(if rng.random_bool(0.7) {
+        fresh[0]
+    } else {
+        fresh[rng.random_range(0..fresh.len())]
     })
 }
 

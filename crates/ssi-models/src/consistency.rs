@@ -44,15 +44,17 @@ impl ConsistencyTask {
 }
 
 impl std::str::FromStr for ConsistencyTask {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = crate::ConfigError;
+    fn from_str(s: &str) -> Result<Self, crate::ConfigError> {
         match s.to_ascii_lowercase().as_str() {
             "temporal" => Ok(ConsistencyTask::Temporal),
             "persona" => Ok(ConsistencyTask::Persona),
             "global" => Ok(ConsistencyTask::Global),
-            _ => Err(format!(
-                "unknown consistency task {s:?} (temporal, persona, global)"
-            )),
+            _ => Err(crate::ConfigError::UnknownName {
+                what: "consistency task",
+                given: s.to_string(),
+                expected: "temporal, persona, global".into(),
+            }),
         }
     }
 }

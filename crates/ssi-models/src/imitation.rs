@@ -131,15 +131,17 @@ impl ImitationPoints {
 }
 
 impl std::str::FromStr for ImitationPoints {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = crate::ConfigError;
+    fn from_str(s: &str) -> Result<Self, crate::ConfigError> {
         match s.to_ascii_lowercase().as_str() {
             "target" => Ok(ImitationPoints::Target),
             "next" => Ok(ImitationPoints::Next),
             "both" => Ok(ImitationPoints::Both),
-            _ => Err(format!(
-                "unknown imitation points {s:?} (target, next, both)"
-            )),
+            _ => Err(crate::ConfigError::UnknownName {
+                what: "imitation points",
+                given: s.to_string(),
+                expected: "target, next, both".into(),
+            }),
         }
     }
 }

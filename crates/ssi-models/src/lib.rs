@@ -5,6 +5,7 @@
 pub mod bert4rec;
 pub mod common;
 pub mod consistency;
+pub mod error;
 pub mod grec;
 pub mod gru4rec;
 pub mod hgn;
@@ -16,4 +17,5 @@ pub mod sasrec;
 pub mod transformer;
 
 pub use common::{Batch, TrainBatch};
+pub use error::ConfigError;
 pub use model::{AnyModel, ModelConfig, ModelKind, SequentialModel};

@@ -240,8 +240,8 @@ model_list! {
 }
 
 impl std::str::FromStr for ModelKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = crate::ConfigError;
+    fn from_str(s: &str) -> Result<Self, crate::ConfigError> {
         let s = s.to_ascii_lowercase();
         ModelKind::ALL
             .iter()
@@ -249,7 +249,11 @@ impl std::str::FromStr for ModelKind {
             .find(|k| k.id() == s || k.name().to_ascii_lowercase() == s)
             .ok_or_else(|| {
                 let ids: Vec<&str> = ModelKind::ALL.iter().map(|k| k.id()).collect();
-                format!("unknown model {s:?} ({})", ids.join(", "))
+                crate::ConfigError::UnknownName {
+                    what: "model",
+                    given: s.clone(),
+                    expected: ids.join(", "),
+                }
             })
     }
 }
@@ -294,18 +298,18 @@ impl ModelConfig {
     pub fn with_overrides(
         &self,
         overrides: &[(String, serde_json::Value)],
-    ) -> Result<Self, String> {
+    ) -> Result<Self, crate::ConfigError> {
         let mut v = self.to_json();
         let obj = v.as_object_mut().expect("config is an object");
         for (k, val) in overrides {
             if k == "model" || !obj.contains_key(k) {
                 let mut keys: Vec<_> = obj.keys().filter(|k| *k != "model").cloned().collect();
                 keys.sort();
-                return Err(format!(
-                    "{} has no setting {k:?}; settings: {}",
-                    self.kind().name(),
-                    keys.join(", ")
-                ));
+                return Err(crate::ConfigError::UnknownSetting {
+                    model: self.kind().name(),
+                    setting: k.clone(),
+                    settings: keys.join(", "),
+                });
             }
             obj.insert(k.clone(), val.clone());
         }
@@ -317,11 +321,13 @@ impl ModelConfig {
                 serde_json::from_value::<ModelConfig>(one).is_err()
             });
             match culprit {
-                Some((k, val)) => format!(
-                    "{} setting {k} = {val} is not valid: {e}",
-                    self.kind().name()
-                ),
-                None => format!("invalid setting: {e}"),
+                Some((k, val)) => crate::ConfigError::Invalid {
+                    model: self.kind().name(),
+                    setting: k.clone(),
+                    value: val.to_string(),
+                    detail: e.to_string(),
+                },
+                None => crate::ConfigError::Other(e.to_string()),
             }
         })
     }
@@ -329,17 +335,19 @@ impl ModelConfig {
     /// Checks every setting against its allowed range before anything is built or written (a
     /// bad value would otherwise panic inside burn, or train a meaningless model). The error
     /// names the setting, its value and what is allowed.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), crate::ConfigError> {
         let v = self.to_json();
         let obj = v.as_object().expect("config is an object");
         let name = self.kind().name();
         let int = |k: &str| obj.get(k).and_then(|x| x.as_u64());
         let float = |k: &str| obj.get(k).and_then(|x| x.as_f64());
         let bad = |k: &str, allowed: &str| {
-            Err(format!(
-                "{name} setting {k} = {} is out of range: {allowed}",
-                obj.get(k).map(|x| x.to_string()).unwrap_or_default()
-            ))
+            Err(crate::ConfigError::OutOfRange {
+                model: name,
+                setting: k.into(),
+                value: obj.get(k).map(|x| x.to_string()).unwrap_or_default(),
+                allowed: allowed.into(),
+            })
         };
         // Sizes that allocate memory: positive and bounded, so a typo cannot ask for terabytes.
         for (k, max) in [
@@ -409,7 +417,10 @@ mod tests {
             assert_eq!((model.kind(), model.n_items()), (kind, 30));
         }
         let err = "lstm".parse::<ModelKind>().unwrap_err();
-        assert!(err.contains("grec") && err.contains("sasrec"), "{err}");
+        assert!(
+            err.to_string().contains("grec") && err.to_string().contains("sasrec"),
+            "{err}"
+        );
         let s3 = ModelConfig::new(ModelKind::S3rec, 30, 4);
         assert!(s3.pretrain_epochs().is_some());
         assert_eq!(

@@ -36,12 +36,12 @@ proptest! {
         let cfg = match base.with_overrides(&overrides) {
             Ok(c) => c,
             Err(e) => {
-                prop_assert!(e.contains("setting"), "{e}");
+                prop_assert!(e.to_string().contains("setting"), "{e}");
                 return Ok(());
             }
         };
         if let Err(e) = cfg.validate() {
-            prop_assert!(overrides.iter().any(|(k, _)| e.contains(k.as_str())), "{e} names a setting");
+            prop_assert!(overrides.iter().any(|(k, _)| e.to_string().contains(k.as_str())), "{e} names a setting");
             return Ok(());
         }
         // Valid: small enough to build here (the sizes above stay tiny) and it must score.

@@ -312,7 +312,10 @@ fn config_overrides_reject_unknown_keys() {
     let err = cfg
         .with_overrides(&[("hiden".into(), 32.into())])
         .unwrap_err();
-    assert!(err.contains("hiden") && err.contains("hidden"), "{err}");
+    assert!(
+        err.to_string().contains("hiden") && err.to_string().contains("hidden"),
+        "{err}"
+    );
     let ok = cfg.with_overrides(&[("hidden".into(), 32.into())]).unwrap();
     assert_eq!(ok.to_json()["hidden"], 32);
     assert_eq!(ok.to_json()["model"], "sasrec");

@@ -340,15 +340,15 @@ pub fn model_from_bytes(
     config: &ModelConfig,
     bytes: Vec<u8>,
     device: &Device,
-) -> Result<AnyModel, String> {
+) -> Result<AnyModel, TrainError> {
     let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes))
-        .map_err(|e| format!("not a burnpack model file: {e}"))?;
+        .map_err(|e| TrainError::Weights(format!("not a burnpack model file: {e}")))?;
     let model = config.init(device).try_load_record(record).map_err(|e| {
-        format!(
+        TrainError::Weights(format!(
             "the weights do not fit the {} settings of config.json (tensor shapes differ: the settings were edited, or the weights belong to another run); detail: {}",
             config.kind().name(),
             ssi_models::common::brief(&e.to_string())
-        )
+        ))
     })?;
     check_finite(&model)?;
     Ok(model)
@@ -394,11 +394,11 @@ pub fn warm_start(
 }
 
 /// Refuses a model with a NaN or infinite weight, naming the weight.
-pub fn check_finite<M: Module>(module: &M) -> Result<(), String> {
+pub fn check_finite<M: Module>(module: &M) -> Result<(), TrainError> {
     match ssi_models::common::first_non_finite(module) {
-        Some(at) => Err(format!(
+        Some(at) => Err(TrainError::Weights(format!(
             "weight {at} holds NaN or infinite values: the file is corrupt or training diverged (try a lower lr)"
-        )),
+        ))),
         None => Ok(()),
     }
 }

@@ -65,9 +65,13 @@ pub struct TrainConfig {
 
 impl TrainConfig {
     /// Checks every setting against its allowed range; the error names the setting.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ssi_models::ConfigError> {
         let bad = |k: &str, v: String, allowed: &str| {
-            Err(format!("setting {k} = {v} is out of range: {allowed}"))
+            Err(ssi_models::ConfigError::TrainingOutOfRange {
+                setting: k.into(),
+                value: v,
+                allowed: allowed.into(),
+            })
         };
         if self.epochs == 0 {
             return bad("epochs", "0".into(), "at least 1");
@@ -128,6 +132,11 @@ pub enum TrainError {
     },
     #[error("{0}")]
     Data(#[from] ssi_data::DataError),
+    #[error("{0}")]
+    Settings(#[from] ssi_models::ConfigError),
+    /// Weights that do not fit their config, or hold NaN or infinite values.
+    #[error("{0}")]
+    Weights(String),
 }
 
 /// What `config.json` holds: everything needed to rebuild the model and continue the run.

@@ -285,13 +285,16 @@ impl Objective for Distill {
         }
     }
 
-    fn load(&self, bytes: Vec<u8>, device: &Device) -> Result<Distiller, String> {
+    fn load(&self, bytes: Vec<u8>, device: &Device) -> Result<Distiller, TrainError> {
         use burn::store::ModuleRecord;
         let record = ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
-            .map_err(|e| format!("not a burnpack file: {e}"))?;
-        self.init(device)
-            .try_load_record(record)
-            .map_err(|e| format!("checkpoint does not fit the distillation config: {e:?}"))
+            .map_err(|e| TrainError::Weights(format!("not a burnpack file: {e}")))?;
+        self.init(device).try_load_record(record).map_err(|e| {
+            TrainError::Weights(format!(
+                "checkpoint does not fit the distillation config: {}",
+                ssi_models::common::brief(&e.to_string())
+            ))
+        })
     }
 
     /// Eq. 7 + 8: L_s + Σ λ_i (L¹_IL,i + L²_IL,i) + Σ 1/λ_i + (Σ 1/λ_i)².

@@ -103,9 +103,7 @@ pub fn apply_settings(
             )));
         }
     }
-    let model = model
-        .with_overrides(&model_over)
-        .map_err(TrainError::Config)?;
+    let model = model.with_overrides(&model_over)?;
     let train: TrainConfig = serde_json::from_value(train_json).map_err(|e| {
         let base = serde_json::to_value(train).expect("configs serialise");
         let culprit = train_over.iter().find(|(k, v)| {
@@ -118,8 +116,8 @@ pub fn apply_settings(
             None => format!("invalid training setting: {e}"),
         })
     })?;
-    model.validate().map_err(TrainError::Config)?;
-    train.validate().map_err(TrainError::Config)?;
+    model.validate()?;
+    train.validate()?;
     Ok((model, train))
 }
 
@@ -128,7 +126,7 @@ pub fn apply_settings(
 fn own_key(key: &str, kind: ModelKind) -> Result<Option<&str>, TrainError> {
     match key.split_once('.') {
         Some((scope, k)) => {
-            let scope: ModelKind = scope.parse().map_err(TrainError::Config)?;
+            let scope: ModelKind = scope.parse()?;
             Ok((scope == kind).then_some(k))
         }
         None => Ok(Some(key)),

@@ -20,7 +20,7 @@ impl Objective for Pretrain {
     fn init(&self, device: &Device) -> AnyModel {
         self.0.init(device)
     }
-    fn load(&self, bytes: Vec<u8>, device: &Device) -> Result<AnyModel, String> {
+    fn load(&self, bytes: Vec<u8>, device: &Device) -> Result<AnyModel, TrainError> {
         model_from_bytes(&self.0, bytes, device)
     }
     fn loss(&self, m: &AnyModel, batch: TrainBatch, _: Softmax, rng: &mut SsiRng) -> Tensor<1> {
@@ -46,7 +46,7 @@ impl Objective for WarmStart {
             None => self.config.init(device),
         }
     }
-    fn load(&self, bytes: Vec<u8>, device: &Device) -> Result<AnyModel, String> {
+    fn load(&self, bytes: Vec<u8>, device: &Device) -> Result<AnyModel, TrainError> {
         Plain(self.config.clone()).load(bytes, device)
     }
     fn loss(&self, m: &AnyModel, batch: TrainBatch, s: Softmax, rng: &mut SsiRng) -> Tensor<1> {

@@ -19,7 +19,7 @@ pub trait Objective {
     type Module: Module + Clone;
     fn init(&self, device: &Device) -> Self::Module;
     /// Rebuilds the module from an epoch checkpoint's bytes.
-    fn load(&self, bytes: Vec<u8>, device: &Device) -> Result<Self::Module, String>;
+    fn load(&self, bytes: Vec<u8>, device: &Device) -> Result<Self::Module, TrainError>;
     fn loss(
         &self,
         module: &Self::Module,
@@ -43,7 +43,7 @@ impl Objective for Plain {
     fn init(&self, device: &Device) -> AnyModel {
         self.0.init(device)
     }
-    fn load(&self, bytes: Vec<u8>, device: &Device) -> Result<AnyModel, String> {
+    fn load(&self, bytes: Vec<u8>, device: &Device) -> Result<AnyModel, TrainError> {
         crate::checkpoint::model_from_bytes(&self.0, bytes, device)
     }
     fn loss(
@@ -222,8 +222,8 @@ impl Trainer<'_> {
         resume: bool,
         make: impl FnOnce(&RunConfig) -> Result<O, TrainError>,
     ) -> Result<Session<O>, TrainError> {
-        run.model.validate().map_err(TrainError::Config)?;
-        run.train.validate().map_err(TrainError::Config)?;
+        run.model.validate()?;
+        run.train.validate()?;
         let device = &self.device;
         let fresh_optim = || AdamConfig::new().init();
         if !self.dir.has_run() {
