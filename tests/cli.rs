@@ -167,13 +167,23 @@ fn quickstart_runs_without_files() {
         "teacher (temporal)",
         "teacher (persona)",
         "teacher (global)",
+        "BERT4Rec",
         "SASRec alone",
+        "SASRec continued",
         "SSI-SASRec",
         "full NDCG@10",
         "Next:",
     ] {
         assert!(out.contains(row), "{row} missing from {out}");
     }
+    // Warm starts: the teachers continue the BERT4Rec run, SSI and the reference the SASRec run.
+    let init = |run: &str| {
+        let cfg = json(&std::fs::read_to_string(runs.join(run).join("config.json")).unwrap());
+        cfg["init_from"].as_str().unwrap_or_default().to_string()
+    };
+    assert!(init("teacher-persona").ends_with("bert4rec"));
+    assert!(init("ssi-sasrec").ends_with("sasrec") && init("sasrec-continued").ends_with("sasrec"));
+    assert_eq!(init("sasrec"), "");
     let bundle = runs.join("bundle").join("bundle.ssib");
     assert!(bundle.exists(), "{out}");
     // The bundle predicts; a second run reads the finished models back instead of training.

@@ -7,7 +7,7 @@
 //! after an interruption continues where it stopped.
 
 use crate::cmd_train::run_job;
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use serde_json::Value;
 use ssi_data::Dataset;
@@ -108,6 +108,12 @@ pub struct ReproduceArgs {
     /// (1, the paper's, by default).
     #[arg(long, default_value_t = 1.0, value_parser = crate::cmd_train::parse_temperature)]
     temperature: f64,
+    /// Beyond the paper: each teacher starts from the BERT4Rec run and continues with its
+    /// consistency task, each SSI student starts from its own run alone, and that run is also
+    /// continued alone from the same weights (`STUDENT-continued`), the same-run reference the
+    /// SSI student is compared with (`ssi train --init`; docs/ssi.md).
+    #[arg(long)]
+    warm_start: bool,
     /// Train only the named stage (run folder name) of this invocation: what --jobs runs.
     #[arg(long, hide = true)]
     stage: Option<String>,
@@ -134,28 +140,60 @@ impl ReproduceArgs {
             set: settings,
             out: Some(out),
             ablation: Vec::new(),
-            baselines: vec![student],
+            baselines: vec![ModelKind::Bert4rec, student],
             students: vec![student],
             paper_dataset: None,
             device: "cpu".into(),
             jobs,
             imitation_points: ImitationPoints::Next,
             teacher_full_history: true,
-            temperature: 1.0,
+            temperature: 2.0,
+            warm_start: true,
             stage,
             print_table: false,
         }
     }
 }
 
-/// The run folder of `student` trained alone, and of it as an SSI student, in a reproduce folder.
-pub fn student_runs(student: ModelKind) -> (String, String) {
-    let alone = baseline_stages()
+/// The run folders of `student` trained alone, continued alone (`--warm-start`) and as an SSI
+/// student, in a reproduce folder.
+pub fn student_runs(student: ModelKind) -> (String, String, String) {
+    (
+        alone_name(student),
+        continued_stage(student).name,
+        ssi_student(student, &teachers("", None)).name,
+    )
+}
+
+fn alone_name(student: ModelKind) -> String {
+    baseline_stages()
         .into_iter()
         .find(|s| s.kind == student)
         .map(|s| s.name)
-        .unwrap_or_else(|| student.name().to_ascii_lowercase());
-    (alone, ssi_student(student, &teachers("", None)).name)
+        .unwrap_or_else(|| student.name().to_ascii_lowercase())
+}
+
+/// `--warm-start`: `student` alone, continued from its run as long as its SSI student trains.
+fn continued_stage(student: ModelKind) -> Stage {
+    let alone = alone_name(student);
+    let mut s = stage(
+        &format!("{alone}-continued"),
+        &format!("{} (continued)", student.name()),
+        student,
+    );
+    s.init = Some(alone);
+    s
+}
+
+/// `--warm-start` on a stage of Table 2: teachers start from the BERT4Rec run, SSI students from
+/// their own run alone.
+fn warm_start(mut s: Stage) -> Stage {
+    if s.distill.is_some() {
+        s.init = Some(alone_name(s.kind));
+    } else if s.name.starts_with("teacher-") {
+        s.init = Some(alone_name(ModelKind::Bert4rec));
+    }
+    s
 }
 
 /// One model of the pipeline.
@@ -166,6 +204,8 @@ struct Stage {
     kind: ModelKind,
     settings: Vec<Setting>,
     distill: Option<(Vec<String>, ImitationConfig)>,
+    /// The stage whose best weights this one starts from (`--warm-start`).
+    init: Option<String>,
 }
 
 fn stage(name: &str, label: &str, kind: ModelKind) -> Stage {
@@ -175,6 +215,7 @@ fn stage(name: &str, label: &str, kind: ModelKind) -> Stage {
         kind,
         settings: Vec::new(),
         distill: None,
+        init: None,
     }
 }
 
@@ -351,18 +392,36 @@ fn needs_teachers(a: &ReproduceArgs) -> bool {
             .any(|x| matches!(x, Ablation::Imitation | Ablation::Teachers))
 }
 
+/// The baselines this invocation trains: `--baselines`, and with `--warm-start` also the runs
+/// the warm starts start from (BERT4Rec for the teachers, each student alone).
+fn trained_baselines(a: &ReproduceArgs) -> Vec<ModelKind> {
+    let mut kinds = a.baselines.clone();
+    if a.warm_start {
+        for k in std::iter::once(ModelKind::Bert4rec).chain(a.students.iter().copied()) {
+            if !kinds.contains(&k) {
+                kinds.push(k);
+            }
+        }
+    }
+    kinds
+}
+
 /// Every stage this invocation trains, in the order a single process trains them.
 fn plan(a: &ReproduceArgs, base_layers: Option<usize>) -> Vec<Stage> {
     let mut all = baseline_stages();
     let mut out: Vec<Stage> = Vec::new();
-    for k in &a.baselines {
-        if let Some(i) = all.iter().position(|s| s.kind == *k) {
+    for k in trained_baselines(a) {
+        if let Some(i) = all.iter().position(|s| s.kind == k) {
             out.push(all.remove(i));
         }
     }
     let teach = teachers("", None);
     for &k in &a.students {
         out.push(ssi_student(k, &teach));
+    }
+    if a.warm_start {
+        // The same-run references of the students.
+        out.extend(a.students.iter().map(|&k| continued_stage(k)));
     }
     if a.ablation.contains(&Ablation::Imitation) {
         out.extend(imitation_variants(&teach));
@@ -389,6 +448,9 @@ fn plan(a: &ReproduceArgs, base_layers: Option<usize>) -> Vec<Stage> {
     // A stage reached twice (Figure 4 at the configured depth) is trained once, where first met.
     let mut seen = std::collections::HashSet::new();
     out.retain(|s| seen.insert(s.name.clone()));
+    if a.warm_start {
+        out = out.into_iter().map(warm_start).collect();
+    }
     out
 }
 
@@ -403,6 +465,9 @@ pub fn reproduce(a: ReproduceArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("runs/reproduce-{name}")));
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    if a.warm_start && !a.ablation.is_empty() {
+        bail!("--warm-start applies to Table 2 only: run the ablations without it");
+    }
     let runner = Runner::new(&a, &ds, &out)?;
     let base_layers = configured_layers(&runner.common);
     let stages = plan(&a, base_layers);
@@ -428,12 +493,20 @@ pub fn reproduce(a: ReproduceArgs) -> Result<()> {
             .iter()
             .map(|s| crate::jobs::Task {
                 name: s.name.clone(),
-                deps: s.distill.as_ref().map(|d| d.0.clone()).unwrap_or_default(),
+                deps: s
+                    .distill
+                    .iter()
+                    .flat_map(|d| d.0.clone())
+                    .chain(s.init.clone())
+                    .collect(),
             })
             .collect();
         crate::jobs::run_parallel(&out, &tasks, a.jobs as usize)?;
     }
-    let teach = teachers("", None);
+    let mut teach = teachers("", None);
+    if a.warm_start {
+        teach = teach.into_iter().map(warm_start).collect();
+    }
     let rows = table2(&a, &runner, &name, &teach)?;
     let find = |label: &str| rows.iter().find(|r| r.label == label);
     if a.ablation.contains(&Ablation::Imitation) {
@@ -456,7 +529,7 @@ pub fn reproduce(a: ReproduceArgs) -> Result<()> {
 fn table2(a: &ReproduceArgs, runner: &Runner, name: &str, teach: &[Stage]) -> Result<Vec<Row>> {
     let mut rows = vec![runner.mostpop()?];
     let baselines = baseline_stages();
-    for &k in &a.baselines {
+    for k in trained_baselines(a) {
         if let Some(s) = baselines.iter().find(|s| s.kind == k) {
             runner.run(s)?;
         }
@@ -474,7 +547,12 @@ fn table2(a: &ReproduceArgs, runner: &Runner, name: &str, teach: &[Stage]) -> Re
         }
     }
     for student in students {
-        let s = ssi_student(student, teach);
+        let mut s = ssi_student(student, teach);
+        if a.warm_start {
+            s = warm_start(s);
+            let c = continued_stage(student);
+            rows.extend(runner.run_or_read(&c, a.students.contains(&student))?);
+        }
         rows.extend(runner.run_or_read(&s, a.students.contains(&student))?);
     }
     let paper = paper_rows(name);
@@ -713,6 +791,17 @@ impl<'a> Runner<'a> {
         if s.distill.is_some() {
             self.check_imitation(&dir)?;
         }
+        if run.has_run() && run.config()?.init_from.is_some() != s.init.is_some() {
+            let (was, asked) = if s.init.is_some() {
+                ("from scratch", "a warm start (--warm-start)")
+            } else {
+                ("from another run (--warm-start)", "a run from scratch")
+            };
+            bail!(
+                "{} was trained {was}, and this command asks for {asked}: use another --out",
+                dir.display()
+            );
+        }
         if !test.exists() {
             outln!("== {} ({})", s.label, dir.display());
             let mut settings = self.common.clone();
@@ -724,7 +813,7 @@ impl<'a> Runner<'a> {
                 device: self.device.clone(),
                 out: dir.clone(),
                 resume: RunDir::new(&dir).has_run(),
-                init: None,
+                init: s.init.as_ref().map(|i| self.out.join(i)),
                 distill: s.distill.as_ref().map(|(t, imitation)| {
                     (
                         t.iter().map(|t| self.out.join(t)).collect(),
