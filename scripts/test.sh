@@ -49,5 +49,7 @@ CHROMEDRIVER=$(command -v chromedriver) cargo test --workspace --no-fail-fast --
 
 step "browser tests: wasm-bindgen-test in headless Chromium (CPU and WebGPU)"
 # Release profile: shares the wasm32 build of burn with `trunk build --release` above.
-CHROMEDRIVER=$(command -v chromedriver) \
+# WebGPU is software-rendered on a machine without a GPU: a fine-tune step's first shader
+# compilations take seconds, so each test gets more than the runner's 20 s default.
+WASM_BINDGEN_TEST_TIMEOUT=120 CHROMEDRIVER=$(command -v chromedriver) \
   cargo test --release -p ssi-web --features webgpu --target wasm32-unknown-unknown --test browser

@@ -34,7 +34,17 @@ async fn device_for(backend: Backend) -> Result<(Device, String), String> {
 }
 
 #[cfg(feature = "webgpu")]
+thread_local! {
+    /// burn registers one WebGPU device per page: a second `init_async` is refused, so every
+    /// switch to WebGPU after the first reuses it.
+    static WEBGPU: std::cell::RefCell<Option<(Device, String)>> = const { std::cell::RefCell::new(None) };
+}
+
+#[cfg(feature = "webgpu")]
 async fn webgpu_device() -> Result<(Device, String), String> {
+    if let Some(d) = WEBGPU.with(|w| w.borrow().clone()) {
+        return Ok(d);
+    }
     if !browser::has_webgpu() {
         return Err("this browser has no WebGPU (navigator.gpu)".into());
     }
@@ -42,10 +52,12 @@ async fn webgpu_device() -> Result<(Device, String), String> {
         .init_async()
         .await
         .map_err(|e| format!("WebGPU: {e:?}"))?;
-    Ok((
+    let d = (
         device,
         format!("WebGPU ({})", browser::adapter_name().await),
-    ))
+    );
+    WEBGPU.with(|w| *w.borrow_mut() = Some(d.clone()));
+    Ok(d)
 }
 
 #[cfg(not(feature = "webgpu"))]
@@ -67,6 +79,7 @@ pub fn App() -> impl IntoView {
     let bytes = StoredValue::new_local(None::<Vec<u8>>);
     let models = RwSignal::new(Vec::<ModelEntry>::new());
     let model_info = RwSignal::new(String::new());
+    let model_label = RwSignal::new(String::from("model"));
     let backend = RwSignal::new(Backend::Cpu);
     let backend_name = RwSignal::new(String::from("-"));
     let error = RwSignal::new(None::<String>);
@@ -114,6 +127,7 @@ pub fn App() -> impl IntoView {
                     ));
                     engine.set_value(Some(e));
                     bytes.set_value(Some(data));
+                    model_label.set(label.clone());
                     backend_name.set(name);
                     error.set(None);
                     losses.set(Vec::new());
@@ -234,13 +248,7 @@ pub fn App() -> impl IntoView {
     let switch_backend = move |b: Backend| {
         backend.set(b);
         if let Some(data) = bytes.get_value() {
-            let label = model_info
-                .get_untracked()
-                .split(':')
-                .next()
-                .unwrap_or("model")
-                .to_string();
-            install(data, label);
+            install(data, model_label.get_untracked());
         }
     };
 
@@ -248,6 +256,14 @@ pub fn App() -> impl IntoView {
         if training.get_untracked() {
             return;
         }
+        let (rate, n) = (lr.get_untracked(), epochs.get_untracked());
+        if !(rate.is_finite() && rate > 0.0 && rate <= 1.0) || !(1..=50).contains(&n) {
+            error.set(Some(format!(
+                "fine-tuning needs a learning rate in (0, 1] and 1 to 50 epochs (got {rate} and {n})"
+            )));
+            return;
+        }
+        error.set(None);
         let extra = if with_mine.get_untracked() {
             vec![sequence.get_untracked()]
         } else {

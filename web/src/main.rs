@@ -3,6 +3,13 @@
 #[cfg(target_arch = "wasm32")]
 fn main() {
     leptos::mount::mount_to_body(ssi_web::app::App);
+    // The page's first paint says what is loading; the app replaces it.
+    if let Some(el) = web_sys::window()
+        .and_then(|w| w.document())
+        .and_then(|d| d.get_element_by_id("loading"))
+    {
+        el.remove();
+    }
 }
 
 #[cfg(not(target_arch = "wasm32"))]

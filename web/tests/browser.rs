@@ -58,10 +58,26 @@ async fn cpu_predictions_match_the_native_cli() {
 }
 
 #[cfg(feature = "webgpu")]
+thread_local! {
+    static WEBGPU: std::cell::RefCell<Option<Device>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The page's one WebGPU device: burn refuses a second `init_async` in the same page.
+#[cfg(feature = "webgpu")]
+async fn webgpu() -> Device {
+    if let Some(d) = WEBGPU.with(|w| w.borrow().clone()) {
+        return d;
+    }
+    let d = Device::wgpu_options().init_async().await.unwrap();
+    WEBGPU.with(|w| *w.borrow_mut() = Some(d.clone()));
+    d
+}
+
+#[cfg(feature = "webgpu")]
 #[wasm_bindgen_test]
 async fn webgpu_predictions_match_the_native_cli() {
     let (history, want) = expected();
-    let device = Device::wgpu_options().init_async().await.unwrap();
+    let device = webgpu().await;
     let engine = Engine::load(BUNDLE, &device).unwrap();
     let got = engine.predict_async(&history, want.len()).await;
     // Only the probabilities of the top items are compared: GPU float order differs.
@@ -98,4 +114,40 @@ fn a_corrupt_bundle_is_an_error() {
         .unwrap();
     assert!(err.to_string().contains("truncated"), "{err}");
     assert!(Engine::load(b"", &Device::flex()).is_err());
+}
+
+/// Fine-tuning on WebGPU the way the page does it (launch a step, read the loss back
+/// asynchronously, commit it): the path that once moved the model to the CPU and panicked. The
+/// loss stays finite, the model still predicts, and saving says it needs the CPU backend.
+#[cfg(feature = "webgpu")]
+#[wasm_bindgen_test]
+async fn webgpu_fine_tune_steps_run_and_keep_predicting() {
+    let (history, want) = expected();
+    let device = webgpu().await;
+    let mut engine = Engine::load(BUNDLE, &device).unwrap();
+    engine
+        .start_fine_tune(&FineTuneConfig {
+            lr: 1e-3,
+            batch_size: 16,
+            ..Default::default()
+        })
+        .unwrap();
+    for _ in 0..2 {
+        let (_, loss) = engine.launch_step().unwrap();
+        let value = loss
+            .into_data_async()
+            .await
+            .unwrap()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .unwrap()[0];
+        assert!(value.is_finite(), "{value}");
+        engine.commit_step(value).unwrap();
+    }
+    assert_eq!(
+        engine.predict_async(&history, want.len()).await.len(),
+        want.len()
+    );
+    let err = engine.to_bundle(None).unwrap_err();
+    assert!(err.to_string().contains("CPU backend"), "{err}");
 }
