@@ -1,8 +1,6 @@
 //! End-to-end tests of the `ssi` binary, run as a user would run it. Tests that need the paper's
 //! datasets read them from `../shared/data/` and skip with a message when it is absent.
 
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -284,19 +282,11 @@ fn ingest_raw_log() {
 
 /// Serves `body` for every request on 127.0.0.1 for a bounded number of requests.
 fn serve(body: Vec<u8>, requests: usize) -> (String, std::thread::JoinHandle<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", server.server_addr().to_ip().unwrap());
     let handle = std::thread::spawn(move || {
-        for stream in listener.incoming().take(requests) {
-            let mut s = stream.unwrap();
-            let mut buf = [0u8; 4096];
-            let _ = s.read(&mut buf);
-            let head = format!(
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            s.write_all(head.as_bytes()).unwrap();
-            s.write_all(&body).unwrap();
+        for request in server.incoming_requests().take(requests) {
+            let _ = request.respond(tiny_http::Response::from_data(body.clone()));
         }
     });
     (url, handle)

@@ -12,8 +12,7 @@
 
 use base64::Engine as _;
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -24,30 +23,25 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// Serves `root` over HTTP/1.0 on an ephemeral port, forever, on a background thread.
+/// Serves the files of `root` on an ephemeral port, forever, on a background thread.
 fn serve(root: PathBuf) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a local port");
-    let port = listener.local_addr().unwrap().port();
+    let server = tiny_http::Server::http("127.0.0.1:0").expect("bind a local port");
+    let port = server.server_addr().to_ip().expect("an IP address").port();
     std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let root = root.clone();
-            std::thread::spawn(move || {
-                let _ = answer(stream, &root);
-            });
+        for request in server.incoming_requests() {
+            let response = file_response(&root, request.url());
+            let _ = request.respond(response);
         }
     });
     port
 }
 
-fn answer(mut stream: TcpStream, root: &Path) -> std::io::Result<()> {
-    let mut line = String::new();
-    BufReader::new(&stream).read_line(&mut line)?;
-    let path = line.split_whitespace().nth(1).unwrap_or("/");
-    let path = path.split(['?', '#']).next().unwrap_or("/");
+fn file_response(root: &Path, url: &str) -> tiny_http::Response<std::io::Cursor<Vec<u8>>> {
+    let path = url.split(['?', '#']).next().unwrap_or("/");
     let rel = path.trim_start_matches('/');
     let rel = if rel.is_empty() { "index.html" } else { rel };
     let file = root.join(rel);
-    let (status, body, mime) = match (rel.contains(".."), std::fs::read(&file)) {
+    match (rel.contains(".."), std::fs::read(&file)) {
         (false, Ok(body)) => {
             let mime = match file.extension().and_then(|e| e.to_str()) {
                 Some("html") => "text/html; charset=utf-8",
@@ -57,16 +51,11 @@ fn answer(mut stream: TcpStream, root: &Path) -> std::io::Result<()> {
                 Some("json") => "application/json",
                 _ => "application/octet-stream",
             };
-            ("200 OK", body, mime)
+            let header = tiny_http::Header::from_bytes("Content-Type", mime).expect("a header");
+            tiny_http::Response::from_data(body).with_header(header)
         }
-        _ => ("404 Not Found", b"not found".to_vec(), "text/plain"),
-    };
-    write!(
-        stream,
-        "HTTP/1.0 {status}\r\nContent-Type: {mime}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )?;
-    stream.write_all(&body)
+        _ => tiny_http::Response::from_data(b"not found".to_vec()).with_status_code(404),
+    }
 }
 
 /// A chromedriver process and one browser session in it; both end on drop.
