@@ -83,6 +83,8 @@ pub fn App() -> impl IntoView {
     let backend = RwSignal::new(Backend::Cpu);
     let backend_name = RwSignal::new(String::from("-"));
     let error = RwSignal::new(None::<String>);
+    // Fine-tuning and download errors, shown next to their buttons.
+    let tune_error = RwSignal::new(None::<String>);
     let version = RwSignal::new(0u32);
     let sequence = RwSignal::new(Vec::<u32>::new());
     let query = RwSignal::new(String::new());
@@ -258,12 +260,12 @@ pub fn App() -> impl IntoView {
         }
         let (rate, n) = (lr.get_untracked(), epochs.get_untracked());
         if !(rate.is_finite() && rate > 0.0 && rate <= 1.0) || !(1..=50).contains(&n) {
-            error.set(Some(format!(
+            tune_error.set(Some(format!(
                 "fine-tuning needs a learning rate in (0, 1] and 1 to 50 epochs (got {rate} and {n})"
             )));
             return;
         }
-        error.set(None);
+        tune_error.set(None);
         let extra = if with_mine.get_untracked() {
             vec![sequence.get_untracked()]
         } else {
@@ -282,7 +284,7 @@ pub fn App() -> impl IntoView {
         let (before, steps) = match started {
             Some(Ok(x)) => x,
             Some(Err(e)) => {
-                error.set(Some(e.to_string()));
+                tune_error.set(Some(e.to_string()));
                 return;
             }
             None => return,
@@ -303,7 +305,7 @@ pub fn App() -> impl IntoView {
                 let loss = match launched {
                     Some(Ok((_, loss))) => loss,
                     Some(Err(e)) => {
-                        error.set(Some(e.to_string()));
+                        tune_error.set(Some(e.to_string()));
                         break;
                     }
                     None => break,
@@ -316,13 +318,13 @@ pub fn App() -> impl IntoView {
                         .and_then(|v| v.first().copied())
                         .unwrap_or(f32::NAN),
                     Err(e) => {
-                        error.set(Some(format!("{e:?}")));
+                        tune_error.set(Some(format!("{e:?}")));
                         break;
                     }
                 };
                 let committed = engine.write_value().as_mut().map(|e| e.commit_step(value));
                 if let Some(Err(e)) = committed {
-                    error.set(Some(e.to_string()));
+                    tune_error.set(Some(e.to_string()));
                     break;
                 }
                 losses.update(|l| l.push(value));
@@ -338,6 +340,7 @@ pub fn App() -> impl IntoView {
     };
 
     let download = move || {
+        tune_error.set(None);
         let note = format!(
             "{} steps in the browser, lr {}",
             progress.get_untracked().0,
@@ -347,10 +350,10 @@ pub fn App() -> impl IntoView {
         match out {
             Some(Ok(b)) => {
                 if let Err(e) = browser::download("fine-tuned.ssib", &b) {
-                    error.set(Some(e));
+                    tune_error.set(Some(e));
                 }
             }
-            Some(Err(e)) => error.set(Some(e.to_string())),
+            Some(Err(e)) => tune_error.set(Some(e.to_string())),
             None => {}
         }
     };
@@ -363,6 +366,17 @@ pub fn App() -> impl IntoView {
         ),
         None if backend.get() == Backend::WebGpu => "- (validation runs on the CPU backend)".into(),
         None => "-".into(),
+    };
+    let fmt_after = move || {
+        let (before, after) = (valid_before.get(), valid_after.get());
+        match (before, &after) {
+            (Some(b), Some(a)) => format!(
+                "{} — NDCG@10 {:+.4} from before",
+                fmt_valid(after.clone()),
+                a.ndcg10 - b.ndcg10
+            ),
+            _ => fmt_valid(after),
+        }
     };
 
     view! {
@@ -451,11 +465,26 @@ pub fn App() -> impl IntoView {
                 <svg id="loss-curve" width="420" height="140" viewBox="0 0 420 140">
                     <rect width="420" height="140" fill="#f7f7f7"/>
                     <polyline fill="none" stroke="#4c72b0" stroke-width="2" points=curve/>
+                    <text x="12" y="12" font-size="10" fill="#555">{move || curve_label(&losses.get(), true)}</text>
+                    <text x="12" y="136" font-size="10" fill="#555">{move || curve_label(&losses.get(), false)}</text>
+                    <text x="408" y="136" font-size="10" fill="#555" text-anchor="end">{move || format!("step {}", losses.get().len())}</text>
                 </svg>
                 <p id="valid-before">"validation before: "{move || fmt_valid(valid_before.get())}</p>
-                <p id="valid-after">"validation after: "{move || fmt_valid(valid_after.get())}</p>
+                <p id="valid-after">"validation after: "{fmt_after}</p>
+                <Show when=move || tune_error.get().is_some()>
+                    <p id="tune-error" class="error">{move || tune_error.get().unwrap_or_default()}</p>
+                </Show>
             </section>
         </main>
+    }
+}
+
+/// The loss at the top (`top`: the highest) or bottom of the curve's box.
+fn curve_label(losses: &[f32], top: bool) -> String {
+    let pick = if top { f32::max } else { f32::min };
+    match losses.iter().copied().reduce(pick) {
+        Some(v) => format!("loss {v:.3}"),
+        None => String::new(),
     }
 }
 
