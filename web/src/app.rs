@@ -100,6 +100,7 @@ pub fn App() -> impl IntoView {
     let valid_before = RwSignal::new(None::<Validation>);
     let valid_after = RwSignal::new(None::<Validation>);
     let tuned = RwSignal::new(false);
+    let examples_shown = RwSignal::new(0usize);
 
     // Installs a bundle on the chosen backend.
     let install = move |data: Vec<u8>, label: String| {
@@ -382,6 +383,8 @@ pub fn App() -> impl IntoView {
     view! {
         <main>
             <h1>"SSI — next-item recommendation in your browser"</h1>
+            <p class="intro">"A sequential recommender reads the items a shopper picked, in order, and ranks what they will pick next. \
+                The model here was trained with SSI (Yuan et al., IJCAI 2021) and runs entirely in this page: build a sequence or try an example, read the ranking, and fine-tune it on the CPU or WebGPU."</p>
             <section id="model">
                 <h2>"Model"</h2>
                 <label>
@@ -434,6 +437,14 @@ pub fn App() -> impl IntoView {
                         }
                     }).collect_view()}
                 </ol>
+                <button id="example" on:click=move |_| {
+                    let i = examples_shown.get_untracked();
+                    examples_shown.set(i + 1);
+                    if let Some(ex) = engine.with_value(|e| e.as_ref().and_then(|e| e.example(i, 5))) {
+                        sequence.set(ex);
+                    }
+                }>"Try an example"</button>
+                " "
                 <button id="clear" on:click=move |_| sequence.set(Vec::new())>"Clear"</button>
             </section>
             <section id="predictions">

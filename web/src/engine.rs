@@ -358,6 +358,20 @@ impl Engine {
         Ok(Bundle::to_bytes(header, &plain)?)
     }
 
+    /// The `i`-th example history for the page's "try an example" button: the last `len` items
+    /// of one of the bundle's own sequences (cycling through those long enough), or None when the
+    /// bundle ships none.
+    pub fn example(&self, i: usize, len: usize) -> Option<Vec<u32>> {
+        let long: Vec<&Vec<u32>> = self
+            .header
+            .sequences
+            .iter()
+            .filter(|s| s.len() >= 2)
+            .collect();
+        let s = long.get(i % long.len().max(1))?;
+        Some(s[s.len().saturating_sub(len)..].to_vec())
+    }
+
     pub fn device(&self) -> &Device {
         &self.device
     }

@@ -297,6 +297,17 @@ fn the_page_predicts_what_the_cli_predicts_and_fine_tunes() {
         "no loss curve: {points}"
     );
 
+    // "Try an example" replaces the typed sequence with one of the bundle's own histories.
+    let list = "return document.querySelector('#sequence-list').innerText;";
+    let typed = browser.script(list);
+    let example = browser.element("#example");
+    browser.call("POST", &format!("/element/{example}/click"), None);
+    let shown = browser.script(list);
+    assert!(
+        shown != typed && shown.as_str().is_some_and(|t| !t.is_empty()),
+        "example: {typed} -> {shown}"
+    );
+
     let shot = browser.call("GET", "/screenshot", None);
     let png = base64::engine::general_purpose::STANDARD
         .decode(shot.as_str().expect("base64 screenshot"))

@@ -91,6 +91,18 @@ fn search_finds_ids_and_names() {
 }
 
 #[test]
+fn examples_are_the_ends_of_the_bundles_sequences() {
+    let (bytes, ds) = bundle(ModelKind::Gru4rec);
+    let engine = Engine::load(&bytes, &Device::flex()).unwrap();
+    let first = engine.example(0, 5).unwrap();
+    let s = &ds.sequences[0];
+    assert_eq!(first, s[s.len().saturating_sub(5)..].to_vec());
+    assert_ne!(engine.example(1, 5).unwrap(), first);
+    assert_eq!(engine.example(ds.sequences.len(), 5).unwrap(), first);
+    assert!(first.iter().all(|&i| engine.is_item(i)));
+}
+
+#[test]
 fn fine_tuning_lowers_the_loss_and_round_trips() {
     for kind in [ModelKind::Hgn, ModelKind::Gru4rec] {
         let (bytes, _) = bundle(kind);
