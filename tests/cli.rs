@@ -182,6 +182,18 @@ fn quickstart_runs_without_files() {
     assert!(init("teacher-persona").ends_with("bert4rec"));
     assert!(init("ssi-sasrec").ends_with("sasrec") && init("sasrec-continued").ends_with("sasrec"));
     assert_eq!(init("sasrec"), "");
+    // The same folder without --warm-start would mix warm and cold runs in one table: refused.
+    fails(
+        &[
+            "reproduce",
+            "--out",
+            r,
+            "--baselines",
+            "--students",
+            "sasrec",
+        ],
+        "--warm-start",
+    );
     let bundle = runs.join("bundle").join("bundle.ssib");
     assert!(bundle.exists(), "{out}");
     // The bundle predicts; a second run reads the finished models back instead of training.
