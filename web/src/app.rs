@@ -101,6 +101,7 @@ pub fn App() -> impl IntoView {
     let valid_after = RwSignal::new(None::<Validation>);
     let tuned = RwSignal::new(false);
     let examples_shown = RwSignal::new(0usize);
+    let notice = RwSignal::new(None::<String>);
 
     // Installs a bundle on the chosen backend.
     let install = move |data: Vec<u8>, label: String| {
@@ -248,11 +249,20 @@ pub fn App() -> impl IntoView {
         });
     };
 
-    let switch_backend = move |b: Backend| {
-        backend.set(b);
+    // Reloads the bundle as it was shipped or uploaded, on the chosen backend.
+    let reload = move || {
         if let Some(data) = bytes.get_value() {
             install(data, model_label.get_untracked());
         }
+    };
+    let switch_backend = move |b: Backend| {
+        notice.set(tuned.get_untracked().then(|| {
+            "The bundle was reloaded on the new backend: the fine-tuned weights were discarded \
+             (download them before switching to keep them)."
+                .to_string()
+        }));
+        backend.set(b);
+        reload();
     };
 
     let fine_tune = move || {
@@ -407,6 +417,9 @@ pub fn App() -> impl IntoView {
                     <button id="use-cpu" on:click=move |_| switch_backend(Backend::Cpu)>"Use CPU"</button>
                     <button id="use-webgpu" disabled=move || !browser::has_webgpu() on:click=move |_| switch_backend(Backend::WebGpu)>"Use WebGPU"</button>
                 </p>
+                <Show when=move || notice.get().is_some()>
+                    <p id="notice" class="muted">{move || notice.get().unwrap_or_default()}</p>
+                </Show>
                 <Show when=move || error.get().is_some()>
                     <p id="error" class="error">{move || error.get().unwrap_or_default()}</p>
                 </Show>
@@ -471,6 +484,7 @@ pub fn App() -> impl IntoView {
                     <button id="train" disabled=move || training.get() on:click=move |_| fine_tune()>"Fine-tune"</button>
                     <button id="stop" disabled=move || !training.get() on:click=move |_| stop.set(true)>"Stop"</button>
                     <button id="download" disabled=move || !tuned.get() || training.get() on:click=move |_| download()>"Download bundle"</button>
+                    <button id="reset" disabled=move || !tuned.get() || training.get() on:click=move |_| { notice.set(None); reload() }>"Reset to the original"</button>
                 </p>
                 <p id="progress">{move || { let (d, t) = progress.get(); format!("step {d} of {t}") }}</p>
                 <svg id="loss-curve" width="420" height="140" viewBox="0 0 420 140">

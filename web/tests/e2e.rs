@@ -297,6 +297,15 @@ fn the_page_predicts_what_the_cli_predicts_and_fine_tunes() {
         "no loss curve: {points}"
     );
 
+    // "Reset to the original" reloads the bundle: the fine-tuning results are cleared.
+    let reset = browser.element("#reset");
+    browser.call("POST", &format!("/element/{reset}/click"), None);
+    browser.wait_for(
+        "the reset to reload the bundle",
+        "(t => !t.includes('NDCG@10') && t)(document.querySelector('#valid-after').innerText)",
+        Duration::from_secs(60),
+    );
+
     // "Try an example" replaces the typed sequence with one of the bundle's own histories.
     let list = "return document.querySelector('#sequence-list').innerText;";
     let typed = browser.script(list);
