@@ -571,11 +571,12 @@ fn init_starts_a_run_from_a_trained_one() {
         args.extend(small);
         args.extend(extra);
         fails(&args, needle);
-        assert!(!dir.path().join("other/log.jsonl").exists());
+        // Checked before anything is written: not even the run folder is created.
+        assert!(!dir.path().join("other").exists());
     };
     refuse(
         &["--init", &path("bert")],
-        "a SASRec can start only from a SASRec run",
+        "--init needs a run of the same model",
     );
     refuse(
         &["--init", &path("base"), "--set", "hidden=8"],

@@ -466,10 +466,10 @@ pub fn reproduce(a: ReproduceArgs) -> Result<()> {
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("runs/reproduce-{name}")));
-    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
     if a.warm_start && !a.ablation.is_empty() {
         bail!("--warm-start applies to Table 2 only: run the ablations without it");
     }
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
     let runner = Runner::new(&a, &ds, &out)?;
     let base_layers = configured_layers(&runner.common);
     let stages = plan(&a, base_layers);

@@ -376,10 +376,9 @@ pub fn warm_start(
         .check_same(dataset, &format!("--init {}", init.display()))?;
     if saved.model.kind() != config.kind() {
         return Err(TrainError::Config(format!(
-            "--init {} holds a {} run; a {} can start only from a {} run",
+            "--init {} holds a {} run, and this run trains {}: --init needs a run of the same model",
             init.display(),
             saved.model.kind().name(),
-            config.kind().name(),
             config.kind().name()
         )));
     }

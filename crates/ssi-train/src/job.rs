@@ -51,9 +51,15 @@ pub fn train_job(
             job.out.display()
         )));
     }
+    let info = DatasetInfo::of(ds, job.data_path.as_deref());
+    let train_device = job.device.clone().autodiff();
+    // Read and checked before anything is written.
+    let start = match &job.init {
+        Some(init) if !dir.has_run() => Some(warm_start(init, &model_cfg, &info, &train_device)?),
+        _ => None,
+    };
     std::fs::create_dir_all(&job.out).map_err(|e| io(&job.out, "cannot create", e))?;
     let _lock = lock_run(&job.out)?;
-    let info = DatasetInfo::of(ds, job.data_path.as_deref());
     if job.resume && dir.has_run() {
         resume_limits(&dir, job, &info, obs)?;
     }
@@ -68,12 +74,8 @@ pub fn train_job(
         dataset: ds,
         dataset_path: job.data_path.clone(),
         dir: dir.clone(),
-        device: job.device.clone().autodiff(),
+        device: train_device,
         stop_after_epochs: None,
-    };
-    let start = match &job.init {
-        Some(init) if !dir.has_run() => Some(warm_start(init, &model_cfg, &info, &trainer.device)?),
-        _ => None,
     };
     let init_from = match &job.init {
         Some(p) => Some(std::path::absolute(p).map_err(|e| io(p, "--init", e))?),
