@@ -2,7 +2,10 @@
 //! driven in headless Chromium through chromedriver (W3C WebDriver over HTTP). It adds the
 //! history of `public/models/shop-ssi-sasrec/check.json` by typing ids into the search box, reads
 //! the predictions table and compares it with what `ssi predict` printed natively, fine-tunes for
-//! one epoch, and keeps a screenshot.
+//! one epoch, and keeps a screenshot; then opens the WebGPU build (`dist/webgpu/`, reached from
+//! the default page's "Use WebGPU" button with the sequence in the URL), switches to WebGPU,
+//! compares the predictions again, fine-tunes there and switches back to the CPU. The browser's
+//! console must stay free of errors throughout.
 //!
 //! Needs `dist/` and chromedriver, so it is ignored by a plain `cargo test`; `scripts/test.sh`
 //! builds the page and runs it with `--ignored`. Settings: `SSI_DIST` (default `<repo>/dist`),
@@ -100,7 +103,11 @@ impl Browser {
             base,
             session: String::new(),
         };
-        let caps = json!({"capabilities": {"alwaysMatch": {"goog:chromeOptions": options}}});
+        // The browser log is read back at the end: the page must log no error.
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "goog:chromeOptions": options,
+            "goog:loggingPrefs": {"browser": "ALL"},
+        }}});
         let v = b.call("POST", "/session", Some(caps));
         b.session = v["sessionId"].as_str().expect("a session id").to_string();
         b
@@ -174,6 +181,65 @@ impl Browser {
             }
             std::thread::sleep(Duration::from_millis(200));
         }
+    }
+}
+
+impl Browser {
+    fn click(&self, css: &str) {
+        let e = self.element(css);
+        self.call("POST", &format!("/element/{e}/click"), None);
+    }
+
+    fn text(&self, css: &str) -> String {
+        let v = self.script(&format!("return document.querySelector('{css}')?.innerText ?? '';"));
+        v.as_str().unwrap_or_default().to_string()
+    }
+
+    /// Sets the epochs box to 1, fine-tunes, and waits for the validation line after.
+    fn fine_tune_one_epoch(&self) -> Value {
+        let epochs = self.element("#epochs");
+        self.call("POST", &format!("/element/{epochs}/clear"), None);
+        self.call(
+            "POST",
+            &format!("/element/{epochs}/value"),
+            Some(json!({"text": "1"})),
+        );
+        self.click("#train");
+        self.wait_for(
+            "fine-tuning to finish",
+            "(t => t.includes('NDCG@10') && t)(document.querySelector('#valid-after').innerText)",
+            Duration::from_secs(300),
+        )
+    }
+
+    /// Waits until the predictions table starts with `want`'s first item, then checks every row
+    /// against `want` within `tol`.
+    fn expect_predictions(&self, want: &[(u64, f64)], tol: f64) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let rows = loop {
+            let rows = self.script(&format!("return {READ_TABLE};"));
+            let rows: Vec<(u64, f64)> = serde_json::from_value(rows).unwrap();
+            if rows.len() == want.len() && rows[0].0 == want[0].0 || Instant::now() > deadline {
+                break rows;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        assert_eq!(rows.len(), want.len(), "{rows:?}");
+        for ((got, p), (item, q)) in rows.iter().zip(want) {
+            assert_eq!(got, item, "page {rows:?} vs CLI {want:?}");
+            assert!((p - q).abs() < tol, "item {item}: page {p} vs CLI {q}");
+        }
+    }
+
+    /// The browser console's errors so far (chromedriver's log endpoint empties it).
+    fn console_errors(&self) -> Vec<String> {
+        let log = self.call("POST", "/se/log", Some(json!({"type": "browser"})));
+        log.as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["level"] == "SEVERE")
+            .map(|e| e["message"].as_str().unwrap_or_default().to_string())
+            .collect()
     }
 }
 
@@ -258,38 +324,10 @@ fn the_page_predicts_what_the_cli_predicts_and_fine_tunes() {
     assert_eq!(listed.as_u64(), Some(history.len() as u64));
     // The table refreshes after each change: wait until it shows the predictions of the full
     // history (the first row is then the CLI's first row, if the page is right).
-    let first = want[0].0;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let rows = loop {
-        let rows = browser.script(&format!("return {READ_TABLE};"));
-        let rows: Vec<(u64, f64)> = serde_json::from_value(rows).unwrap();
-        if rows.len() == want.len() && rows[0].0 == first || Instant::now() > deadline {
-            break rows;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    assert_eq!(rows.len(), want.len(), "{rows:?}");
-    for ((got, p), (item, q)) in rows.iter().zip(&want) {
-        assert_eq!(got, item, "page {rows:?} vs CLI {want:?}");
-        assert!((p - q).abs() < 1e-4, "item {item}: page {p} vs CLI {q}");
-    }
+    browser.expect_predictions(&want, 1e-4);
 
     // One epoch of fine-tuning: the progress reaches its end and validation is shown after.
-    let epochs = browser.element("#epochs");
-    browser.call("POST", &format!("/element/{epochs}/clear"), None);
-    browser.call(
-        "POST",
-        &format!("/element/{epochs}/value"),
-        Some(json!({"text": "1"})),
-    );
-    let train = browser.element("#train");
-    browser.call("POST", &format!("/element/{train}/click"), None);
-    let after = browser.wait_for(
-        "fine-tuning to finish",
-        "(t => t.includes('NDCG@10') && t)(document.querySelector('#valid-after').innerText)",
-        Duration::from_secs(300),
-    );
-    println!("{after}");
+    println!("{}", browser.fine_tune_one_epoch());
     let points = browser
         .script("return document.querySelector('#loss-curve polyline').getAttribute('points');");
     assert!(
@@ -329,4 +367,69 @@ fn the_page_predicts_what_the_cli_predicts_and_fine_tunes() {
     let file = dir.join("page.png");
     std::fs::write(&file, png).unwrap();
     println!("screenshot: {}", file.display());
+    let errors = browser.console_errors();
+    assert!(errors.is_empty(), "console errors on the CPU page: {errors:#?}");
+
+    webgpu_page(&browser, port, &history, &want);
+}
+
+/// The default page's "Use WebGPU" opens the WebGPU build with the sequence; there the page
+/// switches to WebGPU, predicts what the CLI predicts, fine-tunes, and switches back to the CPU.
+fn webgpu_page(browser: &Browser, port: u16, history: &[u64], want: &[(u64, f64)]) {
+    let seq = history
+        .iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    browser.call(
+        "POST",
+        "/url",
+        Some(json!({"url": format!("http://127.0.0.1:{port}/#seq={seq}")})),
+    );
+    browser.wait_for(
+        "the default model to load",
+        "document.querySelector('#model-info')?.innerText",
+        Duration::from_secs(120),
+    );
+    browser.expect_predictions(want, 1e-4);
+    browser.click("#use-webgpu");
+    let url = browser.wait_for(
+        "the WebGPU build to open",
+        "location.pathname.endsWith('/webgpu/') && location.href",
+        Duration::from_secs(30),
+    );
+    assert!(url.as_str().unwrap().ends_with(&format!("#seq={seq}")), "{url}");
+    browser.wait_for(
+        "the default model to load in the WebGPU build",
+        "document.querySelector('#model-info')?.innerText",
+        Duration::from_secs(300),
+    );
+    browser.expect_predictions(want, 1e-4);
+
+    browser.click("#use-webgpu");
+    let backend = browser.wait_for(
+        "the switch to WebGPU",
+        "(t => t.startsWith('WebGPU') && t)(document.querySelector('#backend').innerText)",
+        Duration::from_secs(120),
+    );
+    println!("backend: {backend}");
+    // SwiftShader's float order differs from the CPU's: the browser tests' tolerance.
+    browser.expect_predictions(want, 1e-3);
+    println!("WebGPU: {}", browser.fine_tune_one_epoch());
+
+    browser.click("#use-cpu");
+    browser.wait_for(
+        "the switch back to the CPU",
+        "(t => t.startsWith('CPU') && t)(document.querySelector('#backend').innerText)",
+        Duration::from_secs(120),
+    );
+    // Switching discards the fine-tuned weights (the page says so): the CLI's predictions again.
+    assert!(
+        browser.text("#notice").contains("fine-tuned"),
+        "no notice: {}",
+        browser.text("#notice")
+    );
+    browser.expect_predictions(want, 1e-4);
+    let errors = browser.console_errors();
+    assert!(errors.is_empty(), "console errors on the WebGPU page: {errors:#?}");
 }
