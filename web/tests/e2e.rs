@@ -191,7 +191,9 @@ impl Browser {
     }
 
     fn text(&self, css: &str) -> String {
-        let v = self.script(&format!("return document.querySelector('{css}')?.innerText ?? '';"));
+        let v = self.script(&format!(
+            "return document.querySelector('{css}')?.innerText ?? '';"
+        ));
         v.as_str().unwrap_or_default().to_string()
     }
 
@@ -368,7 +370,10 @@ fn the_page_predicts_what_the_cli_predicts_and_fine_tunes() {
     std::fs::write(&file, png).unwrap();
     println!("screenshot: {}", file.display());
     let errors = browser.console_errors();
-    assert!(errors.is_empty(), "console errors on the CPU page: {errors:#?}");
+    assert!(
+        errors.is_empty(),
+        "console errors on the CPU page: {errors:#?}"
+    );
 
     webgpu_page(&browser, port, &history, &want);
 }
@@ -398,7 +403,10 @@ fn webgpu_page(browser: &Browser, port: u16, history: &[u64], want: &[(u64, f64)
         "location.pathname.endsWith('/webgpu/') && location.href",
         Duration::from_secs(30),
     );
-    assert!(url.as_str().unwrap().ends_with(&format!("#seq={seq}")), "{url}");
+    assert!(
+        url.as_str().unwrap().ends_with(&format!("#seq={seq}")),
+        "{url}"
+    );
     browser.wait_for(
         "the default model to load in the WebGPU build",
         "document.querySelector('#model-info')?.innerText",
@@ -431,5 +439,8 @@ fn webgpu_page(browser: &Browser, port: u16, history: &[u64], want: &[(u64, f64)
     );
     browser.expect_predictions(want, 1e-4);
     let errors = browser.console_errors();
-    assert!(errors.is_empty(), "console errors on the WebGPU page: {errors:#?}");
+    assert!(
+        errors.is_empty(),
+        "console errors on the WebGPU page: {errors:#?}"
+    );
 }
