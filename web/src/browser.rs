@@ -97,6 +97,7 @@ pub fn has_webgpu() -> bool {
 }
 
 /// A readable name of the WebGPU adapter (vendor, architecture, description), or "adapter".
+#[cfg(feature = "webgpu")]
 pub async fn adapter_name() -> String {
     async fn inner() -> Option<String> {
         let nav = web_sys::window()?.navigator();

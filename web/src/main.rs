@@ -2,6 +2,10 @@
 
 #[cfg(target_arch = "wasm32")]
 fn main() {
+    // A panic in wasm otherwise surfaces as a bare "unreachable" trap: log its message.
+    std::panic::set_hook(Box::new(|info| {
+        web_sys::console::error_1(&info.to_string().into());
+    }));
     leptos::mount::mount_to_body(ssi_web::app::App);
     // The page's first paint says what is loading; the app replaces it.
     if let Some(el) = web_sys::window()

@@ -42,8 +42,16 @@ fn serve(root: PathBuf) -> u16 {
 fn file_response(root: &Path, url: &str) -> tiny_http::Response<std::io::Cursor<Vec<u8>>> {
     let path = url.split(['?', '#']).next().unwrap_or("/");
     let rel = path.trim_start_matches('/');
-    let rel = if rel.is_empty() { "index.html" } else { rel };
-    let file = root.join(rel);
+    // A folder (`/`, `/webgpu/`) serves its index.html, as a static host does.
+    let rel = format!(
+        "{rel}{}",
+        if rel.is_empty() || rel.ends_with('/') {
+            "index.html"
+        } else {
+            ""
+        }
+    );
+    let file = root.join(&rel);
     match (rel.contains(".."), std::fs::read(&file)) {
         (false, Ok(body)) => {
             let mime = match file.extension().and_then(|e| e.to_str()) {
