@@ -54,16 +54,6 @@ pub struct ProtocolArgs {
 }
 
 impl ProtocolArgs {
-    pub fn default_test(seed: u64) -> Self {
-        ProtocolArgs {
-            seed,
-            negatives: Negatives::Count(99),
-            split: Split::Test,
-            no_full: false,
-            anonymous: false,
-        }
-    }
-
     /// The evaluator of these settings on `ds`: candidates drawn with the seed, or read from the
     /// `--negatives` file.
     pub fn evaluator(&self, ds: &Dataset) -> Result<Evaluator> {

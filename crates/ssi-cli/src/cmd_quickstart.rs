@@ -1,12 +1,14 @@
-//! `ssi quickstart`: the main job in miniature — three consistency teachers, a student imitating
-//! them, the same student alone, MostPop and a Markov chain, one table, and a bundle for the page.
+//! `ssi quickstart`: the main job in miniature (`ssi_train::reproduce::quickstart`) — three
+//! consistency teachers, a student imitating them, the same student alone, MostPop and a Markov
+//! chain, one table, and a bundle for the page.
 
-use crate::cmd_eval::ProtocolArgs;
-use crate::cmd_reproduce::{ReproduceArgs, reproduce, student_runs};
+use crate::cmd_reproduce::{Execution, execute, workspace};
 use anyhow::Result;
 use clap::Args;
-use ssi_data::{EvalReport, MarkovChain, MostPop};
+use ssi_data::Dataset;
 use ssi_models::ModelKind;
+use ssi_train::reproduce::quickstart::{self, SummaryRow};
+use ssi_train::reproduce::{Plan, student_runs};
 use std::path::{Path, PathBuf};
 
 #[derive(Args)]
@@ -32,18 +34,6 @@ pub struct QuickstartArgs {
     stage: Option<String>,
 }
 
-/// Runs of the miniature: BERT4Rec, three teachers, the student alone, continued, and SSI.
-const RUNS: usize = 7;
-
-/// Settings of the miniature, the same for every model: batches of 64 give a dataset of a few
-/// thousand users enough optimiser steps per minute (256 gives 12 steps an epoch).
-fn settings(minutes: f64) -> Vec<String> {
-    vec![
-        "batch_size=64".into(),
-        format!("time_budget_minutes={minutes}"),
-    ]
-}
-
 pub fn quickstart(a: QuickstartArgs) -> Result<()> {
     if !(a.minutes.is_finite() && a.minutes > 0.0) {
         anyhow::bail!("--minutes {} must be a positive number", a.minutes);
@@ -52,37 +42,28 @@ pub fn quickstart(a: QuickstartArgs) -> Result<()> {
         .out
         .clone()
         .unwrap_or_else(|| default_out(a.data.as_deref()));
-    let pipeline = ReproduceArgs::quickstart(
-        a.data.clone(),
-        out.clone(),
-        settings(a.minutes),
-        a.student,
-        a.jobs,
-        a.stage.clone(),
-    );
-    if a.stage.is_some() {
-        return reproduce(pipeline);
-    }
     let ds = crate::source::load(a.data.as_deref(), false)?;
-    let st = ds.stats();
-    outln!(
-        "SSI in miniature on {} ({} users, {} items, {} interactions): BERT4Rec and {s} are \
-         trained; three teachers continue the BERT4Rec run, each with one consistency task; \
-         then the {s} run continues twice from the same weights, imitating the teachers (SSI) \
-         and alone (the reference). MostPop and a Markov chain for scale. {} runs x {} min, \
-         {} at once.\n",
-        ds.name,
-        st.users,
-        st.max_item_id,
-        st.interactions,
-        RUNS,
-        a.minutes,
-        a.jobs,
-        s = a.student.name(),
-    );
-    reproduce(pipeline)?;
+    if a.stage.is_none() {
+        introduce(&ds, &a);
+    }
+    let request = quickstart::request(ds.name.to_ascii_lowercase(), a.minutes, a.student)?;
+    let plan = Plan::new(request, &ds)?;
+    let how = Execution {
+        jobs: a.jobs,
+        stage: a.stage.clone(),
+        print_table2: false,
+    };
+    execute(
+        &plan,
+        workspace(&ds, a.data.clone(), out.clone(), "cpu")?,
+        how,
+    )?;
+    if a.stage.is_some() {
+        // A worker of --jobs: its stage is all it does.
+        return Ok(());
+    }
 
-    let rows = evaluate_rows(&ds, &out, a.student)?;
+    let rows = quickstart::summary(&ds, &out, a.student, &burn::tensor::Device::flex())?;
     print_summary(&rows);
     verdict(&rows, a.student);
 
@@ -97,6 +78,25 @@ pub fn quickstart(a: QuickstartArgs) -> Result<()> {
     Ok(())
 }
 
+fn introduce(ds: &Dataset, a: &QuickstartArgs) {
+    let st = ds.stats();
+    outln!(
+        "SSI in miniature on {} ({} users, {} items, {} interactions): BERT4Rec and {s} are \
+         trained; three teachers continue the BERT4Rec run, each with one consistency task; \
+         then the {s} run continues twice from the same weights, imitating the teachers (SSI) \
+         and alone (the reference). MostPop and a Markov chain for scale. {} runs x {} min, \
+         {} at once.\n",
+        ds.name,
+        st.users,
+        st.max_item_id,
+        st.interactions,
+        quickstart::RUNS,
+        a.minutes,
+        a.jobs,
+        s = a.student.name(),
+    );
+}
+
 /// runs/quickstart/DATASET: the file's name, or `shop` for the embedded shop.
 fn default_out(data: Option<&Path>) -> PathBuf {
     let name = match data {
@@ -109,56 +109,13 @@ fn default_out(data: Option<&Path>) -> PathBuf {
     PathBuf::from("runs/quickstart").join(name)
 }
 
-/// Test figures of MostPop, the Markov chain and every trained run of the miniature.
-fn evaluate_rows(
-    ds: &ssi_data::Dataset,
-    out: &Path,
-    student: ModelKind,
-) -> Result<Vec<(String, EvalReport, Option<f64>)>> {
-    let protocol = ProtocolArgs::default_test(42);
-    let (alone, continued, ssi) = student_runs(student);
-    let mut rows: Vec<(String, EvalReport, Option<f64>)> = Vec::new();
-    for (label, model) in [
-        (
-            "MostPop",
-            Box::new(MostPop::fit(ds)) as Box<dyn ssi_data::Recommender>,
-        ),
-        ("Markov chain", Box::new(MarkovChain::fit(ds))),
-    ] {
-        let r = crate::cmd_eval::evaluate(ds, model.as_ref(), &protocol, true)?;
-        rows.push((label.into(), r, None));
-    }
-    let mut runs: Vec<(String, String)> = vec![("BERT4Rec".into(), "bert4rec".into())];
-    runs.extend(
-        ssi_models::consistency::ConsistencyTask::ALL
-            .iter()
-            .map(|t| {
-                (
-                    format!("teacher ({})", t.name()),
-                    format!("teacher-{}", t.name()),
-                )
-            }),
-    );
-    runs.push((format!("{} alone", student.name()), alone));
-    runs.push((format!("{} continued", student.name()), continued));
-    runs.push((format!("SSI-{}", student.name()), ssi));
-    let device = burn::tensor::Device::flex();
-    for (label, folder) in &runs {
-        let dir = ssi_train::RunDir::new(out.join(folder));
-        let r = crate::cmd_eval::evaluate_checkpoint(&dir, ds, &device, &protocol, true)?;
-        let minutes = dir.state().ok().map(|s| s.train_seconds / 60.0);
-        rows.push((label.clone(), r, minutes));
-    }
-    Ok(rows)
-}
-
 /// The closing line: the SSI student against the same student continued alone from the same
 /// weights for the same time.
-fn verdict(rows: &[(String, EvalReport, Option<f64>)], student: ModelKind) {
+fn verdict(rows: &[SummaryRow], student: ModelKind) {
     let ndcg = |label: &str| {
         rows.iter()
-            .find(|r| r.0 == label)
-            .and_then(|r| r.1.sampled.ndcg_at(10))
+            .find(|r| r.label == label)
+            .and_then(|r| r.report.sampled.ndcg_at(10))
             .unwrap_or(0.0)
     };
     let (s, b) = (
@@ -183,7 +140,7 @@ fn verdict(rows: &[(String, EvalReport, Option<f64>)], student: ModelKind) {
     );
 }
 
-fn print_summary(rows: &[(String, EvalReport, Option<f64>)]) {
+fn print_summary(rows: &[SummaryRow]) {
     outln!(
         "\n{:<22} {:>9} {:>9} {:>14} {:>9}",
         "model (test split)",
@@ -192,7 +149,12 @@ fn print_summary(rows: &[(String, EvalReport, Option<f64>)]) {
         "full NDCG@10",
         "minutes"
     );
-    for (label, r, minutes) in rows {
+    for SummaryRow {
+        label,
+        report: r,
+        minutes,
+    } in rows
+    {
         let full = r.full.as_ref().and_then(|f| f.ndcg_at(10));
         outln!(
             "{:<22} {:>9.4} {:>9.4} {:>14} {:>9}",

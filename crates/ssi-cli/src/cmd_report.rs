@@ -47,7 +47,7 @@ pub fn report(a: ReportArgs) -> Result<()> {
         })
         .unwrap_or_default();
     notes.sort();
-    let paper = |d: &str, m: &str| crate::cmd_reproduce::paper_ndcg10(d, m);
+    let paper = |d: &str, m: &str| ssi_train::reproduce::paper_ndcg10(d, m);
     std::fs::create_dir_all(&a.out)?;
     let csv_path = a.out.join("table2.csv");
     let md_path = a.out.join("README.md");

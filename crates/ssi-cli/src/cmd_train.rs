@@ -1,14 +1,13 @@
 //! `ssi train`: trains a burn model with checkpoints, then evaluates its best epoch on the test split.
 
 use crate::source::device;
+use crate::ui::TrainBar;
 use anyhow::Result;
 use clap::Args;
-use indicatif::ProgressBar;
 use ssi_data::Dataset;
 use ssi_models::ModelKind;
 use ssi_models::consistency::ConsistencyTask;
 use ssi_models::imitation::{ImitationConfig, ImitationPoints};
-use ssi_train::trainer::{EpochLog, TrainObserver};
 use ssi_train::{Job, Setting, load_settings_file, train_job};
 use std::path::PathBuf;
 
@@ -102,66 +101,6 @@ pub struct RunArgs {
     json: bool,
 }
 
-struct Bar {
-    pb: ProgressBar,
-    quiet: bool,
-}
-
-impl TrainObserver for Bar {
-    fn notice(&mut self, message: &str) {
-        errln!("{message}");
-    }
-    fn evaluating(&mut self, done: usize, total: usize) {
-        if done <= 1 {
-            self.pb.reset();
-            self.pb.set_length(total as u64);
-            self.pb.set_message("evaluating");
-            self.pb.set_prefix("");
-        }
-        self.pb.set_position(done as u64);
-    }
-    fn epoch_start(&mut self, epoch: usize, steps: usize) {
-        self.pb.reset();
-        self.pb.set_length(steps as u64);
-        self.pb.set_message(format!("epoch {epoch}"));
-    }
-    fn step(&mut self, step: usize, loss: f32, seqs_per_s: f64) {
-        self.pb.set_position(step as u64);
-        self.pb
-            .set_prefix(format!("loss {loss:.4} {seqs_per_s:.0} seq/s"));
-    }
-    fn epoch_end(&mut self, log: &EpochLog) {
-        if self.quiet {
-            return;
-        }
-        let lambda = log
-            .extra
-            .get("lambda")
-            .and_then(|l| l.as_object())
-            .map(|l| {
-                let parts: Vec<String> = l
-                    .iter()
-                    .map(|(k, v)| format!("{k} {:.3}", v.as_f64().unwrap_or(f64::NAN)))
-                    .collect();
-                format!("  λ: {}", parts.join(", "))
-            })
-            .unwrap_or_default();
-        let valid = log
-            .valid_ndcg10
-            .map(|v| {
-                format!(
-                    " valid NDCG@10 {v:.4}{}",
-                    if log.best { " (best)" } else { "" }
-                )
-            })
-            .unwrap_or_default();
-        self.pb.println(format!(
-            "epoch {:>3}  loss {:.4}  {:.0} seq/s  {:.1}s{valid}{lambda}",
-            log.epoch, log.loss, log.seqs_per_s, log.seconds
-        ));
-    }
-}
-
 pub fn train(a: TrainArgs) -> Result<()> {
     run(a.model, Vec::new(), a.run, None)
 }
@@ -249,42 +188,33 @@ fn run(
 }
 
 /// `ssi_train::train_job` with a progress bar and a summary on the terminal (none when `quiet`).
-pub fn run_job(
+fn run_job(
     ds: &Dataset,
     job: &Job,
     quiet: bool,
 ) -> Result<(ssi_train::checkpoint::TrainState, ssi_data::EvalReport)> {
-    let pb = crate::ui::bar(0, "training");
-    pb.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{msg:>10} [{bar:25}] {pos}/{len} {prefix} eta {eta}",
-        )
-        .expect("static template")
-        .progress_chars("=> "),
-    );
-    if quiet {
-        pb.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-    }
-    let mut obs = Bar {
-        pb: pb.clone(),
-        quiet,
-    };
+    let mut obs = TrainBar::new(quiet);
     let (state, report) = train_job(ds, job, &mut obs)?;
-    pb.finish_and_clear();
+    obs.finish();
     if !quiet {
-        outln!(
-            "trained {} epochs in {:.1} min; best validation NDCG@10 {:.4} at epoch {}",
-            state.epoch,
-            state.train_seconds / 60.0,
-            state.best_valid_ndcg10,
-            state
-                .best_epoch
-                .map(|e| e.to_string())
-                .unwrap_or_else(|| "-".into())
-        );
-        if let Some(why) = &state.stop_reason {
-            outln!("stopped: {why}");
-        }
+        print_trained(&state);
     }
     Ok((state, report))
+}
+
+/// The summary of a trained run: epochs, minutes, best validation, and why it stopped.
+pub fn print_trained(state: &ssi_train::checkpoint::TrainState) {
+    outln!(
+        "trained {} epochs in {:.1} min; best validation NDCG@10 {:.4} at epoch {}",
+        state.epoch,
+        state.train_seconds / 60.0,
+        state.best_valid_ndcg10,
+        state
+            .best_epoch
+            .map(|e| e.to_string())
+            .unwrap_or_else(|| "-".into())
+    );
+    if let Some(why) = &state.stop_reason {
+        outln!("stopped: {why}");
+    }
 }

@@ -1,6 +1,7 @@
 //! Training engine of SSI: batching, Adam, validation with the paper's protocol, early stopping,
 //! atomic checkpoints that a killed run resumes from, and NaN guards. Backend-agnostic: the
-//! caller picks the device (flex natively, WebGPU in the browser).
+//! caller picks the device (flex natively, WebGPU in the browser). `reproduce` plans, trains and
+//! reports the paper's pipeline on top of `train_job`.
 
 pub mod checkpoint;
 pub mod config;
@@ -8,6 +9,7 @@ pub mod distill;
 pub mod job;
 pub mod recommender;
 pub mod report;
+pub mod reproduce;
 pub mod settings;
 pub mod stages;
 pub mod trainer;

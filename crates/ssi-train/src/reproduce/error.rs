@@ -1,0 +1,59 @@
+//! Why a reproduction stops: a refused plan, a run folder that belongs to another invocation,
+//! or an error of training or of the files.
+
+use crate::config::TrainError;
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReproduceError {
+    #[error("--warm-start applies to Table 2 only: run the ablations without it")]
+    WarmStartWithAblations,
+    /// A stage's settings do not apply to its model (checked before anything is written).
+    #[error("stage {stage}")]
+    StageSettings {
+        stage: String,
+        #[source]
+        source: TrainError,
+    },
+    #[error("--stage {0}: not a stage of this invocation")]
+    UnknownStage(String),
+    /// A distillation run trained with other imitation options than this invocation's.
+    #[error(
+        "{} was trained with {trained}, but this invocation asks for {asked}: use another --out, or the same options",
+        dir.display()
+    )]
+    OtherImitation {
+        dir: PathBuf,
+        trained: String,
+        asked: String,
+    },
+    /// A run trained from scratch where a warm start is asked for, or the other way round.
+    #[error("{} was trained {was}, and this command asks for {asked}: use another --out", dir.display())]
+    OtherStart {
+        dir: PathBuf,
+        was: &'static str,
+        asked: &'static str,
+    },
+    #[error("cannot create {}", path.display())]
+    CreateOut {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}", path.display())]
+    ReadResult {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: invalid JSON", path.display())]
+    ResultJson {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error(transparent)]
+    Train(#[from] TrainError),
+    #[error(transparent)]
+    Data(#[from] ssi_data::DataError),
+}

@@ -1,0 +1,84 @@
+//! The paper's whole pipeline on one dataset and one evaluation sample — baselines, the three
+//! consistency teachers, SSI with each student — written as the paper's Table 2 with the
+//! paper's values beside ours, plus the ablations (Table 3, Figures 3 and 4).
+//!
+//! A [`Request`] becomes a checked [`Plan`]; a [`Pipeline`] then trains its stages (one run
+//! folder each under the output folder) and writes the tables. A finished stage (its
+//! `test.json` exists) is read back instead of retrained and an unfinished one is resumed, so
+//! the same invocation after an interruption continues where it stopped, and stages trained
+//! elsewhere (other processes, earlier invocations) are read back into the tables.
+//!
+//! Modules, each building only on those listed before it: `error`, `paper` (the paper's
+//! figures), `plan` (the stages), `render` (tables and charts as text), `run` (training and
+//! reading back one stage), `tables` (each table from its stages), `quickstart` (the
+//! miniature).
+
+mod error;
+mod paper;
+mod plan;
+pub mod quickstart;
+mod render;
+mod run;
+mod tables;
+
+pub use error::ReproduceError;
+pub use paper::{METRICS, PAPER_TABLE3, paper_ndcg10, paper_rows};
+pub use plan::{Ablation, ImitationOptions, Plan, Request, Stage, base_settings, student_runs};
+pub use render::{Figure, Row, Table, bar_chart};
+pub use run::{Output, ReproduceObserver, Workspace};
+
+use run::Runner;
+
+/// A plan being carried out in a workspace.
+pub struct Pipeline<'a> {
+    runner: Runner<'a>,
+}
+
+impl<'a> Pipeline<'a> {
+    /// Creates the output folder; nothing is trained yet.
+    pub fn open(
+        plan: &'a Plan,
+        workspace: Workspace<'a>,
+        obs: &'a mut dyn ReproduceObserver,
+    ) -> Result<Self, ReproduceError> {
+        std::fs::create_dir_all(&workspace.out).map_err(|e| ReproduceError::CreateOut {
+            path: workspace.out.clone(),
+            source: e,
+        })?;
+        Ok(Pipeline {
+            runner: Runner {
+                plan,
+                ws: workspace,
+                obs,
+            },
+        })
+    }
+
+    /// Trains (or resumes, or reads back) the one stage named `name`, writing no table: what
+    /// one of several processes sharing the output folder does.
+    pub fn train_stage(&mut self, name: &str) -> Result<(), ReproduceError> {
+        let plan = self.runner.plan;
+        self.runner.run(plan.stage(name)?).map(drop)
+    }
+
+    /// Trains every stage not finished yet, in the plan's order, and writes Table 2 and the
+    /// ablations asked for; returns Table 2's rows.
+    pub fn finish(mut self) -> Result<Vec<Row>, ReproduceError> {
+        let r = &mut self.runner;
+        let plan = r.plan;
+        let ablations = &plan.request().ablations;
+        let teach = plan.table2_teachers();
+        let rows = tables::table2(r, &teach)?;
+        let find = |label: &str| rows.iter().find(|r| r.label == label);
+        if ablations.contains(&Ablation::Imitation) {
+            tables::table3(r, &teach, find("SSI"), find("HGN"))?;
+        }
+        if ablations.contains(&Ablation::Teachers) {
+            tables::figure3(r, &teach, find("SSI"), find("HGN"))?;
+        }
+        if ablations.contains(&Ablation::Layers) {
+            tables::figure4(r)?;
+        }
+        Ok(rows)
+    }
+}

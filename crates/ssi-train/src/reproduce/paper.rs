@@ -1,0 +1,66 @@
+//! The paper's own figures (Tables 2 and 3), which `reproduce` prints beside ours and
+//! `ssi report` beside every run.
+
+const PAPER_TABLE2: &str = include_str!("paper_table2.csv");
+
+/// Columns of the paper's Table 2.
+pub const METRICS: [&str; 8] = [
+    "recall@5",
+    "ndcg@5",
+    "recall@10",
+    "ndcg@10",
+    "recall@15",
+    "ndcg@15",
+    "recall@20",
+    "ndcg@20",
+];
+
+/// The paper's Table 3 (Beauty): Recall@10, NDCG@10.
+pub const PAPER_TABLE3: [(&str, f64, f64); 4] = [
+    ("SSI", 0.487, 0.329),
+    ("w/o item representation imitation", 0.483, 0.325),
+    ("w/o prediction distribution imitation", 0.478, 0.321),
+    ("w/o both", 0.470, 0.317),
+];
+
+/// The paper's Table 2 NDCG@10 of a model (by its row name) on a dataset.
+pub fn paper_ndcg10(dataset: &str, label: &str) -> Option<f64> {
+    let i = METRICS.iter().position(|m| *m == "ndcg@10")?;
+    paper_rows(dataset)
+        .into_iter()
+        .find(|(l, _)| l == label)
+        .and_then(|(_, v)| v.get(i).copied())
+}
+
+/// The paper's Table 2 rows of one dataset: label → metric values.
+pub fn paper_rows(dataset: &str) -> Vec<(String, Vec<f64>)> {
+    PAPER_TABLE2
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f.len() == 10 && f[0] == dataset).then(|| {
+                let label = f[1];
+                (
+                    label.to_string(),
+                    f[2..].iter().filter_map(|v| v.parse().ok()).collect(),
+                )
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paper_rows_of_beauty() {
+        let rows = paper_rows("beauty");
+        assert_eq!(rows.len(), 8);
+        let ssi = rows.iter().find(|r| r.0 == "SSI").unwrap();
+        assert_eq!(ssi.1[3], 0.329);
+        assert!(paper_rows("nowhere").is_empty());
+        assert_eq!(paper_ndcg10("beauty", "SSI"), Some(0.329));
+    }
+}

@@ -1,0 +1,589 @@
+//! What an invocation of `reproduce` trains: every stage (one run folder each) with its model,
+//! settings, teachers and warm start, in an order that meets each stage's dependencies first.
+//! A [`Plan`] is checked whole when it is made, so a bad setting of the last stage is refused
+//! before the first one trains.
+
+use super::error::ReproduceError;
+use super::paper::PAPER_TABLE3;
+use crate::config::{TrainConfig, TrainError};
+use crate::settings::{Setting, apply_settings, load_settings_file};
+use serde_json::Value;
+use ssi_data::Dataset;
+use ssi_models::consistency::ConsistencyTask;
+use ssi_models::imitation::{ImitationConfig, ImitationPoints};
+use ssi_models::{ModelConfig, ModelKind};
+use std::path::Path;
+
+const SMALL: &str = include_str!("../../../../configs/small.json");
+const PAPER: &str = include_str!("../../../../configs/paper.json");
+
+/// Figure 4's layer counts.
+pub(super) const LAYERS: [usize; 4] = [1, 2, 4, 8];
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Ablation {
+    /// Table 3: without item-representation imitation, without prediction imitation, without both.
+    Imitation,
+    /// Figure 3: one teacher at a time.
+    Teachers,
+    /// Figure 4: BERT4Rec and SSI with 1, 2, 4 and 8 self-attention layers.
+    Layers,
+}
+
+/// The imitation options every SSI student of an invocation gets.
+#[derive(Clone, Copy, PartialEq, Debug)]
+pub struct ImitationOptions {
+    pub points: ImitationPoints,
+    pub full_history: bool,
+    pub temperature: f64,
+}
+
+impl ImitationOptions {
+    /// The paper's reading: target points, the student's input, temperature 1.
+    pub const FAITHFUL: Self = Self {
+        points: ImitationPoints::Target,
+        full_history: false,
+        temperature: 1.0,
+    };
+
+    pub fn of(c: &ImitationConfig) -> Self {
+        Self {
+            points: c.imitation_points(),
+            full_history: c.teacher_full_history,
+            temperature: c.temperature,
+        }
+    }
+
+    pub fn is_faithful(&self) -> bool {
+        *self == Self::FAITHFUL
+    }
+
+    /// The command-line options that give these settings.
+    pub fn flags(&self) -> String {
+        let mut f = format!("--imitation-points {}", self.points.name());
+        if self.full_history {
+            f.push_str(" --teacher-full-history");
+        }
+        if self.temperature != 1.0 {
+            f.push_str(&format!(" --temperature {}", self.temperature));
+        }
+        f
+    }
+
+    /// A stage's imitation settings with these options applied.
+    pub fn apply(&self, base: &ImitationConfig) -> ImitationConfig {
+        base.clone()
+            .with_points(Some(self.points))
+            .with_teacher_full_history(self.full_history)
+            .with_temperature(self.temperature)
+    }
+}
+
+/// What an invocation asks for.
+#[derive(Clone, Debug)]
+pub struct Request {
+    /// The settings of every run, later ones winning (see [`base_settings`]).
+    pub settings: Vec<Setting>,
+    pub ablations: Vec<Ablation>,
+    /// Baselines of Table 2 to train; finished runs of the others are read back all the same.
+    pub baselines: Vec<ModelKind>,
+    /// Students of SSI to train (and their teachers); finished runs of the others are read back.
+    pub students: Vec<ModelKind>,
+    pub imitation: ImitationOptions,
+    /// Teachers start from the BERT4Rec run and each SSI student from its own run alone, which
+    /// is also continued alone from the same weights as the student's reference.
+    pub warm_start: bool,
+    /// The dataset's name in the paper's tables (e.g. beauty).
+    pub paper_dataset: String,
+}
+
+impl Request {
+    /// Teachers are trained when something distils from them; the layers ablation has its own.
+    pub(super) fn needs_teachers(&self) -> bool {
+        !self.students.is_empty()
+            || self
+                .ablations
+                .iter()
+                .any(|x| matches!(x, Ablation::Imitation | Ablation::Teachers))
+    }
+
+    /// The baselines this invocation trains: those asked for, and with a warm start also the
+    /// runs the warm starts start from (BERT4Rec for the teachers, each student alone).
+    pub(super) fn trained_baselines(&self) -> Vec<ModelKind> {
+        let mut kinds = self.baselines.clone();
+        if self.warm_start {
+            for k in std::iter::once(ModelKind::Bert4rec).chain(self.students.iter().copied()) {
+                if !kinds.contains(&k) {
+                    kinds.push(k);
+                }
+            }
+        }
+        kinds
+    }
+
+    /// The seed every run gets (the last `seed` setting, else training's default).
+    pub(super) fn seed(&self) -> u64 {
+        self.settings
+            .iter()
+            .rev()
+            .find(|s| s.key == "seed")
+            .and_then(|s| s.value.as_u64())
+            .unwrap_or(42)
+    }
+
+    /// The number of layers every run gets (`layers` or `bert4rec.layers`, the last one
+    /// given), if any.
+    fn configured_layers(&self) -> Option<usize> {
+        self.settings
+            .iter()
+            .rev()
+            .find(|s| s.key == "layers" || s.key == "bert4rec.layers")
+            .and_then(|s| s.value.as_u64())
+            .map(|l| l as usize)
+    }
+}
+
+/// The settings of a preset, `small` (hidden 64, 2 layers, 2 heads) or `paper` (256, 8, 4), or
+/// of a JSON settings file at any other path.
+pub fn base_settings(config: &str) -> Result<Vec<Setting>, TrainError> {
+    let text = match config {
+        "small" => SMALL,
+        "paper" => PAPER,
+        path => return load_settings_file(Path::new(path)),
+    };
+    let v: serde_json::Map<String, Value> =
+        serde_json::from_str(text).expect("the presets are JSON objects");
+    Ok(v.into_iter()
+        .map(|(key, value)| Setting {
+            key,
+            value,
+            strict: false,
+        })
+        .collect())
+}
+
+/// One model of the pipeline.
+#[derive(Clone, Debug)]
+pub struct Stage {
+    /// Run folder name, and the row's name.
+    pub name: String,
+    pub label: String,
+    pub kind: ModelKind,
+    /// Settings of this stage alone, after the invocation's.
+    pub settings: Vec<Setting>,
+    /// The teachers' stage names and how to imitate them.
+    pub distill: Option<(Vec<String>, ImitationConfig)>,
+    /// The stage whose best weights this one starts from (warm start).
+    pub init: Option<String>,
+}
+
+impl Stage {
+    /// The stages that must have finished before this one starts.
+    pub fn deps(&self) -> Vec<String> {
+        self.distill
+            .iter()
+            .flat_map(|d| d.0.clone())
+            .chain(self.init.clone())
+            .collect()
+    }
+}
+
+/// Every stage an invocation trains, checked, in the order a single process trains them.
+#[derive(Debug)]
+pub struct Plan {
+    request: Request,
+    stages: Vec<Stage>,
+    base_layers: Option<usize>,
+}
+
+impl Plan {
+    /// The plan of `request` on `ds`, refused if a warm start is combined with ablations or a
+    /// stage's settings do not apply to its model.
+    pub fn new(request: Request, ds: &Dataset) -> Result<Self, ReproduceError> {
+        if request.warm_start && !request.ablations.is_empty() {
+            return Err(ReproduceError::WarmStartWithAblations);
+        }
+        let base_layers = request.configured_layers();
+        let plan = Plan {
+            stages: ordered_stages(&request, base_layers),
+            request,
+            base_layers,
+        };
+        for s in &plan.stages {
+            let base = ModelConfig::new(s.kind, ds.n_items as usize, ds.n_users());
+            apply_settings(&base, &TrainConfig::new(), &plan.settings_of(s)).map_err(|e| {
+                ReproduceError::StageSettings {
+                    stage: s.name.clone(),
+                    source: e,
+                }
+            })?;
+        }
+        Ok(plan)
+    }
+
+    pub fn request(&self) -> &Request {
+        &self.request
+    }
+
+    pub fn stages(&self) -> &[Stage] {
+        &self.stages
+    }
+
+    /// The stage named `name` (a run folder name).
+    pub fn stage(&self, name: &str) -> Result<&Stage, ReproduceError> {
+        self.stages
+            .iter()
+            .find(|s| s.name == name)
+            .ok_or_else(|| ReproduceError::UnknownStage(name.into()))
+    }
+
+    /// The invocation's settings, then the stage's own.
+    pub fn settings_of(&self, s: &Stage) -> Vec<Setting> {
+        let mut settings = self.request.settings.clone();
+        settings.extend(s.settings.iter().cloned());
+        settings
+    }
+
+    /// Layers every run gets from the settings, if set: Figure 4 reuses Table 2's runs there.
+    pub(super) fn base_layers(&self) -> Option<usize> {
+        self.base_layers
+    }
+
+    /// The teachers of Table 2, warm-started if the invocation asks for it.
+    pub(super) fn table2_teachers(&self) -> Vec<Stage> {
+        let teach = teachers("", None);
+        if self.request.warm_start {
+            return teach.into_iter().map(warm_start).collect();
+        }
+        teach
+    }
+}
+
+/// Every stage `a` trains, in the order a single process trains them.
+fn ordered_stages(a: &Request, base_layers: Option<usize>) -> Vec<Stage> {
+    let mut all = baseline_stages();
+    let mut out: Vec<Stage> = Vec::new();
+    for k in a.trained_baselines() {
+        if let Some(i) = all.iter().position(|s| s.kind == k) {
+            out.push(all.remove(i));
+        }
+    }
+    let teach = teachers("", None);
+    for &k in &a.students {
+        out.push(ssi_student(k, &teach));
+    }
+    if a.warm_start {
+        // The same-run references of the students.
+        out.extend(a.students.iter().map(|&k| continued_stage(k)));
+    }
+    if a.ablations.contains(&Ablation::Imitation) {
+        out.extend(imitation_variants(&teach));
+    }
+    if a.ablations.contains(&Ablation::Teachers) {
+        out.extend(single_teacher_students(&teach));
+    }
+    if a.needs_teachers() {
+        // Before the students, so that a single process meets them in dependency order.
+        let at = out
+            .iter()
+            .position(|s| s.distill.is_some())
+            .unwrap_or(out.len());
+        out.splice(at..at, teach);
+    }
+    if a.ablations.contains(&Ablation::Layers) {
+        for l in LAYERS {
+            let (b, tl, s) = layer_stages(l, base_layers);
+            out.push(b);
+            out.extend(tl);
+            out.push(s);
+        }
+    }
+    // A stage reached twice (Figure 4 at the configured depth) is trained once, where first met.
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|s| seen.insert(s.name.clone()));
+    if a.warm_start {
+        out = out.into_iter().map(warm_start).collect();
+    }
+    out
+}
+
+/// The run folders of `student` trained alone, continued alone (warm start) and as an SSI
+/// student, in a reproduce folder.
+pub fn student_runs(student: ModelKind) -> (String, String, String) {
+    (
+        alone_name(student),
+        continued_stage(student).name,
+        ssi_student(student, &teachers("", None)).name,
+    )
+}
+
+fn alone_name(student: ModelKind) -> String {
+    baseline_stages()
+        .into_iter()
+        .find(|s| s.kind == student)
+        .map(|s| s.name)
+        .unwrap_or_else(|| student.name().to_ascii_lowercase())
+}
+
+/// Warm start: `student` alone, continued from its run as long as its SSI student trains.
+pub(super) fn continued_stage(student: ModelKind) -> Stage {
+    let alone = alone_name(student);
+    let mut s = stage(
+        &format!("{alone}-continued"),
+        &format!("{} (continued)", student.name()),
+        student,
+    );
+    s.init = Some(alone);
+    s
+}
+
+/// Warm start on a stage of Table 2: teachers start from the BERT4Rec run, SSI students from
+/// their own run alone.
+pub(super) fn warm_start(mut s: Stage) -> Stage {
+    if s.distill.is_some() {
+        s.init = Some(alone_name(s.kind));
+    } else if s.name.starts_with("teacher-") {
+        s.init = Some(alone_name(ModelKind::Bert4rec));
+    }
+    s
+}
+
+fn stage(name: &str, label: &str, kind: ModelKind) -> Stage {
+    Stage {
+        name: name.into(),
+        label: label.into(),
+        kind,
+        settings: Vec::new(),
+        distill: None,
+        init: None,
+    }
+}
+
+pub(super) fn teachers(prefix: &str, layers: Option<usize>) -> Vec<Stage> {
+    ConsistencyTask::ALL
+        .iter()
+        .map(|t| {
+            let mut s = stage(
+                &format!("{prefix}teacher-{}", t.name()),
+                &format!("Teacher ({})", t.name()),
+                ModelKind::Bert4rec,
+            );
+            s.settings.push(Setting::strict("consistency", t.name()));
+            if let Some(l) = layers {
+                s.settings.push(Setting::strict("layers", l));
+            }
+            s
+        })
+        .collect()
+}
+
+fn ssi(
+    name: &str,
+    label: &str,
+    student: ModelKind,
+    teachers: &[&Stage],
+    imitation: ImitationConfig,
+) -> Stage {
+    let mut s = stage(name, label, student);
+    s.distill = Some((teachers.iter().map(|t| t.name.clone()).collect(), imitation));
+    s
+}
+
+fn student_label(kind: ModelKind) -> String {
+    match kind {
+        ModelKind::Hgn => "SSI".into(),
+        k => format!("SSI-{}", k.name()),
+    }
+}
+
+/// The baselines of Table 2, in the paper's row order.
+pub(super) fn baseline_stages() -> Vec<Stage> {
+    vec![
+        stage("s3rec", "S3-Rec", ModelKind::S3rec),
+        stage("grec", "GREC", ModelKind::Grec),
+        stage("gru4rec", "GRU4Rec", ModelKind::Gru4rec),
+        stage("bert4rec", "BERT4Rec", ModelKind::Bert4rec),
+        stage("hgn", "HGN", ModelKind::Hgn),
+        stage("sasrec", "SASRec", ModelKind::Sasrec),
+    ]
+}
+
+/// SSI with `student`, imitating all three teachers.
+pub(super) fn ssi_student(student: ModelKind, teach: &[Stage]) -> Stage {
+    let all: Vec<&Stage> = teach.iter().collect();
+    ssi(
+        &format!("ssi-{}", student.name().to_ascii_lowercase()),
+        &student_label(student),
+        student,
+        &all,
+        ImitationConfig::new(),
+    )
+}
+
+/// Table 3's two trained variants (without both terms is the HGN run).
+pub(super) fn imitation_variants(teach: &[Stage]) -> Vec<Stage> {
+    let all: Vec<&Stage> = teach.iter().collect();
+    [
+        (
+            "ssi-hgn-no-representation",
+            PAPER_TABLE3[1].0,
+            ImitationConfig::new().with_representation(false),
+        ),
+        (
+            "ssi-hgn-no-prediction",
+            PAPER_TABLE3[2].0,
+            ImitationConfig::new().with_prediction(false),
+        ),
+    ]
+    .into_iter()
+    .map(|(dir, label, imitation)| ssi(dir, label, ModelKind::Hgn, &all, imitation))
+    .collect()
+}
+
+/// Figure 3: SSI-HGN with one teacher at a time.
+pub(super) fn single_teacher_students(teach: &[Stage]) -> Vec<Stage> {
+    teach
+        .iter()
+        .map(|t| {
+            let task = t.name.trim_start_matches("teacher-");
+            ssi(
+                &format!("ssi-hgn-only-{task}"),
+                &format!("SSI ({task} only)"),
+                ModelKind::Hgn,
+                &[t],
+                ImitationConfig::new(),
+            )
+        })
+        .collect()
+}
+
+/// Figure 4 at `l` layers: BERT4Rec, its three teachers and SSI-HGN imitating them. At the
+/// configured depth (`base`) these are Table 2's own runs, reused rather than trained twice.
+pub(super) fn layer_stages(l: usize, base: Option<usize>) -> (Stage, Vec<Stage>, Stage) {
+    if base == Some(l) {
+        let teach = teachers("", None);
+        let student = ssi_student(ModelKind::Hgn, &teach);
+        let bert = baseline_stages()
+            .into_iter()
+            .find(|s| s.kind == ModelKind::Bert4rec)
+            .expect("BERT4Rec is a baseline");
+        return (bert, teach, student);
+    }
+    let mut b = stage(
+        &format!("l{l}-bert4rec"),
+        &format!("BERT4Rec ({l} layers)"),
+        ModelKind::Bert4rec,
+    );
+    b.settings.push(Setting::strict("layers", l));
+    let tl = teachers(&format!("l{l}-"), Some(l));
+    let refs: Vec<&Stage> = tl.iter().collect();
+    let s = ssi(
+        &format!("l{l}-ssi-hgn"),
+        &format!("SSI ({l} layers)"),
+        ModelKind::Hgn,
+        &refs,
+        ImitationConfig::new(),
+    );
+    (b, tl, s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_config_is_an_error() {
+        assert!(base_settings("/nonexistent.json").is_err());
+        assert_eq!(base_settings("small").unwrap().len(), 6);
+    }
+
+    fn shop() -> Dataset {
+        let cfg = ssi_data::synth::SynthConfig {
+            users: 50,
+            ..Default::default()
+        };
+        ssi_data::synth::generate(&cfg).unwrap()
+    }
+
+    fn request(students: &[ModelKind], warm_start: bool) -> Request {
+        Request {
+            settings: base_settings("small").unwrap(),
+            ablations: Vec::new(),
+            baselines: vec![ModelKind::Hgn],
+            students: students.to_vec(),
+            imitation: ImitationOptions::FAITHFUL,
+            warm_start,
+            paper_dataset: "shop".into(),
+        }
+    }
+
+    fn names(plan: &Plan) -> Vec<&str> {
+        plan.stages().iter().map(|s| s.name.as_str()).collect()
+    }
+
+    #[test]
+    fn every_stage_comes_after_the_stages_it_needs() {
+        let ds = shop();
+        let plan = Plan::new(request(&[ModelKind::Hgn], true), &ds).unwrap();
+        assert_eq!(
+            names(&plan),
+            [
+                "hgn",
+                "bert4rec",
+                "teacher-temporal",
+                "teacher-persona",
+                "teacher-global",
+                "ssi-hgn",
+                "hgn-continued"
+            ]
+        );
+        for (i, s) in plan.stages().iter().enumerate() {
+            for d in s.deps() {
+                assert!(
+                    names(&plan)[..i].contains(&d.as_str()),
+                    "{} needs {d}",
+                    s.name
+                );
+            }
+        }
+        let ssi = plan.stage("ssi-hgn").unwrap();
+        assert_eq!(ssi.init.as_deref(), Some("hgn"));
+        assert_eq!(ssi.deps().len(), 4);
+        assert!(matches!(
+            plan.stage("nothing"),
+            Err(ReproduceError::UnknownStage(_))
+        ));
+    }
+
+    #[test]
+    fn no_students_no_teachers() {
+        let plan = Plan::new(request(&[], false), &shop()).unwrap();
+        assert_eq!(names(&plan), ["hgn"]);
+    }
+
+    #[test]
+    fn plans_are_refused_before_anything_runs() {
+        let ds = shop();
+        let mut warm = request(&[ModelKind::Hgn], true);
+        warm.ablations.push(Ablation::Layers);
+        assert!(matches!(
+            Plan::new(warm, &ds),
+            Err(ReproduceError::WarmStartWithAblations)
+        ));
+        let mut bad = request(&[ModelKind::Hgn], false);
+        bad.settings.push(Setting::strict("hidden", 0));
+        let err = Plan::new(bad, &ds).unwrap_err();
+        assert!(err.to_string().starts_with("stage "), "{err}");
+    }
+
+    #[test]
+    fn figure4_reuses_table2_runs_at_the_configured_depth() {
+        let mut a = request(&[], false);
+        a.ablations.push(Ablation::Layers);
+        let plan = Plan::new(a, &shop()).unwrap();
+        let n = names(&plan);
+        assert!(n.contains(&"l1-ssi-hgn") && n.contains(&"l8-teacher-global"));
+        assert!(!n.iter().any(|s| s.starts_with("l2-")), "{n:?}");
+        assert_eq!(n.iter().filter(|s| **s == "ssi-hgn").count(), 1);
+    }
+}

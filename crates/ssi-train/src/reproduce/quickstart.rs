@@ -1,0 +1,142 @@
+//! The main job in miniature: three consistency teachers continuing a BERT4Rec run, a student
+//! imitating them, the same student continued alone from the same weights, and, for scale,
+//! MostPop and a Markov chain, all evaluated with one test sample.
+
+use super::error::ReproduceError;
+use super::plan::{ImitationOptions, Request, base_settings, student_runs};
+use super::run::evaluate_test_split;
+use crate::checkpoint::{DatasetInfo, RunDir};
+use crate::config::TrainError;
+use crate::recommender::ModelRecommender;
+use crate::settings::Setting;
+use burn::tensor::Device;
+use ssi_data::{Dataset, EvalReport, MarkovChain, MostPop, Recommender};
+use ssi_models::ModelKind;
+use ssi_models::consistency::ConsistencyTask;
+use ssi_models::imitation::ImitationPoints;
+use std::path::Path;
+
+/// Runs of the miniature: BERT4Rec, three teachers, the student alone, continued, and SSI.
+pub const RUNS: usize = 7;
+
+/// Seed of the summary's test sample, the same for every row.
+const SEED: u64 = 42;
+
+/// The miniature's pipeline: the three teachers, `student` alone and as an SSI student
+/// (imitating the teachers' forecast of the next item from the whole history, our best
+/// configuration), every run the small preset trained for `minutes`.
+pub fn request(
+    paper_dataset: String,
+    minutes: f64,
+    student: ModelKind,
+) -> Result<Request, TrainError> {
+    let mut settings = base_settings("small")?;
+    // Batches of 64 give a dataset of a few thousand users enough optimiser steps per minute
+    // (256 gives 12 steps an epoch).
+    for s in [
+        "batch_size=64".to_string(),
+        format!("time_budget_minutes={minutes}"),
+    ] {
+        settings.push(Setting::parse(&s)?);
+    }
+    Ok(Request {
+        settings,
+        ablations: Vec::new(),
+        baselines: vec![ModelKind::Bert4rec, student],
+        students: vec![student],
+        imitation: ImitationOptions {
+            points: ImitationPoints::Next,
+            full_history: true,
+            // Softer than T = 2: on Beauty T = 4 keeps the sampled gain without T = 2's
+            // full-ranking cost (docs/results/ssi-beauty-warm.md).
+            temperature: 4.0,
+        },
+        warm_start: true,
+        paper_dataset,
+    })
+}
+
+/// One line of the miniature's summary.
+pub struct SummaryRow {
+    pub label: String,
+    pub report: EvalReport,
+    /// Training minutes (None for the count models).
+    pub minutes: Option<f64>,
+}
+
+/// Test figures of MostPop, the Markov chain and every trained run of the miniature in `out`.
+pub fn summary(
+    ds: &Dataset,
+    out: &Path,
+    student: ModelKind,
+    device: &Device,
+) -> Result<Vec<SummaryRow>, ReproduceError> {
+    let mut rows = Vec::new();
+    for (label, model) in [
+        (
+            "MostPop",
+            Box::new(MostPop::fit(ds)) as Box<dyn Recommender>,
+        ),
+        ("Markov chain", Box::new(MarkovChain::fit(ds))),
+    ] {
+        rows.push(SummaryRow {
+            label: label.into(),
+            report: evaluate_test_split(ds, model.as_ref(), SEED)?,
+            minutes: None,
+        });
+    }
+    for (label, folder) in summary_runs(student) {
+        let dir = RunDir::new(out.join(folder));
+        let (cfg, model) = dir.load_best(device)?;
+        cfg.dataset
+            .check_same(&DatasetInfo::of(ds, None), &dir.path.display().to_string())?;
+        let report = evaluate_test_split(ds, &ModelRecommender::new(&model), SEED)?;
+        let minutes = dir.state().ok().map(|s| s.train_seconds / 60.0);
+        rows.push(SummaryRow {
+            label,
+            report,
+            minutes,
+        });
+    }
+    Ok(rows)
+}
+
+/// The trained runs of the summary: (label, run folder).
+fn summary_runs(student: ModelKind) -> Vec<(String, String)> {
+    let (alone, continued, ssi) = student_runs(student);
+    let mut runs: Vec<(String, String)> = vec![("BERT4Rec".into(), "bert4rec".into())];
+    runs.extend(ConsistencyTask::ALL.iter().map(|t| {
+        (
+            format!("teacher ({})", t.name()),
+            format!("teacher-{}", t.name()),
+        )
+    }));
+    runs.push((format!("{} alone", student.name()), alone));
+    runs.push((format!("{} continued", student.name()), continued));
+    runs.push((format!("SSI-{}", student.name()), ssi));
+    runs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_names_every_run_of_the_miniature() {
+        let runs = summary_runs(ModelKind::Sasrec);
+        assert_eq!(runs.len(), RUNS);
+        let folders: Vec<&str> = runs.iter().map(|r| r.1.as_str()).collect();
+        assert_eq!(
+            folders,
+            [
+                "bert4rec",
+                "teacher-temporal",
+                "teacher-persona",
+                "teacher-global",
+                "sasrec",
+                "sasrec-continued",
+                "ssi-sasrec"
+            ]
+        );
+    }
+}

@@ -1,0 +1,235 @@
+//! The files `reproduce` writes, as text: Tables 2 and 3 and the figures in Markdown and CSV,
+//! and the figures' bar charts in SVG. Nothing here reads or writes a file.
+
+use super::paper::{METRICS, PAPER_TABLE3};
+use serde_json::Value;
+
+/// The finished result of a stage: its test metrics (`test.json`) and training minutes.
+#[derive(Clone, Debug)]
+pub struct Row {
+    pub label: String,
+    pub metrics: Value,
+    pub minutes: Option<f64>,
+}
+
+/// A rendered table: its Markdown and its CSV.
+pub struct Table {
+    pub markdown: String,
+    pub csv: String,
+}
+
+/// Table 2 on `name`: our rows beside the paper's, then the paper's rows we did not run.
+pub fn table2(name: &str, rows: &[Row], paper: &[(String, Vec<f64>)], note: &str) -> Table {
+    let mut md = format!(
+        "# Table 2 on {name}: ours (paper, difference)\n\nSampled protocol (99 negatives), test split, one evaluation sample for every model. \
+         Minutes: training wall-clock of the run. Rows without a paper value are not in the paper's table.{note}\n\n| model | {} | minutes |\n|---|{}---|\n",
+        METRICS
+            .map(|m| m.replace("recall", "Recall").replace("ndcg", "NDCG"))
+            .join(" | "),
+        "---|".repeat(METRICS.len())
+    );
+    let mut csv = String::from("dataset,model,metric,ours,paper,difference,minutes\n");
+    let mut labels: Vec<&str> = rows.iter().map(|r| r.label.as_str()).collect();
+    // Models of the paper's table that this pipeline does not run yet.
+    for (label, _) in paper {
+        if !labels.contains(&label.as_str()) {
+            labels.push(label);
+        }
+    }
+    for label in labels {
+        let row = rows.iter().find(|r| r.label == label);
+        let p = paper.iter().find(|(l, _)| l == label).map(|(_, v)| v);
+        let minutes = row
+            .and_then(|r| r.minutes)
+            .map(|m| format!("{m:.1}"))
+            .unwrap_or_default();
+        let mut cells = Vec::new();
+        for (i, m) in METRICS.iter().enumerate() {
+            let ours = row.and_then(|r| r.metrics[*m].as_f64());
+            let theirs = p.and_then(|v| v.get(i).copied());
+            cells.push(table2_cell(ours, theirs));
+            csv.push_str(&format!(
+                "{name},{label},{m},{},{},{},{minutes}\n",
+                ours.map(|v| format!("{v:.4}")).unwrap_or_default(),
+                theirs.map(|v| format!("{v:.3}")).unwrap_or_default(),
+                ours.zip(theirs)
+                    .map(|(o, t)| format!("{:.4}", o - t))
+                    .unwrap_or_default()
+            ));
+        }
+        md.push_str(&format!(
+            "| {label} | {} | {minutes} |\n",
+            cells.join(" | ")
+        ));
+    }
+    Table { markdown: md, csv }
+}
+
+fn table2_cell(ours: Option<f64>, theirs: Option<f64>) -> String {
+    match (ours, theirs) {
+        (Some(o), Some(t)) => format!("{o:.4} ({t:.3}, {:+.3})", o - t),
+        (Some(o), None) => format!("{o:.4}"),
+        (None, Some(t)) => format!("not run ({t:.3})"),
+        (None, None) => "-".into(),
+    }
+}
+
+/// Table 3: each variant's metrics (label, test metrics) beside the paper's Beauty values.
+pub fn table3(rows: &[(String, Value)]) -> Table {
+    let mut md = String::from(
+        "# Table 3: effect of the imitation terms (ours; paper's Beauty values in brackets)\n\n| variant | Recall@10 | NDCG@10 |\n|---|---|---|\n",
+    );
+    let mut csv = String::from("variant,recall@10,ndcg@10,paper_recall@10,paper_ndcg@10\n");
+    for (label, m) in rows {
+        let p = PAPER_TABLE3.iter().find(|p| p.0 == label);
+        let (r, n) = (
+            m["recall@10"].as_f64().unwrap_or(f64::NAN),
+            m["ndcg@10"].as_f64().unwrap_or(f64::NAN),
+        );
+        md.push_str(&format!(
+            "| {label} | {r:.4}{} | {n:.4}{} |\n",
+            p.map(|p| format!(" ({:.3})", p.1)).unwrap_or_default(),
+            p.map(|p| format!(" ({:.3})", p.2)).unwrap_or_default()
+        ));
+        csv.push_str(&format!(
+            "{label},{r:.4},{n:.4},{},{}\n",
+            p.map(|p| p.1.to_string()).unwrap_or_default(),
+            p.map(|p| p.2.to_string()).unwrap_or_default()
+        ));
+    }
+    Table { markdown: md, csv }
+}
+
+/// A figure: one group of bars per category, one bar per series.
+pub struct Figure {
+    /// File name without extension (`figure3`).
+    pub stem: &'static str,
+    pub title: String,
+    pub categories: Vec<String>,
+    pub series: Vec<(String, Vec<f64>)>,
+}
+
+impl Figure {
+    /// The figure's values as a table; the Markdown shows the chart `STEM.svg` beside it.
+    pub fn table(&self) -> Table {
+        let (title, cats) = (&self.title, &self.categories);
+        let mut md = format!(
+            "# {title}\n\n| | {} |\n|---|{}\n",
+            cats.join(" | "),
+            "---|".repeat(cats.len())
+        );
+        let mut csv = format!("series,{}\n", cats.join(","));
+        for (name, vals) in &self.series {
+            let v: Vec<String> = vals.iter().map(|x| format!("{x:.4}")).collect();
+            md.push_str(&format!("| {name} | {} |\n", v.join(" | ")));
+            csv.push_str(&format!("{name},{}\n", v.join(",")));
+        }
+        md.push_str(&format!("\n![{title}]({}.svg)\n", self.stem));
+        Table { markdown: md, csv }
+    }
+
+    pub fn svg(&self) -> String {
+        bar_chart(&self.title, &self.categories, &self.series)
+    }
+}
+
+/// A grouped bar chart as SVG: one group per category, one bar per series.
+pub fn bar_chart(title: &str, cats: &[String], series: &[(String, Vec<f64>)]) -> String {
+    const COLORS: [&str; 4] = ["#4c72b0", "#dd8452", "#55a868", "#c44e52"];
+    let (w, h, left, bottom, top) = (640.0, 360.0, 50.0, 50.0, 40.0);
+    let max = series
+        .iter()
+        .flat_map(|(_, v)| v.iter().copied())
+        .fold(0.0f64, f64::max)
+        .max(1e-9)
+        * 1.15;
+    let plot_h = h - bottom - top;
+    let group_w = (w - left - 10.0) / cats.len().max(1) as f64;
+    let bar_w = group_w * 0.8 / series.len().max(1) as f64;
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"{}\" y=\"22\" text-anchor=\"middle\" font-size=\"14\">{}</text>\n",
+        w / 2.0,
+        esc(title)
+    );
+    svg.push_str(&format!(
+        "<line x1=\"{left}\" y1=\"{}\" x2=\"{}\" y2=\"{}\" stroke=\"black\"/>\n",
+        h - bottom,
+        w - 10.0,
+        h - bottom
+    ));
+    for (si, (name, vals)) in series.iter().enumerate() {
+        let color = COLORS[si % COLORS.len()];
+        for (ci, v) in vals.iter().enumerate() {
+            let bh = v / max * plot_h;
+            let x = left + ci as f64 * group_w + group_w * 0.1 + si as f64 * bar_w;
+            let y = h - bottom - bh;
+            svg.push_str(&format!(
+                "<rect x=\"{x:.1}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"{bh:.1}\" fill=\"{color}\"/>\n<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"10\">{v:.3}</text>\n",
+                bar_w * 0.95,
+                x + bar_w / 2.0,
+                y - 3.0
+            ));
+        }
+        svg.push_str(&format!(
+            "<rect x=\"{}\" y=\"{}\" width=\"10\" height=\"10\" fill=\"{color}\"/><text x=\"{}\" y=\"{}\">{}</text>\n",
+            left + 10.0 + si as f64 * 120.0,
+            h - 18.0,
+            left + 24.0 + si as f64 * 120.0,
+            h - 9.0,
+            esc(name)
+        ));
+    }
+    for (ci, c) in cats.iter().enumerate() {
+        svg.push_str(&format!(
+            "<text x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n",
+            left + ci as f64 * group_w + group_w / 2.0,
+            h - bottom + 16.0,
+            esc(c)
+        ));
+    }
+    svg.push_str("</svg>\n");
+    svg
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chart_is_wellformed_svg() {
+        let svg = bar_chart(
+            "a < b",
+            &["x".into(), "y".into()],
+            &[("s".into(), vec![0.1, 0.2])],
+        );
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        assert_eq!(svg.matches("<rect").count(), 1 + 2 + 1);
+        assert!(svg.contains("a &lt; b"));
+    }
+
+    #[test]
+    fn table2_marks_rows_not_run() {
+        let rows = [Row {
+            label: "SSI".into(),
+            metrics: serde_json::json!({"ndcg@10": 0.3}),
+            minutes: Some(2.0),
+        }];
+        let paper = vec![
+            ("SSI".to_string(), vec![0.0, 0.0, 0.0, 0.329]),
+            ("HGN".to_string(), vec![0.0, 0.0, 0.0, 0.3]),
+        ];
+        let t = table2("beauty", &rows, &paper, "");
+        let ssi = "| SSI | not run (0.000) | not run (0.000) | not run (0.000) | \
+                   0.3000 (0.329, -0.029) | - | - | - | - | 2.0 |\n";
+        assert!(t.markdown.contains(ssi), "{}", t.markdown);
+        assert!(t.markdown.contains("| HGN | not run (0.000)"));
+        assert!(
+            t.csv
+                .contains("beauty,SSI,ndcg@10,0.3000,0.329,-0.0290,2.0\n")
+        );
+    }
+}

@@ -1,0 +1,210 @@
+//! Training the stages of a plan, one at a time in this process: each is trained (or resumed)
+//! unless its `test.json` exists, and read back as a row of the tables. A run folder trained
+//! another way than the plan asks (another dataset, imitation options or start) is refused
+//! rather than read back under the wrong label.
+
+use super::error::ReproduceError;
+use super::plan::{ImitationOptions, Plan, Stage};
+use super::render::Row;
+use crate::checkpoint::{DatasetInfo, RunDir, TrainState};
+use crate::job::{Job, train_job};
+use crate::trainer::{Silent, TrainObserver};
+use burn::tensor::Device;
+use ssi_data::{Dataset, EvalConfig, EvalReport, Evaluator, MostPop, Recommender};
+use std::path::{Path, PathBuf};
+
+/// The tables and figures `reproduce` writes.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Output {
+    Table2,
+    Table3,
+    Figure3,
+    Figure4,
+}
+
+/// Progress of a reproduction: the training of each stage (through [`TrainObserver`]), where
+/// stages start and end, and each table written.
+pub trait ReproduceObserver: TrainObserver {
+    /// A stage starts (or resumes) training in `dir`.
+    fn stage_started(&mut self, _label: &str, _dir: &Path) {}
+    /// The stage that started last has trained and been evaluated on the test split.
+    fn stage_trained(&mut self, _state: &TrainState, _report: &EvalReport) {}
+    /// A table or figure has been written; `markdown` is the text of its Markdown file.
+    fn written(&mut self, _output: Output, _markdown: &str) {}
+}
+
+impl ReproduceObserver for Silent {}
+
+/// Where a plan runs.
+pub struct Workspace<'a> {
+    pub dataset: &'a Dataset,
+    /// The dataset's file (None for the embedded synthetic shop), recorded in every run.
+    pub data_path: Option<PathBuf>,
+    /// One run folder per stage, the tables and the figures.
+    pub out: PathBuf,
+    pub device: Device,
+    /// The command line of the invocation, kept in each run's `command.txt`.
+    pub command: Vec<String>,
+}
+
+pub(super) struct Runner<'a> {
+    pub(super) plan: &'a Plan,
+    pub(super) ws: Workspace<'a>,
+    pub(super) obs: &'a mut dyn ReproduceObserver,
+}
+
+/// `rec` on the test split: 99 negatives drawn with `seed`, and full ranking.
+pub(super) fn evaluate_test_split(
+    ds: &Dataset,
+    rec: &dyn Recommender,
+    seed: u64,
+) -> Result<EvalReport, ssi_data::DataError> {
+    let cfg = EvalConfig {
+        seed,
+        ..Default::default()
+    };
+    Evaluator::new(ds, cfg).evaluate(ds, rec, &mut |_, _| {})
+}
+
+impl Runner<'_> {
+    /// MostPop's row, evaluated here (it trains in no time) and kept in `mostpop.json`.
+    pub(super) fn mostpop(&self) -> Result<Row, ReproduceError> {
+        let ds = self.ws.dataset;
+        let report = evaluate_test_split(ds, &MostPop::fit(ds), self.plan.request().seed())?;
+        let json = serde_json::to_string_pretty(&report.to_json()).expect("JSON values serialise");
+        ssi_data::dataset::write_atomic(&self.ws.out.join("mostpop.json"), json.as_bytes())?;
+        Ok(Row {
+            label: "MostPop".into(),
+            metrics: report.to_json(),
+            minutes: None,
+        })
+    }
+
+    /// Trains (or resumes) the stage when `train`, else reads it back only if it has finished.
+    pub(super) fn run_or_read(
+        &mut self,
+        s: &Stage,
+        train: bool,
+    ) -> Result<Option<Row>, ReproduceError> {
+        if train || self.ws.out.join(&s.name).join("test.json").exists() {
+            self.run(s).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// The stage's row: read back if it has finished, else trained (or resumed) first.
+    pub(super) fn run(&mut self, s: &Stage) -> Result<Row, ReproduceError> {
+        let dir = self.ws.out.join(&s.name);
+        self.check_existing(s, &dir)?;
+        let test = dir.join("test.json");
+        if !test.exists() {
+            self.train(s, &dir)?;
+        }
+        let text = std::fs::read_to_string(&test).map_err(|e| ReproduceError::ReadResult {
+            path: test.clone(),
+            source: e,
+        })?;
+        let metrics = serde_json::from_str(&text).map_err(|e| ReproduceError::ResultJson {
+            path: test.clone(),
+            source: e,
+        })?;
+        let minutes = RunDir::new(&dir)
+            .state()
+            .ok()
+            .map(|st| st.train_seconds / 60.0);
+        Ok(Row {
+            label: s.label.clone(),
+            metrics,
+            minutes,
+        })
+    }
+
+    /// A run already in `dir` must be the stage's: same dataset, imitation options and start.
+    fn check_existing(&self, s: &Stage, dir: &Path) -> Result<(), ReproduceError> {
+        let run = RunDir::new(dir);
+        if !run.has_run() {
+            return Ok(());
+        }
+        let cfg = run.config()?;
+        cfg.dataset.check_same(
+            &DatasetInfo::of(self.ws.dataset, self.ws.data_path.as_deref()),
+            &dir.display().to_string(),
+        )?;
+        let asked = self.plan.request().imitation;
+        if s.distill.is_some()
+            && let Some(spec) = &cfg.distill
+            && ImitationOptions::of(&spec.imitation) != asked
+        {
+            return Err(ReproduceError::OtherImitation {
+                dir: dir.to_path_buf(),
+                trained: ImitationOptions::of(&spec.imitation).flags(),
+                asked: asked.flags(),
+            });
+        }
+        if cfg.init_from.is_some() != s.init.is_some() {
+            let (was, asked) = if s.init.is_some() {
+                ("from scratch", "a warm start (--warm-start)")
+            } else {
+                ("from another run (--warm-start)", "a run from scratch")
+            };
+            return Err(ReproduceError::OtherStart {
+                dir: dir.to_path_buf(),
+                was,
+                asked,
+            });
+        }
+        Ok(())
+    }
+
+    fn train(&mut self, s: &Stage, dir: &Path) -> Result<(), ReproduceError> {
+        self.obs.stage_started(&s.label, dir);
+        let out = &self.ws.out;
+        let imitation = self.plan.request().imitation;
+        let job = Job {
+            kind: s.kind,
+            settings: self.plan.settings_of(s),
+            data_path: self.ws.data_path.clone(),
+            device: self.ws.device.clone(),
+            out: dir.to_path_buf(),
+            resume: RunDir::new(dir).has_run(),
+            init: s.init.as_ref().map(|i| out.join(i)),
+            distill: s.distill.as_ref().map(|(t, base)| {
+                (
+                    t.iter().map(|t| out.join(t)).collect(),
+                    imitation.apply(base),
+                )
+            }),
+            command: self.ws.command.clone(),
+        };
+        let (state, report) = train_job(self.ws.dataset, &job, &mut *self.obs)?;
+        self.obs.stage_trained(&state, &report);
+        Ok(())
+    }
+
+    /// A sentence for the tables when the imitation options differ from the paper's reading.
+    pub(super) fn imitation_note(&self) -> String {
+        let imitation = self.plan.request().imitation;
+        if imitation.is_faithful() {
+            return String::new();
+        }
+        format!(
+            " SSI students imitate with {} (not the faithful default).",
+            imitation.flags()
+        )
+    }
+
+    /// Writes `files` (name, text) into the output folder, then tells the observer.
+    pub(super) fn write(
+        &mut self,
+        output: Output,
+        files: &[(String, &str)],
+        markdown: &str,
+    ) -> Result<(), ReproduceError> {
+        for (name, text) in files {
+            ssi_data::dataset::write_atomic(&self.ws.out.join(name), text.as_bytes())?;
+        }
+        self.obs.written(output, markdown);
+        Ok(())
+    }
+}

@@ -1,0 +1,144 @@
+//! Each table and figure of the paper from the stages it needs: finished ones are read back,
+//! the others trained here in order, and the result written beside the paper's figures.
+
+use super::error::ReproduceError;
+use super::paper::{PAPER_TABLE3, paper_rows};
+use super::plan::{
+    LAYERS, Stage, baseline_stages, continued_stage, imitation_variants, layer_stages,
+    single_teacher_students, ssi_student, warm_start,
+};
+use super::render::{self, Figure, Row};
+use super::run::{Output, Runner};
+use ssi_models::ModelKind;
+
+/// Table 2: MostPop, the baselines, the teachers and the SSI students.
+pub(super) fn table2(r: &mut Runner, teach: &[Stage]) -> Result<Vec<Row>, ReproduceError> {
+    let plan = r.plan;
+    let a = plan.request();
+    let mut rows = vec![r.mostpop()?];
+    let baselines = baseline_stages();
+    for k in a.trained_baselines() {
+        if let Some(s) = baselines.iter().find(|s| s.kind == k) {
+            r.run(s)?;
+        }
+    }
+    for s in &baselines {
+        rows.extend(r.run_or_read(s, false)?);
+    }
+    for t in teach {
+        rows.extend(r.run_or_read(t, a.needs_teachers())?);
+    }
+    // The paper's students have a row whether this invocation trains them or not.
+    let mut students = a.students.clone();
+    for k in [ModelKind::Hgn, ModelKind::Gru4rec, ModelKind::Sasrec] {
+        if !students.contains(&k) {
+            students.push(k);
+        }
+    }
+    for student in students {
+        let train = a.students.contains(&student);
+        let mut s = ssi_student(student, teach);
+        if a.warm_start {
+            s = warm_start(s);
+            rows.extend(r.run_or_read(&continued_stage(student), train)?);
+        }
+        rows.extend(r.run_or_read(&s, train)?);
+    }
+    let name = &a.paper_dataset;
+    let t = render::table2(name, &rows, &paper_rows(name), &r.imitation_note());
+    let files = [
+        ("table2.md".into(), t.markdown.as_str()),
+        ("table2.csv".into(), &t.csv),
+    ];
+    r.write(Output::Table2, &files, &t.markdown)?;
+    Ok(rows)
+}
+
+/// Table 3: SSI without each imitation term. Without both the objective is the student's own
+/// loss: the HGN run.
+pub(super) fn table3(
+    r: &mut Runner,
+    teach: &[Stage],
+    ssi: Option<&Row>,
+    hgn: Option<&Row>,
+) -> Result<(), ReproduceError> {
+    let mut t3 = vec![ssi.map(|r| (PAPER_TABLE3[0].0.to_string(), r.metrics.clone()))];
+    for s in imitation_variants(teach) {
+        let row = r.run(&s)?;
+        t3.push(Some((s.label.clone(), row.metrics)));
+    }
+    t3.push(hgn.map(|r| (PAPER_TABLE3[3].0.to_string(), r.metrics.clone())));
+    let t = render::table3(&t3.into_iter().flatten().collect::<Vec<_>>());
+    let files = [
+        ("table3.md".into(), t.markdown.as_str()),
+        ("table3.csv".into(), &t.csv),
+    ];
+    r.write(Output::Table3, &files, &t.markdown)
+}
+
+/// Figure 3: HGN, SSI-HGN with each teacher alone, and with all three.
+pub(super) fn figure3(
+    r: &mut Runner,
+    teach: &[Stage],
+    ssi: Option<&Row>,
+    hgn: Option<&Row>,
+) -> Result<(), ReproduceError> {
+    let mut bars = vec![("HGN".to_string(), ndcg10(hgn))];
+    for (t, s) in teach.iter().zip(single_teacher_students(teach)) {
+        let row = r.run(&s)?;
+        let task = t.name.trim_start_matches("teacher-");
+        bars.push((format!("+{task}"), row.metrics["ndcg@10"].as_f64()));
+    }
+    bars.push(("SSI (all three)".into(), ndcg10(ssi)));
+    let figure = Figure {
+        stem: "figure3",
+        title: format!(
+            "Figure 3 ({}): NDCG@10 by teacher",
+            r.plan.request().paper_dataset
+        ),
+        categories: bars.iter().map(|b| b.0.clone()).collect(),
+        series: vec![(
+            "NDCG@10".into(),
+            bars.iter().map(|b| b.1.unwrap_or(0.0)).collect(),
+        )],
+    };
+    write_figure(r, Output::Figure3, &figure)
+}
+
+/// Figure 4: BERT4Rec and SSI-HGN with teachers of 1, 2, 4 and 8 layers.
+pub(super) fn figure4(r: &mut Runner) -> Result<(), ReproduceError> {
+    let (mut bert, mut ssi_v) = (Vec::new(), Vec::new());
+    for l in LAYERS {
+        let (b, tl, s) = layer_stages(l, r.plan.base_layers());
+        bert.push(ndcg10(Some(&r.run(&b)?)).unwrap_or(0.0));
+        for t in &tl {
+            r.run(t)?;
+        }
+        ssi_v.push(ndcg10(Some(&r.run(&s)?)).unwrap_or(0.0));
+    }
+    let figure = Figure {
+        stem: "figure4",
+        title: format!(
+            "Figure 4 ({}): NDCG@10 by teacher depth",
+            r.plan.request().paper_dataset
+        ),
+        categories: LAYERS.iter().map(|l| format!("{l} layers")).collect(),
+        series: vec![("BERT4Rec".into(), bert), ("SSI".into(), ssi_v)],
+    };
+    write_figure(r, Output::Figure4, &figure)
+}
+
+fn write_figure(r: &mut Runner, output: Output, f: &Figure) -> Result<(), ReproduceError> {
+    let t = f.table();
+    let svg = f.svg();
+    let files = [
+        (format!("{}.md", f.stem), t.markdown.as_str()),
+        (format!("{}.csv", f.stem), &t.csv),
+        (format!("{}.svg", f.stem), &svg),
+    ];
+    r.write(output, &files, &t.markdown)
+}
+
+fn ndcg10(r: Option<&Row>) -> Option<f64> {
+    r.and_then(|r| r.metrics["ndcg@10"].as_f64())
+}
