@@ -16,7 +16,7 @@ pub fn FineTune() -> impl IntoView {
             <h2>"Fine-tune in the browser"</h2>
             <SettingsForm settings/>
             <TuneButtons settings/>
-            <p id="progress">{move || { let (d, n) = t.progress.get(); format!("step {d} of {n}") }}</p>
+            <p id="progress">{move || progress_line(t.progress.get(), t.pace.get())}</p>
             <LossCurve/>
             <p id="valid-before">"validation before: "{move || fmt_valid(t.valid_before.get(), state.backend.get())}</p>
             <p id="valid-after">"validation after: "{move || fmt_after(state)}</p>
@@ -91,4 +91,16 @@ fn fmt_after(state: AppState) -> String {
         (Some(b), Some(a)) => format!("{line} — NDCG@10 {:+.4} from before", a.ndcg10 - b.ndcg10),
         _ => line,
     }
+}
+
+/// "step 12 of 47 · 1,400 seq/s · about 3 s left" (the pace once a step has been timed).
+fn progress_line((done, total): (usize, usize), pace: Option<(f64, f64)>) -> String {
+    let mut line = format!("step {done} of {total}");
+    if let Some((seq_per_s, left)) = pace {
+        line.push_str(&format!(" · {seq_per_s:.0} seq/s"));
+        if done < total {
+            line.push_str(&format!(" · about {left:.0} s left"));
+        }
+    }
+    line
 }

@@ -16,6 +16,8 @@ pub struct Tuning {
     pub losses: RwSignal<Vec<f32>>,
     /// (steps done, steps planned).
     pub progress: RwSignal<(usize, usize)>,
+    /// Sequences per second so far and the seconds left at that pace.
+    pub pace: RwSignal<Option<(f64, f64)>>,
     pub valid_before: RwSignal<Option<Validation>>,
     pub valid_after: RwSignal<Option<Validation>>,
     /// Whether the loaded model has been fine-tuned (it differs from its bundle).
@@ -50,6 +52,7 @@ impl Tuning {
             stop: RwSignal::new(false),
             losses: RwSignal::new(Vec::new()),
             progress: RwSignal::new((0, 0)),
+            pace: RwSignal::new(None),
             valid_before: RwSignal::new(None),
             valid_after: RwSignal::new(None),
             tuned: RwSignal::new(false),
@@ -91,6 +94,7 @@ pub fn start(state: AppState, settings: Settings) {
         extra,
         ..Default::default()
     };
+    let batch = cfg.batch_size;
     let started = state.engine.write_untracked().as_mut().map(|e| {
         let before = e.validate();
         e.start_fine_tune(&cfg)
@@ -111,12 +115,14 @@ pub fn start(state: AppState, settings: Settings) {
     t.training.set(true);
     let total = steps * epochs;
     t.progress.set((0, total));
-    spawn_local(run(state, total));
+    t.pace.set(None);
+    spawn_local(run(state, total, batch));
 }
 
 /// Runs `total` steps (or until stopped or failed), then validates and shows the new model.
-async fn run(state: AppState, total: usize) {
+async fn run(state: AppState, total: usize, batch: usize) {
     let t = state.tuning;
+    let start = browser::now_ms();
     for done in 1..=total {
         if t.stop.get_untracked() {
             break;
@@ -125,6 +131,12 @@ async fn run(state: AppState, total: usize) {
             Ok(Some(loss)) => {
                 t.losses.update(|l| l.push(loss));
                 t.progress.set((done, total));
+                let seconds = (browser::now_ms() - start) / 1000.0;
+                if seconds > 0.0 {
+                    let per_step = seconds / done as f64;
+                    let left = (total - done) as f64 * per_step;
+                    t.pace.set(Some(((done * batch) as f64 / seconds, left)));
+                }
             }
             Ok(None) => break,
             Err(e) => {
