@@ -92,7 +92,7 @@ impl Catalogue {
     }
 
     pub fn load(path: &Path) -> Result<Self, DataError> {
-        let text = crate::dataset::read_text(path)?;
+        let text = crate::files::read_text(path)?;
         Self::parse_tsv(&text, path)
     }
 

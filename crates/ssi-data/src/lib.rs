@@ -6,6 +6,7 @@ pub mod catalogue;
 pub mod dataset;
 pub mod error;
 pub mod eval;
+pub mod files;
 pub mod ingest;
 pub mod metrics;
 pub mod recommender;
