@@ -45,9 +45,10 @@ pub fn Predictions() -> impl IntoView {
 /// back (asynchronously: WebGPU cannot block), shows the top items. Tracks both.
 fn predict(state: AppState, preds: RwSignal<Vec<Prediction>>, predict_ms: RwSignal<f64>) {
     let seq = state.sequence.get();
+    // The CPU backend computes while launching: the clock starts before.
+    let t0 = browser::now_ms();
     let launched = state.engine.with(|e| e.as_ref().map(|e| e.scores(&seq)));
     let Some(scores) = launched else { return };
-    let t0 = browser::now_ms();
     spawn_local(async move {
         let Ok(data) = scores.into_data_async().await else {
             state
