@@ -205,6 +205,15 @@ impl Browser {
         v.as_str().unwrap_or_default().to_string()
     }
 
+    /// Waits for the model summary line (the bundle loaded); returns it.
+    fn wait_for_model(&self, what: &str, timeout: Duration) -> Value {
+        self.wait_for(
+            what,
+            "document.querySelector('#model-info')?.innerText",
+            timeout,
+        )
+    }
+
     /// Sets the epochs box to 1, fine-tunes (stopping after `stop_after` steps when given), and
     /// waits for the validation line after.
     fn fine_tune_one_epoch(&self, stop_after: Option<u32>) -> Value {
@@ -318,11 +327,7 @@ fn the_page_predicts_what_the_cli_predicts_and_fine_tunes() {
         "/url",
         Some(json!({"url": format!("http://127.0.0.1:{port}/")})),
     );
-    let info = browser.wait_for(
-        "the default model to load",
-        "document.querySelector('#model-info')?.innerText",
-        Duration::from_secs(120),
-    );
+    let info = browser.wait_for_model("the default model to load", Duration::from_secs(120));
     println!("model: {info}");
     let backend = browser.script("return document.querySelector('#backend').innerText;");
     println!("backend: {backend}");
@@ -416,11 +421,7 @@ fn webgpu_page(browser: &Browser, port: u16, history: &[u64], want: &[(u64, f64)
         "/url",
         Some(json!({"url": format!("http://127.0.0.1:{port}/#seq={seq}")})),
     );
-    browser.wait_for(
-        "the default model to load",
-        "document.querySelector('#model-info')?.innerText",
-        Duration::from_secs(120),
-    );
+    browser.wait_for_model("the default model to load", Duration::from_secs(120));
     browser.expect_predictions(want, 1e-4);
     browser.click("#use-webgpu");
     let url = browser.wait_for(
@@ -432,9 +433,8 @@ fn webgpu_page(browser: &Browser, port: u16, history: &[u64], want: &[(u64, f64)
         url.as_str().unwrap().ends_with(&format!("#seq={seq}")),
         "{url}"
     );
-    browser.wait_for(
+    browser.wait_for_model(
         "the default model to load in the WebGPU build",
-        "document.querySelector('#model-info')?.innerText",
         Duration::from_secs(300),
     );
     browser.expect_predictions(want, 1e-4);
