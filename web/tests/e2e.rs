@@ -419,10 +419,13 @@ fn webgpu_page(browser: &Browser, port: u16, history: &[u64], want: &[(u64, f64)
     browser.call(
         "POST",
         "/url",
-        Some(json!({"url": format!("http://127.0.0.1:{port}/#seq={seq}")})),
+        Some(json!({"url": format!("http://127.0.0.1:{port}/#seq={seq},abc")})),
     );
     browser.wait_for_model("the default model to load", Duration::from_secs(120));
     browser.expect_predictions(want, 1e-4);
+    // An entry that is not an item id is left out, and the page says so.
+    let notice = browser.text("#notice");
+    assert!(notice.contains("abc"), "notice: {notice}");
     browser.click("#use-webgpu");
     let url = browser.wait_for(
         "the WebGPU build to open",

@@ -23,15 +23,15 @@ pub fn App() -> impl IntoView {
     let state = AppState::new();
     provide_context(state);
     state.load_model_list();
-    if let Some(seq) = seq_hash::current() {
-        state.sequence.set(seq);
-    }
-    // Navigating to the same page with another `#seq=` does not reload it: follow the hash.
-    let on_hash = window_event_listener(leptos::ev::hashchange, move |_| {
+    let from_url = move || {
         if let Some(seq) = seq_hash::current() {
-            state.sequence.set(seq);
+            state.notice.set(seq.notice());
+            state.sequence.set(seq.ids);
         }
-    });
+    };
+    from_url();
+    // Navigating to the same page with another `#seq=` does not reload it: follow the hash.
+    let on_hash = window_event_listener(leptos::ev::hashchange, move |_| from_url());
     on_cleanup(move || on_hash.remove());
 
     view! {
