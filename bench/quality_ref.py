@@ -111,8 +111,8 @@ def evaluate(model, seqs, users, negs, split, max_len, full):
         idx = order[start:start + 512]
         hist = [seqs[i][:-cut] for i in idx]
         target = [seqs[i][-cut] for i in idx]
-        h = model(left_pad(hist, max_len))[:, -1]
-        scores = h @ table.T  # [B, N], column j = item j + 1
+        h = model(left_pad(hist, max_len).to(table.device))[:, -1]
+        scores = (h @ table.T).cpu()  # [B, N], column j = item j + 1
         for r, i in enumerate(idx):
             s = scores[r]
             t = s[target[r] - 1]
@@ -148,6 +148,7 @@ def main():
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--time-budget-minutes", type=float, default=None)
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--test-only", action="store_true",
                    help="evaluate the saved best.pt of --out on the test split and stop")
     args = p.parse_args()
@@ -158,12 +159,13 @@ def main():
     vneg, tneg = read_negatives(args.valid_negatives), read_negatives(args.test_negatives)
     train = [s[:-2] for s in seqs]
     trainable = [i for i, s in enumerate(train) if len(s) >= 2]
-    model = SasRec(n_items, args.hidden, args.layers, args.heads, args.max_len, args.dropout)
+    dev = torch.device(args.device)
+    model = SasRec(n_items, args.hidden, args.layers, args.heads, args.max_len, args.dropout).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     os.makedirs(args.out, exist_ok=True)
     best, best_state, bad, started = -1.0, None, 0, time.time()
     if args.test_only:
-        saved = torch.load(os.path.join(args.out, "best.pt"))
+        saved = torch.load(os.path.join(args.out, "best.pt"), map_location=dev)
         best_state, best_epoch = saved["state"], saved["epoch"]
     log = open(os.path.join(args.out, "log.jsonl"), "a" if args.test_only else "w")
     for epoch in range(1, 0 if args.test_only else args.epochs + 1):
@@ -171,8 +173,8 @@ def main():
         t0, loss_sum, steps = time.time(), 0.0, 0
         for start in range(0, len(trainable), args.batch):
             batch = [train[i][-(args.max_len + 1):] for i in trainable[start:start + args.batch]]
-            ids = left_pad([s[:-1] for s in batch], args.max_len)
-            tgt = left_pad([s[1:] for s in batch], args.max_len)
+            ids = left_pad([s[:-1] for s in batch], args.max_len).to(dev)
+            tgt = left_pad([s[1:] for s in batch], args.max_len).to(dev)
             h = model(ids)
             keep = tgt > 0
             logits = h[keep] @ model.item_table().T
@@ -206,7 +208,7 @@ def main():
     test = evaluate(model, seqs, users, tneg, "test", args.max_len, full=True)
     test.update({"model": "sasrec-pytorch", "dataset": os.path.basename(args.data), "split": "test",
                  "seed": args.seed, "negatives": 99, "users": len(seqs), "best_epoch": best_epoch,
-                 "torch": torch.__version__})
+                 "torch": torch.__version__, "device": str(dev)})
     with open(os.path.join(args.out, "test.json"), "w") as f:
         json.dump(test, f, indent=1)
     print(json.dumps(test))

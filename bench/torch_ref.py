@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """PyTorch reference for `ssi bench --pytorch PYTHON`: the same models, shapes and training step
 (Adam, full-softmax cross-entropy over all items, output layer tied to the item embedding) as
-the burn models in crates/ssi-models, timed the same way (one warm-up step, then `--steps`).
+the burn models in crates/ssi-models, timed the same way (`--warmup` untimed steps, then `--steps`).
 
 Prints one JSON list of {"model", "train_ms_per_step"} on stdout. `--device cpu` (all cores) or
 `--device cuda` (timed with a synchronise after every step, as burn's side does).
@@ -117,6 +117,7 @@ def main():
     p.add_argument("--len", type=int, default=50)
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--device", default="cpu")
     args = p.parse_args()
     dev = torch.device(args.device)
@@ -144,7 +145,8 @@ def main():
             if dev.type == "cuda":
                 torch.cuda.synchronize()
 
-        step()
+        for _ in range(max(args.warmup, 1)):
+            step()
         t = time.perf_counter()
         for _ in range(args.steps):
             step()

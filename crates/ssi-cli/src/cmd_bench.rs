@@ -1,7 +1,7 @@
 //! `ssi bench`: training throughput and inference latency of every model on a backend, on
 //! synthetic batches of fixed shape (so runs are comparable across machines and versions).
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use burn::module::Module;
 use burn::optim::{AdamConfig, GradientsParams};
 use clap::Args;
@@ -30,9 +30,17 @@ pub struct BenchArgs {
     len: usize,
     #[arg(long, default_value_t = 64)]
     hidden: usize,
-    /// Timed training steps per model (after one warm-up step).
+    /// Timed training steps per model.
     #[arg(long, default_value_t = 5)]
     steps: usize,
+    /// Untimed training steps before them (GPU backends compile and autotune kernels on the
+    /// first steps of each shape).
+    #[arg(long, default_value_t = 1)]
+    warmup: usize,
+    /// Batch shapes: bucketed on GPU backends and exact on the CPU (auto), or forced either way,
+    /// to measure what bucketing gains (`ssi_models::common::Shapes`).
+    #[arg(long, default_value = "auto", value_parser = ["auto", "exact", "bucketed"])]
+    shapes: String,
     /// 0: full softmax; k: sampled softmax with k shared negatives.
     #[arg(long, default_value_t = 0)]
     sampled_negatives: usize,
@@ -40,9 +48,9 @@ pub struct BenchArgs {
     /// the straightforward log-softmax + gather it replaced (log-softmax), to measure the gain.
     #[arg(long, default_value = "logsumexp", value_parser = ["logsumexp", "log-softmax"])]
     ce: String,
-    /// Dropout masks as trained (fast: Xoshiro256++ masks) or burn's `Dropout` (burn), to measure
-    /// the gain.
-    #[arg(long, default_value = "fast", value_parser = ["fast", "burn"])]
+    /// Dropout masks as trained (auto: Xoshiro256++ masks drawn on the CPU for the CPU backend,
+    /// burn's on-device `Dropout` on a GPU), or forced to either (fast, burn), to measure the gain.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "fast", "burn"])]
     dropout: String,
     /// Dropout probability of the models (0.5: `configs/small.json`'s SASRec).
     #[arg(long, default_value_t = 0.2)]
@@ -91,7 +99,6 @@ fn pytorch_device(a: &BenchArgs) -> String {
 
 /// Runs the PyTorch reference; returns ms per training step by model name.
 fn pytorch(a: &BenchArgs, python: &str) -> Result<std::collections::HashMap<String, f64>> {
-    use anyhow::Context;
     if a.sampled_negatives != 0 {
         anyhow::bail!("--pytorch compares the full-softmax step only: drop --sampled-negatives");
     }
@@ -116,6 +123,7 @@ fn pytorch(a: &BenchArgs, python: &str) -> Result<std::collections::HashMap<Stri
             &a.hidden.to_string(),
         ])
         .args(["--steps", &a.steps.to_string()])
+        .args(["--warmup", &a.warmup.to_string()])
         .args(["--device", &pytorch_device(a)])
         .output()
         .with_context(|| format!("cannot run {python} {}", a.pytorch_script.display()))?;
@@ -139,20 +147,34 @@ fn pytorch(a: &BenchArgs, python: &str) -> Result<std::collections::HashMap<Stri
         .collect())
 }
 
-fn time<F: FnMut()>(reps: usize, mut f: F) -> f64 {
-    f();
+/// Milliseconds per call of `f` after `warmup` untimed calls; the first failure (a GPU out of
+/// memory surfaces at the read-back) stops the measurement.
+fn time<E: std::fmt::Display, F: FnMut() -> Result<(), E>>(
+    warmup: usize,
+    reps: usize,
+    mut f: F,
+) -> Result<f64> {
+    let mut run = || f().map_err(|e| anyhow::anyhow!(ssi_models::common::brief(&e.to_string())));
+    for _ in 0..warmup.max(1) {
+        run()?;
+    }
     let t = Instant::now();
     for _ in 0..reps {
-        f();
+        run()?;
     }
-    t.elapsed().as_secs_f64() * 1000.0 / reps as f64
+    Ok(t.elapsed().as_secs_f64() * 1000.0 / reps as f64)
 }
 
 pub fn bench(a: BenchArgs) -> Result<()> {
     check_sizes(&a)?;
     let softmax = softmax(&a)?;
     let dev = crate::source::device(&a.device)?;
-    ssi_models::transformer::use_burn_dropout(a.dropout == "burn");
+    ssi_models::transformer::set_dropout_masks(match a.dropout.as_str() {
+        "fast" => ssi_models::transformer::DropoutMasks::Fast,
+        "burn" => ssi_models::transformer::DropoutMasks::Burn,
+        _ => ssi_models::transformer::DropoutMasks::Auto,
+    });
+    ssi_models::common::set_shapes(crate::source::shapes(&a.shapes));
     let mut rng = seeded(1);
     let seqs: Vec<Vec<u32>> = (0..a.batch)
         .map(|_| {
@@ -254,7 +276,7 @@ fn bench_model(
     let mut model = cfg.init(&train_dev);
     let mut optim = AdamConfig::new().init();
     let mut step_rng = seeded(2);
-    let train_ms = time(a.steps, || {
+    let train_ms = time(a.warmup, a.steps, || {
         let loss = model.train_loss(
             TrainBatch {
                 items: &refs,
@@ -265,19 +287,30 @@ fn bench_model(
         );
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         model = optim.step(1e-3, model.clone(), grads);
-        let _ = dev.sync();
-    });
+        dev.sync()
+    })
+    .with_context(|| {
+        format!(
+            "{} training step on {} (--batch {} --len {} --items {})",
+            kind.name(),
+            a.device,
+            a.batch,
+            a.len,
+            a.items
+        )
+    })?;
     let eval = model.valid();
     let hist: Vec<&[u32]> = refs.iter().map(|s| &s[..a.len]).collect();
     let u: Vec<Option<usize>> = (0..a.batch).map(Some).collect();
     let infer = |n: usize| {
-        time(5, || {
+        time(1, 5, || {
             let s = eval.score_all(Batch {
                 items: &hist[..n],
                 users: &u[..n],
             });
-            let _ = s.into_data();
+            s.try_into_data().map(|_| ())
         })
+        .with_context(|| format!("{} inference for {n} users on {}", kind.name(), a.device))
     };
     Ok(Row {
         pytorch_ms_per_step: torch_ms,
@@ -287,8 +320,8 @@ fn bench_model(
         backend: a.device.clone(),
         train_ms_per_step: train_ms,
         train_seqs_per_s: a.batch as f64 / (train_ms / 1000.0),
-        infer_ms_batch1: infer(1),
-        infer_ms_batch256: infer(a.batch.min(256)),
+        infer_ms_batch1: infer(1)?,
+        infer_ms_batch256: infer(a.batch.min(256))?,
     })
 }
 

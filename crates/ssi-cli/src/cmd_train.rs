@@ -81,6 +81,10 @@ pub struct RunArgs {
     /// cpu (burn flex backend) or wgpu (GPU through Vulkan/Metal/DX12).
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// Batch shapes: auto (padded to a few sizes on a GPU, where kernels are compiled per shape;
+    /// exact on the CPU), exact or bucketed. Same losses and gradients either way.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "exact", "bucketed"])]
+    shapes: String,
     /// Run folder: config, checkpoints, log.jsonl, test.json.
     #[arg(long)]
     out: PathBuf,
@@ -164,6 +168,7 @@ fn run(
     distill: Option<(Vec<PathBuf>, ImitationConfig)>,
 ) -> Result<()> {
     let ds: Dataset = crate::source::load(a.data.as_deref(), a.json)?;
+    ssi_models::common::set_shapes(crate::source::shapes(&a.shapes));
     let mut settings = gather_settings(&a)?;
     settings.extend(fixed);
     let job = Job {

@@ -34,6 +34,16 @@ pub fn device(name: &str) -> Result<burn::tensor::Device> {
     }
 }
 
+/// The `--shapes` value (auto, exact, bucketed; clap has checked it).
+pub fn shapes(name: &str) -> ssi_models::common::Shapes {
+    use ssi_models::common::Shapes;
+    match name {
+        "exact" => Shapes::Exact,
+        "bucketed" => Shapes::Bucketed,
+        _ => Shapes::Auto,
+    }
+}
+
 #[cfg(feature = "wgpu")]
 fn wgpu_device() -> Result<burn::tensor::Device> {
     Ok(burn::tensor::Device::wgpu(Default::default()))

@@ -7,8 +7,8 @@
 //! [INT] token appended to the unmasked sequence in a second encoder pass.
 
 use crate::common::{
-    Batch, TrainBatch, batch_len, float2, int1, int2, left_pad, pad_mask, small_init,
-    transformer_init,
+    Batch, TrainBatch, float2, int1, int2, left_pad, masked_batch_len, pad_loss_rows, pad_mask,
+    small_init, transformer_init,
 };
 use crate::consistency::{ConsistencyTask, binary_task_inputs, global_span, mask_span};
 use crate::loss::{Softmax, next_item_loss, nll};
@@ -194,7 +194,7 @@ impl Bert4Rec {
     fn last_states(&self, seqs: &[Vec<u32>]) -> Tensor<2> {
         let b = seqs.len();
         let refs: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
-        let l = batch_len(&refs, self.max_len, 0);
+        let l = masked_batch_len(&refs, self.max_len, 0, &self.device());
         let ids = int2(left_pad(&refs, l), [b, l], &self.device());
         self.hidden_states(ids)
             .narrow(1, l - 1, 1)
@@ -253,9 +253,11 @@ impl Bert4Rec {
     }
 
     /// Cloze inputs: the last `max_len` items with some replaced by [MASK]. Returns the masked
-    /// ids, the 0-based targets and the flat row indices of the masked positions.
+    /// ids, the 0-based targets and the flat row indices of the masked positions (padded by
+    /// [`pad_loss_rows`]: the number of masked positions changes every batch).
     pub fn cloze(&self, seqs: &[&[u32]], rng: &mut SsiRng) -> (Vec<i64>, Vec<i64>, Vec<i64>) {
-        let len = batch_len(seqs, self.max_len, 0);
+        let device = self.device();
+        let len = masked_batch_len(seqs, self.max_len, 0, &device);
         let mut ids = left_pad(seqs, len);
         let mut targets = Vec::new();
         let mut rows = Vec::new();
@@ -281,6 +283,7 @@ impl Bert4Rec {
                 row[p] = self.mask_id() as i64;
             }
         }
+        pad_loss_rows(&mut rows, &mut targets, &device);
         (ids, targets, rows)
     }
 }

@@ -24,6 +24,74 @@ pub fn transformer_init(std: Option<f64>) -> Initializer {
     }
 }
 
+/// How training batches are shaped for the backend. GPU backends compile (and autotune) kernels
+/// per tensor shape, so a batch whose length or number of loss rows changes every step pays for
+/// compilation every step; padding to a few sizes, the padding carrying no loss, keeps the loss
+/// and its gradients those of the unpadded batch and the shapes few. The CPU backend runs any
+/// shape at no extra cost, so there padding would only add work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shapes {
+    /// Bucketed on GPU backends, exact on the CPU backend.
+    Auto,
+    /// Every batch at its own size.
+    Exact,
+    /// Sequence length padded to `max_len` (models with a padding mask), loss rows to [`bucket`].
+    Bucketed,
+}
+
+static SHAPES: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// Sets the batch shapes for this process (`ssi bench --shapes` measures both).
+pub fn set_shapes(shapes: Shapes) {
+    let v = match shapes {
+        Shapes::Auto => 0,
+        Shapes::Exact => 1,
+        Shapes::Bucketed => 2,
+    };
+    SHAPES.store(v, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether batches on `device` are padded to bucketed shapes.
+pub fn bucketed(device: &Device) -> bool {
+    match SHAPES.load(std::sync::atomic::Ordering::Relaxed) {
+        1 => false,
+        2 => true,
+        _ => *device != Device::flex(),
+    }
+}
+
+/// The smallest size m·2^k ≥ n with m in 4..=7: four sizes per doubling, at most 25 % padding.
+pub fn bucket(n: usize) -> usize {
+    if n <= 4 {
+        return n;
+    }
+    let shift = usize::BITS - 3 - n.leading_zeros(); // n >> shift is in 4..=7
+    let m = n.div_ceil(1 << shift);
+    m << shift
+}
+
+/// Pads the loss rows of a batch to [`bucket`] rows on a bucketed device: each padding row
+/// repeats the first row's index with target -1, which [`crate::loss::next_item_loss`] weighs 0.
+pub fn pad_loss_rows(rows: &mut Vec<i64>, targets: &mut Vec<i64>, device: &Device) {
+    if rows.is_empty() || !bucketed(device) {
+        return;
+    }
+    let to = bucket(rows.len());
+    rows.resize(to, rows[0]);
+    targets.resize(to, -1);
+}
+
+/// Length of a batch for models whose padding is masked and whose positions count from the end
+/// (SASRec, BERT4Rec): `max_len` on a bucketed device (same outputs, one shape), else
+/// [`batch_len`].
+pub fn masked_batch_len(seqs: &[&[u32]], max_len: usize, extra: usize, device: &Device) -> usize {
+    if bucketed(device) {
+        max_len
+    } else {
+        batch_len(seqs, max_len, extra)
+    }
+}
+
 /// Histories to encode: each sequence is chronological; `users` are dataset indices (0-based),
 /// `None` for a user the model never saw (typed into the browser, say).
 #[derive(Debug, Clone, Copy)]

@@ -104,7 +104,7 @@ impl SequentialModel for Gru4Rec {
         Some(self.out_bias.val())
     }
     fn train_loss(&self, batch: TrainBatch, softmax: Softmax, rng: &mut SsiRng) -> Tensor<1> {
-        let (ids, targets, rows) = shifted(batch.items, self.max_len, &self.device());
+        let (ids, targets, rows) = shifted(batch.items, self.max_len, false, &self.device());
         let l = ids.dims()[1];
         let h = self
             .hidden_states(ids)

@@ -32,6 +32,16 @@ pub fn full_ce(
     bias: Option<Tensor<1>>,
     targets: Tensor<1, Int>,
 ) -> Tensor<1> {
+    full_ce_rows(h, table, bias, targets).mean()
+}
+
+/// The per-row losses of [`full_ce`]: [P, 1].
+pub fn full_ce_rows(
+    h: Tensor<2>,
+    table: Tensor<2>,
+    bias: Option<Tensor<1>>,
+    targets: Tensor<1, Int>,
+) -> Tensor<2> {
     let mut logits = h.clone().matmul(table.clone().transpose()); // [P, N]
     let mut picked = (h * table.select(0, targets.clone())).sum_dim(1); // [P, 1]
     if let Some(b) = bias {
@@ -41,7 +51,7 @@ pub fn full_ce(
     // The max shift only keeps exp in range: it cancels in the value and carries no gradient.
     let max = logits.clone().detach().max_dim(1); // [P, 1]
     let lse = (logits - max.clone()).exp().sum_dim(1).log() + max;
-    (lse - picked).mean()
+    lse - picked
 }
 
 /// [`full_ce`] written the straightforward way: log-softmax over the logits, then the targets'
@@ -52,22 +62,32 @@ pub fn full_ce_log_softmax(
     bias: Option<Tensor<1>>,
     targets: Tensor<1, Int>,
 ) -> Tensor<1> {
+    full_ce_log_softmax_rows(h, table, bias, targets).mean()
+}
+
+/// The per-row losses of [`full_ce_log_softmax`]: [P, 1].
+pub fn full_ce_log_softmax_rows(
+    h: Tensor<2>,
+    table: Tensor<2>,
+    bias: Option<Tensor<1>>,
+    targets: Tensor<1, Int>,
+) -> Tensor<2> {
     let mut logits = h.matmul(table.transpose());
     if let Some(b) = bias {
         logits = logits + b.unsqueeze_dim(0);
     }
-    nll(log_softmax(logits, 1), targets)
+    nll_rows(log_softmax(logits, 1), targets)
 }
 
-/// Sampled-softmax cross-entropy with `negatives` (0-based indices) shared across the batch.
-/// A negative equal to a row's target is masked out for that row.
+/// Sampled-softmax cross-entropy with `negatives` (0-based indices) shared across the batch, per
+/// row: [P, 1]. A negative equal to a row's target is masked out for that row.
 pub fn sampled_ce(
     h: Tensor<2>,
     table: Tensor<2>,
     bias: Option<Tensor<1>>,
     targets: Tensor<1, Int>,
     negatives: Tensor<1, Int>,
-) -> Tensor<1> {
+) -> Tensor<2> {
     let [p, _] = h.dims();
     let k = negatives.dims()[0];
     let pos_emb = table.clone().select(0, targets.clone());
@@ -84,16 +104,22 @@ pub fn sampled_ce(
     let neg = neg.mask_fill(hit, -1e9);
     let logits = Tensor::cat(vec![pos, neg], 1);
     let zeros = Tensor::<1, Int>::zeros([p], &logits.device());
-    nll(log_softmax(logits, 1), zeros)
+    nll_rows(log_softmax(logits, 1), zeros)
 }
 
 /// Mean negative log-likelihood of `targets` under `log_probs` [P, C].
 pub fn nll(log_probs: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<1> {
-    let picked = log_probs.gather(1, targets.unsqueeze_dim(1)); // [P, 1]
-    picked.mean().neg()
+    nll_rows(log_probs, targets).mean()
 }
 
-/// Next-item loss with the chosen softmax; `targets` are 0-based item indices.
+/// Negative log-likelihood of each row's target: [P, 1].
+pub fn nll_rows(log_probs: Tensor<2>, targets: Tensor<1, Int>) -> Tensor<2> {
+    log_probs.gather(1, targets.unsqueeze_dim(1)).neg()
+}
+
+/// Next-item loss with the chosen softmax, the mean over rows; `targets` are 0-based item
+/// indices, and a target of -1 marks a padding row ([`crate::common::pad_loss_rows`]) that
+/// weighs nothing.
 pub fn next_item_loss(
     h: Tensor<2>,
     table: Tensor<2>,
@@ -105,15 +131,28 @@ pub fn next_item_loss(
     use ssi_data::rng::Rng;
     let device = h.device();
     let n_items = table.dims()[0];
-    let targets = crate::common::int1(targets, &device);
-    match softmax {
-        Softmax::Full => full_ce(h, table, bias, targets),
-        Softmax::FullLogSoftmax => full_ce_log_softmax(h, table, bias, targets),
+    let real = targets.iter().filter(|&&t| t >= 0).count();
+    let weights: Option<Vec<f32>> = (real < targets.len()).then(|| {
+        let w = 1.0 / real.max(1) as f32;
+        targets
+            .iter()
+            .map(|&t| if t >= 0 { w } else { 0.0 })
+            .collect()
+    });
+    let p = targets.len();
+    let targets = crate::common::int1(targets.into_iter().map(|t| t.max(0)).collect(), &device);
+    let rows = match softmax {
+        Softmax::Full => full_ce_rows(h, table, bias, targets),
+        Softmax::FullLogSoftmax => full_ce_log_softmax_rows(h, table, bias, targets),
         Softmax::Sampled(k) => {
             let negs: Vec<i64> = (0..k)
                 .map(|_| rng.random_range(0..n_items as i64))
                 .collect();
             sampled_ce(h, table, bias, targets, crate::common::int1(negs, &device))
         }
+    };
+    match weights {
+        None => rows.mean(),
+        Some(w) => (rows * crate::common::float2(w, [p, 1], &device)).sum(),
     }
 }

@@ -4,7 +4,8 @@
 //! 2023) rather than the original binary loss with one negative.
 
 use crate::common::{
-    Batch, TrainBatch, batch_len, int2, left_pad, pad_mask, small_init, transformer_init,
+    Batch, TrainBatch, batch_len, int2, left_pad, masked_batch_len, pad_loss_rows, pad_mask,
+    small_init, transformer_init,
 };
 use crate::loss::{Softmax, next_item_loss};
 use crate::model::{SequentialModel, basics};
@@ -118,7 +119,7 @@ impl SequentialModel for SasRec {
     basics!(Sasrec, max_len);
     fn encode(&self, batch: Batch) -> Tensor<2> {
         let b = batch.items.len();
-        let l = batch_len(batch.items, self.max_len, 0);
+        let l = masked_batch_len(batch.items, self.max_len, 0, &self.device());
         let ids = int2(left_pad(batch.items, l), [b, l], &self.device());
         self.hidden_states(ids)
             .narrow(1, l - 1, 1)
@@ -131,7 +132,7 @@ impl SequentialModel for SasRec {
         None
     }
     fn train_loss(&self, batch: TrainBatch, softmax: Softmax, rng: &mut SsiRng) -> Tensor<1> {
-        let (ids, targets, rows) = shifted(batch.items, self.max_len, &self.device());
+        let (ids, targets, rows) = shifted(batch.items, self.max_len, true, &self.device());
         let l = ids.dims()[1];
         let h = self
             .hidden_states(ids)
@@ -149,11 +150,14 @@ impl SequentialModel for SasRec {
 }
 
 /// Next-item training pairs of causal models: inputs `s[..n-1]`, targets `s[1..]`, both the last
-/// (at most) `max_len` of them, left-padded to the batch's length. Returns the input ids, the 0-based targets at non-padding
-/// positions, and the flat row indices (batch * len) of those positions.
+/// (at most) `max_len` of them, left-padded to the batch's length (to `max_len` on a bucketed
+/// device when the model masks padding: `masked`). Returns the input ids, the 0-based targets at
+/// non-padding positions, and the flat row indices (batch * len) of those positions, padded by
+/// [`pad_loss_rows`].
 pub fn shifted(
     seqs: &[&[u32]],
     max_len: usize,
+    masked: bool,
     device: &Device,
 ) -> (Tensor<2, Int>, Vec<i64>, Tensor<1, Int>) {
     let inputs: Vec<&[u32]> = seqs
@@ -164,7 +168,11 @@ pub fn shifted(
         .iter()
         .map(|s| if s.is_empty() { *s } else { &s[1..] })
         .collect();
-    let len = batch_len(&inputs, max_len, 0);
+    let len = if masked {
+        masked_batch_len(&inputs, max_len, 0, device)
+    } else {
+        batch_len(&inputs, max_len, 0)
+    };
     let ids = left_pad(&inputs, len);
     let tgt = left_pad(&outputs, len);
     let mut rows = Vec::new();
@@ -175,6 +183,7 @@ pub fn shifted(
             targets.push(t - 1);
         }
     }
+    pad_loss_rows(&mut rows, &mut targets, device);
     (
         int2(ids, [seqs.len(), len], device),
         targets,

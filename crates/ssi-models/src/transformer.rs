@@ -5,7 +5,9 @@
 //! distribution sampler; in a SASRec training step on the CPU that was about a fifth of the time
 //! (perf, Beauty, docs/results/bench.md). Here the mask comes from Xoshiro256++, 32 bits per
 //! element compared against a threshold. Same semantics: active only in training mode on an
-//! autodiff device, kept elements scaled by 1 / (1 - p).
+//! autodiff device, kept elements scaled by 1 / (1 - p). On a GPU the mask would be drawn on the
+//! CPU and uploaded every time, 3–5× slower steps than burn's dropout drawn on the device
+//! (docs/results/gpu.md), so GPUs keep burn's.
 
 use burn::nn::Dropout;
 use burn::nn::attention::MultiHeadAttention;
@@ -14,13 +16,28 @@ use burn::tensor::activation::{quiet_softmax, softmax};
 use burn::tensor::{Bool, Tensor, TensorData};
 use ssi_data::rng::{RngCore, SeedableRng, SsiRng, mix};
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 
-/// Use burn's own `Dropout::forward` instead (the baseline of `ssi bench --dropout burn`).
-static BURN_DROPOUT: AtomicBool = AtomicBool::new(false);
+/// Which dropout masks [`dropout`] draws (`ssi bench --dropout` measures each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DropoutMasks {
+    /// Fast masks on the CPU backend, burn's on-device dropout elsewhere.
+    Auto,
+    /// Fast masks (drawn on the CPU) on every backend.
+    Fast,
+    /// burn's own `Dropout::forward` on every backend.
+    Burn,
+}
 
-pub fn use_burn_dropout(on: bool) {
-    BURN_DROPOUT.store(on, Ordering::Relaxed);
+static MASKS: AtomicU8 = AtomicU8::new(0);
+
+pub fn set_dropout_masks(masks: DropoutMasks) {
+    let v = match masks {
+        DropoutMasks::Auto => 0,
+        DropoutMasks::Fast => 1,
+        DropoutMasks::Burn => 2,
+    };
+    MASKS.store(v, Ordering::Relaxed);
 }
 
 thread_local! {
@@ -35,7 +52,12 @@ pub fn seed_dropout(seed: u64) {
 
 /// `d.forward(x)` with a fast mask.
 pub fn dropout<const D: usize>(d: &Dropout, x: Tensor<D>) -> Tensor<D> {
-    if BURN_DROPOUT.load(Ordering::Relaxed) {
+    let burn = match MASKS.load(Ordering::Relaxed) {
+        1 => false,
+        2 => true,
+        _ => x.device() != burn::tensor::Device::flex(),
+    };
+    if burn {
         return d.forward(x);
     }
     if !d.training.is_enabled() || !x.device().is_autodiff() || d.prob == 0.0 {

@@ -86,3 +86,75 @@ fn full_ce_matches_log_softmax_and_gather_in_value_and_gradient() {
     // Not a vacuous comparison: the gradients are not all zero.
     assert!(fast.2.iter().any(|g| g.abs() > 1e-4));
 }
+
+/// Padding rows (target -1, as `pad_loss_rows` makes them) change neither the loss nor any
+/// gradient, for every softmax.
+#[test]
+fn padding_rows_carry_no_loss_and_no_gradient() {
+    use ssi_models::loss::{Softmax, next_item_loss};
+    let [p, n, h] = [5, 30, 4];
+    let mut rng = seeded(9);
+    let mut uniform =
+        |k: usize| -> Vec<f32> { (0..k).map(|_| rng.random::<f32>() - 0.5).collect() };
+    let (hv, tv) = (uniform(p * h), uniform(n * h));
+    let targets = vec![1i64, 7, 29, 0, 7];
+    for softmax in [Softmax::Full, Softmax::FullLogSoftmax, Softmax::Sampled(6)] {
+        let run = |rows: Vec<i64>, targets: Vec<i64>| {
+            let dev = Device::flex().autodiff();
+            let hs =
+                Tensor::<2>::from_data(TensorData::new(hv.clone(), [p, h]), &dev).require_grad();
+            let table =
+                Tensor::<2>::from_data(TensorData::new(tv.clone(), [n, h]), &dev).require_grad();
+            let picked = hs.clone().select(0, int1(rows, &dev));
+            let loss = next_item_loss(
+                picked,
+                table.clone(),
+                None,
+                targets,
+                softmax,
+                &mut seeded(4),
+            );
+            let grads = loss.backward();
+            let value = loss.into_data().try_to_vec::<f32>().unwrap()[0];
+            (
+                value,
+                vec_of(hs.grad(&grads).unwrap()),
+                vec_of(table.grad(&grads).unwrap()),
+            )
+        };
+        let plain = run((0..p as i64).collect(), targets.clone());
+        let mut rows: Vec<i64> = (0..p as i64).collect();
+        let mut padded_targets = targets.clone();
+        rows.extend([0, 0, 0]);
+        padded_targets.extend([-1, -1, -1]);
+        let padded = run(rows, padded_targets);
+        assert!(
+            (plain.0 - padded.0).abs() <= 1e-6 * plain.0.abs().max(1.0),
+            "{softmax:?}: loss {} vs {}",
+            plain.0,
+            padded.0
+        );
+        assert_close(&padded.1, &plain.1, "d/dh");
+        assert_close(&padded.2, &plain.2, "d/dtable");
+        assert!(
+            plain.1.iter().any(|g| g.abs() > 1e-5),
+            "{softmax:?}: vacuous"
+        );
+    }
+}
+
+#[test]
+fn buckets_are_few_and_pad_at_most_a_quarter() {
+    use ssi_models::common::bucket;
+    let mut sizes = std::collections::BTreeSet::new();
+    for n in 1..=5000usize {
+        let b = bucket(n);
+        assert!(
+            b >= n && (b as f64) <= (n as f64) * 1.25 + 1.0,
+            "{n} -> {b}"
+        );
+        sizes.insert(b);
+    }
+    // Four sizes per doubling: about 4·log2(5000) ≈ 50, not 5000.
+    assert!(sizes.len() < 60, "{} sizes", sizes.len());
+}

@@ -137,6 +137,9 @@ pub enum TrainError {
     /// Weights that do not fit their config, or hold NaN or infinite values.
     #[error("{0}")]
     Weights(String),
+    /// The backend failed to run a step (a GPU out of memory, a lost device): the whole message.
+    #[error("{0}")]
+    Device(String),
 }
 
 /// What `config.json` holds: everything needed to rebuild the model and continue the run.
