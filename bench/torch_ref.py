@@ -93,7 +93,7 @@ def step_fn(kind, args, model, seqs, users):
         inp = seqs[:, 1:]
 
         def loss():
-            masked = torch.rand(inp.shape, device=inp.device) < 0.2
+            masked = torch.rand(inp.shape, device=inp.device) < args.mask_prob
             ids = inp.masked_fill(masked, n + 1)
             hidden = model(ids)[masked]
             return F.cross_entropy(model.logits(hidden), inp[masked])
@@ -118,6 +118,7 @@ def main():
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--mask-prob", type=float, default=0.6)
     p.add_argument("--device", default="cpu")
     args = p.parse_args()
     dev = torch.device(args.device)

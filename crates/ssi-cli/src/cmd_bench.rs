@@ -55,8 +55,15 @@ pub struct BenchArgs {
     /// Dropout probability of the models (0.5: `configs/small.json`'s SASRec).
     #[arg(long, default_value_t = 0.2)]
     dropout_prob: f64,
+    /// BERT4Rec's share of masked positions (its default, 0.6): the rows its output layer scores.
+    #[arg(long, default_value_t = 0.6)]
+    mask_prob: f64,
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// Freed memory kept in the heap for the next step (keep, as `ssi` runs) or handed back to
+    /// the OS at once (return, glibc's default), to measure the difference.
+    #[arg(long, default_value = "keep", value_parser = ["keep", "return"])]
+    freed_memory: String,
     /// Also run the PyTorch reference (bench/torch_ref.py) with this Python, same shapes, and
     /// report burn's throughput as a ratio of PyTorch's (full softmax only).
     #[arg(long, value_name = "PYTHON")]
@@ -124,6 +131,7 @@ fn pytorch(a: &BenchArgs, python: &str) -> Result<std::collections::HashMap<Stri
         ])
         .args(["--steps", &a.steps.to_string()])
         .args(["--warmup", &a.warmup.to_string()])
+        .args(["--mask-prob", &a.mask_prob.to_string()])
         .args(["--device", &pytorch_device(a)])
         .output()
         .with_context(|| format!("cannot run {python} {}", a.pytorch_script.display()))?;
@@ -175,6 +183,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         _ => ssi_models::transformer::DropoutMasks::Auto,
     });
     ssi_models::common::set_shapes(crate::source::shapes(&a.shapes));
+    crate::keep_freed_memory(a.freed_memory == "keep");
     let mut rng = seeded(1);
     let seqs: Vec<Vec<u32>> = (0..a.batch)
         .map(|_| {
@@ -264,14 +273,17 @@ fn bench_model(
             ("dropout".into(), a.dropout_prob.into()),
         ])
         .map_err(anyhow::Error::msg)?;
+    // Models that read a fixed window (HGN) have no max_len; only BERT4Rec masks.
+    let json = cfg.to_json();
+    let mut extra: Vec<(String, serde_json::Value)> = Vec::new();
+    if json.get("max_len").is_some() {
+        extra.push(("max_len".into(), a.len.into()));
+    }
+    if json.get("mask_prob").is_some() {
+        extra.push(("mask_prob".into(), a.mask_prob.into()));
+    }
+    let cfg = cfg.with_overrides(&extra).map_err(anyhow::Error::msg)?;
     cfg.validate().map_err(anyhow::Error::msg)?;
-    // Models that read a fixed window (HGN) have no max_len.
-    let cfg = if cfg.to_json().get("max_len").is_some() {
-        cfg.with_overrides(&[("max_len".into(), a.len.into())])
-            .map_err(anyhow::Error::msg)?
-    } else {
-        cfg
-    };
     let train_dev = dev.clone().autodiff();
     let mut model = cfg.init(&train_dev);
     let mut optim = AdamConfig::new().init();
