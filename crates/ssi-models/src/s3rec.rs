@@ -10,7 +10,8 @@
 
 use crate::common::{Batch, TrainBatch, batch_len, int1, int2, small_init};
 use crate::loss::Softmax;
-use crate::model::{ModelKind, SequentialModel};
+use crate::ModelKind;
+use crate::model::SequentialModel;
 use crate::sasrec::{SasRec, SasRecConfig};
 use burn::config::Config;
 use burn::module::Module;
