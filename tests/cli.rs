@@ -1,40 +1,33 @@
 //! End-to-end tests of the `ssi` binary, run as a user would run it. Tests that need the paper's
 //! datasets read them from `../shared/data/` and skip with a message when it is absent.
 
+use assert_cmd::Command;
+use predicates::prelude::*;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn ssi(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ssi"))
-        .args(args)
-        .output()
-        .expect("ssi runs")
+fn cmd(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ssi"));
+    c.args(args);
+    c
 }
 
+fn ssi(args: &[&str]) -> Output {
+    cmd(args).output().expect("ssi runs")
+}
+
+/// A succeeding command's standard output.
 fn ok(args: &[&str]) -> String {
-    let out = ssi(args);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "ssi {args:?} failed: {stderr}");
-    String::from_utf8(out.stdout).unwrap()
+    let out = cmd(args).assert().success();
+    String::from_utf8(out.get_output().stdout.clone()).unwrap()
 }
 
 /// A failing command: exit code 1, a message naming `needle`, and no panic.
 fn fails(args: &[&str], needle: &str) {
-    let out = ssi(args);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "ssi {args:?} should fail: {stderr}"
-    );
-    assert!(
-        stderr.contains(needle),
-        "ssi {args:?}: {stderr:?} should mention {needle:?}"
-    );
-    assert!(
-        !stderr.contains("panicked"),
-        "ssi {args:?} panicked: {stderr}"
-    );
+    cmd(args)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(needle).and(predicate::str::contains("panicked").not()));
 }
 
 fn shared(name: &str) -> Option<PathBuf> {
@@ -1061,7 +1054,7 @@ fn hostile_inputs_get_clear_errors_or_correct_results() {
     // A full disk on standard output is an error, not a panic.
     let full = std::fs::File::create("/dev/full");
     if let Ok(full) = full {
-        let out = Command::new(env!("CARGO_BIN_EXE_ssi"))
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ssi"))
             .args(["data", "stats", &p("books.txt")])
             .stdout(full)
             .output()

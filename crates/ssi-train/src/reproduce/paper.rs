@@ -34,18 +34,13 @@ pub fn paper_ndcg10(dataset: &str, label: &str) -> Option<f64> {
 
 /// The paper's Table 2 rows of one dataset: label → metric values.
 pub fn paper_rows(dataset: &str) -> Vec<(String, Vec<f64>)> {
-    PAPER_TABLE2
-        .lines()
-        .skip(1)
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            (f.len() == 10 && f[0] == dataset).then(|| {
-                let label = f[1];
-                (
-                    label.to_string(),
-                    f[2..].iter().filter_map(|v| v.parse().ok()).collect(),
-                )
-            })
+    csv::Reader::from_reader(PAPER_TABLE2.as_bytes())
+        .records()
+        .filter_map(Result::ok)
+        .filter(|r| r.len() == 10 && &r[0] == dataset)
+        .map(|r| {
+            let values = r.iter().skip(2).filter_map(|v| v.parse().ok());
+            (r[1].to_string(), values.collect())
         })
         .collect()
 }
