@@ -27,13 +27,18 @@ impl Split {
     }
 }
 
+/// A split name that is neither `valid` nor `test`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown split {0:?} (valid, test)")]
+pub struct UnknownSplit(pub String);
+
 impl std::str::FromStr for Split {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownSplit;
+    fn from_str(s: &str) -> Result<Self, UnknownSplit> {
         match s {
             "valid" | "validation" => Ok(Split::Valid),
             "test" => Ok(Split::Test),
-            _ => Err(format!("unknown split {s:?} (valid, test)")),
+            _ => Err(UnknownSplit(s.to_string())),
         }
     }
 }

@@ -11,14 +11,14 @@
 //! history position scores the next item — the history alone, as at training time for a gap at
 //! the end. Choices the paper leaves open are fields here and are documented in `docs/ssi.md`.
 
-use crate::common::{Batch, TrainBatch, batch_len, int1, int2, small_init};
+use crate::common::{Batch, TrainBatch, batch_len, int1, int2, small_init, transformer_init};
 use crate::loss::{Softmax, next_item_loss};
 use crate::model::{SequentialModel, basics};
 use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::nn::{
-    Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear,
-    LinearConfig,
+    Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig,
+    Linear, LinearConfig,
 };
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Int, Tensor};
@@ -43,6 +43,10 @@ pub struct GrecConfig {
     /// Share of training sequences whose only gap is their last item, as at prediction time.
     #[config(default = 0.2)]
     pub last_gap_prob: f64,
+    /// σ of the N(0, σ) initialisation of the convolutions and the projector (NextItNet's and
+    /// GREC's code: 0.02); `null`: burn's Kaiming-uniform default.
+    #[config(default = "None")]
+    pub init_std: Option<f64>,
 }
 
 /// A kernel-3 dilated convolution over [batch, len, hidden], causal (taps t−2d, t−d, t) or not
@@ -74,9 +78,11 @@ fn shift(x: Tensor<3>, s: isize) -> Tensor<3> {
 }
 
 impl DilatedConv {
-    fn new(hidden: usize, dilation: usize, causal: bool, device: &Device) -> Self {
+    fn new(hidden: usize, dilation: usize, causal: bool, init: &Initializer, device: &Device) -> Self {
         DilatedConv {
-            linear: LinearConfig::new(3 * hidden, hidden).init(device),
+            linear: LinearConfig::new(3 * hidden, hidden)
+                .with_initializer(init.clone())
+                .init(device),
             dilation,
             causal,
         }
@@ -105,12 +111,12 @@ pub struct ResidualBlock {
 }
 
 impl ResidualBlock {
-    fn new(hidden: usize, dilation: usize, causal: bool, device: &Device) -> Self {
+    fn new(hidden: usize, dilation: usize, causal: bool, init: &Initializer, device: &Device) -> Self {
         ResidualBlock {
             norm1: LayerNormConfig::new(hidden).init(device),
-            conv1: DilatedConv::new(hidden, dilation, causal, device),
+            conv1: DilatedConv::new(hidden, dilation, causal, init, device),
             norm2: LayerNormConfig::new(hidden).init(device),
-            conv2: DilatedConv::new(hidden, 2 * dilation, causal, device),
+            conv2: DilatedConv::new(hidden, 2 * dilation, causal, init, device),
         }
     }
 
@@ -143,10 +149,11 @@ pub struct Grec {
 
 impl GrecConfig {
     pub fn init(&self, device: &Device) -> Grec {
+        let init = transformer_init(self.init_std);
         let blocks = |causal: bool| {
             self.dilations
                 .iter()
-                .map(|&d| ResidualBlock::new(self.hidden, d, causal, device))
+                .map(|&d| ResidualBlock::new(self.hidden, d, causal, &init, device))
                 .collect()
         };
         Grec {
@@ -154,8 +161,12 @@ impl GrecConfig {
                 .with_initializer(small_init())
                 .init(device),
             encoder: blocks(false),
-            proj1: LinearConfig::new(self.hidden, self.hidden / 2).init(device),
-            proj2: LinearConfig::new(self.hidden / 2, self.hidden).init(device),
+            proj1: LinearConfig::new(self.hidden, self.hidden / 2)
+                .with_initializer(init.clone())
+                .init(device),
+            proj2: LinearConfig::new(self.hidden / 2, self.hidden)
+                .with_initializer(init.clone())
+                .init(device),
             decoder: blocks(true),
             norm: LayerNormConfig::new(self.hidden).init(device),
             out_bias: Param::from_tensor(Tensor::zeros([self.n_items], device)),
