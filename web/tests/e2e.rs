@@ -224,6 +224,12 @@ impl Browser {
         wd(&format!("POST /element/click {css}"), e.click()).await;
     }
 
+    /// Clicks `css`, then waits until `js` is truthy (see [`Browser::wait_for`]).
+    async fn click_then(&self, css: &str, what: &str, js: &str, timeout: Duration) -> Value {
+        self.click(css).await;
+        self.wait_for(what, js, timeout).await
+    }
+
     /// Types `text` into the element; a `Key` (such as `Key::Enter`) is a character of it.
     async fn type_into(&self, css: &str, text: &str) {
         let e = self.element(css).await;
@@ -393,9 +399,9 @@ async fn cpu_page(browser: &Browser, port: u16, history: &[u64], want: &[(u64, f
     save_screenshot(browser).await;
 
     // "Reset to the original" reloads the bundle: the fine-tuning results are cleared.
-    browser.click("#reset").await;
     browser
-        .wait_for(
+        .click_then(
+            "#reset",
             "the reset to reload the bundle",
             "(t => !t.includes('NDCG@10') && t)(document.querySelector('#valid-after').innerText)",
             Duration::from_secs(60),
@@ -472,9 +478,9 @@ async fn webgpu_page(browser: &Browser, port: u16, history: &[u64], want: &[(u64
     // An entry that is not an item id is left out, and the page says so.
     let notice = browser.text("#notice").await;
     assert!(notice.contains("abc"), "notice: {notice}");
-    browser.click("#use-webgpu").await;
     let url = browser
-        .wait_for(
+        .click_then(
+            "#use-webgpu",
             "the WebGPU build to open",
             "location.pathname.endsWith('/webgpu/') && location.href",
             Duration::from_secs(30),
@@ -497,9 +503,9 @@ async fn webgpu_page(browser: &Browser, port: u16, history: &[u64], want: &[(u64
 /// On the WebGPU build: switches to WebGPU, predicts what the CLI predicts, fine-tunes a few
 /// steps, and switches back to the CPU.
 async fn webgpu_backend(browser: &Browser, want: &[(u64, f64)]) {
-    browser.click("#use-webgpu").await;
     let backend = browser
-        .wait_for(
+        .click_then(
+            "#use-webgpu",
             "the switch to WebGPU",
             "(t => t.startsWith('WebGPU') && t)(document.querySelector('#backend').innerText)",
             Duration::from_secs(120),
@@ -512,9 +518,9 @@ async fn webgpu_backend(browser: &Browser, want: &[(u64, f64)]) {
     let after = browser.fine_tune_one_epoch(Some(3)).await;
     assert!(after.as_str().unwrap().contains("CPU backend"), "{after}");
 
-    browser.click("#use-cpu").await;
     browser
-        .wait_for(
+        .click_then(
+            "#use-cpu",
             "the switch back to the CPU",
             "(t => t.startsWith('CPU') && t)(document.querySelector('#backend').innerText)",
             Duration::from_secs(120),
