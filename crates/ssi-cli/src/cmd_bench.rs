@@ -44,9 +44,10 @@ pub struct BenchArgs {
     /// 0: full softmax; k: sampled softmax with k shared negatives.
     #[arg(long, default_value_t = 0)]
     sampled_negatives: usize,
-    /// Full-softmax cross-entropy as trained (logsumexp: logsumexp minus the target's logit) or
-    /// the straightforward log-softmax + gather it replaced (log-softmax), to measure the gain.
-    #[arg(long, default_value = "logsumexp", value_parser = ["logsumexp", "log-softmax"])]
+    /// Full-softmax cross-entropy as trained (fused: one kernel with its own backward on the CPU
+    /// backend, logsumexp elsewhere), as tensor operations (logsumexp: logsumexp minus the target's
+    /// logit), or the straightforward log-softmax + gather (log-softmax), to measure the gains.
+    #[arg(long, default_value = "fused", value_parser = ["fused", "logsumexp", "log-softmax"])]
     ce: String,
     /// Dropout masks as trained (auto: Xoshiro256++ masks drawn on the CPU for the CPU backend,
     /// burn's on-device `Dropout` on a GPU), or forced to either (fast, burn), to measure the gain.
@@ -242,17 +243,17 @@ fn check_sizes(a: &BenchArgs) -> Result<()> {
 }
 
 fn softmax(a: &BenchArgs) -> Result<Softmax> {
-    if a.sampled_negatives != 0 && a.ce == "log-softmax" {
+    if a.sampled_negatives != 0 && a.ce != "fused" {
         anyhow::bail!(
-            "--ce log-softmax applies to the full softmax only: drop --sampled-negatives"
+            "--ce {} applies to the full softmax only: drop --sampled-negatives",
+            a.ce
         );
     }
-    Ok(if a.sampled_negatives == 0 && a.ce == "log-softmax" {
-        Softmax::FullLogSoftmax
-    } else if a.sampled_negatives == 0 {
-        Softmax::Full
-    } else {
-        Softmax::Sampled(a.sampled_negatives)
+    Ok(match (a.sampled_negatives, a.ce.as_str()) {
+        (0, "log-softmax") => Softmax::FullLogSoftmax,
+        (0, "logsumexp") => Softmax::FullTensor,
+        (0, _) => Softmax::Full,
+        (k, _) => Softmax::Sampled(k),
     })
 }
 

@@ -6,14 +6,18 @@ use burn::tensor::{Int, Tensor};
 /// How the softmax over items is computed during training.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Softmax {
-    /// Cross-entropy over all items (exact), as [`full_ce`].
+    /// Cross-entropy over all items (exact): [`crate::fused_ce`] on the CPU backend, [`full_ce`]
+    /// elsewhere.
     Full,
+    /// The same cross-entropy as tensor operations ([`full_ce`]) on every backend: the reference
+    /// the fused version is tested against and the baseline of `ssi bench --ce logsumexp`.
+    FullTensor,
     /// The same cross-entropy written the straightforward way ([`full_ce_log_softmax`]: log-softmax,
     /// then gather). Same values and gradients as `Full`, slower: kept as the baseline of
     /// `ssi bench --ce log-softmax`.
     FullLogSoftmax,
     /// Cross-entropy over the target and `n` uniformly drawn items shared by the whole batch
-    /// (an approximation, much cheaper on large catalogues).
+    /// (an approximation, much cheaper on large catalogues); fused on the CPU backend too.
     Sampled(usize),
 }
 
@@ -80,8 +84,39 @@ pub fn full_ce_log_softmax_rows(
 }
 
 /// Sampled-softmax cross-entropy with `negatives` (0-based indices) shared across the batch, per
-/// row: [P, 1]. A negative equal to a row's target is masked out for that row.
+/// row: [P, 1]. A negative equal to a row's target is masked out for that row. Fused on the CPU
+/// backend ([`crate::fused_ce`]), else [`sampled_ce_tensor`].
 pub fn sampled_ce(
+    h: Tensor<2>,
+    table: Tensor<2>,
+    bias: Option<Tensor<1>>,
+    targets: Tensor<1, Int>,
+    negatives: Tensor<1, Int>,
+) -> Tensor<2> {
+    let logits = sampled_logits(h, table, bias, targets, negatives);
+    let device = logits.device();
+    if !crate::fused_ce::supported(&device) {
+        return target_first_ce(logits);
+    }
+    let [p, c] = logits.dims();
+    let zeros = Tensor::<1, Int>::zeros([p], &device);
+    crate::fused_ce::fused_ce_rows(logits, Tensor::zeros([c], &device), zeros)
+}
+
+/// [`sampled_ce`] as tensor operations on every backend: the fused version's reference.
+pub fn sampled_ce_tensor(
+    h: Tensor<2>,
+    table: Tensor<2>,
+    bias: Option<Tensor<1>>,
+    targets: Tensor<1, Int>,
+    negatives: Tensor<1, Int>,
+) -> Tensor<2> {
+    target_first_ce(sampled_logits(h, table, bias, targets, negatives))
+}
+
+/// [P, 1 + K] logits: each row's target first, then the shared negatives (a negative equal to the
+/// row's target at −1e9).
+fn sampled_logits(
     h: Tensor<2>,
     table: Tensor<2>,
     bias: Option<Tensor<1>>,
@@ -101,10 +136,31 @@ pub fn sampled_ce(
         .unsqueeze_dim::<2>(1)
         .expand([p, k])
         .equal(negatives.unsqueeze_dim::<2>(0).expand([p, k]));
-    let neg = neg.mask_fill(hit, -1e9);
-    let logits = Tensor::cat(vec![pos, neg], 1);
+    Tensor::cat(vec![pos, neg.mask_fill(hit, -1e9)], 1)
+}
+
+/// Cross-entropy of each row of `logits` against its first column.
+fn target_first_ce(logits: Tensor<2>) -> Tensor<2> {
+    let [p, _] = logits.dims();
     let zeros = Tensor::<1, Int>::zeros([p], &logits.device());
     nll_rows(log_softmax(logits, 1), zeros)
+}
+
+/// [`full_ce_rows`] through [`crate::fused_ce`] where the backend has it, else as tensors.
+pub fn full_ce_rows_fused(
+    h: Tensor<2>,
+    table: Tensor<2>,
+    bias: Option<Tensor<1>>,
+    targets: Tensor<1, Int>,
+) -> Tensor<2> {
+    let device = h.device();
+    if !crate::fused_ce::supported(&device) {
+        return full_ce_rows(h, table, bias, targets);
+    }
+    let n = table.dims()[0];
+    let logits = h.matmul(table.transpose());
+    let bias = bias.unwrap_or_else(|| Tensor::zeros([n], &device));
+    crate::fused_ce::fused_ce_rows(logits, bias, targets)
 }
 
 /// Mean negative log-likelihood of `targets` under `log_probs` [P, C].
@@ -142,7 +198,8 @@ pub fn next_item_loss(
     let p = targets.len();
     let targets = crate::common::int1(targets.into_iter().map(|t| t.max(0)).collect(), &device);
     let rows = match softmax {
-        Softmax::Full => full_ce_rows(h, table, bias, targets),
+        Softmax::Full => full_ce_rows_fused(h, table, bias, targets),
+        Softmax::FullTensor => full_ce_rows(h, table, bias, targets),
         Softmax::FullLogSoftmax => full_ce_log_softmax_rows(h, table, bias, targets),
         Softmax::Sampled(k) => {
             let negs: Vec<i64> = (0..k)

@@ -1,0 +1,338 @@
+//! Fused softmax cross-entropy for burn's CPU backend (flex), with its own backward pass.
+//!
+//! Per row r of `logits` [P, N] with `bias` [N] and target t_r:
+//! loss_r = logsumexp_j(z_rj + b_j) − (z_rt + b_t), and ∂loss_r/∂z_rj = softmax_j − [j = t_r].
+//! The tensor version ([`crate::loss::full_ce_rows`]) makes burn run about ten element-wise passes
+//! over the [P, N] logits (bias, max, shift, exp, sum, and their backward); here the forward is two
+//! passes per row (max, then the sum of exponentials, with a polynomial `exp` the compiler
+//! vectorises) and the backward one pass that writes the gradient of the logits and accumulates
+//! the bias gradient. Rows run in parallel (rayon) natively. The tensor version stays the
+//! reference it is tested against (`tests/loss.rs`), and the one used on other backends.
+
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::FlexTensor;
+use burn::backend::tensor::{FloatTensor, IntTensor};
+use burn::backend::{Autodiff, AutodiffBackend, Backend, Dispatch, Flex, backend_extension};
+use burn::tensor::{DType, Device, Int, Tensor, TensorData};
+
+#[backend_extension(Flex, Autodiff)]
+pub trait FusedCeBackend: Backend {
+    /// Per-row losses [P, 1] of the softmax cross-entropy of `logits` [P, N] + `bias` [N] against
+    /// `targets` [P] (0-based, in range).
+    fn fused_ce(
+        logits: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        targets: IntTensor<Self>,
+    ) -> FloatTensor<Self>;
+}
+
+/// Whether [`fused_ce_rows`] runs on tensors of `device`.
+pub fn supported(device: &Device) -> bool {
+    *device == Device::flex()
+}
+
+/// Per-row softmax cross-entropy [P, 1] of `logits` [P, N] + `bias` [N] against `targets` [P]
+/// (0-based item indices, each below N). Only for [`supported`] devices.
+pub fn fused_ce_rows(logits: Tensor<2>, bias: Tensor<1>, targets: Tensor<1, Int>) -> Tensor<2> {
+    let out = <Dispatch as FusedCeBackend>::fused_ce(
+        logits.into_dispatch(),
+        bias.into_dispatch(),
+        targets.into_dispatch(),
+    );
+    Tensor::from_dispatch(out)
+}
+
+impl FusedCeBackend for Flex {
+    fn fused_ce(logits: FlexTensor, bias: FlexTensor, targets: FlexTensor) -> FlexTensor {
+        let (p, n) = dims2(&logits);
+        let z = contiguous_f32(&logits);
+        let b = contiguous_f32(&bias);
+        let t = target_indices(targets, n);
+        let mut lse = vec![0.0f32; p];
+        forward(&z, &b, n, &mut lse);
+        let loss: Vec<f32> = lse
+            .iter()
+            .zip(&t)
+            .enumerate()
+            .map(|(r, (&l, &t))| l - (z[r * n + t] + b[t]))
+            .collect();
+        FlexTensor::from_data(TensorData::new(loss, [p, 1]))
+    }
+}
+
+/// What the backward pass needs: the logits, the bias, the targets and each row's logsumexp.
+#[derive(Debug, Clone)]
+struct CeState {
+    logits: FlexTensor,
+    bias: FlexTensor,
+    targets: Vec<usize>,
+    lse: Vec<f32>,
+}
+
+#[derive(Debug)]
+struct FusedCe;
+
+impl Backward<Flex, 2> for FusedCe {
+    type State = CeState;
+
+    fn backward(self, ops: Ops<CeState, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let upstream = grads.consume::<Flex>(&ops.node);
+        let g = contiguous_f32(&upstream);
+        let s = ops.state;
+        let (p, n) = dims2(&s.logits);
+        let z = contiguous_f32(&s.logits);
+        let b = contiguous_f32(&s.bias);
+        let [logits_node, bias_node] = ops.parents;
+        let mut dz = vec![0.0f32; p * n];
+        let db = backward(&z, &b, n, &s.targets, &s.lse, &g, &mut dz);
+        if let Some(node) = logits_node {
+            grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(dz, [p, n])));
+        }
+        if let Some(node) = bias_node {
+            grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(db, [n])));
+        }
+    }
+}
+
+impl<C: CheckpointStrategy> FusedCeBackend for Autodiff<Flex, C> {
+    fn fused_ce(
+        logits: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        targets: IntTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let z_prim = Self::inner(logits.clone());
+        let b_prim = Self::inner(bias.clone());
+        let (p, n) = dims2(&z_prim);
+        let z = contiguous_f32(&z_prim);
+        let b = contiguous_f32(&b_prim);
+        let t = target_indices(targets, n);
+        let mut lse = vec![0.0f32; p];
+        forward(&z, &b, n, &mut lse);
+        let loss: Vec<f32> = lse
+            .iter()
+            .zip(&t)
+            .enumerate()
+            .map(|(r, (&l, &t))| l - (z[r * n + t] + b[t]))
+            .collect();
+        let out = FlexTensor::from_data(TensorData::new(loss, [p, 1]));
+        match FusedCe
+            .prepare::<C>([logits.node(), bias.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish(
+                CeState {
+                    logits: z_prim,
+                    bias: b_prim,
+                    targets: t,
+                    lse,
+                },
+                out,
+            ),
+            OpsKind::UnTracked(prep) => prep.finish(out),
+        }
+    }
+}
+
+fn dims2(t: &FlexTensor) -> (usize, usize) {
+    let dims = t.layout().shape().clone();
+    match dims.as_slice() {
+        [p, n] => (*p, *n),
+        other => panic!("fused_ce: logits must be 2-d, got shape {other:?}"),
+    }
+}
+
+/// The tensor's values in row-major order (borrowed when already contiguous).
+fn contiguous_f32(t: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
+    assert_eq!(t.dtype(), DType::F32, "fused_ce: f32 tensors only");
+    match t.as_slice::<f32>() {
+        Some(s) => std::borrow::Cow::Borrowed(s),
+        None => std::borrow::Cow::Owned(t.to_contiguous().as_slice::<f32>().unwrap().to_vec()),
+    }
+}
+
+fn target_indices(targets: FlexTensor, n: usize) -> Vec<usize> {
+    targets
+        .into_data()
+        .iter::<i64>()
+        .map(|t| {
+            assert!(
+                (0..n as i64).contains(&t),
+                "fused_ce: target {t} outside 0..{n}"
+            );
+            t as usize
+        })
+        .collect()
+}
+
+/// Rows per parallel task: enough work per task to amortise scheduling.
+const ROWS_PER_TASK: usize = 16;
+
+/// Each row's logsumexp of `z_r + b` into `lse`.
+fn forward(z: &[f32], b: &[f32], n: usize, lse: &mut [f32]) {
+    let rows = |(z, lse): (&[f32], &mut [f32])| {
+        for (row, out) in z.chunks_exact(n).zip(lse.iter_mut()) {
+            *out = row_lse(row, b);
+        }
+    };
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        use rayon::prelude::*;
+        z.par_chunks(n * ROWS_PER_TASK)
+            .zip(lse.par_chunks_mut(ROWS_PER_TASK))
+            .for_each(rows);
+    }
+    #[cfg(target_arch = "wasm32")]
+    rows((z, lse));
+}
+
+/// `dz` = g_r · (softmax(z_r + b) − onehot(t_r)) for every row; returns the bias gradient (the
+/// column sums of `dz`).
+fn backward(
+    z: &[f32],
+    b: &[f32],
+    n: usize,
+    targets: &[usize],
+    lse: &[f32],
+    g: &[f32],
+    dz: &mut [f32],
+) -> Vec<f32> {
+    let task = |(r0, dz): (usize, &mut [f32])| -> Vec<f32> {
+        let mut db = vec![0.0f32; n];
+        for (i, d) in dz.chunks_exact_mut(n).enumerate() {
+            let r = r0 * ROWS_PER_TASK + i;
+            row_grad(&z[r * n..(r + 1) * n], b, lse[r], g[r], d);
+            d[targets[r]] -= g[r];
+            for (acc, &v) in db.iter_mut().zip(d.iter()) {
+                *acc += v;
+            }
+        }
+        db
+    };
+    let add = |mut a: Vec<f32>, c: Vec<f32>| {
+        for (x, y) in a.iter_mut().zip(c) {
+            *x += y;
+        }
+        a
+    };
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        use rayon::prelude::*;
+        dz.par_chunks_mut(n * ROWS_PER_TASK)
+            .enumerate()
+            .map(task)
+            .reduce(|| vec![0.0f32; n], add)
+    }
+    #[cfg(target_arch = "wasm32")]
+    dz.chunks_mut(n * ROWS_PER_TASK)
+        .enumerate()
+        .map(task)
+        .fold(vec![0.0f32; n], add)
+}
+
+const LANES: usize = 8;
+
+/// logsumexp of `z + b` over one row.
+fn row_lse(z: &[f32], b: &[f32]) -> f32 {
+    let mut m = [f32::NEG_INFINITY; LANES];
+    let (zc, zr) = z.split_at(z.len() / LANES * LANES);
+    let (bc, br) = b.split_at(zc.len());
+    for (zs, bs) in zc.chunks_exact(LANES).zip(bc.chunks_exact(LANES)) {
+        for k in 0..LANES {
+            let v = zs[k] + bs[k];
+            m[k] = if v > m[k] { v } else { m[k] };
+        }
+    }
+    let mut max = m.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    for (&zi, &bi) in zr.iter().zip(br) {
+        max = max.max(zi + bi);
+    }
+    if !max.is_finite() {
+        // Every logit is −∞ (or a NaN/∞ is present): the plain formula gives the right NaN/∞.
+        return z
+            .iter()
+            .zip(b)
+            .map(|(&zi, &bi)| (zi + bi - max).exp())
+            .sum::<f32>()
+            .ln()
+            + max;
+    }
+    let mut s = [0.0f32; LANES];
+    for (zs, bs) in zc.chunks_exact(LANES).zip(bc.chunks_exact(LANES)) {
+        for k in 0..LANES {
+            s[k] += exp_poly(zs[k] + bs[k] - max);
+        }
+    }
+    let mut sum: f32 = s.iter().sum();
+    for (&zi, &bi) in zr.iter().zip(br) {
+        sum += exp_poly(zi + bi - max);
+    }
+    sum.ln() + max
+}
+
+/// `d` = g · exp(z + b − lse) over one row.
+fn row_grad(z: &[f32], b: &[f32], lse: f32, g: f32, d: &mut [f32]) {
+    for ((o, &zi), &bi) in d.iter_mut().zip(z).zip(b) {
+        *o = g * exp_poly(zi + bi - lse);
+    }
+}
+
+/// e^x for x ≤ 0 (and a little above), branch-free so loops over it vectorise: x = k·ln 2 + r with
+/// |r| ≤ ln 2 / 2, e^r by its Taylor polynomial to degree 7 (relative error below 2e-7 in f32),
+/// 2^k through the exponent bits. Arguments below −87 give e^−87 ≈ 1.6e-38 instead of a smaller
+/// number, which no softmax sum or gradient can tell apart from 0 at f32 precision.
+#[inline(always)]
+fn exp_poly(x: f32) -> f32 {
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const LN2_HI: f32 = 0.693_145_75;
+    const LN2_LO: f32 = 1.428_606_8e-6;
+    // Adding and subtracting 1.5 · 2^23 rounds to the nearest integer without a rounding
+    // instruction (not in baseline SSE2).
+    const ROUND: f32 = 12_582_912.0;
+    let x = x.clamp(-87.0, 88.0);
+    let kf = (x * LOG2E + ROUND) - ROUND;
+    let r = x - kf * LN2_HI - kf * LN2_LO;
+    let p = 1.0
+        + r * (1.0
+            + r * (0.5
+                + r * (1.0 / 6.0
+                    + r * (1.0 / 24.0
+                        + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
+    let scale = f32::from_bits(((kf as i32 + 127) as u32) << 23);
+    p * scale
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp_poly_matches_exp() {
+        let mut worst = 0.0f32;
+        let mut x = -87.0f32;
+        while x < 88.0 {
+            let rel = (exp_poly(x) - x.exp()).abs() / x.exp();
+            worst = worst.max(rel);
+            x += 0.0137;
+        }
+        assert!(worst < 4e-7, "worst relative error {worst}");
+        assert_eq!(exp_poly(0.0), 1.0);
+        assert!(exp_poly(-1000.0) < 1e-37);
+    }
+
+    #[test]
+    fn row_lse_matches_the_definition() {
+        let z: Vec<f32> = (0..37).map(|i| (i as f32 * 0.37).sin() * 5.0).collect();
+        let b: Vec<f32> = (0..37).map(|i| (i as f32 * 0.11).cos()).collect();
+        let want = z
+            .iter()
+            .zip(&b)
+            .map(|(&a, &c)| ((a + c) as f64).exp())
+            .sum::<f64>()
+            .ln();
+        assert!((row_lse(&z, &b) as f64 - want).abs() < 1e-5);
+    }
+}
