@@ -47,18 +47,35 @@ pub fn report(a: ReportArgs) -> Result<()> {
         })
         .unwrap_or_default();
     notes.sort();
+    // The paper's figures as `ssi reproduce` draws them, copied under OUT/figures.
+    let mut figures: Vec<String> = std::fs::read_dir(a.out.join("figures"))
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".svg"))
+                .map(|n| format!("figures/{n}"))
+                .collect()
+        })
+        .unwrap_or_default();
+    figures.sort();
+    let charts = report::curve_charts(&rows);
     let paper = |d: &str, m: &str| ssi_train::reproduce::paper_ndcg10(d, m);
     std::fs::create_dir_all(&a.out)?;
     let csv_path = a.out.join("table2.csv");
     let md_path = a.out.join("README.md");
     ssi_data::dataset::write_atomic(&csv_path, report::to_csv(&rows, &paper).as_bytes())?;
+    for c in &charts {
+        ssi_data::dataset::write_atomic(&a.out.join(&c.file), c.svg.as_bytes())?;
+    }
     ssi_data::dataset::write_atomic(
         &md_path,
-        report::to_markdown(&rows, &paper, &notes).as_bytes(),
+        report::to_markdown(&rows, &paper, &charts, &figures, &notes).as_bytes(),
     )?;
     outln!(
-        "{} runs -> {} and {}",
+        "{} runs, {} charts -> {} and {}",
         rows.len(),
+        charts.len(),
         csv_path.display(),
         md_path.display()
     );

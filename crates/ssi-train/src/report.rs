@@ -29,6 +29,84 @@ pub struct Row {
     /// The command that started the run (`command.txt`) and its seed.
     pub command: Option<String>,
     pub seed: u64,
+    /// Validation NDCG@10 per epoch (`log.jsonl`), for the curves of SSI against its student.
+    pub curve: Vec<(f64, f64)>,
+    /// The model's id (`sasrec`), whether the run is an SSI student, and the run it started from.
+    pub kind: String,
+    pub ssi: bool,
+    pub init_from: Option<PathBuf>,
+}
+
+/// One chart of the results page: validation NDCG@10 per epoch of SSI students and their
+/// students trained alone from the same start.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Chart {
+    pub dataset: String,
+    /// File name (`curves-beauty-sasrec.svg`), written beside the page.
+    pub file: String,
+    pub title: String,
+    pub svg: String,
+}
+
+/// The per-epoch charts: for each dataset and student model (and start, for warm-started runs),
+/// every SSI student's validation curve beside those of the same model trained without
+/// imitation from the same start (none: a fresh start). Groups with no such reference are left
+/// out: the chart is a comparison.
+pub fn curve_charts(rows: &[Row]) -> Vec<Chart> {
+    let mut charts = Vec::new();
+    let mut groups: Vec<(&str, &str, Option<&PathBuf>)> = rows
+        .iter()
+        .filter(|r| r.ssi && !r.curve.is_empty())
+        .map(|r| (r.dataset.as_str(), r.kind.as_str(), r.init_from.as_ref()))
+        .collect();
+    groups.dedup();
+    for (dataset, kind, start) in groups {
+        let members: Vec<&Row> = rows
+            .iter()
+            .filter(|r| r.dataset == dataset && r.kind == kind && r.init_from.as_ref() == start)
+            .filter(|r| !r.curve.is_empty())
+            .collect();
+        if !members.iter().any(|r| !r.ssi) {
+            continue;
+        }
+        let series: Vec<(String, Vec<(f64, f64)>)> = members
+            .iter()
+            .map(|r| (format!("{} ({})", r.model, r.config), r.curve.clone()))
+            .collect();
+        let n = charts
+            .iter()
+            .filter(|c: &&Chart| c.dataset == dataset && c.file.contains(&format!("-{kind}")))
+            .count();
+        let suffix = if n == 0 {
+            String::new()
+        } else {
+            format!("-{}", n + 1)
+        };
+        let student = members
+            .iter()
+            .find(|r| !r.ssi)
+            .map(|r| r.model.clone())
+            .unwrap_or_default();
+        let title = format!("{dataset}: SSI against {student} alone, validation NDCG@10");
+        charts.push(Chart {
+            dataset: dataset.to_string(),
+            file: format!("curves-{dataset}-{kind}{suffix}.svg"),
+            svg: crate::reproduce::line_chart(&title, "epoch", "validation NDCG@10", &series),
+            title,
+        });
+    }
+    charts
+}
+
+/// (epoch, validation NDCG@10) of every validated epoch in a run's `log.jsonl`.
+fn read_curve(dir: &Path) -> Vec<(f64, f64)> {
+    let Ok(text) = std::fs::read_to_string(dir.join("log.jsonl")) else {
+        return Vec::new();
+    };
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| Some((v.get("epoch")?.as_f64()?, v.get("valid_ndcg10")?.as_f64()?)))
+        .collect()
 }
 
 /// The row name of a run: SSI students by their student, teachers by their consistency task;
@@ -154,6 +232,10 @@ fn read_row(root: &Path, dir: &Path) -> Result<Row, String> {
             .ok()
             .map(|c| c.trim().to_string()),
         seed: cfg.train.seed,
+        curve: read_curve(dir),
+        kind: cfg.model.kind().id().to_string(),
+        ssi: cfg.distill.is_some(),
+        init_from: cfg.init_from.clone(),
     })
 }
 
@@ -202,10 +284,14 @@ fn csv_writer() -> csv::Writer<Vec<u8>> {
     csv::Writer::from_writer(Vec::new())
 }
 
-/// The results page: per dataset, a table of every run with both protocols and minutes.
+/// The results page: per dataset, a table of every run with both protocols and minutes, then the
+/// dataset's `charts` (files beside the page); `figures` (paths relative to the page) and
+/// `appendices` are linked at the end.
 pub fn to_markdown(
     rows: &[Row],
     paper_ndcg10: &dyn Fn(&str, &str) -> Option<f64>,
+    charts: &[Chart],
+    figures: &[String],
     appendices: &[String],
 ) -> String {
     let mut md = String::from(
@@ -249,6 +335,15 @@ pub fn to_markdown(
                 r.seed,
                 r.command.as_deref().unwrap_or("command not recorded")
             ));
+        }
+        for c in charts.iter().filter(|c| c.dataset == d) {
+            md.push_str(&format!("\n![{}]({})\n", c.title, c.file));
+        }
+    }
+    if !figures.is_empty() {
+        md.push_str("\n## Figures\n\n");
+        for f in figures {
+            md.push_str(&format!("![{f}]({f})\n\n"));
         }
     }
     if !appendices.is_empty() {

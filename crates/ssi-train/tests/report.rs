@@ -68,7 +68,54 @@ fn finished_runs_become_rows_beside_the_published_figures() {
         lines[1],
         "beauty,HGN,beauty/hgn,0.5000,0.3100,0.1000,0.0500,,0.317,0.3816,0.0611"
     );
-    let md = report::to_markdown(&rows, &paper, &["models.md".into()]);
+    let md = report::to_markdown(
+        &rows,
+        &paper,
+        &[],
+        &["figures/toys-figure3.svg".into()],
+        &["models.md".into()],
+    );
     assert!(md.contains("| SASRec | `beauty/sasrec` | 0.3600 |"), "{md}");
     assert!(md.contains("[models.md](models.md)"));
+    assert!(md.contains("![figures/toys-figure3.svg](figures/toys-figure3.svg)"));
+}
+
+fn row(model: &str, config: &str, ssi: bool, start: Option<&str>) -> report::Row {
+    report::Row {
+        dataset: "beauty".into(),
+        model: model.into(),
+        config: config.into(),
+        recall10: 0.5,
+        ndcg10: 0.3,
+        full_recall10: None,
+        full_ndcg10: None,
+        train_minutes: None,
+        command: None,
+        seed: 42,
+        curve: vec![(1.0, 0.30), (2.0, 0.35), (3.0, 0.36)],
+        kind: "sasrec".into(),
+        ssi,
+        init_from: start.map(Into::into),
+    }
+}
+
+/// SSI students are charted beside the same model trained alone from the same start; a student
+/// with no such reference gets no chart.
+#[test]
+fn ssi_curves_are_charted_beside_the_student_alone() {
+    let rows = vec![
+        row("SASRec", "beauty/sasrec-cont", false, Some("/r/sasrec")),
+        row("SSI-SASRec", "beauty/ssi-t2", true, Some("/r/sasrec")),
+        row("SSI-SASRec", "beauty/ssi-t4", true, Some("/r/sasrec")),
+        row("SSI-SASRec", "beauty/ssi-cold", true, None),
+        row("SASRec", "beauty/other-start", false, Some("/r/elsewhere")),
+    ];
+    let charts = report::curve_charts(&rows);
+    assert_eq!(charts.len(), 1, "{charts:?}");
+    let c = &charts[0];
+    assert_eq!(c.file, "curves-beauty-sasrec.svg");
+    assert_eq!(c.svg.matches("<polyline").count(), 3);
+    assert!(c.svg.contains("beauty/ssi-t4") && !c.svg.contains("other-start"));
+    let md = report::to_markdown(&rows, &|_, _| None, &charts, &[], &[]);
+    assert!(md.contains("(curves-beauty-sasrec.svg)"));
 }

@@ -24,7 +24,7 @@ mod tables;
 pub use error::ReproduceError;
 pub use paper::{METRICS, PAPER_TABLE3, paper_ndcg10, paper_rows};
 pub use plan::{Ablation, ImitationOptions, Plan, Request, Stage, base_settings, student_runs};
-pub use render::{Figure, Row, Table, bar_chart};
+pub use render::{Figure, Row, Table, bar_chart, line_chart};
 pub use run::{Output, ReproduceObserver, Workspace};
 
 use run::Runner;

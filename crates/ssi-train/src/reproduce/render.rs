@@ -191,6 +191,93 @@ pub fn bar_chart(title: &str, cats: &[String], series: &[(String, Vec<f64>)]) ->
     svg
 }
 
+/// A line chart as SVG: one polyline per series of (x, y) points, with axes, five ticks per axis
+/// and a legend.
+pub fn line_chart(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[(String, Vec<(f64, f64)>)],
+) -> String {
+    const COLORS: [&str; 6] = [
+        "#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860",
+    ];
+    let legend_h = 16.0 * series.len() as f64;
+    let (w, left, right, top, bottom) = (640.0, 60.0, 15.0, 40.0, 45.0 + legend_h);
+    let h = 320.0 + legend_h;
+    let points = || series.iter().flat_map(|(_, p)| p.iter().copied());
+    let range = |f: fn((f64, f64)) -> f64| {
+        let (lo, hi) = points()
+            .map(f)
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
+                (a.min(v), b.max(v))
+            });
+        if !lo.is_finite() {
+            (0.0, 1.0)
+        } else if hi - lo < 1e-9 {
+            (lo - 0.5, hi + 0.5)
+        } else {
+            (lo, hi)
+        }
+    };
+    let (x0, x1) = range(|p| p.0);
+    let (y0, y1) = range(|p| p.1);
+    let pad = (y1 - y0) * 0.05;
+    let (y0, y1) = (y0 - pad, y1 + pad);
+    let (pw, ph) = (w - left - right, h - top - bottom);
+    let sx = |x: f64| left + (x - x0) / (x1 - x0) * pw;
+    let sy = |y: f64| top + (y1 - y) / (y1 - y0) * ph;
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"{}\" y=\"22\" text-anchor=\"middle\" font-size=\"14\">{}</text>\n<rect x=\"{left}\" y=\"{top}\" width=\"{pw}\" height=\"{ph}\" fill=\"none\" stroke=\"black\"/>\n",
+        w / 2.0,
+        esc(title)
+    );
+    for i in 0..=4 {
+        let (xv, yv) = (
+            x0 + (x1 - x0) * i as f64 / 4.0,
+            y0 + (y1 - y0) * i as f64 / 4.0,
+        );
+        svg.push_str(&format!(
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>\n<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{yv:.3}</text>\n<line x1=\"{left}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\" stroke=\"#ddd\"/>\n",
+            sx(xv),
+            top + ph + 16.0,
+            format!("{xv:.1}").trim_end_matches(".0"),
+            left - 4.0,
+            sy(yv) + 4.0,
+            sy(yv),
+            left + pw,
+            sy(yv),
+        ));
+    }
+    svg.push_str(&format!(
+        "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>\n<text x=\"14\" y=\"{:.1}\" text-anchor=\"middle\" transform=\"rotate(-90 14 {:.1})\">{}</text>\n",
+        left + pw / 2.0,
+        top + ph + 32.0,
+        esc(x_label),
+        top + ph / 2.0,
+        top + ph / 2.0,
+        esc(y_label)
+    ));
+    for (si, (name, pts)) in series.iter().enumerate() {
+        let color = COLORS[si % COLORS.len()];
+        let path: Vec<String> = pts
+            .iter()
+            .map(|&(x, y)| format!("{:.1},{:.1}", sx(x), sy(y)))
+            .collect();
+        let ly = top + ph + 48.0 + 16.0 * si as f64;
+        svg.push_str(&format!(
+            "<polyline points=\"{}\" fill=\"none\" stroke=\"{color}\" stroke-width=\"2\"/>\n<line x1=\"{left}\" y1=\"{ly:.1}\" x2=\"{:.1}\" y2=\"{ly:.1}\" stroke=\"{color}\" stroke-width=\"2\"/><text x=\"{:.1}\" y=\"{:.1}\">{}</text>\n",
+            path.join(" "),
+            left + 20.0,
+            left + 26.0,
+            ly + 4.0,
+            esc(name)
+        ));
+    }
+    svg.push_str("</svg>\n");
+    svg
+}
+
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;")
 }
@@ -198,6 +285,23 @@ fn esc(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn line_chart_is_wellformed_svg() {
+        let svg = line_chart(
+            "curves",
+            "epoch",
+            "NDCG@10",
+            &[
+                ("a < b".into(), vec![(1.0, 0.2), (2.0, 0.3)]),
+                ("c".into(), vec![(1.0, 0.25)]),
+            ],
+        );
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        assert_eq!(svg.matches("<polyline").count(), 2);
+        assert!(svg.contains("a &lt; b"));
+        assert!(!svg.contains("NaN"));
+    }
 
     #[test]
     fn chart_is_wellformed_svg() {
