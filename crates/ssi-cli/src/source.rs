@@ -44,12 +44,12 @@ pub fn shapes(name: &str) -> ssi_models::common::Shapes {
     }
 }
 
-#[cfg(feature = "wgpu")]
+#[cfg(any(feature = "wgpu", feature = "wgpu-unfused"))]
 fn wgpu_device() -> Result<burn::tensor::Device> {
     Ok(burn::tensor::Device::wgpu(Default::default()))
 }
 
-#[cfg(not(feature = "wgpu"))]
+#[cfg(not(any(feature = "wgpu", feature = "wgpu-unfused")))]
 fn wgpu_device() -> Result<burn::tensor::Device> {
     anyhow::bail!(
         "this ssi was built without GPU support: rebuild with `cargo build --release -p ssi-cli --features wgpu`"
