@@ -47,6 +47,19 @@ pub struct GrecConfig {
     /// GREC's code: 0.02); `null`: burn's Kaiming-uniform default.
     #[config(default = "None")]
     pub init_std: Option<f64>,
+    /// What the decoder reads: `complement` (the gap items at their positions, every other
+    /// position the gap token) or `sequence` (every item: the causal decoder sees the whole past
+    /// of each gap, as in NextItNet, while the encoder still sees the gaps as gaps).
+    #[config(default = "DecoderInput::Complement")]
+    pub decoder_input: DecoderInput,
+}
+
+/// The decoder's input in training and prediction (see [`GrecConfig::decoder_input`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DecoderInput {
+    Complement,
+    Sequence,
 }
 
 /// A kernel-3 dilated convolution over [batch, len, hidden], causal (taps t−2d, t−d, t) or not
@@ -145,6 +158,8 @@ pub struct Grec {
     pub max_len: usize,
     pub gap_prob: f64,
     pub last_gap_prob: f64,
+    /// [`DecoderInput::Sequence`] when true.
+    pub decoder_reads_sequence: bool,
 }
 
 impl GrecConfig {
@@ -176,6 +191,7 @@ impl GrecConfig {
             max_len: self.max_len,
             gap_prob: self.gap_prob,
             last_gap_prob: self.last_gap_prob,
+            decoder_reads_sequence: self.decoder_input == DecoderInput::Sequence,
         }
     }
 }
@@ -285,7 +301,11 @@ impl SequentialModel for Grec {
             let off = r * l + l - 1 - s.len();
             for (j, &item) in s.iter().enumerate() {
                 enc[off + j] = item as i64;
-                dec[off + j] = gap;
+                dec[off + j] = if self.decoder_reads_sequence {
+                    item as i64
+                } else {
+                    gap
+                };
             }
             enc[r * l + l - 1] = gap;
             dec[r * l + l - 1] = gap;
@@ -313,10 +333,21 @@ impl SequentialModel for Grec {
         let b = batch.items.len();
         let l = inp.len;
         let device = self.device();
+        let gap = (self.n_items + 1) as i64;
+        let decoder = if self.decoder_reads_sequence {
+            // Every item: a gap's item from the decoder input, the others from the encoder's.
+            inp.encoder
+                .iter()
+                .zip(&inp.decoder)
+                .map(|(&e, &d)| if e == gap { d } else { e })
+                .collect()
+        } else {
+            inp.decoder
+        };
         let h = self
             .hidden_states(
                 int2(inp.encoder, [b, l], &device),
-                int2(inp.decoder, [b, l], &device),
+                int2(decoder, [b, l], &device),
             )
             .reshape([b * l, self.hidden])
             .select(0, int1(inp.rows, &device));

@@ -85,6 +85,42 @@ fn s3rec_masks_items_and_cuts_segments_as_specified() {
     }
 }
 
+/// Whatever the decoder reads, the state that predicts a gap (the position before it) depends
+/// neither on the gap's item in the decoder input nor on anything after it: no leak of the target.
+#[test]
+fn grec_predicting_states_never_see_their_target() {
+    use burn::tensor::{Int, Tensor, TensorData};
+    use ssi_models::grec::{DecoderInput, GrecConfig};
+    let device = Device::flex();
+    for input in [DecoderInput::Complement, DecoderInput::Sequence] {
+        let model = GrecConfig::new(N)
+            .with_hidden(8)
+            .with_dropout(0.0)
+            .with_decoder_input(input)
+            .init(&device);
+        // One row: items 1 2 [gap] 4 5; the decoder holds the gap's item (3) at position 2, and
+        // with `Sequence` every other item too.
+        let enc = [1, 2, MASK, 4, 5];
+        let dec = |target: i64| match input {
+            DecoderInput::Complement => vec![MASK, MASK, target, MASK, MASK],
+            DecoderInput::Sequence => vec![1, 2, target, 4, 5],
+        };
+        let states = |dec: Vec<i64>| {
+            let t = |v: Vec<i64>| Tensor::<2, Int>::from_data(TensorData::new(v, [1, 5]), &device);
+            model
+                .hidden_states(t(enc.to_vec()), t(dec))
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap()
+        };
+        let (a, b) = (states(dec(3)), states(dec(7)));
+        let h = 8;
+        // Position 1 predicts the gap at 2: unchanged. Position 2 reads the item: changed.
+        assert_eq!(a[h..2 * h], b[h..2 * h], "{input:?}: the target leaked");
+        assert_ne!(a[2 * h..3 * h], b[2 * h..3 * h], "{input:?}: vacuous");
+    }
+}
+
 #[test]
 fn grec_gaps_and_their_complement() {
     let a: &[u32] = &[1, 2, 3, 4, 5];
