@@ -130,9 +130,9 @@ pub enum TrainError {
         last_good: usize,
         dir: String,
     },
-    #[error("{0}")]
+    #[error(transparent)]
     Data(#[from] ssi_data::DataError),
-    #[error("{0}")]
+    #[error(transparent)]
     Settings(#[from] ssi_models::ConfigError),
     /// Weights that do not fit their config, or hold NaN or infinite values.
     #[error("{0}")]
