@@ -1207,6 +1207,8 @@ fn settings_out_of_range_are_refused_before_anything_is_written() {
         ("sasrec", "max_steps_per_epoch=0", "max_steps_per_epoch"),
         ("sasrec", "valid_users=0", "valid_users"),
         ("sasrec", "init_std=-1", "init_std"),
+        ("sasrec", "weight_decay=-0.1", "weight_decay"),
+        ("grec", "decoder_input=both", "decoder_input"),
     ] {
         fails(
             &[

@@ -61,6 +61,10 @@ pub struct TrainConfig {
     /// Stop (after the current epoch) once this much training time has passed.
     #[config(default = "None")]
     pub time_budget_minutes: Option<f64>,
+    /// L2 penalty added to every gradient (Adam's coupled weight decay, as TensorFlow's
+    /// `l2_reg` in NextItNet's and GREC's code); 0: none.
+    #[config(default = 0.0)]
+    pub weight_decay: f64,
 }
 
 impl TrainConfig {
@@ -102,6 +106,13 @@ impl TrainConfig {
             && !(m.is_finite() && m > 0.0)
         {
             return bad("time_budget_minutes", m.to_string(), "minutes > 0, or null");
+        }
+        if !(self.weight_decay.is_finite() && (0.0..=1.0).contains(&self.weight_decay)) {
+            return bad(
+                "weight_decay",
+                self.weight_decay.to_string(),
+                "0 (none) up to 1",
+            );
         }
         Ok(())
     }

@@ -4,6 +4,7 @@ use crate::checkpoint::{RunDir, TrainState, module_bytes};
 pub use crate::config::{DatasetInfo, DistillSpec, RunConfig, TrainConfig, TrainError};
 use crate::recommender::ModelRecommender;
 use burn::module::Module;
+use burn::optim::decay::WeightDecayConfig;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Device, Tensor};
 use ssi_data::rng::{SsiRng, derived, mix};
@@ -225,7 +226,12 @@ impl Trainer<'_> {
         run.model.validate()?;
         run.train.validate()?;
         let device = &self.device;
-        let fresh_optim = || AdamConfig::new().init();
+        let decay = run.train.weight_decay;
+        let fresh_optim = || {
+            AdamConfig::new()
+                .with_weight_decay((decay > 0.0).then(|| WeightDecayConfig::new(decay as f32)))
+                .init()
+        };
         if !self.dir.has_run() {
             let objective = make(&run)?;
             device.seed(run.train.seed);
