@@ -103,3 +103,29 @@ fn bit_flipped_weights_are_refused_by_checksum() {
         .expect_err("damaged best.bpk");
     assert!(err.to_string().contains("SHA-256"), "{err}");
 }
+
+/// `weight_decay` reaches the optimiser: the same run with a strong L2 penalty ends with a
+/// smaller item table (same seed, data and steps otherwise).
+#[test]
+fn weight_decay_shrinks_the_weights() {
+    use ssi_models::SequentialModel;
+    let ds = dataset();
+    let (m, t) = configs(ModelKind::Sasrec, &ds);
+    let t = t.with_epochs(1).with_max_steps_per_epoch(Some(3));
+    let norm = |decay: f64| {
+        let dir = tempfile::tempdir().unwrap();
+        trainer(&ds, dir.path(), None)
+            .run(&m, &t.clone().with_weight_decay(decay), false, &mut Silent)
+            .unwrap();
+        let (_, model) = RunDir::new(dir.path()).load_best(&Device::flex()).unwrap();
+        model
+            .item_table()
+            .powf_scalar(2.0)
+            .sum()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap()[0]
+    };
+    let (plain, decayed) = (norm(0.0), norm(0.5));
+    assert!(decayed < plain * 0.99, "{decayed} vs {plain}");
+}
