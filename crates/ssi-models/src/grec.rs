@@ -49,9 +49,10 @@ pub struct GrecConfig {
     pub init_std: Option<f64>,
     /// What the decoder reads: `complement` (the gap items at their positions, every other
     /// position the gap token) or `sequence` (every item: the causal decoder sees the whole past
-    /// of each gap, as in NextItNet, while the encoder still sees the gaps as gaps).
-    #[config(default = "DecoderInput::Complement")]
-    pub decoder_input: DecoderInput,
+    /// of each gap, as in NextItNet, while the encoder still sees the gaps as gaps). `null`
+    /// (and run folders written before this setting existed): `complement`.
+    #[config(default = "None")]
+    pub decoder_input: Option<DecoderInput>,
 }
 
 /// The decoder's input in training and prediction (see [`GrecConfig::decoder_input`]).
@@ -191,7 +192,7 @@ impl GrecConfig {
             max_len: self.max_len,
             gap_prob: self.gap_prob,
             last_gap_prob: self.last_gap_prob,
-            decoder_reads_sequence: self.decoder_input == DecoderInput::Sequence,
+            decoder_reads_sequence: self.decoder_input == Some(DecoderInput::Sequence),
         }
     }
 }

@@ -96,7 +96,7 @@ fn grec_predicting_states_never_see_their_target() {
         let model = GrecConfig::new(N)
             .with_hidden(8)
             .with_dropout(0.0)
-            .with_decoder_input(input)
+            .with_decoder_input(Some(input))
             .init(&device);
         // One row: items 1 2 [gap] 4 5; the decoder holds the gap's item (3) at position 2, and
         // with `Sequence` every other item too.

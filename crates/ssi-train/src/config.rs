@@ -62,9 +62,10 @@ pub struct TrainConfig {
     #[config(default = "None")]
     pub time_budget_minutes: Option<f64>,
     /// L2 penalty added to every gradient (Adam's coupled weight decay, as TensorFlow's
-    /// `l2_reg` in NextItNet's and GREC's code); 0: none.
-    #[config(default = 0.0)]
-    pub weight_decay: f64,
+    /// `l2_reg` in NextItNet's and GREC's code); `null` (and run folders written before this
+    /// setting existed): none.
+    #[config(default = "None")]
+    pub weight_decay: Option<f64>,
 }
 
 impl TrainConfig {
@@ -107,12 +108,10 @@ impl TrainConfig {
         {
             return bad("time_budget_minutes", m.to_string(), "minutes > 0, or null");
         }
-        if !(self.weight_decay.is_finite() && (0.0..=1.0).contains(&self.weight_decay)) {
-            return bad(
-                "weight_decay",
-                self.weight_decay.to_string(),
-                "0 (none) up to 1",
-            );
+        if let Some(d) = self.weight_decay
+            && !(d.is_finite() && (0.0..=1.0).contains(&d))
+        {
+            return bad("weight_decay", d.to_string(), "0 up to 1, or null (none)");
         }
         Ok(())
     }

@@ -226,10 +226,10 @@ impl Trainer<'_> {
         run.model.validate()?;
         run.train.validate()?;
         let device = &self.device;
-        let decay = run.train.weight_decay;
+        let decay = run.train.weight_decay.filter(|&d| d > 0.0);
         let fresh_optim = || {
             AdamConfig::new()
-                .with_weight_decay((decay > 0.0).then(|| WeightDecayConfig::new(decay as f32)))
+                .with_weight_decay(decay.map(|d| WeightDecayConfig::new(d as f32)))
                 .init()
         };
         if !self.dir.has_run() {

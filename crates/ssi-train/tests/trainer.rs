@@ -112,7 +112,7 @@ fn weight_decay_shrinks_the_weights() {
     let ds = dataset();
     let (m, t) = configs(ModelKind::Sasrec, &ds);
     let t = t.with_epochs(1).with_max_steps_per_epoch(Some(3));
-    let norm = |decay: f64| {
+    let norm = |decay: Option<f64>| {
         let dir = tempfile::tempdir().unwrap();
         trainer(&ds, dir.path(), None)
             .run(&m, &t.clone().with_weight_decay(decay), false, &mut Silent)
@@ -126,6 +126,25 @@ fn weight_decay_shrinks_the_weights() {
             .try_to_vec::<f32>()
             .unwrap()[0]
     };
-    let (plain, decayed) = (norm(0.0), norm(0.5));
+    let (plain, decayed) = (norm(None), norm(Some(0.5)));
     assert!(decayed < plain * 0.99, "{decayed} vs {plain}");
+}
+
+/// Run folders written by earlier versions keep loading: settings added since (here
+/// `weight_decay`, GREC's `decoder_input`) take their defaults when absent.
+#[test]
+fn configs_written_before_newer_settings_still_load() {
+    for name in [
+        "config-grec-2026-11-30.json",
+        "config-ssi-sasrec-2026-11-30.json",
+    ] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains("weight_decay"), "{name}: not an old config");
+        let cfg: ssi_train::checkpoint::RunConfig =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name} no longer loads: {e}"));
+        assert_eq!(cfg.train.weight_decay, None);
+    }
 }
