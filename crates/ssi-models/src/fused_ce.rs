@@ -47,19 +47,7 @@ pub fn fused_ce_rows(logits: Tensor<2>, bias: Tensor<1>, targets: Tensor<1, Int>
 
 impl FusedCeBackend for Flex {
     fn fused_ce(logits: FlexTensor, bias: FlexTensor, targets: FlexTensor) -> FlexTensor {
-        let (p, n) = dims2(&logits);
-        let z = contiguous_f32(&logits);
-        let b = contiguous_f32(&bias);
-        let t = target_indices(targets, n);
-        let mut lse = vec![0.0f32; p];
-        forward(&z, &b, n, &mut lse);
-        let loss: Vec<f32> = lse
-            .iter()
-            .zip(&t)
-            .enumerate()
-            .map(|(r, (&l, &t))| l - (z[r * n + t] + b[t]))
-            .collect();
-        FlexTensor::from_data(TensorData::new(loss, [p, 1]))
+        losses(&logits, &bias, targets).0
     }
 }
 
@@ -117,19 +105,7 @@ impl<C: CheckpointStrategy> FusedCeBackend for Autodiff<Flex, C> {
     ) -> FloatTensor<Self> {
         let z_prim = Self::inner(logits.clone());
         let b_prim = Self::inner(bias.clone());
-        let (p, n) = dims2(&z_prim);
-        let z = contiguous_f32(&z_prim);
-        let b = contiguous_f32(&b_prim);
-        let t = target_indices(targets, n);
-        let mut lse = vec![0.0f32; p];
-        forward(&z, &b, n, &mut lse);
-        let loss: Vec<f32> = lse
-            .iter()
-            .zip(&t)
-            .enumerate()
-            .map(|(r, (&l, &t))| l - (z[r * n + t] + b[t]))
-            .collect();
-        let out = FlexTensor::from_data(TensorData::new(loss, [p, 1]));
+        let (out, t, lse) = losses(&z_prim, &b_prim, targets);
         match FusedCe
             .prepare::<C>([logits.node(), bias.node()])
             .compute_bound()
@@ -147,6 +123,27 @@ impl<C: CheckpointStrategy> FusedCeBackend for Autodiff<Flex, C> {
             OpsKind::UnTracked(prep) => prep.finish(out),
         }
     }
+}
+
+/// The per-row losses [P, 1], with the targets and each row's logsumexp for the backward pass.
+fn losses(
+    logits: &FlexTensor,
+    bias: &FlexTensor,
+    targets: FlexTensor,
+) -> (FlexTensor, Vec<usize>, Vec<f32>) {
+    let (p, n) = dims2(logits);
+    let z = contiguous_f32(logits);
+    let b = contiguous_f32(bias);
+    let t = target_indices(targets, n);
+    let mut lse = vec![0.0f32; p];
+    forward(&z, &b, n, &mut lse);
+    let loss: Vec<f32> = lse
+        .iter()
+        .zip(&t)
+        .enumerate()
+        .map(|(r, (&l, &t))| l - (z[r * n + t] + b[t]))
+        .collect();
+    (FlexTensor::from_data(TensorData::new(loss, [p, 1])), t, lse)
 }
 
 fn dims2(t: &FlexTensor) -> (usize, usize) {
