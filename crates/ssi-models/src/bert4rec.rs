@@ -7,11 +7,13 @@
 //! [INT] token appended to the unmasked sequence in a second encoder pass.
 
 use crate::common::{
-    Batch, TrainBatch, float2, int1, int2, left_pad, masked_batch_len, pad_loss_rows, pad_mask,
+    Batch, TrainBatch, int1, int2, left_pad, masked_batch_len, pad_loss_rows, pad_mask,
     small_init, transformer_init,
 };
-use crate::consistency::{ConsistencyTask, binary_task_inputs, global_span, mask_span};
-use crate::loss::{Softmax, next_item_loss, nll};
+use crate::consistency::{
+    Consistency, ConsistencyEncoder, ConsistencyMlp, ConsistencyTask, mask_span,
+};
+use crate::loss::{Softmax, next_item_loss};
 use crate::model::{SequentialModel, basics};
 use crate::sasrec::positions;
 use burn::config::Config;
@@ -21,7 +23,7 @@ use burn::nn::{
     Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear,
     LinearConfig,
 };
-use burn::tensor::activation::{gelu, log_softmax, relu};
+use burn::tensor::activation::gelu;
 use burn::tensor::{Device, Int, Tensor};
 use ssi_data::rng::{Rng, SsiRng};
 
@@ -67,29 +69,6 @@ pub struct Bert4RecConfig {
     /// Probability that a sequence becomes a negative (temporal, persona).
     #[config(default = 0.5)]
     pub negative_prob: f64,
-}
-
-/// The consistency settings a teacher carries (not parameters).
-#[derive(Debug, Clone)]
-pub struct Consistency {
-    pub task: ConsistencyTask,
-    pub weight: f64,
-    pub ngram: usize,
-    pub ngrams: usize,
-    pub negative_prob: f64,
-}
-
-/// h^t / h^p of eq. 1–2: an MLP from the [INT] hidden state to one logit.
-#[derive(Module, Debug)]
-pub struct ConsistencyMlp {
-    pub fc1: Linear,
-    pub fc2: Linear,
-}
-
-impl ConsistencyMlp {
-    pub fn forward(&self, h: Tensor<2>) -> Tensor<2> {
-        self.fc2.forward(relu(self.fc1.forward(h)))
-    }
 }
 
 #[derive(Module, Debug)]
@@ -143,15 +122,7 @@ impl Bert4RecConfig {
             max_len: self.max_len,
             mask_prob: self.mask_prob,
             last_mask_prob: self.last_mask_prob,
-            consistency_mlp: match self.consistency {
-                Some(ConsistencyTask::Temporal | ConsistencyTask::Persona) => {
-                    Some(ConsistencyMlp {
-                        fc1: LinearConfig::new(self.hidden, self.hidden).init(device),
-                        fc2: LinearConfig::new(self.hidden, 1).init(device),
-                    })
-                }
-                _ => None,
-            },
+            consistency_mlp: ConsistencyMlp::for_task(self.consistency, self.hidden, device),
             consistency: self.consistency.map(|task| Consistency {
                 task,
                 weight: self.consistency_weight,
@@ -211,31 +182,7 @@ impl Bert4Rec {
             .iter()
             .map(|s| &s[s.len().saturating_sub(keep)..])
             .collect();
-        let device = self.device();
-        match c.task {
-            ConsistencyTask::Temporal | ConsistencyTask::Persona => {
-                let (inputs, labels) =
-                    binary_task_inputs(c.task, &seqs, c.ngram, c.ngrams, c.negative_prob, rng);
-                let mlp = self.consistency_mlp.as_ref()?;
-                let n = labels.len();
-                let logits = mlp.forward(self.int_states(&inputs));
-                Some(bce_with_logits(logits, float2(labels, [n, 1], &device)))
-            }
-            ConsistencyTask::Global => {
-                let mut masked = Vec::new();
-                let mut local = Vec::new();
-                for s in &seqs {
-                    if let Some(span) = global_span(s.len(), c.ngram, rng) {
-                        masked.push(mask_span(s, span.clone(), self.mask_id()));
-                        local.push(s[span].to_vec());
-                    }
-                }
-                if masked.is_empty() {
-                    return None;
-                }
-                Some(info_nce(self.int_states(&masked), self.int_states(&local)))
-            }
-        }
+        c.loss(self.consistency_mlp.as_ref(), &seqs, self, rng)
     }
 
     /// Bidirectional hidden states: [batch, len, hidden]; padding is never attended to.
@@ -337,18 +284,13 @@ impl SequentialModel for Bert4Rec {
     }
 }
 
-/// Binary cross-entropy of eq. 1–2 on logits (the MLP's output before the sigmoid), mean over
-/// the batch; written as softplus(x) − y·x for numerical stability.
-pub fn bce_with_logits(logits: Tensor<2>, labels: Tensor<2>) -> Tensor<1> {
-    let softplus = relu(logits.clone()) + logits.clone().abs().neg().exp().log1p();
-    (softplus - logits * labels).mean().reshape([1])
-}
-
-/// Eq. 3 as InfoNCE: row i of `global` should score its own n-gram `local[i]` above the other
-/// rows' n-grams. Mean over the batch.
-pub fn info_nce(global: Tensor<2>, local: Tensor<2>) -> Tensor<1> {
-    let b = global.dims()[0];
-    let scores = global.matmul(local.transpose());
-    let targets = int1((0..b as i64).collect(), &scores.device());
-    nll(log_softmax(scores, 1), targets)
+/// The paper's teacher input: an [INT] token appended to each sequence, and [MASK] over the
+/// global task's n-gram.
+impl ConsistencyEncoder for Bert4Rec {
+    fn summary(&self, seqs: &[Vec<u32>]) -> Tensor<2> {
+        self.int_states(seqs)
+    }
+    fn hide_span(&self, seq: &[u32], span: std::ops::Range<usize>) -> Vec<u32> {
+        mask_span(seq, span, self.mask_id())
+    }
 }

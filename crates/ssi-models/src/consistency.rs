@@ -1,10 +1,12 @@
 //! Self-supervised consistency pre-training (SSI paper §2.3, eq. 1–4): the three auxiliary
-//! tasks that turn a BERT4Rec into a consistency-enhanced teacher.
+//! tasks that turn a BERT4Rec (the paper's teacher) — or, beyond the paper, a SASRec — into a
+//! consistency-enhanced teacher.
 //!
 //! The augmentations are plain functions over item ids (tested on crafted sequences); the
-//! losses run on the teacher's encoder through [`crate::bert4rec::Bert4Rec::consistency_loss`].
+//! losses ([`Consistency::loss`]) run on the teacher's encoder through [`ConsistencyEncoder`]:
+//! BERT4Rec reads an appended [INT] token, SASRec its causal state at the last item.
 //!
-//! Choices the paper leaves open (each is a field of `Bert4RecConfig`, see `docs/ssi.md`):
+//! Choices the paper leaves open (each is a field of the teacher's config, see `docs/ssi.md`):
 //! - n-gram length `ngram` (default 2) and number of n-grams changed per negative `ngrams`
 //!   (default 1); shorter sequences use shorter n-grams.
 //! - A sequence becomes a negative with probability `negative_prob` (default 0.5: the
@@ -14,7 +16,114 @@
 //! - Eq. 3's local representation d(q_{n:m}) is the [INT] hidden state of the n-gram encoded
 //!   alone; the global one is the [INT] hidden state of the sequence with q_{n:m} masked.
 
+use burn::module::Module;
+use burn::nn::{Linear, LinearConfig};
+use burn::tensor::activation::{log_softmax, relu};
+use burn::tensor::{Device, Tensor};
 use ssi_data::rng::{Rng, SsiRng};
+use std::ops::Range;
+
+/// The consistency settings a teacher carries (not parameters).
+#[derive(Debug, Clone)]
+pub struct Consistency {
+    pub task: ConsistencyTask,
+    /// λ of eq. 4.
+    pub weight: f64,
+    pub ngram: usize,
+    pub ngrams: usize,
+    pub negative_prob: f64,
+}
+
+/// h^t / h^p of eq. 1–2: an MLP from the teacher's summary state to one logit.
+#[derive(Module, Debug)]
+pub struct ConsistencyMlp {
+    pub fc1: Linear,
+    pub fc2: Linear,
+}
+
+impl ConsistencyMlp {
+    /// The classifier of a temporal or persona teacher; None for the others.
+    pub fn for_task(task: Option<ConsistencyTask>, hidden: usize, device: &Device) -> Option<Self> {
+        match task {
+            Some(ConsistencyTask::Temporal | ConsistencyTask::Persona) => Some(ConsistencyMlp {
+                fc1: LinearConfig::new(hidden, hidden).init(device),
+                fc2: LinearConfig::new(hidden, 1).init(device),
+            }),
+            _ => None,
+        }
+    }
+
+    pub fn forward(&self, h: Tensor<2>) -> Tensor<2> {
+        self.fc2.forward(relu(self.fc1.forward(h)))
+    }
+}
+
+/// What a teacher's encoder gives the consistency tasks.
+pub trait ConsistencyEncoder {
+    /// One summary state per sequence: [sequences, hidden].
+    fn summary(&self, seqs: &[Vec<u32>]) -> Tensor<2>;
+    /// Eq. 3's global input: `seq` with the n-gram `span` hidden from the encoder.
+    fn hide_span(&self, seq: &[u32], span: Range<usize>) -> Vec<u32>;
+}
+
+impl Consistency {
+    /// The auxiliary loss of eq. 1, 2 or 3 on a batch of training sequences (already cut to
+    /// what the encoder reads); `mlp` is the temporal or persona classifier.
+    pub fn loss(
+        &self,
+        mlp: Option<&ConsistencyMlp>,
+        seqs: &[&[u32]],
+        encoder: &impl ConsistencyEncoder,
+        rng: &mut SsiRng,
+    ) -> Option<Tensor<1>> {
+        match self.task {
+            ConsistencyTask::Temporal | ConsistencyTask::Persona => {
+                let (inputs, labels) = binary_task_inputs(
+                    self.task,
+                    seqs,
+                    self.ngram,
+                    self.ngrams,
+                    self.negative_prob,
+                    rng,
+                );
+                let logits = mlp?.forward(encoder.summary(&inputs));
+                let n = labels.len();
+                let labels = crate::common::float2(labels, [n, 1], &logits.device());
+                Some(bce_with_logits(logits, labels))
+            }
+            ConsistencyTask::Global => {
+                let mut hidden = Vec::new();
+                let mut local = Vec::new();
+                for s in seqs {
+                    if let Some(span) = global_span(s.len(), self.ngram, rng) {
+                        hidden.push(encoder.hide_span(s, span.clone()));
+                        local.push(s[span].to_vec());
+                    }
+                }
+                if hidden.is_empty() {
+                    return None;
+                }
+                Some(info_nce(encoder.summary(&hidden), encoder.summary(&local)))
+            }
+        }
+    }
+}
+
+/// Binary cross-entropy of eq. 1–2 on logits (the MLP's output before the sigmoid), mean over
+/// the batch; written as softplus(x) − y·x for numerical stability.
+pub fn bce_with_logits(logits: Tensor<2>, labels: Tensor<2>) -> Tensor<1> {
+    let softplus = relu(logits.clone()) + logits.clone().abs().neg().exp().log1p();
+    (softplus - logits * labels).mean().reshape([1])
+}
+
+/// Eq. 3 as InfoNCE: row i of `global` should score its own n-gram `local[i]` above the other
+/// rows' n-grams. Mean over the batch.
+pub fn info_nce(global: Tensor<2>, local: Tensor<2>) -> Tensor<1> {
+    let b = global.dims()[0];
+    let scores = global.matmul(local.transpose());
+    let targets = crate::common::int1((0..b as i64).collect(), &scores.device());
+    crate::loss::nll(log_softmax(scores, 1), targets)
+}
 
 /// Which consistency a teacher learns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -143,8 +252,13 @@ pub fn global_span(len: usize, ngram: usize, rng: &mut SsiRng) -> Option<std::op
     Some(start..start + g)
 }
 
+/// The sequence with `span` cut out (a causal teacher's global input: it has no mask token).
+pub fn cut_span(seq: &[u32], span: Range<usize>) -> Vec<u32> {
+    [&seq[..span.start], &seq[span.end..]].concat()
+}
+
 /// The masked sequence \hat{q}_{n:m}: the span's items replaced by `mask_id`.
-pub fn mask_span(seq: &[u32], span: std::ops::Range<usize>, mask_id: u32) -> Vec<u32> {
+pub fn mask_span(seq: &[u32], span: Range<usize>, mask_id: u32) -> Vec<u32> {
     let mut out = seq.to_vec();
     for x in &mut out[span] {
         *x = mask_id;
@@ -272,6 +386,8 @@ mod tests {
         let span = global_span(2, 3, &mut rng).unwrap();
         assert_eq!(span.len(), 1);
         assert!(global_span(1, 2, &mut rng).is_none());
+        // A causal teacher cuts the span out instead.
+        assert_eq!(cut_span(&seq, 1..3), vec![11, 14, 15]);
     }
 
     #[test]

@@ -108,6 +108,11 @@ pub trait ModelSpec {
     fn teacher_name(&self) -> Option<String> {
         None
     }
+    /// The L2 penalty (the `weight_decay` training setting) a new run of this model gets when
+    /// no setting names one: a model's own training default, the same on every dataset.
+    fn default_weight_decay(&self) -> Option<f64> {
+        None
+    }
 }
 
 /// Declares the models, one line each: `module::Variant(Config, Model) = "cli-name", "Display";`
@@ -182,6 +187,13 @@ macro_rules! model_list {
             pub fn pretrain_epochs(&self) -> Option<usize> {
                 match self {
                     $($(#[$attr])* ModelConfig::$kind(c) => $crate::model::ModelSpec::pretrain_epochs(c),)*
+                }
+            }
+
+            /// The L2 penalty a new run of this model trains with unless a setting names one.
+            pub fn default_weight_decay(&self) -> Option<f64> {
+                match self {
+                    $($(#[$attr])* ModelConfig::$kind(c) => $crate::model::ModelSpec::default_weight_decay(c),)*
                 }
             }
 

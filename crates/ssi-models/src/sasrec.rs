@@ -2,10 +2,18 @@
 //! at each position scores the next item against the (tied) item embeddings. Trained with
 //! softmax cross-entropy over items at every non-padding position (Klenitskiy & Vasilev, RecSys
 //! 2023) rather than the original binary loss with one negative.
+//!
+//! With `consistency` set it is an SSI teacher beyond the paper (whose teachers are BERT4Rec):
+//! L_next + λ·L_aux, the consistency task (eq. 1–3) reading the causal state at the last item of
+//! a second, unchanged-length pass; eq. 3's global input has its n-gram cut out (SASRec has no
+//! mask token, so a plain SASRec run can be continued as a teacher).
 
 use crate::common::{
     Batch, TrainBatch, batch_len, int2, left_pad, masked_batch_len, pad_loss_rows, pad_mask,
     small_init, transformer_init,
+};
+use crate::consistency::{
+    Consistency, ConsistencyEncoder, ConsistencyMlp, ConsistencyTask, cut_span,
 };
 use crate::loss::{Softmax, next_item_loss};
 use crate::model::{SequentialModel, basics};
@@ -14,7 +22,10 @@ use burn::config::Config;
 use burn::module::Module;
 use burn::nn::attention::generate_autoregressive_mask;
 use burn::nn::transformer::{TransformerEncoder, TransformerEncoderConfig};
-use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig};
+use burn::nn::{
+    Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear,
+    LinearConfig,
+};
 use burn::tensor::{Device, Int, Tensor};
 use ssi_data::rng::SsiRng;
 
@@ -38,6 +49,18 @@ pub struct SasRecConfig {
     /// Kaiming-uniform default (docs/results/recipe.md measures both).
     #[config(default = "Some(0.02)")]
     pub init_std: Option<f64>,
+    /// SSI teacher task (eq. 1–3, beyond the paper: its teachers are BERT4Rec); `None`: plain
+    /// SASRec. The next four settings are BERT4Rec's, with the same meaning and defaults.
+    #[config(default = "None")]
+    pub consistency: Option<ConsistencyTask>,
+    #[config(default = 1.0)]
+    pub consistency_weight: f64,
+    #[config(default = 2)]
+    pub ngram: usize,
+    #[config(default = 1)]
+    pub ngrams: usize,
+    #[config(default = 0.5)]
+    pub negative_prob: f64,
 }
 
 #[derive(Module, Debug)]
@@ -50,6 +73,13 @@ pub struct SasRec {
     pub n_items: usize,
     pub hidden: usize,
     pub max_len: usize,
+    /// Present on temporal and persona teachers.
+    pub consistency_mlp: Option<ConsistencyMlp>,
+    /// Present on global teachers: eq. 3 compares projections of the states, so that InfoNCE
+    /// does not pull the state that predicts the next item towards the cut n-gram.
+    pub global_proj: Option<Linear>,
+    #[module(skip)]
+    pub consistency: Option<Consistency>,
 }
 
 impl SasRecConfig {
@@ -76,6 +106,16 @@ impl SasRecConfig {
             n_items: self.n_items,
             hidden: self.hidden,
             max_len: self.max_len,
+            consistency_mlp: ConsistencyMlp::for_task(self.consistency, self.hidden, device),
+            global_proj: (self.consistency == Some(ConsistencyTask::Global))
+                .then(|| LinearConfig::new(self.hidden, self.hidden).init(device)),
+            consistency: self.consistency.map(|task| Consistency {
+                task,
+                weight: self.consistency_weight,
+                ngram: self.ngram,
+                ngrams: self.ngrams,
+                negative_prob: self.negative_prob,
+            }),
         }
     }
 }
@@ -109,6 +149,44 @@ impl SasRec {
         self.norm
             .forward(encode(&self.encoder, x, Some(pad_mask(&ids)), attn))
     }
+
+    /// The auxiliary loss of a teacher (eq. 1, 2 or 3) on a batch of training sequences (their
+    /// last `max_len` items), or `None` for a plain SASRec.
+    pub fn consistency_loss(&self, seqs: &[&[u32]], rng: &mut SsiRng) -> Option<Tensor<1>> {
+        let c = self.consistency.as_ref()?;
+        let seqs: Vec<&[u32]> = seqs
+            .iter()
+            .map(|s| &s[s.len().saturating_sub(self.max_len)..])
+            .collect();
+        c.loss(self.consistency_mlp.as_ref(), &seqs, self, rng)
+    }
+
+    /// The causal state at the last item of each sequence (its last `max_len` items):
+    /// [batch, hidden].
+    fn last_states(&self, seqs: &[&[u32]]) -> Tensor<2> {
+        let b = seqs.len();
+        let l = masked_batch_len(seqs, self.max_len, 0, &self.device());
+        let ids = int2(left_pad(seqs, l), [b, l], &self.device());
+        self.hidden_states(ids)
+            .narrow(1, l - 1, 1)
+            .reshape([b, self.hidden])
+    }
+}
+
+/// A SASRec teacher summarises a sequence by its state at the last item, and hides eq. 3's
+/// n-gram by cutting it out.
+impl ConsistencyEncoder for SasRec {
+    fn summary(&self, seqs: &[Vec<u32>]) -> Tensor<2> {
+        let refs: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
+        let h = self.last_states(&refs);
+        match &self.global_proj {
+            Some(p) => p.forward(h),
+            None => h,
+        }
+    }
+    fn hide_span(&self, seq: &[u32], span: std::ops::Range<usize>) -> Vec<u32> {
+        cut_span(seq, span)
+    }
 }
 
 impl crate::model::ModelSpec for SasRecConfig {
@@ -116,17 +194,16 @@ impl crate::model::ModelSpec for SasRecConfig {
     fn defaults(n_items: usize, _n_users: usize) -> Self {
         Self::new(n_items)
     }
+
+    fn teacher_name(&self) -> Option<String> {
+        self.consistency.map(|t| t.name().to_string())
+    }
 }
 
 impl SequentialModel for SasRec {
     basics!(Sasrec, max_len);
     fn encode(&self, batch: Batch) -> Tensor<2> {
-        let b = batch.items.len();
-        let l = masked_batch_len(batch.items, self.max_len, 0, &self.device());
-        let ids = int2(left_pad(batch.items, l), [b, l], &self.device());
-        self.hidden_states(ids)
-            .narrow(1, l - 1, 1)
-            .reshape([b, self.hidden])
+        self.last_states(batch.items)
     }
     fn item_table(&self) -> Tensor<2> {
         self.item_emb.weight.val().narrow(0, 1, self.n_items)
@@ -141,14 +218,19 @@ impl SequentialModel for SasRec {
             .hidden_states(ids)
             .reshape([batch.items.len() * l, self.hidden]);
         let h = h.select(0, rows);
-        next_item_loss(
+        let next = next_item_loss(
             h,
             self.item_table(),
             self.item_bias(),
             targets,
             softmax,
             rng,
-        )
+        );
+        // Eq. 4 with SASRec's own loss in place of L_MLM, for a teacher.
+        match (self.consistency_loss(batch.items, rng), &self.consistency) {
+            (Some(aux), Some(c)) => next + aux.mul_scalar(c.weight),
+            _ => next,
+        }
     }
 }
 

@@ -69,6 +69,12 @@ pub struct TrainConfig {
 }
 
 impl TrainConfig {
+    /// The training defaults of a new run of `model`: [`TrainConfig::new`] with the model's own
+    /// defaults (its L2 penalty) over them. Settings are applied over this.
+    pub fn defaults_for(model: &ModelConfig) -> Self {
+        TrainConfig::new().with_weight_decay(model.default_weight_decay())
+    }
+
     /// Checks every setting against its allowed range; the error names the setting.
     pub fn validate(&self) -> Result<(), ssi_models::ConfigError> {
         let bad = |k: &str, v: String, allowed: &str| {

@@ -42,7 +42,8 @@ pub fn train_job(
     obs: &mut dyn TrainObserver,
 ) -> Result<(TrainState, EvalReport), TrainError> {
     let base = ModelConfig::new(job.kind, ds.n_items as usize, ds.n_users());
-    let (model_cfg, train_cfg) = apply_settings(&base, &TrainConfig::new(), &job.settings)?;
+    let (model_cfg, train_cfg) =
+        apply_settings(&base, &TrainConfig::defaults_for(&base), &job.settings)?;
     let dir = RunDir::new(&job.out);
     let pretrain = RunDir::new(job.out.join(PRETRAIN_DIR));
     if job.resume && !dir.has_run() && !pretrain.has_run() {

@@ -201,4 +201,25 @@ mod tests {
             }
         }
     }
+
+    /// A model's own training defaults (GREC's L2 penalty) come before the settings, which
+    /// still win, and the other models keep training's defaults.
+    #[test]
+    fn a_model_brings_its_training_defaults_and_settings_win() {
+        let grec = ModelConfig::new(ModelKind::Grec, 50, 10);
+        let base = TrainConfig::defaults_for(&grec);
+        let (_, t) = apply_settings(&grec, &base, &[]).unwrap();
+        assert_eq!(t.weight_decay, Some(1e-4));
+        for (set, want) in [
+            ("weight_decay=null", None),
+            ("weight_decay=0.01", Some(0.01)),
+        ] {
+            let (_, t) = apply_settings(&grec, &base, &[Setting::parse(set).unwrap()]).unwrap();
+            assert_eq!(t.weight_decay, want, "{set}");
+        }
+        for kind in ModelKind::ALL.into_iter().filter(|&k| k != ModelKind::Grec) {
+            let m = ModelConfig::new(kind, 50, 10);
+            assert_eq!(TrainConfig::defaults_for(&m).weight_decay, None, "{kind:?}");
+        }
+    }
 }

@@ -211,11 +211,14 @@ impl Plan {
         };
         for s in &plan.stages {
             let base = ModelConfig::new(s.kind, ds.n_items as usize, ds.n_users());
-            apply_settings(&base, &TrainConfig::new(), &plan.settings_of(s)).map_err(|e| {
-                ReproduceError::StageSettings {
-                    stage: s.name.clone(),
-                    source: e,
-                }
+            apply_settings(
+                &base,
+                &TrainConfig::defaults_for(&base),
+                &plan.settings_of(s),
+            )
+            .map_err(|e| ReproduceError::StageSettings {
+                stage: s.name.clone(),
+                source: e,
             })?;
         }
         Ok(plan)
