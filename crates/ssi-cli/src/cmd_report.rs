@@ -12,7 +12,8 @@ pub struct ReportArgs {
     #[arg(default_value = "runs")]
     roots: Vec<PathBuf>,
     /// Where table2.csv and README.md are written; the other Markdown files there are linked as
-    /// experiment notes.
+    /// experiment notes. Every row is also kept in runs.json there: runs not found again under
+    /// the folders (trained on another machine) keep their rows from it.
     #[arg(long, default_value = "docs/results")]
     out: PathBuf,
 }
@@ -23,10 +24,19 @@ pub fn report(a: ReportArgs) -> Result<()> {
             bail!("{} is not a folder", r.display());
         }
     }
-    let (rows, skipped) = report::collect(&a.roots);
+    let (found, skipped) = report::collect(&a.roots);
     for s in &skipped {
         errln!("note: skipped {s}");
     }
+    let archive = a.out.join(report::ARCHIVE);
+    // A damaged archive is reported, never overwritten.
+    let archived = if archive.exists() {
+        report::read_archive(&archive).map_err(anyhow::Error::msg)?
+    } else {
+        Vec::new()
+    };
+    let n_found = found.len();
+    let rows = report::merge(archived, found);
     if rows.is_empty() {
         bail!(
             "no finished run (a folder with config.json and test.json) under {}",
@@ -59,13 +69,23 @@ pub fn report(a: ReportArgs) -> Result<()> {
         })
         .unwrap_or_default();
     figures.sort();
-    let charts = report::curve_charts(&rows);
+    let mut charts = report::curve_charts(&rows);
+    let files: Vec<String> = std::fs::read_dir(&a.out)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    charts.extend(report::earlier_charts(&files, &rows, &charts));
     let paper = |d: &str, m: &str| ssi_train::reproduce::paper_ndcg10(d, m);
     std::fs::create_dir_all(&a.out)?;
     let csv_path = a.out.join("table2.csv");
     let md_path = a.out.join("README.md");
     ssi_data::dataset::write_atomic(&csv_path, report::to_csv(&rows, &paper).as_bytes())?;
-    for c in &charts {
+    ssi_data::dataset::write_atomic(&archive, report::to_archive(&rows).as_bytes())?;
+    for c in charts.iter().filter(|c| !c.svg.is_empty()) {
         ssi_data::dataset::write_atomic(&a.out.join(&c.file), c.svg.as_bytes())?;
     }
     ssi_data::dataset::write_atomic(
@@ -73,8 +93,9 @@ pub fn report(a: ReportArgs) -> Result<()> {
         report::to_markdown(&rows, &paper, &charts, &figures, &notes).as_bytes(),
     )?;
     outln!(
-        "{} runs, {} charts -> {} and {}",
-        rows.len(),
+        "{n_found} runs found, {} kept from {}, {} charts -> {} and {}",
+        rows.len() - n_found,
+        archive.display(),
         charts.len(),
         csv_path.display(),
         md_path.display()

@@ -50,17 +50,19 @@ pub struct SasRecConfig {
     #[config(default = "Some(0.02)")]
     pub init_std: Option<f64>,
     /// SSI teacher task (eq. 1–3, beyond the paper: its teachers are BERT4Rec); `None`: plain
-    /// SASRec. The next four settings are BERT4Rec's, with the same meaning and defaults.
+    /// SASRec. The next four are BERT4Rec's settings of the same names; `null` (and configs
+    /// written before they existed) takes BERT4Rec's defaults: λ 1, n-grams of 2, one n-gram
+    /// per negative, negatives with probability 0.5.
     #[config(default = "None")]
     pub consistency: Option<ConsistencyTask>,
-    #[config(default = 1.0)]
-    pub consistency_weight: f64,
-    #[config(default = 2)]
-    pub ngram: usize,
-    #[config(default = 1)]
-    pub ngrams: usize,
-    #[config(default = 0.5)]
-    pub negative_prob: f64,
+    #[config(default = "None")]
+    pub consistency_weight: Option<f64>,
+    #[config(default = "None")]
+    pub ngram: Option<usize>,
+    #[config(default = "None")]
+    pub ngrams: Option<usize>,
+    #[config(default = "None")]
+    pub negative_prob: Option<f64>,
 }
 
 #[derive(Module, Debug)]
@@ -111,10 +113,10 @@ impl SasRecConfig {
                 .then(|| LinearConfig::new(self.hidden, self.hidden).init(device)),
             consistency: self.consistency.map(|task| Consistency {
                 task,
-                weight: self.consistency_weight,
-                ngram: self.ngram,
-                ngrams: self.ngrams,
-                negative_prob: self.negative_prob,
+                weight: self.consistency_weight.unwrap_or(1.0),
+                ngram: self.ngram.unwrap_or(2),
+                ngrams: self.ngrams.unwrap_or(1),
+                negative_prob: self.negative_prob.unwrap_or(0.5),
             }),
         }
     }

@@ -119,3 +119,70 @@ fn ssi_curves_are_charted_beside_the_student_alone() {
     let md = report::to_markdown(&rows, &|_, _| None, &charts, &[], &[]);
     assert!(md.contains("(curves-beauty-sasrec.svg)"));
 }
+
+/// Rows outlive their run folders: the archive is read back whole, a run found again replaces
+/// its archived row, and a damaged archive is an error naming the file.
+#[test]
+fn archived_rows_are_kept_until_their_runs_are_found_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(report::ARCHIVE);
+    let old = vec![
+        row("SASRec", "beauty/sasrec", false, None),
+        row("HGN", "beauty/hgn", false, None),
+    ];
+    std::fs::write(&path, report::to_archive(&old)).unwrap();
+    let back = report::read_archive(&path).unwrap();
+    assert_eq!(back, old);
+
+    let mut again = row("SASRec", "beauty/sasrec", false, None);
+    again.ndcg10 = 0.4;
+    let rows = report::merge(
+        back,
+        vec![again.clone(), row("GREC", "beauty/grec", false, None)],
+    );
+    let names: Vec<(&str, f64)> = rows.iter().map(|r| (r.config.as_str(), r.ndcg10)).collect();
+    assert_eq!(
+        names,
+        [
+            ("beauty/grec", 0.3),
+            ("beauty/hgn", 0.3),
+            ("beauty/sasrec", 0.4)
+        ]
+    );
+
+    std::fs::write(&path, "[{\"dataset\": 1}]").unwrap();
+    let e = report::read_archive(&path).unwrap_err();
+    assert!(e.contains(report::ARCHIVE), "{e}");
+}
+
+/// A chart whose runs' curves are gone stays linked under its dataset; new charts and other
+/// files are not taken for one.
+#[test]
+fn charts_of_an_earlier_report_stay_linked() {
+    let mut shop = row("SASRec", "shop/sasrec", false, None);
+    shop.dataset = "synthetic-shop".into();
+    let rows = vec![row("SASRec", "beauty/sasrec", false, None), shop];
+    let files: Vec<String> = [
+        "curves-beauty-sasrec.svg",
+        "curves-synthetic-shop-sasrec.svg",
+        "curves-toys-sasrec.svg",
+        "recipe.md",
+    ]
+    .map(String::from)
+    .to_vec();
+    let fresh = report::Chart {
+        dataset: "beauty".into(),
+        file: "curves-beauty-sasrec.svg".into(),
+        title: "t".into(),
+        svg: "<svg/>".into(),
+    };
+    let earlier = report::earlier_charts(&files, &rows, &[fresh]);
+    let got: Vec<(&str, &str, bool)> = earlier
+        .iter()
+        .map(|c| (c.dataset.as_str(), c.file.as_str(), c.svg.is_empty()))
+        .collect();
+    assert_eq!(
+        got,
+        [("synthetic-shop", "curves-synthetic-shop-sasrec.svg", true)]
+    );
+}

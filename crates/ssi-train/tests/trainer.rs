@@ -131,7 +131,8 @@ fn weight_decay_shrinks_the_weights() {
 }
 
 /// Run folders written by earlier versions keep loading: settings added since (here
-/// `weight_decay`, GREC's `decoder_input`) take their defaults when absent.
+/// `weight_decay`, GREC's `decoder_input`, SASRec's consistency settings) take their defaults
+/// when absent.
 #[test]
 fn configs_written_before_newer_settings_still_load() {
     for name in [
@@ -146,5 +147,7 @@ fn configs_written_before_newer_settings_still_load() {
         let cfg: ssi_train::checkpoint::RunConfig =
             serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name} no longer loads: {e}"));
         assert_eq!(cfg.train.weight_decay, None);
+        // And the model they describe still builds.
+        cfg.model.validate().unwrap();
     }
 }
