@@ -1278,3 +1278,56 @@ fn a_run_folder_keeps_foreign_files_and_refuses_another_model() {
     );
     assert_eq!(std::fs::read(run.join("config.json")).unwrap(), config);
 }
+
+/// `ssi report` from run folders, then again once the run folders are gone (a new machine):
+/// the rows come back from `runs.json`; a damaged archive is an error that names it and
+/// leaves the page as it was.
+#[test]
+fn report_rows_outlive_their_run_folders() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path(), 200, 4);
+    let runs = dir.path().join("runs");
+    let out = dir.path().join("results");
+    ok(&[
+        "train",
+        "--model",
+        "sasrec",
+        "--data",
+        data.to_str().unwrap(),
+        "--set",
+        "hidden=16",
+        "--set",
+        "max_steps_per_epoch=2",
+        "--epochs",
+        "1",
+        "--out",
+        runs.join("shop-sasrec").to_str().unwrap(),
+    ]);
+    let report = |args: &[&str]| {
+        let mut c = cmd(&[&["report"], args, &["--out", out.to_str().unwrap()]].concat());
+        c.current_dir(dir.path());
+        c.assert()
+    };
+    report(&[runs.to_str().unwrap()]).success();
+    let table = std::fs::read_to_string(out.join("table2.csv")).unwrap();
+    assert!(table.contains(",SASRec,shop-sasrec,"), "{table}");
+    assert!(out.join("runs.json").exists());
+
+    std::fs::remove_dir_all(&runs).unwrap();
+    report(&[])
+        .success()
+        .stdout(predicate::str::contains("0 runs found, 1 kept"));
+    assert_eq!(
+        std::fs::read_to_string(out.join("table2.csv")).unwrap(),
+        table
+    );
+
+    std::fs::write(out.join("runs.json"), "[{").unwrap();
+    report(&[]).code(1).stderr(
+        predicate::str::contains("runs.json").and(predicate::str::contains("panicked").not()),
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("table2.csv")).unwrap(),
+        table
+    );
+}

@@ -8,8 +8,7 @@ use std::path::PathBuf;
 #[derive(Args)]
 pub struct ReportArgs {
     /// Folders searched (four levels deep) for finished runs: folders with config.json and
-    /// test.json.
-    #[arg(default_value = "runs")]
+    /// test.json. Default: runs (when it exists; without it the page is made from runs.json).
     roots: Vec<PathBuf>,
     /// Where table2.csv and README.md are written; the other Markdown files there are linked as
     /// experiment notes. Every row is also kept in runs.json there: runs not found again under
@@ -18,7 +17,10 @@ pub struct ReportArgs {
     out: PathBuf,
 }
 
-pub fn report(a: ReportArgs) -> Result<()> {
+pub fn report(mut a: ReportArgs) -> Result<()> {
+    if a.roots.is_empty() && std::path::Path::new("runs").is_dir() {
+        a.roots.push(PathBuf::from("runs"));
+    }
     for r in &a.roots {
         if !r.is_dir() {
             bail!("{} is not a folder", r.display());
@@ -38,13 +40,15 @@ pub fn report(a: ReportArgs) -> Result<()> {
     let n_found = found.len();
     let rows = report::merge(archived, found);
     if rows.is_empty() {
+        let roots: Vec<String> = a.roots.iter().map(|r| r.display().to_string()).collect();
         bail!(
-            "no finished run (a folder with config.json and test.json) under {}",
-            a.roots
-                .iter()
-                .map(|r| r.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
+            "no finished run (a folder with config.json and test.json) under {}, and no {}",
+            if roots.is_empty() {
+                "runs (not here)".to_string()
+            } else {
+                roots.join(", ")
+            },
+            archive.display()
         );
     }
     let mut notes: Vec<String> = std::fs::read_dir(&a.out)

@@ -13,8 +13,9 @@
 //!   "Bernoulli distribution" of §2.3), otherwise it is a positive (the original sequence).
 //! - [INT] is appended after the last item of the *unmasked* sequence in a separate encoder pass:
 //!   the cloze (MLM) pass never sees [INT], so prediction (history + [MASK]) is unchanged.
-//! - Eq. 3's local representation d(q_{n:m}) is the [INT] hidden state of the n-gram encoded
-//!   alone; the global one is the [INT] hidden state of the sequence with q_{n:m} masked.
+//! - Eq. 3's local representation d(q_{n:m}) is the summary state of the n-gram encoded alone;
+//!   the global one is the summary state of the sequence with q_{n:m} hidden (BERT4Rec: the
+//!   [INT] state, the n-gram masked; SASRec: the last state, the n-gram cut out).
 
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
@@ -22,6 +23,16 @@ use burn::tensor::activation::{log_softmax, relu};
 use burn::tensor::{Device, Tensor};
 use ssi_data::rng::{Rng, SsiRng};
 use std::ops::Range;
+
+/// The defaults of a teacher's consistency settings (BERT4Rec's config defaults; a SASRec
+/// teacher's `null` settings take them).
+pub mod defaults {
+    /// λ of eq. 4 (the paper sets 1).
+    pub const WEIGHT: f64 = 1.0;
+    pub const NGRAM: usize = 2;
+    pub const NGRAMS: usize = 1;
+    pub const NEGATIVE_PROB: f64 = 0.5;
+}
 
 /// The consistency settings a teacher carries (not parameters).
 #[derive(Debug, Clone)]
@@ -315,6 +326,15 @@ mod tests {
         let mut v = v.to_vec();
         v.sort_unstable();
         v
+    }
+
+    #[test]
+    fn bert4rec_teachers_default_to_the_shared_consistency_defaults() {
+        let c = crate::bert4rec::Bert4RecConfig::new(10);
+        assert_eq!(c.consistency_weight, defaults::WEIGHT);
+        assert_eq!(c.ngram, defaults::NGRAM);
+        assert_eq!(c.ngrams, defaults::NGRAMS);
+        assert_eq!(c.negative_prob, defaults::NEGATIVE_PROB);
     }
 
     #[test]

@@ -290,7 +290,7 @@ const FLOAT_RANGES: [FloatRange; 5] = [
         "a probability in (0, 1]",
     ),
     (
-        &["last_mask_prob", "last_gap_prob"],
+        &["last_mask_prob", "last_gap_prob", "negative_prob"],
         |x| (0.0..=1.0).contains(&x),
         "a probability in [0, 1]",
     ),

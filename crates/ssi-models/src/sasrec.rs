@@ -4,16 +4,16 @@
 //! 2023) rather than the original binary loss with one negative.
 //!
 //! With `consistency` set it is an SSI teacher beyond the paper (whose teachers are BERT4Rec):
-//! L_next + λ·L_aux, the consistency task (eq. 1–3) reading the causal state at the last item of
-//! a second, unchanged-length pass; eq. 3's global input has its n-gram cut out (SASRec has no
-//! mask token, so a plain SASRec run can be continued as a teacher).
+//! L_next + λ·L_aux, the consistency task (eq. 1–3) reading the causal state at the last item in
+//! a second pass over the (augmented) sequence; eq. 3's global input has its n-gram cut out
+//! (SASRec has no mask token, so a plain SASRec run can be continued as a teacher).
 
 use crate::common::{
     Batch, TrainBatch, batch_len, int2, left_pad, masked_batch_len, pad_loss_rows, pad_mask,
     small_init, transformer_init,
 };
 use crate::consistency::{
-    Consistency, ConsistencyEncoder, ConsistencyMlp, ConsistencyTask, cut_span,
+    Consistency, ConsistencyEncoder, ConsistencyMlp, ConsistencyTask, cut_span, defaults,
 };
 use crate::loss::{Softmax, next_item_loss};
 use crate::model::{SequentialModel, basics};
@@ -113,10 +113,10 @@ impl SasRecConfig {
                 .then(|| LinearConfig::new(self.hidden, self.hidden).init(device)),
             consistency: self.consistency.map(|task| Consistency {
                 task,
-                weight: self.consistency_weight.unwrap_or(1.0),
-                ngram: self.ngram.unwrap_or(2),
-                ngrams: self.ngrams.unwrap_or(1),
-                negative_prob: self.negative_prob.unwrap_or(0.5),
+                weight: self.consistency_weight.unwrap_or(defaults::WEIGHT),
+                ngram: self.ngram.unwrap_or(defaults::NGRAM),
+                ngrams: self.ngrams.unwrap_or(defaults::NGRAMS),
+                negative_prob: self.negative_prob.unwrap_or(defaults::NEGATIVE_PROB),
             }),
         }
     }
@@ -197,8 +197,9 @@ impl crate::model::ModelSpec for SasRecConfig {
         Self::new(n_items)
     }
 
+    /// `sasrec-TASK`: not one of the paper's (BERT4Rec) teachers.
     fn teacher_name(&self) -> Option<String> {
-        self.consistency.map(|t| t.name().to_string())
+        self.consistency.map(|t| format!("sasrec-{}", t.name()))
     }
 }
 

@@ -64,7 +64,9 @@ pub fn to_archive(rows: &[Row]) -> String {
 }
 
 /// The rows of a report: every `found` row, and the `archived` rows of runs (dataset and run
-/// folder) not found this time, in the table's order.
+/// folder) not found this time, in the table's order. A run folder is named relative to the
+/// folder the report searched, so point reports at the same folders to replace a run's row
+/// (a row is removed by deleting it from the archive).
 pub fn merge(archived: Vec<Row>, found: Vec<Row>) -> Vec<Row> {
     let key = |r: &Row| (r.dataset.clone(), r.config.clone());
     let seen: std::collections::HashSet<_> = found.iter().map(key).collect();
@@ -204,8 +206,16 @@ pub fn model_label(cfg: &RunConfig) -> String {
         }
     };
     if let Some(d) = &cfg.distill {
+        let paper_teacher = |n: &String| {
+            ssi_models::consistency::ConsistencyTask::ALL
+                .iter()
+                .any(|t| t.name() == n)
+        };
         if d.teacher_names.len() == 1 {
             label.push_str(&format!(" (teacher: {})", d.teacher_names[0]));
+        } else if !d.teacher_names.iter().all(paper_teacher) {
+            // Teachers other than the paper's BERT4Rec ones: not the paper's configuration.
+            label.push_str(&format!(" (teachers: {})", d.teacher_names.join(", ")));
         }
         if !d.imitation.prediction {
             label.push_str(" w/o prediction imitation");
