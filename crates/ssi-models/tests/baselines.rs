@@ -11,6 +11,15 @@ use ssi_models::s3rec::{S3RecConfig, pretrain_inputs};
 const N: usize = 10;
 const MASK: i64 = N as i64 + 1;
 
+/// burn's device RNG is shared by the whole process: a test that initialises a model holds this
+/// lock, so that a test running in parallel cannot draw between another's seed and its init
+/// (which made S3-Rec's pre-training curve depend on thread timing).
+static DEVICE_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn rng_lock() -> std::sync::MutexGuard<'static, ()> {
+    DEVICE_RNG.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[test]
 fn s3rec_masks_items_and_cuts_segments_as_specified() {
     let a: &[u32] = &[1, 2, 3, 4, 5, 6];
@@ -89,6 +98,7 @@ fn s3rec_masks_items_and_cuts_segments_as_specified() {
 /// neither on the gap's item in the decoder input nor on anything after it: no leak of the target.
 #[test]
 fn grec_predicting_states_never_see_their_target() {
+    let _rng = rng_lock();
     use burn::tensor::{Int, Tensor, TensorData};
     use ssi_models::grec::{DecoderInput, GrecConfig};
     let device = Device::flex();
@@ -166,6 +176,7 @@ fn grec_gaps_and_their_complement() {
 
 #[test]
 fn s3rec_pretraining_lowers_its_loss() {
+    let _rng = rng_lock();
     let device = Device::flex().autodiff();
     device.seed(4);
     let mut model = S3RecConfig::new(30)
