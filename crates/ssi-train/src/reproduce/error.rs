@@ -17,6 +17,12 @@ pub enum ReproduceError {
     },
     #[error("--stage {0}: not a stage of this invocation")]
     UnknownStage(String),
+    /// A setting the pipeline gives each stage itself (`consistency`: which teacher a stage
+    /// is) set for every stage, which would turn baselines and students into teachers.
+    #[error(
+        "setting {0}: the pipeline sets it per stage (each teacher its own task); leave it out"
+    )]
+    PipelineSetting(String),
     /// A distillation run trained with other imitation options than this invocation's.
     #[error(
         "{} was trained with {trained}, but this invocation asks for {asked}: use another --out, or the same options",

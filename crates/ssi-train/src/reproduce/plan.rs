@@ -203,6 +203,13 @@ impl Plan {
         if request.warm_start && !request.ablations.is_empty() {
             return Err(ReproduceError::WarmStartWithAblations);
         }
+        if let Some(s) = request
+            .settings
+            .iter()
+            .find(|s| s.key.rsplit('.').next() == Some("consistency"))
+        {
+            return Err(ReproduceError::PipelineSetting(s.key.clone()));
+        }
         let base_layers = request.configured_layers();
         let plan = Plan {
             stages: ordered_stages(&request, base_layers),
@@ -577,6 +584,14 @@ mod tests {
         bad.settings.push(Setting::strict("hidden", 0));
         let err = Plan::new(bad, &ds).unwrap_err();
         assert!(err.to_string().starts_with("stage "), "{err}");
+        // Which teacher a stage is comes from the pipeline, never from a setting of all stages.
+        for key in ["consistency", "sasrec.consistency"] {
+            let mut teach = request(&[ModelKind::Hgn], false);
+            teach.settings.push(Setting::strict(key, "global"));
+            let err = Plan::new(teach, &ds).unwrap_err();
+            assert!(matches!(err, ReproduceError::PipelineSetting(_)), "{err}");
+            assert!(err.to_string().contains(key), "{err}");
+        }
     }
 
     #[test]
