@@ -108,6 +108,15 @@ pub trait ModelSpec {
     fn teacher_name(&self) -> Option<String> {
         None
     }
+    /// The config with every setting its model will use written out (a setting left `null` to
+    /// mean a default that depends on other settings), so that a run's saved config says what it
+    /// trained with.
+    fn resolved(self) -> Self
+    where
+        Self: Sized,
+    {
+        self
+    }
     /// The L2 penalty (the `weight_decay` training setting) a new run of this model gets when
     /// no setting names one: a model's own training default, the same on every dataset.
     fn default_weight_decay(&self) -> Option<f64> {
@@ -187,6 +196,14 @@ macro_rules! model_list {
             pub fn pretrain_epochs(&self) -> Option<usize> {
                 match self {
                     $($(#[$attr])* ModelConfig::$kind(c) => $crate::model::ModelSpec::pretrain_epochs(c),)*
+                }
+            }
+
+            /// The config with every setting its model will use written out (see
+            /// `ModelSpec::resolved`).
+            pub fn resolved(self) -> Self {
+                match self {
+                    $($(#[$attr])* ModelConfig::$kind(c) => ModelConfig::$kind($crate::model::ModelSpec::resolved(c)),)*
                 }
             }
 

@@ -50,9 +50,10 @@ pub struct SasRecConfig {
     #[config(default = "Some(0.02)")]
     pub init_std: Option<f64>,
     /// SSI teacher task (eq. 1–3, beyond the paper: its teachers are BERT4Rec); `None`: plain
-    /// SASRec. The next four are BERT4Rec's settings of the same names; `null` (and configs
-    /// written before they existed) takes BERT4Rec's defaults: λ 1, n-grams of 2, one n-gram
-    /// per negative, negatives with probability 0.5.
+    /// SASRec. The next four are BERT4Rec's settings of the same names, with its defaults (λ 1,
+    /// n-grams of 2, one n-gram per negative, negatives with probability 0.5), written into a
+    /// teacher's config when it is made; `null` on a plain SASRec (and in configs written before
+    /// they existed).
     #[config(default = "None")]
     pub consistency: Option<ConsistencyTask>,
     #[config(default = "None")]
@@ -195,6 +196,18 @@ impl crate::model::ModelSpec for SasRecConfig {
     crate::model::spec_basics!(SasRec);
     fn defaults(n_items: usize, _n_users: usize) -> Self {
         Self::new(n_items)
+    }
+
+    /// A teacher's consistency settings written out with their defaults; a plain SASRec keeps
+    /// them `null` (it has no task).
+    fn resolved(mut self) -> Self {
+        if self.consistency.is_some() {
+            self.consistency_weight = self.consistency_weight.or(Some(defaults::WEIGHT));
+            self.ngram = self.ngram.or(Some(defaults::NGRAM));
+            self.ngrams = self.ngrams.or(Some(defaults::NGRAMS));
+            self.negative_prob = self.negative_prob.or(Some(defaults::NEGATIVE_PROB));
+        }
+        self
     }
 
     /// `sasrec-TASK`: not one of the paper's (BERT4Rec) teachers.

@@ -103,7 +103,7 @@ pub fn apply_settings(
             )));
         }
     }
-    let model = model.with_overrides(&model_over)?;
+    let model = model.with_overrides(&model_over)?.resolved();
     let train: TrainConfig = serde_json::from_value(train_json).map_err(|e| {
         let base = serde_json::to_value(train).expect("configs serialise");
         let culprit = train_over.iter().find(|(k, v)| {
@@ -221,5 +221,25 @@ mod tests {
             let m = ModelConfig::new(kind, 50, 10);
             assert_eq!(TrainConfig::defaults_for(&m).weight_decay, None, "{kind:?}");
         }
+    }
+
+    /// A SASRec teacher's config says what it trains with (its consistency settings written
+    /// out); a plain SASRec's stay null, as in configs written before they existed.
+    #[test]
+    fn a_teachers_saved_config_names_every_setting_it_uses() {
+        let sasrec = ModelConfig::new(ModelKind::Sasrec, 50, 10);
+        let train = TrainConfig::defaults_for(&sasrec);
+        let (plain, _) = apply_settings(&sasrec, &train, &[]).unwrap();
+        assert!(plain.to_json()["ngram"].is_null());
+        let set = [
+            Setting::parse("consistency=persona").unwrap(),
+            Setting::parse("ngram=3").unwrap(),
+        ];
+        let (teacher, _) = apply_settings(&sasrec, &train, &set).unwrap();
+        let v = teacher.to_json();
+        assert_eq!(v["ngram"], 3);
+        assert_eq!(v["ngrams"], 1);
+        assert_eq!(v["consistency_weight"], 1.0);
+        assert_eq!(v["negative_prob"], 0.5);
     }
 }
