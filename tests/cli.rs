@@ -6,6 +6,16 @@ use predicates::prelude::*;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
+/// Settings of a run that only has to finish: a small model, two steps, one epoch.
+const TINY_RUN: [&str; 6] = [
+    "--set",
+    "hidden=16",
+    "--set",
+    "max_steps_per_epoch=2",
+    "--epochs",
+    "1",
+];
+
 fn cmd(args: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_ssi"));
     c.args(args);
@@ -431,16 +441,11 @@ fn pretrain_teachers_then_distill_a_student() {
     let data = synth(dir.path(), 200, 4);
     let d = data.to_str().unwrap();
     let small = [
-        "--config",
-        "../../configs/small.json",
-        "--set",
-        "hidden=16",
-        "--set",
-        "max_steps_per_epoch=2",
-        "--epochs",
-        "1",
-        "--json",
-    ];
+        &["--config", "../../configs/small.json"],
+        &TINY_RUN[..],
+        &["--json"],
+    ]
+    .concat();
     let mut teachers = Vec::new();
     for task in ["temporal", "persona", "global"] {
         let out = dir.path().join(task);
@@ -453,7 +458,7 @@ fn pretrain_teachers_then_distill_a_student() {
             "--out",
             out.to_str().unwrap(),
         ];
-        args.extend(small);
+        args.extend(small.iter().copied());
         let report = json(&ok(&args));
         assert!(report["ndcg@10"].as_f64().is_some());
         let cfg = json(&std::fs::read_to_string(out.join("config.json")).unwrap());
@@ -473,7 +478,7 @@ fn pretrain_teachers_then_distill_a_student() {
         "--out",
         out.to_str().unwrap(),
     ];
-    args.extend(small);
+    args.extend(small.iter().copied());
     let report = json(&ok(&args));
     assert!(report["ndcg@10"].as_f64().is_some());
     // λ_i of every teacher in the epoch log; the run evaluates like any checkpoint.
@@ -501,7 +506,7 @@ fn pretrain_teachers_then_distill_a_student() {
         "--out",
         x.to_str().unwrap(),
     ];
-    args.extend(small);
+    args.extend(small.iter().copied());
     fails(&args, "config.json");
 }
 
@@ -561,7 +566,7 @@ fn init_starts_a_run_from_a_trained_one() {
     let other = path("other");
     let refuse = |extra: &[&str], needle: &str| {
         let mut args = vec!["train", "--model", "sasrec", "--out", &other];
-        args.extend(small);
+        args.extend(small.iter().copied());
         args.extend(extra);
         fails(&args, needle);
         // Checked before anything is written: not even the run folder is created.
@@ -1294,15 +1299,13 @@ fn report_rows_outlive_their_run_folders() {
         "sasrec",
         "--data",
         data.to_str().unwrap(),
-        "--set",
-        "hidden=16",
-        "--set",
-        "max_steps_per_epoch=2",
-        "--epochs",
-        "1",
         "--out",
         runs.join("shop-sasrec").to_str().unwrap(),
-    ]);
+    ]
+    .iter()
+    .chain(&TINY_RUN)
+    .copied()
+    .collect::<Vec<_>>());
     let report = |args: &[&str]| {
         let mut c = cmd(&[&["report"], args, &["--out", out.to_str().unwrap()]].concat());
         c.current_dir(dir.path());
