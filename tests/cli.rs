@@ -293,6 +293,35 @@ fn ingest_raw_log() {
     assert_eq!(st["users"], 6);
     let map = std::fs::read_to_string(dir.path().join("ingested.idmap.tsv")).unwrap();
     assert!(map.contains("user\t1\tu0"), "{map}");
+    // A names file that names none of the log's items is a mistake, not a catalogue; one that
+    // names some is used, with a note of how many.
+    let names = dir.path().join("names.csv");
+    let named = dir.path().join("named.txt");
+    let ingest_named = |text: &str| {
+        std::fs::write(&names, text).unwrap();
+        cmd(&[
+            "data",
+            "ingest",
+            log.to_str().unwrap(),
+            "--out",
+            named.to_str().unwrap(),
+            "--names",
+            names.to_str().unwrap(),
+            "--k-core",
+            "3",
+            "--force",
+        ])
+        .assert()
+    };
+    ingest_named("zzz,Lamp\n")
+        .code(1)
+        .stderr(predicate::str::contains(
+            "none of its 1 names is of an item of the log",
+        ));
+    assert!(!named.exists());
+    ingest_named("sku-1,Lamp\n")
+        .success()
+        .stderr(predicate::str::contains("names 1 of the 7 items"));
 }
 
 /// Serves `body` for every request on 127.0.0.1 for a bounded number of requests.
@@ -342,6 +371,47 @@ fn fetch_checks_sha256_against_a_local_server() {
         ])
         .contains("already present")
     );
+}
+
+/// A download larger than any dataset file is refused before it fills the memory.
+#[test]
+fn fetch_refuses_an_oversized_download() {
+    let cache = tempfile::tempdir().unwrap();
+    let c = cache.path().to_str().unwrap();
+    let (url, h) = serve(vec![b'1'; (64 << 20) + 1], 1);
+    fails(
+        &["data", "fetch", "beauty", "--cache", c, "--base-url", &url],
+        "67108864 bytes, more than a dataset file may have; nothing was written",
+    );
+    h.join().unwrap();
+    assert!(!cache.path().join("beauty.txt").exists());
+}
+
+/// Settings that cannot fit in memory are refused with the settings named, before a folder is
+/// made (the allocator would otherwise abort the process).
+#[test]
+fn training_beyond_the_memory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("big-ids.txt");
+    std::fs::write(&data, "1 1 2 3 19999999\n2 2 3 4 5\n3 3 4 5 6\n").unwrap();
+    let run = dir.path().join("run");
+    fails(
+        &[
+            "train",
+            "--model",
+            "sasrec",
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            run.to_str().unwrap(),
+            "--set",
+            "hidden=8192",
+            "--set",
+            "heads=1",
+        ],
+        "GiB to train (19999999 items x hidden 8192",
+    );
+    assert!(!run.exists());
 }
 
 #[test]
@@ -494,6 +564,62 @@ fn pretrain_teachers_then_distill_a_student() {
         "--json",
     ]));
     assert_eq!(evaluated["ndcg@10"], report["ndcg@10"]);
+    // Teachers named relative to the working folder are kept as absolute paths, so the run
+    // resumes from any folder; a teacher given twice is refused.
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/small.json");
+    let config = config.to_str().unwrap();
+    let rel = dir.path().join("ssi-rel");
+    let distill_from_dir = |teachers: &str| {
+        let mut c = cmd(&[
+            &[
+                "distill",
+                "--teachers",
+                teachers,
+                "--student",
+                "gru4rec",
+                "--data",
+                d,
+                "--out",
+                rel.to_str().unwrap(),
+                "--config",
+                config,
+            ],
+            &TINY_RUN[..],
+        ]
+        .concat());
+        c.current_dir(dir.path());
+        c.assert()
+    };
+    distill_from_dir("temporal,./temporal")
+        .code(1)
+        .stderr(predicate::str::contains("is given twice"));
+    assert!(!rel.exists());
+    distill_from_dir("temporal,persona").success();
+    let cfg = json(&std::fs::read_to_string(rel.join("config.json")).unwrap());
+    let saved = cfg["distill"]["teachers"][0].as_str().unwrap();
+    assert!(Path::new(saved).is_absolute(), "{saved}");
+    let mut again: Vec<&str> = [
+        &[
+            "distill",
+            "--teachers",
+            saved,
+            "--student",
+            "gru4rec",
+            "--data",
+            d,
+            "--out",
+            rel.to_str().unwrap(),
+            "--config",
+            config,
+        ][..],
+        &TINY_RUN[..],
+    ]
+    .concat();
+    let persona = cfg["distill"]["teachers"][1].as_str().unwrap().to_string();
+    let both = format!("{saved},{persona}");
+    again[2] = &both;
+    again.push("--resume");
+    ok(&again);
     // A teacher folder that holds no run is a clear error.
     let missing = dir.path().join("nothing");
     let x = dir.path().join("x");
@@ -1163,6 +1289,7 @@ fn outputs_never_replace_inputs_or_existing_data() {
         &["data", "negatives", "--data", d, "--out", n],
         "already exists",
     );
+    ok(&["data", "negatives", "--data", d, "--out", n, "--force"]);
     // `eval --negatives FILE` ranks exactly those candidates: the same figures as the seed's draw.
     let drawn = json(&ok(&["eval", "--model", "markov", "--data", d, "--json"]));
     let read = json(&ok(&[
@@ -1273,6 +1400,34 @@ fn a_run_folder_keeps_foreign_files_and_refuses_another_model() {
             .any(|n| n.starts_with("epoch-0001") || n.ends_with(".tmp")),
         "{names:?}"
     );
+    // A settings file named config.json, or a command.txt of someone else, is not a run's:
+    // training there would replace it.
+    let other = dir.path().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    let o = other.to_str().unwrap();
+    let mut fresh: Vec<&str> = args.to_vec();
+    fresh[6] = o;
+    for (name, text, needle) in [
+        (
+            "config.json",
+            "{\"hidden\": 8}",
+            "is not the config.json of an ssi run",
+        ),
+        (
+            "command.txt",
+            "my notes",
+            "holds command.txt but no config.json",
+        ),
+    ] {
+        std::fs::write(other.join(name), text).unwrap();
+        fails(&fresh, needle);
+        assert_eq!(std::fs::read_to_string(other.join(name)).unwrap(), text);
+        assert!(
+            !other.join(".lock").exists(),
+            "a refused folder gained a lock file"
+        );
+        std::fs::remove_file(other.join(name)).unwrap();
+    }
     // --resume with another model is refused and leaves config.json alone.
     let config = std::fs::read(run.join("config.json")).unwrap();
     fails(
@@ -1311,10 +1466,32 @@ fn report_rows_outlive_their_run_folders() {
         c.current_dir(dir.path());
         c.assert()
     };
-    report(&[runs.to_str().unwrap()]).success();
+    // A root given twice, and reached again through a link back up, is still one row.
+    #[cfg(unix)]
+    std::os::unix::fs::symlink("..", runs.join("shop-sasrec").join("up")).unwrap();
+    let r = runs.to_str().unwrap();
+    report(&[r, r]).success();
     let table = std::fs::read_to_string(out.join("table2.csv")).unwrap();
     assert!(table.contains(",SASRec,shop-sasrec,"), "{table}");
+    assert_eq!(table.lines().count(), 2, "one row: {table}");
     assert!(out.join("runs.json").exists());
+    #[cfg(unix)]
+    std::fs::remove_file(runs.join("shop-sasrec").join("up")).unwrap();
+    // A folder with a README of its own is not a page to replace.
+    let mine = dir.path().join("mine");
+    std::fs::create_dir_all(&mine).unwrap();
+    std::fs::write(mine.join("README.md"), "# My notes\n").unwrap();
+    cmd(&["report", r, "--out", mine.to_str().unwrap()])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "README.md was not written by `ssi report`",
+        ));
+    assert_eq!(
+        std::fs::read_to_string(mine.join("README.md")).unwrap(),
+        "# My notes\n"
+    );
+    assert!(!mine.join("table2.csv").exists());
 
     std::fs::remove_dir_all(&runs).unwrap();
     report(&[])

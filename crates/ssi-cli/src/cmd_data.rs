@@ -31,9 +31,12 @@ pub enum DataCommand {
         split: ssi_data::Split,
         #[arg(long, default_value_t = 42)]
         seed: u64,
-        /// Output file (refused if it exists or is the dataset itself).
+        /// Output file (refused if it exists, unless --force, or is the dataset itself).
         #[arg(long)]
         out: PathBuf,
+        /// Replace an existing output file.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -107,7 +110,8 @@ pub fn run(cmd: DataCommand) -> Result<()> {
             split,
             seed,
             out,
-        } => negatives(data, split, seed, out),
+            force,
+        } => negatives(data, split, seed, out, force),
     }
 }
 
@@ -184,6 +188,29 @@ fn ingest_log(a: IngestArgs) -> Result<()> {
         k_core: a.k_core,
     };
     let ing = ingest(&text, &a.input, &cfg, names.as_ref())?;
+    if let (Some(names), Some(p)) = (&names, &a.names) {
+        let named = ing
+            .item_map
+            .iter()
+            .filter(|i| names.contains_key(*i))
+            .count();
+        if named == 0 {
+            let first: Vec<&str> = ing.item_map.iter().take(3).map(String::as_str).collect();
+            bail!(
+                "{}: none of its {} names is of an item of the log (the log's items are ids such as {}): check the item column of both files",
+                p.display(),
+                names.len(),
+                first.join(", ")
+            );
+        }
+        if named < ing.item_map.len() {
+            errln!(
+                "note: {} names {named} of the {} items; the others keep their ids as names",
+                p.display(),
+                ing.item_map.len()
+            );
+        }
+    }
     crate::ui::report_skips(&ssi_data::LoadReport {
         skipped: ing.skipped.clone(),
         warnings: Vec::new(),
@@ -220,10 +247,16 @@ fn ingest_log(a: IngestArgs) -> Result<()> {
     Ok(())
 }
 
-fn negatives(data: Option<PathBuf>, split: ssi_data::Split, seed: u64, out: PathBuf) -> Result<()> {
+fn negatives(
+    data: Option<PathBuf>,
+    split: ssi_data::Split,
+    seed: u64,
+    out: PathBuf,
+    force: bool,
+) -> Result<()> {
     let ds = crate::source::load(data.as_deref(), false)?;
     let inputs: Vec<&std::path::Path> = data.as_deref().into_iter().collect();
-    ssi_data::dataset::check_outputs(std::slice::from_ref(&out), &inputs, false)?;
+    ssi_data::dataset::check_outputs(std::slice::from_ref(&out), &inputs, force)?;
     let cfg = ssi_data::EvalConfig {
         seed,
         split,

@@ -1,6 +1,6 @@
 //! `ssi report`: the results page and table generated from run folders.
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use clap::Args;
 use ssi_train::report;
 use std::path::PathBuf;
@@ -84,9 +84,14 @@ pub fn report(mut a: ReportArgs) -> Result<()> {
         .unwrap_or_default();
     charts.extend(report::earlier_charts(&files, &rows, &charts));
     let paper = |d: &str, m: &str| ssi_train::reproduce::paper_ndcg10(d, m);
-    std::fs::create_dir_all(&a.out)?;
+    std::fs::create_dir_all(&a.out)
+        .with_context(|| format!("cannot create the folder {}", a.out.display()))?;
     let csv_path = a.out.join("table2.csv");
     let md_path = a.out.join("README.md");
+    // Only pages an earlier report wrote are replaced: --out may be a folder with a README of
+    // its own.
+    refuse_foreign(&md_path, report::PAGE_MARK)?;
+    refuse_foreign(&csv_path, report::CSV_HEADER)?;
     ssi_data::dataset::write_atomic(&csv_path, report::to_csv(&rows, &paper).as_bytes())?;
     ssi_data::dataset::write_atomic(&archive, report::to_archive(&rows).as_bytes())?;
     for c in charts.iter().filter(|c| !c.svg.is_empty()) {
@@ -105,4 +110,17 @@ pub fn report(mut a: ReportArgs) -> Result<()> {
         md_path.display()
     );
     Ok(())
+}
+
+/// Refuses to replace `path` unless it is missing or holds `mark` (what `ssi report` writes).
+fn refuse_foreign(path: &std::path::Path, mark: &str) -> Result<()> {
+    match std::fs::read(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+        Ok(bytes) if String::from_utf8_lossy(&bytes).contains(mark) => Ok(()),
+        Ok(_) => bail!(
+            "{} was not written by `ssi report` (it lacks {mark:?}): it is left as it is; choose another --out",
+            path.display()
+        ),
+    }
 }

@@ -35,6 +35,9 @@ pub const KNOWN: &[Known] = &[
     },
 ];
 
+/// The published files are 1-2 MB; the checksum decides, this only bounds a broken server.
+pub const MAX_DOWNLOAD_BYTES: u64 = 64 << 20;
+
 #[derive(Args)]
 pub struct FetchArgs {
     /// beauty, toys or sports.
@@ -65,10 +68,22 @@ pub fn cache_dir(explicit: Option<PathBuf>) -> PathBuf {
 
 /// Downloads `url` into `dest` if the checksum matches; `dest` is never left half-written.
 pub fn download_verified(url: &str, sha256: &str, dest: &Path) -> Result<()> {
-    let resp = ureq::get(url)
+    // A server that accepts the connection and never answers, or streams without end, must
+    // not hang the command or fill the memory.
+    let agent = ureq::AgentBuilder::new()
+        .timeout_connect(std::time::Duration::from_secs(30))
+        .timeout_read(std::time::Duration::from_secs(60))
+        .build();
+    let resp = agent
+        .get(url)
         .call()
         .with_context(|| format!("download of {url} failed"))?;
     let total: Option<u64> = resp.header("Content-Length").and_then(|v| v.parse().ok());
+    if let Some(t) = total.filter(|&t| t > MAX_DOWNLOAD_BYTES) {
+        bail!(
+            "{url} announces {t} bytes: more than {MAX_DOWNLOAD_BYTES} bytes, more than a dataset file may have; nothing was written"
+        );
+    }
     let pb = crate::ui::bar(total.unwrap_or(0), "downloading");
     let mut reader = resp.into_reader();
     let mut bytes = Vec::new();
@@ -79,6 +94,11 @@ pub fn download_verified(url: &str, sha256: &str, dest: &Path) -> Result<()> {
             .with_context(|| format!("reading {url}"))?;
         if n == 0 {
             break;
+        }
+        if (bytes.len() + n) as u64 > MAX_DOWNLOAD_BYTES {
+            bail!(
+                "{url} sent more than {MAX_DOWNLOAD_BYTES} bytes, more than a dataset file may have; nothing was written"
+            );
         }
         bytes.extend_from_slice(&buf[..n]);
         pb.set_position(bytes.len() as u64);

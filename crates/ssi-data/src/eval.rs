@@ -174,8 +174,9 @@ impl Evaluator {
     /// The evaluator with the candidates of a file in the S3-Rec `*_sample.txt` layout (one line
     /// per user: the user id, then its negative item ids), so figures are computed on exactly the
     /// candidates of published tables. Every user of the dataset needs a line with the same number
-    /// of negatives, each an item of the dataset the user never interacted with; lines of users
-    /// the dataset does not hold (dropped for being too short) are ignored.
+    /// of negatives (fewer only for a user with no other item left to list), each an item of the
+    /// dataset the user never interacted with; lines of users the dataset does not hold (dropped
+    /// for being too short) are ignored.
     pub fn from_file(
         ds: &Dataset,
         mut config: EvalConfig,
@@ -286,7 +287,7 @@ fn read_sample_file(
         .map(|(i, &u)| (u, i))
         .collect();
     let mut per_user: Vec<Option<Vec<u32>>> = vec![None; ds.n_users()];
-    let mut count = None;
+    let mut lines: Vec<(usize, usize)> = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let lineno = i + 1;
         let mut tokens = line.split_whitespace();
@@ -305,28 +306,36 @@ fn read_sample_file(
                 format!("user {user} appears twice"),
             ));
         }
-        let negs = line_negatives(ds, u, user, tokens, path, lineno)?;
-        match count {
-            None => count = Some(negs.len()),
-            Some(c) if c != negs.len() => {
-                return Err(DataError::line(
-                    path,
-                    lineno,
-                    format!("{} negatives, the first line has {c}", negs.len()),
-                ));
-            }
-            _ => {}
+        per_user[u] = Some(line_negatives(ds, u, user, tokens, path, lineno)?);
+        lines.push((lineno, u));
+    }
+    let Some(n_negatives) = per_user.iter().flatten().map(Vec::len).max() else {
+        return Err(DataError::file(path, "file is empty"));
+    };
+    if n_negatives == 0 {
+        return Err(DataError::file(path, "lines list no negatives"));
+    }
+    // A line may list fewer only when its user has no other item to offer (a small catalogue
+    // and a long history), as `ssi data negatives` writes it.
+    for &(lineno, u) in &lines {
+        let have = per_user[u].as_ref().map_or(0, Vec::len);
+        let distinct: HashSet<u32> = ds.sequences[u].iter().copied().collect();
+        let possible = ds.n_items as usize - distinct.len();
+        if have < n_negatives && have < possible {
+            return Err(DataError::line(
+                path,
+                lineno,
+                format!(
+                    "{have} negatives where other lines have {n_negatives}, and user {} has {possible} items they never interacted with",
+                    ds.user_ids[u]
+                ),
+            ));
         }
-        per_user[u] = Some(negs);
     }
-    match count {
-        None => Err(DataError::file(path, "file is empty")),
-        Some(0) => Err(DataError::file(path, "lines list no negatives")),
-        Some(n_negatives) => Ok(SampleFile {
-            per_user,
-            n_negatives,
-        }),
-    }
+    Ok(SampleFile {
+        per_user,
+        n_negatives,
+    })
 }
 
 fn sample_id(
@@ -797,5 +806,28 @@ mod tests {
         assert!(err("1 x\n").contains("\"x\""));
         assert!(err("").contains("empty"));
         assert!(err(&text.replacen(lines[0], "1 5 5", 1)).contains("twice"));
+        // A line may be short only when its user has no other item left (items 1..=5; user 4
+        // has seen four of them), as `ssi data negatives` writes it for a small catalogue.
+        let (small, _) =
+            Dataset::parse("1 1 2 3\n2 2 3 4\n3 1 2 5\n4 1 2 3 4\n", Path::new("t")).unwrap();
+        let cfg = EvalConfig::default();
+        let ev =
+            Evaluator::from_file(&small, cfg.clone(), "1 4 5\n2 1 5\n3 3 4\n4 5\n", p).unwrap();
+        assert_eq!(ev.config.n_negatives, 2);
+        assert_eq!(ev.negatives[3], vec![5]);
+        let e = Evaluator::from_file(&small, cfg.clone(), "1 4\n2 1 5\n3 3 4\n4 5\n", p)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("neg.txt:1") && e.contains("user 1 has 2 items"),
+            "{e}"
+        );
+        // A missing user is named as such, whatever the other lines' lengths.
+        let e = Evaluator::from_file(&small, cfg, "1 4 5\n2 1 5\n4 5\n", p)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("no line for user 3"), "{e}");
     }
 }

@@ -243,33 +243,62 @@ impl RunDir {
     /// The best model (by validation NDCG@10) of a run.
     pub fn load_best(&self, device: &Device) -> Result<(RunConfig, AnyModel), TrainError> {
         let cfg = self.config()?;
-        // state.json commits the epoch and the checksum of best.bpk: a run without a readable
-        // one has nothing trustworthy to load.
-        let state = Some(self.state()?);
-        if let Some(state) = &state {
-            self.settle_best(state)?;
-        }
-        let path = self.file(BEST);
-        if !path.exists() {
-            let why = match &state {
-                Some(s) if s.finished && s.best_epoch.is_none() => format!(
+        let (state, bytes) = self.read_best()?;
+        let Some((path, bytes)) = bytes else {
+            let why = if state.finished && state.best_epoch.is_none() {
+                format!(
                     "the run stopped after {} epoch(s) without a validation ({})",
-                    s.epoch,
-                    s.stop_reason.as_deref().unwrap_or("no reason recorded")
-                ),
-                _ => "the run has not finished a validation yet".into(),
+                    state.epoch,
+                    state.stop_reason.as_deref().unwrap_or("no reason recorded")
+                )
+            } else {
+                "the run has not finished a validation yet".into()
             };
             return Err(TrainError::Checkpoint(format!(
                 "{} has no {BEST}: {why}",
                 self.path.display()
             )));
-        }
-        let bytes = match &state {
-            Some(s) => self.read_checked(&path, s)?,
-            None => std::fs::read(&path).map_err(|e| io(&path, e))?,
         };
         let model = model_from_bytes(&cfg.model, bytes, device).map_err(|e| io(&path, e))?;
         Ok((cfg, model))
+    }
+
+    /// The committed best weights, read without changing the folder: `ssi eval`, `ssi export`
+    /// and teachers may read a run while it trains, so a reader takes the pending file the
+    /// committed state names while it is still there (the trainer settles it into `best.bpk`),
+    /// and reads `state.json` again when the trainer committed a newer best in between. A
+    /// mismatch that stays after the state stops changing is a damaged file.
+    fn read_best(&self) -> Result<(TrainState, Option<WeightFile>), TrainError> {
+        let mut state = self.state()?;
+        let mut tries = 0;
+        loop {
+            let pending = state
+                .best_epoch
+                .filter(|&e| e <= state.epoch)
+                .map(|e| self.pending_best(e));
+            let mut failed = None;
+            for path in pending.into_iter().chain([self.file(BEST)]) {
+                if !path.exists() {
+                    continue;
+                }
+                match self.read_checked_as(&path, BEST, &state) {
+                    Ok(bytes) => return Ok((state, Some((path, bytes)))),
+                    Err(e) => failed = Some(e),
+                }
+            }
+            let Some(err) = failed else {
+                return Ok((state, None));
+            };
+            let again = self.state()?;
+            tries += 1;
+            let moved = again.epoch != state.epoch
+                || again.checksums.get(BEST) != state.checksums.get(BEST);
+            if !moved || tries >= 20 {
+                return Err(err);
+            }
+            state = again;
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 
     /// Checks the committed weight files of the run against their checksums, before anything of
@@ -289,8 +318,18 @@ impl RunDir {
     /// Reads a weight file and checks it against the checksum `state` committed for it (runs
     /// written before checksums were recorded have none, and are read as they are).
     fn read_checked(&self, path: &Path, state: &TrainState) -> Result<Vec<u8>, TrainError> {
+        self.read_checked_as(path, &file_name(path), state)
+    }
+
+    /// `read_checked` for a file committed under another name (a pending best model).
+    fn read_checked_as(
+        &self,
+        path: &Path,
+        name: &str,
+        state: &TrainState,
+    ) -> Result<Vec<u8>, TrainError> {
         let bytes = std::fs::read(path).map_err(|e| io(path, e))?;
-        if let Some(want) = state.checksums.get(&file_name(path))
+        if let Some(want) = state.checksums.get(name)
             && *want != sha256_hex(&bytes)
         {
             return Err(io(
@@ -301,6 +340,9 @@ impl RunDir {
         Ok(bytes)
     }
 }
+
+/// A weight file read: its path and bytes.
+type WeightFile = (PathBuf, Vec<u8>);
 
 /// The best model's file in a run folder.
 const BEST: &str = "best.bpk";

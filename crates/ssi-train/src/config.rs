@@ -66,6 +66,9 @@ pub struct TrainConfig {
     /// setting existed): none.
     #[config(default = "None")]
     pub weight_decay: Option<f64>,
+    /// Adam's epsilon; `null`: burn's default, 1e-5 (PyTorch's is 1e-8).
+    #[config(default = "None")]
+    pub adam_epsilon: Option<f64>,
 }
 
 impl TrainConfig {
@@ -113,6 +116,11 @@ impl TrainConfig {
             && !(m.is_finite() && m > 0.0)
         {
             return bad("time_budget_minutes", m.to_string(), "minutes > 0, or null");
+        }
+        if let Some(e) = self.adam_epsilon
+            && !(e.is_finite() && e > 0.0 && e <= 1.0)
+        {
+            return bad("adam_epsilon", e.to_string(), "a value in (0, 1], or null");
         }
         if let Some(d) = self.weight_decay
             && !(d.is_finite() && (0.0..=1.0).contains(&d))

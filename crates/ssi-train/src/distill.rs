@@ -83,6 +83,15 @@ pub fn describe_teachers(
             "distillation needs at least one teacher".into(),
         ));
     }
+    let mut seen = std::collections::HashSet::new();
+    for d in dirs {
+        if !seen.insert(d.canonicalize().unwrap_or_else(|_| d.clone())) {
+            return Err(TrainError::Config(format!(
+                "teacher {} is given twice: each teacher is one term of the loss, with its own weight",
+                d.display()
+            )));
+        }
+    }
     dirs.iter()
         .map(|d| {
             let cfg = RunDir::new(d).config()?;

@@ -59,6 +59,15 @@ pub fn train_job(
         Some(init) if !dir.has_run() => Some(warm_start(init, &model_cfg, &info, &train_device)?),
         _ => None,
     };
+    let named = match &job.distill {
+        Some((teachers, _)) => describe_teachers(teachers, &info)?,
+        None => Vec::new(),
+    };
+    if !dir.has_run() && job.out.is_dir() {
+        // Before the lock file is made: a refused folder is left as it was.
+        refuse_foreign_run_files(&job.out)?;
+    }
+    check_memory(&model_cfg, &train_cfg, &job.device)?;
     std::fs::create_dir_all(&job.out).map_err(|e| io(&job.out, "cannot create", e))?;
     let _lock = lock_run(&job.out)?;
     if job.resume && dir.has_run() {
@@ -94,10 +103,13 @@ pub fn train_job(
             })?
         }
         None => trainer.run_staged(&model_cfg, &train_cfg, job.resume, obs)?,
-        Some((teachers, imitation)) => {
-            let named = describe_teachers(teachers, &info)?;
+        Some((_, imitation)) => {
             let spec = DistillSpec {
-                teachers: named.iter().map(|(d, _)| d.clone()).collect(),
+                // Absolute, as --init: `--resume` from another working folder finds them.
+                teachers: named
+                    .iter()
+                    .map(|(d, _)| std::path::absolute(d).unwrap_or_else(|_| d.clone()))
+                    .collect(),
                 teacher_names: named.iter().map(|(_, n)| n.clone()).collect(),
                 imitation: imitation.clone(),
             };
@@ -295,32 +307,111 @@ fn same_distillation(
     )))
 }
 
-/// A folder without `config.json` that holds files a run writes (`best.bpk`, `log.jsonl`,
-/// epoch files…) belongs to something else: training there would replace or append to them.
+/// A new run may go into a folder that holds other files (they are kept), but never over a
+/// file of the names a run writes: a `config.json` that is not a run's (a settings file), or a
+/// run's files without the `config.json` that would make them a run ssi can continue.
 fn refuse_foreign_run_files(out: &Path) -> Result<(), TrainError> {
-    if out.join("config.json").exists() {
-        // A run of ours killed before its first state.json: its files are resumed over.
-        return Ok(());
+    let config = out.join("config.json");
+    if config.exists() {
+        // A run of ours killed before its first state.json is resumed over.
+        return RunDir::new(out).config().map(|_| ()).map_err(|e| {
+            TrainError::Config(format!(
+                "{} is not the config.json of an ssi run ({e}): a run in {} would replace it; choose another --out",
+                config.display(),
+                out.display()
+            ))
+        });
     }
+    // A run killed before config.json (a distillation computing its teachers' encodings)
+    // leaves its lock and command.txt: only a command.txt without a lock is someone else's.
+    let locked = out.join(".lock").exists();
     let ours = |n: &str| {
         matches!(n, "best.bpk" | "state.json" | "test.json" | "log.jsonl")
+            || n == "command.txt" && !locked
             || (n.starts_with("epoch-") || n.starts_with("best-")) && n.ends_with(".bpk")
     };
-    let found: Vec<String> = std::fs::read_dir(out)
-        .map(|entries| {
-            entries
-                .flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| ours(n))
-                .collect()
-        })
-        .unwrap_or_default();
+    let mut found: Vec<String> = std::fs::read_dir(out)
+        .map_err(|e| io(out, "cannot read", e))?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| ours(n))
+        .collect();
     if found.is_empty() {
         return Ok(());
     }
+    found.sort();
     Err(TrainError::Config(format!(
         "{} holds {} but no config.json: it is not a run ssi can continue, and a new run would replace those files; choose another --out",
         out.display(),
         found.join(", ")
     )))
+}
+
+/// Refuses settings whose training would not fit in this machine's free memory (on the CPU
+/// backend, where the model lives in host memory), before anything is written: past that the
+/// allocator aborts the process, or the OS kills it or another process.
+fn check_memory(
+    model: &ssi_models::ModelConfig,
+    train: &TrainConfig,
+    device: &Device,
+) -> Result<(), TrainError> {
+    if *device != Device::flex() {
+        return Ok(());
+    }
+    let Some(available) = available_memory() else {
+        return Ok(());
+    };
+    let need = training_bytes(model, train);
+    if need <= available as f64 {
+        return Ok(());
+    }
+    let gib = |b: f64| b / (1u64 << 30) as f64;
+    Err(TrainError::Config(format!(
+        "these settings need about {:.1} GiB to train ({} items x hidden {} in weights, gradients and Adam's moments; batch_size {} x max_len {} positions scored against {} items per step), and this machine has {:.1} GiB free: lower batch_size, max_len or hidden, or score fewer items per step with --set sampled_negatives=1024",
+        gib(need),
+        model.n_items(),
+        setting(model, "hidden", 64.0),
+        train.batch_size,
+        setting(model, "max_len", 50.0),
+        if train.sampled_negatives > 0 {
+            format!("{} sampled", train.sampled_negatives + 1)
+        } else {
+            format!("all {}", model.n_items() + 1)
+        },
+        gib(available as f64)
+    )))
+}
+
+fn setting(model: &ssi_models::ModelConfig, key: &str, default: f64) -> f64 {
+    model
+        .to_json()
+        .get(key)
+        .and_then(Value::as_f64)
+        .unwrap_or(default)
+}
+
+/// A rough upper bound of a training step's memory: the item table and the layers in weights,
+/// gradients and Adam's two moments, and a step's logits three times over (scores, softmax,
+/// their gradient) — what dominates for every model here.
+fn training_bytes(model: &ssi_models::ModelConfig, train: &TrainConfig) -> f64 {
+    let items = model.n_items() as f64 + 1.0;
+    let hidden = setting(model, "hidden", 64.0);
+    let layers = setting(model, "layers", 2.0);
+    let max_len = setting(model, "max_len", 50.0);
+    let positions = train.batch_size as f64 * max_len;
+    let params = (items + max_len) * hidden + layers * 12.0 * hidden * hidden;
+    let scored = if train.sampled_negatives > 0 {
+        train.sampled_negatives as f64 + 1.0
+    } else {
+        items
+    };
+    4.0 * (4.0 * params + 3.0 * positions * scored + 40.0 * positions * hidden * layers)
+}
+
+/// Free memory in bytes (`MemAvailable`), where the OS tells it.
+fn available_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }

@@ -227,9 +227,14 @@ impl Trainer<'_> {
         run.train.validate()?;
         let device = &self.device;
         let decay = run.train.weight_decay.filter(|&d| d > 0.0);
+        let epsilon = run.train.adam_epsilon;
         let fresh_optim = || {
-            AdamConfig::new()
-                .with_weight_decay(decay.map(|d| WeightDecayConfig::new(d as f32)))
+            let adam = AdamConfig::new();
+            let adam = match epsilon {
+                Some(e) => adam.with_epsilon(e as f32),
+                None => adam,
+            };
+            adam.with_weight_decay(decay.map(|d| WeightDecayConfig::new(d as f32)))
                 .init()
         };
         if !self.dir.has_run() {

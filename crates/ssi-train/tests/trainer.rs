@@ -62,6 +62,44 @@ fn corrupt_checkpoint_is_an_error_not_a_panic() {
     assert!(err.to_string().contains("best.bpk"), "{err}");
 }
 
+/// Reading a run never changes its folder: `ssi eval` or `ssi export` on a run that is training
+/// must not move the trainer's pending best model (the trainer settles it, and its next rename
+/// would fail). The committed pending file is read where it is.
+#[test]
+fn reading_a_run_leaves_its_pending_best_model_in_place() {
+    let ds = dataset();
+    let (m, t) = configs(ModelKind::Gru4rec, &ds);
+    let dir = tempfile::tempdir().unwrap();
+    trainer(&ds, dir.path(), Some(1))
+        .run(&m, &t.with_max_steps_per_epoch(Some(1)), false, &mut Silent)
+        .unwrap();
+    let run = RunDir::new(dir.path());
+    let best = run.state().unwrap().best_epoch.unwrap();
+    // The instant between the trainer's commit of state.json and its rename of the pending file.
+    let pending = dir.path().join(format!("best-{best:04}.pending.bpk"));
+    std::fs::rename(dir.path().join("best.bpk"), &pending).unwrap();
+    let listing = || {
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let before = listing();
+    assert!(run.load_best(&Device::flex()).is_ok());
+    assert_eq!(listing(), before, "a reader renamed or removed a file");
+    // A damaged pending file is refused like a damaged best.bpk.
+    let mut bytes = std::fs::read(&pending).unwrap();
+    let n = bytes.len();
+    bytes[n - 5] ^= 0x01;
+    std::fs::write(&pending, bytes).unwrap();
+    let err = run
+        .load_best(&Device::flex())
+        .expect_err("damaged pending file");
+    assert!(err.to_string().contains("SHA-256"), "{err}");
+}
+
 /// A flipped bit in any committed weight file is caught by its checksum, on load and on resume.
 #[test]
 fn bit_flipped_weights_are_refused_by_checksum() {
