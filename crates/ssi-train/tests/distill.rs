@@ -296,7 +296,8 @@ fn teachers_of_another_dataset_are_refused() {
     let mut fewer = ds.clone();
     fewer.sequences.pop();
     fewer.user_ids.pop();
-    let err = describe_teachers(&[dir.clone()], &DatasetInfo::of(&fewer, None)).unwrap_err();
+    let err =
+        describe_teachers(std::slice::from_ref(&dir), &DatasetInfo::of(&fewer, None)).unwrap_err();
     assert!(err.to_string().contains("users"), "{err}");
     let err = describe_teachers(&[], &DatasetInfo::of(&ds, None)).unwrap_err();
     assert!(err.to_string().contains("at least one teacher"), "{err}");
