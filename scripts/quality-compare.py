@@ -2,7 +2,9 @@
 """Runs side by side: validation NDCG@10 per epoch and cumulative training minutes, then the test
 figures of each run's best epoch (sampled-99 and full ranking), as Markdown.
 
-    python3 scripts/quality-compare.py NAME=RUN_DIR NAME=RUN_DIR ...
+    python3 scripts/quality-compare.py [--csv FILE] NAME=RUN_DIR NAME=RUN_DIR ...
+
+`--csv FILE` also writes every epoch as `epoch,NAME_valid_ndcg10,NAME_train_minutes,...`.
 
 A run folder holds `log.jsonl` (one line per epoch: `epoch`, `seconds`, `valid_ndcg10`, `best`)
 and, once finished, `test.json` (the keys of `ssi eval --json`): what `ssi train` and
@@ -22,7 +24,11 @@ def load(path):
 
 def main():
     runs = []
-    for arg in sys.argv[1:]:
+    args = sys.argv[1:]
+    csv_path = None
+    if len(args) >= 2 and args[0] == "--csv":
+        csv_path, args = args[1], args[2:]
+    for arg in args:
         name, _, path = arg.partition("=")
         runs.append((name, *load(path or name)))
     if not runs:
@@ -42,6 +48,8 @@ def main():
             text = "-" if v is None else f"{v:.4f}"
             cells.append(f"{'**' + text + '**' if r.get('best') else text} ({minutes:.1f})")
         print("| " + " | ".join(cells) + " |")
+    if csv_path:
+        write_csv(csv_path, runs)
     print()
     print("| run | best epoch | training min to best | test NDCG@10 (99 sampled) | Recall@10 | full NDCG@10 | full Recall@10 |")
     print("|---|---|---|---|---|---|---|")
@@ -53,6 +61,25 @@ def main():
             continue
         f = lambda k: f"{test[k]:.4f}" if k in test else "-"
         print(f"| {name} | {best} | {to_best:.1f} | {f('ndcg@10')} | {f('recall@10')} | {f('full_ndcg@10')} | {f('full_recall@10')} |")
+
+
+def write_csv(path, runs):
+    head = ["epoch"]
+    for n, _, _ in runs:
+        head += [f"{n}_valid_ndcg10", f"{n}_train_minutes"]
+    lines = [",".join(head)]
+    for e in range(max(len(r) for _, r, _ in runs)):
+        cells = [str(e + 1)]
+        for _, rows, _ in runs:
+            if e >= len(rows) or rows[e].get("valid_ndcg10") is None:
+                cells += ["", ""]
+                continue
+            minutes = sum(x["seconds"] for x in rows[: e + 1]) / 60
+            cells += [f"{rows[e]['valid_ndcg10']:.4f}", f"{minutes:.1f}"]
+        lines.append(",".join(cells))
+    with open(path + ".tmp", "w") as f:
+        f.write("\n".join(lines) + "\n")
+    os.replace(path + ".tmp", path)
 
 
 if __name__ == "__main__":
