@@ -569,57 +569,39 @@ fn pretrain_teachers_then_distill_a_student() {
     let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/small.json");
     let config = config.to_str().unwrap();
     let rel = dir.path().join("ssi-rel");
-    let distill_from_dir = |teachers: &str| {
-        let mut c = cmd(&[
-            &[
-                "distill",
-                "--teachers",
-                teachers,
-                "--student",
-                "gru4rec",
-                "--data",
-                d,
-                "--out",
-                rel.to_str().unwrap(),
-                "--config",
-                config,
-            ],
-            &TINY_RUN[..],
-        ]
-        .concat());
-        c.current_dir(dir.path());
-        c.assert()
-    };
-    distill_from_dir("temporal,./temporal")
-        .code(1)
-        .stderr(predicate::str::contains("is given twice"));
-    assert!(!rel.exists());
-    distill_from_dir("temporal,persona").success();
-    let cfg = json(&std::fs::read_to_string(rel.join("config.json")).unwrap());
-    let saved = cfg["distill"]["teachers"][0].as_str().unwrap();
-    assert!(Path::new(saved).is_absolute(), "{saved}");
-    let mut again: Vec<&str> = [
-        &[
+    // From `cwd`, with the teachers as given, into `rel`.
+    let distill_in = |cwd: &Path, teachers: &str, extra: &[&str]| {
+        let out = rel.to_str().unwrap();
+        let head = [
             "distill",
             "--teachers",
-            saved,
+            teachers,
             "--student",
             "gru4rec",
             "--data",
             d,
             "--out",
-            rel.to_str().unwrap(),
+            out,
             "--config",
             config,
-        ][..],
-        &TINY_RUN[..],
-    ]
-    .concat();
-    let persona = cfg["distill"]["teachers"][1].as_str().unwrap().to_string();
-    let both = format!("{saved},{persona}");
-    again[2] = &both;
-    again.push("--resume");
-    ok(&again);
+        ];
+        let mut c = cmd(&[&head[..], &TINY_RUN[..], extra].concat());
+        c.current_dir(cwd);
+        c.assert()
+    };
+    distill_in(dir.path(), "temporal,./temporal", &[])
+        .code(1)
+        .stderr(predicate::str::contains("is given twice"));
+    assert!(!rel.exists());
+    distill_in(dir.path(), "temporal,persona", &[]).success();
+    let cfg = json(&std::fs::read_to_string(rel.join("config.json")).unwrap());
+    let saved: Vec<&str> = (0..2)
+        .map(|i| cfg["distill"]["teachers"][i].as_str().unwrap())
+        .collect();
+    assert!(Path::new(saved[0]).is_absolute(), "{saved:?}");
+    // Resumed from another working folder, with the teachers named by their absolute paths.
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    distill_in(crate_dir, &saved.join(","), &["--resume"]).success();
     // A teacher folder that holds no run is a clear error.
     let missing = dir.path().join("nothing");
     let x = dir.path().join("x");

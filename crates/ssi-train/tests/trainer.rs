@@ -47,14 +47,20 @@ fn non_finite_loss_stops_and_keeps_the_last_good_checkpoint() {
     assert!(run.load_best(&Device::flex()).is_ok());
 }
 
-#[test]
-fn corrupt_checkpoint_is_an_error_not_a_panic() {
+/// A finished GRU4Rec run of one epoch of one step, in a fresh folder.
+fn one_step_run() -> tempfile::TempDir {
     let ds = dataset();
     let (m, t) = configs(ModelKind::Gru4rec, &ds);
     let dir = tempfile::tempdir().unwrap();
     trainer(&ds, dir.path(), Some(1))
         .run(&m, &t.with_max_steps_per_epoch(Some(1)), false, &mut Silent)
         .unwrap();
+    dir
+}
+
+#[test]
+fn corrupt_checkpoint_is_an_error_not_a_panic() {
+    let dir = one_step_run();
     std::fs::write(dir.path().join("best.bpk"), b"not a model").unwrap();
     let err = RunDir::new(dir.path())
         .load_best(&Device::flex())
@@ -67,12 +73,7 @@ fn corrupt_checkpoint_is_an_error_not_a_panic() {
 /// would fail). The committed pending file is read where it is.
 #[test]
 fn reading_a_run_leaves_its_pending_best_model_in_place() {
-    let ds = dataset();
-    let (m, t) = configs(ModelKind::Gru4rec, &ds);
-    let dir = tempfile::tempdir().unwrap();
-    trainer(&ds, dir.path(), Some(1))
-        .run(&m, &t.with_max_steps_per_epoch(Some(1)), false, &mut Silent)
-        .unwrap();
+    let dir = one_step_run();
     let run = RunDir::new(dir.path());
     let best = run.state().unwrap().best_epoch.unwrap();
     // The instant between the trainer's commit of state.json and its rename of the pending file.
@@ -105,15 +106,7 @@ fn reading_a_run_leaves_its_pending_best_model_in_place() {
 fn bit_flipped_weights_are_refused_by_checksum() {
     let ds = dataset();
     let (m, t) = configs(ModelKind::Gru4rec, &ds);
-    let dir = tempfile::tempdir().unwrap();
-    trainer(&ds, dir.path(), Some(1))
-        .run(
-            &m,
-            &t.clone().with_max_steps_per_epoch(Some(1)),
-            false,
-            &mut Silent,
-        )
-        .unwrap();
+    let dir = one_step_run();
     let run = RunDir::new(dir.path());
     assert_eq!(
         run.state().unwrap().checksums.len(),
