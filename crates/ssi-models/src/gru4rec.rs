@@ -6,7 +6,7 @@
 use crate::common::{Batch, TrainBatch, batch_len, int2, left_pad, small_init};
 use crate::loss::{Softmax, next_item_loss};
 use crate::model::{SequentialModel, basics};
-use crate::sasrec::shifted;
+use crate::sasrec::{PadTo, shifted};
 use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, Linear, LinearConfig};
@@ -104,7 +104,7 @@ impl SequentialModel for Gru4Rec {
         Some(self.out_bias.val())
     }
     fn train_loss(&self, batch: TrainBatch, softmax: Softmax, rng: &mut SsiRng) -> Tensor<1> {
-        let (ids, targets, rows) = shifted(batch.items, self.max_len, false, &self.device());
+        let (ids, targets, rows) = shifted(batch.items, self.max_len, PadTo::Batch, &self.device());
         let l = ids.dims()[1];
         let h = self
             .hidden_states(ids)

@@ -49,6 +49,12 @@ pub struct SasRecConfig {
     /// Kaiming-uniform default (docs/results/recipe.md measures both).
     #[config(default = "Some(0.02)")]
     pub init_std: Option<f64>,
+    /// `true`: every sequence is left-padded to `max_len` and its items may attend to the padding
+    /// (the PyTorch reference's behaviour, `bench/quality_ref.py`, where padding can act as a
+    /// place to put attention that should go nowhere); `null`/`false`: padding is masked and
+    /// batches are trimmed to their longest sequence (Kang & McAuley's SASRec).
+    #[config(default = "None")]
+    pub attend_padding: Option<bool>,
     /// SSI teacher task (eq. 1–3, beyond the paper: its teachers are BERT4Rec); `None`: plain
     /// SASRec. The next four are BERT4Rec's settings of the same names, with its defaults (λ 1,
     /// n-grams of 2, one n-gram per negative, negatives with probability 0.5), written into a
@@ -76,6 +82,8 @@ pub struct SasRec {
     pub n_items: usize,
     pub hidden: usize,
     pub max_len: usize,
+    #[module(skip)]
+    pub attend_padding: bool,
     /// Present on temporal and persona teachers.
     pub consistency_mlp: Option<ConsistencyMlp>,
     /// Present on global teachers: eq. 3 compares projections of the states, so that InfoNCE
@@ -109,6 +117,7 @@ impl SasRecConfig {
             n_items: self.n_items,
             hidden: self.hidden,
             max_len: self.max_len,
+            attend_padding: self.attend_padding.unwrap_or(false),
             consistency_mlp: ConsistencyMlp::for_task(self.consistency, self.hidden, device),
             global_proj: (self.consistency == Some(ConsistencyTask::Global))
                 .then(|| LinearConfig::new(self.hidden, self.hidden).init(device)),
@@ -131,8 +140,17 @@ pub fn positions(batch: usize, len: usize, max_len: usize, device: &Device) -> T
 }
 
 impl SasRec {
-    /// Hidden states at every position: [batch, len, hidden]. Padding is never attended to, and
-    /// position t only sees positions <= t.
+    /// How far batches are padded: attended padding changes the outputs, so it is always there.
+    fn pad_to(&self) -> PadTo {
+        if self.attend_padding {
+            PadTo::MaxLen
+        } else {
+            PadTo::Masked
+        }
+    }
+
+    /// Hidden states at every position: [batch, len, hidden]. Position t only sees positions
+    /// <= t, and padding only with `attend_padding`.
     pub fn hidden_states(&self, ids: Tensor<2, Int>) -> Tensor<3> {
         self.states(ids, true)
     }
@@ -149,8 +167,8 @@ impl SasRec {
             + self.pos_emb.forward(positions(b, l, self.max_len, &device));
         let x = dropout(&self.dropout, x);
         let attn = causal.then(|| generate_autoregressive_mask(b, l, &device));
-        self.norm
-            .forward(encode(&self.encoder, x, Some(pad_mask(&ids)), attn))
+        let padding = (!self.attend_padding).then(|| pad_mask(&ids));
+        self.norm.forward(encode(&self.encoder, x, padding, attn))
     }
 
     /// The auxiliary loss of a teacher (eq. 1, 2 or 3) on a batch of training sequences (their
@@ -168,7 +186,7 @@ impl SasRec {
     /// [batch, hidden].
     fn last_states(&self, seqs: &[&[u32]]) -> Tensor<2> {
         let b = seqs.len();
-        let l = masked_batch_len(seqs, self.max_len, 0, &self.device());
+        let l = self.pad_to().len(seqs, self.max_len, &self.device());
         let ids = int2(left_pad(seqs, l), [b, l], &self.device());
         self.hidden_states(ids)
             .narrow(1, l - 1, 1)
@@ -228,7 +246,8 @@ impl SequentialModel for SasRec {
         None
     }
     fn train_loss(&self, batch: TrainBatch, softmax: Softmax, rng: &mut SsiRng) -> Tensor<1> {
-        let (ids, targets, rows) = shifted(batch.items, self.max_len, true, &self.device());
+        let (ids, targets, rows) =
+            shifted(batch.items, self.max_len, self.pad_to(), &self.device());
         let l = ids.dims()[1];
         let h = self
             .hidden_states(ids)
@@ -250,15 +269,36 @@ impl SequentialModel for SasRec {
     }
 }
 
+/// How far a batch of left-padded sequences is padded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PadTo {
+    /// To the longest sequence (models that read padding, like a GRU from the left).
+    Batch,
+    /// To the longest sequence, or `max_len` on a bucketed device ([`masked_batch_len`]):
+    /// models that mask padding, so its length changes no output.
+    Masked,
+    /// Always `max_len`: models whose outputs depend on how much padding there is.
+    MaxLen,
+}
+
+impl PadTo {
+    pub fn len(self, seqs: &[&[u32]], max_len: usize, device: &Device) -> usize {
+        match self {
+            PadTo::Batch => batch_len(seqs, max_len, 0),
+            PadTo::Masked => masked_batch_len(seqs, max_len, 0, device),
+            PadTo::MaxLen => max_len,
+        }
+    }
+}
+
 /// Next-item training pairs of causal models: inputs `s[..n-1]`, targets `s[1..]`, both the last
-/// (at most) `max_len` of them, left-padded to the batch's length (to `max_len` on a bucketed
-/// device when the model masks padding: `masked`). Returns the input ids, the 0-based targets at
+/// (at most) `max_len` of them, left-padded as `pad_to` says. Returns the input ids, the 0-based targets at
 /// non-padding positions, and the flat row indices (batch * len) of those positions, padded by
 /// [`pad_loss_rows`].
 pub fn shifted(
     seqs: &[&[u32]],
     max_len: usize,
-    masked: bool,
+    pad_to: PadTo,
     device: &Device,
 ) -> (Tensor<2, Int>, Vec<i64>, Tensor<1, Int>) {
     let inputs: Vec<&[u32]> = seqs
@@ -269,11 +309,7 @@ pub fn shifted(
         .iter()
         .map(|s| if s.is_empty() { *s } else { &s[1..] })
         .collect();
-    let len = if masked {
-        masked_batch_len(&inputs, max_len, 0, device)
-    } else {
-        batch_len(&inputs, max_len, 0)
-    };
+    let len = pad_to.len(&inputs, max_len, device);
     let ids = left_pad(&inputs, len);
     let tgt = left_pad(&outputs, len);
     let mut rows = Vec::new();

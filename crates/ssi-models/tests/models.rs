@@ -187,6 +187,24 @@ fn padding_is_never_attended_to_nor_predicted() {
     }
 }
 
+/// With `attend_padding` the padding is an input: the output moves with the padding row, but a
+/// sequence's state does not depend on its batch mates (every batch is padded to `max_len`).
+#[test]
+fn attended_padding_is_an_input_independent_of_the_batch() {
+    let _rng = rng_lock();
+    let device = Device::flex();
+    device.seed(5);
+    let cfg = tiny_config(ModelKind::Sasrec)
+        .with_overrides(&[("attend_padding".into(), true.into())])
+        .unwrap();
+    let model = cfg.init(&device).valid();
+    let alone = encode(&model, &[&[3, 4]]);
+    let beside_longer = encode(&model, &[&[3, 4], &[7, 8, 9, 10, 11]]);
+    assert!(close(&alone, &beside_longer[..alone.len()]));
+    let moved = encode(&with_random_pad_row(model), &[&[3, 4]]);
+    assert!(!close(&alone, &moved), "the padding row changed nothing");
+}
+
 #[test]
 fn sasrec_is_causal_and_bert4rec_is_bidirectional() {
     let _rng = rng_lock();
