@@ -161,7 +161,8 @@ fn quickstart_runs_without_files() {
     let dir = tempfile::tempdir().unwrap();
     let runs = dir.path().join("qs");
     let r = runs.to_str().unwrap();
-    let out = ok(&["quickstart", "--minutes", "0.03", "--out", r]);
+    let out = ok(&["quickstart", "--epochs", "1", "--out", r]);
+    assert!(out.contains("7 runs x 1 epoch,"), "{out}");
     for row in [
         "MostPop",
         "Markov chain",
@@ -211,6 +212,18 @@ fn quickstart_runs_without_files() {
     let again = ok(&["quickstart", "--minutes", "0.03", "--out", r]);
     assert!(!again.contains("started"), "{again}");
     fails(&["quickstart", "--minutes", "0"], "--minutes");
+    for (args, needle) in [
+        (&["quickstart", "--epochs", "0"][..], "--epochs"),
+        (
+            &["quickstart", "--epochs", "2", "--minutes", "1"][..],
+            "--minutes",
+        ),
+    ] {
+        cmd(args)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(needle));
+    }
     let table = ok(&["eval", "--model", "mostpop"]);
     assert!(
         table.contains("sampled neg.") && table.contains("all items"),

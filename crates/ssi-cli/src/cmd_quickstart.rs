@@ -7,7 +7,7 @@ use anyhow::Result;
 use clap::Args;
 use ssi_data::Dataset;
 use ssi_models::ModelKind;
-use ssi_train::reproduce::quickstart::{self, SummaryRow};
+use ssi_train::reproduce::quickstart::{self, Budget, SummaryRow};
 use ssi_train::reproduce::{Plan, student_runs};
 use std::path::{Path, PathBuf};
 
@@ -20,9 +20,14 @@ pub struct QuickstartArgs {
     /// is continued: finished models are read back). Default: runs/quickstart/DATASET.
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Training minutes of each of the seven trained runs.
-    #[arg(long, default_value_t = 1.0)]
-    minutes: f64,
+    /// Epochs of each of the seven trained runs (at most: the stopping rule may end one
+    /// sooner). The default, 16, takes about a minute a run on one core of a 2-core machine.
+    #[arg(long, conflicts_with = "minutes", value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    epochs: Option<u64>,
+    /// Training minutes of each run instead of epochs: the table then depends on the machine's
+    /// speed and load.
+    #[arg(long)]
+    minutes: Option<f64>,
     /// Models trained at once (each uses about one core).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=64))]
     jobs: u64,
@@ -35,18 +40,23 @@ pub struct QuickstartArgs {
 }
 
 pub fn quickstart(a: QuickstartArgs) -> Result<()> {
-    if !(a.minutes.is_finite() && a.minutes > 0.0) {
-        anyhow::bail!("--minutes {} must be a positive number", a.minutes);
-    }
+    let budget = match (a.minutes, a.epochs) {
+        (Some(m), _) if !(m.is_finite() && m > 0.0) => {
+            anyhow::bail!("--minutes {m} must be a positive number")
+        }
+        (Some(m), _) => Budget::Minutes(m),
+        (None, Some(n)) => Budget::Epochs(n as usize),
+        (None, None) => Budget::DEFAULT,
+    };
     let out = a
         .out
         .clone()
         .unwrap_or_else(|| default_out(a.data.as_deref()));
     let ds = crate::source::load(a.data.as_deref(), false)?;
     if a.stage.is_none() {
-        introduce(&ds, &a);
+        introduce(&ds, &a, budget);
     }
-    let request = quickstart::request(ds.name.to_ascii_lowercase(), a.minutes, a.student)?;
+    let request = quickstart::request(ds.name.to_ascii_lowercase(), budget, a.student)?;
     let plan = Plan::new(request, &ds)?;
     let how = Execution {
         jobs: a.jobs,
@@ -78,20 +88,20 @@ pub fn quickstart(a: QuickstartArgs) -> Result<()> {
     Ok(())
 }
 
-fn introduce(ds: &Dataset, a: &QuickstartArgs) {
+fn introduce(ds: &Dataset, a: &QuickstartArgs, budget: Budget) {
     let st = ds.stats();
     outln!(
         "SSI in miniature on {} ({} users, {} items, {} interactions): BERT4Rec and {s} are \
          trained; three teachers continue the BERT4Rec run, each with one consistency task; \
          then the {s} run continues twice from the same weights, imitating the teachers (SSI) \
-         and alone (the reference). MostPop and a Markov chain for scale. {} runs x {} min, \
+         and alone (the reference). MostPop and a Markov chain for scale. {} runs x {}, \
          {} at once.\n",
         ds.name,
         st.users,
         st.max_item_id,
         st.interactions,
         quickstart::RUNS,
-        a.minutes,
+        budget,
         a.jobs,
         s = a.student.name(),
     );
@@ -126,7 +136,7 @@ fn verdict(rows: &[SummaryRow], student: ModelKind) {
     // thousand users: a smaller gap is no evidence either way.
     const NOISE: f64 = 0.005;
     outln!(
-        "\nSSI-{0} vs {0} continued alone (same start, same minutes): {1:+.4} NDCG@10 (sampled). {2}",
+        "\nSSI-{0} vs {0} continued alone (same start, same budget): {1:+.4} NDCG@10 (sampled). {2}",
         student.name(),
         s - b,
         if s - b > NOISE {
