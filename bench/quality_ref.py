@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """PyTorch quality reference for the training recipe (dev-only; never a runtime dependency).
 
-Trains SASRec to convergence under the project's exact protocol (docs/protocol.md): leave-one-out
-split, training on every user's training part, full-softmax cross-entropy at every position,
-validation NDCG@10 over 99 sampled negatives each epoch, the best epoch evaluated on the test
+Trains SASRec (`--model sasrec`) or BERT4Rec (`--model bert4rec`) to convergence under the
+project's exact protocol (docs/protocol.md): leave-one-out split, training on every user's
+training part (its last `--max-len` items), full-softmax cross-entropy at every position (SASRec)
+or at the cloze-masked positions (BERT4Rec), validation NDCG@10 over 99 sampled negatives each epoch, the best epoch evaluated on the test
 split with both protocols. Candidates come from `ssi data negatives` (the same 99 negatives per
 user that `ssi` ranks), so both sides rank identical candidates; ties count against the target.
 
@@ -79,6 +80,74 @@ class SasRec(nn.Module):
     def item_table(self):
         return self.emb.weight[1:]
 
+    def scores(self, hist, dev):
+        """Scores of every item (column j = item j + 1) after each history: [B, N]."""
+        return self(left_pad(hist, self.max_len).to(dev))[:, -1] @ self.item_table().T
+
+    def loss(self, batch, dev):
+        ids = left_pad([s[:-1] for s in batch], self.max_len).to(dev)
+        tgt = left_pad([s[1:] for s in batch], self.max_len).to(dev)
+        h = self(ids)
+        keep = tgt > 0
+        return F.cross_entropy(h[keep] @ self.item_table().T, tgt[keep] - 1)
+
+
+class Bert4Rec(nn.Module):
+    """Ours (crates/ssi-models/src/bert4rec.rs): item + learned position embeddings, LayerNorm,
+    dropout, a pre-norm bidirectional transformer with the key-padding mask, a head Linear ->
+    GELU -> LayerNorm scored against the tied item embeddings plus a bias. Embeddings N(0, 0.02),
+    the transformer's weights PyTorch's defaults. Ids: 0 padding, 1..N items, N + 1 [MASK].
+    Training masks only the last item with probability `last_mask_prob`, else every item with
+    probability `mask_prob` (at least one); prediction appends [MASK] to the last max_len - 1
+    items and reads its state."""
+
+    def __init__(self, n_items, hidden, layers, heads, max_len, dropout, mask_prob, last_mask_prob):
+        super().__init__()
+        self.emb = nn.Embedding(n_items + 2, hidden, padding_idx=0)
+        self.pos = nn.Embedding(max_len, hidden)
+        nn.init.normal_(self.emb.weight, 0.0, 0.02)
+        nn.init.normal_(self.pos.weight, 0.0, 0.02)
+        self.emb_norm = nn.LayerNorm(hidden)
+        self.drop = nn.Dropout(dropout)
+        layer = nn.TransformerEncoderLayer(hidden, heads, 4 * hidden, dropout, activation="gelu",
+                                           batch_first=True, norm_first=True)
+        self.enc = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.head = nn.Linear(hidden, hidden)
+        self.head_norm = nn.LayerNorm(hidden)
+        self.bias = nn.Parameter(torch.zeros(n_items))
+        self.n_items, self.max_len = n_items, max_len
+        self.mask_prob, self.last_mask_prob = mask_prob, last_mask_prob
+
+    def forward(self, ids):
+        b, l = ids.shape
+        pos = torch.arange(self.max_len - l, self.max_len, device=ids.device).expand(b, l)
+        x = self.drop(self.emb_norm(self.emb(ids) + self.pos(pos)))
+        return self.enc(x, src_key_padding_mask=ids == 0)
+
+    def logits(self, h):
+        return self.head_norm(F.gelu(self.head(h))) @ self.emb.weight[1:self.n_items + 1].T + self.bias
+
+    def scores(self, hist, dev):
+        mask = self.n_items + 1
+        ids = left_pad([s[-(self.max_len - 1):] + [mask] for s in hist], self.max_len).to(dev)
+        return self.logits(self(ids)[:, -1])
+
+    def loss(self, batch, dev):
+        ids = left_pad(batch, self.max_len)
+        tgt = torch.zeros_like(ids)
+        for r in range(ids.shape[0]):
+            real = [p for p in range(self.max_len) if ids[r, p] > 0]
+            if random.random() < self.last_mask_prob:
+                masked = [real[-1]]
+            else:
+                masked = [p for p in real if random.random() < self.mask_prob] or [random.choice(real)]
+            for p in masked:
+                tgt[r, p] = ids[r, p]
+                ids[r, p] = self.n_items + 1
+        ids, tgt = ids.to(dev), tgt.to(dev)
+        keep = tgt > 0
+        return F.cross_entropy(self.logits(self(ids)[keep]), tgt[keep] - 1)
+
 
 def left_pad(seqs, length):
     out = np.zeros((len(seqs), length), dtype=np.int64)
@@ -101,18 +170,16 @@ def rank_metrics(ranks, prefix=""):
 
 
 @torch.no_grad()
-def evaluate(model, seqs, users, negs, split, max_len, full):
+def evaluate(model, seqs, users, negs, split, dev, full):
     model.eval()
     cut = 2 if split == "valid" else 1
     sampled, full_ranks = [], []
     order = list(range(len(seqs)))
-    table = model.item_table()
     for start in range(0, len(order), 512):
         idx = order[start:start + 512]
         hist = [seqs[i][:-cut] for i in idx]
         target = [seqs[i][-cut] for i in idx]
-        h = model(left_pad(hist, max_len).to(table.device))[:, -1]
-        scores = (h @ table.T).cpu()  # [B, N], column j = item j + 1
+        scores = model.scores(hist, dev).cpu()  # [B, N], column j = item j + 1
         for r, i in enumerate(idx):
             s = scores[r]
             t = s[target[r] - 1]
@@ -136,13 +203,18 @@ def main():
     p.add_argument("--valid-negatives", required=True)
     p.add_argument("--test-negatives", required=True)
     p.add_argument("--out", required=True)
+    p.add_argument("--model", choices=["sasrec", "bert4rec"], default="sasrec")
     p.add_argument("--epochs", type=int, default=200)
     p.add_argument("--patience", type=int, default=10)
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--heads", type=int, default=2)
     p.add_argument("--max-len", type=int, default=50)
-    p.add_argument("--dropout", type=float, default=0.5)
+    p.add_argument("--dropout", type=float, default=None,
+                   help="default: ours for the model (SASRec 0.5, BERT4Rec 0.2)")
+    p.add_argument("--mask-prob", type=float, default=0.6, help="BERT4Rec's cloze proportion")
+    p.add_argument("--last-mask-prob", type=float, default=0.2,
+                   help="BERT4Rec's share of sequences masking only their last item")
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=42)
@@ -160,7 +232,14 @@ def main():
     train = [s[:-2] for s in seqs]
     trainable = [i for i, s in enumerate(train) if len(s) >= 2]
     dev = torch.device(args.device)
-    model = SasRec(n_items, args.hidden, args.layers, args.heads, args.max_len, args.dropout).to(dev)
+    if args.model == "sasrec":
+        dropout = 0.5 if args.dropout is None else args.dropout
+        model = SasRec(n_items, args.hidden, args.layers, args.heads, args.max_len, dropout)
+    else:
+        dropout = 0.2 if args.dropout is None else args.dropout
+        model = Bert4Rec(n_items, args.hidden, args.layers, args.heads, args.max_len, dropout,
+                         args.mask_prob, args.last_mask_prob)
+    model = model.to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     os.makedirs(args.out, exist_ok=True)
     best, best_state, bad, started = -1.0, None, 0, time.time()
@@ -172,20 +251,17 @@ def main():
         random.shuffle(trainable)
         t0, loss_sum, steps = time.time(), 0.0, 0
         for start in range(0, len(trainable), args.batch):
-            batch = [train[i][-(args.max_len + 1):] for i in trainable[start:start + args.batch]]
-            ids = left_pad([s[:-1] for s in batch], args.max_len).to(dev)
-            tgt = left_pad([s[1:] for s in batch], args.max_len).to(dev)
-            h = model(ids)
-            keep = tgt > 0
-            logits = h[keep] @ model.item_table().T
-            loss = F.cross_entropy(logits, tgt[keep] - 1)
+            # SASRec: max_len inputs and their next items; BERT4Rec: the last max_len items.
+            keep = args.max_len + 1 if args.model == "sasrec" else args.max_len
+            batch = [train[i][-keep:] for i in trainable[start:start + args.batch]]
+            loss = model.loss(batch, dev)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             loss_sum += loss.item()
             steps += 1
         seconds = time.time() - t0
-        v = evaluate(model, seqs, users, vneg, "valid", args.max_len, full=False)
+        v = evaluate(model, seqs, users, vneg, "valid", dev, full=False)
         is_best = v["ndcg@10"] > best
         if is_best:
             best, bad = v["ndcg@10"], 0
@@ -205,8 +281,8 @@ def main():
         if bad >= args.patience or (args.time_budget_minutes and time.time() - started > args.time_budget_minutes * 60):
             break
     model.load_state_dict(best_state)
-    test = evaluate(model, seqs, users, tneg, "test", args.max_len, full=True)
-    test.update({"model": "sasrec-pytorch", "dataset": os.path.basename(args.data), "split": "test",
+    test = evaluate(model, seqs, users, tneg, "test", dev, full=True)
+    test.update({"model": f"{args.model}-pytorch", "dataset": os.path.basename(args.data), "split": "test",
                  "seed": args.seed, "negatives": 99, "users": len(seqs), "best_epoch": best_epoch,
                  "torch": torch.__version__, "device": str(dev)})
     with open(os.path.join(args.out, "test.json"), "w") as f:
