@@ -209,6 +209,18 @@ fn quickstart_runs_without_files() {
         "1,2",
     ]);
     assert!(top.lines().count() >= 10, "{top}");
+    // A history holding the whole catalogue leaves nothing to recommend, and says so.
+    let everything: Vec<String> = (1..=480).map(|i| i.to_string()).collect();
+    cmd(&[
+        "predict",
+        "--bundle",
+        bundle.to_str().unwrap(),
+        "--history",
+        &everything.join(","),
+    ])
+    .assert()
+    .success()
+    .stderr(predicate::str::contains("480 of the catalogue's 480 items"));
     let again = ok(&["quickstart", "--minutes", "0.03", "--out", r]);
     assert!(!again.contains("started"), "{again}");
     fails(&["quickstart", "--minutes", "0"], "--minutes");
@@ -1504,5 +1516,33 @@ fn report_rows_outlive_their_run_folders() {
     assert_eq!(
         std::fs::read_to_string(out.join("table2.csv")).unwrap(),
         table
+    );
+}
+
+/// A catalogue beside the dataset that lists more items than the file uses changes the item
+/// count; a model trained before it appeared is refused with the catalogue named as the cause.
+#[test]
+fn a_catalogue_that_changes_the_item_count_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path(), 200, 4);
+    let catalogue = dir.path().join("shop.items.tsv");
+    let names = std::fs::read_to_string(&catalogue).unwrap();
+    std::fs::remove_file(&catalogue).unwrap();
+    let run = dir.path().join("run");
+    let (d, r) = (data.to_str().unwrap(), run.to_str().unwrap());
+    let train = [
+        &["train", "--model", "sasrec", "--data", d, "--out", r][..],
+        &TINY_RUN[..],
+    ]
+    .concat();
+    ok(&train);
+    let n = names.lines().count() - 1;
+    let extra: String = (n + 1..=n + 5)
+        .map(|i| format!("{i}\tExtra {i}\tNone\n"))
+        .collect();
+    std::fs::write(&catalogue, names + &extra).unwrap();
+    fails(
+        &["eval", "--checkpoint", r, "--data", d],
+        "shop.items.tsv: delete or regenerate",
     );
 }

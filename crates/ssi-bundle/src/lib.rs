@@ -208,8 +208,13 @@ impl Bundle {
 /// The `k` best items of `scores` (index i is item i + 1) that are not in `history`, with their
 /// softmax probability over those items, best first. Shared by the page and `ssi predict`.
 pub fn top_k(scores: &[f32], history: &[u32], k: usize) -> Vec<(u32, f32)> {
-    let allowed = |i: usize| !history.contains(&(i as u32 + 1));
-    let idx: Vec<usize> = (0..scores.len()).filter(|&i| allowed(i)).collect();
+    let mut seen = vec![false; scores.len()];
+    for &h in history {
+        if let Some(s) = (h as usize).checked_sub(1).and_then(|i| seen.get_mut(i)) {
+            *s = true;
+        }
+    }
+    let idx: Vec<usize> = (0..scores.len()).filter(|&i| !seen[i]).collect();
     let max = idx
         .iter()
         .map(|&i| scores[i])

@@ -167,11 +167,12 @@ pub fn eval(a: EvalArgs) -> Result<()> {
             }
             if b.header.catalogue.n_items() != ds.n_items as usize {
                 bail!(
-                    "{} scores {} items but the dataset {} has {}",
+                    "{} scores {} items but the dataset {} has {}{}",
                     path.display(),
                     b.header.catalogue.n_items(),
                     ds.name,
-                    ds.n_items
+                    ds.n_items,
+                    ssi_data::dataset::catalogue_hint(data.as_deref())
                 );
             }
             let rec = ssi_train::ModelRecommender::new(&b.model);
@@ -179,7 +180,14 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         }
         (None, Some(dir)) => {
             let dev = crate::source::device(&a.device)?;
-            evaluate_checkpoint(&ssi_train::RunDir::new(dir), &ds, &dev, &a.protocol, a.json)?
+            evaluate_checkpoint(
+                &ssi_train::RunDir::new(dir),
+                &ds,
+                data.as_deref(),
+                &dev,
+                &a.protocol,
+                a.json,
+            )?
         }
         (None, None) => bail!("give --model or --checkpoint"),
     };
@@ -191,17 +199,19 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     Ok(())
 }
 
-/// Loads the best model of a run and evaluates it with the paper's protocol.
+/// Loads the best model of a run and evaluates it with the paper's protocol on `ds` (read from
+/// `data`, if from a file).
 pub fn evaluate_checkpoint(
     dir: &RunDir,
     ds: &Dataset,
+    data: Option<&std::path::Path>,
     dev: &burn::tensor::Device,
     protocol: &ProtocolArgs,
     quiet: bool,
 ) -> Result<ssi_data::EvalReport> {
     let (cfg, model) = dir.load_best(dev)?;
     cfg.dataset.check_same(
-        &ssi_train::checkpoint::DatasetInfo::of(ds, None),
+        &ssi_train::checkpoint::DatasetInfo::of(ds, data),
         &dir.path.display().to_string(),
     )?;
     let rec = ModelRecommender::new(&model);

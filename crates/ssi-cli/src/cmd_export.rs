@@ -50,7 +50,7 @@ pub fn export(a: ExportArgs) -> Result<()> {
     let cfg = dir.config()?;
     let ds = crate::source::load(cfg.dataset.path.as_deref(), true)?;
     cfg.dataset.check_same(
-        &ssi_train::checkpoint::DatasetInfo::of(&ds, None),
+        &ssi_train::checkpoint::DatasetInfo::of(&ds, cfg.dataset.path.as_deref()),
         &a.checkpoint.display().to_string(),
     )?;
     let (_, model) = dir.load_best(&burn::tensor::Device::flex())?;

@@ -59,6 +59,18 @@ pub fn predict(a: PredictArgs) -> Result<()> {
         .try_into_vec::<f32>()
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     let top = ssi_bundle::top_k(&scores, &history, a.top as usize);
+    if top.len() < a.top as usize {
+        // Items of the history are never recommended again: say why the list is short.
+        let seen = history
+            .iter()
+            .collect::<std::collections::HashSet<_>>()
+            .len();
+        errln!(
+            "note: the history holds {seen} of the catalogue's {n} items, which are not \
+             recommended again: {} left to recommend",
+            top.len()
+        );
+    }
     let rows: Vec<serde_json::Value> = top
         .iter()
         .map(|&(item, p)| {

@@ -336,6 +336,20 @@ pub fn catalogue_path(path: &Path) -> PathBuf {
     sibling(path, "items.tsv")
 }
 
+/// For an error about a dataset's item count: names the catalogue beside the dataset file
+/// `data`, if there is one, as the likely cause (it raises the count when it lists more items
+/// than the file uses); "" otherwise.
+pub fn catalogue_hint(data: Option<&Path>) -> String {
+    match data.map(catalogue_path).filter(|c| c.exists()) {
+        Some(c) => format!(
+            " (its item count includes the catalogue {}: delete or regenerate it if it belongs \
+             to another dataset)",
+            c.display()
+        ),
+        None => String::new(),
+    }
+}
+
 /// A file beside a dataset that shares its stem: `data/beauty.txt`, `x.tsv` -> `data/beauty.x.tsv`.
 pub fn sibling(path: &Path, suffix: &str) -> PathBuf {
     let stem = path

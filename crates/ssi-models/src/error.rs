@@ -44,3 +44,16 @@ pub enum ConfigError {
     #[error("invalid setting: {0}")]
     Other(String),
 }
+
+impl ConfigError {
+    /// The setting at fault, when one is.
+    pub fn setting(&self) -> Option<&str> {
+        match self {
+            ConfigError::UnknownSetting { setting, .. }
+            | ConfigError::Invalid { setting, .. }
+            | ConfigError::OutOfRange { setting, .. }
+            | ConfigError::TrainingOutOfRange { setting, .. } => Some(setting),
+            ConfigError::UnknownName { .. } | ConfigError::Other(_) => None,
+        }
+    }
+}

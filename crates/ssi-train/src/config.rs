@@ -220,8 +220,14 @@ impl DatasetInfo {
                 .map(|p| p.display().to_string())
                 .unwrap_or_else(|| d.name.clone())
         };
+        // A catalogue beside the file raises the item count: name it, it is the likely cause.
+        let hint = if self.n_items == other.n_items {
+            String::new()
+        } else {
+            ssi_data::dataset::catalogue_hint(other.path.as_deref())
+        };
         Err(TrainError::Config(format!(
-            "{what} was trained on {} ({} users, {} items{}), not on {} ({} users, {} items): use the dataset it was trained on",
+            "{what} was trained on {} ({} users, {} items{}), not on {} ({} users, {} items){hint}: use the dataset it was trained on",
             at(self),
             self.n_users,
             self.n_items,

@@ -15,6 +15,9 @@ pub struct Setting {
     pub key: String,
     pub value: Value,
     pub strict: bool,
+    /// The settings file it comes from, named by errors about it; `None` for `--set` and the
+    /// like, which the user typed on the command line.
+    pub file: Option<String>,
 }
 
 impl Setting {
@@ -23,7 +26,26 @@ impl Setting {
             key: key.into(),
             value: value.into(),
             strict: true,
+            file: None,
         }
+    }
+
+    /// A setting of a settings file shared by several models (see [`Setting`]).
+    pub fn lenient(key: String, value: Value, file: Option<String>) -> Self {
+        Setting {
+            key,
+            value,
+            strict: false,
+            file,
+        }
+    }
+
+    /// " (in FILE)" for a setting from a settings file, else "".
+    fn place(&self) -> String {
+        self.file
+            .as_ref()
+            .map(|f| format!(" (in {f})"))
+            .unwrap_or_default()
     }
 
     /// `KEY=VALUE` (`--set`): the value read as JSON, else taken as a string.
@@ -48,13 +70,10 @@ pub fn load_settings_file(path: &Path) -> Result<Vec<Setting>, TrainError> {
             path.display()
         ))
     })?;
+    let file = path.display().to_string();
     Ok(obj
         .iter()
-        .map(|(k, v)| Setting {
-            key: k.clone(),
-            value: v.clone(),
-            strict: false,
-        })
+        .map(|(k, v)| Setting::lenient(k.clone(), v.clone(), Some(file.clone())))
         .collect())
 }
 
@@ -71,16 +90,23 @@ pub fn apply_settings(
     let model_keys = model.to_json();
     let mut train_json = serde_json::to_value(train).expect("configs serialise");
     let mut model_over = Vec::new();
-    let mut train_over: Vec<(String, Value)> = Vec::new();
-    for Setting { key, value, strict } in settings {
-        let Some(k) = own_key(key, model.kind())? else {
+    let mut train_over: Vec<(String, Value, String)> = Vec::new();
+    // Where the setting that won for each key comes from, for errors found after merging.
+    let mut places: std::collections::HashMap<String, String> = Default::default();
+    for setting in settings {
+        let Setting {
+            key, value, strict, ..
+        } = setting;
+        let Some(k) = own_key(key, model.kind())
+            .map_err(|e| TrainError::Config(format!("{e}{}", setting.place())))?
+        else {
             continue;
         };
         if model_keys.get(k).is_some() && !NOT_SETTINGS.contains(&k) {
             model_over.push((k.to_string(), value.clone()));
         } else if train_json.get(k).is_some() {
             train_json[k] = value.clone();
-            train_over.push((k.to_string(), value.clone()));
+            train_over.push((k.to_string(), value.clone(), setting.place()));
         } else if *strict || !some_model_has(k) {
             let mut keys: Vec<String> = model_keys
                 .as_object()
@@ -97,27 +123,40 @@ pub fn apply_settings(
                     .map(|(k, _)| k.clone()),
             );
             return Err(TrainError::Config(format!(
-                "unknown setting {k:?} for {}; settings: {}",
+                "unknown setting {k:?}{} for {}; settings: {}",
+                setting.place(),
                 model.kind().name(),
                 keys.join(", ")
             )));
+        } else {
+            continue;
         }
+        places.insert(k.to_string(), setting.place());
     }
-    let model = model.with_overrides(&model_over)?.resolved();
+    let placed = |e: ssi_models::ConfigError| -> TrainError {
+        match e.setting().and_then(|k| places.get(k)) {
+            Some(place) if !place.is_empty() => TrainError::Config(format!("{e}{place}")),
+            _ => e.into(),
+        }
+    };
+    let model = model
+        .with_overrides(&model_over)
+        .map_err(placed)?
+        .resolved();
     let train: TrainConfig = serde_json::from_value(train_json).map_err(|e| {
         let base = serde_json::to_value(train).expect("configs serialise");
-        let culprit = train_over.iter().find(|(k, v)| {
+        let culprit = train_over.iter().find(|(k, v, _)| {
             let mut one = base.clone();
             one[k.as_str()] = v.clone();
             serde_json::from_value::<TrainConfig>(one).is_err()
         });
         TrainError::Config(match culprit {
-            Some((k, v)) => format!("training setting {k} = {v} is not valid: {e}"),
+            Some((k, v, place)) => format!("training setting {k} = {v}{place} is not valid: {e}"),
             None => format!("invalid training setting: {e}"),
         })
     })?;
-    model.validate()?;
-    train.validate()?;
+    model.validate().map_err(placed)?;
+    train.validate().map_err(placed)?;
     Ok((model, train))
 }
 
@@ -241,5 +280,42 @@ mod tests {
         assert_eq!(v["ngrams"], 1);
         assert_eq!(v["consistency_weight"], 1.0);
         assert_eq!(v["negative_prob"], 0.5);
+    }
+
+    /// An error about a setting from a settings file names the file; the same value given with
+    /// `--set` after it wins, and one typed with `--set` names no file.
+    #[test]
+    fn errors_name_the_settings_file_a_bad_setting_comes_from() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = ModelConfig::new(ModelKind::Sasrec, 50, 10);
+        for (text, needle) in [
+            ("{\"hiden\": 64}", "hiden"),
+            ("{\"heads\": 3}", "heads = 3"),
+            ("{\"hidden\": -4}", "hidden = -4"),
+            ("{\"lr\": -1}", "lr = -1"),
+            ("{\"epochs\": \"x\"}", "epochs"),
+            ("{\"foo.hidden\": 3}", "foo"),
+        ] {
+            let path = dir.path().join("mine.json");
+            std::fs::write(&path, text).unwrap();
+            let settings = load_settings_file(&path).unwrap();
+            let msg = apply_settings(&base, &TrainConfig::new(), &settings)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                msg.contains(needle) && msg.contains(&path.display().to_string()),
+                "{text}: {msg}"
+            );
+        }
+        let path = dir.path().join("mine.json");
+        std::fs::write(&path, "{\"heads\": 3}").unwrap();
+        let mut settings = load_settings_file(&path).unwrap();
+        settings.push(Setting::parse("heads=2").unwrap());
+        assert!(apply_settings(&base, &TrainConfig::new(), &settings).is_ok());
+        let typed = [Setting::parse("heads=3").unwrap()];
+        let msg = apply_settings(&base, &TrainConfig::new(), &typed)
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("heads = 3") && !msg.contains(" (in "), "{msg}");
     }
 }

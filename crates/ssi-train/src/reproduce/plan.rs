@@ -154,11 +154,7 @@ pub fn base_settings(config: &str) -> Result<Vec<Setting>, TrainError> {
     let v: serde_json::Map<String, Value> =
         serde_json::from_str(text).expect("the presets are JSON objects");
     Ok(v.into_iter()
-        .map(|(key, value)| Setting {
-            key,
-            value,
-            strict: false,
-        })
+        .map(|(key, value)| Setting::lenient(key, value, None))
         .collect())
 }
 
