@@ -170,22 +170,22 @@ fn quickstart_runs_without_files() {
         "teacher (persona)",
         "teacher (global)",
         "BERT4Rec",
-        "SASRec alone",
-        "SASRec continued",
-        "SSI-SASRec",
+        "HGN alone",
+        "HGN continued",
+        "SSI-HGN",
         "full NDCG@10",
         "Next:",
     ] {
         assert!(out.contains(row), "{row} missing from {out}");
     }
-    // Warm starts: the teachers continue the BERT4Rec run, SSI and the reference the SASRec run.
+    // Warm starts: the teachers continue the BERT4Rec run, SSI and the reference the HGN run.
     let init = |run: &str| {
         let cfg = json(&std::fs::read_to_string(runs.join(run).join("config.json")).unwrap());
         cfg["init_from"].as_str().unwrap_or_default().to_string()
     };
     assert!(init("teacher-persona").ends_with("bert4rec"));
-    assert!(init("ssi-sasrec").ends_with("sasrec") && init("sasrec-continued").ends_with("sasrec"));
-    assert_eq!(init("sasrec"), "");
+    assert!(init("ssi-hgn").ends_with("hgn") && init("hgn-continued").ends_with("hgn"));
+    assert_eq!(init("hgn"), "");
     // The same folder without --warm-start would mix warm and cold runs in one table: refused.
     fails(
         &[
@@ -194,7 +194,7 @@ fn quickstart_runs_without_files() {
             r,
             "--baselines",
             "--students",
-            "sasrec",
+            "hgn",
         ],
         "--warm-start",
     );

@@ -15,7 +15,7 @@ use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
 
-const BUNDLE: &[u8] = include_bytes!("../../public/models/shop-ssi-sasrec/bundle.ssib");
+const BUNDLE: &[u8] = include_bytes!("../../public/models/shop-ssi-hgn/bundle.ssib");
 const HISTORY: [u32; 4] = [1, 2, 3, 17];
 const REPEATS: usize = 20;
 

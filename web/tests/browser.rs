@@ -1,6 +1,6 @@
 //! In headless Chromium (`cargo test -p ssi-web --target wasm32-unknown-unknown`, runner
 //! wasm-bindgen-test-runner): the shipped bundle loads, predicts what the native CLI predicts
-//! (public/models/shop-ssi-sasrec/check.json, written by `ssi predict`) on the CPU path and on the
+//! (public/models/shop-ssi-hgn/check.json, written by `ssi predict`) on the CPU path and on the
 //! WebGPU path, fine-tunes, and a corrupt bundle is an error, not a panic.
 #![cfg(target_arch = "wasm32")]
 
@@ -10,8 +10,8 @@ use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
 
-const BUNDLE: &[u8] = include_bytes!("../../public/models/shop-ssi-sasrec/bundle.ssib");
-const CHECK: &str = include_str!("../../public/models/shop-ssi-sasrec/check.json");
+const BUNDLE: &[u8] = include_bytes!("../../public/models/shop-ssi-hgn/bundle.ssib");
+const CHECK: &str = include_str!("../../public/models/shop-ssi-hgn/check.json");
 /// Probabilities may differ by float summation order between backends.
 const TOLERANCE: f32 = 1e-4;
 

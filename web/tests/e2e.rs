@@ -1,6 +1,6 @@
 //! End to end: the page that `trunk build --release` wrote to `dist/`, served on 127.0.0.1 and
 //! driven in headless Chromium through chromedriver (W3C WebDriver, spoken by the `fantoccini`
-//! client). It adds the history of `public/models/shop-ssi-sasrec/check.json` by typing ids into
+//! client). It adds the history of `public/models/shop-ssi-hgn/check.json` by typing ids into
 //! the search box, reads the predictions table and compares it with what `ssi predict` printed
 //! natively, fine-tunes for one epoch, and keeps a screenshot; then opens the WebGPU build
 //! (`dist/webgpu/`, reached from the default page's "Use WebGPU" button with the sequence in the
@@ -27,7 +27,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tokio::time::sleep;
 
-const CHECK: &str = include_str!("../../public/models/shop-ssi-sasrec/check.json");
+const CHECK: &str = include_str!("../../public/models/shop-ssi-hgn/check.json");
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")

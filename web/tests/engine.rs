@@ -170,7 +170,7 @@ fn bad_input_is_an_error_not_a_panic() {
 #[test]
 fn the_shipped_bundle_matches_a_fresh_native_evaluation() {
     let dir =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../public/models/shop-ssi-sasrec");
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../public/models/shop-ssi-hgn");
     let bytes = std::fs::read(dir.join("bundle.ssib")).unwrap();
     let engine = Engine::load(&bytes, &Device::flex()).unwrap();
     let check: serde_json::Value =
