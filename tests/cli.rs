@@ -188,14 +188,7 @@ fn quickstart_runs_without_files() {
     assert_eq!(init("hgn"), "");
     // The same folder without --warm-start would mix warm and cold runs in one table: refused.
     fails(
-        &[
-            "reproduce",
-            "--out",
-            r,
-            "--baselines",
-            "--students",
-            "hgn",
-        ],
+        &["reproduce", "--out", r, "--baselines", "--students", "hgn"],
         "--warm-start",
     );
     let bundle = runs.join("bundle").join("bundle.ssib");

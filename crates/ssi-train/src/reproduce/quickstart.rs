@@ -34,9 +34,9 @@ pub enum Budget {
 }
 
 impl Budget {
-    /// 16 epochs: about a minute per run on one core of the 2-core machines the project is
-    /// measured on (SASRec 1.8 s an epoch on the shop, a teacher 4 s, an SSI student 3.5 s), so
-    /// the miniature takes about 4 minutes with two runs at once.
+    /// 16 epochs: at most about a minute and a half per run on one core of the 2-core machines
+    /// the project is measured on (a teacher 4–5 s an epoch on the shop, BERT4Rec 3 s, SSI-HGN
+    /// 1.5 s, HGN 0.4 s), so the miniature takes about 4 minutes with two runs at once.
     pub const DEFAULT: Budget = Budget::Epochs(16);
 
     fn setting(self) -> String {
