@@ -199,7 +199,6 @@ fn read_curve(dir: &Path) -> Vec<(f64, f64)> {
 pub fn model_label(cfg: &RunConfig) -> String {
     let kind = cfg.model.kind().name();
     let mut label = match &cfg.distill {
-        Some(_) if cfg.model.kind() == ssi_models::ModelKind::Hgn => "SSI".to_string(),
         Some(_) => format!("SSI-{kind}"),
         None => {
             let role = cfg.model.teacher_name();
