@@ -186,9 +186,21 @@ fn quickstart_runs_without_files() {
     assert!(init("teacher-persona").ends_with("bert4rec"));
     assert!(init("ssi-hgn").ends_with("hgn") && init("hgn-continued").ends_with("hgn"));
     assert_eq!(init("hgn"), "");
-    // The same folder without --warm-start would mix warm and cold runs in one table: refused.
+    // The same folder and settings without --warm-start would mix warm and cold runs in one
+    // table: refused.
     fails(
-        &["reproduce", "--out", r, "--baselines", "--students", "hgn"],
+        &[
+            "reproduce",
+            "--out",
+            r,
+            "--baselines",
+            "--students",
+            "hgn",
+            "--set",
+            "batch_size=64",
+            "--set",
+            "epochs=1",
+        ],
         "--warm-start",
     );
     let bundle = runs.join("bundle").join("bundle.ssib");
@@ -214,8 +226,27 @@ fn quickstart_runs_without_files() {
     .assert()
     .success()
     .stderr(predicate::str::contains("480 of the catalogue's 480 items"));
-    let again = ok(&["quickstart", "--minutes", "0.03", "--out", r]);
+    let again = ok(&["quickstart", "--epochs", "1", "--out", r]);
     assert!(!again.contains("started"), "{again}");
+    // Finished runs trained with other settings are refused, not shown under this command.
+    fails(
+        &["quickstart", "--epochs", "2", "--out", r],
+        "bert4rec was trained with other settings than this command asks (epochs 1 -> 2)",
+    );
+    fails(
+        &[
+            "reproduce",
+            "--out",
+            r,
+            "--warm-start",
+            "--baselines",
+            "hgn",
+            "--students",
+            "--set",
+            "hidden=32",
+        ],
+        "hidden 64 -> 32",
+    );
     fails(&["quickstart", "--minutes", "0"], "--minutes");
     for (args, needle) in [
         (&["quickstart", "--epochs", "0"][..], "--epochs"),

@@ -179,7 +179,7 @@ fn lock_run(dir: &Path) -> Result<std::fs::File, TrainError> {
 }
 
 /// The settings `--resume` may change: when the run stops.
-const LIMITS: [&str; 4] = [
+pub const LIMITS: [&str; 4] = [
     "epochs",
     "patience",
     "patience_steps",
@@ -259,6 +259,38 @@ fn resume_limits(
         ));
     }
     Ok(())
+}
+
+/// The settings of the run in `job.out` that differ from those `job` would start a new run with,
+/// limits included, each as `key saved -> asked`: `reproduce` reads a finished run back only
+/// when none differ, so a table never shows a run trained another way than its command says.
+pub fn differing_settings(ds: &Dataset, job: &Job) -> Result<Vec<String>, TrainError> {
+    let saved = RunDir::new(&job.out).config()?;
+    let base = ModelConfig::new(job.kind, ds.n_items as usize, ds.n_users());
+    let (model, train) = apply_settings(&base, &TrainConfig::defaults_for(&base), &job.settings)?;
+    let json = |v: &TrainConfig| serde_json::to_value(v).expect("configs serialise");
+    let mut differ = Vec::new();
+    for (new, old) in [
+        (model.to_json(), saved.model.to_json()),
+        (json(&train), json(&saved.train)),
+    ] {
+        let keys: std::collections::BTreeSet<&String> = new
+            .as_object()
+            .into_iter()
+            .chain(old.as_object())
+            .flat_map(|o| o.keys())
+            .collect();
+        for k in keys {
+            let (n, o) = (
+                new.get(k).unwrap_or(&Value::Null),
+                old.get(k).unwrap_or(&Value::Null),
+            );
+            if n != o {
+                differ.push(format!("{k} {o} -> {n}"));
+            }
+        }
+    }
+    Ok(differ)
 }
 
 /// A resumed distillation keeps its teachers and every imitation option the loss depends on.

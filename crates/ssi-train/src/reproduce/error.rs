@@ -40,6 +40,17 @@ pub enum ReproduceError {
         was: &'static str,
         asked: &'static str,
     },
+    /// A run trained with other settings than the plan's for its stage.
+    #[error(
+        "{} was trained with other settings than this command asks ({}): {hint}",
+        dir.display(),
+        differ.join(", ")
+    )]
+    OtherSettings {
+        dir: PathBuf,
+        differ: Vec<String>,
+        hint: String,
+    },
     #[error("cannot create {}", path.display())]
     CreateOut {
         path: PathBuf,

@@ -1,13 +1,13 @@
 //! Training the stages of a plan, one at a time in this process: each is trained (or resumed)
 //! unless its `test.json` exists, and read back as a row of the tables. A run folder trained
-//! another way than the plan asks (another dataset, imitation options or start) is refused
-//! rather than read back under the wrong label.
+//! another way than the plan asks (another dataset, settings, imitation options or start) is
+//! refused rather than read back under the wrong label.
 
 use super::error::ReproduceError;
 use super::plan::{ImitationOptions, Plan, Stage};
 use super::render::Row;
 use crate::checkpoint::{DatasetInfo, RunDir, TrainState};
-use crate::job::{Job, train_job};
+use crate::job::{Job, LIMITS, differing_settings, train_job};
 use crate::trainer::{Silent, TrainObserver};
 use burn::tensor::Device;
 use ssi_data::{Dataset, EvalConfig, EvalReport, Evaluator, MostPop, Recommender};
@@ -120,7 +120,8 @@ impl Runner<'_> {
         })
     }
 
-    /// A run already in `dir` must be the stage's: same dataset, imitation options and start.
+    /// A run already in `dir` must be the stage's: same dataset, settings, imitation options
+    /// and start.
     fn check_existing(&self, s: &Stage, dir: &Path) -> Result<(), ReproduceError> {
         let run = RunDir::new(dir);
         if !run.has_run() {
@@ -154,14 +155,34 @@ impl Runner<'_> {
                 asked,
             });
         }
+        let differ = differing_settings(self.ws.dataset, &self.job(s, dir))?;
+        if !differ.is_empty() {
+            let only_limits = differ
+                .iter()
+                .all(|d| LIMITS.iter().any(|l| d.split(' ').next() == Some(l)));
+            let hint = if only_limits {
+                format!(
+                    "give the same limits to read it back, continue it with `ssi train --resume --out {} --set KEY=VALUE` (only its stopping limits change), or use another --out",
+                    dir.display()
+                )
+            } else {
+                "give the settings it was trained with to read it back, or use another --out"
+                    .to_string()
+            };
+            return Err(ReproduceError::OtherSettings {
+                dir: dir.to_path_buf(),
+                differ,
+                hint,
+            });
+        }
         Ok(())
     }
 
-    fn train(&mut self, s: &Stage, dir: &Path) -> Result<(), ReproduceError> {
-        self.obs.stage_started(&s.label, dir);
+    /// The training job of stage `s` in `dir`.
+    fn job(&self, s: &Stage, dir: &Path) -> Job {
         let out = &self.ws.out;
         let imitation = self.plan.request().imitation;
-        let job = Job {
+        Job {
             kind: s.kind,
             settings: self.plan.settings_of(s),
             data_path: self.ws.data_path.clone(),
@@ -176,7 +197,12 @@ impl Runner<'_> {
                 )
             }),
             command: self.ws.command.clone(),
-        };
+        }
+    }
+
+    fn train(&mut self, s: &Stage, dir: &Path) -> Result<(), ReproduceError> {
+        self.obs.stage_started(&s.label, dir);
+        let job = self.job(s, dir);
         let (state, report) = train_job(self.ws.dataset, &job, &mut *self.obs)?;
         self.obs.stage_trained(&state, &report);
         Ok(())
