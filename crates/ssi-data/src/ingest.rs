@@ -244,6 +244,15 @@ fn read_rows(records: Records, cols: &Columns, path: &Path) -> Result<RawLog, Da
         if rec.iter().all(str::is_empty) {
             continue;
         }
+        // A line break inside an id, or in a record too short to use, is a quote left open:
+        // the reader has put everything up to the next quote (often the rest of the file) into
+        // one field. Line breaks in other quoted columns (review text) are legitimate.
+        if let Some(i) = rec.iter().position(|f| f.contains(['\n', '\r'])) {
+            let need = cols.user.max(cols.item).max(cols.time) + 1;
+            if [cols.user, cols.item, cols.time].contains(&i) || rec.len() < need {
+                return Err(open_quote(path, &rec, i));
+            }
+        }
         log.n_rows += 1;
         let (u, it, time) = match fields(&rec, cols) {
             Ok(f) => f,
@@ -266,6 +275,20 @@ fn read_rows(records: Records, cols: &Columns, path: &Path) -> Result<RawLog, Da
         });
     }
     Ok(log)
+}
+
+/// The error for field `i` of `rec`, a quoted field that runs over line breaks.
+fn open_quote(path: &Path, rec: &csv::StringRecord, i: usize) -> DataError {
+    let line = rec.position().map_or(0, |p| p.line() as usize);
+    let lines = rec[i].lines().count();
+    DataError::line(
+        path,
+        line,
+        format!(
+            "field {} opens a quote (\") that runs over {lines} lines: close the quote; otherwise those lines are read as one field",
+            i + 1
+        ),
+    )
 }
 
 /// The user id, item id and timestamp of a record, or why the record cannot be used.
@@ -397,6 +420,10 @@ pub fn read_names(text: &str, path: &Path) -> Result<HashMap<String, (String, St
         if rec.iter().all(str::is_empty) {
             continue;
         }
+        // Names and categories are one line each (the catalogue is a TSV of lines).
+        if let Some(i) = rec.iter().position(|f| f.contains(['\n', '\r'])) {
+            return Err(open_quote(path, &rec, i));
+        }
         let (Some(id), Some(name)) = (rec.get(0), rec.get(1)) else {
             return Err(DataError::line(
                 path,
@@ -518,6 +545,29 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("uid"), "{err}");
+    }
+
+    #[test]
+    fn a_quote_left_open_is_an_error_not_a_lost_file() {
+        let cfg = IngestConfig {
+            user_col: "user".into(),
+            item_col: "item".into(),
+            time_col: "ts".into(),
+            k_core: 1,
+            ..Default::default()
+        };
+        let p = Path::new("q.csv");
+        let open = "user,item,ts\nu1,a,1\nu1,\"b,2\nu1,c,3\nu2,a,4\nu2,b,5\n";
+        let err = ingest(open, p, &cfg, None).unwrap_err().to_string();
+        assert!(err.contains("q.csv:3") && err.contains("quote"), "{err}");
+        // A line break in a column ingest does not use is legitimate (review text).
+        let text = "user,item,ts,review\nu1,a,1,\"good\nmug\"\nu1,b,2,ok\nu2,a,3,\"\"\nu2,b,4,x\n";
+        let ing = ingest(text, p, &cfg, None).unwrap();
+        assert_eq!(ing.dataset.stats().interactions, 4);
+        let err = read_names("x,\"Blue Mug\ny,Red Mug\n", Path::new("n.csv"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("n.csv:1") && err.contains("quote"), "{err}");
     }
 
     #[test]
