@@ -83,11 +83,12 @@ impl Dataset {
         let mut n_items = 0u32;
         let mut any_content = false;
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-        for (i, line) in text.lines().enumerate() {
+        let lines = split_lines(text);
+        for (i, line) in lines.iter().enumerate() {
             let lineno = i + 1;
             let mut tokens = line.split_whitespace();
             let Some(user_tok) = tokens.next() else {
-                if !line.is_empty() || lineno < text.lines().count() {
+                if !line.is_empty() || lineno < lines.len() {
                     report.skipped.push(Skip {
                         path: path.into(),
                         line: lineno,
@@ -256,6 +257,29 @@ impl Dataset {
 
 /// The user id and item ids of line `lineno`; `seen` maps the users of earlier lines to their
 /// line, so that a user given twice is refused.
+/// The lines of `text`, each ended by `\n`, `\r\n` or a lone `\r` (classic Mac and some
+/// spreadsheet exports: read with `str::lines` such a file is one line, one user holding all).
+fn split_lines(text: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if matches!(bytes[i], b'\n' | b'\r') {
+            out.push(&text[start..i]);
+            if bytes[i] == b'\r' && bytes.get(i + 1) == Some(&b'\n') {
+                i += 1;
+            }
+            start = i + 1;
+        }
+        i += 1;
+    }
+    if start < text.len() {
+        out.push(&text[start..]);
+    }
+    out
+}
+
 fn parse_line<'t>(
     user_tok: &str,
     tokens: impl Iterator<Item = &'t str>,
@@ -624,6 +648,17 @@ mod tests {
 
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Lines end at `\n`, `\r\n` or a lone `\r`, and nowhere else.
+        #[test]
+        fn lines_split_as_str_lines_does_without_lone_carriage_returns(text in "[a \n]{0,40}") {
+            let crlf = text.replace('\n', "\r\n");
+            let cr = text.replace('\n', "\r");
+            let want: Vec<&str> = text.lines().collect();
+            proptest::prop_assert_eq!(&split_lines(&text), &want);
+            proptest::prop_assert_eq!(&split_lines(&crlf), &want);
+            proptest::prop_assert_eq!(&split_lines(&cr), &want);
+        }
 
         /// Any text parses to a valid dataset or an error naming the file; never panics.
         #[test]
