@@ -461,6 +461,39 @@ fn training_beyond_the_memory_is_refused() {
         "GiB to train (19999999 items x hidden 8192",
     );
     assert!(!run.exists());
+    // Few items, but attention scores of batch x heads x max_len^2 per layer.
+    let small = dir.path().join("small.txt");
+    std::fs::write(
+        &small,
+        "1 1 2 3 4
+2 2 3 4 5
+3 3 4 5 6
+",
+    )
+    .unwrap();
+    fails(
+        &[
+            "train",
+            "--model",
+            "sasrec",
+            "--data",
+            small.to_str().unwrap(),
+            "--out",
+            run.to_str().unwrap(),
+            "--set",
+            "max_len=4096",
+            "--set",
+            "batch_size=32",
+            "--set",
+            "hidden=256",
+            "--set",
+            "heads=256",
+            "--set",
+            "layers=1",
+        ],
+        "256 heads x max_len^2 attention scores",
+    );
+    assert!(!run.exists());
 }
 
 #[test]

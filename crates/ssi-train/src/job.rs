@@ -399,7 +399,7 @@ fn check_memory(
     }
     let gib = |b: f64| b / (1u64 << 30) as f64;
     Err(TrainError::Config(format!(
-        "these settings need about {:.1} GiB to train ({} items x hidden {} in weights, gradients and Adam's moments; batch_size {} x max_len {} positions scored against {} items per step), and this machine has {:.1} GiB free: lower batch_size, max_len or hidden, or score fewer items per step with --set sampled_negatives=1024",
+        "these settings need about {:.1} GiB to train ({} items x hidden {} in weights, gradients and Adam's moments; batch_size {} x max_len {} positions scored against {} items per step{}), and this machine has {:.1} GiB free: lower batch_size, max_len or hidden, or score fewer items per step with --set sampled_negatives=1024",
         gib(need),
         model.n_items(),
         setting(model, "hidden", 64.0),
@@ -409,6 +409,10 @@ fn check_memory(
             format!("{} sampled", train.sampled_negatives + 1)
         } else {
             format!("all {}", model.n_items() + 1)
+        },
+        match setting(model, "heads", 0.0) {
+            0.0 => String::new(),
+            h => format!("; batch_size x {h} heads x max_len^2 attention scores per layer"),
         },
         gib(available as f64)
     )))
@@ -423,8 +427,9 @@ fn setting(model: &ssi_models::ModelConfig, key: &str, default: f64) -> f64 {
 }
 
 /// A rough upper bound of a training step's memory: the item table and the layers in weights,
-/// gradients and Adam's two moments, and a step's logits three times over (scores, softmax,
-/// their gradient) — what dominates for every model here.
+/// gradients and Adam's two moments, a step's logits three times over (scores, softmax, their
+/// gradient), and for attention models each layer's batch × heads × max_len² attention scores
+/// four times over (scores, softmax, dropout, gradient) — what dominates for every model here.
 fn training_bytes(model: &ssi_models::ModelConfig, train: &TrainConfig) -> f64 {
     let items = model.n_items() as f64 + 1.0;
     let hidden = setting(model, "hidden", 64.0);
@@ -437,7 +442,10 @@ fn training_bytes(model: &ssi_models::ModelConfig, train: &TrainConfig) -> f64 {
     } else {
         items
     };
-    4.0 * (4.0 * params + 3.0 * positions * scored + 40.0 * positions * hidden * layers)
+    // Models without attention have no `heads` setting.
+    let heads = setting(model, "heads", 0.0);
+    let attention = 4.0 * layers * positions * heads * max_len;
+    4.0 * (4.0 * params + 3.0 * positions * scored + 40.0 * positions * hidden * layers + attention)
 }
 
 /// Free memory in bytes (`MemAvailable`), where the OS tells it.
