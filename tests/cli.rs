@@ -1603,3 +1603,14 @@ fn a_catalogue_that_changes_the_item_count_is_named() {
         "shop.items.tsv: delete or regenerate",
     );
 }
+
+#[test]
+fn bench_refuses_sizes_beyond_the_memory_before_allocating() {
+    fails(
+        &[
+            "bench", "--models", "sasrec", "--items", "20000000", "--batch", "1", "--len", "2",
+            "--steps", "1", "--hidden", "8192",
+        ],
+        "item table of",
+    );
+}

@@ -239,6 +239,16 @@ fn check_sizes(a: &BenchArgs) -> Result<()> {
             a.hidden
         );
     }
+    // The item table in weights, gradients and Adam's two moments: 16 bytes an entry.
+    let table = (a.items as f64 + 1.0) * a.hidden as f64;
+    if table > 1e9 {
+        anyhow::bail!(
+            "--items {} x --hidden {} is an item table of {table:.1e} entries, about {:.0} GiB with its gradients and Adam's moments (at most 1e9 entries)",
+            a.items,
+            a.hidden,
+            table * 16.0 / (1u64 << 30) as f64
+        );
+    }
     Ok(())
 }
 
