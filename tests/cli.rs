@@ -1614,3 +1614,53 @@ fn bench_refuses_sizes_beyond_the_memory_before_allocating() {
         "item table of",
     );
 }
+
+/// Stopping `quickstart --jobs 2` (or `reproduce`) with SIGTERM stops the stage processes it
+/// started: none goes on training alone, holding its run's lock.
+#[cfg(target_os = "linux")]
+#[test]
+fn stopping_a_parallel_run_stops_its_stages() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("qs");
+    let mut parent = std::process::Command::new(env!("CARGO_BIN_EXE_ssi"))
+        .args(["quickstart", "--epochs", "1000", "--jobs", "2", "--out"])
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let marker = out.to_string_lossy().into_owned();
+    let parent_pid = parent.id().to_string();
+    // Processes other than the parent whose command line names the output folder.
+    let stages = || {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy() != parent_pid)
+            .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+            .filter(|c| String::from_utf8_lossy(c).contains(&marker))
+            .count()
+    };
+    let start = std::time::Instant::now();
+    while stages() == 0 {
+        assert!(
+            start.elapsed().as_secs() < 120,
+            "no stage process started in 2 minutes"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &parent_pid])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    parent.wait().unwrap();
+    let stopped = std::time::Instant::now();
+    while stages() > 0 {
+        assert!(
+            stopped.elapsed().as_secs() < 60,
+            "stage processes still running a minute after their parent was stopped"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}

@@ -17,6 +17,30 @@ pub struct Task {
     pub deps: Vec<String>,
 }
 
+/// A stage's process gets SIGTERM when this one ends however it ends (`kill`, a CI timeout), so
+/// no trainer goes on alone holding its run's lock; a stopped stage resumes on the next run.
+#[cfg(target_os = "linux")]
+fn stop_with_parent(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent may have ended before the call above.
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn stop_with_parent(_: &mut Command) {}
+
 fn finished(out: &Path, name: &str) -> bool {
     out.join(name).join("test.json").exists()
 }
@@ -51,11 +75,13 @@ pub fn run_parallel(out: &Path, tasks: &[Task], jobs: usize) -> Result<()> {
             let log_path = out.join(format!("{}.log", task.name));
             let log = std::fs::File::create(&log_path)
                 .with_context(|| format!("cannot create {}", log_path.display()))?;
-            let child = Command::new(&exe)
-                .args(&args)
+            let mut cmd = Command::new(&exe);
+            cmd.args(&args)
                 .args(["--stage", &task.name])
                 .stdout(log.try_clone()?)
-                .stderr(log)
+                .stderr(log);
+            stop_with_parent(&mut cmd);
+            let child = cmd
                 .spawn()
                 .with_context(|| format!("cannot start {}", exe.display()))?;
             outln!("== {} started (output: {})", task.name, log_path.display());
