@@ -100,6 +100,9 @@ pub fn apply_settings(
         let Some(k) = own_key(key, model.kind())
             .map_err(|e| TrainError::Config(format!("{e}{}", setting.place())))?
         else {
+            // Another model's setting: not used here, but a typo in it is still an error.
+            check_other_model(key, value, train)
+                .map_err(|e| TrainError::Config(format!("{e}{}", setting.place())))?;
             continue;
         };
         if model_keys.get(k).is_some() && !NOT_SETTINGS.contains(&k) {
@@ -172,6 +175,42 @@ fn own_key(key: &str, kind: ModelKind) -> Result<Option<&str>, TrainError> {
     }
 }
 
+/// `MODEL.key = value` for a model other than the one trained: the key must be one of that
+/// model's settings or a training setting, and a model setting's value must pass its checks.
+fn check_other_model(key: &str, value: &Value, train: &TrainConfig) -> Result<(), TrainError> {
+    let Some((scope, k)) = key.split_once('.') else {
+        return Ok(());
+    };
+    let kind: ModelKind = scope.parse()?;
+    let cfg = ModelConfig::new(kind, 1000, 1000);
+    let keys = cfg.to_json();
+    if keys.get(k).is_some() && !NOT_SETTINGS.contains(&k) {
+        let one = cfg.with_overrides(&[(k.to_string(), value.clone())])?;
+        one.resolved().validate()?;
+        return Ok(());
+    }
+    let train_json = serde_json::to_value(train).expect("configs serialise");
+    if train_json.get(k).is_some() {
+        return Ok(());
+    }
+    let names: Vec<&String> = keys
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, _)| k)
+        .filter(|k| !NOT_SETTINGS.contains(&k.as_str()))
+        .collect();
+    Err(TrainError::Config(format!(
+        "unknown setting {k:?} in {key:?}: {} has no such setting; its settings: {}",
+        kind.name(),
+        names
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )))
+}
+
 fn some_model_has(key: &str) -> bool {
     ModelKind::ALL
         .iter()
@@ -191,6 +230,19 @@ mod tests {
             .prop_map(String::from),
             "[0-9]{1,6}",
         ]
+    }
+
+    #[test]
+    fn another_models_setting_is_checked_though_unused() {
+        let base = ModelConfig::new(ModelKind::Sasrec, 100, 10);
+        let train = TrainConfig::defaults_for(&base);
+        let apply = |s: &str| apply_settings(&base, &train, &[Setting::parse(s).unwrap()]);
+        assert!(apply("bert4rec.mask_prob=0.3").is_ok());
+        assert!(apply("gru4rec.lr=0.01").is_ok());
+        let typo = apply("gru4rec.hiden=5").unwrap_err().to_string();
+        assert!(typo.contains("\"hiden\"") && typo.contains("GRU4Rec"), "{typo}");
+        let range = apply("bert4rec.mask_prob=7").unwrap_err().to_string();
+        assert!(range.contains("mask_prob"), "{range}");
     }
 
     proptest! {
