@@ -220,8 +220,9 @@ impl DatasetInfo {
                 .map(|p| p.display().to_string())
                 .unwrap_or_else(|| d.name.clone())
         };
-        // A catalogue beside the file raises the item count: name it, it is the likely cause.
-        let hint = if self.n_items == other.n_items {
+        // A catalogue beside the file raises the item count: name it when only that count
+        // differs, it is the likely cause then (other users mean another dataset).
+        let hint = if self.n_items == other.n_items || self.n_users != other.n_users {
             String::new()
         } else {
             ssi_data::dataset::catalogue_hint(other.path.as_deref())
