@@ -1664,3 +1664,26 @@ fn stopping_a_parallel_run_stops_its_stages() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
+
+#[test]
+fn teacher_lists_are_trimmed_and_empty_entries_named() {
+    cmd(&["distill", "--teachers", "a,,b", "--student", "hgn"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("an empty entry"));
+    // "a " is the folder "a": the error names it without the space.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("d");
+    fails(
+        &[
+            "distill",
+            "--teachers",
+            "nowhere-a , nowhere-b",
+            "--student",
+            "hgn",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        "nowhere-a/config.json",
+    );
+}

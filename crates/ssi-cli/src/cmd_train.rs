@@ -29,10 +29,18 @@ pub struct PretrainArgs {
     run: RunArgs,
 }
 
+/// One entry of `--teachers`: spaces around a comma are not part of a path.
+fn teacher_path(s: &str) -> Result<PathBuf, String> {
+    match s.trim() {
+        "" => Err("an empty entry (a comma too many?)".into()),
+        t => Ok(PathBuf::from(t)),
+    }
+}
+
 #[derive(Args)]
 pub struct DistillArgs {
     /// Run folders of trained teachers, comma-separated (e.g. from `ssi pretrain`).
-    #[arg(long, value_delimiter = ',', required = true)]
+    #[arg(long, value_delimiter = ',', required = true, value_parser = teacher_path)]
     teachers: Vec<PathBuf>,
     /// The student: hgn (the paper's), gru4rec, sasrec, or any other model.
     #[arg(long, default_value = "hgn")]

@@ -240,7 +240,10 @@ mod tests {
         assert!(apply("bert4rec.mask_prob=0.3").is_ok());
         assert!(apply("gru4rec.lr=0.01").is_ok());
         let typo = apply("gru4rec.hiden=5").unwrap_err().to_string();
-        assert!(typo.contains("\"hiden\"") && typo.contains("GRU4Rec"), "{typo}");
+        assert!(
+            typo.contains("\"hiden\"") && typo.contains("GRU4Rec"),
+            "{typo}"
+        );
         let range = apply("bert4rec.mask_prob=7").unwrap_err().to_string();
         assert!(range.contains("mask_prob"), "{range}");
     }
