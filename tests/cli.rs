@@ -1191,6 +1191,13 @@ fn hostile_inputs_get_clear_errors_or_correct_results() {
     );
     let st = json(&ok(&["data", "stats", &p("books.txt"), "--json"]));
     assert_eq!(st["items"], 3, "three books, not one \"Book\"");
+    // A run is a folder: --out naming a file is refused, the file untouched.
+    std::fs::write(p("afile"), "mine").unwrap();
+    fails(
+        &["train", "--model", "hgn", "--out", &p("afile")],
+        "is a file",
+    );
+    assert_eq!(std::fs::read_to_string(p("afile")).unwrap(), "mine");
     // Four users who each bought every item: no negative exists, and the table says so.
     let table = ok(&["eval", "--model", "mostpop", "--data", &p("books.txt")]);
     assert!(table.contains("fewer than 99 items"), "{table}");

@@ -85,8 +85,9 @@ pub struct IngestArgs {
     item_col: String,
     #[arg(long, default_value = "2")]
     time_col: String,
-    /// Field separator (default: tab if the first line has one, else comma).
-    #[arg(long)]
+    /// Field separator: one character, or `tab` / `\t` (default: tab if the first line has
+    /// one, else comma).
+    #[arg(long, value_parser = delimiter)]
     delimiter: Option<char>,
     /// Keep users and items with at least this many interactions (iteratively).
     #[arg(long, default_value_t = 5)]
@@ -271,4 +272,34 @@ fn negatives(
         split.as_str()
     );
     Ok(())
+}
+
+/// `--delimiter`: one character, or a tab written as `tab` or `\t` (a shell passes `'\t'` as
+/// two characters).
+fn delimiter(s: &str) -> Result<char, String> {
+    match s {
+        "tab" | "\\t" => Ok('\t'),
+        _ => {
+            let mut c = s.chars();
+            match (c.next(), c.next()) {
+                (Some(d), None) => Ok(d),
+                _ => Err(format!(
+                    "{s:?} is not one character (write a tab as `tab` or `\\t`)"
+                )),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_tab_delimiter_can_be_typed() {
+        for s in ["tab", "\\t", "\t"] {
+            assert_eq!(super::delimiter(s), Ok('\t'));
+        }
+        assert_eq!(super::delimiter(";"), Ok(';'));
+        assert!(super::delimiter("ab").unwrap_err().contains("tab"));
+        assert!(super::delimiter("").is_err());
+    }
 }

@@ -52,6 +52,12 @@ pub fn train_job(
             job.out.display()
         )));
     }
+    if job.out.exists() && !job.out.is_dir() {
+        return Err(TrainError::Config(format!(
+            "--out {} is a file: a run is a folder; choose another --out",
+            job.out.display()
+        )));
+    }
     let info = DatasetInfo::of(ds, job.data_path.as_deref());
     let train_device = job.device.clone().autodiff();
     // Read and checked before anything is written.
