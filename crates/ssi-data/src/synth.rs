@@ -168,6 +168,12 @@ impl SynthConfig {
                 (0.0..=1.0).contains(&self.p_persona),
                 "p_persona must be in [0, 1]",
             ),
+            (
+                self.users as f64
+                    * (self.min_len as f64 + self.mean_extra_len).min(self.max_len as f64)
+                    <= 2e8,
+                "users x expected length (min_len + mean_extra_len, at most max_len) must be at most 2e8 interactions (about 2 GB of text)",
+            ),
         ];
         match checks.iter().find(|c| !c.0) {
             Some((_, msg)) => Err(DataError::Invalid(format!(
@@ -396,6 +402,15 @@ mod tests {
             })
             .is_err()
         );
+        // Each size in range, their product days of work and tens of GB: refused at once.
+        let huge = generate(&SynthConfig {
+            users: 10_000_000,
+            max_len: 100_000,
+            mean_extra_len: 1e12,
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(huge.to_string().contains("2e8 interactions"), "{huge}");
     }
 
     #[test]
