@@ -3,8 +3,9 @@
 # repository's HEAD, in order, and stops at the first that fails. The README's first two commands
 # (quickstart, test suite) come first; `trunk serve` is checked by fetching the page, then stopped.
 #
-#   bash scripts/check-docs.sh [--skip-first-two]
+#   bash scripts/check-docs.sh [--skip-first-two | --from N]
 #
+# --from N starts at the Nth command (the set-up still runs), to finish a pass that was cut off.
 # Set-up that stands in for the user (printed as it happens): `log.csv` is the synthetic shop
 # written as a CSV log (the "your data" of the README); `ssi data fetch` uses $SSI_CACHE, seeded
 # from ../shared/data/beauty.txt when that file exists (its checksum is still verified), else it
@@ -14,7 +15,12 @@
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 skip=0
-[ "${1:-}" = "--skip-first-two" ] && skip=2
+case "${1:-}" in
+  --skip-first-two) skip=2 ;;
+  --from) skip=$(( ${2:?--from needs a command number} - 1 )) ;;
+  "") ;;
+  *) echo "usage: $0 [--skip-first-two | --from N]" >&2; exit 2 ;;
+esac
 work=$(mktemp -d /tmp/ssi-docs.XXXXXX)
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$repo/target}"
 export CARGO_INSTALL_ROOT="$work/cargo-root"
