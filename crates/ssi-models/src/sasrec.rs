@@ -51,8 +51,10 @@ pub struct SasRecConfig {
     pub init_std: Option<f64>,
     /// `true`: every sequence is left-padded to `max_len` and its items may attend to the padding
     /// (the PyTorch reference's behaviour, `bench/quality_ref.py`, where padding can act as a
-    /// place to put attention that should go nowhere); `null`/`false`: padding is masked and
-    /// batches are trimmed to their longest sequence (Kang & McAuley's SASRec).
+    /// place to put attention that should go nowhere); `false`: padding is masked and batches
+    /// are trimmed to their longest sequence (Kang & McAuley's SASRec). New runs get `true`
+    /// (`defaults`: higher plateaus on Beauty, Toys and Sports, docs/results/recipe.md); `null`,
+    /// in configs and bundles written before it existed, reads as `false`, as they were trained.
     #[config(default = "None")]
     pub attend_padding: Option<bool>,
     /// SSI teacher task (eq. 1–3, beyond the paper: its teachers are BERT4Rec); `None`: plain
@@ -213,7 +215,7 @@ impl ConsistencyEncoder for SasRec {
 impl crate::model::ModelSpec for SasRecConfig {
     crate::model::spec_basics!(SasRec);
     fn defaults(n_items: usize, _n_users: usize) -> Self {
-        Self::new(n_items)
+        Self::new(n_items).with_attend_padding(Some(true))
     }
 
     /// A teacher's consistency settings written out with their defaults; a plain SASRec keeps
