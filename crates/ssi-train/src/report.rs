@@ -18,6 +18,16 @@ pub const BEST_PUBLISHED: &[(&str, f64, f64)] = &[
     ("sports", 0.3559, 0.0323),
 ];
 
+/// The project's goal for the best SSI student of each file (sampled, full NDCG@10): at or
+/// above the best published figures. Beside it, each SSI student must beat the same student
+/// trained alone from the same start by [`GAIN_GOAL`] sampled without losing full ranking.
+pub const GOALS: &[(&str, f64, f64)] = &[
+    ("beauty", 0.38, 0.062),
+    ("toys", 0.37, 0.059),
+    ("sports", 0.36, 0.033),
+];
+pub const GAIN_GOAL: f64 = 0.01;
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Row {
     pub dataset: String,
@@ -427,6 +437,7 @@ pub fn to_markdown(
                 r.command.as_deref().unwrap_or("command not recorded")
             ));
         }
+        md.push_str(&goals(rows, d));
         for c in charts.iter().filter(|c| c.dataset == d) {
             md.push_str(&format!("\n![{}]({})\n", c.title, c.file));
         }
@@ -444,4 +455,167 @@ pub fn to_markdown(
         }
     }
     md
+}
+
+/// Where dataset `d` stands against the goals: every warm-started SSI student against the same
+/// model continued alone from the same start (the same-run reference), and the best SSI student
+/// against [`GOALS`]. Said plainly where a goal is not met.
+fn goals(rows: &[Row], d: &str) -> String {
+    let here: Vec<&Row> = rows.iter().filter(|r| r.dataset == d).collect();
+    let students: Vec<&Row> = here.iter().copied().filter(|r| r.ssi).collect();
+    if students.is_empty() {
+        return String::new();
+    }
+    let mut md = String::from(
+        "\n### SSI against its student alone, and the goals\n\n\
+         | SSI student | reference: same model, same start, alone | Δ NDCG@10 | Δ full NDCG@10 | \
+         +0.01 sampled, full not lower |\n|---|---|---|---|---|\n",
+    );
+    for s in &students {
+        let reference = start_of(s).and_then(|start| {
+            here.iter()
+                .filter(|r| !r.ssi && !r.model.starts_with("Teacher") && r.kind == s.kind)
+                .filter(|r| start_of(r).as_ref() == Some(&start))
+                .max_by(|a, b| a.ndcg10.total_cmp(&b.ndcg10))
+        });
+        let Some(reference) = reference else {
+            md.push_str(&format!(
+                "| `{}` | none in these runs (not warm-started, or its reference is missing) | | | – |\n",
+                s.config
+            ));
+            continue;
+        };
+        let gain = s.ndcg10 - reference.ndcg10;
+        let full = match (s.full_ndcg10, reference.full_ndcg10) {
+            (Some(a), Some(b)) => Some(a - b),
+            _ => None,
+        };
+        let met = gain >= GAIN_GOAL && full.is_none_or(|f| f >= 0.0);
+        md.push_str(&format!(
+            "| `{}` | `{}` | {:+.4} | {} | {} |\n",
+            s.config,
+            reference.config,
+            gain,
+            full.map(|f| format!("{f:+.4}")).unwrap_or_default(),
+            if met {
+                "met".to_string()
+            } else if gain < GAIN_GOAL {
+                format!("not met: {:.4} short", GAIN_GOAL - gain)
+            } else {
+                "not met: lower in full ranking".to_string()
+            }
+        ));
+    }
+    if let Some(&(_, want, want_full)) = GOALS.iter().find(|g| g.0 == d) {
+        let best = students
+            .iter()
+            .max_by(|a, b| a.ndcg10.total_cmp(&b.ndcg10))
+            .expect("students is not empty");
+        let best_full = students
+            .iter()
+            .filter_map(|r| r.full_ndcg10)
+            .fold(f64::NAN, f64::max);
+        let say = |have: f64, want: f64| {
+            if have >= want {
+                "met".to_string()
+            } else {
+                format!("not met, {:.4} short", want - have)
+            }
+        };
+        md.push_str(&format!(
+            "\nGoal for the best SSI student: NDCG@10 ≥ {want} sampled and ≥ {want_full} full. \
+             Best here: {:.4} sampled (`{}`): {}; {:.4} full: {}.\n",
+            best.ndcg10,
+            best.config,
+            say(best.ndcg10, want),
+            best_full,
+            if best_full.is_nan() {
+                "no full figure".to_string()
+            } else {
+                say(best_full, want_full)
+            }
+        ));
+    }
+    md
+}
+
+/// The run a row started from: its `init_from`, or for rows archived before that was recorded,
+/// the `--init` of its command.
+fn start_of(r: &Row) -> Option<String> {
+    if let Some(p) = &r.init_from {
+        return Some(p.display().to_string());
+    }
+    let mut words = r.command.as_deref()?.split_whitespace();
+    words.find(|w| *w == "--init")?;
+    words.next().map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(config: &str, ssi: bool, start: Option<&str>, ndcg: f64, full: f64) -> Row {
+        Row {
+            dataset: "beauty".into(),
+            model: if ssi { "SSI-HGN" } else { "HGN" }.into(),
+            config: config.into(),
+            recall10: 0.5,
+            ndcg10: ndcg,
+            full_recall10: None,
+            full_ndcg10: Some(full),
+            train_minutes: None,
+            command: None,
+            seed: 42,
+            curve: Vec::new(),
+            kind: "hgn".into(),
+            ssi,
+            init_from: start.map(PathBuf::from),
+        }
+    }
+
+    #[test]
+    fn each_ssi_student_meets_its_same_start_reference_or_the_page_says_by_how_much() {
+        let rows = vec![
+            row("hgn", false, None, 0.3326, 0.0435),
+            row("hgn-cont", false, Some("/r/hgn"), 0.3309, 0.0438),
+            row("ssi-a", true, Some("/r/hgn"), 0.3420, 0.0467),
+            row("ssi-b", true, Some("/r/hgn"), 0.3350, 0.0470),
+            row("ssi-c", true, Some("/r/hgn"), 0.3415, 0.0430),
+            row("ssi-cold", true, None, 0.3000, 0.0400),
+            Row {
+                model: "Teacher (sasrec-global)".into(),
+                ..row("teacher", false, Some("/r/hgn"), 0.40, 0.06)
+            },
+            Row {
+                command: Some("ssi train --model hgn --init runs/old --out runs/old-cont".into()),
+                ..row("old-cont", false, None, 0.30, 0.04)
+            },
+            Row {
+                command: Some("ssi distill --student hgn --init runs/old --out x".into()),
+                ..row("old-ssi", true, None, 0.32, 0.04)
+            },
+        ];
+        let md = goals(&rows, "beauty");
+        assert!(
+            md.contains("| `ssi-a` | `hgn-cont` | +0.0111 | +0.0029 | met |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| `ssi-b` | `hgn-cont` | +0.0041 | +0.0032 | not met: 0.0059 short |"),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "| `ssi-c` | `hgn-cont` | +0.0106 | -0.0008 | not met: lower in full ranking |"
+            ),
+            "{md}"
+        );
+        assert!(md.contains("| `ssi-cold` | none in these runs"), "{md}");
+        assert!(
+            md.contains("| `old-ssi` | `old-cont` | +0.0200 | +0.0000 | met |"),
+            "{md}"
+        );
+        assert!(md.contains("Best here: 0.3420 sampled (`ssi-a`): not met, 0.0380 short; 0.0470 full: not met, 0.0150 short."), "{md}");
+        assert!(goals(&rows[..2], "beauty").is_empty());
+    }
 }
