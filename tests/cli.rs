@@ -550,6 +550,15 @@ fn train_then_eval_checkpoint() {
             .unwrap()
             .contains("\"epochs\": 2")
     );
+    // A model setting edited by hand after training is refused wherever the run is read: the
+    // weights were trained with the other value, and results would change silently.
+    let cfg_path = run.join("config.json");
+    let original = std::fs::read_to_string(&cfg_path).unwrap();
+    assert!(original.contains("\"heads\": 2"), "{original}");
+    std::fs::write(&cfg_path, original.replace("\"heads\": 2", "\"heads\": 4")).unwrap();
+    fails(&["eval", "--checkpoint", r], "model settings differ");
+    std::fs::write(&cfg_path, &original).unwrap();
+    ok(&["eval", "--checkpoint", r]);
     // Unknown settings and wrong datasets are clear errors.
     let other = dir.path().join("other");
     fails(

@@ -12,6 +12,28 @@ use std::path::{Path, PathBuf};
 pub use crate::config::{DatasetInfo, RunConfig};
 use crate::config::{TrainConfig, TrainError};
 
+/// The `checksums` key of the model settings the weights were trained with: a digest of
+/// `config.json`'s `model` object, null entries left out (settings added to the code later read
+/// as null in older runs, so they do not change it; keys in sorted order, serde_json's map
+/// without `preserve_order`), checked whenever the run is read.
+const MODEL_SETTINGS: &str = "config.json#model";
+
+fn model_digest(config: &serde_json::Value) -> String {
+    fn strip(v: &serde_json::Value) -> serde_json::Value {
+        match v {
+            serde_json::Value::Object(m) => serde_json::Value::Object(
+                m.iter()
+                    .filter(|(_, v)| !v.is_null())
+                    .map(|(k, v)| (k.clone(), strip(v)))
+                    .collect(),
+            ),
+            other => other.clone(),
+        }
+    }
+    let model = strip(config.get("model").unwrap_or(&serde_json::Value::Null));
+    sha256_hex(model.to_string().as_bytes())
+}
+
 #[derive(Debug, Clone)]
 pub struct RunDir {
     pub path: PathBuf,
@@ -113,10 +135,23 @@ impl RunDir {
     /// The run's settings, range-checked like settings given on the command line (an edited
     /// `config.json` would otherwise reach burn with values it panics on).
     pub fn config(&self) -> Result<RunConfig, TrainError> {
-        let cfg: RunConfig = self.read_json("config.json")?;
+        let raw: serde_json::Value = self.read_json("config.json")?;
         let path = self.file("config.json");
+        let cfg: RunConfig = serde_json::from_value(raw.clone())
+            .map_err(|e| io(&path, format!("invalid JSON: {e}")))?;
         cfg.model.validate().map_err(|e| io(&path, e))?;
         cfg.train.validate().map_err(|e| io(&path, e))?;
+        if self.file("state.json").exists()
+            && let Some(want) = self.state()?.checksums.get(MODEL_SETTINGS)
+            && *want != model_digest(&raw)
+        {
+            return Err(io(
+                &path,
+                "its model settings differ from those the run's weights were trained with \
+                 (state.json records their checksum): an edited config.json would change results \
+                 silently; restore it, or train a new run",
+            ));
+        }
         Ok(cfg)
     }
 
@@ -166,6 +201,10 @@ impl RunDir {
         let ob = optim.into_bytes().map_err(|e| io(&o, e))?;
         self.write_bytes(&o, &ob)?;
         state.checksums.retain(|name, _| name == BEST);
+        let raw: serde_json::Value = self.read_json("config.json")?;
+        state
+            .checksums
+            .insert(MODEL_SETTINGS.into(), model_digest(&raw));
         state.checksums.insert(file_name(&m), sha256_hex(module));
         state.checksums.insert(file_name(&o), sha256_hex(&ob));
         if let Some(b) = best {
@@ -306,7 +345,7 @@ impl RunDir {
     pub fn check_files(&self) -> Result<(), TrainError> {
         let state = self.state()?;
         self.settle_best(&state)?;
-        for name in state.checksums.keys() {
+        for name in state.checksums.keys().filter(|n| *n != MODEL_SETTINGS) {
             let path = self.file(name);
             if path.exists() || !name.starts_with("best") {
                 self.read_checked(&path, &state)?;

@@ -110,8 +110,8 @@ fn bit_flipped_weights_are_refused_by_checksum() {
     let run = RunDir::new(dir.path());
     assert_eq!(
         run.state().unwrap().checksums.len(),
-        3,
-        "model, optimiser, best"
+        4,
+        "model, optimiser, best, and the model settings"
     );
     let flip = |name: &str| {
         let path = dir.path().join(name);
