@@ -559,6 +559,17 @@ fn train_then_eval_checkpoint() {
     fails(&["eval", "--checkpoint", r], "model settings differ");
     std::fs::write(&cfg_path, &original).unwrap();
     ok(&["eval", "--checkpoint", r]);
+    // A run stopped in its first epoch (config.json, no state.json yet) says so.
+    let half = dir.path().join("half");
+    std::fs::create_dir(&half).unwrap();
+    std::fs::copy(&cfg_path, half.join("config.json")).unwrap();
+    let h = half.to_str().unwrap();
+    fails(&["eval", "--checkpoint", h], "no finished epoch yet");
+    let mut again = args.clone();
+    let at = again.iter().position(|a| *a == r).unwrap();
+    again[at] = h;
+    again.push("--resume");
+    fails(&again, "without --resume starts it over");
     // Unknown settings and wrong datasets are clear errors.
     let other = dir.path().join("other");
     fails(

@@ -156,6 +156,14 @@ impl RunDir {
     }
 
     pub fn state(&self) -> Result<TrainState, TrainError> {
+        if !self.has_run() && self.file("config.json").exists() {
+            return Err(TrainError::Checkpoint(format!(
+                "{} has no finished epoch yet (config.json but no state.json): its training is \
+                 still in its first epoch, or was stopped there (the same `ssi train` command \
+                 without --resume starts it over)",
+                self.path.display()
+            )));
+        }
         self.read_json("state.json")
     }
 

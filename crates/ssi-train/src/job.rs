@@ -47,8 +47,13 @@ pub fn train_job(
     let dir = RunDir::new(&job.out);
     let pretrain = RunDir::new(job.out.join(PRETRAIN_DIR));
     if job.resume && !dir.has_run() && !pretrain.has_run() {
+        let why = if job.out.join("config.json").exists() {
+            ": it was stopped before its first epoch ended; the same command without --resume starts it over"
+        } else {
+            ""
+        };
         return Err(TrainError::Config(format!(
-            "--resume: {} holds no run to continue",
+            "--resume: {} holds no run to continue{why}",
             job.out.display()
         )));
     }
