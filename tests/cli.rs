@@ -228,6 +228,30 @@ fn quickstart_runs_without_files() {
     .stderr(predicate::str::contains("480 of the catalogue's 480 items"));
     let again = ok(&["quickstart", "--epochs", "1", "--out", r]);
     assert!(!again.contains("started"), "{again}");
+    // The quickstart is `reproduce --preset best` in miniature: the same runs read back.
+    let preset = ok(&[
+        "reproduce",
+        "--preset",
+        "best",
+        "--out",
+        r,
+        "--baselines",
+        "bert4rec,hgn",
+        "--students",
+        "hgn",
+        "--set",
+        "batch_size=64",
+        "--set",
+        "epochs=1",
+    ]);
+    assert!(
+        !preset.contains("started") && preset.contains("SSI"),
+        "{preset}"
+    );
+    cmd(&["reproduce", "--preset", "best", "--temperature", "2"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--temperature"));
     // Finished runs trained with other settings are refused, not shown under this command.
     fails(
         &["quickstart", "--epochs", "2", "--out", r],

@@ -72,6 +72,13 @@ pub struct ReproduceArgs {
     /// 2-core machine; wall-clock budgets (`time_budget_minutes`) then buy fewer epochs.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
     jobs: u64,
+    /// faithful: the paper's pipeline as written (the default; the four options below tune
+    /// it). best: our best configuration, the same for every dataset — warm starts, imitation
+    /// of the next item from the whole history at T = 4 (`--warm-start --imitation-points next
+    /// --teacher-full-history --temperature 4`; docs/ssi.md).
+    #[arg(long, value_enum, default_value = "faithful",
+          conflicts_with_all = ["imitation_points", "teacher_full_history", "temperature", "warm_start"])]
+    preset: Preset,
     /// Where every SSI student imitates its teachers, as `ssi distill --imitation-points`:
     /// target (the faithful reading, default), next or both.
     #[arg(long, default_value = "target")]
@@ -93,6 +100,12 @@ pub struct ReproduceArgs {
     /// Train only the named stage (run folder name) of this invocation: what --jobs runs.
     #[arg(long, hide = true)]
     stage: Option<String>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Preset {
+    Faithful,
+    Best,
 }
 
 impl From<Ablation> for reproduce::Ablation {
@@ -140,12 +153,15 @@ fn request(a: &ReproduceArgs, paper_dataset: String) -> Result<Request> {
         ablations: a.ablation.iter().map(|&x| x.into()).collect(),
         baselines: a.baselines.clone(),
         students: a.students.clone(),
-        imitation: ImitationOptions {
-            points: a.imitation_points,
-            full_history: a.teacher_full_history,
-            temperature: a.temperature,
+        imitation: match a.preset {
+            Preset::Best => ImitationOptions::BEST,
+            Preset::Faithful => ImitationOptions {
+                points: a.imitation_points,
+                full_history: a.teacher_full_history,
+                temperature: a.temperature,
+            },
         },
-        warm_start: a.warm_start,
+        warm_start: a.warm_start || a.preset == Preset::Best,
         paper_dataset,
     })
 }

@@ -46,6 +46,16 @@ impl ImitationOptions {
         temperature: 1.0,
     };
 
+    /// Our best configuration, the same on every dataset (`ssi reproduce --preset best`, the
+    /// quickstart): imitate the teachers' forecast of the next item from the whole history,
+    /// at T = 4 — on Beauty T = 4 keeps T = 2's sampled gain without its full-ranking cost
+    /// (docs/results/ssi-beauty-warm.md). Used with warm starts.
+    pub const BEST: Self = Self {
+        points: ImitationPoints::Next,
+        full_history: true,
+        temperature: 4.0,
+    };
+
     pub fn of(c: &ImitationConfig) -> Self {
         Self {
             points: c.imitation_points(),

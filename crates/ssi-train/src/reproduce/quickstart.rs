@@ -13,7 +13,6 @@ use burn::tensor::Device;
 use ssi_data::{Dataset, EvalReport, MarkovChain, MostPop, Recommender};
 use ssi_models::ModelKind;
 use ssi_models::consistency::ConsistencyTask;
-use ssi_models::imitation::ImitationPoints;
 use std::path::Path;
 
 /// Runs of the miniature: BERT4Rec, three teachers, the student alone, continued, and SSI.
@@ -76,13 +75,7 @@ pub fn request(
         ablations: Vec::new(),
         baselines: vec![ModelKind::Bert4rec, student],
         students: vec![student],
-        imitation: ImitationOptions {
-            points: ImitationPoints::Next,
-            full_history: true,
-            // Softer than T = 2: on Beauty T = 4 keeps the sampled gain without T = 2's
-            // full-ranking cost (docs/results/ssi-beauty-warm.md).
-            temperature: 4.0,
-        },
+        imitation: ImitationOptions::BEST,
         warm_start: true,
         paper_dataset,
     })
