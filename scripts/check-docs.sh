@@ -17,7 +17,9 @@ repo="$(cd "$(dirname "$0")/.." && pwd)"
 skip=0
 case "${1:-}" in
   --skip-first-two) skip=2 ;;
-  --from) skip=$(( ${2:?--from needs a command number} - 1 )) ;;
+  --from)
+    [[ "${2:-}" =~ ^[1-9][0-9]*$ ]] || { echo "--from needs a command number (1, 2, ...)" >&2; exit 2; }
+    skip=$(( $2 - 1 )) ;;
   "") ;;
   *) echo "usage: $0 [--skip-first-two | --from N]" >&2; exit 2 ;;
 esac

@@ -76,8 +76,7 @@ pub struct ReproduceArgs {
     /// it). best: our best configuration, the same for every dataset — warm starts, imitation
     /// of the next item from the whole history at T = 4 (`--warm-start --imitation-points next
     /// --teacher-full-history --temperature 4`; docs/ssi.md).
-    #[arg(long, value_enum, default_value = "faithful",
-          conflicts_with_all = ["imitation_points", "teacher_full_history", "temperature", "warm_start"])]
+    #[arg(long, value_enum, default_value = "faithful")]
     preset: Preset,
     /// Where every SSI student imitates its teachers, as `ssi distill --imitation-points`:
     /// target (the faithful reading, default), next or both.
@@ -144,6 +143,15 @@ pub fn reproduce(a: ReproduceArgs) -> Result<()> {
 }
 
 fn request(a: &ReproduceArgs, paper_dataset: String) -> Result<Request> {
+    let tuned = a.imitation_points != ImitationPoints::Target
+        || a.teacher_full_history
+        || a.temperature != 1.0
+        || a.warm_start;
+    if a.preset == Preset::Best && tuned {
+        anyhow::bail!(
+            "--preset best sets --warm-start, --imitation-points, --teacher-full-history and --temperature itself: give them with --preset faithful instead"
+        );
+    }
     let mut settings = reproduce::base_settings(&a.config)?;
     for s in &a.set {
         settings.push(Setting::parse(s)?);
@@ -205,6 +213,7 @@ pub fn execute(plan: &Plan, ws: Workspace, how: Execution) -> Result<()> {
         return Ok(());
     }
     if how.jobs > 1 {
+        pipeline.check_existing()?;
         let tasks: Vec<crate::jobs::Task> = plan
             .stages()
             .iter()

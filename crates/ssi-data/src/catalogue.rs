@@ -46,7 +46,7 @@ impl Catalogue {
     /// Reads the format written by [`Catalogue::to_tsv`]; a header line starting with `id` is optional.
     pub fn parse_tsv(text: &str, path: &Path) -> Result<Self, DataError> {
         let mut cat = Catalogue::default();
-        for (i, line) in text.lines().enumerate() {
+        for (i, line) in crate::dataset::split_lines(text).into_iter().enumerate() {
             let lineno = i + 1;
             if line.trim().is_empty() || (i == 0 && line.starts_with("id\t")) {
                 continue;

@@ -255,11 +255,9 @@ impl Dataset {
     }
 }
 
-/// The user id and item ids of line `lineno`; `seen` maps the users of earlier lines to their
-/// line, so that a user given twice is refused.
 /// The lines of `text`, each ended by `\n`, `\r\n` or a lone `\r` (classic Mac and some
 /// spreadsheet exports: read with `str::lines` such a file is one line, one user holding all).
-fn split_lines(text: &str) -> Vec<&str> {
+pub(crate) fn split_lines(text: &str) -> Vec<&str> {
     let mut out = Vec::new();
     let mut start = 0;
     let bytes = text.as_bytes();
@@ -280,6 +278,8 @@ fn split_lines(text: &str) -> Vec<&str> {
     out
 }
 
+/// The user id and item ids of line `lineno`; `seen` maps the users of earlier lines to their
+/// line, so that a user given twice is refused.
 fn parse_line<'t>(
     user_tok: &str,
     tokens: impl Iterator<Item = &'t str>,

@@ -288,7 +288,7 @@ fn read_sample_file(
         .collect();
     let mut per_user: Vec<Option<Vec<u32>>> = vec![None; ds.n_users()];
     let mut lines: Vec<(usize, usize)> = Vec::new();
-    for (i, line) in text.lines().enumerate() {
+    for (i, line) in crate::dataset::split_lines(text).into_iter().enumerate() {
         let lineno = i + 1;
         let mut tokens = line.split_whitespace();
         let Some(user_tok) = tokens.next() else {

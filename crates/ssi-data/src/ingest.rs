@@ -247,11 +247,14 @@ fn read_rows(records: Records, cols: &Columns, path: &Path) -> Result<RawLog, Da
         // A line break inside an id, or in a record too short to use, is a quote left open:
         // the reader has put everything up to the next quote (often the rest of the file) into
         // one field. Line breaks in other quoted columns (review text) are legitimate.
-        if let Some(i) = rec.iter().position(|f| f.contains(['\n', '\r'])) {
-            let need = cols.user.max(cols.item).max(cols.time) + 1;
-            if [cols.user, cols.item, cols.time].contains(&i) || rec.len() < need {
-                return Err(open_quote(path, &rec, i));
-            }
+        let broken = |i: usize| rec.get(i).is_some_and(|f| f.contains(['\n', '\r']));
+        let need = cols.user.max(cols.item).max(cols.time) + 1;
+        let used = [cols.user, cols.item, cols.time]
+            .into_iter()
+            .find(|&i| broken(i));
+        let short = (rec.len() < need).then(|| (0..rec.len()).find(|&i| broken(i)));
+        if let Some(i) = used.or(short.flatten()) {
+            return Err(open_quote(path, &rec, i));
         }
         log.n_rows += 1;
         let (u, it, time) = match fields(&rec, cols) {
@@ -280,7 +283,7 @@ fn read_rows(records: Records, cols: &Columns, path: &Path) -> Result<RawLog, Da
 /// The error for field `i` of `rec`, a quoted field that runs over line breaks.
 fn open_quote(path: &Path, rec: &csv::StringRecord, i: usize) -> DataError {
     let line = rec.position().map_or(0, |p| p.line() as usize);
-    let lines = rec[i].lines().count();
+    let lines = crate::dataset::split_lines(&rec[i]).len();
     DataError::line(
         path,
         line,

@@ -219,8 +219,9 @@ impl crate::model::ModelSpec for SasRecConfig {
     }
 
     /// A teacher's consistency settings written out with their defaults; a plain SASRec keeps
-    /// them `null` (it has no task).
+    /// them `null` (it has no task). `attend_padding: null` is written as what it means, `false`.
     fn resolved(mut self) -> Self {
+        self.attend_padding = self.attend_padding.or(Some(false));
         if self.consistency.is_some() {
             self.consistency_weight = self.consistency_weight.or(Some(defaults::WEIGHT));
             self.ngram = self.ngram.or(Some(defaults::NGRAM));

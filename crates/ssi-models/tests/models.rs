@@ -194,6 +194,30 @@ fn padding_is_never_attended_to_nor_predicted() {
     }
 }
 
+/// A SASRec config written before `attend_padding` existed (no key, or null) is the masked
+/// model it was trained as, though new configs attend to the padding.
+#[test]
+fn a_sasrec_config_without_attend_padding_stays_masked() {
+    let _rng = rng_lock();
+    let device = Device::flex();
+    device.seed(5);
+    let mut json = tiny_config(ModelKind::Sasrec).to_json();
+    assert_eq!(
+        json["attend_padding"], true,
+        "new configs attend to the padding"
+    );
+    json.as_object_mut().unwrap().remove("attend_padding");
+    let old: ModelConfig = serde_json::from_value(json).unwrap();
+    let model = old.init(&device).valid();
+    let hist: Vec<&[u32]> = vec![&[3, 4]];
+    let before = encode(&model, &hist);
+    let after = encode(&with_random_pad_row(model), &hist);
+    assert!(
+        close(&before, &after),
+        "an old config attended to the padding"
+    );
+}
+
 /// With `attend_padding` the padding is an input: the output moves with the padding row, but a
 /// sequence's state does not depend on its batch mates (every batch is padded to `max_len`).
 #[test]

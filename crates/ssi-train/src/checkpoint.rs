@@ -159,8 +159,8 @@ impl RunDir {
         if !self.has_run() && self.file("config.json").exists() {
             return Err(TrainError::Checkpoint(format!(
                 "{} has no finished epoch yet (config.json but no state.json): its training is \
-                 still in its first epoch, or was stopped there (the same `ssi train` command \
-                 without --resume starts it over)",
+                 still in its first epoch, or was stopped there (the command that started it, \
+                 run again without --resume, starts it over)",
                 self.path.display()
             )));
         }
@@ -181,9 +181,21 @@ impl RunDir {
         config.train.time_budget_minutes = limits.time_budget_minutes;
         state.stop_reason = state.stop_reason(&config.train);
         state.finished = state.stop_reason.is_some();
+        // Only the limits change in the file: the model settings stay byte for byte what their
+        // digest in state.json was taken of.
+        let mut raw: serde_json::Value = self.read_json("config.json")?;
+        let train = serde_json::to_value(&config.train).expect("configs serialise");
+        for key in [
+            "epochs",
+            "patience",
+            "patience_steps",
+            "time_budget_minutes",
+        ] {
+            raw["train"][key] = train[key].clone();
+        }
         // config.json first: a crash between the two writes leaves a finished run with new
         // limits, which the next --resume reopens the same way.
-        self.write_json("config.json", &config)?;
+        self.write_json("config.json", &raw)?;
         self.write_json("state.json", &state)?;
         Ok(!state.finished)
     }

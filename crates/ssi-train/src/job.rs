@@ -67,7 +67,11 @@ pub fn train_job(
     let train_device = job.device.clone().autodiff();
     // Read and checked before anything is written.
     let start = match &job.init {
-        Some(init) if !dir.has_run() => Some(warm_start(init, &model_cfg, &info, &train_device)?),
+        Some(init) if !dir.has_run() => {
+            let start = warm_start(init, &model_cfg, &info, &train_device)?;
+            init_settings_notice(init, &model_cfg, obs);
+            Some(start)
+        }
         _ => None,
     };
     let named = match &job.distill {
@@ -190,7 +194,7 @@ fn lock_run(dir: &Path) -> Result<std::fs::File, TrainError> {
 }
 
 /// The settings `--resume` may change: when the run stops.
-pub const LIMITS: [&str; 4] = [
+const LIMITS: [&str; 4] = [
     "epochs",
     "patience",
     "patience_steps",
@@ -234,8 +238,9 @@ fn resume_limits(
     }
     let (model, train) = apply_settings(&saved.model, &saved.train, &job.settings)?;
     let json = |v: &TrainConfig| serde_json::to_value(v).expect("configs serialise");
+    // Saved settings as they read (`null` where a default was added later: its meaning).
     let pairs = [
-        (model.to_json(), saved.model.to_json()),
+        (model.to_json(), saved.model.clone().resolved().to_json()),
         (json(&train), json(&saved.train)),
     ];
     let mut changed = Vec::new();
@@ -272,6 +277,29 @@ fn resume_limits(
     Ok(())
 }
 
+/// Says which model settings of an `--init` run the new run does not share (a default that
+/// changed since it was trained, a teacher's task): its weights continue under the new ones.
+fn init_settings_notice(init: &Path, model: &ModelConfig, obs: &mut dyn TrainObserver) {
+    let Ok(cfg) = RunDir::new(init).config() else {
+        return;
+    };
+    let (old, new) = (cfg.model.resolved().to_json(), model.to_json());
+    let differ: Vec<String> = new
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(k, v)| old.get(k.as_str()).unwrap_or(&Value::Null) != *v)
+        .map(|(k, v)| format!("{k} {} -> {v}", old.get(k).unwrap_or(&Value::Null)))
+        .collect();
+    if !differ.is_empty() {
+        obs.notice(&format!(
+            "{} was trained with other model settings ({}); this run continues its weights with the new ones",
+            init.display(),
+            differ.join(", ")
+        ));
+    }
+}
+
 /// The settings of the run in `job.out` that differ from those `job` would start a new run with,
 /// limits included, each as `key saved -> asked`: `reproduce` reads a finished run back only
 /// when none differ, so a table never shows a run trained another way than its command says.
@@ -282,7 +310,7 @@ pub fn differing_settings(ds: &Dataset, job: &Job) -> Result<Vec<String>, TrainE
     let json = |v: &TrainConfig| serde_json::to_value(v).expect("configs serialise");
     let mut differ = Vec::new();
     for (new, old) in [
-        (model.to_json(), saved.model.to_json()),
+        (model.to_json(), saved.model.clone().resolved().to_json()),
         (json(&train), json(&saved.train)),
     ] {
         let keys: std::collections::BTreeSet<&String> = new
@@ -410,7 +438,7 @@ fn check_memory(
     }
     let gib = |b: f64| b / (1u64 << 30) as f64;
     Err(TrainError::Config(format!(
-        "these settings need about {:.1} GiB to train ({} items x hidden {} in weights, gradients and Adam's moments; batch_size {} x max_len {} positions scored against {} items per step{}), and this machine has {:.1} GiB free: lower batch_size, max_len or hidden, or score fewer items per step with --set sampled_negatives=1024",
+        "these settings need about {:.1} GiB to train ({} items x hidden {} in weights, gradients and Adam's moments; batch_size {} x max_len {} positions scored against {} items per step{}), and this machine has {:.1} GiB free: lower batch_size, max_len, hidden or heads, or score fewer items per step with --set sampled_negatives=1024",
         gib(need),
         model.n_items(),
         setting(model, "hidden", 64.0),

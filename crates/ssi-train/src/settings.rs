@@ -93,6 +93,7 @@ pub fn apply_settings(
     let mut train_over: Vec<(String, Value, String)> = Vec::new();
     // Where the setting that won for each key comes from, for errors found after merging.
     let mut places: std::collections::HashMap<String, String> = Default::default();
+    let mut others: Vec<&Setting> = Vec::new();
     for setting in settings {
         let Setting {
             key, value, strict, ..
@@ -100,9 +101,9 @@ pub fn apply_settings(
         let Some(k) = own_key(key, model.kind())
             .map_err(|e| TrainError::Config(format!("{e}{}", setting.place())))?
         else {
-            // Another model's setting: not used here, but a typo in it is still an error.
-            check_other_model(key, value, train)
-                .map_err(|e| TrainError::Config(format!("{e}{}", setting.place())))?;
+            // Another model's setting: not used here, but checked below with that model's
+            // other settings (a typo in it is still an error).
+            others.push(setting);
             continue;
         };
         if model_keys.get(k).is_some() && !NOT_SETTINGS.contains(&k) {
@@ -160,6 +161,7 @@ pub fn apply_settings(
     })?;
     model.validate().map_err(placed)?;
     train.validate().map_err(placed)?;
+    check_other_models(&others, &train)?;
     Ok((model, train))
 }
 
@@ -175,40 +177,63 @@ fn own_key(key: &str, kind: ModelKind) -> Result<Option<&str>, TrainError> {
     }
 }
 
-/// `MODEL.key = value` for a model other than the one trained: the key must be one of that
-/// model's settings or a training setting, and a model setting's value must pass its checks.
-fn check_other_model(key: &str, value: &Value, train: &TrainConfig) -> Result<(), TrainError> {
-    let Some((scope, k)) = key.split_once('.') else {
-        return Ok(());
-    };
-    let kind: ModelKind = scope.parse()?;
-    let cfg = ModelConfig::new(kind, 1000, 1000);
-    let keys = cfg.to_json();
-    if keys.get(k).is_some() && !NOT_SETTINGS.contains(&k) {
-        let one = cfg.with_overrides(&[(k.to_string(), value.clone())])?;
-        one.resolved().validate()?;
-        return Ok(());
-    }
+/// `MODEL.key = value` settings of models other than the one trained: each key must be one of
+/// that model's settings or a training setting, and each model's settings together must pass
+/// its checks (`heads` with the `hidden` given beside it, not with the default).
+fn check_other_models(others: &[&Setting], train: &TrainConfig) -> Result<(), TrainError> {
     let train_json = serde_json::to_value(train).expect("configs serialise");
-    if train_json.get(k).is_some() {
-        return Ok(());
+    let mut groups: Vec<(ModelKind, Vec<(String, Value)>, Vec<String>)> = Vec::new();
+    for setting in others {
+        let Some((scope, k)) = setting.key.split_once('.') else {
+            continue;
+        };
+        let kind: ModelKind = scope.parse()?;
+        let keys = ModelConfig::new(kind, 1000, 1000).to_json();
+        let place = setting.place();
+        if keys.get(k).is_none() || NOT_SETTINGS.contains(&k) {
+            if train_json.get(k).is_some() {
+                continue;
+            }
+            let names: Vec<&str> = keys
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(k, _)| k.as_str())
+                .filter(|k| !NOT_SETTINGS.contains(k))
+                .collect();
+            return Err(TrainError::Config(format!(
+                "unknown setting {k:?} in {:?}{place}: {} has no such setting; its settings: {}",
+                setting.key,
+                kind.name(),
+                names.join(", ")
+            )));
+        }
+        let i = match groups.iter().position(|g| g.0 == kind) {
+            Some(i) => i,
+            None => {
+                groups.push((kind, Vec::new(), Vec::new()));
+                groups.len() - 1
+            }
+        };
+        groups[i].1.push((k.to_string(), setting.value.clone()));
+        groups[i].2.push(place);
     }
-    let names: Vec<&String> = keys
-        .as_object()
-        .into_iter()
-        .flatten()
-        .map(|(k, _)| k)
-        .filter(|k| !NOT_SETTINGS.contains(&k.as_str()))
-        .collect();
-    Err(TrainError::Config(format!(
-        "unknown setting {k:?} in {key:?}: {} has no such setting; its settings: {}",
-        kind.name(),
-        names
-            .iter()
-            .map(|s| s.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    )))
+    for (kind, over, places) in groups {
+        let checked = ModelConfig::new(kind, 1000, 1000)
+            .with_overrides(&over)
+            .and_then(|c| c.resolved().validate());
+        if let Err(e) = checked {
+            let place = places
+                .into_iter()
+                .find(|p| !p.is_empty())
+                .unwrap_or_default();
+            return Err(TrainError::Config(format!(
+                "{} setting{place}: {e}",
+                kind.name()
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn some_model_has(key: &str) -> bool {
@@ -246,6 +271,17 @@ mod tests {
         );
         let range = apply("bert4rec.mask_prob=7").unwrap_err().to_string();
         assert!(range.contains("mask_prob"), "{range}");
+        // Checked together: heads 3 divides the hidden 96 given beside it.
+        let together = apply_settings(
+            &base,
+            &train,
+            &[
+                Setting::parse("hgn.hidden=96").unwrap(),
+                Setting::parse("bert4rec.hidden=96").unwrap(),
+                Setting::parse("bert4rec.heads=3").unwrap(),
+            ],
+        );
+        assert!(together.is_ok(), "{together:?}");
     }
 
     proptest! {

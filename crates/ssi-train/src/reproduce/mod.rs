@@ -61,6 +61,17 @@ impl<'a> Pipeline<'a> {
         self.runner.run(plan.stage(name)?).map(drop)
     }
 
+    /// Checks every stage already in the output folder against the plan (dataset, settings,
+    /// imitation options, start) before anything trains: processes of `--jobs` skip finished
+    /// stages, and a mismatch found only at the end would come after hours of training on it.
+    pub fn check_existing(&self) -> Result<(), ReproduceError> {
+        let r = &self.runner;
+        for s in r.plan.stages() {
+            r.check_existing(s, &r.ws.out.join(&s.name))?;
+        }
+        Ok(())
+    }
+
     /// Trains every stage not finished yet, in the plan's order, and writes Table 2 and the
     /// ablations asked for; returns Table 2's rows.
     pub fn finish(mut self) -> Result<Vec<Row>, ReproduceError> {

@@ -7,7 +7,7 @@ use super::error::ReproduceError;
 use super::plan::{ImitationOptions, Plan, Stage};
 use super::render::Row;
 use crate::checkpoint::{DatasetInfo, RunDir, TrainState};
-use crate::job::{Job, LIMITS, differing_settings, train_job};
+use crate::job::{Job, differing_settings, train_job};
 use crate::trainer::{Silent, TrainObserver};
 use burn::tensor::Device;
 use ssi_data::{Dataset, EvalConfig, EvalReport, Evaluator, MostPop, Recommender};
@@ -80,16 +80,26 @@ impl Runner<'_> {
         })
     }
 
-    /// Trains (or resumes) the stage when `train`, else reads it back only if it has finished.
+    /// Trains (or resumes) the stage when `train`, else reads it back only if it has finished
+    /// — and was trained with this command's settings: one trained otherwise (another
+    /// invocation's, or before a default changed) is left out of the tables, with a notice.
     pub(super) fn run_or_read(
         &mut self,
         s: &Stage,
         train: bool,
     ) -> Result<Option<Row>, ReproduceError> {
-        if train || self.ws.out.join(&s.name).join("test.json").exists() {
-            self.run(s).map(Some)
-        } else {
-            Ok(None)
+        if train {
+            return self.run(s).map(Some);
+        }
+        if !self.ws.out.join(&s.name).join("test.json").exists() {
+            return Ok(None);
+        }
+        match self.run(s) {
+            Err(e @ ReproduceError::OtherSettings { .. }) => {
+                self.obs.notice(&format!("left out of the tables: {e}"));
+                Ok(None)
+            }
+            other => other.map(Some),
         }
     }
 
@@ -122,7 +132,7 @@ impl Runner<'_> {
 
     /// A run already in `dir` must be the stage's: same dataset, settings, imitation options
     /// and start.
-    fn check_existing(&self, s: &Stage, dir: &Path) -> Result<(), ReproduceError> {
+    pub(super) fn check_existing(&self, s: &Stage, dir: &Path) -> Result<(), ReproduceError> {
         let run = RunDir::new(dir);
         if !run.has_run() {
             return Ok(());
@@ -155,24 +165,20 @@ impl Runner<'_> {
                 asked,
             });
         }
+        // A finished run is read back as it is; an unfinished one is resumed, where new
+        // stopping limits are allowed and any other change is refused (`train_job`).
+        if !dir.join("test.json").exists() {
+            return Ok(());
+        }
         let differ = differing_settings(self.ws.dataset, &self.job(s, dir))?;
         if !differ.is_empty() {
-            let only_limits = differ
-                .iter()
-                .all(|d| LIMITS.iter().any(|l| d.split(' ').next() == Some(l)));
-            let hint = if only_limits {
-                format!(
-                    "give the same limits to read it back, continue it with `ssi train --resume --out {} --set KEY=VALUE` (only its stopping limits change), or use another --out",
-                    dir.display()
-                )
-            } else {
-                "give the settings it was trained with to read it back, or use another --out"
-                    .to_string()
-            };
             return Err(ReproduceError::OtherSettings {
                 dir: dir.to_path_buf(),
                 differ,
-                hint,
+                hint: format!(
+                    "give the settings it was trained with (its command is in {}) to read it back, or use another --out",
+                    dir.join("command.txt").display()
+                ),
             });
         }
         Ok(())
