@@ -182,7 +182,9 @@ fn own_key(key: &str, kind: ModelKind) -> Result<Option<&str>, TrainError> {
 /// its checks (`heads` with the `hidden` given beside it, not with the default).
 fn check_other_models(others: &[&Setting], train: &TrainConfig) -> Result<(), TrainError> {
     let train_json = serde_json::to_value(train).expect("configs serialise");
-    let mut groups: Vec<(ModelKind, Vec<(String, Value)>, Vec<String>)> = Vec::new();
+    // Per model: its settings given here, and where each came from.
+    type Group = (ModelKind, Vec<(String, Value)>, Vec<String>);
+    let mut groups: Vec<Group> = Vec::new();
     for setting in others {
         let Some((scope, k)) = setting.key.split_once('.') else {
             continue;
