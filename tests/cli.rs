@@ -487,14 +487,7 @@ fn training_beyond_the_memory_is_refused() {
     assert!(!run.exists());
     // Few items, but attention scores of batch x heads x max_len^2 per layer.
     let small = dir.path().join("small.txt");
-    std::fs::write(
-        &small,
-        "1 1 2 3 4
-2 2 3 4 5
-3 3 4 5 6
-",
-    )
-    .unwrap();
+    std::fs::write(&small, "1 1 2 3 4\n2 2 3 4 5\n3 3 4 5 6\n").unwrap();
     fails(
         &[
             "train",
