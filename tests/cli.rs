@@ -1650,6 +1650,55 @@ fn a_catalogue_that_changes_the_item_count_is_named() {
         &["eval", "--checkpoint", r, "--data", d],
         "shop.items.tsv: delete or regenerate",
     );
+    // Other users mean another dataset: the catalogue beside it is not blamed.
+    let elsewhere = dir.path().join("other");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let other = synth(&elsewhere, 300, 5);
+    let r2 = dir.path().join("run2");
+    cmd(&[
+        "train",
+        "--model",
+        "sasrec",
+        "--data",
+        other.to_str().unwrap(),
+        "--init",
+        r,
+        "--out",
+        r2.to_str().unwrap(),
+    ])
+    .assert()
+    .code(1)
+    .stderr(
+        predicate::str::contains("was trained on")
+            .and(predicate::str::contains("delete or regenerate").not()),
+    );
+}
+
+/// `--init` from a run trained with other model settings says which, and goes on.
+#[test]
+fn init_names_the_model_settings_it_does_not_share() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path(), 200, 4);
+    let (run, run2) = (dir.path().join("run"), dir.path().join("run2"));
+    let d = data.to_str().unwrap();
+    let first = [
+        &["train", "--model", "sasrec", "--data", d, "--out"][..],
+        &[run.to_str().unwrap()],
+        &TINY_RUN[..],
+    ]
+    .concat();
+    ok(&first);
+    let second = [
+        &["train", "--model", "sasrec", "--data", d, "--out"][..],
+        &[run2.to_str().unwrap(), "--init", run.to_str().unwrap()],
+        &["--set", "attend_padding=false"],
+        &TINY_RUN[..],
+    ]
+    .concat();
+    cmd(&second)
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("attend_padding true -> false"));
 }
 
 #[test]
