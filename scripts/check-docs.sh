@@ -3,9 +3,12 @@
 # repository's HEAD, in order, and stops at the first that fails. The README's first two commands
 # (quickstart, test suite) come first; `trunk serve` is checked by fetching the page, then stopped.
 #
-#   bash scripts/check-docs.sh [--skip-first-two | --from N]
+#   bash scripts/check-docs.sh [--skip-first-two | --from N] [--work DIR]
 #
 # --from N starts at the Nth command (the set-up still runs), to finish a pass that was cut off.
+# --work DIR keeps the pass in DIR; given a DIR of an earlier pass (its clone, runs and installed
+# `ssi` are there), it continues in that clone without cloning or setting up again: with
+# --from N, a pass cut off at command N resumes where it stopped.
 # Set-up that stands in for the user (printed as it happens): `log.csv` is the synthetic shop
 # written as a CSV log (the "your data" of the README); `ssi data fetch` uses $SSI_CACHE, seeded
 # from ../shared/data/beauty.txt when that file exists (its checksum is still verified), else it
@@ -15,33 +18,49 @@
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 skip=0
-case "${1:-}" in
-  --skip-first-two) skip=2 ;;
-  --from)
-    [[ "${2:-}" =~ ^[1-9][0-9]*$ ]] || { echo "--from needs a command number (1, 2, ...)" >&2; exit 2; }
-    skip=$(( $2 - 1 )) ;;
-  "") ;;
-  *) echo "usage: $0 [--skip-first-two | --from N]" >&2; exit 2 ;;
-esac
-work=$(mktemp -d /tmp/ssi-docs.XXXXXX)
+work=""
+usage="usage: $0 [--skip-first-two | --from N] [--work DIR]"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --skip-first-two) skip=2; shift ;;
+    --from)
+      [[ "${2:-}" =~ ^[1-9][0-9]*$ ]] || { echo "--from needs a command number (1, 2, ...)" >&2; exit 2; }
+      skip=$(( $2 - 1 )); shift 2 ;;
+    --work)
+      [ -n "${2:-}" ] || { echo "--work needs a folder" >&2; exit 2; }
+      work="$2"; shift 2 ;;
+    *) echo "$usage" >&2; exit 2 ;;
+  esac
+done
+if [ -z "$work" ]; then
+  work=$(mktemp -d /tmp/ssi-docs.XXXXXX)
+else
+  mkdir -p "$work"
+  work="$(cd "$work" && pwd)"
+fi
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$repo/target}"
 export CARGO_INSTALL_ROOT="$work/cargo-root"
 export PATH="$CARGO_INSTALL_ROOT/bin:$HOME/.cargo/bin:$PATH"
 export SSI_CACHE="$work/cache"
-git clone -q "$repo" "$work/clone"
-cd "$work/clone"
-echo "== fresh clone of $(git rev-parse --short HEAD) in $work/clone"
+if [ -d "$work/clone/.git" ]; then
+  cd "$work/clone"
+  echo "== continuing the pass in $work/clone ($(git rev-parse --short HEAD)), from command $((skip + 1))"
+else
+  git clone -q "$repo" "$work/clone"
+  cd "$work/clone"
+  echo "== fresh clone of $(git rev-parse --short HEAD) in $work/clone"
 
-mkdir -p "$SSI_CACHE"
-if [ -f "$repo/../shared/data/beauty.txt" ]; then
-  cp "$repo/../shared/data/beauty.txt" "$SSI_CACHE/beauty.txt"
-  echo "== set-up: $SSI_CACHE/beauty.txt seeded from ../shared/data (fetch verifies its checksum)"
+  mkdir -p "$SSI_CACHE"
+  if [ -f "$repo/../shared/data/beauty.txt" ]; then
+    cp "$repo/../shared/data/beauty.txt" "$SSI_CACHE/beauty.txt"
+    echo "== set-up: $SSI_CACHE/beauty.txt seeded from ../shared/data (fetch verifies its checksum)"
 fi
 # The user's log: the synthetic shop as user,item,ts rows (one timestamp per position).
 cargo run -q --release -p ssi-cli --bin ssi -- data synth --out "$work/shop.txt" --users 2000
 awk 'BEGIN { print "user,item,ts" } { for (i = 2; i <= NF; i++) printf "u%s,p%s,%d\n", $1, $i, 1000 * i + NR }' \
   "$work/shop.txt" > log.csv
 echo "== set-up: log.csv ($(($(wc -l < log.csv) - 1)) interactions) stands for the user's log"
+fi
 
 n=0
 python3 scripts/doc-commands.py README.md web/README.md | while IFS= read -r -d "" cmd; do
