@@ -54,12 +54,12 @@ else
   if [ -f "$repo/../shared/data/beauty.txt" ]; then
     cp "$repo/../shared/data/beauty.txt" "$SSI_CACHE/beauty.txt"
     echo "== set-up: $SSI_CACHE/beauty.txt seeded from ../shared/data (fetch verifies its checksum)"
-fi
-# The user's log: the synthetic shop as user,item,ts rows (one timestamp per position).
-cargo run -q --release -p ssi-cli --bin ssi -- data synth --out "$work/shop.txt" --users 2000
-awk 'BEGIN { print "user,item,ts" } { for (i = 2; i <= NF; i++) printf "u%s,p%s,%d\n", $1, $i, 1000 * i + NR }' \
-  "$work/shop.txt" > log.csv
-echo "== set-up: log.csv ($(($(wc -l < log.csv) - 1)) interactions) stands for the user's log"
+  fi
+  # The user's log: the synthetic shop as user,item,ts rows (one timestamp per position).
+  cargo run -q --release -p ssi-cli --bin ssi -- data synth --out "$work/shop.txt" --users 2000
+  awk 'BEGIN { print "user,item,ts" } { for (i = 2; i <= NF; i++) printf "u%s,p%s,%d\n", $1, $i, 1000 * i + NR }' \
+    "$work/shop.txt" > log.csv
+  echo "== set-up: log.csv ($(($(wc -l < log.csv) - 1)) interactions) stands for the user's log"
 fi
 
 n=0
