@@ -271,6 +271,54 @@ fn quickstart_runs_without_files() {
         ],
         "hidden 64 -> 32",
     );
+    // With --jobs the mismatch is found before any process starts training.
+    fails(
+        &[
+            "reproduce",
+            "--out",
+            r,
+            "--warm-start",
+            "--baselines",
+            "hgn",
+            "--students",
+            "--jobs",
+            "2",
+            "--set",
+            "hidden=32",
+        ],
+        "hidden 64 -> 32",
+    );
+    // A finished run of a stage this command does not ask for, trained with other settings, is
+    // left out of the tables with a notice instead of being shown under this command.
+    let mixed = cmd(&[
+        "reproduce",
+        "--out",
+        r,
+        "--warm-start",
+        "--baselines",
+        "hgn",
+        "--students",
+        "--set",
+        "batch_size=64",
+        "--set",
+        "epochs=1",
+        "--set",
+        "bert4rec.dropout=0.3",
+    ])
+    .assert()
+    .success();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&mixed.get_output().stdout).to_string(),
+        String::from_utf8_lossy(&mixed.get_output().stderr).to_string(),
+    );
+    assert!(
+        stderr.contains("left out of the tables") && stderr.contains("bert4rec"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("HGN") && !stdout.contains("started") && !stderr.contains("started"),
+        "{stdout}\n{stderr}"
+    );
     fails(&["quickstart", "--minutes", "0"], "--minutes");
     for (args, needle) in [
         (&["quickstart", "--epochs", "0"][..], "--epochs"),

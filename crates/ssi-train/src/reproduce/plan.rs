@@ -118,11 +118,15 @@ impl Request {
     }
 
     /// The baselines this invocation trains: those asked for, and with a warm start also the
-    /// runs the warm starts start from (BERT4Rec for the teachers, each student alone).
+    /// runs the warm starts start from (BERT4Rec when teachers are trained, each student alone).
     pub(super) fn trained_baselines(&self) -> Vec<ModelKind> {
         let mut kinds = self.baselines.clone();
         if self.warm_start {
-            for k in std::iter::once(ModelKind::Bert4rec).chain(self.students.iter().copied()) {
+            let teachers_start = self.needs_teachers().then_some(ModelKind::Bert4rec);
+            for k in teachers_start
+                .into_iter()
+                .chain(self.students.iter().copied())
+            {
                 if !kinds.contains(&k) {
                     kinds.push(k);
                 }

@@ -81,8 +81,9 @@ impl Runner<'_> {
     }
 
     /// Trains (or resumes) the stage when `train`, else reads it back only if it has finished
-    /// — and was trained with this command's settings: one trained otherwise (another
-    /// invocation's, or before a default changed) is left out of the tables, with a notice.
+    /// — and was trained as this command asks: one trained otherwise (another invocation's
+    /// settings, imitation options or start, or before a default changed) is left out of the
+    /// tables, with a notice.
     pub(super) fn run_or_read(
         &mut self,
         s: &Stage,
@@ -95,7 +96,11 @@ impl Runner<'_> {
             return Ok(None);
         }
         match self.run(s) {
-            Err(e @ ReproduceError::OtherSettings { .. }) => {
+            Err(
+                e @ (ReproduceError::OtherSettings { .. }
+                | ReproduceError::OtherImitation { .. }
+                | ReproduceError::OtherStart { .. }),
+            ) => {
                 self.obs.notice(&format!("left out of the tables: {e}"));
                 Ok(None)
             }
