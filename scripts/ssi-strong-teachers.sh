@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# SSI on strong teachers (docs/results/ssi-sasrec-teachers.md), the same for every dataset:
+# three SASRec teachers continue a converged SASRec run, each with one consistency task; HGN is
+# trained alone to its stopping rule; from HGN's best weights, HGN continues alone (the same-run
+# reference, another seed) and SSI-HGN continues imitating the teachers (the `best` preset's
+# imitation options), both to their stopping rules.
+#
+#   bash scripts/ssi-strong-teachers.sh DATA SASREC_RUN OUT [TEACHER_EPOCHS]
+#
+# DATA: a dataset file; SASREC_RUN: a SASRec run on it trained to its rule; OUT: the folder of
+# the runs. Finished runs are kept and skipped, so a cut-off pass continues where it stopped.
+# Uses `ssi` from PATH (SSI=path to override) and one core per run (RAYON_NUM_THREADS=1).
+set -euo pipefail
+[ $# -ge 3 ] || { echo "usage: $0 DATA SASREC_RUN OUT [TEACHER_EPOCHS]" >&2; exit 2; }
+data=$1 start=$2 out=$3 teacher_epochs=${4:-15}
+ssi=${SSI:-ssi}
+export RAYON_NUM_THREADS=${RAYON_NUM_THREADS:-1}
+[ -f "$data" ] || { echo "no dataset file $data" >&2; exit 1; }
+[ -f "$start/test.json" ] || { echo "$start is not a finished run (no test.json)" >&2; exit 1; }
+mkdir -p "$out"
+common=(--data "$data" --config configs/small.json)
+
+# Runs a step unless its folder holds a finished run; an unfinished one resumes.
+step() {
+  local name=$1; shift
+  if [ -f "$out/$name/test.json" ]; then echo "== $name: finished, kept"; return; fi
+  local args=("$@")
+  if [ -f "$out/$name/state.json" ]; then
+    # A resumed run keeps its start (`--init` and `--resume` do not go together).
+    args=()
+    while [ $# -gt 0 ]; do
+      if [ "$1" = --init ]; then shift 2; else args+=("$1"); shift; fi
+    done
+    args+=(--resume)
+  fi
+  echo "== $name ($(date +%T))"
+  "$ssi" "${args[@]}" --out "$out/$name" >> "$out/$name.log" 2>&1
+  tail -n 8 "$out/$name.log"
+}
+
+seed=1
+for task in temporal persona global; do
+  step "teacher-$task" train --model sasrec "${common[@]}" --set consistency=$task --seed $seed \
+    --init "$start" --epochs "$teacher_epochs"
+  seed=$((seed + 1))
+done
+teachers="$out/teacher-temporal,$out/teacher-persona,$out/teacher-global"
+step hgn train --model hgn "${common[@]}"
+step hgn-cont train --model hgn "${common[@]}" --seed 2 --init "$out/hgn"
+step ssi-hgn distill --student hgn --teachers "$teachers" --teacher-full-history \
+  --imitation-points next --temperature 4 --init "$out/hgn" "${common[@]}"
+echo "== done: ssi report $out/* (or a folder of links to them) puts the rows on the results page"
