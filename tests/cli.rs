@@ -301,6 +301,32 @@ fn quickstart_runs_without_files() {
         stdout.contains("HGN") && !stdout.contains("started") && !stderr.contains("started"),
         "{stdout}\n{stderr}"
     );
+    // Files of the user's where the quickstart writes its tables or bundle are not replaced,
+    // and nothing trains first.
+    let mine = dir.path().join("mine");
+    std::fs::create_dir_all(mine.join("bundle")).unwrap();
+    std::fs::write(mine.join("bundle").join("bundle.ssib"), "precious").unwrap();
+    let m = mine.to_str().unwrap();
+    fails(
+        &["quickstart", "--epochs", "1", "--out", m],
+        "bundle.ssib: was not written by `ssi quickstart`",
+    );
+    std::fs::remove_dir_all(mine.join("bundle")).unwrap();
+    std::fs::write(mine.join("table2.md"), "my notes").unwrap();
+    fails(
+        &["quickstart", "--epochs", "1", "--out", m],
+        "table2.md: was not written by `ssi reproduce or quickstart`",
+    );
+    assert_eq!(
+        std::fs::read_to_string(mine.join("table2.md")).unwrap(),
+        "my notes"
+    );
+    assert!(!mine.join("bert4rec").exists());
+    // --out naming a file says so.
+    let file = mine.join("table2.md");
+    for command in ["quickstart", "reproduce"] {
+        fails(&[command, "--out", file.to_str().unwrap()], "is a file");
+    }
     fails(&["quickstart", "--minutes", "0"], "--minutes");
     for (args, needle) in [
         (&["quickstart", "--epochs", "0"][..], "--epochs"),
@@ -597,6 +623,16 @@ fn train_then_eval_checkpoint() {
             .unwrap()
             .contains("\"epochs\": 2")
     );
+    // Limits below the training the run has had would relabel it: refused, the run left as it was.
+    let mut lower = args.clone();
+    lower[4] = "1";
+    lower.push("--resume");
+    fails(&lower, "epochs 1 is below the 2 epochs it has trained");
+    assert!(
+        std::fs::read_to_string(run.join("config.json"))
+            .unwrap()
+            .contains("\"epochs\": 2")
+    );
     // A model setting edited by hand after training is refused wherever the run is read: the
     // weights were trained with the other value, and results would change silently.
     let cfg_path = run.join("config.json");
@@ -684,6 +720,36 @@ fn pretrain_teachers_then_distill_a_student() {
         assert_eq!(cfg["model"]["consistency"], task);
         teachers.push(out.to_str().unwrap().to_string());
     }
+    // The task is --task's: a setting that says otherwise is refused, not ignored.
+    let other = dir.path().join("other");
+    fails(
+        &[
+            "pretrain",
+            "--task",
+            "global",
+            "--set",
+            "consistency=temporal",
+            "--data",
+            d,
+            "--out",
+            other.to_str().unwrap(),
+        ],
+        "contradicts consistency",
+    );
+    // A teacher of another task starts one: its consistency head is left behind.
+    let mut args = vec![
+        "pretrain",
+        "--task",
+        "global",
+        "--init",
+        &teachers[0],
+        "--data",
+        d,
+        "--out",
+        other.to_str().unwrap(),
+    ];
+    args.extend(small.iter().copied());
+    assert!(json(&ok(&args))["ndcg@10"].as_f64().is_some());
     let teachers = teachers.join(",");
     let out = dir.path().join("ssi");
     let mut args = vec![

@@ -41,6 +41,12 @@ impl ExportArgs {
 }
 
 pub fn export(a: ExportArgs) -> Result<()> {
+    if a.out.exists() && !a.out.is_dir() {
+        anyhow::bail!(
+            "--out {} is a file: a bundle is a folder (bundle.ssib and bundle.json); choose another --out",
+            a.out.display()
+        );
+    }
     ssi_data::dataset::check_outputs(
         &[a.out.join(FILE_NAME), a.out.join("bundle.json")],
         &[],

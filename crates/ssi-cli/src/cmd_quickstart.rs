@@ -6,6 +6,7 @@ use crate::cmd_reproduce::{Execution, execute, workspace};
 use anyhow::Result;
 use clap::Args;
 use ssi_data::Dataset;
+use ssi_data::dataset::check_replaceable;
 use ssi_models::ModelKind;
 use ssi_train::reproduce::quickstart::{self, Budget, SummaryRow};
 use ssi_train::reproduce::{Plan, student_runs};
@@ -54,6 +55,16 @@ pub fn quickstart(a: QuickstartArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(|| default_out(a.data.as_deref()));
     let ds = crate::source::load(a.data.as_deref(), false)?;
+    let ws = workspace(&ds, a.data.clone(), out.clone(), "cpu")?;
+    let bundle = out.join("bundle");
+    // The bundle an earlier quickstart exported is replaced; a file of the user's is not.
+    let is_bundle = |b: &[u8]| b.starts_with(ssi_bundle::MAGIC);
+    let is_header = |b: &[u8]| {
+        serde_json::from_slice::<serde_json::Value>(b).is_ok_and(|v| v.get("provenance").is_some())
+    };
+    let writer = "ssi quickstart";
+    check_replaceable(&bundle.join(ssi_bundle::FILE_NAME), writer, is_bundle)?;
+    check_replaceable(&bundle.join("bundle.json"), writer, is_header)?;
     if a.stage.is_none() {
         introduce(&ds, &a, budget);
     }
@@ -64,11 +75,7 @@ pub fn quickstart(a: QuickstartArgs) -> Result<()> {
         stage: a.stage.clone(),
         print_table2: false,
     };
-    execute(
-        &plan,
-        workspace(&ds, a.data.clone(), out.clone(), "cpu")?,
-        how,
-    )?;
+    execute(&plan, ws, how)?;
     if a.stage.is_some() {
         // A worker of --jobs: its stage is all it does.
         return Ok(());
@@ -79,7 +86,6 @@ pub fn quickstart(a: QuickstartArgs) -> Result<()> {
     verdict(&rows, a.student);
 
     let (_, _, ssi) = student_runs(a.student);
-    let bundle = out.join("bundle");
     crate::cmd_export::export(crate::cmd_export::ExportArgs::new(
         out.join(&ssi),
         bundle.clone(),

@@ -90,8 +90,14 @@ pub fn report(mut a: ReportArgs) -> Result<()> {
     let md_path = a.out.join("README.md");
     // Only pages an earlier report wrote are replaced: --out may be a folder with a README of
     // its own.
-    refuse_foreign(&md_path, report::PAGE_MARK)?;
-    refuse_foreign(&csv_path, report::CSV_HEADER)?;
+    for (path, mark) in [
+        (&md_path, report::PAGE_MARK),
+        (&csv_path, report::CSV_HEADER),
+    ] {
+        ssi_data::dataset::check_replaceable(path, "ssi report", |b| {
+            String::from_utf8_lossy(b).contains(mark)
+        })?;
+    }
     ssi_data::dataset::write_atomic(&csv_path, report::to_csv(&rows, &paper).as_bytes())?;
     ssi_data::dataset::write_atomic(&archive, report::to_archive(&rows).as_bytes())?;
     for c in charts.iter().filter(|c| !c.svg.is_empty()) {
@@ -110,17 +116,4 @@ pub fn report(mut a: ReportArgs) -> Result<()> {
         md_path.display()
     );
     Ok(())
-}
-
-/// Refuses to replace `path` unless it is missing or holds `mark` (what `ssi report` writes).
-fn refuse_foreign(path: &std::path::Path, mark: &str) -> Result<()> {
-    match std::fs::read(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
-        Ok(bytes) if String::from_utf8_lossy(&bytes).contains(mark) => Ok(()),
-        Ok(_) => bail!(
-            "{} was not written by `ssi report` (it lacks {mark:?}): it is left as it is; choose another --out",
-            path.display()
-        ),
-    }
 }

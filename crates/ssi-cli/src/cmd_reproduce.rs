@@ -181,6 +181,12 @@ pub fn workspace<'a>(
     out: PathBuf,
     device: &str,
 ) -> Result<Workspace<'a>> {
+    if out.exists() && !out.is_dir() {
+        anyhow::bail!(
+            "--out {} is a file: the runs and tables go in a folder; choose another --out",
+            out.display()
+        );
+    }
     Ok(Workspace {
         dataset: ds,
         data_path: data,

@@ -178,6 +178,22 @@ fn run(
     let ds: Dataset = crate::source::load(a.data.as_deref(), a.json)?;
     ssi_models::common::set_shapes(crate::source::shapes(&a.shapes));
     let mut settings = gather_settings(&a)?;
+    // A setting the command fixes (pretrain's task) is not overridden by --set or a file.
+    for f in &fixed {
+        let scoped = format!("{}.{}", kind.id(), f.key);
+        if let Some(s) = settings
+            .iter()
+            .find(|s| (s.key == f.key || s.key == scoped) && s.value != f.value)
+        {
+            anyhow::bail!(
+                "{}={} contradicts {}={}, which this command sets (ssi pretrain: --task); drop the setting",
+                s.key,
+                s.value,
+                f.key,
+                f.value
+            );
+        }
+    }
     settings.extend(fixed);
     let job = Job {
         kind,

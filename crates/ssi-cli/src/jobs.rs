@@ -42,7 +42,7 @@ fn stop_with_parent(cmd: &mut Command) {
 fn stop_with_parent(_: &mut Command) {}
 
 fn finished(out: &Path, name: &str) -> bool {
-    out.join(name).join("test.json").exists()
+    ssi_train::checkpoint::RunDir::new(out.join(name)).has_result()
 }
 
 /// Trains the unfinished `tasks` with at most `jobs` processes at once: first those that other

@@ -419,6 +419,31 @@ pub fn check_outputs(outputs: &[PathBuf], inputs: &[&Path], force: bool) -> Resu
     Ok(())
 }
 
+/// Refuses to replace `path` unless it is missing or `ours` recognises its bytes as what
+/// `writer` writes there: a command writing generated files into a folder the user also keeps
+/// files in never replaces theirs.
+pub fn check_replaceable(
+    path: &Path,
+    writer: &str,
+    ours: impl Fn(&[u8]) -> bool,
+) -> Result<(), DataError> {
+    match std::fs::read(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(_) if path.is_dir() => Err(DataError::file(
+            path,
+            format!("is a folder where `{writer}` writes a file: move it, or choose another --out"),
+        )),
+        Err(e) => Err(DataError::io(path, e)),
+        Ok(bytes) if ours(&bytes) => Ok(()),
+        Ok(_) => Err(DataError::file(
+            path,
+            format!(
+                "was not written by `{writer}`: it is left as it is; move it, or choose another --out"
+            ),
+        )),
+    }
+}
+
 /// The absolute path `path` names once written: links resolved in the longest prefix that
 /// exists, then the rest (`missing/../x`) resolved lexically, as creating the missing folders
 /// and writing would make it.

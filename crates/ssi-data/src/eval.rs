@@ -193,13 +193,33 @@ impl Evaluator {
             },
         );
         ev.config = config;
+        let mut missing: Vec<u32> = ev
+            .users
+            .iter()
+            .filter(|&&u| file.per_user[u].is_none())
+            .map(|&u| ds.user_ids[u])
+            .collect();
+        if !missing.is_empty() {
+            missing.sort_unstable();
+            let shown: Vec<String> = missing.iter().take(5).map(|u| u.to_string()).collect();
+            return Err(DataError::file(
+                path,
+                format!(
+                    "no line for user {} of dataset {} ({} of its {} users have none{}: every user needs a line)",
+                    missing[0],
+                    ds.name,
+                    missing.len(),
+                    ev.users.len(),
+                    if missing.len() > 1 {
+                        format!(", the first {}", shown.join(", "))
+                    } else {
+                        String::new()
+                    }
+                ),
+            ));
+        }
         for (slot, &u) in ev.negatives.iter_mut().zip(&ev.users) {
-            *slot = file.per_user[u].take().ok_or_else(|| {
-                DataError::file(
-                    path,
-                    format!("no line for user {} of dataset {}", ds.user_ids[u], ds.name),
-                )
-            })?;
+            *slot = file.per_user[u].take().expect("checked above");
         }
         Ok(ev)
     }

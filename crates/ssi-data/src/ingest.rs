@@ -463,10 +463,10 @@ impl Ingested {
     pub fn save(&self, out: &Path) -> Result<Vec<PathBuf>, DataError> {
         let mut map = String::from("kind\tid\toriginal\n");
         for (i, u) in self.user_map.iter().enumerate() {
-            map.push_str(&format!("user\t{}\t{u}\n", i + 1));
+            map.push_str(&format!("user\t{}\t{}\n", i + 1, tsv_escape(u)));
         }
         for (i, it) in self.item_map.iter().enumerate() {
-            map.push_str(&format!("item\t{}\t{it}\n", i + 1));
+            map.push_str(&format!("item\t{}\t{}\n", i + 1, tsv_escape(it)));
         }
         // The id map first: if the dataset's files then fail, the map is removed with them.
         let map_path = idmap_path(out);
@@ -477,6 +477,20 @@ impl Ingested {
         }
         Ok(self.outputs(out))
     }
+}
+
+/// An original id as one TSV field: a backslash, tab, newline or carriage return inside it
+/// (a quoted CSV field may hold them) is written as `\\`, `\t`, `\n` or `\r`, so every line of
+/// the id map keeps its three columns.
+fn tsv_escape(id: &str) -> std::borrow::Cow<'_, str> {
+    if !id.contains(['\\', '\t', '\n', '\r']) {
+        return id.into();
+    }
+    id.replace('\\', "\\\\")
+        .replace('\t', "\\t")
+        .replace('\n', "\\n")
+        .replace('\r', "\\r")
+        .into()
 }
 
 /// `data/mine.txt` -> `data/mine.idmap.tsv`.
@@ -571,6 +585,30 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("n.csv:1") && err.contains("quote"), "{err}");
+    }
+
+    #[test]
+    fn id_map_fields_keep_three_columns() {
+        assert_eq!(tsv_escape("plain id"), "plain id");
+        assert_eq!(tsv_escape("a\tb\nc\\d\re"), "a\\tb\\nc\\\\d\\re");
+        let text = "user,item,ts\n".to_string()
+            + &(0..3)
+                .flat_map(|u| (0..3).map(move |k| format!("u{u},\"it{k}\tX\",{k}\n")))
+                .collect::<String>();
+        let cfg = IngestConfig {
+            user_col: "user".into(),
+            item_col: "item".into(),
+            time_col: "ts".into(),
+            k_core: 1,
+            ..Default::default()
+        };
+        let ing = ingest(&text, Path::new("tab.csv"), &cfg, None).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("tab.txt");
+        ing.save(&out).unwrap();
+        let map = std::fs::read_to_string(idmap_path(&out)).unwrap();
+        assert!(map.lines().all(|l| l.split('\t').count() == 3), "{map}");
+        assert!(map.contains("it0\\tX"), "{map}");
     }
 
     #[test]

@@ -204,12 +204,24 @@ pub fn generate(cfg: &SynthConfig) -> Result<Dataset, DataError> {
         zipf_total,
         personas: personas(cfg),
     };
-    let sequences = (0..cfg.users).map(|u| shop.sequence(cfg, u)).collect();
+    let sequences: Vec<Vec<u32>> = (0..cfg.users).map(|u| shop.sequence(cfg, u)).collect();
+    // Items after the highest one bought (a small shop) are left out of the catalogue, so the
+    // dataset file and its catalogue agree on the item count when read back.
+    let used = sequences
+        .iter()
+        .flatten()
+        .copied()
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let mut cat = cat;
+    cat.names.truncate(used as usize + 1);
+    cat.categories.truncate(used as usize + 1);
     Ok(Dataset {
         name: "synthetic-shop".into(),
         user_ids: (1..=cfg.users as u32).collect(),
         sequences,
-        n_items,
+        n_items: n_items.min(used),
         catalogue: Some(cat),
     })
 }

@@ -115,6 +115,12 @@ impl RunDir {
     pub fn has_run(&self) -> bool {
         self.file("state.json").exists()
     }
+    /// Whether the run has finished and its `test.json` is the result of that finish: a run
+    /// reopened by `--resume` with new limits keeps training, and a `test.json` left from
+    /// before would be of an earlier stop.
+    pub fn has_result(&self) -> bool {
+        self.file("test.json").is_file() && self.state().is_ok_and(|s| s.finished)
+    }
     pub fn epoch_file(&self, epoch: usize, what: &str) -> PathBuf {
         self.file(&format!("epoch-{epoch:04}.{what}.bpk"))
     }
@@ -483,12 +489,26 @@ pub fn warm_start(
             config.kind().name()
         )));
     }
-    let record = model.into_record().allow_partial(true);
+    // A teacher's consistency head (eq. 1–3) has no place in a model of another task or none:
+    // the rest of its weights carry over and the head is left behind.
+    let task = |c: &ModelConfig| c.to_json().get("consistency").cloned();
+    let other_head =
+        task(&saved.model).is_some_and(|t| !t.is_null()) && task(&saved.model) != task(config);
+    let record = model
+        .into_record()
+        .allow_partial(true)
+        .allow_unused(other_head);
     config.init(device).try_load_record(record).map_err(|e| {
+        let e = e.to_string();
+        let why = if e.contains("Unused tensors") {
+            "it has weights this model has no place for"
+        } else {
+            "its weights do not fit these settings (hidden, layers, heads, max_len must be the run's: see its config.json)"
+        };
         TrainError::Config(format!(
-            "--init {}: its weights do not fit these settings (hidden, layers, heads, max_len must be the run's: see its config.json); detail: {}",
+            "--init {}: {why}; detail: {}",
             init.display(),
-            ssi_models::common::brief(&e.to_string())
+            ssi_models::common::brief(&e)
         ))
     })
 }

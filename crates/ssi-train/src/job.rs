@@ -185,7 +185,7 @@ fn lock_run(dir: &Path) -> Result<std::fs::File, TrainError> {
     match file.try_lock() {
         Ok(()) => Ok(file),
         Err(std::fs::TryLockError::WouldBlock) => Err(TrainError::Config(format!(
-            "{} is being trained by another process (it holds {}): wait for it to finish, or stop it and pass --resume",
+            "{} is being trained by another process (it holds {}): wait for it to finish, or stop it and run again (`ssi train` with --resume; reproduce and quickstart resume by themselves)",
             dir.display(),
             path.display()
         ))),
@@ -266,6 +266,17 @@ fn resume_limits(
         )));
     }
     if !limits.is_empty() {
+        let state = dir.state()?;
+        limits_cover_the_run(dir, &state, &saved.train, &train)?;
+        if state.can_continue(&train) {
+            // The run trains on: its result is no longer the one in test.json.
+            match std::fs::remove_file(dir.file("test.json")) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(io(&dir.file("test.json"), "cannot remove", e));
+                }
+                _ => {}
+            }
+        }
         let open = dir.set_limits(&train)?;
         obs.notice(&format!(
             "{}: new limits {}{}",
@@ -275,6 +286,52 @@ fn resume_limits(
         ));
     }
     Ok(())
+}
+
+/// New limits must describe the training the run has had: an epoch limit or time budget below
+/// what it has used, or a patience lower than it trained under (it may have gone on past where
+/// the lower one stops), would make `config.json` claim a run that was not trained that way.
+fn limits_cover_the_run(
+    dir: &RunDir,
+    state: &TrainState,
+    saved: &TrainConfig,
+    new: &TrainConfig,
+) -> Result<(), TrainError> {
+    let mut below = Vec::new();
+    if new.epochs < state.epoch {
+        below.push(format!(
+            "epochs {} is below the {} epochs it has trained",
+            new.epochs, state.epoch
+        ));
+    }
+    if let Some(m) = new.time_budget_minutes
+        && m * 60.0 < state.train_seconds
+    {
+        below.push(format!(
+            "time_budget_minutes {m} is below the {:.1} minutes it has trained",
+            state.train_seconds / 60.0
+        ));
+    }
+    if new.patience < saved.patience {
+        below.push(format!(
+            "patience {} is below the {} it trained with",
+            new.patience, saved.patience
+        ));
+    }
+    if new.patience_steps < saved.patience_steps {
+        below.push(format!(
+            "patience_steps {} is below the {} it trained with",
+            new.patience_steps, saved.patience_steps
+        ));
+    }
+    if below.is_empty() {
+        return Ok(());
+    }
+    Err(TrainError::Config(format!(
+        "{}: --resume can raise a run's stopping limits, not lower them below the training it has had ({}); train a new run (another --out) to stop sooner",
+        dir.path.display(),
+        below.join("; ")
+    )))
 }
 
 /// Says which model settings of an `--init` run the new run does not share (a default that

@@ -253,7 +253,8 @@ pub fn model_label(cfg: &RunConfig) -> String {
 
 /// Run folders under `root` (itself included), at most `depth` levels down, sorted.
 fn run_folders(root: &Path, depth: usize, out: &mut Vec<PathBuf>) {
-    if root.join("test.json").is_file() && root.join("config.json").is_file() {
+    // A test.json that is not a file is a run to report as unreadable, not to pass over.
+    if root.join("test.json").exists() && root.join("config.json").is_file() {
         out.push(root.to_path_buf());
     }
     if depth == 0 {
@@ -303,15 +304,35 @@ fn read_row(root: &Path, dir: &Path) -> Result<Row, String> {
     };
     let cfg: RunConfig =
         serde_json::from_value(read("config.json")?).map_err(|e| format!("config.json: {e}"))?;
+    if !dir.join("test.json").is_file() {
+        return Err("test.json is not a file".into());
+    }
     let test = read("test.json")?;
     let metric = |k: &str| test.get(k).and_then(|v| v.as_f64());
     let (Some(recall10), Some(ndcg10)) = (metric("recall@10"), metric("ndcg@10")) else {
         return Err("test.json has no recall@10 / ndcg@10".into());
     };
-    let minutes = read("state.json")
+    for k in ["recall@10", "ndcg@10", "full_recall@10", "full_ndcg@10"] {
+        if let Some(v) = metric(k)
+            && !(0.0..=1.0).contains(&v)
+        {
+            return Err(format!(
+                "test.json: {k} = {v} is not a fraction between 0 and 1"
+            ));
+        }
+    }
+    let state = read("state.json")
         .ok()
-        .and_then(|s| serde_json::from_value::<TrainState>(s).ok())
-        .map(|s| s.train_seconds / 60.0);
+        .and_then(|s| serde_json::from_value::<TrainState>(s).ok());
+    if let Some(st) = &state
+        && !st.finished
+    {
+        return Err(format!(
+            "it trains on past its test.json (state.json: epoch {}, not finished), so test.json is of an earlier stop: finish it (ssi train --resume) to report it",
+            st.epoch
+        ));
+    }
+    let minutes = state.map(|s| s.train_seconds / 60.0);
     let config = dir
         .strip_prefix(root)
         .ok()

@@ -48,11 +48,44 @@ fn finished_runs_become_rows_beside_the_published_figures() {
     let broken = root.path().join("broken");
     run(&broken, ModelKind::Grec, "beauty", 0.2);
     std::fs::write(broken.join("config.json"), "{").unwrap();
+    // A figure out of range, a test.json that is a folder, and a run that trains on past its
+    // test.json (reopened by --resume with new limits) are named, not reported.
+    let edited = root.path().join("edited");
+    run(&edited, ModelKind::Hgn, "beauty", 5.0);
+    let folder = root.path().join("folder");
+    run(&folder, ModelKind::Hgn, "beauty", 0.3);
+    std::fs::remove_file(folder.join("test.json")).unwrap();
+    std::fs::create_dir(folder.join("test.json")).unwrap();
+    let reopened = root.path().join("reopened");
+    run(&reopened, ModelKind::Hgn, "beauty", 0.3);
+    let state = ssi_train::checkpoint::TrainState {
+        epoch: 3,
+        finished: false,
+        ..Default::default()
+    };
+    std::fs::write(
+        reopened.join("state.json"),
+        serde_json::to_string(&state).unwrap(),
+    )
+    .unwrap();
 
     let (rows, skipped) = report::collect(&[root.path().to_path_buf()]);
     assert_eq!(rows.len(), 2);
-    assert_eq!(skipped.len(), 1, "{skipped:?}");
-    assert!(skipped[0].contains("broken"));
+    assert_eq!(skipped.len(), 4, "{skipped:?}");
+    let reason = |name: &str| {
+        skipped
+            .iter()
+            .find(|s| s.contains(&format!("/{name}:")))
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert!(reason("broken").contains("config.json"), "{skipped:?}");
+    assert!(reason("edited").contains("ndcg@10 = 5"), "{skipped:?}");
+    assert!(reason("folder").contains("not a file"), "{skipped:?}");
+    assert!(
+        reason("reopened").contains("epoch 3, not finished"),
+        "{skipped:?}"
+    );
     assert_eq!(
         (rows[0].model.as_str(), rows[0].config.as_str()),
         ("HGN", "beauty/hgn")

@@ -45,6 +45,7 @@ impl<'a> Pipeline<'a> {
             path: workspace.out.clone(),
             source: e,
         })?;
+        run::check_outputs(&workspace.out)?;
         Ok(Pipeline {
             runner: Runner {
                 plan,

@@ -74,25 +74,30 @@ fn table2_cell(ours: Option<f64>, theirs: Option<f64>) -> String {
     }
 }
 
-/// Table 3: each variant's metrics (label, test metrics) beside the paper's Beauty values.
-pub fn table3(rows: &[(String, Value)]) -> Table {
+/// Table 3: each variant's metrics (label, test metrics; None when not trained) beside the
+/// paper's Beauty values.
+pub fn table3(rows: &[(String, Option<Value>)]) -> Table {
     let mut md = String::from(
         "# Table 3: effect of the imitation terms (ours; paper's Beauty values in brackets)\n\n| variant | Recall@10 | NDCG@10 |\n|---|---|---|\n",
     );
     let mut csv = String::from("variant,recall@10,ndcg@10,paper_recall@10,paper_ndcg@10\n");
     for (label, m) in rows {
         let p = PAPER_TABLE3.iter().find(|p| p.0 == label);
-        let (r, n) = (
-            m["recall@10"].as_f64().unwrap_or(f64::NAN),
-            m["ndcg@10"].as_f64().unwrap_or(f64::NAN),
-        );
+        let metric = |k: &str| m.as_ref().and_then(|m| m[k].as_f64());
+        let (r, n) = (metric("recall@10"), metric("ndcg@10"));
+        let md_cell = |v: Option<f64>| v.map_or("not trained".into(), |v| format!("{v:.4}"));
+        let csv_cell = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.4}"));
         md.push_str(&format!(
-            "| {label} | {r:.4}{} | {n:.4}{} |\n",
+            "| {label} | {}{} | {}{} |\n",
+            md_cell(r),
             p.map(|p| format!(" ({:.3})", p.1)).unwrap_or_default(),
+            md_cell(n),
             p.map(|p| format!(" ({:.3})", p.2)).unwrap_or_default()
         ));
         csv.push_str(&format!(
-            "{label},{r:.4},{n:.4},{},{}\n",
+            "{label},{},{},{},{}\n",
+            csv_cell(r),
+            csv_cell(n),
             p.map(|p| p.1.to_string()).unwrap_or_default(),
             p.map(|p| p.2.to_string()).unwrap_or_default()
         ));
@@ -106,7 +111,8 @@ pub struct Figure {
     pub stem: &'static str,
     pub title: String,
     pub categories: Vec<String>,
-    pub series: Vec<(String, Vec<f64>)>,
+    /// One value per category; None where its run was not trained.
+    pub series: Vec<(String, Vec<Option<f64>>)>,
 }
 
 impl Figure {
@@ -120,9 +126,11 @@ impl Figure {
         );
         let mut csv = format!("series,{}\n", cats.join(","));
         for (name, vals) in &self.series {
-            let v: Vec<String> = vals.iter().map(|x| format!("{x:.4}")).collect();
-            md.push_str(&format!("| {name} | {} |\n", v.join(" | ")));
-            csv.push_str(&format!("{name},{}\n", v.join(",")));
+            let cell = |x: &Option<f64>, none: &str| x.map_or(none.into(), |x| format!("{x:.4}"));
+            let m: Vec<String> = vals.iter().map(|x| cell(x, "not trained")).collect();
+            let c: Vec<String> = vals.iter().map(|x| cell(x, "")).collect();
+            md.push_str(&format!("| {name} | {} |\n", m.join(" | ")));
+            csv.push_str(&format!("{name},{}\n", c.join(",")));
         }
         md.push_str(&format!("\n![{title}]({}.svg)\n", self.stem));
         Table { markdown: md, csv }
@@ -133,13 +141,14 @@ impl Figure {
     }
 }
 
-/// A grouped bar chart as SVG: one group per category, one bar per series.
-pub fn bar_chart(title: &str, cats: &[String], series: &[(String, Vec<f64>)]) -> String {
+/// A grouped bar chart as SVG: one group per category, one bar per series; a missing value
+/// is marked "not trained" where its bar would be.
+pub fn bar_chart(title: &str, cats: &[String], series: &[(String, Vec<Option<f64>>)]) -> String {
     const COLORS: [&str; 4] = ["#4c72b0", "#dd8452", "#55a868", "#c44e52"];
     let (w, h, left, bottom, top) = (640.0, 360.0, 50.0, 50.0, 40.0);
     let max = series
         .iter()
-        .flat_map(|(_, v)| v.iter().copied())
+        .flat_map(|(_, v)| v.iter().flatten().copied())
         .fold(0.0f64, f64::max)
         .max(1e-9)
         * 1.15;
@@ -160,8 +169,16 @@ pub fn bar_chart(title: &str, cats: &[String], series: &[(String, Vec<f64>)]) ->
     for (si, (name, vals)) in series.iter().enumerate() {
         let color = COLORS[si % COLORS.len()];
         for (ci, v) in vals.iter().enumerate() {
-            let bh = v / max * plot_h;
             let x = left + ci as f64 * group_w + group_w * 0.1 + si as f64 * bar_w;
+            let Some(v) = v else {
+                svg.push_str(&format!(
+                    "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"9\" fill=\"gray\">not trained</text>\n",
+                    x + bar_w / 2.0,
+                    h - bottom - 4.0
+                ));
+                continue;
+            };
+            let bh = v / max * plot_h;
             let y = h - bottom - bh;
             svg.push_str(&format!(
                 "<rect x=\"{x:.1}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"{bh:.1}\" fill=\"{color}\"/>\n<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"10\">{v:.3}</text>\n",
@@ -308,10 +325,15 @@ mod tests {
         let svg = bar_chart(
             "a < b",
             &["x".into(), "y".into()],
-            &[("s".into(), vec![0.1, 0.2])],
+            &[("s".into(), vec![Some(0.1), None])],
         );
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
-        assert_eq!(svg.matches("<rect").count(), 1 + 2 + 1);
+        // A run not trained has no bar (not a bar of height 0) and says so.
+        assert_eq!(svg.matches("<rect").count(), 3, "{svg}");
+        assert!(
+            svg.contains("not trained") && svg.contains("0.100"),
+            "{svg}"
+        );
         assert!(svg.contains("a &lt; b"));
     }
 

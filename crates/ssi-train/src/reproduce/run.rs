@@ -72,6 +72,7 @@ impl Runner<'_> {
         let ds = self.ws.dataset;
         let report = evaluate_test_split(ds, &MostPop::fit(ds), self.plan.request().seed())?;
         let json = serde_json::to_string_pretty(&report.to_json()).expect("JSON values serialise");
+        check_output(&self.ws.out, "mostpop.json")?;
         ssi_data::dataset::write_atomic(&self.ws.out.join("mostpop.json"), json.as_bytes())?;
         Ok(Row {
             label: "MostPop".into(),
@@ -92,7 +93,14 @@ impl Runner<'_> {
         if train {
             return self.run(s).map(Some);
         }
-        if !self.ws.out.join(&s.name).join("test.json").exists() {
+        let dir = self.ws.out.join(&s.name);
+        if !RunDir::new(&dir).has_result() {
+            if dir.join("test.json").is_file() {
+                self.obs.notice(&format!(
+                    "left out of the tables: {} trains on (its test.json is of an earlier stop); rerun it with --resume to finish it",
+                    dir.display()
+                ));
+            }
             return Ok(None);
         }
         match self.run(s) {
@@ -113,7 +121,7 @@ impl Runner<'_> {
         let dir = self.ws.out.join(&s.name);
         self.check_existing(s, &dir)?;
         let test = dir.join("test.json");
-        if !test.exists() {
+        if !RunDir::new(&dir).has_result() {
             self.train(s, &dir)?;
         }
         let text = std::fs::read_to_string(&test).map_err(|e| ReproduceError::ReadResult {
@@ -172,7 +180,7 @@ impl Runner<'_> {
         }
         // A finished run is read back as it is; an unfinished one is resumed, where new
         // stopping limits are allowed and any other change is refused (`train_job`).
-        if !dir.join("test.json").exists() {
+        if !run.has_result() {
             return Ok(());
         }
         let differ = differing_settings(self.ws.dataset, &self.job(s, dir))?;
@@ -199,7 +207,9 @@ impl Runner<'_> {
             data_path: self.ws.data_path.clone(),
             device: self.ws.device.clone(),
             out: dir.to_path_buf(),
-            resume: RunDir::new(dir).has_run(),
+            // An S3-Rec stage cut off in its pre-training resumes it.
+            resume: RunDir::new(dir).has_run()
+                || RunDir::new(dir.join(crate::stages::PRETRAIN_DIR)).has_run(),
             init: s.init.as_ref().map(|i| out.join(i)),
             distill: s.distill.as_ref().map(|(t, base)| {
                 (
@@ -238,10 +248,65 @@ impl Runner<'_> {
         files: &[(String, &str)],
         markdown: &str,
     ) -> Result<(), ReproduceError> {
+        // All checked before any is written.
+        for (name, _) in files {
+            debug_assert!(OUTPUTS.contains(&name.as_str()), "{name} is not in OUTPUTS");
+            check_output(&self.ws.out, name)?;
+        }
         for (name, text) in files {
             ssi_data::dataset::write_atomic(&self.ws.out.join(name), text.as_bytes())?;
         }
         self.obs.written(output, markdown);
         Ok(())
     }
+}
+
+/// The files `reproduce` writes into its output folder beside the run folders.
+const OUTPUTS: [&str; 11] = [
+    "mostpop.json",
+    "table2.md",
+    "table2.csv",
+    "table3.md",
+    "table3.csv",
+    "figure3.md",
+    "figure3.csv",
+    "figure3.svg",
+    "figure4.md",
+    "figure4.csv",
+    "figure4.svg",
+];
+
+/// Whether `bytes`, found where the output `name` goes, is one `reproduce` wrote: MostPop's
+/// result, a Markdown table or figure page, a CSV with one of its headers, or an SVG chart.
+fn generated(name: &str, bytes: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(bytes);
+    match name.rsplit_once('.').map(|(_, ext)| ext) {
+        Some("json") => serde_json::from_slice::<serde_json::Value>(bytes)
+            .is_ok_and(|v| v.get("ndcg@10").is_some()),
+        Some("md") => text.starts_with("# Table") || text.starts_with("# Figure"),
+        Some("csv") => ["dataset,model,metric,", "variant,", "series,"]
+            .iter()
+            .any(|h| text.starts_with(h)),
+        Some("svg") => {
+            text.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\"")
+                && text.trim_end().ends_with("</svg>")
+        }
+        _ => false,
+    }
+}
+
+/// Refuses an output folder where a file `reproduce` would write is one it did not write:
+/// checked before anything trains, and again before each write.
+pub(super) fn check_outputs(out: &Path) -> Result<(), ReproduceError> {
+    for name in OUTPUTS {
+        check_output(out, name)?;
+    }
+    Ok(())
+}
+
+fn check_output(out: &Path, name: &str) -> Result<(), ReproduceError> {
+    ssi_data::dataset::check_replaceable(&out.join(name), "ssi reproduce or quickstart", |b| {
+        generated(name, b)
+    })?;
+    Ok(())
 }

@@ -62,13 +62,20 @@ pub(super) fn table3(
     ssi: Option<&Row>,
     hgn: Option<&Row>,
 ) -> Result<(), ReproduceError> {
-    let mut t3 = vec![ssi.map(|r| (PAPER_TABLE3[0].0.to_string(), r.metrics.clone()))];
+    let mut t3 = vec![(
+        PAPER_TABLE3[0].0.to_string(),
+        ssi.map(|r| r.metrics.clone()),
+    )];
     for s in imitation_variants(teach) {
         let row = r.run(&s)?;
-        t3.push(Some((s.label.clone(), row.metrics)));
+        t3.push((s.label.clone(), Some(row.metrics)));
     }
-    t3.push(hgn.map(|r| (PAPER_TABLE3[3].0.to_string(), r.metrics.clone())));
-    let t = render::table3(&t3.into_iter().flatten().collect::<Vec<_>>());
+    t3.push((
+        PAPER_TABLE3[3].0.to_string(),
+        hgn.map(|r| r.metrics.clone()),
+    ));
+    not_trained_notice(r, "Table 3", &[("SSI", ssi), ("HGN", hgn)]);
+    let t = render::table3(&t3);
     let files = [
         ("table3.md".into(), t.markdown.as_str()),
         ("table3.csv".into(), &t.csv),
@@ -90,6 +97,7 @@ pub(super) fn figure3(
         bars.push((format!("+{task}"), row.metrics["ndcg@10"].as_f64()));
     }
     bars.push(("SSI (all three)".into(), ndcg10(ssi)));
+    not_trained_notice(r, "Figure 3", &[("SSI", ssi), ("HGN", hgn)]);
     let figure = Figure {
         stem: "figure3",
         title: format!(
@@ -97,10 +105,7 @@ pub(super) fn figure3(
             r.plan.request().paper_dataset
         ),
         categories: bars.iter().map(|b| b.0.clone()).collect(),
-        series: vec![(
-            "NDCG@10".into(),
-            bars.iter().map(|b| b.1.unwrap_or(0.0)).collect(),
-        )],
+        series: vec![("NDCG@10".into(), bars.iter().map(|b| b.1).collect())],
     };
     write_figure(r, Output::Figure3, &figure)
 }
@@ -110,11 +115,11 @@ pub(super) fn figure4(r: &mut Runner) -> Result<(), ReproduceError> {
     let (mut bert, mut ssi_v) = (Vec::new(), Vec::new());
     for l in LAYERS {
         let (b, tl, s) = layer_stages(l, r.plan.base_layers());
-        bert.push(ndcg10(Some(&r.run(&b)?)).unwrap_or(0.0));
+        bert.push(ndcg10(Some(&r.run(&b)?)));
         for t in &tl {
             r.run(t)?;
         }
-        ssi_v.push(ndcg10(Some(&r.run(&s)?)).unwrap_or(0.0));
+        ssi_v.push(ndcg10(Some(&r.run(&s)?)));
     }
     let figure = Figure {
         stem: "figure4",
@@ -137,6 +142,22 @@ fn write_figure(r: &mut Runner, output: Output, f: &Figure) -> Result<(), Reprod
         (format!("{}.svg", f.stem), &svg),
     ];
     r.write(output, &files, &t.markdown)
+}
+
+/// Says which rows of an ablation come from runs this invocation neither trained nor found
+/// (the HGN baseline, the SSI-HGN student): they are marked "not trained" there.
+fn not_trained_notice(r: &mut Runner, what: &str, rows: &[(&str, Option<&Row>)]) {
+    let missing: Vec<&str> = rows
+        .iter()
+        .filter(|(_, row)| row.is_none())
+        .map(|(label, _)| *label)
+        .collect();
+    if !missing.is_empty() {
+        r.obs.notice(&format!(
+            "{what}: {} not trained in this folder, marked \"not trained\" (add --baselines hgn and --students hgn to train them)",
+            missing.join(" and ")
+        ));
+    }
 }
 
 fn ndcg10(r: Option<&Row>) -> Option<f64> {
