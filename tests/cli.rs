@@ -1883,3 +1883,42 @@ fn teacher_lists_are_trimmed_and_empty_entries_named() {
         "nowhere-a/config.json",
     );
 }
+
+/// An S3-Rec stage cut off after its pre-training (its folder holds only `pretrain/`) is resumed
+/// by the same `reproduce` command, not refused.
+#[test]
+fn reproduce_resumes_an_s3rec_stage_cut_off_in_pretraining() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path(), 100, 3);
+    let out = dir.path().join("rp");
+    let args = [
+        "reproduce",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--baselines",
+        "s3rec",
+        "--students",
+        "--set",
+        "epochs=1",
+        "--set",
+        "pretrain_epochs=1",
+        "--set",
+        "hidden=16",
+        "--set",
+        "max_steps_per_epoch=2",
+    ];
+    ok(&args);
+    let stage = out.join("s3rec");
+    assert!(stage.join("pretrain").join("state.json").exists());
+    for entry in std::fs::read_dir(&stage).unwrap().flatten() {
+        let keep = [".lock", "command.txt", "pretrain"];
+        if !keep.contains(&entry.file_name().to_str().unwrap()) {
+            std::fs::remove_file(entry.path()).unwrap();
+        }
+    }
+    let again = ok(&args);
+    assert!(again.contains("S3-Rec"), "{again}");
+    assert!(stage.join("test.json").exists());
+}
