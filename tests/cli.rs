@@ -1922,3 +1922,87 @@ fn reproduce_resumes_an_s3rec_stage_cut_off_in_pretraining() {
     assert!(again.contains("S3-Rec"), "{again}");
     assert!(stage.join("test.json").exists());
 }
+
+/// `ssi train --resume` of an S3-Rec run stopped in its pre-training goes on with the settings
+/// it was started with: others are refused (naming them), and its command.txt is kept.
+#[test]
+fn an_s3rec_run_stopped_in_pretraining_resumes_with_its_own_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path(), 100, 3);
+    let out = dir.path().join("s3");
+    let (d, o) = (data.to_str().unwrap(), out.to_str().unwrap());
+    let args = [
+        &["train", "--model", "s3rec", "--data", d, "--out", o][..],
+        &TINY_RUN[..],
+        &["--set", "pretrain_epochs=1"],
+    ]
+    .concat();
+    ok(&args);
+    for entry in std::fs::read_dir(&out).unwrap().flatten() {
+        if ![".lock", "command.txt", "pretrain"].contains(&entry.file_name().to_str().unwrap()) {
+            std::fs::remove_file(entry.path()).unwrap();
+        }
+    }
+    fails(
+        &[
+            "train", "--model", "s3rec", "--data", d, "--out", o, "--resume",
+        ],
+        "hidden 16 -> 64",
+    );
+    let command = std::fs::read_to_string(out.join("command.txt")).unwrap();
+    assert!(command.contains("hidden=16"), "{command}");
+    let mut resume = args.clone();
+    resume.push("--resume");
+    ok(&resume);
+    assert!(out.join("test.json").exists());
+}
+
+/// Outputs never replace what a command reads: the dataset's catalogue is an input of
+/// `data negatives`; an empty SSI_CACHE is unset, not the working folder; a cache that is a
+/// file is named as such.
+#[test]
+fn outputs_and_caches_never_land_on_the_users_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path(), 100, 3);
+    let d = data.to_str().unwrap();
+    let catalogue = dir.path().join("shop.items.tsv");
+    let before = std::fs::read(&catalogue).unwrap();
+    fails(
+        &[
+            "data",
+            "negatives",
+            "--data",
+            d,
+            "--out",
+            catalogue.to_str().unwrap(),
+            "--force",
+        ],
+        "is also the input",
+    );
+    assert_eq!(std::fs::read(&catalogue).unwrap(), before);
+
+    let work = dir.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    std::fs::write(work.join("beauty.txt"), "1 1 2 3\n").unwrap();
+    let xdg = dir.path().join("xdg");
+    let (url, h) = serve(b"1 2 3 4\n".to_vec(), 1);
+    cmd(&["data", "fetch", "beauty", "--base-url", &url])
+        .env("SSI_CACHE", "")
+        .env("XDG_CACHE_HOME", &xdg)
+        .current_dir(&work)
+        .assert()
+        .code(1)
+        .stderr(
+            predicate::str::contains("checksum mismatch")
+                .and(predicate::str::contains("has a wrong checksum").not()),
+        );
+    h.join().unwrap();
+    assert_eq!(
+        std::fs::read_to_string(work.join("beauty.txt")).unwrap(),
+        "1 1 2 3\n"
+    );
+    fails(
+        &["data", "fetch", "beauty", "--cache", d],
+        "is a file: give a folder",
+    );
+}

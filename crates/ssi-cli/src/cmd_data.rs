@@ -131,6 +131,7 @@ fn synth(a: SynthArgs) -> Result<()> {
     };
     let ds = generate(&cfg)?;
     ssi_data::dataset::check_outputs(&ds.outputs(&a.out), &[], a.force)?;
+    remove_stale_temps_beside(&a.out);
     ds.save(&a.out)?;
     let st = ds.stats();
     outln!(
@@ -228,6 +229,7 @@ fn ingest_log(a: IngestArgs) -> Result<()> {
     let mut inputs = vec![a.input.as_path()];
     inputs.extend(a.names.as_deref());
     ssi_data::dataset::check_outputs(&ing.outputs(&a.out), &inputs, a.force)?;
+    remove_stale_temps_beside(&a.out);
     let files = ing.save(&a.out)?;
     outln!(
         "read {} rows; {} dropped by {}-core filtering; {} users, {} items",
@@ -256,8 +258,20 @@ fn negatives(
     force: bool,
 ) -> Result<()> {
     let ds = crate::source::load(data.as_deref(), false)?;
-    let inputs: Vec<&std::path::Path> = data.as_deref().into_iter().collect();
+    // The dataset's catalogue and id map are read with it: inputs too.
+    let read: Vec<PathBuf> = data
+        .iter()
+        .flat_map(|d| {
+            [
+                d.clone(),
+                ssi_data::dataset::catalogue_path(d),
+                ssi_data::ingest::idmap_path(d),
+            ]
+        })
+        .collect();
+    let inputs: Vec<&std::path::Path> = read.iter().map(|p| p.as_path()).collect();
     ssi_data::dataset::check_outputs(std::slice::from_ref(&out), &inputs, force)?;
+    remove_stale_temps_beside(&out);
     let cfg = ssi_data::EvalConfig {
         seed,
         split,
@@ -289,6 +303,12 @@ fn delimiter(s: &str) -> Result<char, String> {
             }
         }
     }
+}
+
+/// Temporaries an interrupted earlier write left beside `out` (see `remove_stale_temps`).
+fn remove_stale_temps_beside(out: &std::path::Path) {
+    let dir = out.parent().filter(|d| !d.as_os_str().is_empty());
+    ssi_data::dataset::remove_stale_temps(dir.unwrap_or(std::path::Path::new(".")));
 }
 
 #[cfg(test)]

@@ -102,6 +102,7 @@ pub fn export(a: ExportArgs) -> Result<()> {
     let back = Bundle::from_bytes(&bytes, &burn::tensor::Device::flex())?;
     std::fs::create_dir_all(&a.out)
         .with_context(|| format!("cannot create {}", a.out.display()))?;
+    ssi_data::dataset::remove_stale_temps(&a.out);
     ssi_data::dataset::write_atomic(&a.out.join(FILE_NAME), &bytes)?;
     let mut readable = serde_json::to_value(&back.header)?;
     readable["catalogue"] = format!("{} items", back.header.catalogue.n_items()).into();

@@ -54,13 +54,15 @@ pub fn cache_dir(explicit: Option<PathBuf>) -> PathBuf {
     if let Some(p) = explicit {
         return p;
     }
-    if let Some(p) = std::env::var_os("SSI_CACHE") {
+    // An empty variable counts as unset (as the XDG spec says), not as the working folder.
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    if let Some(p) = var("SSI_CACHE") {
         return PathBuf::from(p);
     }
-    if let Some(p) = std::env::var_os("XDG_CACHE_HOME") {
+    if let Some(p) = var("XDG_CACHE_HOME") {
         return PathBuf::from(p).join("ssi");
     }
-    let home = std::env::var_os("HOME")
+    let home = var("HOME")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("."));
     home.join(".cache").join("ssi")
@@ -127,6 +129,12 @@ pub fn run(a: FetchArgs) -> Result<()> {
             )
         })?;
     let dir = cache_dir(a.cache);
+    if dir.exists() && !dir.is_dir() {
+        bail!(
+            "the cache folder {} is a file: give a folder with --cache (or SSI_CACHE)",
+            dir.display()
+        );
+    }
     let dest = dir.join(format!("{}.txt", known.name));
     if dest.exists() {
         let bytes =

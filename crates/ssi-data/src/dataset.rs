@@ -204,13 +204,18 @@ impl Dataset {
     /// Writes the dataset (and its catalogue beside it), after checking that the text loads:
     /// nothing is written that `Dataset::load` would refuse.
     pub fn save(&self, path: &Path) -> Result<(), DataError> {
+        write_all_or_none(&self.files(path)?)
+    }
+
+    /// The files `save(path)` writes, with their bytes (the dataset read back first).
+    pub fn files(&self, path: &Path) -> Result<Vec<(PathBuf, Vec<u8>)>, DataError> {
         let text = self.to_text();
         Dataset::parse(&text, path)?;
         let mut files = vec![(path.to_path_buf(), text.into_bytes())];
         if let Some(cat) = &self.catalogue {
             files.push((catalogue_path(path), cat.to_tsv().into_bytes()));
         }
-        write_all_or_none(&files)
+        Ok(files)
     }
 
     /// SHA-256 of the sequences in the text format (user ids and items): the dataset's identity,
@@ -477,12 +482,29 @@ fn resolved(path: &Path) -> Option<PathBuf> {
 /// Writes several files that belong together: if one write fails, the ones already written by
 /// this call are removed, so a full disk never leaves a dataset without its catalogue.
 pub fn write_all_or_none(files: &[(PathBuf, Vec<u8>)]) -> Result<(), DataError> {
-    for (i, (path, bytes)) in files.iter().enumerate() {
-        if let Err(e) = write_atomic(path, bytes) {
+    // Every file is written to its temporary first, then all are renamed: a process killed
+    // while writing leaves only temporaries (removed by `remove_stale_temps`), not half a set.
+    let mut temps = Vec::new();
+    for (path, bytes) in files {
+        match write_temp(path, bytes) {
+            Ok(t) => temps.push(t),
+            Err(e) => {
+                for t in &temps {
+                    let _ = std::fs::remove_file(t);
+                }
+                return Err(e);
+            }
+        }
+    }
+    for (i, ((path, _), tmp)) in files.iter().zip(&temps).enumerate() {
+        if let Err(e) = std::fs::rename(tmp, path) {
+            for t in &temps[i..] {
+                let _ = std::fs::remove_file(t);
+            }
             for (done, _) in &files[..i] {
                 let _ = std::fs::remove_file(done);
             }
-            return Err(e);
+            return Err(DataError::io(path, e));
         }
     }
     Ok(())
@@ -491,6 +513,16 @@ pub fn write_all_or_none(files: &[(PathBuf, Vec<u8>)]) -> Result<(), DataError> 
 /// Write to a temporary file in the same folder, then rename: a crash never leaves half a file.
 /// The temporary name is unique to the process and call, so two writers never share one.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), DataError> {
+    let tmp = write_temp(path, bytes)?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        DataError::io(path, e)
+    })
+}
+
+/// Writes `bytes` (flushed to disk) to a temporary file beside `path`, `.NAME.PID.N.tmp`, and
+/// returns its path.
+fn write_temp(path: &Path, bytes: &[u8]) -> Result<PathBuf, DataError> {
     use std::io::Write;
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
@@ -514,15 +546,70 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), DataError> {
         let _ = std::fs::remove_file(&tmp);
         return Err(DataError::io(path, e));
     }
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        DataError::io(path, e)
-    })
+    Ok(tmp)
+}
+
+/// Removes the temporary files `write_atomic` left in `dir` when its process was killed
+/// between writing and renaming (`.NAME.PID.N.tmp` of a process no longer running), so an
+/// interrupted command leaves no copies of model weights behind once the next one runs there.
+/// Files of running processes, and any other file, are left alone; where running processes
+/// cannot be listed (no `/proc`), nothing is removed.
+pub fn remove_stale_temps(dir: &Path) {
+    let proc = Path::new("/proc");
+    if !proc.join("self").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".tmp")) else {
+            continue;
+        };
+        let parts: Vec<&str> = rest.rsplitn(3, '.').collect();
+        let [n, pid, _file] = parts[..] else {
+            continue;
+        };
+        let numeric = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        if numeric(n)
+            && numeric(pid)
+            && pid != std::process::id().to_string()
+            && !proc.join(pid).exists()
+            && e.file_type().is_ok_and(|t| t.is_file())
+        {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn temps_of_dead_processes_are_removed_and_nothing_else() {
+        let dir = std::env::temp_dir().join(format!("ssi-temps-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ours = format!(".best.bpk.{}.0.tmp", std::process::id());
+        // PIDs never exceed 2^22 on Linux: 999999999 is no running process.
+        let names = [
+            ".best.bpk.999999999.3.tmp",
+            &ours,
+            ".notes.tmp",
+            "x.999999999.1.tmp",
+        ];
+        for n in names {
+            std::fs::write(dir.join(n), "x").unwrap();
+        }
+        remove_stale_temps(&dir);
+        let left = |n: &str| dir.join(n).exists();
+        if Path::new("/proc/self").exists() {
+            assert!(!left(names[0]));
+        }
+        assert!(left(&ours) && left(".notes.tmp") && left("x.999999999.1.tmp"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     fn parse(text: &str) -> Result<(Dataset, LoadReport), DataError> {
         Dataset::parse(text, Path::new("d.txt"))

@@ -3,7 +3,7 @@
 //! map, and an optional catalogue of display names.
 
 use crate::catalogue::Catalogue;
-use crate::dataset::{Dataset, Skip, write_atomic};
+use crate::dataset::{Dataset, Skip};
 use crate::error::DataError;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -468,13 +468,9 @@ impl Ingested {
         for (i, it) in self.item_map.iter().enumerate() {
             map.push_str(&format!("item\t{}\t{}\n", i + 1, tsv_escape(it)));
         }
-        // The id map first: if the dataset's files then fail, the map is removed with them.
-        let map_path = idmap_path(out);
-        write_atomic(&map_path, map.as_bytes())?;
-        if let Err(e) = self.dataset.save(out) {
-            let _ = std::fs::remove_file(&map_path);
-            return Err(e);
-        }
+        let mut files = self.dataset.files(out)?;
+        files.push((idmap_path(out), map.into_bytes()));
+        crate::dataset::write_all_or_none(&files)?;
         Ok(self.outputs(out))
     }
 }

@@ -85,10 +85,16 @@ pub fn train_job(
     check_memory(&model_cfg, &train_cfg, &job.device)?;
     std::fs::create_dir_all(&job.out).map_err(|e| io(&job.out, "cannot create", e))?;
     let _lock = lock_run(&job.out)?;
+    ssi_data::dataset::remove_stale_temps(&job.out);
+    ssi_data::dataset::remove_stale_temps(&job.out.join(PRETRAIN_DIR));
     if job.resume && dir.has_run() {
         resume_limits(&dir, job, &info, obs)?;
     }
-    if !dir.has_run() {
+    let in_pretraining = !dir.has_run() && pretrain.has_run();
+    if job.resume && in_pretraining {
+        same_settings_as_pretraining(&pretrain, &model_cfg, &train_cfg, &job.out)?;
+    }
+    if !dir.has_run() && !in_pretraining {
         refuse_foreign_run_files(&job.out)?;
         ssi_data::dataset::write_atomic(
             &dir.file("command.txt"),
@@ -286,6 +292,41 @@ fn resume_limits(
         ));
     }
     Ok(())
+}
+
+/// A run stopped in its pre-training (S3-Rec) has no `config.json` of its own yet: the settings
+/// it resumes with must be those its pre-training was started with (the fine-tuning is built
+/// from them), apart from the stopping limits and the epochs of each stage.
+fn same_settings_as_pretraining(
+    pretrain: &RunDir,
+    model: &ModelConfig,
+    train: &TrainConfig,
+    out: &Path,
+) -> Result<(), TrainError> {
+    let saved = pretrain.config()?;
+    let json = |v: &TrainConfig| serde_json::to_value(v).expect("configs serialise");
+    let pairs = [
+        (model.to_json(), saved.model.clone().resolved().to_json()),
+        (json(train), json(&saved.train)),
+    ];
+    let mut differ = Vec::new();
+    for (new, old) in &pairs {
+        for (k, v) in new.as_object().into_iter().flatten() {
+            let stage_specific = k == "eval_every" || LIMITS.contains(&k.as_str());
+            if !stage_specific && old.get(k) != Some(v) {
+                differ.push(format!("{k} {} -> {v}", old.get(k).unwrap_or(&Value::Null)));
+            }
+        }
+    }
+    if differ.is_empty() {
+        return Ok(());
+    }
+    Err(TrainError::Config(format!(
+        "{}: stopped in its pre-training, it resumes with the settings it was started with, and these differ: {}. Give them as its command did ({})",
+        out.display(),
+        differ.join(", "),
+        out.join("command.txt").display()
+    )))
 }
 
 /// New limits must describe the training the run has had: an epoch limit or time budget below
