@@ -1549,6 +1549,12 @@ fn settings_out_of_range_are_refused_before_anything_is_written() {
         ("sasrec", "init_std=-1", "init_std"),
         ("sasrec", "weight_decay=-0.1", "weight_decay"),
         ("grec", "decoder_input=both", "decoder_input"),
+        (
+            "sasrec",
+            "sampled_negatives=100000",
+            "sampled_negatives 100000 is not below",
+        ),
+        ("sasrec", "n_items=5", "\"n_items\" is not a setting"),
     ] {
         fails(
             &[
@@ -1558,6 +1564,40 @@ fn settings_out_of_range_are_refused_before_anything_is_written() {
         );
         assert!(!run.exists(), "{setting}: the run folder was created");
     }
+    fails(
+        &[
+            "train",
+            "--model",
+            "sasrec",
+            "--data",
+            d,
+            "--out",
+            r,
+            "--set",
+            "patience=0",
+            "--set",
+            "patience_steps=0",
+        ],
+        "both 0",
+    );
+    // A settings file that gives a setting twice is refused, naming it.
+    let twice = dir.path().join("twice.json");
+    std::fs::write(&twice, r#"{"hidden": 16, "hidden": 32}"#).unwrap();
+    fails(
+        &[
+            "train",
+            "--model",
+            "sasrec",
+            "--data",
+            d,
+            "--out",
+            r,
+            "--config",
+            twice.to_str().unwrap(),
+        ],
+        "\"hidden\" is given twice",
+    );
+    assert!(!run.exists());
 }
 
 #[test]

@@ -165,9 +165,17 @@ fn stats(file: Option<PathBuf>, json: bool) -> Result<()> {
             st.actions_without_test
         );
         outln!("avg actions per user     {:.2}", st.avg_actions_per_user);
-        outln!("avg actions per item     {:.2}", st.avg_actions_per_item);
+        outln!(
+            "avg actions per item     {:.2} (over the {} items that occur)",
+            st.avg_actions_per_item,
+            st.items
+        );
         outln!("sequence length          {}..={}", st.min_len, st.max_len);
-        outln!("density                  {:.5}", st.density);
+        outln!(
+            "density                  {:.5} (over all {} item ids)",
+            st.density,
+            st.max_item_id
+        );
     }
     Ok(())
 }

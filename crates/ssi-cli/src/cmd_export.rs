@@ -43,9 +43,12 @@ impl ExportArgs {
 pub fn export(a: ExportArgs) -> Result<()> {
     if a.out.exists() && !a.out.is_dir() {
         anyhow::bail!(
-            "--out {} is a file: a bundle is a folder (bundle.ssib and bundle.json); choose another --out",
+            "--out {} is not a folder: a bundle is a folder (bundle.ssib and bundle.json); choose another --out",
             a.out.display()
         );
+    }
+    if a.name.as_deref().is_some_and(|n| n.trim().is_empty()) {
+        anyhow::bail!("--name is empty: give the name the page shows for this model");
     }
     ssi_data::dataset::check_outputs(
         &[a.out.join(FILE_NAME), a.out.join("bundle.json")],

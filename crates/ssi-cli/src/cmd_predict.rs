@@ -84,12 +84,23 @@ pub fn predict(a: PredictArgs) -> Result<()> {
         );
     } else {
         for (i, (item, p)) in top.iter().enumerate() {
-            outln!(
-                "{:>3}. {:>6.2}%  #{item} {}",
-                i + 1,
-                p * 100.0,
-                b.header.catalogue.name(*item)
-            );
+            // Control characters of a name (an escape sequence in a bundle from elsewhere)
+            // are shown escaped, never sent to the terminal.
+            let name: String = b
+                .header
+                .catalogue
+                .name(*item)
+                .chars()
+                .flat_map(|c| {
+                    let escaped: Vec<char> = if c.is_control() {
+                        c.escape_default().collect()
+                    } else {
+                        vec![c]
+                    };
+                    escaped
+                })
+                .collect();
+            outln!("{:>3}. {:>6.2}%  #{item} {name}", i + 1, p * 100.0);
         }
     }
     Ok(())

@@ -44,6 +44,12 @@ pub fn train_job(
     let base = ModelConfig::new(job.kind, ds.n_items as usize, ds.n_users());
     let (model_cfg, train_cfg) =
         apply_settings(&base, &TrainConfig::defaults_for(&base), &job.settings)?;
+    if train_cfg.sampled_negatives as u64 >= ds.n_items as u64 {
+        return Err(TrainError::Config(format!(
+            "sampled_negatives {} is not below the {} items of the catalogue: sample fewer, or 0 for the full softmax over all of them",
+            train_cfg.sampled_negatives, ds.n_items
+        )));
+    }
     let dir = RunDir::new(&job.out);
     let pretrain = RunDir::new(job.out.join(PRETRAIN_DIR));
     if job.resume && !dir.has_run() && !pretrain.has_run() {

@@ -70,11 +70,47 @@ pub fn load_settings_file(path: &Path) -> Result<Vec<Setting>, TrainError> {
             path.display()
         ))
     })?;
+    // A JSON object keeps the last of two equal keys: a file that sets one twice is refused.
+    let Entries(entries) = serde_json::from_str(&text)
+        .map_err(|e| TrainError::Config(format!("{}: {e}", path.display())))?;
+    let mut seen = std::collections::HashSet::new();
+    if let Some((k, _)) = entries.iter().find(|(k, _)| !seen.insert(k.as_str())) {
+        return Err(TrainError::Config(format!(
+            "{}: the setting {k:?} is given twice; keep one",
+            path.display()
+        )));
+    }
     let file = path.display().to_string();
     Ok(obj
         .iter()
         .map(|(k, v)| Setting::lenient(k.clone(), v.clone(), Some(file.clone())))
         .collect())
+}
+
+/// The entries of a JSON object in file order, repeated keys included.
+struct Entries(Vec<(String, Value)>);
+
+impl<'de> serde::Deserialize<'de> for Entries {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Entries;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object of settings")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<Entries, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(entry) = m.next_entry::<String, Value>()? {
+                    entries.push(entry);
+                }
+                Ok(Entries(entries))
+            }
+        }
+        d.deserialize_map(Visit)
+    }
 }
 
 /// Keys of a model config that are not settings (they come from the dataset).
@@ -106,7 +142,13 @@ pub fn apply_settings(
             others.push(setting);
             continue;
         };
-        if model_keys.get(k).is_some() && !NOT_SETTINGS.contains(&k) {
+        if NOT_SETTINGS.contains(&k) {
+            return Err(TrainError::Config(format!(
+                "{k:?}{} is not a setting: the model comes from the command, the item and user counts from the dataset",
+                setting.place()
+            )));
+        }
+        if model_keys.get(k).is_some() {
             model_over.push((k.to_string(), value.clone()));
         } else if train_json.get(k).is_some() {
             train_json[k] = value.clone();
