@@ -1733,7 +1733,7 @@ fn report_rows_outlive_their_run_folders() {
         .assert()
         .code(1)
         .stderr(predicate::str::contains(
-            "README.md was not written by `ssi report`",
+            "README.md: was not written by `ssi report`",
         ));
     assert_eq!(
         std::fs::read_to_string(mine.join("README.md")).unwrap(),
