@@ -6,9 +6,10 @@
 #   bash scripts/check-docs.sh [--skip-first-two | --from N] [--work DIR]
 #
 # --from N starts at the Nth command (the set-up still runs), to finish a pass that was cut off.
-# --work DIR keeps the pass in DIR; given a DIR of an earlier pass (its clone, runs and installed
-# `ssi` are there), it continues in that clone without cloning or setting up again: with
-# --from N, a pass cut off at command N resumes where it stopped.
+# --work DIR keeps the pass in DIR; given a DIR of an earlier pass whose set-up ended (its clone,
+# runs and installed `ssi` are there), it continues in that clone without cloning or setting up
+# again: with --from N, a pass cut off at command N resumes there (remove what command N had
+# written first: most commands refuse to replace a run).
 # Set-up that stands in for the user (printed as it happens): `log.csv` is the synthetic shop
 # written as a CSV log (the "your data" of the README); `ssi data fetch` uses $SSI_CACHE, seeded
 # from ../shared/data/beauty.txt when that file exists (its checksum is still verified), else it
@@ -42,10 +43,11 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$repo/target}"
 export CARGO_INSTALL_ROOT="$work/cargo-root"
 export PATH="$CARGO_INSTALL_ROOT/bin:$HOME/.cargo/bin:$PATH"
 export SSI_CACHE="$work/cache"
-if [ -d "$work/clone/.git" ]; then
+if [ -f "$work/.setup-done" ]; then
   cd "$work/clone"
   echo "== continuing the pass in $work/clone ($(git rev-parse --short HEAD)), from command $((skip + 1))"
 else
+  rm -rf "$work/clone"  # a set-up cut off before it ended starts over
   git clone -q "$repo" "$work/clone"
   cd "$work/clone"
   echo "== fresh clone of $(git rev-parse --short HEAD) in $work/clone"
@@ -60,6 +62,7 @@ else
   awk 'BEGIN { print "user,item,ts" } { for (i = 2; i <= NF; i++) printf "u%s,p%s,%d\n", $1, $i, 1000 * i + NR }' \
     "$work/shop.txt" > log.csv
   echo "== set-up: log.csv ($(($(wc -l < log.csv) - 1)) interactions) stands for the user's log"
+  touch "$work/.setup-done"
 fi
 
 n=0

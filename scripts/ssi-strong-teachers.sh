@@ -11,6 +11,7 @@
 # the runs. Finished runs are kept and skipped, so a cut-off pass continues where it stopped.
 # Uses `ssi` from PATH (SSI=path to override) and one core per run (RAYON_NUM_THREADS=1).
 set -euo pipefail
+config="$(cd "$(dirname "$0")/.." && pwd)/configs/small.json"
 [ $# -ge 3 ] || { echo "usage: $0 DATA SASREC_RUN OUT [TEACHER_EPOCHS]" >&2; exit 2; }
 data=$1 start=$2 out=$3 teacher_epochs=${4:-15}
 ssi=${SSI:-ssi}
@@ -18,12 +19,14 @@ export RAYON_NUM_THREADS=${RAYON_NUM_THREADS:-1}
 [ -f "$data" ] || { echo "no dataset file $data" >&2; exit 1; }
 [ -f "$start/test.json" ] || { echo "$start is not a finished run (no test.json)" >&2; exit 1; }
 mkdir -p "$out"
-common=(--data "$data" --config configs/small.json)
+common=(--data "$data" --config "$config")
 
 # Runs a step unless its folder holds a finished run; an unfinished one resumes.
 step() {
   local name=$1; shift
-  if [ -f "$out/$name/test.json" ]; then echo "== $name: finished, kept"; return; fi
+  if [ -f "$out/$name/test.json" ] && grep -q '"finished": true' "$out/$name/state.json" 2>/dev/null; then
+    echo "== $name: finished, kept"; return
+  fi
   local args=("$@")
   if [ -f "$out/$name/state.json" ]; then
     # A resumed run keeps its start (`--init` and `--resume` do not go together).
@@ -34,7 +37,9 @@ step() {
     args+=(--resume)
   fi
   echo "== $name ($(date +%T))"
-  "$ssi" "${args[@]}" --out "$out/$name" >> "$out/$name.log" 2>&1
+  if ! "$ssi" "${args[@]}" --out "$out/$name" >> "$out/$name.log" 2>&1; then
+    tail -n 5 "$out/$name.log"; echo "== $name failed: see $out/$name.log" >&2; exit 1
+  fi
   tail -n 8 "$out/$name.log"
 }
 

@@ -1578,7 +1578,7 @@ fn settings_out_of_range_are_refused_before_anything_is_written() {
             "--set",
             "patience_steps=0",
         ],
-        "both 0",
+        "patience 0 with patience_steps 0",
     );
     // A settings file that gives a setting twice is refused, naming it.
     let twice = dir.path().join("twice.json");

@@ -63,9 +63,10 @@ pub fn export(a: ExportArgs) -> Result<()> {
         &a.checkpoint.display().to_string(),
     )?;
     let (_, model) = dir.load_best(&burn::tensor::Device::flex())?;
+    // A test.json beside a run that trains on is of an earlier stop: not this model's.
     let metrics = match dir.read_json::<serde_json::Value>("test.json") {
-        Ok(m) => m,
-        Err(_) => serde_json::Value::Null,
+        Ok(m) if dir.has_result() => m,
+        _ => serde_json::Value::Null,
     };
     let command = std::fs::read_to_string(dir.file("command.txt"))
         .ok()

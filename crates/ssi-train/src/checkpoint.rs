@@ -489,16 +489,24 @@ pub fn warm_start(
             config.kind().name()
         )));
     }
-    // A teacher's consistency head (eq. 1–3) has no place in a model of another task or none:
-    // the rest of its weights carry over and the head is left behind.
+    // A teacher's consistency head (eq. 1–3) may have no place in a model of another task or
+    // none: when its weights are all that is left over, the rest carry over without them (head
+    // weights that fit the new task's head start it).
     let task = |c: &ModelConfig| c.to_json().get("consistency").cloned();
     let other_head =
         task(&saved.model).is_some_and(|t| !t.is_null()) && task(&saved.model) != task(config);
-    let record = model
-        .into_record()
-        .allow_partial(true)
-        .allow_unused(other_head);
-    config.init(device).try_load_record(record).map_err(|e| {
+    let load = |m: AnyModel, allow_unused: bool| {
+        let record = m
+            .into_record()
+            .allow_partial(true)
+            .allow_unused(allow_unused);
+        config.init(device).try_load_record(record)
+    };
+    match load(model.clone(), false) {
+        Err(e) if other_head && only_head_left_over(&e.to_string()) => load(model, true),
+        loaded => loaded,
+    }
+    .map_err(|e| {
         let e = e.to_string();
         let why = if e.contains("Unused tensors") {
             "it has weights this model has no place for"
@@ -511,6 +519,19 @@ pub fn warm_start(
             ssi_models::common::brief(&e)
         ))
     })
+}
+
+/// Whether a load error lists unused tensors, every one of them a consistency head's.
+fn only_head_left_over(error: &str) -> bool {
+    let Some(list) = error.split("Unused tensors: [").nth(1) else {
+        return false;
+    };
+    let list = list.split(']').next().unwrap_or_default();
+    let names: Vec<&str> = list
+        .split(',')
+        .map(|n| n.trim().trim_matches('"'))
+        .collect();
+    !names.is_empty() && names.iter().all(|n| n.contains("consistency"))
 }
 
 /// Refuses a model with a NaN or infinite weight, naming the weight.

@@ -90,13 +90,6 @@ impl TrainConfig {
         if self.epochs == 0 {
             return bad("epochs", "0".into(), "at least 1");
         }
-        if self.patience == 0 && self.patience_steps == 0 {
-            return bad(
-                "patience",
-                "0 with patience_steps 0".into(),
-                "at least 1 while patience_steps is 0 (both 0 stop a run at its first validation, whatever it gives)",
-            );
-        }
         if self.batch_size == 0 || self.batch_size > 1_000_000 {
             return bad("batch_size", self.batch_size.to_string(), "1..=1000000");
         }

@@ -44,6 +44,11 @@ pub fn train_job(
     let base = ModelConfig::new(job.kind, ds.n_items as usize, ds.n_users());
     let (model_cfg, train_cfg) =
         apply_settings(&base, &TrainConfig::defaults_for(&base), &job.settings)?;
+    if train_cfg.patience == 0 && train_cfg.patience_steps == 0 {
+        return Err(TrainError::Config(
+            "patience 0 with patience_steps 0 stops a run at its first validation, whatever it gives: set one of them to at least 1".into(),
+        ));
+    }
     if train_cfg.sampled_negatives as u64 >= ds.n_items as u64 {
         return Err(TrainError::Config(format!(
             "sampled_negatives {} is not below the {} items of the catalogue: sample fewer, or 0 for the full softmax over all of them",
@@ -100,7 +105,8 @@ pub fn train_job(
     if job.resume && in_pretraining {
         same_settings_as_pretraining(&pretrain, &model_cfg, &train_cfg, &job.out)?;
     }
-    if !dir.has_run() && !in_pretraining {
+    let continues_pretraining = job.resume && in_pretraining;
+    if !dir.has_run() && !continues_pretraining {
         refuse_foreign_run_files(&job.out)?;
         ssi_data::dataset::write_atomic(
             &dir.file("command.txt"),
@@ -278,17 +284,9 @@ fn resume_limits(
         )));
     }
     if !limits.is_empty() {
-        let state = dir.state()?;
-        limits_cover_the_run(dir, &state, &saved.train, &train)?;
-        if state.can_continue(&train) {
-            // The run trains on: its result is no longer the one in test.json.
-            match std::fs::remove_file(dir.file("test.json")) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(io(&dir.file("test.json"), "cannot remove", e));
-                }
-                _ => {}
-            }
-        }
+        // A reopened run's test.json stays until the run finishes again: readers take it only
+        // beside a finished state.json (`RunDir::has_result`).
+        limits_cover_the_run(dir, &dir.state()?, &saved.train, &train)?;
         let open = dir.set_limits(&train)?;
         obs.notice(&format!(
             "{}: new limits {}{}",
@@ -344,14 +342,17 @@ fn limits_cover_the_run(
     saved: &TrainConfig,
     new: &TrainConfig,
 ) -> Result<(), TrainError> {
+    // Only the limits this command changes: a run stopped by its time budget has trained a
+    // little past it, and keeps that budget.
     let mut below = Vec::new();
-    if new.epochs < state.epoch {
+    if new.epochs != saved.epochs && new.epochs < state.epoch {
         below.push(format!(
             "epochs {} is below the {} epochs it has trained",
             new.epochs, state.epoch
         ));
     }
-    if let Some(m) = new.time_budget_minutes
+    if new.time_budget_minutes != saved.time_budget_minutes
+        && let Some(m) = new.time_budget_minutes
         && m * 60.0 < state.train_seconds
     {
         below.push(format!(

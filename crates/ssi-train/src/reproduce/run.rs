@@ -97,7 +97,7 @@ impl Runner<'_> {
         if !RunDir::new(&dir).has_result() {
             if dir.join("test.json").is_file() {
                 self.obs.notice(&format!(
-                    "left out of the tables: {} trains on (its test.json is of an earlier stop); rerun it with --resume to finish it",
+                    "left out of the tables: {} trains on (its test.json is of an earlier stop); finish it with `ssi train --resume --out` it, or ask this command for its stage",
                     dir.display()
                 ));
             }
@@ -283,7 +283,14 @@ fn generated(name: &str, bytes: &[u8]) -> bool {
     match name.rsplit_once('.').map(|(_, ext)| ext) {
         Some("json") => serde_json::from_slice::<serde_json::Value>(bytes)
             .is_ok_and(|v| v.get("ndcg@10").is_some()),
-        Some("md") => text.starts_with("# Table") || text.starts_with("# Figure"),
+        Some("md") => [
+            "# Table 2 on ",
+            "# Table 3: effect of",
+            "# Figure 3 (",
+            "# Figure 4 (",
+        ]
+        .iter()
+        .any(|h| text.starts_with(h)),
         Some("csv") => ["dataset,model,metric,", "variant,", "series,"]
             .iter()
             .any(|h| text.starts_with(h)),
