@@ -552,15 +552,39 @@ fn write_temp(path: &Path, bytes: &[u8]) -> Result<PathBuf, DataError> {
 /// Removes the temporary files `write_atomic` left in `dir` when its process was killed
 /// between writing and renaming (`.NAME.PID.N.tmp` of a process no longer running), so an
 /// interrupted command leaves no copies of model weights behind once the next one runs there.
-/// Files of running processes, and any other file, are left alone; where running processes
-/// cannot be listed (no `/proc`), nothing is removed.
+/// Only this user's files untouched for a minute count: `/proc` may hide other users'
+/// processes, and a shared folder may be written from another machine. Files of running
+/// processes, and any other file, are left alone; without `/proc`, nothing is removed.
 pub fn remove_stale_temps(dir: &Path) {
+    remove_temps_older_than(dir, std::time::Duration::from_secs(60));
+}
+
+#[cfg(unix)]
+fn owner(m: &std::fs::Metadata) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    Some(m.uid())
+}
+
+#[cfg(not(unix))]
+fn owner(_: &std::fs::Metadata) -> Option<u32> {
+    None
+}
+
+fn remove_temps_older_than(dir: &Path, age: std::time::Duration) {
     let proc = Path::new("/proc");
-    if !proc.join("self").exists() {
+    let Ok(me) = std::fs::metadata(proc.join("self")) else {
         return;
-    }
+    };
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
+    };
+    let stale = |m: &std::fs::Metadata| {
+        owner(m) == owner(&me)
+            && m.is_file()
+            && m.modified()
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|e| e >= age)
     };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
@@ -576,7 +600,7 @@ pub fn remove_stale_temps(dir: &Path) {
             && numeric(pid)
             && pid != std::process::id().to_string()
             && !proc.join(pid).exists()
-            && e.file_type().is_ok_and(|t| t.is_file())
+            && e.metadata().is_ok_and(|m| stale(&m))
         {
             let _ = std::fs::remove_file(e.path());
         }
@@ -602,7 +626,10 @@ mod tests {
         for n in names {
             std::fs::write(dir.join(n), "x").unwrap();
         }
+        // Too recent for the default minute; every one old enough at zero.
         remove_stale_temps(&dir);
+        assert!(dir.join(names[0]).exists());
+        remove_temps_older_than(&dir, std::time::Duration::ZERO);
         let left = |n: &str| dir.join(n).exists();
         if Path::new("/proc/self").exists() {
             assert!(!left(names[0]));
