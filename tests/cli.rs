@@ -1846,6 +1846,14 @@ fn bench_refuses_sizes_beyond_the_memory_before_allocating() {
         ],
         "item table of",
     );
+    // A size the model refuses names bench's own flag.
+    fails(
+        &[
+            "bench", "--models", "sasrec", "--items", "10", "--batch", "2", "--len", "1",
+            "--steps", "1",
+        ],
+        "max_len from --len 1",
+    );
 }
 
 /// Stopping `quickstart --jobs 2` (or `reproduce`) with SIGTERM stops the stage processes it
