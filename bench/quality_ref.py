@@ -9,7 +9,9 @@ split with both protocols. Candidates come from `ssi data negatives` (the same 9
 user that `ssi` ranks), so both sides rank identical candidates; ties count against the target.
 
 Writes `log.jsonl` (one line per epoch, the keys of `ssi train`'s log) and `test.json` (the keys
-of `ssi eval --json`) into `--out`.
+of `ssi eval --json`) into `--out`, and `last.pt` after every epoch: `--resume` continues from it
+exactly as if never stopped (weights, Adam, both random states, the shuffled order, patience),
+so a long run can be split over sittings.
 
     ssi data negatives --data D --split valid --out valid.neg
     ssi data negatives --data D --split test --out test.neg
@@ -223,6 +225,9 @@ def main():
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--test-only", action="store_true",
                    help="evaluate the saved best.pt of --out on the test split and stop")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from its last epoch (last.pt): weights, Adam, "
+                        "both random states, patience and minutes, so it trains as if never stopped")
     args = p.parse_args()
     torch.manual_seed(args.seed)
     random.seed(args.seed)
@@ -243,11 +248,35 @@ def main():
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     os.makedirs(args.out, exist_ok=True)
     best, best_state, bad, started = -1.0, None, 0, time.time()
+    first = 1
+    last_path = os.path.join(args.out, "last.pt")
     if args.test_only:
         saved = torch.load(os.path.join(args.out, "best.pt"), map_location=dev)
         best_state, best_epoch = saved["state"], saved["epoch"]
-    log = open(os.path.join(args.out, "log.jsonl"), "a" if args.test_only else "w")
-    for epoch in range(1, 0 if args.test_only else args.epochs + 1):
+    elif args.resume:
+        if not os.path.exists(last_path):
+            p.error(f"--resume: {last_path} does not exist (a run checkpoints after each epoch)")
+        ck = torch.load(last_path, map_location=dev, weights_only=False)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optim"])
+        random.setstate(ck["py_random"])
+        torch.set_rng_state(ck["torch_rng"])
+        best, bad, best_epoch = ck["best"], ck["bad"], ck["best_epoch"]
+        best_state = torch.load(os.path.join(args.out, "best.pt"), map_location=dev)["state"]
+        trainable = ck["order"]  # shuffled in place each epoch: the next shuffle starts from it
+        first = ck["epoch"] + 1
+        started = time.time() - ck["minutes"] * 60
+        # Lines of epochs after the checkpoint (a cut-off epoch) would appear twice.
+        with open(os.path.join(args.out, "log.jsonl")) as f:
+            kept = [l for l in f if json.loads(l).get("epoch", 0) <= ck["epoch"]]
+        with open(os.path.join(args.out, "log.jsonl"), "w") as f:
+            f.writelines(kept)
+        print(f"resuming after epoch {ck['epoch']} (best {best:.4f} at epoch {best_epoch})", flush=True)
+    log = open(os.path.join(args.out, "log.jsonl"), "a" if args.test_only or args.resume else "w")
+    stop = args.resume and bad >= args.patience  # a run that had already stopped: test only
+    for epoch in range(first, 0 if args.test_only else args.epochs + 1):
+        if stop:
+            break
         random.shuffle(trainable)
         t0, loss_sum, steps = time.time(), 0.0, 0
         for start in range(0, len(trainable), args.batch):
@@ -278,8 +307,13 @@ def main():
         log.write(json.dumps(line) + "\n")
         log.flush()
         print(json.dumps(line), flush=True)
-        if bad >= args.patience or (args.time_budget_minutes and time.time() - started > args.time_budget_minutes * 60):
-            break
+        ck = {"model": model.state_dict(), "optim": opt.state_dict(), "py_random": random.getstate(),
+              "torch_rng": torch.get_rng_state(), "order": trainable, "epoch": epoch, "best": best, "bad": bad,
+              "best_epoch": best_epoch, "minutes": line["minutes"]}
+        torch.save(ck, last_path + ".tmp")
+        os.replace(last_path + ".tmp", last_path)  # a run killed mid-write keeps the previous one
+        stop = bad >= args.patience or bool(
+            args.time_budget_minutes and time.time() - started > args.time_budget_minutes * 60)
     model.load_state_dict(best_state)
     test = evaluate(model, seqs, users, tneg, "test", dev, full=True)
     test.update({"model": f"{args.model}-pytorch", "dataset": os.path.basename(args.data), "split": "test",
