@@ -334,6 +334,15 @@ fn quickstart_runs_without_files() {
             &["quickstart", "--epochs", "2", "--minutes", "1"][..],
             "--minutes",
         ),
+        // What to evaluate: each of the three ways is named, and only one is taken.
+        (
+            &["eval"][..],
+            "--model <MODEL>|--checkpoint <CHECKPOINT>|--bundle <BUNDLE>",
+        ),
+        (
+            &["eval", "--checkpoint", "a", "--bundle", "b"][..],
+            "cannot be used with",
+        ),
     ] {
         cmd(args)
             .assert()

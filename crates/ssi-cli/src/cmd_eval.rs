@@ -1,7 +1,7 @@
 //! `ssi eval`: a recommender under the paper's protocol and full ranking.
 
 use anyhow::{Context, Result, bail};
-use clap::{Args, ValueEnum};
+use clap::{ArgGroup, Args, ValueEnum};
 use ssi_data::{
     Dataset, EvalConfig, EvalReport, Evaluator, MarkovChain, MostPop, Recommender, Split,
 };
@@ -88,17 +88,13 @@ impl ProtocolArgs {
 }
 
 #[derive(Args)]
+#[command(group(ArgGroup::new("what").required(true).args(["model", "checkpoint", "bundle"])))]
 pub struct EvalArgs {
-    /// A count-based model (or use --checkpoint).
-    #[arg(
-        long,
-        value_enum,
-        required_unless_present_any = ["checkpoint", "bundle"],
-        conflicts_with_all = ["checkpoint", "bundle"]
-    )]
+    /// A count-based model (or use --checkpoint or --bundle).
+    #[arg(long, value_enum)]
     model: Option<CountModel>,
     /// A run folder written by `ssi train`: its best epoch is evaluated.
-    #[arg(long, conflicts_with = "bundle")]
+    #[arg(long)]
     checkpoint: Option<PathBuf>,
     /// A bundle written by `ssi export` or downloaded from the browser app (bundle.ssib).
     #[arg(long)]
