@@ -14,8 +14,9 @@
 # written as a CSV log (the "your data" of the README); `ssi data fetch` uses $SSI_CACHE, seeded
 # from ../shared/data/beauty.txt when that file exists (its checksum is still verified), else it
 # downloads. CARGO_TARGET_DIR is shared with this checkout's target/ so nothing builds twice.
-# Takes one to two hours on 2 cores: the README trains a dozen models on the CSV log, each until
-# the stopping rule (at least 1,000 steps past its best), and the first two commands add ~20 min.
+# Takes about 4 hours on 2 cores (docs/results/check-docs.md): the README trains about twenty
+# models on the CSV log, each until its stopping rule or 200 epochs; split it over sittings with
+# --work and --from.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 skip=0
