@@ -57,6 +57,11 @@ pub struct SasRecConfig {
     /// in configs and bundles written before it existed, reads as `false`, as they were trained.
     #[config(default = "None")]
     pub attend_padding: Option<bool>,
+    /// `true`: the padding row of the item table keeps its initial value (no gradient reaches
+    /// it), as `padding_idx` does in the PyTorch reference; `null`/`false`: it is trained like
+    /// any row. Matters only with `attend_padding`, where items read the padding.
+    #[config(default = "None")]
+    pub freeze_padding: Option<bool>,
     /// SSI teacher task (eq. 1–3, beyond the paper: its teachers are BERT4Rec); `None`: plain
     /// SASRec. The next four are BERT4Rec's settings of the same names, with its defaults (λ 1,
     /// n-grams of 2, one n-gram per negative, negatives with probability 0.5), written into a
@@ -86,6 +91,8 @@ pub struct SasRec {
     pub max_len: usize,
     #[module(skip)]
     pub attend_padding: bool,
+    #[module(skip)]
+    pub freeze_padding: bool,
     /// Present on temporal and persona teachers.
     pub consistency_mlp: Option<ConsistencyMlp>,
     /// Present on global teachers: eq. 3 compares projections of the states, so that InfoNCE
@@ -120,6 +127,7 @@ impl SasRecConfig {
             hidden: self.hidden,
             max_len: self.max_len,
             attend_padding: self.attend_padding.unwrap_or(false),
+            freeze_padding: self.freeze_padding.unwrap_or(false),
             consistency_mlp: ConsistencyMlp::for_task(self.consistency, self.hidden, device),
             global_proj: (self.consistency == Some(ConsistencyTask::Global))
                 .then(|| LinearConfig::new(self.hidden, self.hidden).init(device)),
@@ -162,10 +170,14 @@ impl SasRec {
     pub fn states(&self, ids: Tensor<2, Int>, causal: bool) -> Tensor<3> {
         let [b, l] = ids.dims();
         let device = ids.device();
-        let x = self
-            .item_emb
-            .forward(ids.clone())
-            .mul_scalar((self.hidden as f32).sqrt())
+        let mut items = self.item_emb.forward(ids.clone());
+        if self.freeze_padding {
+            // Padding positions read a detached copy of the row: its gradient is zero.
+            let real = ids.clone().not_equal_elem(0).float().unsqueeze_dim::<3>(2);
+            let pad = real.clone().neg().add_scalar(1.0);
+            items = items.clone() * real + items.detach() * pad;
+        }
+        let x = items.mul_scalar((self.hidden as f32).sqrt())
             + self.pos_emb.forward(positions(b, l, self.max_len, &device));
         let x = dropout(&self.dropout, x);
         let attn = causal.then(|| generate_autoregressive_mask(b, l, &device));

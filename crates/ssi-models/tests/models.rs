@@ -54,10 +54,14 @@ fn sequences() -> Vec<Vec<u32>> {
 }
 
 fn train(kind: ModelKind, steps: usize) -> (AnyModel, f32, f32) {
+    train_with(tiny_config(kind), steps)
+}
+
+fn train_with(cfg: ModelConfig, steps: usize) -> (AnyModel, f32, f32) {
     let _rng = rng_lock();
     let device = Device::flex().autodiff();
     device.seed(1);
-    let mut model = tiny_config(kind).init(&device);
+    let mut model = cfg.init(&device);
     let mut optim = AdamConfig::new().init();
     let seqs = sequences();
     let refs: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
@@ -234,6 +238,40 @@ fn attended_padding_is_an_input_independent_of_the_batch() {
     assert!(close(&alone, &beside_longer[..alone.len()]));
     let moved = encode(&with_random_pad_row(model), &[&[3, 4]]);
     assert!(!close(&alone, &moved), "the padding row changed nothing");
+}
+
+/// `freeze_padding` keeps the padding row at its initial value through training, as
+/// `padding_idx` does in PyTorch; without it the row learns (items attend to it).
+#[test]
+fn a_frozen_padding_row_does_not_learn() {
+    let pad_row = |m: &AnyModel| -> Vec<f32> {
+        match m {
+            AnyModel::Sasrec(m) => m.item_emb.weight.val().narrow(0, 0, 1),
+            _ => unreachable!(),
+        }
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap()
+    };
+    let device = Device::flex();
+    for freeze in [true, false] {
+        let cfg = tiny_config(ModelKind::Sasrec)
+            .with_overrides(&[("freeze_padding".into(), freeze.into())])
+            .unwrap();
+        let initial = {
+            let _rng = rng_lock();
+            device.seed(1);
+            pad_row(&cfg.init(&device.clone().autodiff()))
+        };
+        let (model, first, last) = train_with(cfg, 20);
+        assert!(last < first, "freeze {freeze}: loss {first} -> {last}");
+        assert_eq!(
+            close(&initial, &pad_row(&model)),
+            freeze,
+            "freeze_padding {freeze}: the padding row moved {}",
+            if freeze { "" } else { "not" }
+        );
+    }
 }
 
 #[test]
