@@ -249,6 +249,10 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     best, best_state, bad, started = -1.0, None, 0, time.time()
     first = 1
+    # What the run's trajectory depends on; a resumed run must keep them (limits may change).
+    run_args = {k: v for k, v in vars(args).items()
+                if k not in ("epochs", "patience", "time_budget_minutes", "threads", "device",
+                             "test_only", "resume", "out")}
     last_path = os.path.join(args.out, "last.pt")
     if args.test_only:
         saved = torch.load(os.path.join(args.out, "best.pt"), map_location=dev)
@@ -257,6 +261,11 @@ def main():
         if not os.path.exists(last_path):
             p.error(f"--resume: {last_path} does not exist (a run checkpoints after each epoch)")
         ck = torch.load(last_path, map_location=dev, weights_only=False)
+        saved = ck.get("args", run_args)  # checkpoints written before the check carry none
+        changed = [f"--{k.replace('_', '-')} {saved.get(k)} -> {v}" for k, v in run_args.items()
+                   if saved.get(k) != v]
+        if changed:
+            p.error(f"--resume: {last_path} was trained with other settings: {', '.join(changed)}")
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optim"])
         random.setstate(ck["py_random"])
@@ -309,7 +318,7 @@ def main():
         print(json.dumps(line), flush=True)
         ck = {"model": model.state_dict(), "optim": opt.state_dict(), "py_random": random.getstate(),
               "torch_rng": torch.get_rng_state(), "order": trainable, "epoch": epoch, "best": best, "bad": bad,
-              "best_epoch": best_epoch, "minutes": line["minutes"]}
+              "best_epoch": best_epoch, "minutes": line["minutes"], "args": run_args}
         torch.save(ck, last_path + ".tmp")
         os.replace(last_path + ".tmp", last_path)  # a run killed mid-write keeps the previous one
         stop = bad >= args.patience or bool(
