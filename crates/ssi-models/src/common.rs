@@ -1,6 +1,7 @@
 //! Shared pieces: batches built from item-id sequences, and initialisation.
 
 use burn::nn::Initializer;
+use burn::nn::transformer::TransformerEncoder;
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
 /// Embedding initialiser. burn's default N(0, 1) is far too large for dot-product scoring.
@@ -22,6 +23,44 @@ pub fn transformer_init(std: Option<f64>) -> Initializer {
             fan_out_only: false,
         },
     }
+}
+
+/// The encoder's biases as PyTorch's `nn.TransformerEncoderLayer` initialises them: the attention
+/// projections' (`in_proj_bias`, `out_proj.bias`) zero, the feed-forward layers' U(±1/√fan_in)
+/// (`nn.Linear`'s default). burn draws biases with the weights' initialiser instead.
+pub fn torch_biases(mut enc: TransformerEncoder, device: &Device) -> TransformerEncoder {
+    use burn::module::Param;
+    use burn::tensor::Distribution;
+    let zero = |b: &mut Option<Param<Tensor<1>>>| {
+        if let Some(p) = b.take() {
+            *b = Some(Param::from_tensor(Tensor::zeros(p.val().dims(), device)));
+        }
+    };
+    let uniform = |b: &mut Option<Param<Tensor<1>>>, fan_in: usize| {
+        if let Some(p) = b.take() {
+            let r = 1.0 / (fan_in as f64).sqrt();
+            *b = Some(Param::from_tensor(Tensor::random(
+                p.val().dims(),
+                Distribution::Uniform(-r, r),
+                device,
+            )));
+        }
+    };
+    for l in &mut enc.layers {
+        for lin in [
+            &mut l.mha.query,
+            &mut l.mha.key,
+            &mut l.mha.value,
+            &mut l.mha.output,
+        ] {
+            zero(&mut lin.bias);
+        }
+        let inner = l.pwff.linear_inner.weight.dims()[0];
+        let outer = l.pwff.linear_outer.weight.dims()[0];
+        uniform(&mut l.pwff.linear_inner.bias, inner);
+        uniform(&mut l.pwff.linear_outer.bias, outer);
+    }
+    enc
 }
 
 /// How training batches are shaped for the backend. GPU backends compile (and autotune) kernels

@@ -9,6 +9,7 @@
 //! (SASRec has no mask token, so a plain SASRec run can be continued as a teacher).
 
 use crate::common::{
+    torch_biases,
     Batch, TrainBatch, batch_len, int2, left_pad, masked_batch_len, pad_loss_rows, pad_mask,
     small_init, transformer_init,
 };
@@ -62,6 +63,11 @@ pub struct SasRecConfig {
     /// any row. Matters only with `attend_padding`, where items read the padding.
     #[config(default = "None")]
     pub freeze_padding: Option<bool>,
+    /// `true`: the transformer's biases start as PyTorch's `nn.TransformerEncoderLayer` starts
+    /// them (attention projections 0, feed-forward U(±1/√fan_in)); `null`/`false`: burn's, drawn
+    /// with the weights' initialiser (N(0, `init_std`)). docs/results/recipe.md measures both.
+    #[config(default = "None")]
+    pub torch_biases: Option<bool>,
     /// SSI teacher task (eq. 1–3, beyond the paper: its teachers are BERT4Rec); `None`: plain
     /// SASRec. The next four are BERT4Rec's settings of the same names, with its defaults (λ 1,
     /// n-grams of 2, one n-gram per negative, negatives with probability 0.5), written into a
@@ -104,6 +110,14 @@ pub struct SasRec {
 
 impl SasRecConfig {
     pub fn init(&self, device: &Device) -> SasRec {
+        let mut model = self.init_plain(device);
+        if self.torch_biases == Some(true) {
+            model.encoder = torch_biases(model.encoder, device);
+        }
+        model
+    }
+
+    fn init_plain(&self, device: &Device) -> SasRec {
         SasRec {
             item_emb: EmbeddingConfig::new(self.n_items + 1, self.hidden)
                 .with_initializer(small_init())

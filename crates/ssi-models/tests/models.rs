@@ -550,3 +550,48 @@ fn teacher_loss_is_own_loss_plus_weighted_auxiliary_loss() {
         }
     }
 }
+
+/// `torch_biases` starts the encoder's biases as PyTorch's transformer layer does: attention
+/// projections at zero, feed-forward layers U(±1/√fan_in); without it burn draws them N(0, 0.02).
+#[test]
+fn torch_biases_start_as_pytorchs() {
+    let device = Device::flex();
+    let vals = |b: &Option<burn::module::Param<Tensor<1>>>| -> Vec<f32> {
+        b.as_ref()
+            .unwrap()
+            .val()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap()
+    };
+    for torch in [true, false] {
+        let cfg = tiny_config(ModelKind::Sasrec)
+            .with_overrides(&[("torch_biases".into(), torch.into())])
+            .unwrap();
+        let model = {
+            let _rng = rng_lock();
+            device.seed(3);
+            cfg.init(&device)
+        };
+        let AnyModel::Sasrec(m) = model else {
+            unreachable!()
+        };
+        for l in &m.encoder.layers {
+            for lin in [&l.mha.query, &l.mha.key, &l.mha.value, &l.mha.output] {
+                let b = vals(&lin.bias);
+                assert_eq!(b.iter().all(|&x| x == 0.0), torch, "attention bias {b:?}");
+            }
+            for lin in [&l.pwff.linear_inner, &l.pwff.linear_outer] {
+                let fan_in = lin.weight.val().dims()[0] as f32;
+                let b = vals(&lin.bias);
+                let max = b.iter().fold(0f32, |a, &x| a.max(x.abs()));
+                assert!(
+                    max <= 1.0 / fan_in.sqrt(),
+                    "feed-forward bias beyond ±1/√fan_in"
+                );
+                // Hidden 16: bounds 0.25 and 0.125, where N(0, 0.02) stays below 0.09 (4.5 σ).
+                assert_eq!(max > 0.09, torch, "feed-forward bias {max}");
+            }
+        }
+    }
+}
