@@ -266,8 +266,13 @@ impl Engine {
             return Err(EngineError::NothingToTune);
         }
         let n = sequences.len();
+        // The model's own training defaults, as `ssi train` uses them (SASRec: PyTorch's epsilon).
+        let adam = match self.header.model.train_defaults().adam_epsilon {
+            Some(e) => AdamConfig::new().with_epsilon(e as f32),
+            None => AdamConfig::new(),
+        };
         self.tuner = Some(FineTuner {
-            optim: AdamConfig::new().init(),
+            optim: adam.init(),
             lr: cfg.lr,
             batch_size: cfg.batch_size.max(1),
             epoch: 0,

@@ -291,8 +291,11 @@ impl crate::model::ModelSpec for GrecConfig {
     /// GREC overfits without a penalty (its validation peaks early while its training loss
     /// falls); its public code trains with an L2 penalty, and 1e-4 is the value measured on all
     /// three files (docs/results/grec.md).
-    fn default_weight_decay(&self) -> Option<f64> {
-        Some(1e-4)
+    fn train_defaults(&self) -> crate::model::TrainDefaults {
+        crate::model::TrainDefaults {
+            weight_decay: Some(1e-4),
+            ..Default::default()
+        }
     }
 }
 

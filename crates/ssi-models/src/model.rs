@@ -117,11 +117,21 @@ pub trait ModelSpec {
     {
         self
     }
-    /// The L2 penalty (the `weight_decay` training setting) a new run of this model gets when
-    /// no setting names one: a model's own training default, the same on every dataset.
-    fn default_weight_decay(&self) -> Option<f64> {
-        None
+    /// The training settings a new run of this model gets where no setting names them: a
+    /// model's own training defaults, the same on every dataset.
+    fn train_defaults(&self) -> TrainDefaults {
+        TrainDefaults::default()
     }
+}
+
+/// A model's own defaults for training settings (`TrainConfig` fields of the same names);
+/// `None`: the trainer's.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct TrainDefaults {
+    /// The L2 penalty (`weight_decay`).
+    pub weight_decay: Option<f64>,
+    /// Adam's epsilon (`adam_epsilon`).
+    pub adam_epsilon: Option<f64>,
 }
 
 /// Declares the models, one line each: `module::Variant(Config, Model) = "cli-name", "Display";`
@@ -207,10 +217,10 @@ macro_rules! model_list {
                 }
             }
 
-            /// The L2 penalty a new run of this model trains with unless a setting names one.
-            pub fn default_weight_decay(&self) -> Option<f64> {
+            /// The training settings a new run of this model gets unless a setting names them.
+            pub fn train_defaults(&self) -> $crate::model::TrainDefaults {
                 match self {
-                    $($(#[$attr])* ModelConfig::$kind(c) => $crate::model::ModelSpec::default_weight_decay(c),)*
+                    $($(#[$attr])* ModelConfig::$kind(c) => $crate::model::ModelSpec::train_defaults(c),)*
                 }
             }
 

@@ -65,7 +65,9 @@ pub struct SasRecConfig {
     pub freeze_padding: Option<bool>,
     /// `true`: the transformer's biases start as PyTorch's `nn.TransformerEncoderLayer` starts
     /// them (attention projections 0, feed-forward U(±1/√fan_in)); `null`/`false`: burn's, drawn
-    /// with the weights' initialiser (N(0, `init_std`)). docs/results/recipe.md measures both.
+    /// with the weights' initialiser (N(0, `init_std`)). New runs get `true` (`defaults`: the
+    /// first epochs learn as the reference's, docs/results/recipe.md); `null`, in configs written
+    /// before it existed, reads as `false`, as they were trained.
     #[config(default = "None")]
     pub torch_biases: Option<bool>,
     /// SSI teacher task (eq. 1–3, beyond the paper: its teachers are BERT4Rec); `None`: plain
@@ -241,7 +243,18 @@ impl ConsistencyEncoder for SasRec {
 impl crate::model::ModelSpec for SasRecConfig {
     crate::model::spec_basics!(SasRec);
     fn defaults(n_items: usize, _n_users: usize) -> Self {
-        Self::new(n_items).with_attend_padding(Some(true))
+        Self::new(n_items)
+            .with_attend_padding(Some(true))
+            .with_torch_biases(Some(true))
+    }
+
+    /// PyTorch's Adam epsilon (1e-8, against burn's 1e-5): with PyTorch's bias initialisation it
+    /// makes the first epochs learn as the PyTorch reference does (docs/results/recipe.md).
+    fn train_defaults(&self) -> crate::model::TrainDefaults {
+        crate::model::TrainDefaults {
+            adam_epsilon: Some(1e-8),
+            ..Default::default()
+        }
     }
 
     /// A teacher's consistency settings written out with their defaults; a plain SASRec keeps

@@ -75,7 +75,10 @@ impl TrainConfig {
     /// The training defaults of a new run of `model`: [`TrainConfig::new`] with the model's own
     /// defaults (its L2 penalty) over them. Settings are applied over this.
     pub fn defaults_for(model: &ModelConfig) -> Self {
-        TrainConfig::new().with_weight_decay(model.default_weight_decay())
+        let own = model.train_defaults();
+        TrainConfig::new()
+            .with_weight_decay(own.weight_decay)
+            .with_adam_epsilon(own.adam_epsilon)
     }
 
     /// Checks every setting against its allowed range; the error names the setting.

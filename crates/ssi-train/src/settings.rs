@@ -376,8 +376,8 @@ mod tests {
         }
     }
 
-    /// A model's own training defaults (GREC's L2 penalty) come before the settings, which
-    /// still win, and the other models keep training's defaults.
+    /// A model's own training defaults (GREC's L2 penalty, SASRec's Adam epsilon) come before
+    /// the settings, which still win, and the other models keep training's defaults.
     #[test]
     fn a_model_brings_its_training_defaults_and_settings_win() {
         let grec = ModelConfig::new(ModelKind::Grec, 50, 10);
@@ -395,6 +395,17 @@ mod tests {
             let m = ModelConfig::new(kind, 50, 10);
             assert_eq!(TrainConfig::defaults_for(&m).weight_decay, None, "{kind:?}");
         }
+        // SASRec trains with PyTorch's Adam epsilon, the others with burn's (null).
+        for kind in ModelKind::ALL {
+            let m = ModelConfig::new(kind, 50, 10);
+            let want = (kind == ModelKind::Sasrec).then_some(1e-8);
+            let (_, t) = apply_settings(&m, &TrainConfig::defaults_for(&m), &[]).unwrap();
+            assert_eq!(t.adam_epsilon, want, "{kind:?}");
+        }
+        let sasrec = ModelConfig::new(ModelKind::Sasrec, 50, 10);
+        let set = [Setting::parse("adam_epsilon=null").unwrap()];
+        let (_, t) = apply_settings(&sasrec, &TrainConfig::defaults_for(&sasrec), &set).unwrap();
+        assert_eq!(t.adam_epsilon, None);
     }
 
     /// A SASRec teacher's config says what it trains with (its consistency settings written
