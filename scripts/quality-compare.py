@@ -19,7 +19,16 @@ def load(path):
     log = os.path.join(path, "log.jsonl")
     rows = [json.loads(l) for l in open(log)] if os.path.isfile(log) else []
     test = os.path.join(path, "test.json")
-    return rows, (json.load(open(test)) if os.path.isfile(test) else None)
+    if not os.path.isfile(test):
+        return rows, None
+    # A run resumed past an earlier stop trains on with that stop's test.json: ours says so in
+    # state.json, and for either program epochs logged after test.json was written show it.
+    state = os.path.join(path, "state.json")
+    if os.path.isfile(state) and not json.load(open(state)).get("finished", False):
+        return rows, None
+    if os.path.isfile(log) and os.path.getmtime(log) > os.path.getmtime(test):
+        return rows, None
+    return rows, json.load(open(test))
 
 
 def main():
