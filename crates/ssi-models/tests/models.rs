@@ -457,7 +457,17 @@ fn consistency_teachers_learn_their_auxiliary_task() {
         for task in ["temporal", "persona", "global"] {
             let device = Device::flex().autodiff();
             device.seed(2);
-            let mut model = teacher(kind, task, &device);
+            // At hidden 16 PyTorch's feed-forward biases (U(±1/4)) dwarf the σ = 0.02 weights:
+            // the SASRec persona task then leaves chance slowly, by an amount that varies with the
+            // floating-point summation order. This test is about each task's gradient, so it
+            // takes burn's biases; the real teachers continue a trained SASRec (`--init`).
+            let mut model = match kind {
+                ModelKind::Sasrec => model_config(kind, task)
+                    .with_overrides(&[("torch_biases".into(), false.into())])
+                    .unwrap()
+                    .init(&device),
+                _ => teacher(kind, task, &device),
+            };
             let name = ModelConfig::teacher_name(&model_config(kind, task));
             let want = match kind {
                 ModelKind::Bert4rec => task.to_string(),
@@ -467,10 +477,8 @@ fn consistency_teachers_learn_their_auxiliary_task() {
             let mut optim = AdamConfig::new().init();
             let mut rng = seeded(4);
             let mut aux = Vec::new();
-            // SASRec's small (σ = 0.02) weights and PyTorch-style biases (U(±1/4) at hidden 16)
-            // learn the binary tasks slowly at first.
-            let steps = if kind == ModelKind::Sasrec { 1500 } else { 700 };
-            for _ in 0..steps {
+            // SASRec's small (σ = 0.02) initialisation learns the binary tasks slowly at first.
+            for _ in 0..700 {
                 let loss = aux_loss(&model, &refs, &mut rng).unwrap();
                 aux.push(loss.clone().into_scalar::<f32>());
                 let grads = GradientsParams::from_grads(loss.backward(), &model);
