@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # SSI on strong teachers (docs/results/ssi-sasrec-teachers.md), the same for every dataset:
-# three SASRec teachers continue a converged SASRec run, each with one consistency task; HGN is
-# trained alone to its stopping rule; from HGN's best weights, HGN continues alone (the same-run
-# reference, another seed) and SSI-HGN continues imitating the teachers (the `best` preset's
-# imitation options), both to their stopping rules.
+# three SASRec teachers continue a converged SASRec run, each with one consistency task; from
+# that run's weights, SASRec continues alone (the same-run reference, another seed) and SSI-SASRec
+# continues imitating the teachers (the `best` preset's imitation options); HGN is trained alone
+# to its stopping rule, and from its best weights HGN continues alone and SSI-HGN imitating the
+# teachers. Every run stops by its rule.
 #
 #   bash scripts/ssi-strong-teachers.sh DATA SASREC_RUN OUT [TEACHER_EPOCHS]
 #
@@ -50,8 +51,10 @@ for task in temporal persona global; do
   seed=$((seed + 1))
 done
 teachers="$out/teacher-temporal,$out/teacher-persona,$out/teacher-global"
+imitate=(--teachers "$teachers" --teacher-full-history --imitation-points next --temperature 4)
+step sasrec-cont train --model sasrec "${common[@]}" --seed 2 --init "$start"
+step ssi-sasrec distill --student sasrec "${imitate[@]}" --init "$start" "${common[@]}"
 step hgn train --model hgn "${common[@]}"
 step hgn-cont train --model hgn "${common[@]}" --seed 2 --init "$out/hgn"
-step ssi-hgn distill --student hgn --teachers "$teachers" --teacher-full-history \
-  --imitation-points next --temperature 4 --init "$out/hgn" "${common[@]}"
+step ssi-hgn distill --student hgn "${imitate[@]}" --init "$out/hgn" "${common[@]}"
 echo "== done: ssi report $out/* (or a folder of links to them) puts the rows on the results page"
