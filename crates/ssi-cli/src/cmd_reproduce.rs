@@ -96,9 +96,20 @@ pub struct ReproduceArgs {
     /// SSI student is compared with (`ssi train --init`; docs/ssi.md).
     #[arg(long)]
     warm_start: bool,
+    /// The model of the three consistency teachers: bert4rec (the paper's) or sasrec (beyond
+    /// the paper: SASRec's next-item loss plus the consistency task; with a warm start the
+    /// teachers continue the SASRec run). Works with either preset.
+    #[arg(long, value_enum, default_value = "bert4rec")]
+    teacher_model: TeacherModel,
     /// Train only the named stage (run folder name) of this invocation: what --jobs runs.
     #[arg(long, hide = true)]
     stage: Option<String>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TeacherModel {
+    Bert4rec,
+    Sasrec,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -170,6 +181,10 @@ fn request(a: &ReproduceArgs, paper_dataset: String) -> Result<Request> {
             },
         },
         warm_start: a.warm_start || a.preset == Preset::Best,
+        teacher_model: match a.teacher_model {
+            TeacherModel::Bert4rec => ModelKind::Bert4rec,
+            TeacherModel::Sasrec => ModelKind::Sasrec,
+        },
         paper_dataset,
     })
 }

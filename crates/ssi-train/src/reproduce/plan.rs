@@ -100,9 +100,12 @@ pub struct Request {
     /// Students of SSI to train (and their teachers); finished runs of the others are read back.
     pub students: Vec<ModelKind>,
     pub imitation: ImitationOptions,
-    /// Teachers start from the BERT4Rec run and each SSI student from its own run alone, which
-    /// is also continued alone from the same weights as the student's reference.
+    /// Teachers start from the run of their model alone and each SSI student from its own run
+    /// alone, which is also continued alone from the same weights as the student's reference.
     pub warm_start: bool,
+    /// The model of the three consistency teachers: BERT4Rec (the paper's) or SASRec (beyond
+    /// the paper: its next-item loss plus the consistency task, `SasRecConfig::consistency`).
+    pub teacher_model: ModelKind,
     /// The dataset's name in the paper's tables (e.g. beauty).
     pub paper_dataset: String,
 }
@@ -118,11 +121,12 @@ impl Request {
     }
 
     /// The baselines this invocation trains: those asked for, and with a warm start also the
-    /// runs the warm starts start from (BERT4Rec when teachers are trained, each student alone).
+    /// runs the warm starts start from (the teachers' model when teachers are trained, each
+    /// student alone).
     pub(super) fn trained_baselines(&self) -> Vec<ModelKind> {
         let mut kinds = self.baselines.clone();
         if self.warm_start {
-            let teachers_start = self.needs_teachers().then_some(ModelKind::Bert4rec);
+            let teachers_start = self.needs_teachers().then_some(self.teacher_model);
             for k in teachers_start
                 .into_iter()
                 .chain(self.students.iter().copied())
@@ -271,7 +275,7 @@ impl Plan {
 
     /// The teachers of Table 2, warm-started if the invocation asks for it.
     pub(super) fn table2_teachers(&self) -> Vec<Stage> {
-        let teach = teachers("", None);
+        let teach = teachers(self.request.teacher_model, "", None);
         if self.request.warm_start {
             return teach.into_iter().map(warm_start).collect();
         }
@@ -288,7 +292,7 @@ fn ordered_stages(a: &Request, base_layers: Option<usize>) -> Vec<Stage> {
             out.push(all.remove(i));
         }
     }
-    let teach = teachers("", None);
+    let teach = teachers(a.teacher_model, "", None);
     for &k in &a.students {
         out.push(ssi_student(k, &teach));
     }
@@ -312,7 +316,7 @@ fn ordered_stages(a: &Request, base_layers: Option<usize>) -> Vec<Stage> {
     }
     if a.ablations.contains(&Ablation::Layers) {
         for l in LAYERS {
-            let (b, tl, s) = layer_stages(l, base_layers);
+            let (b, tl, s) = layer_stages(a.teacher_model, l, base_layers);
             out.push(b);
             out.extend(tl);
             out.push(s);
@@ -333,7 +337,7 @@ pub fn student_runs(student: ModelKind) -> (String, String, String) {
     (
         alone_name(student),
         continued_stage(student).name,
-        ssi_student(student, &teachers("", None)).name,
+        ssi_name(student),
     )
 }
 
@@ -357,13 +361,11 @@ pub(super) fn continued_stage(student: ModelKind) -> Stage {
     s
 }
 
-/// Warm start on a stage of Table 2: teachers start from the BERT4Rec run, SSI students from
-/// their own run alone.
+/// Warm start on a stage of Table 2: teachers start from the run of their model alone, SSI
+/// students from their own run alone.
 pub(super) fn warm_start(mut s: Stage) -> Stage {
-    if s.distill.is_some() {
+    if s.distill.is_some() || s.name.starts_with("teacher-") {
         s.init = Some(alone_name(s.kind));
-    } else if s.name.starts_with("teacher-") {
-        s.init = Some(alone_name(ModelKind::Bert4rec));
     }
     s
 }
@@ -379,15 +381,17 @@ fn stage(name: &str, label: &str, kind: ModelKind) -> Stage {
     }
 }
 
-pub(super) fn teachers(prefix: &str, layers: Option<usize>) -> Vec<Stage> {
+/// The three consistency teachers of model `kind`, named `{prefix}teacher-TASK`.
+pub(super) fn teachers(kind: ModelKind, prefix: &str, layers: Option<usize>) -> Vec<Stage> {
     ConsistencyTask::ALL
         .iter()
         .map(|t| {
-            let mut s = stage(
-                &format!("{prefix}teacher-{}", t.name()),
-                &format!("Teacher ({})", t.name()),
-                ModelKind::Bert4rec,
-            );
+            // Labels as `ssi report` names teachers: the task alone for the paper's BERT4Rec.
+            let label = match kind {
+                ModelKind::Bert4rec => format!("Teacher ({})", t.name()),
+                k => format!("Teacher ({}-{})", k.id(), t.name()),
+            };
+            let mut s = stage(&format!("{prefix}teacher-{}", t.name()), &label, kind);
             s.settings.push(Setting::strict("consistency", t.name()));
             if let Some(l) = layers {
                 s.settings.push(Setting::strict("layers", l));
@@ -428,11 +432,15 @@ pub(super) fn baseline_stages() -> Vec<Stage> {
     ]
 }
 
+fn ssi_name(student: ModelKind) -> String {
+    format!("ssi-{}", student.name().to_ascii_lowercase())
+}
+
 /// SSI with `student`, imitating all three teachers.
 pub(super) fn ssi_student(student: ModelKind, teach: &[Stage]) -> Stage {
     let all: Vec<&Stage> = teach.iter().collect();
     ssi(
-        &format!("ssi-{}", student.name().to_ascii_lowercase()),
+        &ssi_name(student),
         &student_label(student),
         student,
         &all,
@@ -477,25 +485,30 @@ pub(super) fn single_teacher_students(teach: &[Stage]) -> Vec<Stage> {
         .collect()
 }
 
-/// Figure 4 at `l` layers: BERT4Rec, its three teachers and SSI-HGN imitating them. At the
-/// configured depth (`base`) these are Table 2's own runs, reused rather than trained twice.
-pub(super) fn layer_stages(l: usize, base: Option<usize>) -> (Stage, Vec<Stage>, Stage) {
+/// Figure 4 at `l` layers: the teachers' model alone (the paper's BERT4Rec), its three teachers
+/// and SSI-HGN imitating them. At the configured depth (`base`) these are Table 2's own runs,
+/// reused rather than trained twice.
+pub(super) fn layer_stages(
+    teacher: ModelKind,
+    l: usize,
+    base: Option<usize>,
+) -> (Stage, Vec<Stage>, Stage) {
     if base == Some(l) {
-        let teach = teachers("", None);
+        let teach = teachers(teacher, "", None);
         let student = ssi_student(ModelKind::Hgn, &teach);
-        let bert = baseline_stages()
+        let alone = baseline_stages()
             .into_iter()
-            .find(|s| s.kind == ModelKind::Bert4rec)
-            .expect("BERT4Rec is a baseline");
-        return (bert, teach, student);
+            .find(|s| s.kind == teacher)
+            .expect("the teachers' model is a baseline");
+        return (alone, teach, student);
     }
     let mut b = stage(
-        &format!("l{l}-bert4rec"),
-        &format!("BERT4Rec ({l} layers)"),
-        ModelKind::Bert4rec,
+        &format!("l{l}-{}", teacher.id()),
+        &format!("{} ({l} layers)", teacher.name()),
+        teacher,
     );
     b.settings.push(Setting::strict("layers", l));
-    let tl = teachers(&format!("l{l}-"), Some(l));
+    let tl = teachers(teacher, &format!("l{l}-"), Some(l));
     let refs: Vec<&Stage> = tl.iter().collect();
     let s = ssi(
         &format!("l{l}-ssi-hgn"),
@@ -533,6 +546,7 @@ mod tests {
             students: students.to_vec(),
             imitation: ImitationOptions::FAITHFUL,
             warm_start,
+            teacher_model: ModelKind::Bert4rec,
             paper_dataset: "shop".into(),
         }
     }
@@ -573,6 +587,33 @@ mod tests {
             plan.stage("nothing"),
             Err(ReproduceError::UnknownStage(_))
         ));
+    }
+
+    #[test]
+    fn sasrec_teachers_continue_the_sasrec_run() {
+        let mut r = request(&[ModelKind::Hgn, ModelKind::Sasrec], true);
+        r.teacher_model = ModelKind::Sasrec;
+        let plan = Plan::new(r, &shop()).unwrap();
+        let n = names(&plan);
+        // SASRec alone is trained first (the teachers' and SSI-SASRec's start); no BERT4Rec.
+        assert!(!n.contains(&"bert4rec"), "{n:?}");
+        let at = |name: &str| n.iter().position(|x| *x == name).unwrap();
+        for t in plan.table2_teachers() {
+            assert_eq!(t.kind, ModelKind::Sasrec);
+            assert_eq!(t.init.as_deref(), Some("sasrec"));
+            assert!(t.label.starts_with("Teacher (sasrec-"), "{}", t.label);
+            assert!(at("sasrec") < at(&t.name) && at(&t.name) < at("ssi-hgn"));
+        }
+        let ssi = plan.stage("ssi-sasrec").unwrap();
+        assert_eq!(ssi.init.as_deref(), Some("sasrec"));
+        assert_eq!(
+            plan.stage("sasrec-continued").unwrap().init.as_deref(),
+            Some("sasrec")
+        );
+        // A model without a consistency task cannot teach.
+        let mut r = request(&[ModelKind::Hgn], false);
+        r.teacher_model = ModelKind::Gru4rec;
+        assert!(Plan::new(r, &shop()).is_err());
     }
 
     #[test]

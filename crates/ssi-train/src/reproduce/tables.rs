@@ -110,11 +110,13 @@ pub(super) fn figure3(
     write_figure(r, Output::Figure3, &figure)
 }
 
-/// Figure 4: BERT4Rec and SSI-HGN with teachers of 1, 2, 4 and 8 layers.
+/// Figure 4: the teachers' model (the paper's BERT4Rec) and SSI-HGN with teachers of 1, 2, 4
+/// and 8 layers.
 pub(super) fn figure4(r: &mut Runner) -> Result<(), ReproduceError> {
     let (mut bert, mut ssi_v) = (Vec::new(), Vec::new());
+    let teacher = r.plan.request().teacher_model;
     for l in LAYERS {
-        let (b, tl, s) = layer_stages(l, r.plan.base_layers());
+        let (b, tl, s) = layer_stages(teacher, l, r.plan.base_layers());
         bert.push(ndcg10(Some(&r.run(&b)?)));
         for t in &tl {
             r.run(t)?;
@@ -128,7 +130,7 @@ pub(super) fn figure4(r: &mut Runner) -> Result<(), ReproduceError> {
             r.plan.request().paper_dataset
         ),
         categories: LAYERS.iter().map(|l| format!("{l} layers")).collect(),
-        series: vec![("BERT4Rec".into(), bert), ("SSI".into(), ssi_v)],
+        series: vec![(teacher.name().into(), bert), ("SSI".into(), ssi_v)],
     };
     write_figure(r, Output::Figure4, &figure)
 }
