@@ -627,6 +627,14 @@ fn train_then_eval_checkpoint() {
     assert!(extended["ndcg@10"].as_f64().is_some());
     let log = std::fs::read_to_string(run.join("log.jsonl")).unwrap();
     assert_eq!(log.lines().count(), 2, "{log}");
+    // command.txt keeps the command that started the run and adds the one that resumed it.
+    let commands = std::fs::read_to_string(run.join("command.txt")).unwrap();
+    let lines: Vec<&str> = commands.lines().collect();
+    assert_eq!(lines.len(), 2, "{commands}");
+    assert!(
+        !lines[0].contains("--resume") && lines[1].contains("--resume"),
+        "{commands}"
+    );
     assert!(
         std::fs::read_to_string(run.join("config.json"))
             .unwrap()

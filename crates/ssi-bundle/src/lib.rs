@@ -48,7 +48,8 @@ pub enum BundleError {
 pub struct Provenance {
     pub dataset: String,
     pub n_users: usize,
-    /// The command that trained the model, when recorded.
+    /// The commands that trained the model (the start, then each resume, one per line), when
+    /// recorded.
     pub command: Option<String>,
     /// Test metrics of the model (the keys of `ssi eval --json`).
     pub metrics: serde_json::Value,

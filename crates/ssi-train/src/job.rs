@@ -100,6 +100,11 @@ pub fn train_job(
     ssi_data::dataset::remove_stale_temps(&job.out.join(PRETRAIN_DIR));
     if job.resume && dir.has_run() {
         resume_limits(&dir, job, &info, obs)?;
+        // One line per invocation: a run resumed with a new limit says so wherever it is shown.
+        let path = dir.file("command.txt");
+        let before = std::fs::read_to_string(&path).unwrap_or_default();
+        let lines = format!("{}\n{}", before.trim_end(), job.command.join(" "));
+        ssi_data::dataset::write_atomic(&path, lines.trim_start().as_bytes())?;
     }
     let in_pretraining = !dir.has_run() && pretrain.has_run();
     if job.resume && in_pretraining {

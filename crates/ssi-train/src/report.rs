@@ -40,7 +40,8 @@ pub struct Row {
     pub full_recall10: Option<f64>,
     pub full_ndcg10: Option<f64>,
     pub train_minutes: Option<f64>,
-    /// The command that started the run (`command.txt`) and its seed.
+    /// The command that started the run and those that resumed it, one per line
+    /// (`command.txt`).
     pub command: Option<String>,
     pub seed: u64,
     /// Validation NDCG@10 per epoch (`log.jsonl`), for the curves of SSI against its student.
@@ -451,12 +452,15 @@ pub fn to_markdown(
         }
         md.push('\n');
         for r in rows.iter().filter(|r| r.dataset == d) {
-            md.push_str(&format!(
-                "- `{}` (seed {}): `{}`\n",
-                r.config,
-                r.seed,
-                r.command.as_deref().unwrap_or("command not recorded")
-            ));
+            let commands: Vec<&str> = r.command.as_deref().map_or(vec![], |c| c.lines().collect());
+            let shown = match commands.as_slice() {
+                [] => "`command not recorded`".to_string(),
+                [first, resumed @ ..] => std::iter::once(format!("`{first}`"))
+                    .chain(resumed.iter().map(|c| format!("resumed with `{c}`")))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            };
+            md.push_str(&format!("- `{}` (seed {}): {shown}\n", r.config, r.seed));
         }
         md.push_str(&goals(rows, d));
         for c in charts.iter().filter(|c| c.dataset == d) {
@@ -592,6 +596,28 @@ mod tests {
             ssi,
             init_from: start.map(PathBuf::from),
         }
+    }
+
+    #[test]
+    fn a_resumed_run_shows_every_command_that_trained_it() {
+        let rows = vec![
+            Row {
+                command: Some(
+                    "ssi train --epochs 3 --out r\nssi train --epochs 200 --resume --out r".into(),
+                ),
+                ..row("r", false, None, 0.3, 0.03)
+            },
+            row("q", false, None, 0.3, 0.03),
+        ];
+        let md = to_markdown(&rows, &|_, _| None, &[], &[], &[]);
+        assert!(
+            md.contains("- `r` (seed 42): `ssi train --epochs 3 --out r`, resumed with `ssi train --epochs 200 --resume --out r`\n"),
+            "{md}"
+        );
+        assert!(
+            md.contains("- `q` (seed 42): `command not recorded`\n"),
+            "{md}"
+        );
     }
 
     #[test]
