@@ -52,4 +52,4 @@ step "browser tests: wasm-bindgen-test in headless Chromium (CPU and WebGPU)"
 # WebGPU is software-rendered on a machine without a GPU: a fine-tune step's first shader
 # compilations take seconds, so each test gets more than the runner's 20 s default.
 WASM_BINDGEN_TEST_TIMEOUT=120 CHROMEDRIVER=$(command -v chromedriver) \
-  cargo test --release -p ssi-web --features webgpu --target wasm32-unknown-unknown --test browser
+  cargo test --release -p ssi-web --features webgpu,fusion --target wasm32-unknown-unknown --test browser

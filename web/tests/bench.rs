@@ -2,7 +2,7 @@
 //! backends, bundle load time, top-20 prediction latency for the shipped bundle and for a
 //! 12k-item HGN, and fine-tuning sequences/s. It prints the figures (`docs/results/web-speed.md`
 //! records them with the command) and asserts only that the work was done: timings are never
-//! asserted. Run: `cargo test --release -p ssi-web --features webgpu --target
+//! asserted. Run: `cargo test --release -p ssi-web --features webgpu,fusion --target
 //! wasm32-unknown-unknown --test bench -- --nocapture`.
 #![cfg(target_arch = "wasm32")]
 
