@@ -36,7 +36,7 @@ impl std::str::FromStr for Negatives {
 #[derive(Args, Clone)]
 pub struct ProtocolArgs {
     /// Seed of the negative samples (the same seed gives every model the same candidates).
-    #[arg(long, default_value_t = 42)]
+    #[arg(long, default_value_t = ssi_train::config::EVAL_SEED)]
     pub seed: u64,
     /// Negatives per target for the sampled protocol (the paper: 99), or a file of candidates in
     /// the S3-Rec `*_sample.txt` layout (one line per user: user id, then its negative ids).

@@ -8,6 +8,10 @@ use ssi_models::imitation::ImitationConfig;
 use ssi_models::loss::Softmax;
 use std::path::{Path, PathBuf};
 
+/// The seed of every new run's sampled negatives (`TrainConfig::eval_seed`) and `ssi eval`'s
+/// default: one set of candidates per dataset.
+pub const EVAL_SEED: u64 = 42;
+
 #[derive(Config, Debug)]
 pub struct TrainConfig {
     #[config(default = 200)]
@@ -69,6 +73,13 @@ pub struct TrainConfig {
     /// Adam's epsilon; `null`: burn's default, 1e-5 (PyTorch's is 1e-8).
     #[config(default = "None")]
     pub adam_epsilon: Option<f64>,
+    /// Seed of the 99 sampled negatives of validation and test. New runs get 42 whatever their
+    /// `seed`, so that runs of one dataset trained with different seeds rank their targets among
+    /// the same candidates (as `ssi eval` does by default) and their sampled figures compare;
+    /// `null` (runs written before this setting existed): the run's `seed`, as they were
+    /// evaluated.
+    #[config(default = "None")]
+    pub eval_seed: Option<u64>,
 }
 
 impl TrainConfig {
@@ -79,6 +90,12 @@ impl TrainConfig {
         TrainConfig::new()
             .with_weight_decay(own.weight_decay)
             .with_adam_epsilon(own.adam_epsilon)
+            .with_eval_seed(Some(EVAL_SEED))
+    }
+
+    /// The seed of the sampled negatives this run is validated and tested with.
+    pub fn candidates_seed(&self) -> u64 {
+        self.eval_seed.unwrap_or(self.seed)
     }
 
     /// Checks every setting against its allowed range; the error names the setting.

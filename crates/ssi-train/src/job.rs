@@ -166,7 +166,7 @@ pub fn train_job(
     Ok((state, report))
 }
 
-/// The best epoch of the run in `dir` on the test split: 99 negatives drawn with the run's seed,
+/// The best epoch of the run in `dir` on the test split: 99 negatives drawn with its `eval_seed`,
 /// and full ranking.
 pub fn evaluate_test(
     dir: &RunDir,
@@ -180,7 +180,7 @@ pub fn evaluate_test(
     let ev = Evaluator::new(
         ds,
         EvalConfig {
-            seed: cfg.train.seed,
+            seed: cfg.train.candidates_seed(),
             split: Split::Test,
             ..Default::default()
         },

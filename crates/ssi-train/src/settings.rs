@@ -408,6 +408,23 @@ mod tests {
         assert_eq!(t.adam_epsilon, None);
     }
 
+    /// New runs rank among the candidates of `eval_seed` 42 whatever their training seed; a
+    /// config written before the setting (no `eval_seed`) keeps its run's seed.
+    #[test]
+    fn runs_of_any_seed_share_the_sampled_candidates() {
+        let m = ModelConfig::new(ModelKind::Sasrec, 50, 10);
+        let set = [Setting::parse("seed=7").unwrap()];
+        let (_, t) = apply_settings(&m, &TrainConfig::defaults_for(&m), &set).unwrap();
+        assert_eq!((t.seed, t.candidates_seed()), (7, 42));
+        let set = [Setting::parse("eval_seed=3").unwrap()];
+        let (_, t) = apply_settings(&m, &TrainConfig::defaults_for(&m), &set).unwrap();
+        assert_eq!(t.candidates_seed(), 3);
+        let mut old = serde_json::to_value(TrainConfig::new().with_seed(7)).unwrap();
+        old.as_object_mut().unwrap().remove("eval_seed");
+        let old: TrainConfig = serde_json::from_value(old).unwrap();
+        assert_eq!((old.eval_seed, old.candidates_seed()), (None, 7));
+    }
+
     /// A SASRec teacher's config says what it trains with (its consistency settings written
     /// out); a plain SASRec's stay null, as in configs written before they existed.
     #[test]

@@ -172,7 +172,7 @@ impl Trainer<'_> {
         let valid = Evaluator::new(
             self.dataset,
             EvalConfig {
-                seed: cfg.seed,
+                seed: cfg.candidates_seed(),
                 split: Split::Valid,
                 full: false,
                 max_users: cfg.valid_users,

@@ -139,14 +139,15 @@ impl Request {
         kinds
     }
 
-    /// The seed every run gets (the last `seed` setting, else training's default).
-    pub(super) fn seed(&self) -> u64 {
+    /// The seed of every run's sampled negatives (the last `eval_seed` setting, else the
+    /// default of new runs), so MostPop's row ranks among the same candidates as the models'.
+    pub(super) fn eval_seed(&self) -> u64 {
         self.settings
             .iter()
             .rev()
-            .find(|s| s.key == "seed")
+            .find(|s| s.key == "eval_seed")
             .and_then(|s| s.value.as_u64())
-            .unwrap_or(42)
+            .unwrap_or(crate::config::EVAL_SEED)
     }
 
     /// The number of layers every run gets (`layers` or `bert4rec.layers`, the last one

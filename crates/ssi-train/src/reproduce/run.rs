@@ -70,7 +70,7 @@ impl Runner<'_> {
     /// MostPop's row, evaluated here (it trains in no time) and kept in `mostpop.json`.
     pub(super) fn mostpop(&self) -> Result<Row, ReproduceError> {
         let ds = self.ws.dataset;
-        let report = evaluate_test_split(ds, &MostPop::fit(ds), self.plan.request().seed())?;
+        let report = evaluate_test_split(ds, &MostPop::fit(ds), self.plan.request().eval_seed())?;
         let json = serde_json::to_string_pretty(&report.to_json()).expect("JSON values serialise");
         check_output(&self.ws.out, "mostpop.json")?;
         ssi_data::dataset::write_atomic(&self.ws.out.join("mostpop.json"), json.as_bytes())?;
