@@ -6,8 +6,6 @@ use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReproduceError {
-    #[error("--warm-start applies to Table 2 only: run the ablations without it")]
-    WarmStartWithAblations,
     /// A stage's settings do not apply to its model (checked before anything is written).
     #[error("stage {stage}")]
     StageSettings {

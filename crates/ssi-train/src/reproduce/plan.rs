@@ -120,17 +120,25 @@ impl Request {
                 .any(|x| matches!(x, Ablation::Imitation | Ablation::Teachers))
     }
 
+    /// The students whose runs alone a warm start continues alone, as their same-run
+    /// references: those asked for, and HGN when an ablation trains SSI-HGN variants (they
+    /// start from HGN's run and are compared with HGN continued).
+    pub(super) fn warm_references(&self) -> Vec<ModelKind> {
+        let mut kinds = self.students.clone();
+        if self.warm_start && !self.ablations.is_empty() && !kinds.contains(&ModelKind::Hgn) {
+            kinds.push(ModelKind::Hgn);
+        }
+        kinds
+    }
+
     /// The baselines this invocation trains: those asked for, and with a warm start also the
     /// runs the warm starts start from (the teachers' model when teachers are trained, each
-    /// student alone).
+    /// student alone, HGN for the ablations' students).
     pub(super) fn trained_baselines(&self) -> Vec<ModelKind> {
         let mut kinds = self.baselines.clone();
         if self.warm_start {
             let teachers_start = self.needs_teachers().then_some(self.teacher_model);
-            for k in teachers_start
-                .into_iter()
-                .chain(self.students.iter().copied())
-            {
+            for k in teachers_start.into_iter().chain(self.warm_references()) {
                 if !kinds.contains(&k) {
                     kinds.push(k);
                 }
@@ -212,12 +220,8 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The plan of `request` on `ds`, refused if a warm start is combined with ablations or a
-    /// stage's settings do not apply to its model.
+    /// The plan of `request` on `ds`, refused if a stage's settings do not apply to its model.
     pub fn new(request: Request, ds: &Dataset) -> Result<Self, ReproduceError> {
-        if request.warm_start && !request.ablations.is_empty() {
-            return Err(ReproduceError::WarmStartWithAblations);
-        }
         if let Some(s) = request
             .settings
             .iter()
@@ -299,7 +303,7 @@ fn ordered_stages(a: &Request, base_layers: Option<usize>) -> Vec<Stage> {
     }
     if a.warm_start {
         // The same-run references of the students.
-        out.extend(a.students.iter().map(|&k| continued_stage(k)));
+        out.extend(a.warm_references().into_iter().map(continued_stage));
     }
     if a.ablations.contains(&Ablation::Imitation) {
         out.extend(imitation_variants(&teach));
@@ -362,11 +366,19 @@ pub(super) fn continued_stage(student: ModelKind) -> Stage {
     s
 }
 
-/// Warm start on a stage of Table 2: teachers start from the run of their model alone, SSI
-/// students from their own run alone.
+/// Warm start on a stage: teachers start from the run of their model alone (Figure 4's
+/// `l4-teacher-…` from `l4-…`, the model alone at that depth), SSI students (the ablations'
+/// too) from their own run alone.
 pub(super) fn warm_start(mut s: Stage) -> Stage {
-    if s.distill.is_some() || s.name.starts_with("teacher-") {
+    if s.distill.is_some() {
         s.init = Some(alone_name(s.kind));
+    } else if let Some(at) = s.name.find("teacher-") {
+        let depth = &s.name[..at];
+        s.init = Some(if depth.is_empty() {
+            alone_name(s.kind)
+        } else {
+            format!("{depth}{}", s.kind.id())
+        });
     }
     s
 }
@@ -626,12 +638,6 @@ mod tests {
     #[test]
     fn plans_are_refused_before_anything_runs() {
         let ds = shop();
-        let mut warm = request(&[ModelKind::Hgn], true);
-        warm.ablations.push(Ablation::Layers);
-        assert!(matches!(
-            Plan::new(warm, &ds),
-            Err(ReproduceError::WarmStartWithAblations)
-        ));
         let mut bad = request(&[ModelKind::Hgn], false);
         bad.settings.push(Setting::strict("hidden", 0));
         let err = Plan::new(bad, &ds).unwrap_err();
@@ -655,5 +661,39 @@ mod tests {
         assert!(n.contains(&"l1-ssi-hgn") && n.contains(&"l8-teacher-global"));
         assert!(!n.iter().any(|s| s.starts_with("l2-")), "{n:?}");
         assert_eq!(n.iter().filter(|s| **s == "ssi-hgn").count(), 1);
+    }
+
+    #[test]
+    fn warm_ablations_start_from_the_runs_alone() {
+        let mut a = request(&[ModelKind::Sasrec], true);
+        a.teacher_model = ModelKind::Sasrec;
+        a.baselines.clear();
+        a.ablations = vec![Ablation::Imitation, Ablation::Teachers, Ablation::Layers];
+        let plan = Plan::new(a, &shop()).unwrap();
+        let n = names(&plan);
+        // HGN alone is trained (the ablations' students start from it), and continued alone.
+        assert!(n.contains(&"hgn") && n.contains(&"hgn-continued"), "{n:?}");
+        for s in plan.stages().iter().filter(|s| s.distill.is_some()) {
+            let want = if s.kind == ModelKind::Sasrec {
+                "sasrec"
+            } else {
+                "hgn"
+            };
+            assert_eq!(s.init.as_deref(), Some(want), "{}", s.name);
+        }
+        for (name, init) in [
+            ("teacher-global", "sasrec"),
+            ("l4-teacher-persona", "l4-sasrec"),
+            ("l1-teacher-temporal", "l1-sasrec"),
+        ] {
+            assert_eq!(plan.stage(name).unwrap().init.as_deref(), Some(init));
+        }
+        // Figure 4's models alone at each depth start fresh.
+        assert_eq!(plan.stage("l4-sasrec").unwrap().init, None);
+        for (i, s) in plan.stages().iter().enumerate() {
+            for d in s.deps() {
+                assert!(n[..i].contains(&d.as_str()), "{} needs {d}", s.name);
+            }
+        }
     }
 }

@@ -40,7 +40,8 @@ pub(super) fn table2(r: &mut Runner, teach: &[Stage]) -> Result<Vec<Row>, Reprod
         let mut s = ssi_student(student, teach);
         if a.warm_start {
             s = warm_start(s);
-            rows.extend(r.run_or_read(&continued_stage(student), train)?);
+            let reference = a.warm_references().contains(&student);
+            rows.extend(r.run_or_read(&continued_stage(student), reference)?);
         }
         rows.extend(r.run_or_read(&s, train)?);
     }
@@ -54,8 +55,13 @@ pub(super) fn table2(r: &mut Runner, teach: &[Stage]) -> Result<Vec<Row>, Reprod
     Ok(rows)
 }
 
+/// A stage as the plan trains it (with its warm start, if the invocation asks for one).
+fn planned(r: &Runner, s: &Stage) -> Result<Stage, ReproduceError> {
+    r.plan.stage(&s.name).cloned()
+}
+
 /// Table 3: SSI without each imitation term. Without both the objective is the student's own
-/// loss: the HGN run.
+/// loss: the HGN run (with a warm start, HGN continued alone from the students' start).
 pub(super) fn table3(
     r: &mut Runner,
     teach: &[Stage],
@@ -67,14 +73,14 @@ pub(super) fn table3(
         ssi.map(|r| r.metrics.clone()),
     )];
     for s in imitation_variants(teach) {
-        let row = r.run(&s)?;
+        let row = r.run(&planned(r, &s)?)?;
         t3.push((s.label.clone(), Some(row.metrics)));
     }
     t3.push((
         PAPER_TABLE3[3].0.to_string(),
         hgn.map(|r| r.metrics.clone()),
     ));
-    not_trained_notice(r, "Table 3", &[("SSI", ssi), ("HGN", hgn)]);
+    not_trained_notice(r, "Table 3", ssi, hgn);
     let t = render::table3(&t3);
     let files = [
         ("table3.md".into(), t.markdown.as_str()),
@@ -92,12 +98,12 @@ pub(super) fn figure3(
 ) -> Result<(), ReproduceError> {
     let mut bars = vec![("HGN".to_string(), ndcg10(hgn))];
     for (t, s) in teach.iter().zip(single_teacher_students(teach)) {
-        let row = r.run(&s)?;
+        let row = r.run(&planned(r, &s)?)?;
         let task = t.name.trim_start_matches("teacher-");
         bars.push((format!("+{task}"), row.metrics["ndcg@10"].as_f64()));
     }
     bars.push(("SSI (all three)".into(), ndcg10(ssi)));
-    not_trained_notice(r, "Figure 3", &[("SSI", ssi), ("HGN", hgn)]);
+    not_trained_notice(r, "Figure 3", ssi, hgn);
     let figure = Figure {
         stem: "figure3",
         title: format!(
@@ -117,11 +123,11 @@ pub(super) fn figure4(r: &mut Runner) -> Result<(), ReproduceError> {
     let teacher = r.plan.request().teacher_model;
     for l in LAYERS {
         let (b, tl, s) = layer_stages(teacher, l, r.plan.base_layers());
-        bert.push(ndcg10(Some(&r.run(&b)?)));
+        bert.push(ndcg10(Some(&r.run(&planned(r, &b)?)?)));
         for t in &tl {
-            r.run(t)?;
+            r.run(&planned(r, t)?)?;
         }
-        ssi_v.push(ndcg10(Some(&r.run(&s)?)));
+        ssi_v.push(ndcg10(Some(&r.run(&planned(r, &s)?)?)));
     }
     let figure = Figure {
         stem: "figure4",
@@ -147,16 +153,20 @@ fn write_figure(r: &mut Runner, output: Output, f: &Figure) -> Result<(), Reprod
 }
 
 /// Says which rows of an ablation come from runs this invocation neither trained nor found
-/// (the HGN baseline, the SSI-HGN student): they are marked "not trained" there.
-fn not_trained_notice(r: &mut Runner, what: &str, rows: &[(&str, Option<&Row>)]) {
-    let missing: Vec<&str> = rows
-        .iter()
-        .filter(|(_, row)| row.is_none())
-        .map(|(label, _)| *label)
-        .collect();
+/// (the SSI-HGN student, the HGN baseline): they are marked "not trained" there, and the
+/// notice names the option that trains each.
+fn not_trained_notice(r: &mut Runner, what: &str, ssi: Option<&Row>, hgn: Option<&Row>) {
+    let missing: Vec<&str> = [
+        (ssi, "SSI (--students hgn)"),
+        (hgn, "HGN (--baselines hgn)"),
+    ]
+    .into_iter()
+    .filter(|(row, _)| row.is_none())
+    .map(|(_, label)| label)
+    .collect();
     if !missing.is_empty() {
         r.obs.notice(&format!(
-            "{what}: {} not trained in this folder, marked \"not trained\" (add --baselines hgn and --students hgn to train them)",
+            "{what}: {} not trained in this folder, marked \"not trained\"",
             missing.join(" and ")
         ));
     }
