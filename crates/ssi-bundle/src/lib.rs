@@ -9,8 +9,7 @@
 //! the weights against the config, and says which check failed.
 
 use burn::module::Module;
-use burn::store::ModuleRecord;
-use burn::tensor::{Bytes, Device};
+use burn::tensor::Device;
 use ssi_data::Catalogue;
 use ssi_models::{AnyModel, ModelConfig, SequentialModel};
 
@@ -178,10 +177,12 @@ impl Bundle {
     pub fn from_bytes(bytes: &[u8], device: &Device) -> Result<Bundle, BundleError> {
         let (header, weights) = Self::read_header(bytes)?;
         let load = |device: &Device| -> Result<AnyModel, BundleError> {
-            let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(weights.to_vec()))
-                .map_err(|e| BundleError::Weights {
-                    model: header.model.kind().name().into(),
-                    detail: format!("not burnpack data: {e}"),
+            let record =
+                ssi_models::common::weights_record(weights.to_vec()).map_err(|detail| {
+                    BundleError::Weights {
+                        model: header.model.kind().name().into(),
+                        detail,
+                    }
                 })?;
             header
                 .model

@@ -272,3 +272,57 @@ mod finite_tests {
         assert!(!at.is_empty());
     }
 }
+
+/// A burnpack weight file read as a record, refused (with the tensor named) unless every tensor
+/// holds floating-point values: burn panics when it loads integer data into a float parameter.
+pub fn weights_record(bytes: Vec<u8>) -> Result<burn::store::ModuleRecord, String> {
+    use burn::tensor::Bytes;
+    let reader = burn_pack::Reader::from_bytes(Bytes::from_bytes_vec(bytes.clone()))
+        .map_err(|e| format!("not a burnpack weight file: {e}"))?;
+    let tensors = reader
+        .into_tensors()
+        .map_err(|e| format!("not a burnpack weight file: {e}"))?;
+    for t in tensors {
+        let (name, dtype, ..) = t
+            .into_parts()
+            .map_err(|e| format!("not a burnpack weight file: {e}"))?;
+        if !dtype.is_float() {
+            return Err(format!(
+                "tensor {name} holds {dtype:?} values where a model's weights are floating point"
+            ));
+        }
+    }
+    burn::store::ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes))
+        .map_err(|e| format!("not a burnpack weight file: {e}"))
+}
+
+#[cfg(test)]
+mod weight_file_tests {
+    use super::weights_record;
+    use burn::tensor::{Bytes, DType};
+
+    fn file(dtype: DType, bytes: usize) -> Vec<u8> {
+        let t = burn_pack::Tensor::new(
+            "layer.weight".into(),
+            dtype,
+            [2],
+            None,
+            Bytes::from_bytes_vec(vec![0u8; bytes]),
+        );
+        burn_pack::Writer::new(vec![t])
+            .into_bytes()
+            .unwrap()
+            .to_vec()
+    }
+
+    #[test]
+    fn integer_weights_are_refused_with_the_tensor_named() {
+        for dtype in [DType::I32, DType::U32] {
+            let err = weights_record(file(dtype, 8)).unwrap_err();
+            assert!(err.contains("tensor layer.weight holds"), "{err}");
+        }
+        assert_eq!(weights_record(file(DType::F32, 8)).unwrap().len(), 1);
+        let err = weights_record(b"not a weight file".to_vec()).unwrap_err();
+        assert!(err.starts_with("not a burnpack weight file"), "{err}");
+    }
+}

@@ -3,7 +3,6 @@
 //! at any instant resumes from a consistent model + optimiser + epoch.
 
 use burn::module::Module;
-use burn::store::ModuleRecord;
 use burn::tensor::{Bytes, Device};
 use ssi_data::dataset::{sha256_hex, write_atomic};
 use ssi_models::{AnyModel, ModelConfig};
@@ -448,8 +447,7 @@ pub fn model_from_bytes(
     bytes: Vec<u8>,
     device: &Device,
 ) -> Result<AnyModel, TrainError> {
-    let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes))
-        .map_err(|e| TrainError::Weights(format!("not a burnpack model file: {e}")))?;
+    let record = ssi_models::common::weights_record(bytes).map_err(TrainError::Weights)?;
     let model = config.init(device).try_load_record(record).map_err(|e| {
         TrainError::Weights(format!(
             "the weights do not fit the {} settings of config.json (tensor shapes differ: the settings were edited, or the weights belong to another run); detail: {}",

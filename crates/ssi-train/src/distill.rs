@@ -295,9 +295,7 @@ impl Objective for Distill {
     }
 
     fn load(&self, bytes: Vec<u8>, device: &Device) -> Result<Distiller, TrainError> {
-        use burn::store::ModuleRecord;
-        let record = ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes))
-            .map_err(|e| TrainError::Weights(format!("not a burnpack file: {e}")))?;
+        let record = ssi_models::common::weights_record(bytes).map_err(TrainError::Weights)?;
         self.init(device).try_load_record(record).map_err(|e| {
             TrainError::Weights(format!(
                 "checkpoint does not fit the distillation config: {}",
