@@ -309,7 +309,11 @@ impl RunDir {
         let cfg = self.config()?;
         let (state, bytes) = self.read_best()?;
         let Some((path, bytes)) = bytes else {
-            let why = if state.finished && state.best_epoch.is_none() {
+            let why = if let Some(epoch) = state.best_epoch.filter(|&e| e <= state.epoch) {
+                format!(
+                    "the file is gone, though state.json records the best weights (epoch {epoch}) there"
+                )
+            } else if state.finished && state.best_epoch.is_none() {
                 format!(
                     "the run stopped after {} epoch(s) without a validation ({})",
                     state.epoch,
@@ -370,6 +374,7 @@ impl RunDir {
     pub fn check_files(&self) -> Result<(), TrainError> {
         let state = self.state()?;
         self.settle_best(&state)?;
+        self.restore_best(&state)?;
         for name in state.checksums.keys().filter(|n| *n != MODEL_SETTINGS) {
             let path = self.file(name);
             if path.exists() || !name.starts_with("best") {
@@ -377,6 +382,30 @@ impl RunDir {
             }
         }
         Ok(())
+    }
+
+    /// A `best.bpk` that `state.json` committed but that is gone (deleted by hand) is restored
+    /// from the best epoch's own model file while that is kept with the same bytes; otherwise
+    /// the run is refused before anything is rewritten, since training on would remove the
+    /// epoch files and leave the run without its best weights.
+    fn restore_best(&self, state: &TrainState) -> Result<(), TrainError> {
+        let best = self.file(BEST);
+        let (Some(want), Some(epoch)) = (state.checksums.get(BEST), state.best_epoch) else {
+            return Ok(());
+        };
+        if best.exists() {
+            return Ok(());
+        }
+        let copy = self.epoch_file(epoch, "model");
+        if let Ok(bytes) = std::fs::read(&copy)
+            && sha256_hex(&bytes) == *want
+        {
+            return self.write_bytes(&best, &bytes);
+        }
+        Err(TrainError::Checkpoint(format!(
+            "{} is missing: state.json records the best weights (epoch {epoch}) there, and no other file of the run holds them. Restore the file, or train again without --resume into another --out",
+            best.display()
+        )))
     }
 
     /// Reads a weight file and checks it against the checksum `state` committed for it (runs

@@ -135,6 +135,30 @@ fn bit_flipped_weights_are_refused_by_checksum() {
     assert!(err.to_string().contains("SHA-256"), "{err}");
 }
 
+/// A deleted `best.bpk` is restored from the best epoch's own file while it is kept; when no
+/// file holds the best weights, resuming is refused before anything is rewritten.
+#[test]
+fn a_deleted_best_model_is_restored_or_refused() {
+    let dir = one_step_run();
+    let run = RunDir::new(dir.path());
+    let best = dir.path().join("best.bpk");
+    let bytes = std::fs::read(&best).unwrap();
+    std::fs::remove_file(&best).unwrap();
+    let err = run.load_best(&Device::flex()).expect_err("no best.bpk");
+    assert!(err.to_string().contains("the file is gone"), "{err}");
+    run.check_files().unwrap();
+    assert_eq!(std::fs::read(&best).unwrap(), bytes);
+    // Best weights that no other file holds (another epoch's, say): refused, nothing written.
+    let mut state: serde_json::Value = run.read_json("state.json").unwrap();
+    state["checksums"]["best.bpk"] = ssi_data::dataset::sha256_hex(b"other weights").into();
+    run.write_json("state.json", &state).unwrap();
+    std::fs::remove_file(&best).unwrap();
+    let err = run.check_files().expect_err("best weights lost");
+    assert!(err.to_string().contains("best.bpk is missing"), "{err}");
+    assert!(!best.exists());
+    assert!(run.epoch_file(1, "model").exists());
+}
+
 /// `weight_decay` reaches the optimiser: the same run with a strong L2 penalty ends with a
 /// smaller item table (same seed, data and steps otherwise).
 #[test]
