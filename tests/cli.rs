@@ -837,6 +837,23 @@ fn pretrain_teachers_then_distill_a_student() {
     // Resumed from another working folder, with the teachers named by their absolute paths.
     let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     distill_in(crate_dir, &saved.join(","), &["--resume"]).success();
+    // A teacher retrained since (other best weights, committed as its own) is refused on
+    // resume, naming it, and the student's folder is left as it was.
+    let persona = dir.path().join("persona");
+    let other_weights = std::fs::read(dir.path().join("temporal/best.bpk")).unwrap();
+    std::fs::write(persona.join("best.bpk"), &other_weights).unwrap();
+    let state_path = persona.join("state.json");
+    let mut state = json(&std::fs::read_to_string(&state_path).unwrap());
+    state["checksums"]["best.bpk"] = ssi_data::dataset::sha256_hex(&other_weights).into();
+    std::fs::write(&state_path, state.to_string()).unwrap();
+    let before = std::fs::read(rel.join("state.json")).unwrap();
+    distill_in(dir.path(), "temporal,persona", &["--resume"])
+        .code(1)
+        .stderr(predicate::str::contains(format!(
+            "the best weights of teacher {} changed",
+            persona.display()
+        )));
+    assert_eq!(std::fs::read(rel.join("state.json")).unwrap(), before);
     // A teacher folder that holds no run is a clear error.
     let missing = dir.path().join("nothing");
     let x = dir.path().join("x");

@@ -66,7 +66,12 @@ impl ProtocolArgs {
             }
             Negatives::Count(_) => Evaluator::new(ds, cfg),
             Negatives::File(path) => {
-                let text = ssi_data::dataset::read_text(path)?;
+                let text = ssi_data::dataset::read_text(path).with_context(|| {
+                    format!(
+                        "--negatives {}: neither a count of negatives nor a readable file of them",
+                        path.display()
+                    )
+                })?;
                 Evaluator::from_file(ds, cfg, &text, path)?
             }
         })

@@ -329,18 +329,54 @@ fn read_sample_file(
         per_user[u] = Some(line_negatives(ds, u, user, tokens, path, lineno)?);
         lines.push((lineno, u));
     }
-    let Some(n_negatives) = per_user.iter().flatten().map(Vec::len).max() else {
+    if lines.is_empty() {
         return Err(DataError::file(path, "file is empty"));
-    };
+    }
+    // (line, user, count, items the user never interacted with)
+    let counts: Vec<(usize, usize, usize, usize)> = lines
+        .iter()
+        .map(|&(lineno, u)| {
+            let have = per_user[u].as_ref().map_or(0, Vec::len);
+            let distinct: HashSet<u32> = ds.sequences[u].iter().copied().collect();
+            (lineno, u, have, ds.n_items as usize - distinct.len())
+        })
+        .collect();
+    // The count of the file is the most common one among lines that could list more (a line
+    // that lists every item its user never touched is short by necessity, though no longer
+    // than the count), so that one odd line is the one named, whichever way it is odd.
+    let mut tally: std::collections::BTreeMap<usize, usize> = Default::default();
+    for &(_, _, have, possible) in &counts {
+        if have < possible {
+            *tally.entry(have).or_default() += 1;
+        }
+    }
+    let common = tally
+        .iter()
+        .max_by_key(|&(count, lines)| (*lines, *count))
+        .map_or(0, |(count, _)| *count);
+    let exhausted = counts
+        .iter()
+        .filter(|c| c.2 >= c.3)
+        .map(|c| c.2)
+        .max()
+        .unwrap_or(0);
+    let n_negatives = common.max(exhausted);
     if n_negatives == 0 {
         return Err(DataError::file(path, "lines list no negatives"));
     }
     // A line may list fewer only when its user has no other item to offer (a small catalogue
     // and a long history), as `ssi data negatives` writes it.
-    for &(lineno, u) in &lines {
-        let have = per_user[u].as_ref().map_or(0, Vec::len);
-        let distinct: HashSet<u32> = ds.sequences[u].iter().copied().collect();
-        let possible = ds.n_items as usize - distinct.len();
+    for &(lineno, u, have, possible) in &counts {
+        if have > n_negatives {
+            return Err(DataError::line(
+                path,
+                lineno,
+                format!(
+                    "{have} negatives where the other lines have {n_negatives} (user {})",
+                    ds.user_ids[u]
+                ),
+            ));
+        }
         if have < n_negatives && have < possible {
             return Err(DataError::line(
                 path,
@@ -821,6 +857,22 @@ mod tests {
             "a dropped user's line"
         );
         assert!(err(&format!("{text}{}\n", lines[0])).contains("twice"));
+        // One line longer than all the others is the line named (items 1..=10).
+        let (wide, _) =
+            Dataset::parse("1 1 2 3 10\n2 2 3 4\n3 1 2 5\n4 1 2 3\n", Path::new("t")).unwrap();
+        let e = Evaluator::from_file(
+            &wide,
+            cfg.clone(),
+            "1 4 5 6\n2 1 5 6\n3 3 4 6\n4 5 6 7 8\n",
+            p,
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(
+            e.contains("neg.txt:4") && e.contains("4 negatives where the other lines have 3"),
+            "{e}"
+        );
         let e = err(&text.replacen(lines[3], "4 1", 1));
         assert!(e.contains("1 negatives"), "{e}");
         assert!(err("1 x\n").contains("\"x\""));

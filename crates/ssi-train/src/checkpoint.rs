@@ -17,7 +17,19 @@ use crate::config::{TrainConfig, TrainError};
 /// without `preserve_order`), checked whenever the run is read.
 const MODEL_SETTINGS: &str = "config.json#model";
 
-fn model_digest(config: &serde_json::Value) -> String {
+/// The same digest of the training settings, less the stopping limits that `--resume` may
+/// change (`set_limits`); runs written before it existed have none.
+const TRAIN_SETTINGS: &str = "config.json#train";
+
+/// The settings `--resume` may change: when the run stops.
+pub const STOPPING_LIMITS: [&str; 4] = [
+    "epochs",
+    "patience",
+    "patience_steps",
+    "time_budget_minutes",
+];
+
+fn settings_digest(config: &serde_json::Value, section: &str, leave_out: &[&str]) -> String {
     fn strip(v: &serde_json::Value) -> serde_json::Value {
         match v {
             serde_json::Value::Object(m) => serde_json::Value::Object(
@@ -29,8 +41,21 @@ fn model_digest(config: &serde_json::Value) -> String {
             other => other.clone(),
         }
     }
-    let model = strip(config.get("model").unwrap_or(&serde_json::Value::Null));
-    sha256_hex(model.to_string().as_bytes())
+    let mut part = strip(config.get(section).unwrap_or(&serde_json::Value::Null));
+    if let Some(m) = part.as_object_mut() {
+        for k in leave_out {
+            m.remove(*k);
+        }
+    }
+    sha256_hex(part.to_string().as_bytes())
+}
+
+fn model_digest(config: &serde_json::Value) -> String {
+    settings_digest(config, "model", &[])
+}
+
+fn train_digest(config: &serde_json::Value) -> String {
+    settings_digest(config, "train", &STOPPING_LIMITS)
 }
 
 #[derive(Debug, Clone)]
@@ -146,16 +171,29 @@ impl RunDir {
             .map_err(|e| io(&path, format!("invalid JSON: {e}")))?;
         cfg.model.validate().map_err(|e| io(&path, e))?;
         cfg.train.validate().map_err(|e| io(&path, e))?;
-        if self.file("state.json").exists()
-            && let Some(want) = self.state()?.checksums.get(MODEL_SETTINGS)
-            && *want != model_digest(&raw)
-        {
-            return Err(io(
-                &path,
-                "its model settings differ from those the run's weights were trained with \
-                 (state.json records their checksum): an edited config.json would change results \
-                 silently; restore it, or train a new run",
-            ));
+        if self.file("state.json").exists() {
+            let state = self.state()?;
+            if let Some(want) = state.checksums.get(MODEL_SETTINGS)
+                && *want != model_digest(&raw)
+            {
+                return Err(io(
+                    &path,
+                    "its model settings differ from those the run's weights were trained with \
+                     (state.json records their checksum): an edited config.json would change \
+                     results silently; restore it, or train a new run",
+                ));
+            }
+            if let Some(want) = state.checksums.get(TRAIN_SETTINGS)
+                && *want != train_digest(&raw)
+            {
+                return Err(io(
+                    &path,
+                    "its training settings differ from those the run was trained with (state.json \
+                     records their checksum): only the stopping limits (epochs, patience, \
+                     patience_steps, time_budget_minutes) may change, with --resume --set; \
+                     restore the file, or train a new run",
+                ));
+            }
         }
         Ok(cfg)
     }
@@ -190,12 +228,7 @@ impl RunDir {
         // digest in state.json was taken of.
         let mut raw: serde_json::Value = self.read_json("config.json")?;
         let train = serde_json::to_value(&config.train).expect("configs serialise");
-        for key in [
-            "epochs",
-            "patience",
-            "patience_steps",
-            "time_budget_minutes",
-        ] {
+        for key in STOPPING_LIMITS {
             raw["train"][key] = train[key].clone();
         }
         // config.json first: a crash between the two writes leaves a finished run with new
@@ -230,6 +263,9 @@ impl RunDir {
         state
             .checksums
             .insert(MODEL_SETTINGS.into(), model_digest(&raw));
+        state
+            .checksums
+            .insert(TRAIN_SETTINGS.into(), train_digest(&raw));
         state.checksums.insert(file_name(&m), sha256_hex(module));
         state.checksums.insert(file_name(&o), sha256_hex(&ob));
         if let Some(b) = best {
@@ -331,6 +367,19 @@ impl RunDir {
         Ok((cfg, model))
     }
 
+    /// The SHA-256 of the run's best weights, once they are read and checked as `load_best`
+    /// reads them (a teacher's identity in a distillation run).
+    pub fn best_weights_sha256(&self) -> Result<String, TrainError> {
+        self.load_best(&Device::flex())?;
+        match self.read_best()? {
+            (_, Some((_, bytes))) => Ok(sha256_hex(&bytes)),
+            (_, None) => Err(TrainError::Checkpoint(format!(
+                "{} has no {BEST}",
+                self.path.display()
+            ))),
+        }
+    }
+
     /// The committed best weights, read without changing the folder: `ssi eval`, `ssi export`
     /// and teachers may read a run while it trains, so a reader takes the pending file the
     /// committed state names while it is still there (the trainer settles it into `best.bpk`),
@@ -375,7 +424,11 @@ impl RunDir {
         let state = self.state()?;
         self.settle_best(&state)?;
         self.restore_best(&state)?;
-        for name in state.checksums.keys().filter(|n| *n != MODEL_SETTINGS) {
+        for name in state
+            .checksums
+            .keys()
+            .filter(|n| *n != MODEL_SETTINGS && *n != TRAIN_SETTINGS)
+        {
             let path = self.file(name);
             if path.exists() || !name.starts_with("best") {
                 self.read_checked(&path, &state)?;

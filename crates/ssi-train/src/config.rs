@@ -268,4 +268,9 @@ pub struct DistillSpec {
     /// Display names of the teachers (their consistency task, else their model), for logs.
     pub teacher_names: Vec<String>,
     pub imitation: ImitationConfig,
+    /// SHA-256 of each teacher's `best.bpk` when the run started: a resumed run refuses
+    /// teachers whose weights changed since (retrained), which would mix two objectives.
+    /// `null` in runs written before it existed (not checked).
+    #[serde(default)]
+    pub teacher_weights: Option<Vec<String>>,
 }

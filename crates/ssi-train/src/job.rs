@@ -2,7 +2,7 @@
 //! (`ssi train`/`pretrain`/`distill`, `ssi reproduce`, `ssi quickstart`). The run folder is
 //! locked, checked and resumed here; progress goes to a `TrainObserver`.
 
-use crate::checkpoint::{DatasetInfo, RunDir, TrainState, warm_start};
+use crate::checkpoint::{DatasetInfo, RunDir, STOPPING_LIMITS as LIMITS, TrainState, warm_start};
 use crate::config::{DistillSpec, TrainConfig, TrainError};
 use crate::distill::{Distill, describe_teachers};
 use crate::recommender::ModelRecommender;
@@ -89,6 +89,11 @@ pub fn train_job(
         Some((teachers, _)) => describe_teachers(teachers, &info)?,
         None => Vec::new(),
     };
+    // Every teacher's weights are read and checked here, before anything is written.
+    let teacher_weights: Vec<String> = named
+        .iter()
+        .map(|(d, _)| RunDir::new(d).best_weights_sha256())
+        .collect::<Result<_, _>>()?;
     if !dir.has_run() && job.out.is_dir() {
         // Before the lock file is made: a refused folder is left as it was.
         refuse_foreign_run_files(&job.out)?;
@@ -150,6 +155,7 @@ pub fn train_job(
                     .collect(),
                 teacher_names: named.iter().map(|(_, n)| n.clone()).collect(),
                 imitation: imitation.clone(),
+                teacher_weights: Some(teacher_weights),
             };
             let mut run = trainer.run_config(&model_cfg, &train_cfg, Some(spec));
             run.init_from = init_from;
@@ -216,14 +222,6 @@ fn lock_run(dir: &Path) -> Result<std::fs::File, TrainError> {
     }
 }
 
-/// The settings `--resume` may change: when the run stops.
-const LIMITS: [&str; 4] = [
-    "epochs",
-    "patience",
-    "patience_steps",
-    "time_budget_minutes",
-];
-
 /// On `--resume`, settings given again must agree with the run's `config.json`, except its
 /// stopping limits: new ones replace the saved ones and reopen a finished run they allow to go
 /// on (`--resume --set time_budget_minutes=45` continues a run that stopped at 22 minutes). Any
@@ -242,6 +240,7 @@ fn resume_limits(
     dir.check_files()?;
     if let (Some(spec), Some((teachers, imitation))) = (&saved.distill, &job.distill) {
         same_distillation(dir, spec, teachers, imitation)?;
+        same_teacher_weights(dir, spec)?;
     }
     if saved.model.kind() != job.kind || saved.distill.is_some() != job.distill.is_some() {
         let what = |kind: ModelKind, distill: bool| {
@@ -486,6 +485,24 @@ fn same_distillation(
         dir.path.display(),
         differ.join(", ")
     )))
+}
+
+/// A resumed distillation imitates the teachers it started with: one whose `best.bpk` changed
+/// since (retrained, resumed with a larger limit) is refused, naming it.
+fn same_teacher_weights(dir: &RunDir, spec: &DistillSpec) -> Result<(), TrainError> {
+    let Some(saved) = &spec.teacher_weights else {
+        return Ok(());
+    };
+    for (teacher, want) in spec.teachers.iter().zip(saved) {
+        if RunDir::new(teacher).best_weights_sha256()? != *want {
+            return Err(TrainError::Config(format!(
+                "{}: the best weights of teacher {} changed since this distillation started (retrained or resumed?); --resume would imitate other weights for the rest of the run. Train a new run (another --out) with the teachers as they are now",
+                dir.path.display(),
+                teacher.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// A new run may go into a folder that holds other files (they are kept), but never over a

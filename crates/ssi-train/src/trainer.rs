@@ -164,6 +164,7 @@ impl Trainer<'_> {
         if s.state.finished {
             return Ok(s.state);
         }
+        tidy_log(&self.dir, s.state.epoch)?;
         let clock = Clock {
             spent_before: s.state.train_seconds,
             ..clock
@@ -200,13 +201,15 @@ impl Trainer<'_> {
             };
             s.state.stop_reason = s.state.stop_reason(&cfg);
             s.state.finished = last || s.state.stop_reason.is_some();
+            // The line goes first: a crash before the commit leaves a line of an epoch that
+            // `tidy_log` drops on resume, where the other order would lose a committed one.
+            append_log(&self.dir, &log)?;
             self.dir.save(
                 &module_bytes(&s.model)?,
                 &s.optim,
                 &mut s.state,
                 best_bytes.as_deref(),
             )?;
-            append_log(&self.dir, &log)?;
             obs.epoch_end(&log);
             if s.state.finished {
                 break;
@@ -484,6 +487,33 @@ pub fn training_windows(ds: &Dataset, max_len: usize, all_windows: bool) -> Vec<
     out
 }
 
+/// Keeps the lines of `log.jsonl` of committed epochs (up to `epoch`), so a run cut off while
+/// writing a line, or between a line and its commit, resumes with one whole line per epoch.
+fn tidy_log(dir: &RunDir, epoch: usize) -> Result<(), TrainError> {
+    let path = dir.file("log.jsonl");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(());
+    };
+    let committed = |line: &str| {
+        serde_json::from_str::<serde_json::Value>(line)
+            .ok()
+            .and_then(|v| v.get("epoch")?.as_u64())
+            .is_some_and(|e| e as usize <= epoch)
+    };
+    // A last line without its newline was cut off while being written.
+    let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+    let kept: Vec<&str> = complete
+        .split('\n')
+        .filter(|l| !l.is_empty() && committed(l))
+        .collect();
+    let tidy: String = kept.iter().map(|l| format!("{l}\n")).collect();
+    if tidy != text {
+        ssi_data::dataset::write_atomic(&path, tidy.as_bytes())
+            .map_err(|e| TrainError::Checkpoint(e.to_string()))?;
+    }
+    Ok(())
+}
+
 fn append_log(dir: &RunDir, log: &EpochLog) -> Result<(), TrainError> {
     use std::io::Write;
     let path = dir.file("log.jsonl");
@@ -508,6 +538,21 @@ pub type Optimizer = ModuleOptimizer;
 mod tests {
     use super::*;
     use std::path::Path;
+
+    #[test]
+    fn tidy_log_keeps_whole_lines_of_committed_epochs() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir::new(dir.path());
+        let path = run.file("log.jsonl");
+        std::fs::write(&path, "{\"epoch\":1}\n{\"epoch\":2}\n{\"epoch\":3}\n{\"epo").unwrap();
+        tidy_log(&run, 2).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\"epoch\":1}\n{\"epoch\":2}\n"
+        );
+        tidy_log(&run, 2).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 2);
+    }
 
     fn ds(lens: &[usize]) -> Dataset {
         let mut text = String::new();

@@ -49,6 +49,7 @@ fn distill(
         teachers: named.iter().map(|(d, _)| d.clone()).collect(),
         teacher_names: named.iter().map(|(_, n)| n.clone()).collect(),
         imitation,
+        teacher_weights: None,
     };
     let run = tr.run_config(&student, t, Some(spec));
     let device = tr.device.clone();
@@ -185,6 +186,7 @@ fn students_imitate_their_teachers_and_runs_resume() {
         teachers: teachers.clone(),
         teacher_names: vec!["temporal".into(), "persona".into(), "global".into()],
         imitation: full_history,
+        teacher_weights: None,
     };
     let device = Device::flex();
     let run = trainer(&ds, &wide, None).run_config(&student, &t, Some(spec));

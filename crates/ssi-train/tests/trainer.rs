@@ -110,8 +110,8 @@ fn bit_flipped_weights_are_refused_by_checksum() {
     let run = RunDir::new(dir.path());
     assert_eq!(
         run.state().unwrap().checksums.len(),
-        4,
-        "model, optimiser, best, and the model settings"
+        5,
+        "model, optimiser, best, and the model and training settings"
     );
     let flip = |name: &str| {
         let path = dir.path().join(name);
@@ -157,6 +157,28 @@ fn a_deleted_best_model_is_restored_or_refused() {
     assert!(err.to_string().contains("best.bpk is missing"), "{err}");
     assert!(!best.exists());
     assert!(run.epoch_file(1, "model").exists());
+}
+
+/// An edited training setting in `config.json` is refused when the run is read (it would
+/// silently change a resumed run); the stopping limits may change.
+#[test]
+fn edited_training_settings_are_refused() {
+    let dir = one_step_run();
+    let run = RunDir::new(dir.path());
+    let original: serde_json::Value = run.read_json("config.json").unwrap();
+    let mut edited = original.clone();
+    edited["train"]["lr"] = 0.5.into();
+    run.write_json("config.json", &edited).unwrap();
+    let err = run.config().expect_err("edited lr");
+    assert!(
+        err.to_string().contains("its training settings differ"),
+        "{err}"
+    );
+    let mut limits = original.clone();
+    limits["train"]["epochs"] = 7.into();
+    limits["train"]["time_budget_minutes"] = 3.0.into();
+    run.write_json("config.json", &limits).unwrap();
+    assert_eq!(run.config().unwrap().train.epochs, 7);
 }
 
 /// `weight_decay` reaches the optimiser: the same run with a strong L2 penalty ends with a
