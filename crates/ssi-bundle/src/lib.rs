@@ -177,6 +177,13 @@ impl Bundle {
     pub fn from_bytes(bytes: &[u8], device: &Device) -> Result<Bundle, BundleError> {
         let (header, weights) = Self::read_header(bytes)?;
         let load = |device: &Device| -> Result<AnyModel, BundleError> {
+            header
+                .model
+                .check_fits_weights(weights.len())
+                .map_err(|detail| BundleError::Weights {
+                    model: header.model.kind().name().into(),
+                    detail,
+                })?;
             let record =
                 ssi_models::common::weights_record(weights.to_vec()).map_err(|detail| {
                     BundleError::Weights {
@@ -327,6 +334,15 @@ mod tests {
         let e = err(&bad);
         assert!(matches!(e, BundleError::Weights { .. }), "{e}");
         assert!(e.to_string().len() < 400, "a brief message: {e}");
+        // Settings far larger than the weights: refused before the model is built (a GRU of
+        // hidden 8192 holds 400 million weights).
+        let mut h = header.clone();
+        h.model = h
+            .model
+            .with_overrides(&[("hidden".into(), 8192.into())])
+            .unwrap();
+        let e = err(&Bundle::to_bytes(h, &model).unwrap());
+        assert!(e.to_string().contains("describe at least"), "{e}");
         // Garbage header.
         let mut bad = good.clone();
         bad[16] = b'#';

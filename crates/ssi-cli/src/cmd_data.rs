@@ -313,10 +313,10 @@ fn delimiter(s: &str) -> Result<char, String> {
     }
 }
 
-/// Temporaries an interrupted earlier write left beside `out` (see `remove_stale_temps`).
+/// Temporaries an interrupted earlier write of `out` left beside it (see
+/// `remove_stale_temps_of`): other files of the user's folder are never touched.
 fn remove_stale_temps_beside(out: &std::path::Path) {
-    let dir = out.parent().filter(|d| !d.as_os_str().is_empty());
-    ssi_data::dataset::remove_stale_temps(dir.unwrap_or(std::path::Path::new(".")));
+    ssi_data::dataset::remove_stale_temps_of(out);
 }
 
 #[cfg(test)]

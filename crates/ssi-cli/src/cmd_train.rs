@@ -160,6 +160,24 @@ fn gather_settings(a: &RunArgs) -> Result<Vec<Setting>> {
     for s in &a.set {
         settings.push(Setting::parse(s)?);
     }
+    // An option and a --set of the same setting that disagree: which one was meant is unknown.
+    for (option, key, value) in [
+        ("--seed", "seed", a.seed.map(|s| s as f64)),
+        ("--epochs", "epochs", a.epochs.map(|e| e as f64)),
+    ] {
+        let Some(value) = value else { continue };
+        if let Some(set) = settings[..]
+            .iter()
+            .rev()
+            .take(a.set.len())
+            .find(|s| s.key == key && s.value.as_f64() != Some(value))
+        {
+            anyhow::bail!(
+                "{option} {value} and --set {key}={} disagree: give one of them",
+                set.value
+            );
+        }
+    }
     if let Some(seed) = a.seed {
         settings.push(Setting::strict("seed", seed));
     }

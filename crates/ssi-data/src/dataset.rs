@@ -556,7 +556,19 @@ fn write_temp(path: &Path, bytes: &[u8]) -> Result<PathBuf, DataError> {
 /// processes, and a shared folder may be written from another machine. Files of running
 /// processes, and any other file, are left alone; without `/proc`, nothing is removed.
 pub fn remove_stale_temps(dir: &Path) {
-    remove_temps_older_than(dir, std::time::Duration::from_secs(60));
+    remove_temps_older_than(dir, std::time::Duration::from_secs(60), None);
+}
+
+/// `remove_stale_temps` for one output file in a folder that is not ours (a user's folder):
+/// only the temporaries of that file's own name are removed.
+pub fn remove_stale_temps_of(file: &Path) {
+    let dir = file.parent().filter(|d| !d.as_os_str().is_empty());
+    let name = file.file_name().map(|n| n.to_string_lossy().into_owned());
+    remove_temps_older_than(
+        dir.unwrap_or(Path::new(".")),
+        std::time::Duration::from_secs(60),
+        name.as_deref(),
+    );
 }
 
 #[cfg(unix)]
@@ -570,7 +582,7 @@ fn owner(_: &std::fs::Metadata) -> Option<u32> {
     None
 }
 
-fn remove_temps_older_than(dir: &Path, age: std::time::Duration) {
+fn remove_temps_older_than(dir: &Path, age: std::time::Duration, only: Option<&str>) {
     let proc = Path::new("/proc");
     let Ok(me) = std::fs::metadata(proc.join("self")) else {
         return;
@@ -592,9 +604,12 @@ fn remove_temps_older_than(dir: &Path, age: std::time::Duration) {
             continue;
         };
         let parts: Vec<&str> = rest.rsplitn(3, '.').collect();
-        let [n, pid, _file] = parts[..] else {
+        let [n, pid, file] = parts[..] else {
             continue;
         };
+        if only.is_some_and(|o| o != file) {
+            continue;
+        }
         let numeric = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
         if numeric(n)
             && numeric(pid)
@@ -622,6 +637,7 @@ mod tests {
             &ours,
             ".notes.tmp",
             "x.999999999.1.tmp",
+            ".mydata.999999999.0.tmp",
         ];
         for n in names {
             std::fs::write(dir.join(n), "x").unwrap();
@@ -629,10 +645,16 @@ mod tests {
         // Too recent for the default minute; every one old enough at zero.
         remove_stale_temps(&dir);
         assert!(dir.join(names[0]).exists());
-        remove_temps_older_than(&dir, std::time::Duration::ZERO);
         let left = |n: &str| dir.join(n).exists();
+        // For one output file in a user's folder, only that file's temporaries.
+        remove_temps_older_than(&dir, std::time::Duration::ZERO, Some("best.bpk"));
         if Path::new("/proc/self").exists() {
             assert!(!left(names[0]));
+        }
+        assert!(left(".mydata.999999999.0.tmp"));
+        remove_temps_older_than(&dir, std::time::Duration::ZERO, None);
+        if Path::new("/proc/self").exists() {
+            assert!(!left(".mydata.999999999.0.tmp"));
         }
         assert!(left(&ours) && left(".notes.tmp") && left("x.999999999.1.tmp"));
         std::fs::remove_dir_all(&dir).unwrap();

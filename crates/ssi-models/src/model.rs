@@ -338,6 +338,26 @@ impl ModelConfig {
         serde_json::to_value(self).expect("configs serialise")
     }
 
+    /// Refuses settings that describe more weights than `weight_bytes` of f32 values can hold,
+    /// before the model is built: every model has an item table of `hidden` columns and at
+    /// least a `hidden` x `hidden` map per layer, so a header or `config.json` whose sizes were
+    /// raised would otherwise allocate them (hundreds of GB) before the shapes are compared.
+    pub fn check_fits_weights(&self, weight_bytes: usize) -> Result<(), String> {
+        let v = self.to_json();
+        let get = |k: &str| v.get(k).and_then(serde_json::Value::as_f64).unwrap_or(0.0);
+        let hidden = get("hidden");
+        let least = (self.n_items() as f64 + 1.0) * hidden + get("layers") * hidden * hidden;
+        if least * 4.0 <= weight_bytes as f64 {
+            return Ok(());
+        }
+        Err(format!(
+            "its {} settings (hidden {hidden}, layers {}) describe at least {least:.0} weights, and the file holds {weight_bytes} bytes ({} f32 values): the settings were raised, or the weights belong to a smaller model",
+            self.kind().name(),
+            get("layers"),
+            weight_bytes / 4
+        ))
+    }
+
     /// Applies `key = value` overrides (values parsed as JSON, else taken as strings). Keys that
     /// this model does not have are reported as errors, so a typo never passes silently.
     pub fn with_overrides(

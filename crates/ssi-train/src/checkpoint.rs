@@ -529,6 +529,9 @@ pub fn model_from_bytes(
     bytes: Vec<u8>,
     device: &Device,
 ) -> Result<AnyModel, TrainError> {
+    config
+        .check_fits_weights(bytes.len())
+        .map_err(TrainError::Weights)?;
     let record = ssi_models::common::weights_record(bytes).map_err(TrainError::Weights)?;
     let model = config.init(device).try_load_record(record).map_err(|e| {
         TrainError::Weights(format!(
@@ -552,8 +555,13 @@ pub fn warm_start(
 ) -> Result<AnyModel, TrainError> {
     let dir = RunDir::new(init);
     if !dir.has_run() {
+        let why = if dir.file("config.json").exists() {
+            "it has no finished epoch yet (config.json but no state.json)"
+        } else {
+            "not a run folder (no config.json)"
+        };
         return Err(TrainError::Config(format!(
-            "--init {}: not a run folder (no config.json)",
+            "--init {}: {why}",
             init.display()
         )));
     }
