@@ -170,6 +170,19 @@ impl Bundle {
                 model: model_items,
             });
         }
+        // The shipped sequences feed fine-tuning and validation on the page: an id outside the
+        // catalogue would index past the item table there.
+        for (i, seq) in header.sequences.iter().enumerate() {
+            if let Some(bad) = seq
+                .iter()
+                .find(|&&item| item == 0 || item as usize > model_items)
+            {
+                return Err(BundleError::Header(format!(
+                    "shipped sequence {} holds item {bad}, outside the catalogue's 1..={model_items}",
+                    i + 1
+                )));
+            }
+        }
         Ok((header, weights))
     }
 
@@ -334,6 +347,17 @@ mod tests {
         let e = err(&bad);
         assert!(matches!(e, BundleError::Weights { .. }), "{e}");
         assert!(e.to_string().len() < 400, "a brief message: {e}");
+        // A shipped sequence with an item outside the catalogue.
+        for bad_item in [0, 7] {
+            let mut h = header.clone();
+            h.sequences = vec![vec![1, 2], vec![3, bad_item]];
+            let e = err(&Bundle::to_bytes(h, &model).unwrap());
+            assert!(
+                e.to_string()
+                    .contains(&format!("sequence 2 holds item {bad_item}")),
+                "{e}"
+            );
+        }
         // Settings far larger than the weights: refused before the model is built (a GRU of
         // hidden 8192 holds 400 million weights).
         let mut h = header.clone();
