@@ -65,11 +65,11 @@ pub fn quickstart(a: QuickstartArgs) -> Result<()> {
     let writer = "ssi quickstart";
     check_replaceable(&bundle.join(ssi_bundle::FILE_NAME), writer, is_bundle)?;
     check_replaceable(&bundle.join("bundle.json"), writer, is_header)?;
-    if a.stage.is_none() {
-        introduce(&ds, &a, budget);
-    }
     let request = quickstart::request(ds.name.to_ascii_lowercase(), budget, a.student)?;
     let plan = Plan::new(request, &ds)?;
+    if a.stage.is_none() {
+        introduce(&ds, &a, budget, plan.stages().len());
+    }
     let how = Execution {
         jobs: a.jobs,
         stage: a.stage.clone(),
@@ -95,10 +95,15 @@ pub fn quickstart(a: QuickstartArgs) -> Result<()> {
     Ok(())
 }
 
-fn introduce(ds: &Dataset, a: &QuickstartArgs, budget: Budget) {
+fn introduce(ds: &Dataset, a: &QuickstartArgs, budget: Budget, runs: usize) {
     let st = ds.stats();
+    let alone = if a.student == ModelKind::Bert4rec {
+        "BERT4Rec is".to_string()
+    } else {
+        format!("BERT4Rec and {} are", a.student.name())
+    };
     outln!(
-        "SSI in miniature on {} ({} users, {} items, {} interactions): BERT4Rec and {s} are \
+        "SSI in miniature on {} ({} users, {} items, {} interactions): {alone} \
          trained; three teachers continue the BERT4Rec run, each with one consistency task; \
          then the {s} run continues twice from the same weights, imitating the teachers (SSI) \
          and alone (the reference). MostPop and a Markov chain for scale. {} runs x {}, \
@@ -107,7 +112,7 @@ fn introduce(ds: &Dataset, a: &QuickstartArgs, budget: Budget) {
         st.users,
         st.max_item_id,
         st.interactions,
-        quickstart::RUNS,
+        runs,
         budget,
         a.jobs,
         s = a.student.name(),
