@@ -241,6 +241,13 @@ fn check_sizes(a: &BenchArgs) -> Result<()> {
             a.hidden
         );
     }
+    if a.sampled_negatives >= a.items {
+        anyhow::bail!(
+            "--sampled-negatives {} is not below --items {}: sample fewer (as `train` requires), or 0 for the full softmax",
+            a.sampled_negatives,
+            a.items
+        );
+    }
     // The item table in weights, gradients and Adam's two moments: 16 bytes an entry.
     let table = (a.items as f64 + 1.0) * a.hidden as f64;
     if table > 1e9 {
