@@ -271,10 +271,13 @@ fn check_other_models(others: &[&Setting], train: &TrainConfig) -> Result<(), Tr
                 .into_iter()
                 .find(|p| !p.is_empty())
                 .unwrap_or_default();
-            return Err(TrainError::Config(format!(
-                "{} setting{place}: {e}",
-                kind.name()
-            )));
+            // Most errors already name the model and setting.
+            let e = e.to_string();
+            return Err(TrainError::Config(if e.starts_with(kind.name()) {
+                format!("{e}{place}")
+            } else {
+                format!("{} setting{place}: {e}", kind.name())
+            }));
         }
     }
     Ok(())
@@ -315,6 +318,7 @@ mod tests {
         );
         let range = apply("bert4rec.mask_prob=7").unwrap_err().to_string();
         assert!(range.contains("mask_prob"), "{range}");
+        assert_eq!(range.matches("BERT4Rec setting").count(), 1, "{range}");
         // Checked together: heads 3 divides the hidden 96 given beside it.
         let together = apply_settings(
             &base,
