@@ -1617,6 +1617,23 @@ fn settings_out_of_range_are_refused_before_anything_is_written() {
         ],
         "patience 0 with patience_steps 0",
     );
+    // An option and a --set of the same setting that disagree: refused, nothing written.
+    for (option, set, needle) in [
+        (
+            "--epochs=2",
+            "epochs=1",
+            "--epochs 2 and --set epochs=1 disagree",
+        ),
+        ("--seed=3", "seed=4", "--seed 3 and --set seed=4 disagree"),
+    ] {
+        fails(
+            &[
+                "train", "--model", "hgn", "--data", d, "--out", r, option, "--set", set,
+            ],
+            needle,
+        );
+        assert!(!run.exists(), "{option}: the run folder was created");
+    }
     // A settings file that gives a setting twice is refused, naming it.
     let twice = dir.path().join("twice.json");
     std::fs::write(&twice, r#"{"hidden": 16, "hidden": 32}"#).unwrap();
