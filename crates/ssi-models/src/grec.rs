@@ -288,6 +288,14 @@ impl crate::model::ModelSpec for GrecConfig {
         Self::new(n_items)
     }
 
+    /// The projector's bottleneck has `hidden / 2` units: hidden 1 would leave it none.
+    fn check(&self) -> Result<(), (&'static str, String)> {
+        if self.hidden < 2 {
+            return Err(("hidden", "an integer in 2..=8192 (GREC's projector halves it)".into()));
+        }
+        Ok(())
+    }
+
     /// GREC overfits without a penalty (its validation peaks early while its training loss
     /// falls); its public code trains with an L2 penalty, and 1e-4 is the value measured on all
     /// three files (docs/results/grec.md).

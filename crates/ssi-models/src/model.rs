@@ -122,6 +122,11 @@ pub trait ModelSpec {
     fn train_defaults(&self) -> TrainDefaults {
         TrainDefaults::default()
     }
+    /// A model's own limits beyond the shared ranges of `ModelConfig::validate`: the setting at
+    /// fault and what it allows.
+    fn check(&self) -> Result<(), (&'static str, String)> {
+        Ok(())
+    }
 }
 
 /// A model's own defaults for training settings (`TrainConfig` fields of the same names);
@@ -221,6 +226,13 @@ macro_rules! model_list {
             pub fn train_defaults(&self) -> $crate::model::TrainDefaults {
                 match self {
                     $($(#[$attr])* ModelConfig::$kind(c) => $crate::model::ModelSpec::train_defaults(c),)*
+                }
+            }
+
+            /// The model's own limits (see `ModelSpec::check`).
+            fn own_check(&self) -> Result<(), (&'static str, String)> {
+                match self {
+                    $($(#[$attr])* ModelConfig::$kind(c) => $crate::model::ModelSpec::check(c),)*
                 }
             }
 
@@ -459,7 +471,7 @@ impl ModelConfig {
         {
             return bad("dilations", "a non-empty list of integers in 1..=64");
         }
-        Ok(())
+        self.own_check().or_else(|(k, allowed)| bad(k, &allowed))
     }
 }
 

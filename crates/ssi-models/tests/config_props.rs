@@ -18,8 +18,17 @@ fn value() -> impl Strategy<Value = serde_json::Value> {
     ]
 }
 
+/// 300 cases unless `PROPTEST_CASES` asks for a longer sweep.
+fn config() -> ProptestConfig {
+    let mut c = ProptestConfig::default();
+    if std::env::var_os("PROPTEST_CASES").is_none() {
+        c.cases = 300;
+    }
+    c
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(300))]
+    #![proptest_config(config())]
 
     #[test]
     fn settings_are_refused_or_usable(
@@ -50,4 +59,22 @@ proptest! {
         let scores = model.score_all(Batch { items: &h, users: &[Some(0), None] });
         prop_assert_eq!(scores.dims()[0], 2);
     }
+}
+
+/// Found by the property above: GREC with hidden 1 built a projector without units, and burn's
+/// initialiser panicked on its first forward pass. Refused, naming the setting; hidden 2 scores.
+#[test]
+fn grec_needs_a_hidden_size_of_two() {
+    let base = ModelConfig::new(ModelKind::Grec, 12, 4);
+    let one = base.with_overrides(&[("hidden".into(), 1.into())]).unwrap();
+    let err = one.validate().unwrap_err().to_string();
+    assert!(err.contains("hidden") && err.contains("2..="), "{err}");
+    let two = base.with_overrides(&[("hidden".into(), 2.into())]).unwrap();
+    two.validate().unwrap();
+    let h: [&[u32]; 1] = [&[1, 2, 3]];
+    let scores = two.init(&Device::flex()).score_all(Batch {
+        items: &h,
+        users: &[None],
+    });
+    assert_eq!(scores.dims(), [1, 12]);
 }
