@@ -72,7 +72,11 @@ impl ProtocolArgs {
                         path.display()
                     )
                 })?;
-                Evaluator::from_file(ds, cfg, &text, path)?
+                let ev = Evaluator::from_file(ds, cfg, &text, path)?;
+                for n in &ev.notes {
+                    eprintln!("{n}");
+                }
+                ev
             }
         })
     }

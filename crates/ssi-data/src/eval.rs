@@ -48,6 +48,9 @@ pub struct Evaluator {
     pub config: EvalConfig,
     pub users: Vec<usize>,
     pub negatives: Vec<Vec<u32>>,
+    /// What a user should know about where the candidates came from (lines of a negatives file
+    /// that were not used); printed by front-ends before the figures.
+    pub notes: Vec<String>,
 }
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -168,6 +171,7 @@ impl Evaluator {
             config,
             users,
             negatives,
+            notes: Vec::new(),
         }
     }
 
@@ -220,6 +224,14 @@ impl Evaluator {
         }
         for (slot, &u) in ev.negatives.iter_mut().zip(&ev.users) {
             *slot = file.per_user[u].take().expect("checked above");
+        }
+        if let Some(&first) = file.unknown_users.first() {
+            ev.notes.push(format!(
+                "note: {}: {} line(s) name users that dataset {} does not hold (the first: user {first}), and were not used; published files list users the loader drops for being too short",
+                path.display(),
+                file.unknown_users.len(),
+                ds.name
+            ));
         }
         Ok(ev)
     }
@@ -292,6 +304,8 @@ struct SampleFile {
     per_user: Vec<Option<Vec<u32>>>,
     /// How many negatives every line lists.
     n_negatives: usize,
+    /// Users of lines the dataset does not hold, in file order.
+    unknown_users: Vec<u32>,
 }
 
 /// Reads a sample file, checking every line of a user of `ds` against that user's history.
@@ -308,6 +322,7 @@ fn read_sample_file(
         .collect();
     let mut per_user: Vec<Option<Vec<u32>>> = vec![None; ds.n_users()];
     let mut lines: Vec<(usize, usize)> = Vec::new();
+    let mut unknown_users = Vec::new();
     for (i, line) in crate::dataset::split_lines(text).into_iter().enumerate() {
         let lineno = i + 1;
         let mut tokens = line.split_whitespace();
@@ -317,6 +332,7 @@ fn read_sample_file(
         let user = sample_id(user_tok, "user", path, lineno)?;
         // Users the loader dropped (too short to split) have lines in published files.
         let Some(&u) = index.get(&user) else {
+            unknown_users.push(user);
             continue;
         };
         if per_user[u].is_some() {
@@ -391,6 +407,7 @@ fn read_sample_file(
     Ok(SampleFile {
         per_user,
         n_negatives,
+        unknown_users,
     })
 }
 
@@ -852,10 +869,17 @@ mod tests {
         assert!(e.contains("history"), "{e}");
         // Unknown user, duplicate user, ragged counts, garbage.
         let extra = format!("{text}777 5\n");
-        assert!(
-            Evaluator::from_file(&ds, cfg.clone(), &extra, p).is_ok(),
+        let with_extra = Evaluator::from_file(&ds, cfg.clone(), &extra, p).unwrap();
+        assert_eq!(
+            with_extra.negatives, sampled.negatives,
             "a dropped user's line"
         );
+        assert!(
+            with_extra.notes.len() == 1 && with_extra.notes[0].contains("user 777"),
+            "{:?}",
+            with_extra.notes
+        );
+        assert!(from_file.notes.is_empty());
         assert!(err(&format!("{text}{}\n", lines[0])).contains("twice"));
         // One line longer than all the others is the line named (items 1..=10).
         let (wide, _) =

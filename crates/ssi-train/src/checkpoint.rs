@@ -207,7 +207,20 @@ impl RunDir {
                 self.path.display()
             )));
         }
-        self.read_json("state.json")
+        let state: TrainState = self.read_json("state.json")?;
+        // A best epoch or step past the run's own counts is a hand-edited or foreign file: the
+        // best weights would be looked for in an epoch that never ran.
+        if state.best_epoch.is_some_and(|b| b > state.epoch) || state.best_step > state.steps {
+            return Err(TrainError::Checkpoint(format!(
+                "{}: best epoch {} (step {}) lies past the run's {} epochs ({} steps); the file was edited or belongs to another run",
+                self.file("state.json").display(),
+                state.best_epoch.unwrap_or(0),
+                state.best_step,
+                state.epoch,
+                state.steps
+            )));
+        }
+        Ok(state)
     }
 
     /// Gives a saved run the stopping limits of `limits` (epochs, patience, patience_steps,

@@ -174,6 +174,14 @@ fn edited_training_settings_are_refused() {
         err.to_string().contains("its training settings differ"),
         "{err}"
     );
+    run.write_json("config.json", &original).unwrap();
+    let state: serde_json::Value = run.read_json("state.json").unwrap();
+    let mut ahead = state.clone();
+    ahead["best_epoch"] = 5.into();
+    run.write_json("state.json", &ahead).unwrap();
+    let err = run.state().expect_err("best epoch past the run");
+    assert!(err.to_string().contains("best epoch 5"), "{err}");
+    run.write_json("state.json", &state).unwrap();
     let mut limits = original.clone();
     limits["train"]["epochs"] = 7.into();
     limits["train"]["time_budget_minutes"] = 3.0.into();
