@@ -248,10 +248,16 @@ fn quickstart_runs_without_files() {
         !preset.contains("started") && preset.contains("SSI"),
         "{preset}"
     );
-    fails(
-        &["reproduce", "--preset", "best", "--temperature", "2"],
-        "--preset best sets",
-    );
+    for given in [
+        ["--temperature", "2"],
+        ["--temperature", "1"],
+        ["--imitation-points", "target"],
+    ] {
+        fails(
+            &[&["reproduce", "--preset", "best"][..], &given[..]].concat(),
+            "--preset best sets",
+        );
+    }
     // Finished runs trained with other settings are refused, not shown under this command.
     fails(
         &["quickstart", "--epochs", "2", "--out", r],
@@ -312,6 +318,36 @@ fn quickstart_runs_without_files() {
         "bundle.ssib: was not written by `ssi quickstart`",
     );
     std::fs::remove_dir_all(mine.join("bundle")).unwrap();
+    // A bundle the user exported there is theirs too.
+    let theirs = mine.join("bundle");
+    ok(&[
+        "export",
+        "--checkpoint",
+        &format!("{r}/bert4rec"),
+        "--out",
+        theirs.to_str().unwrap(),
+        "--name",
+        "my bert4rec",
+    ]);
+    fails(
+        &["quickstart", "--epochs", "1", "--out", m],
+        "bundle.ssib: was not written by `ssi quickstart`",
+    );
+    std::fs::remove_dir_all(&theirs).unwrap();
+    // A stage's log under --jobs replaces only a log: not a file of the user's, nor a link.
+    std::fs::write(mine.join("bert4rec.log"), "my notes").unwrap();
+    for log in ["my notes", "link"] {
+        if log == "link" {
+            std::fs::remove_file(mine.join("bert4rec.log")).unwrap();
+            std::os::unix::fs::symlink(mine.join("notes.txt"), mine.join("bert4rec.log")).unwrap();
+        }
+        fails(
+            &["quickstart", "--epochs", "1", "--jobs", "2", "--out", m],
+            "bert4rec.log is where `ssi reproduce --jobs` writes",
+        );
+    }
+    assert!(!mine.join("notes.txt").exists() && !mine.join("bert4rec").exists());
+    std::fs::remove_file(mine.join("bert4rec.log")).unwrap();
     std::fs::write(mine.join("table2.md"), "my notes").unwrap();
     fails(
         &["quickstart", "--epochs", "1", "--out", m],
@@ -1328,6 +1364,36 @@ fn export_a_bundle_that_evaluates_like_its_checkpoint() {
         &["eval", "--bundle", bad.to_str().unwrap(), "--data", d],
         "SHA-256",
     );
+    // The run's dataset moved: named as the run's, and `--data` gives its new place (its
+    // content is still checked); the bundle folder holds the bundle only.
+    let moved = dir.path().join("moved.txt");
+    std::fs::rename(&data, &moved).unwrap();
+    let again = dir.path().join("again");
+    let a = again.to_str().unwrap();
+    fails(
+        &["export", "--checkpoint", r, "--out", a],
+        "is not there any more: give its new path with --data",
+    );
+    fails(&["eval", "--checkpoint", r], "is not there any more");
+    fails(
+        &["export", "--checkpoint", r, "--out", a, "--data", o],
+        "trained on",
+    );
+    ok(&[
+        "export",
+        "--checkpoint",
+        r,
+        "--out",
+        a,
+        "--data",
+        moved.to_str().unwrap(),
+    ]);
+    let mut files: Vec<String> = std::fs::read_dir(&again)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(files, ["bundle.json", "bundle.ssib"]);
 }
 
 /// The hostile-input classes that are not about runs: quoting in raw logs, non-finite
@@ -2107,4 +2173,31 @@ fn outputs_and_caches_never_land_on_the_users_files() {
         &["data", "fetch", "beauty", "--cache", d],
         "is a file: give a folder",
     );
+}
+
+/// A path that is not UTF-8 trains like any other (the command is recorded lossily), rather
+/// than panicking where the command line is recorded.
+#[test]
+fn paths_that_are_not_utf8_are_usable() {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path(), 100, 4);
+    let run = dir.path().join(std::ffi::OsStr::from_bytes(b"run\xff"));
+    let out = Command::new(env!("CARGO_BIN_EXE_ssi"))
+        .args([
+            "train", "--model", "hgn", "--epochs", "1", "--set", "hidden=8",
+        ])
+        .arg("--data")
+        .arg(&data)
+        .arg("--out")
+        .arg(&run)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+    let recorded = std::fs::read_to_string(run.join("command.txt")).unwrap();
+    assert!(recorded.contains("run\u{fffd}"), "{recorded}");
 }

@@ -252,6 +252,12 @@ fn ingest_log(a: IngestArgs) -> Result<()> {
             "note: {short} user(s) have fewer than 3 items and will be skipped when the file is loaded"
         );
     }
+    if ing.repeated_rows > 0 {
+        errln!(
+            "note: {} row(s) repeat an earlier row exactly (same user, item and timestamp); each is kept as an interaction",
+            ing.repeated_rows
+        );
+    }
     for f in files {
         outln!("wrote {}", f.display());
     }

@@ -149,7 +149,10 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         (None, Some(dir)) => ssi_train::RunDir::new(dir).config()?.dataset.path,
         _ => a.data.clone(),
     };
-    let ds = crate::source::load(data.as_deref(), a.json)?;
+    let ds = match (&a.data, &a.checkpoint) {
+        (None, Some(dir)) => crate::source::load_for_run(dir, data.as_deref(), None, a.json)?,
+        _ => crate::source::load(data.as_deref(), a.json)?,
+    };
     let report = match (a.model, &a.checkpoint) {
         (Some(kind), _) => evaluate(&ds, fit(kind, &ds).as_ref(), &a.protocol, a.json)?,
         (None, None) if a.bundle.is_some() => {

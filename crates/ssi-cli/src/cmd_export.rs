@@ -25,6 +25,10 @@ pub struct ExportArgs {
     /// Replace a bundle already in --out.
     #[arg(long)]
     force: bool,
+    /// The dataset the run was trained on, when it has moved from the path its config.json
+    /// records (its content is checked against the run's).
+    #[arg(long)]
+    data: Option<PathBuf>,
 }
 
 impl ExportArgs {
@@ -36,6 +40,7 @@ impl ExportArgs {
             name: Some(name),
             sequences: 1000,
             force: true,
+            data: None,
         }
     }
 }
@@ -57,9 +62,17 @@ pub fn export(a: ExportArgs) -> Result<()> {
     )?;
     let dir = RunDir::new(&a.checkpoint);
     let cfg = dir.config()?;
-    let ds = crate::source::load(cfg.dataset.path.as_deref(), true)?;
+    let ds = crate::source::load_for_run(
+        &a.checkpoint,
+        cfg.dataset.path.as_deref(),
+        a.data.as_deref(),
+        true,
+    )?;
     cfg.dataset.check_same(
-        &ssi_train::checkpoint::DatasetInfo::of(&ds, cfg.dataset.path.as_deref()),
+        &ssi_train::checkpoint::DatasetInfo::of(
+            &ds,
+            a.data.as_deref().or(cfg.dataset.path.as_deref()),
+        ),
         &a.checkpoint.display().to_string(),
     )?;
     let (_, model) = dir.load_best(&burn::tensor::Device::flex())?;
@@ -106,6 +119,7 @@ pub fn export(a: ExportArgs) -> Result<()> {
     let back = Bundle::from_bytes(&bytes, &burn::tensor::Device::flex())?;
     std::fs::create_dir_all(&a.out)
         .with_context(|| format!("cannot create {}", a.out.display()))?;
+    let lock = lock_out(&a.out)?;
     ssi_data::dataset::remove_stale_temps(&a.out);
     ssi_data::dataset::write_atomic(&a.out.join(FILE_NAME), &bytes)?;
     let mut readable = serde_json::to_value(&back.header)?;
@@ -115,6 +129,9 @@ pub fn export(a: ExportArgs) -> Result<()> {
         &a.out.join("bundle.json"),
         serde_json::to_string_pretty(&readable)?.as_bytes(),
     )?;
+    // The lock file goes with the bundle's folder to the page otherwise; removed while held.
+    let _ = std::fs::remove_file(a.out.join(LOCK));
+    drop(lock);
     outln!(
         "exported {} ({}, {} items, {:.1} MB) to {}",
         back.header.name,
@@ -124,6 +141,31 @@ pub fn export(a: ExportArgs) -> Result<()> {
         a.out.join(FILE_NAME).display()
     );
     Ok(())
+}
+
+const LOCK: &str = ".export.lock";
+
+/// An exclusive lock on `out` while its two files are written: two exports into one folder at
+/// once would leave the header of one beside the weights of the other.
+fn lock_out(out: &std::path::Path) -> Result<std::fs::File> {
+    let path = out.join(LOCK);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another `ssi export` is writing into {} (it holds {}): wait for it, or choose another --out",
+            out.display(),
+            path.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("cannot lock {}", path.display()))
+        }
+    }
 }
 
 /// Today's UTC date, YYYY-MM-DD.

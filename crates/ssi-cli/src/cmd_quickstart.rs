@@ -57,10 +57,16 @@ pub fn quickstart(a: QuickstartArgs) -> Result<()> {
     let ds = crate::source::load(a.data.as_deref(), false)?;
     let ws = workspace(&ds, a.data.clone(), out.clone(), "cpu")?;
     let bundle = out.join("bundle");
-    // The bundle an earlier quickstart exported is replaced; a file of the user's is not.
-    let is_bundle = |b: &[u8]| b.starts_with(ssi_bundle::MAGIC);
+    // The bundle an earlier quickstart exported is replaced; a file of the user's is not, nor a
+    // bundle the user exported there: quickstart's own carries the name it gives, of this
+    // dataset and student.
+    let bundle_name = format!("{} SSI-{}", ds.name, a.student.name());
+    let is_bundle =
+        |b: &[u8]| ssi_bundle::Bundle::read_header(b).is_ok_and(|(h, _)| h.name == bundle_name);
     let is_header = |b: &[u8]| {
-        serde_json::from_slice::<serde_json::Value>(b).is_ok_and(|v| v.get("provenance").is_some())
+        serde_json::from_slice::<serde_json::Value>(b).is_ok_and(|v| {
+            v.get("provenance").is_some() && v["name"].as_str() == Some(bundle_name.as_str())
+        })
     };
     let writer = "ssi quickstart";
     check_replaceable(&bundle.join(ssi_bundle::FILE_NAME), writer, is_bundle)?;
@@ -89,7 +95,7 @@ pub fn quickstart(a: QuickstartArgs) -> Result<()> {
     crate::cmd_export::export(crate::cmd_export::ExportArgs::new(
         out.join(&ssi),
         bundle.clone(),
-        format!("{} SSI-{}", ds.name, a.student.name()),
+        bundle_name,
     ))?;
     next_steps(&out, &bundle);
     Ok(())

@@ -38,7 +38,7 @@ pub fn report(mut a: ReportArgs) -> Result<()> {
         Vec::new()
     };
     let n_found = found.len();
-    let rows = report::merge(archived, found);
+    let rows = report::merge(archived, found).map_err(anyhow::Error::msg)?;
     if rows.is_empty() {
         let roots: Vec<String> = a.roots.iter().map(|r| r.display().to_string()).collect();
         bail!(

@@ -33,7 +33,8 @@ pub struct ReproduceArgs {
     /// small (hidden 64, 2 layers, 2 heads), paper (256, 8, 4), or a JSON settings file.
     #[arg(long, default_value = "small")]
     config: String,
-    /// A setting for every run, e.g. --set time_budget_minutes=20 (repeatable).
+    /// A setting for every run whose model has it (a key no model has is an error), e.g. --set
+    /// time_budget_minutes=20 or --set layers=1; MODEL.KEY=VALUE for one model (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
     /// Output folder: one run folder per model, tables and plots (default runs/reproduce-NAME).
@@ -80,16 +81,16 @@ pub struct ReproduceArgs {
     preset: Preset,
     /// Where every SSI student imitates its teachers, as `ssi distill --imitation-points`:
     /// target (the faithful reading, default), next or both.
-    #[arg(long, default_value = "target")]
-    imitation_points: ImitationPoints,
+    #[arg(long)]
+    imitation_points: Option<ImitationPoints>,
     /// Teachers of every SSI student read the whole training history, as
     /// `ssi distill --teacher-full-history` (off by default: they read the student's input).
     #[arg(long)]
     teacher_full_history: bool,
     /// Softmax temperature of eq. 5 for every SSI student, as `ssi distill --temperature`
     /// (1, the paper's, by default).
-    #[arg(long, default_value_t = 1.0, value_parser = crate::cmd_train::parse_temperature)]
-    temperature: f64,
+    #[arg(long, value_parser = crate::cmd_train::parse_temperature)]
+    temperature: Option<f64>,
     /// Beyond the paper: each teacher starts from the BERT4Rec run and continues with its
     /// consistency task, each SSI student starts from its own run alone, and that run is also
     /// continued alone from the same weights (`STUDENT-continued`), the same-run reference the
@@ -154,9 +155,11 @@ pub fn reproduce(a: ReproduceArgs) -> Result<()> {
 }
 
 fn request(a: &ReproduceArgs, paper_dataset: String) -> Result<Request> {
-    let tuned = a.imitation_points != ImitationPoints::Target
+    // Any of them given, even at its faithful value, is refused with the best preset: it would
+    // not be what trains.
+    let tuned = a.imitation_points.is_some()
         || a.teacher_full_history
-        || a.temperature != 1.0
+        || a.temperature.is_some()
         || a.warm_start;
     if a.preset == Preset::Best && tuned {
         anyhow::bail!(
@@ -165,7 +168,10 @@ fn request(a: &ReproduceArgs, paper_dataset: String) -> Result<Request> {
     }
     let mut settings = reproduce::base_settings(&a.config)?;
     for s in &a.set {
-        settings.push(Setting::parse(s)?);
+        // As in a settings file: HGN has no `layers`, and `--set layers=1` is for the others.
+        let mut setting = Setting::parse(s)?;
+        setting.strict = false;
+        settings.push(setting);
     }
     Ok(Request {
         settings,
@@ -175,9 +181,9 @@ fn request(a: &ReproduceArgs, paper_dataset: String) -> Result<Request> {
         imitation: match a.preset {
             Preset::Best => ImitationOptions::BEST,
             Preset::Faithful => ImitationOptions {
-                points: a.imitation_points,
+                points: a.imitation_points.unwrap_or(ImitationPoints::Target),
                 full_history: a.teacher_full_history,
-                temperature: a.temperature,
+                temperature: a.temperature.unwrap_or(1.0),
             },
         },
         warm_start: a.warm_start || a.preset == Preset::Best,
@@ -207,7 +213,7 @@ pub fn workspace<'a>(
         data_path: data,
         out,
         device: crate::source::device(device)?,
-        command: std::env::args().collect(),
+        command: crate::command_line(),
     })
 }
 

@@ -222,7 +222,7 @@ fn run(
         resume: a.resume,
         init: a.init.clone(),
         distill,
-        command: std::env::args().collect(),
+        command: crate::command_line(),
     };
     let (_, report) = run_job(&ds, &job, a.json)?;
     if a.json {

@@ -41,6 +41,47 @@ fn stop_with_parent(cmd: &mut Command) {
 #[cfg(not(target_os = "linux"))]
 fn stop_with_parent(_: &mut Command) {}
 
+/// The first line of a stage's log, written before the stage's own output.
+const LOG_HEADER: &str = "# ssi reproduce: output of stage ";
+
+/// Refuses to replace `path` unless it is a stage log: a plain file (not a link, which could
+/// point at a dataset) that is empty or begins as stage logs do (this header, or the stage's
+/// own first line `== ` in logs written before it).
+fn check_log(path: &Path) -> Result<()> {
+    let meta = match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        Ok(m) => m,
+    };
+    let ours = meta.file_type().is_file()
+        && std::fs::read(path).is_ok_and(|b| {
+            b.is_empty() || b.starts_with(LOG_HEADER.as_bytes()) || b.starts_with(b"== ")
+        });
+    if !ours {
+        bail!(
+            "{} is where `ssi reproduce --jobs` writes a stage's output, and it is not a stage log (a link, a folder, or a file it did not write): it is left as it is; move it, or choose another --out",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// Opens a stage's log for writing (replacing the last attempt's), never through a link.
+fn open_log(path: &Path, stage: &str) -> Result<std::fs::File> {
+    use std::io::Write;
+    check_log(path)?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NOFOLLOW);
+    let mut log = options
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    writeln!(log, "{LOG_HEADER}{stage}")
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(log)
+}
+
 fn finished(out: &Path, name: &str) -> bool {
     ssi_train::checkpoint::RunDir::new(out.join(name)).has_result()
 }
@@ -53,6 +94,10 @@ pub fn run_parallel(out: &Path, tasks: &[Task], jobs: usize) -> Result<()> {
     let exe = std::env::current_exe().context("cannot find the running ssi executable")?;
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     let unfinished: Vec<&Task> = tasks.iter().filter(|t| !finished(out, &t.name)).collect();
+    // Every log this run will replace is checked before the first stage starts.
+    for t in &unfinished {
+        check_log(&out.join(format!("{}.log", t.name)))?;
+    }
     // Runs that others wait for (the teachers) go first, so that the students can start while
     // the baselines fill the other slots, instead of waiting for the last teacher alone.
     let (first, rest): (Vec<&Task>, Vec<&Task>) = unfinished
@@ -73,8 +118,7 @@ pub fn run_parallel(out: &Path, tasks: &[Task], jobs: usize) -> Result<()> {
             };
             let task = pending.remove(i);
             let log_path = out.join(format!("{}.log", task.name));
-            let log = std::fs::File::create(&log_path)
-                .with_context(|| format!("cannot create {}", log_path.display()))?;
+            let log = open_log(&log_path, &task.name)?;
             let mut cmd = Command::new(&exe);
             cmd.args(&args)
                 .args(["--stage", &task.name])

@@ -112,6 +112,14 @@ pub fn keep_freed_memory(keep: bool) {
     let _ = keep;
 }
 
+/// This process's command line as a run records it (`command.txt`): an argument that is not
+/// UTF-8 is recorded lossily, since the record is for reading; the run uses the paths as given.
+pub fn command_line() -> Vec<String> {
+    std::env::args_os()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect()
+}
+
 fn main() {
     // `ssi ... | head` ends quietly when the reader goes away, as other Unix tools do, instead of
     // panicking on the failed write (Rust ignores SIGPIPE by default).

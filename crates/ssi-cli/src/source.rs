@@ -25,6 +25,30 @@ pub fn load(path: Option<&Path>, quiet: bool) -> Result<Dataset> {
     }
 }
 
+/// The dataset run `run` was trained on: `given` (`--data`) when set, else the file its
+/// `config.json` records. A recorded file that has gone is named as the run's, with the way out.
+pub fn load_for_run(
+    run: &Path,
+    recorded: Option<&Path>,
+    given: Option<&Path>,
+    quiet: bool,
+) -> Result<Dataset> {
+    if let Some(p) = given {
+        return load(Some(p), quiet);
+    }
+    if let Some(p) = recorded
+        && std::fs::metadata(p).is_err()
+    {
+        anyhow::bail!(
+            "{}: the dataset {} was trained on (recorded in {}) is not there any more: give its new path with --data",
+            p.display(),
+            run.display(),
+            run.join("config.json").display()
+        );
+    }
+    load(recorded, quiet)
+}
+
 /// The burn device of `--device`: cpu (flex) or wgpu.
 pub fn device(name: &str) -> Result<burn::tensor::Device> {
     match name {

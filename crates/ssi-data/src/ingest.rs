@@ -42,12 +42,17 @@ pub struct Ingested {
     pub rows: usize,
     pub skipped: Vec<Skip>,
     pub dropped_by_k_core: usize,
+    /// Rows that repeat an earlier row exactly (user, item and timestamp), kept as interactions.
+    pub repeated_rows: usize,
 }
 
 struct Row {
     user: usize,
     item: usize,
     time: f64,
+    /// The timestamp exactly, when it is an integer: nanoseconds since 1970 lie beyond f64's
+    /// 2^53, where neighbouring values would compare equal.
+    exact: Option<i64>,
     order: usize,
 }
 
@@ -129,6 +134,13 @@ pub fn ingest(
     if log.rows.is_empty() {
         return Err(no_usable_row(path, &log.skipped));
     }
+    let repeated_rows = {
+        let mut seen = std::collections::HashSet::new();
+        log.rows
+            .iter()
+            .filter(|r| !seen.insert((r.user, r.item, r.exact, r.time.to_bits())))
+            .count()
+    };
     let before = log.rows.len();
     let rows = k_core(log.rows, log.users.len(), log.items.len(), cfg.k_core);
     let dropped_by_k_core = before - rows.len();
@@ -161,6 +173,7 @@ pub fn ingest(
         rows: log.n_rows,
         skipped: log.skipped,
         dropped_by_k_core,
+        repeated_rows,
     })
 }
 
@@ -274,6 +287,7 @@ fn read_rows(records: Records, cols: &Columns, path: &Path) -> Result<RawLog, Da
             user,
             item,
             time,
+            exact: rec[cols.time].trim().parse().ok(),
             order: log.rows.len(),
         });
     }
@@ -353,11 +367,17 @@ fn remap(rows: &[Row], users: &[String], items: &[String]) -> Remapped {
         item_map: Vec::new(),
         sequences: Vec::new(),
     };
+    // Integers compare exactly when every timestamp of the log is one.
+    let exact = rows.iter().all(|r| r.exact.is_some());
     for (u, list) in per_user.iter_mut().enumerate() {
         if list.is_empty() {
             continue;
         }
-        list.sort_by(|a, b| a.time.total_cmp(&b.time).then(a.order.cmp(&b.order)));
+        if exact {
+            list.sort_by_key(|r| (r.exact, r.order));
+        } else {
+            list.sort_by(|a, b| a.time.total_cmp(&b.time).then(a.order.cmp(&b.order)));
+        }
         let seq: Vec<u32> = list
             .iter()
             .map(|r| {
@@ -532,6 +552,25 @@ mod tests {
         assert_eq!(ing.dataset.sequences[1], vec![3, 1, 2]);
         assert_eq!(ing.dropped_by_k_core, 2);
         assert_eq!(ing.dataset.catalogue.as_ref().unwrap().names[1], "z");
+    }
+
+    /// Nanosecond timestamps differ below f64's resolution; rows newest first still come out
+    /// oldest first. Exact repeats are counted.
+    #[test]
+    fn integer_timestamps_compare_exactly_and_repeats_are_counted() {
+        let mut text = String::from("user,item,ts\n");
+        for i in (0..5).rev() {
+            text.push_str(&format!("u,i{i},{}\n", 1_700_000_000_000_000_000i64 + i));
+        }
+        text.push_str("u,i4,1700000000000000004\n");
+        let cfg = IngestConfig {
+            k_core: 0,
+            ..Default::default()
+        };
+        let ing = ingest(&text, Path::new("ns.csv"), &cfg, None).unwrap();
+        assert_eq!(ing.item_map, ["i0", "i1", "i2", "i3", "i4"]);
+        assert_eq!(ing.dataset.sequences[0], [1, 2, 3, 4, 5, 5]);
+        assert_eq!(ing.repeated_rows, 1);
     }
 
     #[test]

@@ -50,6 +50,10 @@ pub struct Row {
     pub kind: String,
     pub ssi: bool,
     pub init_from: Option<PathBuf>,
+    /// The run folder's absolute path when it was read, which tells two runs of the same
+    /// `config` name apart (absent in rows archived before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
 }
 
 /// The archive's file name, beside the page.
@@ -83,16 +87,38 @@ pub fn to_archive(rows: &[Row]) -> String {
 /// folder) not found this time, in the table's order. A run folder is named relative to the
 /// folder the report searched, so point reports at the same folders to replace a run's row
 /// (a row is removed by deleting it from the archive).
-pub fn merge(archived: Vec<Row>, found: Vec<Row>) -> Vec<Row> {
+pub fn merge(archived: Vec<Row>, found: Vec<Row>) -> Result<Vec<Row>, String> {
     let key = |r: &Row| (r.dataset.clone(), r.config.clone());
-    let seen: std::collections::HashSet<_> = found.iter().map(key).collect();
+    let mut seen: std::collections::HashMap<_, &Row> = Default::default();
+    for r in &found {
+        if let Some(other) = seen.insert(key(r), r) {
+            return Err(format!(
+                "two runs are named {} ({} and {}): rows are named by the folder under the root, so give a folder above both as the root",
+                r.config,
+                other.path.as_deref().unwrap_or("?"),
+                r.path.as_deref().unwrap_or("?")
+            ));
+        }
+    }
+    // A row archived from another run folder of the same name is not this run's earlier row.
+    for old in &archived {
+        if let Some(new) = seen.get(&key(old))
+            && let (Some(a), Some(b)) = (&old.path, &new.path)
+            && a != b
+        {
+            return Err(format!(
+                "run {b} would replace the archived row {} of another run ({a}) with the same name: report it from a folder above it so that its name differs",
+                old.config
+            ));
+        }
+    }
     let mut rows: Vec<Row> = archived
         .into_iter()
-        .filter(|r| !seen.contains(&key(r)))
+        .filter(|r| !seen.contains_key(&key(r)))
         .collect();
     rows.extend(found);
     sort_rows(&mut rows);
-    rows
+    Ok(rows)
 }
 
 fn sort_rows(rows: &mut [Row]) {
@@ -358,7 +384,24 @@ fn read_row(root: &Path, dir: &Path) -> Result<Row, String> {
         kind: cfg.model.kind().id().to_string(),
         ssi: cfg.distill.is_some(),
         init_from: cfg.init_from.clone(),
+        path: Some(
+            dir.canonicalize()
+                .unwrap_or_else(|_| dir.to_path_buf())
+                .display()
+                .to_string(),
+        ),
     })
+}
+
+/// `s` on one line, as a Markdown line needs it.
+fn one_line(s: &str) -> String {
+    s.replace(['\n', '\r'], " ")
+}
+
+/// `s` inside a Markdown table cell: on one line, and a `|` escaped (even in a code span it
+/// would end the cell).
+fn cell(s: &str) -> String {
+    one_line(s).replace('|', "\\|")
 }
 
 fn opt(v: Option<f64>, digits: usize) -> String {
@@ -440,8 +483,8 @@ pub fn to_markdown(
         for r in rows.iter().filter(|r| r.dataset == d) {
             md.push_str(&format!(
                 "| {} | `{}` | {:.4} | {:.4} | {} | {} | {} | {} |\n",
-                r.model,
-                r.config,
+                cell(&r.model),
+                cell(&r.config),
                 r.ndcg10,
                 r.recall10,
                 opt(r.full_ndcg10, 4),
@@ -460,7 +503,12 @@ pub fn to_markdown(
                     .collect::<Vec<_>>()
                     .join(", "),
             };
-            md.push_str(&format!("- `{}` (seed {}): {shown}\n", r.config, r.seed));
+            md.push_str(&format!(
+                "- `{}` (seed {}): {}\n",
+                one_line(&r.config),
+                r.seed,
+                one_line(&shown)
+            ));
         }
         md.push_str(&goals(rows, d));
         for c in charts.iter().filter(|c| c.dataset == d) {
@@ -506,7 +554,7 @@ fn goals(rows: &[Row], d: &str) -> String {
         let Some(reference) = reference else {
             md.push_str(&format!(
                 "| `{}` | none in these runs (not warm-started, or its reference is missing) | | | – |\n",
-                s.config
+                cell(&s.config)
             ));
             continue;
         };
@@ -520,8 +568,8 @@ fn goals(rows: &[Row], d: &str) -> String {
         let met = round(gain) >= GAIN_GOAL && full.is_none_or(|f| round(f) >= 0.0);
         md.push_str(&format!(
             "| `{}` | `{}` | {:+.4} | {} | {} |\n",
-            s.config,
-            reference.config,
+            cell(&s.config),
+            cell(&reference.config),
             gain,
             full.map(|f| format!("{f:+.4}")).unwrap_or_default(),
             if met {
@@ -595,6 +643,7 @@ mod tests {
             kind: "hgn".into(),
             ssi,
             init_from: start.map(PathBuf::from),
+            path: None,
         }
     }
 

@@ -129,6 +129,7 @@ fn row(model: &str, config: &str, ssi: bool, start: Option<&str>) -> report::Row
         kind: "sasrec".into(),
         ssi,
         init_from: start.map(Into::into),
+        path: None,
     }
 }
 
@@ -151,6 +152,12 @@ fn ssi_curves_are_charted_beside_the_student_alone() {
     assert!(c.svg.contains("beauty/ssi-t4") && !c.svg.contains("other-start"));
     let md = report::to_markdown(&rows, &|_, _| None, &charts, &[], &[]);
     assert!(md.contains("(curves-beauty-sasrec.svg)"));
+    // A folder name with a `|` or a line break keeps its row whole.
+    let odd = vec![row("SASRec", "beauty/exp|1\nx", false, None)];
+    let md = report::to_markdown(&odd, &|_, _| None, &[], &[], &[]);
+    let line = md.lines().find(|l| l.contains("exp")).unwrap();
+    assert!(line.contains("`beauty/exp\\|1 x`"), "{line}");
+    assert_eq!(line.replace("\\|", "").matches('|').count(), 9, "{line}");
 }
 
 /// Rows outlive their run folders: the archive is read back whole, a run found again replaces
@@ -172,7 +179,8 @@ fn archived_rows_are_kept_until_their_runs_are_found_again() {
     let rows = report::merge(
         back,
         vec![again.clone(), row("GREC", "beauty/grec", false, None)],
-    );
+    )
+    .unwrap();
     let names: Vec<(&str, f64)> = rows.iter().map(|r| (r.config.as_str(), r.ndcg10)).collect();
     assert_eq!(
         names,
@@ -182,6 +190,21 @@ fn archived_rows_are_kept_until_their_runs_are_found_again() {
             ("beauty/sasrec", 0.4)
         ]
     );
+
+    // Another run folder of the same name does not replace the archived row, nor do two found.
+    let at = |r: &report::Row, p: &str| report::Row {
+        path: Some(p.into()),
+        ..r.clone()
+    };
+    let archived = vec![at(&old[0], "/a/beauty/sasrec")];
+    assert!(report::merge(archived.clone(), vec![at(&again, "/a/beauty/sasrec")]).is_ok());
+    let e = report::merge(archived, vec![at(&again, "/b/beauty/sasrec")]).unwrap_err();
+    assert!(
+        e.contains("/a/beauty/sasrec") && e.contains("/b/beauty/sasrec"),
+        "{e}"
+    );
+    let e = report::merge(vec![], vec![at(&again, "/a/x"), at(&again, "/b/x")]).unwrap_err();
+    assert!(e.contains("two runs are named beauty/sasrec"), "{e}");
 
     std::fs::write(&path, "[{\"dataset\": 1}]").unwrap();
     let e = report::read_archive(&path).unwrap_err();
