@@ -46,9 +46,9 @@ impl ExportArgs {
 }
 
 pub fn export(a: ExportArgs) -> Result<()> {
-    if a.out.exists() && !a.out.is_dir() {
+    if std::fs::symlink_metadata(&a.out).is_ok() && !a.out.is_dir() {
         anyhow::bail!(
-            "--out {} is not a folder: a bundle is a folder (bundle.ssib and bundle.json); choose another --out",
+            "--out {} is not a folder (a file, or a link to nothing): a bundle is a folder (bundle.ssib and bundle.json); choose another --out",
             a.out.display()
         );
     }

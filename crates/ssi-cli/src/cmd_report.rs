@@ -26,6 +26,12 @@ pub fn report(mut a: ReportArgs) -> Result<()> {
             bail!("{} is not a folder", r.display());
         }
     }
+    if std::fs::symlink_metadata(&a.out).is_ok() && !a.out.is_dir() {
+        bail!(
+            "--out {} is not a folder (a file, or a link to nothing): the page and its table go in a folder",
+            a.out.display()
+        );
+    }
     let (found, skipped) = report::collect(&a.roots);
     for s in &skipped {
         errln!("note: skipped {s}");

@@ -202,10 +202,15 @@ pub fn workspace<'a>(
     out: PathBuf,
     device: &str,
 ) -> Result<Workspace<'a>> {
-    if out.exists() && !out.is_dir() {
+    if std::fs::symlink_metadata(&out).is_ok() && !out.is_dir() {
         anyhow::bail!(
-            "--out {} is a file: the runs and tables go in a folder; choose another --out",
-            out.display()
+            "--out {} is {}: the runs and tables go in a folder; choose another --out",
+            out.display(),
+            if out.exists() {
+                "a file"
+            } else {
+                "a link to nothing"
+            }
         );
     }
     Ok(Workspace {
