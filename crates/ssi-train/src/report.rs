@@ -100,14 +100,29 @@ pub fn merge(archived: Vec<Row>, found: Vec<Row>) -> Result<Vec<Row>, String> {
             ));
         }
     }
-    // A row archived from another run folder of the same name is not this run's earlier row.
+    // A row archived from another run folder of the same name is not this run's earlier row:
+    // told by the folder, or for rows archived without one, by the command that started the
+    // run (a resumed run keeps its first line).
+    let first = |r: &Row| {
+        r.command
+            .as_deref()
+            .and_then(|c| c.lines().next().map(str::to_owned))
+    };
     for old in &archived {
-        if let Some(new) = seen.get(&key(old))
-            && let (Some(a), Some(b)) = (&old.path, &new.path)
-            && a != b
-        {
+        let Some(new) = seen.get(&key(old)) else {
+            continue;
+        };
+        let other = match (&old.path, &new.path) {
+            (Some(a), Some(b)) => (a != b).then(|| a.clone()),
+            _ => match (first(old), first(new)) {
+                (Some(a), Some(b)) => (a != b).then(|| format!("started by `{a}`")),
+                _ => None,
+            },
+        };
+        if let Some(other) = other {
             return Err(format!(
-                "run {b} would replace the archived row {} of another run ({a}) with the same name: report it from a folder above it so that its name differs",
+                "run {} would replace the archived row {} of another run ({other}) with the same name: report it from a folder above it so that its name differs",
+                new.path.as_deref().unwrap_or(&new.config),
                 old.config
             ));
         }

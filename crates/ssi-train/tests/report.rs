@@ -203,6 +203,26 @@ fn archived_rows_are_kept_until_their_runs_are_found_again() {
         e.contains("/a/beauty/sasrec") && e.contains("/b/beauty/sasrec"),
         "{e}"
     );
+    // Rows archived before folders were recorded: told apart by the command that started them.
+    let cmd = |r: &report::Row, c: &str| report::Row {
+        command: Some(c.into()),
+        ..r.clone()
+    };
+    let legacy = vec![cmd(&old[0], "ssi train --out runs/x/beauty/sasrec")];
+    let resumed = cmd(
+        &at(&again, "/r/beauty/sasrec"),
+        "ssi train --out runs/x/beauty/sasrec\nssi train --resume --out runs/x/beauty/sasrec",
+    );
+    assert!(report::merge(legacy.clone(), vec![resumed]).is_ok());
+    let e = report::merge(
+        legacy,
+        vec![cmd(
+            &at(&again, "/r/beauty/sasrec"),
+            "ssi reproduce --out runs/y",
+        )],
+    )
+    .unwrap_err();
+    assert!(e.contains("started by `ssi train --out runs/x"), "{e}");
     let e = report::merge(vec![], vec![at(&again, "/a/x"), at(&again, "/b/x")]).unwrap_err();
     assert!(e.contains("two runs are named beauty/sasrec"), "{e}");
 
