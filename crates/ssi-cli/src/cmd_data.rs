@@ -254,7 +254,7 @@ fn ingest_log(a: IngestArgs) -> Result<()> {
     }
     if ing.repeated_rows > 0 {
         errln!(
-            "note: {} row(s) repeat an earlier row exactly (same user, item and timestamp); each is kept as an interaction",
+            "note: {} row(s) repeat an earlier row exactly (same user, item and timestamp; counted before k-core filtering); repeats are kept as interactions",
             ing.repeated_rows
         );
     }

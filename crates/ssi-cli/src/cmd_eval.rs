@@ -74,7 +74,7 @@ impl ProtocolArgs {
                 })?;
                 let ev = Evaluator::from_file(ds, cfg, &text, path)?;
                 for n in &ev.notes {
-                    eprintln!("{n}");
+                    errln!("{n}");
                 }
                 ev
             }

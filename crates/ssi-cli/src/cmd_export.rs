@@ -119,7 +119,13 @@ pub fn export(a: ExportArgs) -> Result<()> {
     let back = Bundle::from_bytes(&bytes, &burn::tensor::Device::flex())?;
     std::fs::create_dir_all(&a.out)
         .with_context(|| format!("cannot create {}", a.out.display()))?;
-    let lock = lock_out(&a.out)?;
+    let _lock = lock_out(&a.out)?;
+    // Again under the lock: another export may have written here since the first check.
+    ssi_data::dataset::check_outputs(
+        &[a.out.join(FILE_NAME), a.out.join("bundle.json")],
+        &[],
+        a.force,
+    )?;
     ssi_data::dataset::remove_stale_temps(&a.out);
     ssi_data::dataset::write_atomic(&a.out.join(FILE_NAME), &bytes)?;
     let mut readable = serde_json::to_value(&back.header)?;
@@ -129,9 +135,6 @@ pub fn export(a: ExportArgs) -> Result<()> {
         &a.out.join("bundle.json"),
         serde_json::to_string_pretty(&readable)?.as_bytes(),
     )?;
-    // The lock file goes with the bundle's folder to the page otherwise; removed while held.
-    let _ = std::fs::remove_file(a.out.join(LOCK));
-    drop(lock);
     outln!(
         "exported {} ({}, {} items, {:.1} MB) to {}",
         back.header.name,
@@ -143,27 +146,19 @@ pub fn export(a: ExportArgs) -> Result<()> {
     Ok(())
 }
 
-const LOCK: &str = ".export.lock";
-
-/// An exclusive lock on `out` while its two files are written: two exports into one folder at
-/// once would leave the header of one beside the weights of the other.
+/// An exclusive lock on the folder `out` itself (no lock file to ship with the bundle or to
+/// leave behind) while its two files are written: two exports into one folder at once would
+/// leave the header of one beside the weights of the other. Released when the process ends.
 fn lock_out(out: &std::path::Path) -> Result<std::fs::File> {
-    let path = out.join(LOCK);
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .with_context(|| format!("cannot open {}", path.display()))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
+    let dir = std::fs::File::open(out).with_context(|| format!("cannot open {}", out.display()))?;
+    match dir.try_lock() {
+        Ok(()) => Ok(dir),
         Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
-            "another `ssi export` is writing into {} (it holds {}): wait for it, or choose another --out",
-            out.display(),
-            path.display()
+            "another `ssi export` is writing into {}: wait for it, or choose another --out",
+            out.display()
         ),
         Err(std::fs::TryLockError::Error(e)) => {
-            Err(e).with_context(|| format!("cannot lock {}", path.display()))
+            Err(e).with_context(|| format!("cannot lock {}", out.display()))
         }
     }
 }

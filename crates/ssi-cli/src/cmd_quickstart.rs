@@ -59,13 +59,18 @@ pub fn quickstart(a: QuickstartArgs) -> Result<()> {
     let bundle = out.join("bundle");
     // The bundle an earlier quickstart exported is replaced; a file of the user's is not, nor a
     // bundle the user exported there: quickstart's own carries the name it gives, of this
-    // dataset and student.
+    // dataset and a student (an earlier quickstart may have had another).
     let bundle_name = format!("{} SSI-{}", ds.name, a.student.name());
+    let quickstarts = |name: &str| {
+        ModelKind::ALL
+            .iter()
+            .any(|k| name == format!("{} SSI-{}", ds.name, k.name()))
+    };
     let is_bundle =
-        |b: &[u8]| ssi_bundle::Bundle::read_header(b).is_ok_and(|(h, _)| h.name == bundle_name);
+        |b: &[u8]| ssi_bundle::Bundle::read_header(b).is_ok_and(|(h, _)| quickstarts(&h.name));
     let is_header = |b: &[u8]| {
         serde_json::from_slice::<serde_json::Value>(b).is_ok_and(|v| {
-            v.get("provenance").is_some() && v["name"].as_str() == Some(bundle_name.as_str())
+            v.get("provenance").is_some() && v["name"].as_str().is_some_and(quickstarts)
         })
     };
     let writer = "ssi quickstart";

@@ -142,6 +142,7 @@ pub fn reproduce(a: ReproduceArgs) -> Result<()> {
     let request = request(&a, name)?;
     let ws = workspace(&ds, a.data.clone(), out.clone(), &a.device)?;
     let plan = Plan::new(request, &ds)?;
+    check_sets_reach_a_stage(&a.set, &plan)?;
     let how = Execution {
         jobs: a.jobs,
         stage: a.stage.clone(),
@@ -193,6 +194,33 @@ fn request(a: &ReproduceArgs, paper_dataset: String) -> Result<Request> {
         },
         paper_dataset,
     })
+}
+
+/// A `--set` key that no run of the plan has (another model's setting, `dilations` with no
+/// NextItNet-like model here) would change nothing, silently: refused, naming the models.
+fn check_sets_reach_a_stage(sets: &[String], plan: &Plan) -> Result<()> {
+    for s in sets {
+        let key = Setting::parse(s)?.key;
+        if key.contains('.') {
+            continue;
+        }
+        let reached = plan.stages().iter().any(|stage| {
+            let model = ssi_models::ModelConfig::new(stage.kind, 10, 10);
+            let train = ssi_train::TrainConfig::defaults_for(&model);
+            model.to_json().get(&key).is_some()
+                || serde_json::to_value(&train).is_ok_and(|t| t.get(&key).is_some())
+        });
+        if !reached {
+            let mut models: Vec<&str> = plan.stages().iter().map(|st| st.kind.name()).collect();
+            models.sort_unstable();
+            models.dedup();
+            anyhow::bail!(
+                "--set {s}: none of this command's models ({}) has the setting {key:?}, so it would change nothing",
+                models.join(", ")
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Where a plan of this invocation runs: `out` on `ds` (from the file `data`, if any).

@@ -44,19 +44,29 @@ fn stop_with_parent(_: &mut Command) {}
 /// The first line of a stage's log, written before the stage's own output.
 const LOG_HEADER: &str = "# ssi reproduce: output of stage ";
 
+/// How the output of a stage begins, in logs written before [`LOG_HEADER`]: its first line, or
+/// a note, warning or error printed before it.
+const OLD_LOG_STARTS: [&str; 5] = ["== ", "note: ", "warning: ", "error: ", "Error: "];
+
 /// Refuses to replace `path` unless it is a stage log: a plain file (not a link, which could
-/// point at a dataset) that is empty or begins as stage logs do (this header, or the stage's
-/// own first line `== ` in logs written before it).
+/// point at a dataset) that is empty or begins as stage logs do.
 fn check_log(path: &Path) -> Result<()> {
+    use std::io::Read;
     let meta = match std::fs::symlink_metadata(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
         Ok(m) => m,
     };
+    let mut start = Vec::new();
     let ours = meta.file_type().is_file()
-        && std::fs::read(path).is_ok_and(|b| {
-            b.is_empty() || b.starts_with(LOG_HEADER.as_bytes()) || b.starts_with(b"== ")
-        });
+        && std::fs::File::open(path)
+            .and_then(|f| f.take(64).read_to_end(&mut start))
+            .is_ok()
+        && (start.is_empty()
+            || start.starts_with(LOG_HEADER.as_bytes())
+            || OLD_LOG_STARTS
+                .iter()
+                .any(|s| start.starts_with(s.as_bytes())));
     if !ours {
         bail!(
             "{} is where `ssi reproduce --jobs` writes a stage's output, and it is not a stage log (a link, a folder, or a file it did not write): it is left as it is; move it, or choose another --out",
@@ -172,4 +182,43 @@ pub fn run_parallel(out: &Path, tasks: &[Task], jobs: usize) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Logs of earlier runs resume (whatever the stage printed first); a user's file or a link
+    /// in their place is refused.
+    #[test]
+    fn only_stage_logs_are_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("hgn.log");
+        for ours in [
+            "",
+            "# ssi reproduce: output of stage hgn\n",
+            "== HGN (runs/hgn)\n",
+            "note: no --data given: using the embedded synthetic shop (seed 42)\n",
+            "error: stage failed\n",
+        ] {
+            std::fs::write(&log, ours).unwrap();
+            check_log(&log).unwrap();
+        }
+        let f = open_log(&log, "hgn").unwrap();
+        drop(f);
+        assert!(
+            std::fs::read_to_string(&log)
+                .unwrap()
+                .starts_with(LOG_HEADER)
+        );
+        std::fs::write(&log, "my notes").unwrap();
+        assert!(check_log(&log).is_err());
+        std::fs::remove_file(&log).unwrap();
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink(dir.path().join("data.txt"), &log).unwrap();
+            assert!(check_log(&log).is_err() && open_log(&log, "hgn").is_err());
+            assert!(!dir.path().join("data.txt").exists());
+        }
+    }
 }

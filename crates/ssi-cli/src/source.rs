@@ -37,7 +37,7 @@ pub fn load_for_run(
         return load(Some(p), quiet);
     }
     if let Some(p) = recorded
-        && std::fs::metadata(p).is_err()
+        && std::fs::metadata(p).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
     {
         anyhow::bail!(
             "{}: the dataset {} was trained on (recorded in {}) is not there any more: give its new path with --data",

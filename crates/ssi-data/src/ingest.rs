@@ -367,13 +367,12 @@ fn remap(rows: &[Row], users: &[String], items: &[String]) -> Remapped {
         item_map: Vec::new(),
         sequences: Vec::new(),
     };
-    // Integers compare exactly when every timestamp of the log is one.
-    let exact = rows.iter().all(|r| r.exact.is_some());
     for (u, list) in per_user.iter_mut().enumerate() {
         if list.is_empty() {
             continue;
         }
-        if exact {
+        // Integers compare exactly when every timestamp of the user's is one.
+        if list.iter().all(|r| r.exact.is_some()) {
             list.sort_by_key(|r| (r.exact, r.order));
         } else {
             list.sort_by(|a, b| a.time.total_cmp(&b.time).then(a.order.cmp(&b.order)));

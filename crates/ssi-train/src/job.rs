@@ -68,10 +68,15 @@ pub fn train_job(
             job.out.display()
         )));
     }
-    if job.out.exists() && !job.out.is_dir() {
+    if std::fs::symlink_metadata(&job.out).is_ok() && !job.out.is_dir() {
         return Err(TrainError::Config(format!(
-            "--out {} is a file: a run is a folder; choose another --out",
-            job.out.display()
+            "--out {} is {}: a run is a folder; choose another --out",
+            job.out.display(),
+            if job.out.exists() {
+                "a file"
+            } else {
+                "a link to nothing"
+            }
         )));
     }
     let info = DatasetInfo::of(ds, job.data_path.as_deref());

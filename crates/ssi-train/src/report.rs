@@ -100,33 +100,41 @@ pub fn merge(archived: Vec<Row>, found: Vec<Row>) -> Result<Vec<Row>, String> {
             ));
         }
     }
-    // A row archived from another run folder of the same name is not this run's earlier row:
-    // told by the folder, or for rows archived without one, by the command that started the
-    // run (a resumed run keeps its first line).
-    let first = |r: &Row| {
-        r.command
-            .as_deref()
-            .and_then(|c| c.lines().next().map(str::to_owned))
+    // A row archived under the same name is this run's earlier row unless it comes from
+    // another folder *and* was started by another command (argv[0] aside, and a resumed run
+    // keeps its first line): a folder moved or read on another machine is the same run.
+    let started = |r: &Row| {
+        r.command.as_deref().and_then(|c| {
+            let line = c.lines().next()?;
+            Some(
+                line.split_once(' ')
+                    .map_or(line, |(_, rest)| rest)
+                    .to_owned(),
+            )
+        })
     };
     for old in &archived {
         let Some(new) = seen.get(&key(old)) else {
             continue;
         };
-        let other = match (&old.path, &new.path) {
-            (Some(a), Some(b)) => (a != b).then(|| a.clone()),
-            _ => match (first(old), first(new)) {
-                (Some(a), Some(b)) => (a != b).then(|| format!("started by `{a}`")),
-                _ => None,
-            },
-        };
-        if let Some(other) = other {
+        let same_folder = old.path.is_some() && old.path == new.path;
+        if let (false, Some(a), Some(b)) = (same_folder, started(old), started(new))
+            && a != b
+        {
             return Err(format!(
-                "run {} would replace the archived row {} of another run ({other}) with the same name: report it from a folder above it so that its name differs",
+                "run {} would replace the archived row {} of another run (started by `{a}`) with the same name: report it from a folder above it so that its name differs, or remove that row from {ARCHIVE}",
                 new.path.as_deref().unwrap_or(&new.config),
                 old.config
             ));
         }
     }
+    // A run reported before under another name (another root) keeps one row.
+    let folders: std::collections::HashSet<&str> =
+        found.iter().filter_map(|r| r.path.as_deref()).collect();
+    let archived: Vec<Row> = archived
+        .into_iter()
+        .filter(|r| !r.path.as_deref().is_some_and(|p| folders.contains(p)))
+        .collect();
     let mut rows: Vec<Row> = archived
         .into_iter()
         .filter(|r| !seen.contains_key(&key(r)))

@@ -191,38 +191,45 @@ fn archived_rows_are_kept_until_their_runs_are_found_again() {
         ]
     );
 
-    // Another run folder of the same name does not replace the archived row, nor do two found.
+    // A row archived under the same name is replaced by the same run (same folder, or the same
+    // starting command from another folder: moved, or read on another machine), not by
+    // another run; two found runs of one name are refused; a run found under a new name
+    // replaces its row under the old one.
+    let with = |r: &report::Row, p: Option<&str>, c: &str| report::Row {
+        path: p.map(Into::into),
+        command: Some(c.into()),
+        ..r.clone()
+    };
+    let start = "/tmp/ssi-a train --out runs/x/beauty/sasrec";
+    let archived = vec![with(&old[0], Some("/a/beauty/sasrec"), start)];
+    let retrained = with(&again, Some("/a/beauty/sasrec"), "ssi train --seed 2");
+    assert!(report::merge(archived.clone(), vec![retrained]).is_ok());
+    let moved = with(
+        &again,
+        Some("/b/beauty/sasrec"),
+        "ssi train --out runs/x/beauty/sasrec\nssi train --resume --out runs/x/beauty/sasrec",
+    );
+    assert!(report::merge(archived.clone(), vec![moved]).is_ok());
+    let legacy = vec![with(&old[0], None, start)];
+    let other = with(
+        &again,
+        Some("/b/beauty/sasrec"),
+        "ssi reproduce --out runs/y",
+    );
+    for earlier in [archived.clone(), legacy] {
+        let e = report::merge(earlier, vec![other.clone()]).unwrap_err();
+        assert!(e.contains("started by `train --out runs/x"), "{e}");
+    }
+    let renamed = report::Row {
+        config: "x/beauty/sasrec".into(),
+        ..with(&again, Some("/a/beauty/sasrec"), start)
+    };
+    let rows = report::merge(archived, vec![renamed]).unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
     let at = |r: &report::Row, p: &str| report::Row {
         path: Some(p.into()),
         ..r.clone()
     };
-    let archived = vec![at(&old[0], "/a/beauty/sasrec")];
-    assert!(report::merge(archived.clone(), vec![at(&again, "/a/beauty/sasrec")]).is_ok());
-    let e = report::merge(archived, vec![at(&again, "/b/beauty/sasrec")]).unwrap_err();
-    assert!(
-        e.contains("/a/beauty/sasrec") && e.contains("/b/beauty/sasrec"),
-        "{e}"
-    );
-    // Rows archived before folders were recorded: told apart by the command that started them.
-    let cmd = |r: &report::Row, c: &str| report::Row {
-        command: Some(c.into()),
-        ..r.clone()
-    };
-    let legacy = vec![cmd(&old[0], "ssi train --out runs/x/beauty/sasrec")];
-    let resumed = cmd(
-        &at(&again, "/r/beauty/sasrec"),
-        "ssi train --out runs/x/beauty/sasrec\nssi train --resume --out runs/x/beauty/sasrec",
-    );
-    assert!(report::merge(legacy.clone(), vec![resumed]).is_ok());
-    let e = report::merge(
-        legacy,
-        vec![cmd(
-            &at(&again, "/r/beauty/sasrec"),
-            "ssi reproduce --out runs/y",
-        )],
-    )
-    .unwrap_err();
-    assert!(e.contains("started by `ssi train --out runs/x"), "{e}");
     let e = report::merge(vec![], vec![at(&again, "/a/x"), at(&again, "/b/x")]).unwrap_err();
     assert!(e.contains("two runs are named beauty/sasrec"), "{e}");
 
