@@ -49,7 +49,9 @@ pub fn table2(name: &str, rows: &[Row], paper: &[(String, Vec<f64>)], note: &str
             let theirs = p.and_then(|v| v.get(i).copied());
             cells.push(table2_cell(ours, theirs));
             csv.push_str(&format!(
-                "{name},{label},{m},{},{},{},{minutes}\n",
+                "{},{},{m},{},{},{},{minutes}\n",
+                csv_field(name),
+                csv_field(label),
                 ours.map(|v| format!("{v:.4}")).unwrap_or_default(),
                 theirs.map(|v| format!("{v:.3}")).unwrap_or_default(),
                 ours.zip(theirs)
@@ -63,6 +65,15 @@ pub fn table2(name: &str, rows: &[Row], paper: &[(String, Vec<f64>)], note: &str
         ));
     }
     Table { markdown: md, csv }
+}
+
+/// A CSV field (RFC 4180): quoted when it holds a comma, quote or line break.
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
 }
 
 fn table2_cell(ours: Option<f64>, theirs: Option<f64>) -> String {
@@ -356,6 +367,17 @@ mod tests {
         assert!(
             t.csv
                 .contains("beauty,SSI,ndcg@10,0.3000,0.329,-0.0290,2.0\n")
+        );
+        // A label or dataset name with a comma stays one field.
+        let rows = [Row {
+            label: "SSI-HGN (teachers: a, b)".into(),
+            ..rows[0].clone()
+        }];
+        let t = table2("my, shop", &rows, &[], "");
+        let line = t.csv.lines().find(|l| l.contains("ndcg@10")).unwrap();
+        assert!(
+            line.starts_with("\"my, shop\",\"SSI-HGN (teachers: a, b)\",ndcg@10,"),
+            "{line}"
         );
     }
 }
