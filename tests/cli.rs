@@ -2230,3 +2230,27 @@ fn paths_that_are_not_utf8_are_usable() {
     let recorded = std::fs::read_to_string(run.join("command.txt")).unwrap();
     assert!(recorded.contains("run\u{fffd}"), "{recorded}");
 }
+
+/// An `--out` that is a link to nothing is named as such, and nothing is created through it.
+#[cfg(unix)]
+#[test]
+fn an_out_that_links_to_nothing_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path(), 100, 4);
+    let link = dir.path().join("dangling");
+    std::os::unix::fs::symlink(dir.path().join("nowhere"), &link).unwrap();
+    let (d, l) = (data.to_str().unwrap(), link.to_str().unwrap());
+    fails(
+        &["train", "--model", "hgn", "--data", d, "--out", l],
+        "is a link to nothing",
+    );
+    fails(
+        &["reproduce", "--data", d, "--out", l],
+        "is a link to nothing",
+    );
+    fails(
+        &["report", "--out", l, dir.path().to_str().unwrap()],
+        "a link to nothing",
+    );
+    assert!(!dir.path().join("nowhere").exists());
+}

@@ -181,6 +181,11 @@ fn edited_training_settings_are_refused() {
     run.write_json("state.json", &ahead).unwrap();
     let err = run.state().expect_err("best epoch past the run");
     assert!(err.to_string().contains("best epoch 5"), "{err}");
+    let mut ahead = state.clone();
+    ahead["best_step"] = 1000.into();
+    run.write_json("state.json", &ahead).unwrap();
+    let err = run.state().expect_err("best step past the run");
+    assert!(err.to_string().contains("(step 1000)"), "{err}");
     run.write_json("state.json", &state).unwrap();
     let mut limits = original.clone();
     limits["train"]["epochs"] = 7.into();
