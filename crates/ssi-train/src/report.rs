@@ -371,9 +371,17 @@ fn read_row(root: &Path, dir: &Path) -> Result<Row, String> {
             ));
         }
     }
-    let state = read("state.json")
-        .ok()
-        .and_then(|s| serde_json::from_value::<TrainState>(s).ok());
+    // Read as every command reads it (a state past its own counts is refused); a run without
+    // one (counted models, older runs) has no minutes.
+    let state: Option<TrainState> = if dir.join("state.json").exists() {
+        Some(
+            crate::checkpoint::RunDir::new(dir)
+                .state()
+                .map_err(|e| e.to_string())?,
+        )
+    } else {
+        None
+    };
     if let Some(st) = &state
         && !st.finished
     {

@@ -68,10 +68,24 @@ fn finished_runs_become_rows_beside_the_published_figures() {
         serde_json::to_string(&state).unwrap(),
     )
     .unwrap();
+    // A state.json whose best epoch lies past its own epochs is read as every command reads it.
+    let past = root.path().join("past");
+    run(&past, ModelKind::Hgn, "beauty", 0.3);
+    let state = ssi_train::checkpoint::TrainState {
+        epoch: 3,
+        best_epoch: Some(9),
+        finished: true,
+        ..Default::default()
+    };
+    std::fs::write(
+        past.join("state.json"),
+        serde_json::to_string(&state).unwrap(),
+    )
+    .unwrap();
 
     let (rows, skipped) = report::collect(&[root.path().to_path_buf()]);
     assert_eq!(rows.len(), 2);
-    assert_eq!(skipped.len(), 4, "{skipped:?}");
+    assert_eq!(skipped.len(), 5, "{skipped:?}");
     let reason = |name: &str| {
         skipped
             .iter()
@@ -86,6 +100,7 @@ fn finished_runs_become_rows_beside_the_published_figures() {
         reason("reopened").contains("epoch 3, not finished"),
         "{skipped:?}"
     );
+    assert!(reason("past").contains("best epoch 9"), "{skipped:?}");
     assert_eq!(
         (rows[0].model.as_str(), rows[0].config.as_str()),
         ("HGN", "beauty/hgn")
