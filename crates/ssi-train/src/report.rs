@@ -50,8 +50,9 @@ pub struct Row {
     pub kind: String,
     pub ssi: bool,
     pub init_from: Option<PathBuf>,
-    /// The run folder's absolute path when it was read, which tells two runs of the same
-    /// `config` name apart (absent in rows archived before it was recorded).
+    /// The run folder when it was read (relative to the working folder when inside it), which
+    /// tells two runs of the same `config` name apart (absent in rows archived before it was
+    /// recorded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
 }
@@ -415,13 +416,23 @@ fn read_row(root: &Path, dir: &Path) -> Result<Row, String> {
         kind: cfg.model.kind().id().to_string(),
         ssi: cfg.distill.is_some(),
         init_from: cfg.init_from.clone(),
-        path: Some(
-            dir.canonicalize()
-                .unwrap_or_else(|_| dir.to_path_buf())
-                .display()
-                .to_string(),
-        ),
+        path: Some(run_path(dir)),
     })
+}
+
+/// Where a run folder is, as an archived row records it: relative to the working folder when
+/// inside it (the same in every clone of the project, and no machine's paths in the archive),
+/// else absolute.
+fn run_path(dir: &Path) -> String {
+    let abs = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    std::env::current_dir()
+        .and_then(|d| d.canonicalize())
+        .ok()
+        .and_then(|cwd| abs.strip_prefix(cwd).ok().map(Path::to_path_buf))
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(abs)
+        .display()
+        .to_string()
 }
 
 /// `s` on one line, as a Markdown line needs it.
