@@ -226,8 +226,22 @@ fn quickstart_runs_without_files() {
     .assert()
     .success()
     .stderr(predicate::str::contains("480 of the catalogue's 480 items"));
+    // The bundle of a quickstart with another student is quickstart's own: replaced on a rerun.
+    let other_student = runs.join("bundle");
+    ok(&[
+        "export",
+        "--checkpoint",
+        &format!("{r}/bert4rec"),
+        "--out",
+        other_student.to_str().unwrap(),
+        "--name",
+        "synthetic-shop SSI-SASRec",
+        "--force",
+    ]);
     let again = ok(&["quickstart", "--epochs", "1", "--out", r]);
     assert!(!again.contains("started"), "{again}");
+    let header = json(&std::fs::read_to_string(other_student.join("bundle.json")).unwrap());
+    assert_eq!(header["name"], "synthetic-shop SSI-HGN");
     // The quickstart is `reproduce --preset best` in miniature: the same runs read back.
     let preset = ok(&[
         "reproduce",
