@@ -114,7 +114,7 @@ fn finished_runs_become_rows_beside_the_published_figures() {
     ));
     assert_eq!(
         lines[1],
-        "beauty,HGN,beauty/hgn,0.5000,0.3100,0.1000,0.0500,,0.317,0.3816,0.0611"
+        "beauty,HGN,beauty/hgn,0.5000,0.3100,0.1000,0.0500,,0.317,0.3816,0.0611,"
     );
     let md = report::to_markdown(
         &rows,
@@ -123,7 +123,10 @@ fn finished_runs_become_rows_beside_the_published_figures() {
         &["figures/toys-figure3.svg".into()],
         &["models.md".into()],
     );
-    assert!(md.contains("| SASRec | `beauty/sasrec` | 0.3600 |"), "{md}");
+    assert!(
+        md.contains("| SASRec |  | `beauty/sasrec` | 0.3600 |"),
+        "{md}"
+    );
     assert!(md.contains("[models.md](models.md)"));
     assert!(md.contains("![figures/toys-figure3.svg](figures/toys-figure3.svg)"));
 }
@@ -145,6 +148,7 @@ fn row(model: &str, config: &str, ssi: bool, start: Option<&str>) -> report::Row
         ssi,
         init_from: start.map(Into::into),
         path: None,
+        setup: ssi.then(|| "best preset".into()),
     }
 }
 
@@ -172,7 +176,7 @@ fn ssi_curves_are_charted_beside_the_student_alone() {
     let md = report::to_markdown(&odd, &|_, _| None, &[], &[], &[]);
     let line = md.lines().find(|l| l.contains("exp")).unwrap();
     assert!(line.contains("`beauty/exp\\|1 x`"), "{line}");
-    assert_eq!(line.replace("\\|", "").matches('|').count(), 9, "{line}");
+    assert_eq!(line.replace("\\|", "").matches('|').count(), 10, "{line}");
 }
 
 /// Rows outlive their run folders: the archive is read back whole, a run found again replaces
