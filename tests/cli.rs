@@ -211,9 +211,19 @@ fn quickstart_runs_without_files() {
         "--bundle",
         bundle.to_str().unwrap(),
         "--history",
-        "1,2",
+        "1, 2",
     ]);
     assert!(top.lines().count() >= 10, "{top}");
+    cmd(&[
+        "predict",
+        "--bundle",
+        bundle.to_str().unwrap(),
+        "--history",
+        "1,x",
+    ])
+    .assert()
+    .failure()
+    .stderr(predicate::str::contains("`x` is not an item id"));
     // A history holding the whole catalogue leaves nothing to recommend, and says so.
     let everything: Vec<String> = (1..=480).map(|i| i.to_string()).collect();
     cmd(&[
@@ -535,6 +545,25 @@ fn fetch_checks_sha256_against_a_local_server() {
     );
     h.join().unwrap();
     assert!(!cache.path().join("beauty.txt").exists());
+    // A file of that name that is not the published one is the user's: kept unless --force.
+    std::fs::write(cache.path().join("beauty.txt"), "my notes\n").unwrap();
+    fails(
+        &[
+            "data",
+            "fetch",
+            "beauty",
+            "--cache",
+            c,
+            "--base-url",
+            "http://127.0.0.1:9/",
+        ],
+        "is not the published beauty.txt",
+    );
+    assert_eq!(
+        std::fs::read_to_string(cache.path().join("beauty.txt")).unwrap(),
+        "my notes\n"
+    );
+    std::fs::remove_file(cache.path().join("beauty.txt")).unwrap();
     // The real file (served locally) passes, lands in the cache and loads.
     let Some(p) = shared("beauty.txt") else {
         return;
@@ -876,6 +905,20 @@ fn pretrain_teachers_then_distill_a_student() {
     distill_in(dir.path(), "temporal,./temporal", &[])
         .code(1)
         .stderr(predicate::str::contains("is given twice"));
+    // A copy of a teacher's folder is the same teacher.
+    let copy = dir.path().join("temporal-copy");
+    std::fs::create_dir(&copy).unwrap();
+    for f in std::fs::read_dir(dir.path().join("temporal"))
+        .unwrap()
+        .flatten()
+    {
+        if f.path().is_file() {
+            std::fs::copy(f.path(), copy.join(f.file_name())).unwrap();
+        }
+    }
+    distill_in(dir.path(), "temporal,temporal-copy", &[])
+        .code(1)
+        .stderr(predicate::str::contains("hold the same weights"));
     assert!(!rel.exists());
     distill_in(dir.path(), "temporal,persona", &[]).success();
     let cfg = json(&std::fs::read_to_string(rel.join("config.json")).unwrap());
@@ -2165,6 +2208,32 @@ fn an_s3rec_run_stopped_in_pretraining_resumes_with_its_own_settings() {
     resume.push("--resume");
     ok(&resume);
     assert!(out.join("test.json").exists());
+    // Its pre-training stage is not a run of its own: trained and read through its run only.
+    let stage = out.join("pretrain");
+    let s = stage.to_str().unwrap();
+    let stage_args = [
+        &[
+            "train", "--model", "s3rec", "--data", d, "--out", s, "--resume",
+        ][..],
+        &TINY_RUN[..],
+        &["--set", "pretrain_epochs=1"],
+    ]
+    .concat();
+    fails(&stage_args, "is the pre-training stage of the S3-Rec run");
+    fails(
+        &["eval", "--checkpoint", s, "--data", d],
+        "is the pre-training stage",
+    );
+    assert!(!stage.join("test.json").exists());
+    // --resume without --data continues on the file the run records.
+    let mut no_data = resume.clone();
+    no_data.retain(|a| *a != "--data" && *a != d);
+    cmd(&no_data)
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(
+            "reads the dataset the run records",
+        ));
 }
 
 /// Outputs never replace what a command reads: the dataset's catalogue is an input of
@@ -2173,6 +2242,9 @@ fn an_s3rec_run_stopped_in_pretraining_resumes_with_its_own_settings() {
 #[test]
 fn outputs_and_caches_never_land_on_the_users_files() {
     let dir = tempfile::tempdir().unwrap();
+    // A shop of one category: its personas favour that one.
+    let one = tempfile::tempdir().unwrap();
+    synth(one.path(), 20, 1);
     let data = synth(dir.path(), 100, 3);
     let d = data.to_str().unwrap();
     let catalogue = dir.path().join("shop.items.tsv");
@@ -2204,7 +2276,7 @@ fn outputs_and_caches_never_land_on_the_users_files() {
         .code(1)
         .stderr(
             predicate::str::contains("checksum mismatch")
-                .and(predicate::str::contains("has a wrong checksum").not()),
+                .and(predicate::str::contains("is not the published").not()),
         );
     h.join().unwrap();
     assert_eq!(

@@ -127,6 +127,10 @@ fn synth(a: SynthArgs) -> Result<()> {
         min_len: a.min_len,
         mean_extra_len: a.mean_extra_len,
         max_len: a.max_len,
+        // Not an option: with fewer categories than a persona favours, it favours them all.
+        persona_categories: SynthConfig::default()
+            .persona_categories
+            .min(a.categories.max(1)),
         ..Default::default()
     };
     let ds = generate(&cfg)?;

@@ -11,13 +11,20 @@ pub struct PredictArgs {
     /// A bundle written by `ssi export` (bundle.ssib).
     #[arg(long)]
     bundle: PathBuf,
-    /// The sequence, oldest first: item ids separated by commas.
-    #[arg(long, value_delimiter = ',', required = true)]
+    /// The sequence, oldest first: item ids separated by commas (spaces around them are fine).
+    #[arg(long, value_delimiter = ',', required = true, value_parser = item_id)]
     history: Vec<u32>,
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     top: u64,
     #[arg(long)]
     json: bool,
+}
+
+/// An item id of `--history`, as typed in a list like `1, 2, 3`.
+fn item_id(s: &str) -> Result<u32, String> {
+    s.trim()
+        .parse()
+        .map_err(|_| format!("`{}` is not an item id (a whole number)", s.trim()))
 }
 
 pub fn predict(a: PredictArgs) -> Result<()> {

@@ -207,7 +207,7 @@ fn next_steps(out: &Path, bundle: &Path) {
          trunk serve --release                     # the page (web/README.md); upload {b} there\n  \
          ssi data fetch beauty && ssi quickstart --data ~/.cache/ssi/beauty.txt --minutes 20\n  \
          ssi data ingest log.csv --out data/mine.txt   # your own log: user,item,timestamp\n\
-         Runs, table2.md and the bundle are in {o}.",
+         Runs, table2.md (the paper's Table 2 rows, sampled-99 only) and the bundle are in {o}.",
         b = bundle.join(ssi_bundle::FILE_NAME).display(),
         o = out.display()
     );

@@ -77,7 +77,8 @@ pub struct DistillArgs {
 /// What every training command shares.
 #[derive(Args)]
 pub struct RunArgs {
-    /// S3-Rec format file; omit for the embedded synthetic shop.
+    /// S3-Rec format file; omit for the embedded synthetic shop (with --resume: for the file the
+    /// run records).
     #[arg(long)]
     data: Option<PathBuf>,
     /// JSON file of settings (e.g. configs/small.json); keys another model has are ignored.
@@ -193,7 +194,22 @@ fn run(
     a: RunArgs,
     distill: Option<(Vec<PathBuf>, ImitationConfig)>,
 ) -> Result<()> {
-    let ds: Dataset = crate::source::load(a.data.as_deref(), a.json)?;
+    // --resume without --data continues on the file the run records, as eval and export read it.
+    let recorded = (a.resume && a.data.is_none())
+        .then(|| ssi_train::RunDir::new(&a.out).config().ok())
+        .flatten()
+        .and_then(|c| c.dataset.path);
+    let data = a.data.clone().or(recorded.clone());
+    let ds: Dataset = match &recorded {
+        Some(p) => {
+            errln!(
+                "note: --resume reads the dataset the run records: {}",
+                p.display()
+            );
+            crate::source::load_for_run(&a.out, Some(p), None, a.json)?
+        }
+        None => crate::source::load(a.data.as_deref(), a.json)?,
+    };
     ssi_models::common::set_shapes(crate::source::shapes(&a.shapes));
     let mut settings = gather_settings(&a)?;
     // A setting the command fixes (pretrain's task) is not overridden by --set or a file.
@@ -216,7 +232,7 @@ fn run(
     let job = Job {
         kind,
         settings,
-        data_path: a.data.clone(),
+        data_path: data,
         device: device(&a.device)?,
         out: a.out.clone(),
         resume: a.resume,

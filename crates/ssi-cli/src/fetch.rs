@@ -48,6 +48,9 @@ pub struct FetchArgs {
     /// Where the files are served from.
     #[arg(long, default_value = DEFAULT_BASE_URL)]
     base_url: String,
+    /// Replace a file of the dataset's name in the cache folder that is not the published one.
+    #[arg(long)]
+    force: bool,
 }
 
 pub fn cache_dir(explicit: Option<PathBuf>) -> PathBuf {
@@ -143,8 +146,17 @@ pub fn run(a: FetchArgs) -> Result<()> {
             outln!("{} (already present, checksum ok)", dest.display());
             return Ok(());
         }
+        // Downloads land whole or not at all, so this is someone's own file (the cache may be
+        // a data folder): replaced only when asked.
+        if !a.force {
+            bail!(
+                "{} exists and is not the published {}.txt (its SHA-256 differs): move it away, or pass --force to replace it with the download",
+                dest.display(),
+                known.name
+            );
+        }
         errln!(
-            "note: {} has a wrong checksum: downloading again",
+            "note: {} is not the published file: replacing it (--force)",
             dest.display()
         );
     }

@@ -118,10 +118,16 @@ impl Dataset {
             return Err(DataError::file(path, "file is empty"));
         }
         if sequences.is_empty() {
+            let first = report
+                .skipped
+                .iter()
+                .find(|s| s.reason != "blank line")
+                .map(|s| format!(" (the first, line {}: {})", s.line, s.reason))
+                .unwrap_or_default();
             return Err(DataError::file(
                 path,
                 format!(
-                    "no usable user: all {} line(s) were skipped",
+                    "no usable user: all {} line(s) were skipped{first}",
                     report.skipped.len()
                 ),
             ));
@@ -770,8 +776,11 @@ mod tests {
         assert_eq!(lines, vec![2, 3, 4]);
         assert!(rep.skipped[0].to_string().contains("d.txt:2"));
         assert!(rep.skipped[0].reason.contains("2 item(s)"));
-        let err = parse("1 1\n2 2\n").unwrap_err().to_string();
-        assert!(err.contains("no usable user"), "{err}");
+        let err = parse("\n1 1\n2 2\n").unwrap_err().to_string();
+        assert!(
+            err.contains("no usable user: all 3 line(s) were skipped (the first, line 2: user 1 has 1 item(s)"),
+            "the first reason is given, blank lines aside: {err}"
+        );
     }
 
     #[test]

@@ -129,9 +129,43 @@ fn io(path: &Path, e: impl std::fmt::Display) -> TrainError {
     TrainError::Checkpoint(format!("{}: {e}", path.display()))
 }
 
+/// Sub-folder of a run that holds its pre-training stage (`crate::stages`).
+pub const PRETRAIN_DIR: &str = "pretrain";
+
 impl RunDir {
     pub fn new(path: impl Into<PathBuf>) -> Self {
         RunDir { path: path.into() }
+    }
+
+    /// The run whose pre-training stage this folder holds, if it holds one (`cfg` is its
+    /// `config.json`): a stage says so, and one written before stages did is `RUN/pretrain` of
+    /// a model with a pre-training stage inside a folder a run trained in. A stage's weights
+    /// are not the model's (they are fine-tuned after), so it is only reached through its run.
+    pub fn stage_owner(&self, cfg: &RunConfig) -> Option<PathBuf> {
+        let path = self
+            .path
+            .canonicalize()
+            .unwrap_or_else(|_| self.path.clone());
+        let parent = path.parent()?;
+        let old_stage = path.file_name()? == PRETRAIN_DIR
+            && cfg.model.pretrain_epochs().is_some()
+            && (parent.join(".lock").exists() || parent.join("config.json").exists());
+        (cfg.pretrain_stage || old_stage).then(|| parent.to_path_buf())
+    }
+
+    /// [`Self::stage_owner`] as the error of a command that reads or trains a run.
+    pub fn refuse_stage(&self, cfg: &RunConfig, what: &str) -> Result<(), TrainError> {
+        match self.stage_owner(cfg) {
+            Some(run) => Err(TrainError::Config(format!(
+                "{what} {} is the pre-training stage of the {} run {}, not a run of its own: use {} (`ssi train --resume --out {}` continues the stage)",
+                self.path.display(),
+                cfg.model.kind().name(),
+                run.display(),
+                run.display(),
+                run.display()
+            ))),
+            None => Ok(()),
+        }
     }
     pub fn file(&self, name: &str) -> PathBuf {
         self.path.join(name)
@@ -356,6 +390,7 @@ impl RunDir {
     /// The best model (by validation NDCG@10) of a run.
     pub fn load_best(&self, device: &Device) -> Result<(RunConfig, AnyModel), TrainError> {
         let cfg = self.config()?;
+        self.refuse_stage(&cfg, "the run")?;
         let (state, bytes) = self.read_best()?;
         let Some((path, bytes)) = bytes else {
             let why = if let Some(epoch) = state.best_epoch.filter(|&e| e <= state.epoch) {

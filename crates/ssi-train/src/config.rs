@@ -198,6 +198,10 @@ pub struct RunConfig {
     /// The run whose best weights this run started from (`--init`), absolute; None: a fresh init.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init_from: Option<PathBuf>,
+    /// This folder is the pre-training stage of the run in the folder above
+    /// (`RUN/pretrain`, `crate::stages`): trained, read and reported through that run only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pretrain_stage: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]

@@ -94,7 +94,9 @@ pub fn describe_teachers(
     }
     dirs.iter()
         .map(|d| {
-            let cfg = RunDir::new(d).config()?;
+            let cfg = RunDir::new(d)
+                .config()
+                .map_err(|e| TrainError::Config(format!("teacher {}: {e}", d.display())))?;
             cfg.dataset
                 .check_same(dataset, &format!("teacher {}", d.display()))?;
             Ok((d.clone(), cfg.model.teacher_name()))
@@ -110,7 +112,9 @@ impl Distill {
         })?;
         let mut teachers = Vec::new();
         for (dir, name) in spec.teachers.iter().zip(&spec.teacher_names) {
-            let (tcfg, model) = RunDir::new(dir).load_best(device)?;
+            let (tcfg, model) = RunDir::new(dir)
+                .load_best(device)
+                .map_err(|e| TrainError::Config(format!("teacher {}: {e}", dir.display())))?;
             tcfg.dataset
                 .check_same(&run.dataset, &format!("teacher {}", dir.display()))?;
             // valid(): no dropout, no autodiff, so no gradient can reach a teacher.

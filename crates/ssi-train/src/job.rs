@@ -56,6 +56,9 @@ pub fn train_job(
         )));
     }
     let dir = RunDir::new(&job.out);
+    if let Ok(cfg) = dir.config() {
+        dir.refuse_stage(&cfg, "--out")?;
+    }
     let pretrain = RunDir::new(job.out.join(PRETRAIN_DIR));
     if job.resume && !dir.has_run() && !pretrain.has_run() {
         let why = if job.out.join("config.json").exists() {
@@ -97,8 +100,27 @@ pub fn train_job(
     // Every teacher's weights are read and checked here, before anything is written.
     let teacher_weights: Vec<String> = named
         .iter()
-        .map(|(d, _)| RunDir::new(d).best_weights_sha256())
+        .map(|(d, _)| {
+            RunDir::new(d)
+                .best_weights_sha256()
+                .map_err(|e| TrainError::Config(format!("teacher {}: {e}", d.display())))
+        })
         .collect::<Result<_, _>>()?;
+    // A copied teacher folder is the same teacher: it would count twice in eq. 7. (A resumed
+    // run checks its teachers against the weights it recorded.)
+    for (i, w) in teacher_weights
+        .iter()
+        .enumerate()
+        .filter(|_| !dir.has_run())
+    {
+        if let Some(j) = teacher_weights[..i].iter().position(|v| v == w) {
+            return Err(TrainError::Config(format!(
+                "teachers {} and {} hold the same weights (a copy of one run): give each teacher once",
+                named[j].0.display(),
+                named[i].0.display()
+            )));
+        }
+    }
     if !dir.has_run() && job.out.is_dir() {
         // Before the lock file is made: a refused folder is left as it was.
         refuse_foreign_run_files(&job.out)?;
@@ -480,7 +502,16 @@ fn same_distillation(
         })
         .collect();
     if !same_teachers {
-        differ.insert(0, "teachers".into());
+        let list = |t: &[PathBuf]| {
+            t.iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        differ.insert(
+            0,
+            format!("teachers {} -> {}", list(&spec.teachers), list(teachers)),
+        );
     }
     if differ.is_empty() {
         return Ok(());

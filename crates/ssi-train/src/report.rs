@@ -415,6 +415,8 @@ pub fn collect(roots: &[PathBuf]) -> (Vec<Row>, Vec<String>) {
     for root in roots {
         let mut found = Vec::new();
         run_folders(root, 4, &mut found);
+        // A run reached through a link and directly is named by its own folder.
+        found.sort_by_key(|dir| through_link(root, dir));
         for dir in found {
             if !seen.insert(dir.canonicalize().unwrap_or_else(|_| dir.clone())) {
                 continue;
@@ -429,6 +431,18 @@ pub fn collect(roots: &[PathBuf]) -> (Vec<Row>, Vec<String>) {
     (rows, skipped)
 }
 
+/// Whether `dir` is reached from `root` through a symbolic link.
+fn through_link(root: &Path, dir: &Path) -> bool {
+    let Ok(below) = dir.strip_prefix(root) else {
+        return false;
+    };
+    let mut at = root.to_path_buf();
+    below.components().any(|c| {
+        at.push(c);
+        std::fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink())
+    })
+}
+
 fn read_row(root: &Path, dir: &Path) -> Result<Row, String> {
     let read = |name: &str| -> Result<serde_json::Value, String> {
         let text = std::fs::read_to_string(dir.join(name)).map_err(|e| format!("{name}: {e}"))?;
@@ -436,6 +450,12 @@ fn read_row(root: &Path, dir: &Path) -> Result<Row, String> {
     };
     let cfg: RunConfig =
         serde_json::from_value(read("config.json")?).map_err(|e| format!("config.json: {e}"))?;
+    if let Some(run) = crate::checkpoint::RunDir::new(dir).stage_owner(&cfg) {
+        return Err(format!(
+            "the pre-training stage of the run {}, reported with it",
+            run.display()
+        ));
+    }
     if !dir.join("test.json").is_file() {
         return Err("test.json is not a file".into());
     }

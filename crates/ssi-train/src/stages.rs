@@ -2,15 +2,14 @@
 //! `OUT/pretrain` on the model's pre-training loss, then fine-tunes from the last pre-trained
 //! weights into `OUT` on its training loss. Both stages checkpoint and resume like any run.
 
-use crate::checkpoint::{RunDir, model_from_bytes};
+use crate::checkpoint::{RunConfig, RunDir, model_from_bytes};
 use crate::trainer::{Objective, Plain, TrainConfig, TrainError, TrainObserver, Trainer};
 use burn::tensor::{Device, Tensor};
 use ssi_data::rng::SsiRng;
 use ssi_models::loss::Softmax;
 use ssi_models::{AnyModel, ModelConfig, SequentialModel, TrainBatch};
 
-/// Sub-folder of a run that holds its pre-training stage.
-pub const PRETRAIN_DIR: &str = "pretrain";
+pub use crate::checkpoint::PRETRAIN_DIR;
 
 /// The self-supervised pre-training objective of a model.
 pub struct Pretrain(pub ModelConfig);
@@ -81,7 +80,10 @@ impl Trainer<'_> {
                 stop_after_epochs: self.stop_after_epochs,
             };
             let pre_cfg = cfg.clone().with_epochs(epochs).with_eval_every(epochs);
-            let run = pre.run_config(model_cfg, &pre_cfg, None);
+            let run = RunConfig {
+                pretrain_stage: true,
+                ..pre.run_config(model_cfg, &pre_cfg, None)
+            };
             let state = pre.run_objective(run, resume, obs, |r| Ok(Pretrain(r.model.clone())))?;
             if !state.finished {
                 // Stopped early on request (`stop_after_epochs`): resumable, like any run.

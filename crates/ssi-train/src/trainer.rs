@@ -142,6 +142,7 @@ impl Trainer<'_> {
             dataset: DatasetInfo::of(self.dataset, self.dataset_path.as_deref()),
             distill,
             init_from: None,
+            pretrain_stage: false,
         }
     }
 

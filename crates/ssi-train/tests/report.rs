@@ -18,6 +18,7 @@ fn run(dir: &std::path::Path, kind: ModelKind, dataset: &str, ndcg: f64) {
         },
         distill: None,
         init_from: None,
+        pretrain_stage: false,
     };
     std::fs::write(
         dir.join("config.json"),
@@ -287,4 +288,22 @@ fn charts_of_an_earlier_report_stay_linked() {
         got,
         [("synthetic-shop", "curves-synthetic-shop-sasrec.svg", true)]
     );
+}
+
+/// A run reached both through a link and directly is named by its own folder.
+#[cfg(unix)]
+#[test]
+fn a_run_reached_through_a_link_is_named_by_its_folder() {
+    let root = tempfile::tempdir().unwrap();
+    run(
+        &root.path().join("sasrec-v2"),
+        ModelKind::Sasrec,
+        "beauty",
+        0.36,
+    );
+    std::os::unix::fs::symlink("sasrec-v2", root.path().join("latest")).unwrap();
+    std::os::unix::fs::symlink(".", root.path().join("again")).unwrap();
+    let (rows, _) = report::collect(&[root.path().to_path_buf()]);
+    let names: Vec<&str> = rows.iter().map(|r| r.config.as_str()).collect();
+    assert_eq!(names, ["sasrec-v2"]);
 }
