@@ -1986,11 +1986,27 @@ fn a_catalogue_that_changes_the_item_count_is_named() {
     let extra: String = (n + 1..=n + 5)
         .map(|i| format!("{i}\tExtra {i}\tNone\n"))
         .collect();
-    std::fs::write(&catalogue, names + &extra).unwrap();
+    std::fs::write(&catalogue, names.clone() + &extra).unwrap();
     fails(
         &["eval", "--checkpoint", r, "--data", d],
         "shop.items.tsv: delete or regenerate",
     );
+    // A catalogue that lists just the file's items raised nothing: it is not blamed.
+    let r3 = dir.path().join("run3");
+    let r3 = r3.to_str().unwrap();
+    ok(&[
+        &["train", "--model", "sasrec", "--data", d, "--out", r3][..],
+        &TINY_RUN[..],
+    ]
+    .concat());
+    std::fs::write(&catalogue, &names).unwrap();
+    cmd(&["eval", "--checkpoint", r3, "--data", d])
+        .assert()
+        .code(1)
+        .stderr(
+            predicate::str::contains("was trained on")
+                .and(predicate::str::contains("delete or regenerate").not()),
+        );
     // Other users mean another dataset: the catalogue beside it is not blamed.
     let elsewhere = dir.path().join("other");
     std::fs::create_dir(&elsewhere).unwrap();
@@ -2059,6 +2075,26 @@ fn bench_refuses_sizes_beyond_the_memory_before_allocating() {
         ],
         "max_len from --len 1",
     );
+    // Every model's settings are checked before the first is measured: nothing is printed.
+    cmd(&[
+        "bench",
+        "--models",
+        "sasrec,bert4rec",
+        "--items",
+        "10",
+        "--batch",
+        "2",
+        "--len",
+        "4",
+        "--steps",
+        "1",
+        "--mask-prob",
+        "2",
+    ])
+    .assert()
+    .code(1)
+    .stdout(predicate::str::is_empty())
+    .stderr(predicate::str::contains("mask_prob"));
 }
 
 /// Stopping `quickstart --jobs 2` (or `reproduce`) with SIGTERM stops the stage processes it

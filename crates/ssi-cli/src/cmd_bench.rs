@@ -179,6 +179,11 @@ fn time<E: std::fmt::Display, F: FnMut() -> Result<(), E>>(
 pub fn bench(a: BenchArgs) -> Result<()> {
     check_sizes(&a)?;
     let softmax = softmax(&a)?;
+    let configs: Vec<ModelConfig> = a
+        .models
+        .iter()
+        .map(|&kind| model_config(&a, kind))
+        .collect::<Result<_>>()?;
     let dev = crate::source::device(&a.device)?;
     ssi_models::transformer::set_dropout_masks(match a.dropout.as_str() {
         "fast" => ssi_models::transformer::DropoutMasks::Fast,
@@ -200,11 +205,11 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         None => None,
     };
     let mut rows = Vec::new();
-    for &kind in &a.models {
+    for cfg in &configs {
         let torch_ms = reference
             .as_ref()
-            .and_then(|r| r.get(&kind.name().to_ascii_lowercase()).copied());
-        let row = bench_model(&a, kind, &dev, &seqs, softmax, torch_ms)?;
+            .and_then(|r| r.get(&cfg.kind().name().to_ascii_lowercase()).copied());
+        let row = bench_model(&a, cfg, &dev, &seqs, softmax, torch_ms)?;
         if !a.json {
             print_row(&a, &row);
         }
@@ -276,17 +281,9 @@ fn softmax(a: &BenchArgs) -> Result<Softmax> {
     })
 }
 
-/// One model: `--steps` training steps on `seqs`, then top-N inference for 1 and 256 users.
-fn bench_model(
-    a: &BenchArgs,
-    kind: ModelKind,
-    dev: &burn::tensor::Device,
-    seqs: &[Vec<u32>],
-    softmax: Softmax,
-    torch_ms: Option<f64>,
-) -> Result<Row> {
-    let refs: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
-    let users: Vec<usize> = (0..a.batch).collect();
+/// The model bench measures: `kind` at `--hidden`, `--len`, `--dropout-prob` and `--mask-prob`,
+/// range-checked (for every model before any is measured).
+fn model_config(a: &BenchArgs, kind: ModelKind) -> Result<ModelConfig> {
     let cfg = ModelConfig::new(kind, a.items, a.batch)
         .with_overrides(&[
             ("hidden".into(), a.hidden.into()),
@@ -314,6 +311,21 @@ fn bench_model(
         .with_overrides(&extra)
         .map_err(|e| flags(e.to_string()))?;
     cfg.validate().map_err(|e| flags(e.to_string()))?;
+    Ok(cfg)
+}
+
+/// One model: `--steps` training steps on `seqs`, then top-N inference for 1 and 256 users.
+fn bench_model(
+    a: &BenchArgs,
+    cfg: &ModelConfig,
+    dev: &burn::tensor::Device,
+    seqs: &[Vec<u32>],
+    softmax: Softmax,
+    torch_ms: Option<f64>,
+) -> Result<Row> {
+    let kind = cfg.kind();
+    let refs: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
+    let users: Vec<usize> = (0..a.batch).collect();
     let train_dev = dev.clone().autodiff();
     let mut model = cfg.init(&train_dev);
     let mut optim = AdamConfig::new().init();

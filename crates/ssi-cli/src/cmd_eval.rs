@@ -180,7 +180,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
                     b.header.catalogue.n_items(),
                     ds.name,
                     ds.n_items,
-                    ssi_data::dataset::catalogue_hint(data.as_deref())
+                    ssi_data::dataset::catalogue_hint(data.as_deref(), ds.catalogue_raises_items())
                 );
             }
             let rec = ssi_train::ModelRecommender::new(&b.model);

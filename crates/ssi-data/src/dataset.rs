@@ -226,6 +226,12 @@ impl Dataset {
 
     /// SHA-256 of the sequences in the text format (user ids and items): the dataset's identity,
     /// stored with every run and bundle so that a model is never silently used on other data.
+    /// Whether the catalogue raised the item count above the highest id the sequences use.
+    pub fn catalogue_raises_items(&self) -> bool {
+        self.catalogue.is_some()
+            && self.sequences.iter().flatten().max().copied().unwrap_or(0) < self.n_items
+    }
+
     pub fn fingerprint(&self) -> String {
         sha256_hex(self.to_text().as_bytes())
     }
@@ -372,10 +378,10 @@ pub fn catalogue_path(path: &Path) -> PathBuf {
 }
 
 /// For an error about a dataset's item count: names the catalogue beside the dataset file
-/// `data`, if there is one, as the likely cause (it raises the count when it lists more items
-/// than the file uses); "" otherwise.
-pub fn catalogue_hint(data: Option<&Path>) -> String {
-    match data.map(catalogue_path).filter(|c| c.exists()) {
+/// `data` as the likely cause when it `raised` the count (it lists more items than the file
+/// uses); "" otherwise.
+pub fn catalogue_hint(data: Option<&Path>, raised: bool) -> String {
+    match data.map(catalogue_path).filter(|c| raised && c.exists()) {
         Some(c) => format!(
             " (its item count includes the catalogue {}: delete or regenerate it if it belongs \
              to another dataset)",

@@ -214,6 +214,10 @@ pub struct DatasetInfo {
     /// `Dataset::fingerprint` (absent in runs written before it was recorded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    /// Whether the catalogue beside the file raised the item count above the file's highest
+    /// id (known for a dataset just loaded, not recorded), for an error's hint.
+    #[serde(skip)]
+    pub catalogue_raises_items: bool,
 }
 
 impl DatasetInfo {
@@ -224,6 +228,7 @@ impl DatasetInfo {
             n_users: ds.n_users(),
             path: path.map(|p| p.canonicalize().unwrap_or_else(|_| p.to_path_buf())),
             sha256: Some(ds.fingerprint()),
+            catalogue_raises_items: ds.catalogue_raises_items(),
         }
     }
 
@@ -249,7 +254,7 @@ impl DatasetInfo {
         let hint = if self.n_items == other.n_items || self.n_users != other.n_users {
             String::new()
         } else {
-            ssi_data::dataset::catalogue_hint(other.path.as_deref())
+            ssi_data::dataset::catalogue_hint(other.path.as_deref(), other.catalogue_raises_items)
         };
         Err(TrainError::Config(format!(
             "{what} was trained on {} ({} users, {} items{}), not on {} ({} users, {} items){hint}: use the dataset it was trained on",

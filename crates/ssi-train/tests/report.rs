@@ -15,6 +15,7 @@ fn run(dir: &std::path::Path, kind: ModelKind, dataset: &str, ndcg: f64) {
             n_users: 3,
             path: None,
             sha256: None,
+            catalogue_raises_items: false,
         },
         distill: None,
         init_from: None,
