@@ -563,6 +563,29 @@ fn fetch_checks_sha256_against_a_local_server() {
         std::fs::read_to_string(cache.path().join("beauty.txt")).unwrap(),
         "my notes\n"
     );
+    // With --force it downloads; a bad download still replaces nothing.
+    let (url, h) = serve(b"1 2 3 4\n".to_vec(), 1);
+    cmd(&[
+        "data",
+        "fetch",
+        "beauty",
+        "--cache",
+        c,
+        "--base-url",
+        &url,
+        "--force",
+    ])
+    .assert()
+    .code(1)
+    .stderr(
+        predicate::str::contains("replacing it (--force)")
+            .and(predicate::str::contains("checksum mismatch")),
+    );
+    h.join().unwrap();
+    assert_eq!(
+        std::fs::read_to_string(cache.path().join("beauty.txt")).unwrap(),
+        "my notes\n"
+    );
     std::fs::remove_file(cache.path().join("beauty.txt")).unwrap();
     // The real file (served locally) passes, lands in the cache and loads.
     let Some(p) = shared("beauty.txt") else {
@@ -2242,7 +2265,15 @@ fn an_s3rec_run_stopped_in_pretraining_resumes_with_its_own_settings() {
     assert!(command.contains("hidden=16"), "{command}");
     let mut resume = args.clone();
     resume.push("--resume");
-    ok(&resume);
+    // Cut off in its pre-training, it resumes without --data on the file its stage records.
+    let mut no_data = resume.clone();
+    no_data.retain(|a| *a != "--data" && *a != d);
+    cmd(&no_data)
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(
+            "reads the dataset the run records",
+        ));
     assert!(out.join("test.json").exists());
     // Its pre-training stage is not a run of its own: trained and read through its run only.
     let stage = out.join("pretrain");
@@ -2260,16 +2291,26 @@ fn an_s3rec_run_stopped_in_pretraining_resumes_with_its_own_settings() {
         &["eval", "--checkpoint", s, "--data", d],
         "is the pre-training stage",
     );
-    assert!(!stage.join("test.json").exists());
-    // --resume without --data continues on the file the run records.
-    let mut no_data = resume.clone();
-    no_data.retain(|a| *a != "--data" && *a != d);
-    cmd(&no_data)
-        .assert()
-        .success()
-        .stderr(predicate::str::contains(
-            "reads the dataset the run records",
-        ));
+    let bundle = dir.path().join("bundle");
+    fails(
+        &[
+            "export",
+            "--checkpoint",
+            s,
+            "--out",
+            bundle.to_str().unwrap(),
+        ],
+        "is the pre-training stage",
+    );
+    assert!(!stage.join("test.json").exists() && !bundle.exists());
+    // Its pre-trained weights may start another fine-tuning (--init in place of the stage).
+    let again = dir.path().join("again");
+    ok(&[
+        &["train", "--model", "s3rec", "--data", d, "--init", s][..],
+        &["--out", again.to_str().unwrap()],
+        &TINY_RUN[..],
+    ]
+    .concat());
 }
 
 /// Outputs never replace what a command reads: the dataset's catalogue is an input of

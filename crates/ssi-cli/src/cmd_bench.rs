@@ -289,7 +289,7 @@ fn model_config(a: &BenchArgs, kind: ModelKind) -> Result<ModelConfig> {
             ("hidden".into(), a.hidden.into()),
             ("dropout".into(), a.dropout_prob.into()),
         ])
-        .map_err(anyhow::Error::msg)?;
+        .map_err(|e| anyhow::anyhow!("{e} (from --hidden and --dropout-prob)"))?;
     // Models that read a fixed window (HGN) have no max_len; only BERT4Rec masks.
     let json = cfg.to_json();
     let mut extra: Vec<(String, serde_json::Value)> = Vec::new();
@@ -302,9 +302,11 @@ fn model_config(a: &BenchArgs, kind: ModelKind) -> Result<ModelConfig> {
     // The model's hidden and max_len are bench's --hidden and --len: an error names those.
     let flags = |e: String| {
         anyhow::anyhow!(
-            "{e} (ssi bench sets the model's hidden from --hidden {} and max_len from --len {})",
+            "{e} (ssi bench sets the model's hidden from --hidden {}, max_len from --len {}, dropout from --dropout-prob {} and BERT4Rec's mask_prob from --mask-prob {})",
             a.hidden,
-            a.len
+            a.len,
+            a.dropout_prob,
+            a.mask_prob
         )
     };
     let cfg = cfg

@@ -22,9 +22,12 @@ pub struct PredictArgs {
 
 /// An item id of `--history`, as typed in a list like `1, 2, 3`.
 fn item_id(s: &str) -> Result<u32, String> {
-    s.trim()
-        .parse()
-        .map_err(|_| format!("`{}` is not an item id (a whole number)", s.trim()))
+    match s.trim() {
+        "" => Err("an empty entry (a comma too many?)".into()),
+        id => id
+            .parse()
+            .map_err(|_| format!("`{id}` is not an item id (a whole number)")),
+    }
 }
 
 pub fn predict(a: PredictArgs) -> Result<()> {

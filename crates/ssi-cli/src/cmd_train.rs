@@ -195,8 +195,14 @@ fn run(
     distill: Option<(Vec<PathBuf>, ImitationConfig)>,
 ) -> Result<()> {
     // --resume without --data continues on the file the run records, as eval and export read it.
+    // A run cut off in its pre-training records it in its stage only.
     let recorded = (a.resume && a.data.is_none())
-        .then(|| ssi_train::RunDir::new(&a.out).config().ok())
+        .then(|| {
+            let stage = a.out.join(ssi_train::checkpoint::PRETRAIN_DIR);
+            [a.out.as_path(), stage.as_path()]
+                .into_iter()
+                .find_map(|d| ssi_train::RunDir::new(d).config().ok())
+        })
         .flatten()
         .and_then(|c| c.dataset.path);
     let data = a.data.clone().or(recorded.clone());

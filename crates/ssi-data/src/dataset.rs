@@ -224,14 +224,15 @@ impl Dataset {
         Ok(files)
     }
 
-    /// SHA-256 of the sequences in the text format (user ids and items): the dataset's identity,
-    /// stored with every run and bundle so that a model is never silently used on other data.
-    /// Whether the catalogue raised the item count above the highest id the sequences use.
+    /// Whether the catalogue raised the item count above the highest id the sequences use
+    /// (a hint for errors; a skipped user's higher id also counts as raised).
     pub fn catalogue_raises_items(&self) -> bool {
         self.catalogue.is_some()
             && self.sequences.iter().flatten().max().copied().unwrap_or(0) < self.n_items
     }
 
+    /// SHA-256 of the sequences in the text format (user ids and items): the dataset's identity,
+    /// stored with every run and bundle so that a model is never silently used on other data.
     pub fn fingerprint(&self) -> String {
         sha256_hex(self.to_text().as_bytes())
     }

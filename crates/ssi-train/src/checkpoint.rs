@@ -138,34 +138,51 @@ impl RunDir {
     }
 
     /// The run whose pre-training stage this folder holds, if it holds one (`cfg` is its
-    /// `config.json`): a stage says so, and one written before stages did is `RUN/pretrain` of
-    /// a model with a pre-training stage inside a folder a run trained in. A stage's weights
-    /// are not the model's (they are fine-tuned after), so it is only reached through its run.
+    /// `config.json`): a stage says so; one written before stages did is `RUN/pretrain` of a
+    /// model with a pre-training stage, where `RUN` holds a run of the same model, or a run's
+    /// command and lock but no `config.json` yet (cut off in its pre-training). A stage's
+    /// weights are not the model's (they are fine-tuned after), so it is reached through its run.
     pub fn stage_owner(&self, cfg: &RunConfig) -> Option<PathBuf> {
         let path = self
             .path
             .canonicalize()
             .unwrap_or_else(|_| self.path.clone());
         let parent = path.parent()?;
-        let old_stage = path.file_name()? == PRETRAIN_DIR
-            && cfg.model.pretrain_epochs().is_some()
-            && (parent.join(".lock").exists() || parent.join("config.json").exists());
-        (cfg.pretrain_stage || old_stage).then(|| parent.to_path_buf())
+        let owner = RunDir::new(parent);
+        let old_stage = || {
+            path.file_name() == Some(std::ffi::OsStr::new(PRETRAIN_DIR))
+                && cfg.model.pretrain_epochs().is_some()
+                && match owner.config() {
+                    Ok(run) => run.model.kind() == cfg.model.kind(),
+                    Err(_) => {
+                        !owner.file("config.json").exists()
+                            && owner.file("command.txt").exists()
+                            && owner.file(".lock").exists()
+                    }
+                }
+        };
+        (cfg.pretrain_stage || old_stage()).then(|| parent.to_path_buf())
     }
 
     /// [`Self::stage_owner`] as the error of a command that reads or trains a run.
     pub fn refuse_stage(&self, cfg: &RunConfig, what: &str) -> Result<(), TrainError> {
-        match self.stage_owner(cfg) {
-            Some(run) => Err(TrainError::Config(format!(
-                "{what} {} is the pre-training stage of the {} run {}, not a run of its own: use {} (`ssi train --resume --out {}` continues the stage)",
-                self.path.display(),
-                cfg.model.kind().name(),
-                run.display(),
-                run.display(),
-                run.display()
-            ))),
-            None => Ok(()),
-        }
+        let Some(run) = self.stage_owner(cfg) else {
+            return Ok(());
+        };
+        let way = if RunDir::new(&run).has_run() {
+            format!("use {}", run.display())
+        } else {
+            format!(
+                "the run is cut off in its pre-training: its command ({}) with --resume continues it (reproduce and quickstart resume by themselves)",
+                run.join("command.txt").display()
+            )
+        };
+        Err(TrainError::Config(format!(
+            "{what} {} is the pre-training stage of the {} run {}, not a run of its own: {way}",
+            self.path.display(),
+            cfg.model.kind().name(),
+            run.display(),
+        )))
     }
     pub fn file(&self, name: &str) -> PathBuf {
         self.path.join(name)
@@ -391,6 +408,21 @@ impl RunDir {
     pub fn load_best(&self, device: &Device) -> Result<(RunConfig, AnyModel), TrainError> {
         let cfg = self.config()?;
         self.refuse_stage(&cfg, "the run")?;
+        self.load_best_of(cfg, device)
+    }
+
+    /// [`Self::load_best`] of a run or of a pre-training stage (`--init` may start from
+    /// pre-trained weights, in place of the stage).
+    pub fn load_best_or_stage(&self, device: &Device) -> Result<(RunConfig, AnyModel), TrainError> {
+        let cfg = self.config()?;
+        self.load_best_of(cfg, device)
+    }
+
+    fn load_best_of(
+        &self,
+        cfg: RunConfig,
+        device: &Device,
+    ) -> Result<(RunConfig, AnyModel), TrainError> {
         let (state, bytes) = self.read_best()?;
         let Some((path, bytes)) = bytes else {
             let why = if let Some(epoch) = state.best_epoch.filter(|&e| e <= state.epoch) {
@@ -613,7 +645,7 @@ pub fn warm_start(
             init.display()
         )));
     }
-    let (saved, model) = dir.load_best(device)?;
+    let (saved, model) = dir.load_best_or_stage(device)?;
     saved
         .dataset
         .check_same(dataset, &format!("--init {}", init.display()))?;

@@ -132,7 +132,7 @@ pub fn setup_from_command(command: &str) -> String {
                 None => None,
             })
     };
-    let best = words.contains(&"quickstart") || value("--preset") == Some("best");
+    let best = words.get(1) == Some(&"quickstart") || value("--preset") == Some("best");
     let mut opts = if best {
         ImitationOptions::BEST
     } else {
@@ -154,7 +154,7 @@ pub fn setup_from_command(command: &str) -> String {
     let im = opts
         .apply(&ImitationConfig::new())
         .with_learn_lambda(!words.contains(&"--fixed-lambda"));
-    let warm = best || words.contains(&"--init") || words.contains(&"--warm-start");
+    let warm = best || value("--init").is_some() || words.contains(&"--warm-start");
     setup_label(&im, warm)
 }
 
@@ -827,7 +827,9 @@ fn missing(rows: &[Row], d: &str) -> String {
             .to_string()
     } else {
         format!(
-            "\nRows of Table 2 without a run on this file yet: {}.\n",
+            "\nRows of Table 2 without a run on this file yet: {}. (faithful: the paper's \
+             imitation settings, the student trained from scratch; best preset: `ssi reproduce \
+             --preset best`, the student continuing its run alone.)\n",
             absent.join(", ")
         )
     }
@@ -992,6 +994,8 @@ mod tests {
                 "ssi quickstart --stage ssi-hgn\nssi quickstart --stage ssi-hgn",
                 "best preset",
             ),
+            ("ssi distill --student hgn --out quickstart", "faithful"),
+            ("ssi distill --init=r --student hgn", "faithful, warm start"),
         ] {
             assert_eq!(setup_from_command(command), want, "{command}");
         }
@@ -1024,7 +1028,7 @@ mod tests {
         let md = missing(&rows, "beauty");
         assert_eq!(
             md,
-            "\nRows of Table 2 without a run on this file yet: Teacher (global), SSI-SASRec (faithful), SSI-SASRec (best preset), SSI-GRU4Rec (faithful), SSI-GRU4Rec (best preset).\n"
+            "\nRows of Table 2 without a run on this file yet: Teacher (global), SSI-SASRec (faithful), SSI-SASRec (best preset), SSI-GRU4Rec (faithful), SSI-GRU4Rec (best preset). (faithful: the paper's imitation settings, the student trained from scratch; best preset: `ssi reproduce --preset best`, the student continuing its run alone.)\n"
         );
         rows.extend([
             named("Teacher (sasrec-global)", None),

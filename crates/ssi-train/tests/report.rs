@@ -308,3 +308,36 @@ fn a_run_reached_through_a_link_is_named_by_its_folder() {
     let names: Vec<&str> = rows.iter().map(|r| r.config.as_str()).collect();
     assert_eq!(names, ["sasrec-v2"]);
 }
+
+/// A pre-training stage (`RUN/pretrain`) is reported with its run, never as a row of its own,
+/// whether it says so (`pretrain_stage`) or was written before stages did; a user's run that
+/// happens to be named `pretrain` inside another model's run is a run.
+#[test]
+fn pre_training_stages_are_not_rows() {
+    let root = tempfile::tempdir().unwrap();
+    let stage = |dir: &std::path::Path, marked: bool| {
+        run(dir, ModelKind::S3rec, "beauty", 0.2);
+        let path = dir.join("config.json");
+        let mut cfg: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        cfg["pretrain_stage"] = marked.into();
+        std::fs::write(&path, cfg.to_string()).unwrap();
+    };
+    run(&root.path().join("s3"), ModelKind::S3rec, "beauty", 0.33);
+    stage(&root.path().join("s3/pretrain"), false);
+    run(&root.path().join("new"), ModelKind::S3rec, "beauty", 0.34);
+    stage(&root.path().join("new/pretrain"), true);
+    run(&root.path().join("mine"), ModelKind::Sasrec, "beauty", 0.35);
+    stage(&root.path().join("mine/pretrain"), false);
+    let (rows, skipped) = report::collect(&[root.path().to_path_buf()]);
+    let mut names: Vec<&str> = rows.iter().map(|r| r.config.as_str()).collect();
+    names.sort();
+    assert_eq!(names, ["mine", "mine/pretrain", "new", "s3"], "{skipped:?}");
+    assert_eq!(skipped.len(), 2, "{skipped:?}");
+    assert!(
+        skipped
+            .iter()
+            .all(|s| s.contains("pre-training stage of the run")),
+        "{skipped:?}"
+    );
+}
