@@ -59,7 +59,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// The main job in miniature (~5 min): consistency teachers, an SSI student, the student alone, MostPop and Markov, a table and a bundle for the page.
+    /// The main job in miniature (~4 min on 2 cores): consistency teachers, an SSI student, the student alone, MostPop and Markov, a table and a bundle for the page.
     Quickstart(cmd_quickstart::QuickstartArgs),
     /// Datasets: generate, inspect, ingest, download.
     #[command(subcommand)]
