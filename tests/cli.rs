@@ -178,6 +178,16 @@ fn quickstart_runs_without_files() {
     ] {
         assert!(out.contains(row), "{row} missing from {out}");
     }
+    // The printed table is kept beside the runs, both protocols and the count models with it.
+    let summary = std::fs::read_to_string(runs.join("summary.md")).unwrap();
+    for row in [
+        "# Quickstart on synthetic-shop",
+        "| Markov chain |",
+        "| SSI-HGN |",
+        "full NDCG@10",
+    ] {
+        assert!(summary.contains(row), "{row} missing from {summary}");
+    }
     // Warm starts: the teachers continue the BERT4Rec run, SSI and the reference the HGN run.
     let init = |run: &str| {
         let cfg = json(&std::fs::read_to_string(runs.join(run).join("config.json")).unwrap());

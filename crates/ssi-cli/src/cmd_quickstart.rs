@@ -94,6 +94,7 @@ pub fn quickstart(a: QuickstartArgs) -> Result<()> {
 
     let rows = quickstart::summary(&ds, &out, a.student, &burn::tensor::Device::flex())?;
     print_summary(&rows);
+    quickstart::write_summary(&out, &quickstart::summary_markdown(&ds.name, &rows))?;
     verdict(&rows, a.student);
 
     let (_, _, ssi) = student_runs(a.student);
@@ -207,7 +208,8 @@ fn next_steps(out: &Path, bundle: &Path) {
          trunk serve --release                     # the page (web/README.md); upload {b} there\n  \
          ssi data fetch beauty && ssi quickstart --data ~/.cache/ssi/beauty.txt --minutes 20\n  \
          ssi data ingest log.csv --out data/mine.txt   # your own log: user,item,timestamp\n\
-         Runs, table2.md (the paper's Table 2 rows, sampled-99 only) and the bundle are in {o}.",
+         Runs, summary.md (the table above), table2.md (the paper's Table 2 rows) and the bundle \
+         are in {o}.",
         b = bundle.join(ssi_bundle::FILE_NAME).display(),
         o = out.display()
     );

@@ -127,6 +127,40 @@ pub fn summary(
     Ok(rows)
 }
 
+/// How `summary.md` begins (by which a rerun knows it may replace the file).
+pub const SUMMARY_TITLE: &str = "# Quickstart on ";
+
+/// The summary as Markdown: a table of both protocols and minutes, one row per model.
+pub fn summary_markdown(dataset: &str, rows: &[SummaryRow]) -> String {
+    let mut md = format!(
+        "{SUMMARY_TITLE}{dataset}\n\nTest split, one sample of 99 negatives per user (seed {SEED}) for \
+         every row; full: against all items; minutes of training.\n\n\
+         | model | NDCG@10 | Recall@10 | full NDCG@10 | full Recall@10 | minutes |\n\
+         |---|---|---|---|---|---|\n"
+    );
+    for r in rows {
+        let full = r.report.full.as_ref();
+        let cell = |v: Option<f64>| v.map(|v| format!("{v:.4}")).unwrap_or_default();
+        md.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} |\n",
+            r.label,
+            cell(r.report.sampled.ndcg_at(10)),
+            cell(r.report.sampled.recall_at(10)),
+            cell(full.and_then(|f| f.ndcg_at(10))),
+            cell(full.and_then(|f| f.recall_at(10))),
+            r.minutes.map(|m| format!("{m:.1}")).unwrap_or_default(),
+        ));
+    }
+    md
+}
+
+/// Writes the summary to `out/summary.md`, replacing only a summary written before.
+pub fn write_summary(out: &Path, markdown: &str) -> Result<(), ReproduceError> {
+    super::run::check_output(out, "summary.md")?;
+    ssi_data::dataset::write_atomic(&out.join("summary.md"), markdown.as_bytes())?;
+    Ok(())
+}
+
 /// The trained runs of the summary: (label, run folder).
 fn summary_runs(student: ModelKind) -> Vec<(String, String)> {
     let (alone, continued, ssi) = student_runs(student);

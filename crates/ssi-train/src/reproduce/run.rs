@@ -262,8 +262,9 @@ impl Runner<'_> {
 }
 
 /// The files `reproduce` writes into its output folder beside the run folders.
-const OUTPUTS: [&str; 11] = [
+const OUTPUTS: [&str; 12] = [
     "mostpop.json",
+    "summary.md",
     "table2.md",
     "table2.csv",
     "table3.md",
@@ -288,6 +289,7 @@ fn generated(name: &str, bytes: &[u8]) -> bool {
             "# Table 3: effect of",
             "# Figure 3 (",
             "# Figure 4 (",
+            super::quickstart::SUMMARY_TITLE,
         ]
         .iter()
         .any(|h| text.starts_with(h)),
@@ -311,7 +313,7 @@ pub(super) fn check_outputs(out: &Path) -> Result<(), ReproduceError> {
     Ok(())
 }
 
-fn check_output(out: &Path, name: &str) -> Result<(), ReproduceError> {
+pub(super) fn check_output(out: &Path, name: &str) -> Result<(), ReproduceError> {
     ssi_data::dataset::check_replaceable(&out.join(name), "ssi reproduce or quickstart", |b| {
         generated(name, b)
     })?;
