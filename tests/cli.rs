@@ -726,6 +726,33 @@ fn train_then_eval_checkpoint() {
     // Evaluating the checkpoint gives the same test figures; the dataset path comes from the run.
     let again = json(&ok(&["eval", "--checkpoint", r, "--json"]));
     assert_eq!(again["ndcg@10"], trained["ndcg@10"]);
+    // An ensemble of one run ranks as the run does (its scores through a softmax); of two runs
+    // it is one more model; a run given twice is refused.
+    let alone = json(&ok(&["eval", "--ensemble", r, "--json"]));
+    let close = |a: &serde_json::Value, b: &serde_json::Value| {
+        (a.as_f64().unwrap() - b.as_f64().unwrap()).abs() < 1e-3
+    };
+    assert!(
+        close(&alone["ndcg@10"], &again["ndcg@10"]),
+        "{alone} {again}"
+    );
+    assert!(
+        close(&alone["full_ndcg@10"], &again["full_ndcg@10"]),
+        "{alone} {again}"
+    );
+    let other = dir.path().join("hgn");
+    let o = other.to_str().unwrap();
+    ok(&[
+        &["train", "--model", "hgn", "--data", d, "--out", o][..],
+        &TINY_RUN[..],
+    ]
+    .concat());
+    let both = json(&ok(&["eval", "--ensemble", &format!("{r},{o}"), "--json"]));
+    assert!(both["ndcg@10"].as_f64().is_some_and(|v| v > 0.0), "{both}");
+    fails(
+        &["eval", "--ensemble", &format!("{r},{r}")],
+        "is given twice",
+    );
     // The same folder is not overwritten without --resume.
     args[0] = "train";
     fails(&args, "--resume");

@@ -97,7 +97,7 @@ impl ProtocolArgs {
 }
 
 #[derive(Args)]
-#[command(group(ArgGroup::new("what").required(true).args(["model", "checkpoint", "bundle"])))]
+#[command(group(ArgGroup::new("what").required(true).args(["model", "checkpoint", "bundle", "ensemble"])))]
 pub struct EvalArgs {
     /// A count-based model (or use --checkpoint or --bundle).
     #[arg(long, value_enum)]
@@ -108,6 +108,11 @@ pub struct EvalArgs {
     /// A bundle written by `ssi export` or downloaded from the browser app (bundle.ssib).
     #[arg(long)]
     bundle: Option<PathBuf>,
+    /// Run folders, comma-separated, evaluated as one model: the mean of their predicted
+    /// distributions (each one's softmax over all items), e.g. an SSI student's teachers, whose
+    /// committee the student imitates.
+    #[arg(long, value_delimiter = ',', num_args = 1.., value_name = "DIR,DIR")]
+    ensemble: Vec<PathBuf>,
     /// cpu or wgpu, for --checkpoint.
     #[arg(long, default_value = "cpu")]
     device: String,
@@ -145,16 +150,22 @@ fn fit(kind: CountModel, ds: &Dataset) -> Box<dyn Recommender> {
 }
 
 pub fn eval(a: EvalArgs) -> Result<()> {
-    let data = match (&a.data, &a.checkpoint) {
+    // A run's own dataset unless --data is given (an ensemble: its first run's).
+    let run = a.checkpoint.as_ref().or(a.ensemble.first());
+    let data = match (&a.data, run) {
         (None, Some(dir)) => ssi_train::RunDir::new(dir).config()?.dataset.path,
         _ => a.data.clone(),
     };
-    let ds = match (&a.data, &a.checkpoint) {
+    let ds = match (&a.data, run) {
         (None, Some(dir)) => crate::source::load_for_run(dir, data.as_deref(), None, a.json)?,
         _ => crate::source::load(data.as_deref(), a.json)?,
     };
     let report = match (a.model, &a.checkpoint) {
         (Some(kind), _) => evaluate(&ds, fit(kind, &ds).as_ref(), &a.protocol, a.json)?,
+        (None, None) if !a.ensemble.is_empty() => {
+            let dev = crate::source::device(&a.device)?;
+            evaluate_ensemble(&a.ensemble, &ds, data.as_deref(), &dev, &a.protocol, a.json)?
+        }
         (None, None) if a.bundle.is_some() => {
             let path = a.bundle.as_ref().expect("checked");
             let dev = crate::source::device(&a.device)?;
@@ -205,6 +216,39 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         out!("{}", report.to_table());
     }
     Ok(())
+}
+
+/// Loads the best model of each run (each trained on `ds`, each given once) and evaluates
+/// their ensemble ([`ssi_train::recommender::Ensemble`]).
+fn evaluate_ensemble(
+    dirs: &[PathBuf],
+    ds: &Dataset,
+    data: Option<&std::path::Path>,
+    dev: &burn::tensor::Device,
+    protocol: &ProtocolArgs,
+    quiet: bool,
+) -> Result<ssi_data::EvalReport> {
+    let info = ssi_train::checkpoint::DatasetInfo::of(ds, data);
+    let mut seen = std::collections::HashSet::new();
+    let mut models = Vec::new();
+    for dir in dirs {
+        if !seen.insert(dir.canonicalize().unwrap_or_else(|_| dir.clone())) {
+            bail!("--ensemble: {} is given twice", dir.display());
+        }
+        let (cfg, model) = RunDir::new(dir).load_best(dev)?;
+        cfg.dataset.check_same(&info, &dir.display().to_string())?;
+        models.push((dir, model));
+    }
+    let members = models
+        .iter()
+        .map(|(dir, m)| {
+            let mut rec = ModelRecommender::new(m);
+            rec.name = format!("{} ({})", rec.name, dir.display());
+            Box::new(rec) as Box<dyn Recommender>
+        })
+        .collect();
+    let ensemble = ssi_train::recommender::Ensemble { members };
+    evaluate(ds, &ensemble, protocol, quiet)
 }
 
 /// Loads the best model of a run and evaluates it with the paper's protocol on `ds` (read from

@@ -78,3 +78,107 @@ impl<M: SequentialModel> Recommender for ModelRecommender<'_, M> {
         ))
     }
 }
+
+/// Several models' predicted next-item distributions, averaged: each one's softmax over every
+/// item, then the mean (scored as its logarithm, computed as a log-sum-exp so that no
+/// probability underflows to a tie). An SSI student imitates such a committee of teachers (eq.
+/// 7 weighs each one), so the committee's figures show how far imitation could take it.
+pub struct Ensemble<'a> {
+    pub members: Vec<Box<dyn Recommender + 'a>>,
+}
+
+/// `row` (index 0 the padding column) as log-probabilities over items `1..`.
+fn log_softmax(row: &[f32]) -> Vec<f64> {
+    let items = &row[1..];
+    let max = items
+        .iter()
+        .fold(f64::NEG_INFINITY, |m, &x| m.max(x as f64));
+    let lse = max
+        + items
+            .iter()
+            .map(|&x| (x as f64 - max).exp())
+            .sum::<f64>()
+            .ln();
+    items.iter().map(|&x| x as f64 - lse).collect()
+}
+
+impl Recommender for Ensemble<'_> {
+    fn name(&self) -> String {
+        let names: Vec<String> = self.members.iter().map(|m| m.name()).collect();
+        format!("ensemble of {}", names.join(", "))
+    }
+    fn n_items(&self) -> u32 {
+        self.members.first().map_or(0, |m| m.n_items())
+    }
+    fn batch_size(&self) -> usize {
+        self.members
+            .iter()
+            .map(|m| m.batch_size())
+            .min()
+            .unwrap_or(256)
+    }
+    fn score(&self, queries: &[Query]) -> Vec<Vec<f32>> {
+        let k = self.members.len() as f64;
+        let per_member: Vec<Vec<Vec<f64>>> = self
+            .members
+            .iter()
+            .map(|m| m.score(queries).iter().map(|r| log_softmax(r)).collect())
+            .collect();
+        (0..queries.len())
+            .map(|q| {
+                let n = per_member[0][q].len();
+                let mut row = Vec::with_capacity(n + 1);
+                row.push(f32::NEG_INFINITY);
+                for i in 0..n {
+                    let max = per_member
+                        .iter()
+                        .fold(f64::NEG_INFINITY, |m, p| m.max(p[q][i]));
+                    let sum: f64 = per_member.iter().map(|p| (p[q][i] - max).exp()).sum();
+                    row.push((max + (sum / k).ln()) as f32);
+                }
+                row
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fixed score table: the same scores for every query.
+    struct Fixed(Vec<f32>);
+    impl Recommender for Fixed {
+        fn name(&self) -> String {
+            "fixed".into()
+        }
+        fn n_items(&self) -> u32 {
+            self.0.len() as u32 - 1
+        }
+        fn score(&self, queries: &[Query]) -> Vec<Vec<f32>> {
+            vec![self.0.clone(); queries.len()]
+        }
+    }
+
+    #[test]
+    fn an_ensemble_scores_the_log_of_the_mean_probability() {
+        let q = [Query {
+            user: None,
+            history: &[1],
+        }];
+        let a = Fixed(vec![f32::NEG_INFINITY, 0.0, 1000.0, 0.0]);
+        let b = Fixed(vec![f32::NEG_INFINITY, 2.0_f32.ln(), 0.0, 0.0]);
+        let e = Ensemble {
+            members: vec![Box::new(a), Box::new(b)],
+        };
+        let row = &e.score(&q)[0];
+        assert_eq!(row[0], f32::NEG_INFINITY);
+        // a: item 2 all but certain; b: 1/2, 1/4, 1/4. Mean: 1/4, 1/2 + 1/8, 1/8 (items far
+        // below another's peak keep their own share, not a tie at zero).
+        let p: Vec<f64> = row[1..].iter().map(|&s| (s as f64).exp()).collect();
+        for (got, want) in p.iter().zip([0.25, 0.625, 0.125]) {
+            assert!((got - want).abs() < 1e-6, "{p:?}");
+        }
+        assert_eq!(e.name(), "ensemble of fixed, fixed");
+    }
+}
