@@ -1471,6 +1471,17 @@ fn export_a_bundle_that_evaluates_like_its_checkpoint() {
         "truncated",
     );
     fails(&["eval", "--bundle", d, "--data", d], "not an SSI bundle");
+    // A folder is named with the file it holds; a device is refused on its first bytes.
+    let folder = bundle.parent().unwrap().to_str().unwrap();
+    fails(
+        &["predict", "--bundle", folder, "--history", "1"],
+        "is a folder: give the bundle file in it",
+    );
+    #[cfg(target_os = "linux")]
+    fails(
+        &["predict", "--bundle", "/dev/zero", "--history", "1"],
+        "not an SSI bundle",
+    );
     // An existing bundle is not replaced without --force; a bundle is used on its own data only.
     fails(
         &["export", "--checkpoint", r, "--out", out.to_str().unwrap()],

@@ -169,7 +169,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         (None, None) if a.bundle.is_some() => {
             let path = a.bundle.as_ref().expect("checked");
             let dev = crate::source::device(&a.device)?;
-            let bytes = ssi_data::dataset::read_bytes(path)?;
+            let bytes = crate::source::read_bundle(path)?;
             let b = ssi_bundle::Bundle::from_bytes(&bytes, &dev)
                 .with_context(|| format!("{}", path.display()))?;
             if let Some(want) = &b.header.provenance.dataset_sha256

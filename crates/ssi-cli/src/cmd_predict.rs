@@ -31,7 +31,7 @@ fn item_id(s: &str) -> Result<u32, String> {
 }
 
 pub fn predict(a: PredictArgs) -> Result<()> {
-    let bytes = ssi_data::dataset::read_bytes(&a.bundle)?;
+    let bytes = crate::source::read_bundle(&a.bundle)?;
     let dev = burn::tensor::Device::flex();
     let b = ssi_bundle::Bundle::from_bytes(&bytes, &dev)
         .with_context(|| format!("{}", a.bundle.display()))?;

@@ -79,3 +79,32 @@ fn wgpu_device() -> Result<burn::tensor::Device> {
         "this ssi was built without GPU support: rebuild with `cargo build --release -p ssi-cli --features wgpu`"
     )
 }
+
+/// The bytes of a bundle file (`ssi export`'s `bundle.ssib`): a folder is named with the file it
+/// likely holds, and a file that does not begin as a bundle is refused on its first bytes (a
+/// device like `/dev/zero` is not read to the size limit first).
+pub fn read_bundle(path: &Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    if path.is_dir() {
+        anyhow::bail!(
+            "{} is a folder: give the bundle file in it, {}",
+            path.display(),
+            path.join(ssi_bundle::FILE_NAME).display()
+        );
+    }
+    let mut head = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(4).read_to_end(&mut head))
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    if head.as_slice() != ssi_bundle::MAGIC {
+        anyhow::bail!(
+            "{}: not an SSI bundle (the file does not start with \"SSIB\"; `ssi export` writes {})",
+            path.display(),
+            ssi_bundle::FILE_NAME
+        );
+    }
+    Ok(ssi_data::dataset::read_bytes_max(
+        path,
+        ssi_bundle::MAX_BYTES as u64,
+    )?)
+}
