@@ -1451,6 +1451,9 @@ fn export_a_bundle_that_evaluates_like_its_checkpoint() {
             .is_some()
     );
     let bundle = out.join("bundle.ssib");
+    let digest = <sha2::Sha256 as sha2::Digest>::digest(std::fs::read(&bundle).unwrap());
+    let digest: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(header["bundle_sha256"], digest.as_str());
     let from_bundle = json(&ok(&[
         "eval",
         "--bundle",

@@ -164,7 +164,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         (Some(kind), _) => evaluate(&ds, fit(kind, &ds).as_ref(), &a.protocol, a.json)?,
         (None, None) if !a.ensemble.is_empty() => {
             let dev = crate::source::device(&a.device)?;
-            evaluate_ensemble(&a.ensemble, &ds, data.as_deref(), &dev, &a.protocol, a.json)?
+            evaluate_runs(&a.ensemble, &ds, data.as_deref(), &dev, &a.protocol, a.json)?
         }
         (None, None) if a.bundle.is_some() => {
             let path = a.bundle.as_ref().expect("checked");
@@ -199,8 +199,8 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         }
         (None, Some(dir)) => {
             let dev = crate::source::device(&a.device)?;
-            evaluate_checkpoint(
-                &ssi_train::RunDir::new(dir),
+            evaluate_runs(
+                std::slice::from_ref(dir),
                 &ds,
                 data.as_deref(),
                 &dev,
@@ -218,9 +218,10 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     Ok(())
 }
 
-/// Loads the best model of each run (each trained on `ds`, each given once) and evaluates
-/// their ensemble ([`ssi_train::recommender::Ensemble`]).
-fn evaluate_ensemble(
+/// Loads the best model of each run (each trained on `ds`, read from `data` if from a file;
+/// each given once) and evaluates it with the paper's protocol: one run alone, several as their
+/// ensemble ([`ssi_train::recommender::Ensemble`]).
+fn evaluate_runs(
     dirs: &[PathBuf],
     ds: &Dataset,
     data: Option<&std::path::Path>,
@@ -239,6 +240,9 @@ fn evaluate_ensemble(
         cfg.dataset.check_same(&info, &dir.display().to_string())?;
         models.push((dir, model));
     }
+    if let [(_, model)] = models.as_slice() {
+        return evaluate(ds, &ModelRecommender::new(model), protocol, quiet);
+    }
     let members = models
         .iter()
         .map(|(dir, m)| {
@@ -249,23 +253,4 @@ fn evaluate_ensemble(
         .collect();
     let ensemble = ssi_train::recommender::Ensemble { members };
     evaluate(ds, &ensemble, protocol, quiet)
-}
-
-/// Loads the best model of a run and evaluates it with the paper's protocol on `ds` (read from
-/// `data`, if from a file).
-pub fn evaluate_checkpoint(
-    dir: &RunDir,
-    ds: &Dataset,
-    data: Option<&std::path::Path>,
-    dev: &burn::tensor::Device,
-    protocol: &ProtocolArgs,
-    quiet: bool,
-) -> Result<ssi_data::EvalReport> {
-    let (cfg, model) = dir.load_best(dev)?;
-    cfg.dataset.check_same(
-        &ssi_train::checkpoint::DatasetInfo::of(ds, data),
-        &dir.path.display().to_string(),
-    )?;
-    let rec = ModelRecommender::new(&model);
-    evaluate(ds, &rec, protocol, quiet)
 }

@@ -131,6 +131,9 @@ pub fn export(a: ExportArgs) -> Result<()> {
     let mut readable = serde_json::to_value(&back.header)?;
     readable["catalogue"] = format!("{} items", back.header.catalogue.n_items()).into();
     readable["sequences"] = format!("{} users", back.header.sequences.len()).into();
+    // Which bundle this copy describes: a kill between the two renames leaves the new bundle
+    // beside the previous readable copy, told apart by this digest.
+    readable["bundle_sha256"] = ssi_data::dataset::sha256_hex(&bytes).into();
     ssi_data::dataset::write_atomic(
         &a.out.join("bundle.json"),
         serde_json::to_string_pretty(&readable)?.as_bytes(),

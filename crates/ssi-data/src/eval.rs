@@ -188,7 +188,14 @@ impl Evaluator {
         path: &std::path::Path,
     ) -> Result<Self, DataError> {
         let mut file = read_sample_file(ds, text, path)?;
-        config.n_negatives = file.n_negatives;
+        // When no line says how many were asked for (a catalogue too small for any user to have
+        // the full count), keep the configured count, so the report labels and warns as an
+        // evaluation with the same candidates drawn here would.
+        config.n_negatives = if file.count_known {
+            file.n_negatives
+        } else {
+            config.n_negatives.max(file.n_negatives)
+        };
         let mut ev = Evaluator::new(
             ds,
             EvalConfig {
@@ -304,6 +311,9 @@ struct SampleFile {
     per_user: Vec<Option<Vec<u32>>>,
     /// How many negatives every line lists.
     n_negatives: usize,
+    /// Whether some line could have listed more than it does, so `n_negatives` is the count asked
+    /// for (else every line lists all its user's unseen items, fewer than asked for).
+    count_known: bool,
     /// Users of lines the dataset does not hold, in file order.
     unknown_users: Vec<u32>,
 }
@@ -377,6 +387,8 @@ fn read_sample_file(
         .max()
         .unwrap_or(0);
     let n_negatives = common.max(exhausted);
+    // Every line exhausted: the file does not say how many were asked for.
+    let count_known = !tally.is_empty();
     if n_negatives == 0 {
         return Err(DataError::file(path, "lines list no negatives"));
     }
@@ -407,6 +419,7 @@ fn read_sample_file(
     Ok(SampleFile {
         per_user,
         n_negatives,
+        count_known,
         unknown_users,
     })
 }
@@ -847,11 +860,13 @@ mod tests {
         let from_file = Evaluator::from_file(&ds, cfg.clone(), &text, p).unwrap();
         let sampled = Evaluator::new(&ds, cfg.clone());
         assert_eq!(from_file.negatives, sampled.negatives);
-        assert_eq!(from_file.config.n_negatives, 33);
+        // Every line lists all 33 unseen items: labelled as drawn here, 99 asked for.
+        assert_eq!(from_file.config.n_negatives, 99);
         let m = MostPop::fit(&ds);
         let a = from_file.evaluate(&ds, &m, &mut |_, _| {}).unwrap();
         let b = sampled.evaluate(&ds, &m, &mut |_, _| {}).unwrap();
         assert_eq!(a.sampled, b.sampled);
+        assert_eq!(a.to_table(), b.to_table());
         let err = |t: &str| {
             Evaluator::from_file(&ds, cfg.clone(), t, p)
                 .err()
@@ -909,8 +924,13 @@ mod tests {
         let cfg = EvalConfig::default();
         let ev =
             Evaluator::from_file(&small, cfg.clone(), "1 4 5\n2 1 5\n3 3 4\n4 5\n", p).unwrap();
-        assert_eq!(ev.config.n_negatives, 2);
+        // Every line lists all its user's unseen items: labelled with the count asked for (99),
+        // every user short of it, as when drawn here.
+        assert_eq!(ev.config.n_negatives, 99);
         assert_eq!(ev.negatives[3], vec![5]);
+        let drawn = Evaluator::new(&small, cfg.clone());
+        assert_eq!(drawn.negatives[3], vec![5]);
+        assert_eq!(drawn.config.n_negatives, ev.config.n_negatives);
         let e = Evaluator::from_file(&small, cfg.clone(), "1 4\n2 1 5\n3 3 4\n4 5\n", p)
             .err()
             .unwrap()
