@@ -53,6 +53,10 @@ pub struct BenchArgs {
     /// burn's on-device `Dropout` on a GPU), or forced to either (fast, burn), to measure the gain.
     #[arg(long, default_value = "auto", value_parser = ["auto", "fast", "burn"])]
     dropout: String,
+    /// GELU of the transformers as trained (fused: one vectorised pass forward and one backward on
+    /// the CPU backend, burn's elsewhere), or burn's own everywhere, to measure the gain.
+    #[arg(long, default_value = "fused", value_parser = ["fused", "burn"])]
+    gelu: String,
     /// Dropout probability of the models (0.5: `configs/small.json`'s SASRec).
     #[arg(long, default_value_t = 0.2)]
     dropout_prob: f64,
@@ -190,6 +194,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         "burn" => ssi_models::transformer::DropoutMasks::Burn,
         _ => ssi_models::transformer::DropoutMasks::Auto,
     });
+    ssi_models::fused_gelu::set_burn_gelu(a.gelu == "burn");
     ssi_models::common::set_shapes(crate::source::shapes(&a.shapes));
     crate::keep_freed_memory(a.freed_memory == "keep");
     let mut rng = seeded(1);

@@ -23,7 +23,7 @@ use burn::nn::{
     Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear,
     LinearConfig,
 };
-use burn::tensor::activation::gelu;
+use crate::fused_gelu::gelu;
 use burn::tensor::{Device, Int, Tensor};
 use ssi_data::rng::{Rng, SsiRng};
 

@@ -349,7 +349,7 @@ fn row_grad(z: &mut [f32], b: &[f32], lse: f32, g: f32) {
 /// 2^k through the exponent bits. Arguments below −87 give e^−87 ≈ 1.6e-38 instead of a smaller
 /// number, which no softmax sum or gradient can tell apart from 0 at f32 precision.
 #[inline(always)]
-fn exp_poly(x: f32) -> f32 {
+pub(crate) fn exp_poly(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const LN2_HI: f32 = 0.693_145_75;
     const LN2_LO: f32 = 1.428_606_8e-6;
@@ -357,7 +357,8 @@ fn exp_poly(x: f32) -> f32 {
     // instruction (not in baseline SSE2).
     const ROUND: f32 = 12_582_912.0;
     let x = x.clamp(-87.0, 88.0);
-    let kf = (x * LOG2E + ROUND) - ROUND;
+    let shifted = x * LOG2E + ROUND;
+    let kf = shifted - ROUND;
     let r = x - kf * LN2_HI - kf * LN2_LO;
     let p = 1.0
         + r * (1.0
@@ -365,7 +366,10 @@ fn exp_poly(x: f32) -> f32 {
                 + r * (1.0 / 6.0
                     + r * (1.0 / 24.0
                         + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
-    let scale = f32::from_bits(((kf as i32 + 127) as u32) << 23);
+    // k from the bits of `shifted` (ROUND's bits plus k), not `kf as i32`: Rust's saturating
+    // float-to-int cast does not vectorise.
+    let k = shifted.to_bits().wrapping_sub(ROUND.to_bits());
+    let scale = f32::from_bits(k.wrapping_add(127) << 23);
     p * scale
 }
 

@@ -6,6 +6,7 @@ pub mod common;
 pub mod consistency;
 pub mod error;
 pub mod fused_ce;
+pub mod fused_gelu;
 pub mod imitation;
 pub mod loss;
 pub mod model;

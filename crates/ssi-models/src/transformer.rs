@@ -1,5 +1,6 @@
 //! The transformer encoder's forward pass over burn's own modules (same parameters, same records,
-//! same arithmetic as `TransformerEncoder::forward` with pre-norm), with a faster dropout.
+//! same arithmetic as `TransformerEncoder::forward` with pre-norm), with a faster dropout and the
+//! fused GELU of [`crate::fused_gelu`].
 //!
 //! Why: burn's `Dropout` draws every element through a ChaCha generator and a per-element
 //! distribution sampler; in a SASRec training step on the CPU that was about a fifth of the time
@@ -69,17 +70,28 @@ pub fn dropout<const D: usize>(d: &Dropout, x: Tensor<D>) -> Tensor<D> {
     let scale = (1.0 / keep) as f32;
     // Kept when a uniform 32-bit draw is below keep * 2^32.
     let threshold = (keep * 4_294_967_296.0).min(4_294_967_295.0) as u64;
-    let mut mask = Vec::with_capacity(n);
+    // Two elements per 64-bit draw (low half first). Branch-free (at p = 0.5 a branch per element
+    // mispredicts half the time) and on a local copy of the generator (its state stays in
+    // registers): several times faster than a per-element `if`.
+    let scale_bits = scale.to_bits();
+    let keep_or_drop = move |half: u64| {
+        // All ones when half < threshold (both below 2^33, so the difference's sign bit says so).
+        let all = 0u32.wrapping_sub((half.wrapping_sub(threshold) >> 63) as u32);
+        f32::from_bits(scale_bits & all)
+    };
+    let mut mask = vec![0.0f32; n];
     MASK_RNG.with(|r| {
-        let mut rng = r.borrow_mut();
-        while mask.len() < n {
+        let mut rng = r.borrow().clone();
+        let mut pairs = mask.chunks_exact_mut(2);
+        for pair in &mut pairs {
             let bits = rng.next_u64();
-            for half in [bits & 0xFFFF_FFFF, bits >> 32] {
-                if mask.len() < n {
-                    mask.push(if half < threshold { scale } else { 0.0 });
-                }
-            }
+            pair[0] = keep_or_drop(bits & 0xFFFF_FFFF);
+            pair[1] = keep_or_drop(bits >> 32);
         }
+        if let [last] = pairs.into_remainder() {
+            *last = keep_or_drop(rng.next_u64() & 0xFFFF_FFFF);
+        }
+        *r.borrow_mut() = rng;
     });
     let mask = Tensor::<D>::from_data(TensorData::new(mask, shape), &x.device());
     x * mask
@@ -120,7 +132,11 @@ fn layer_forward(
 
 fn feed_forward(l: &TransformerEncoderLayer, x: Tensor<3>) -> Tensor<3> {
     let p = &l.pwff;
-    let h = p.activation.forward(p.linear_inner.forward(x));
+    let x = p.linear_inner.forward(x);
+    let h = match &p.activation {
+        burn::nn::activation::Activation::Gelu(g) if !g.approximate => crate::fused_gelu::gelu(x),
+        other => other.forward(x),
+    };
     p.linear_outer.forward(dropout(&p.dropout, h))
 }
 
@@ -208,5 +224,29 @@ mod tests {
         assert_eq!(v, again);
         let plain = dropout(&d, Tensor::<2>::ones([4, 4], &Device::flex()));
         assert_eq!(plain.sum().into_scalar::<f32>(), 16.0);
+    }
+
+    /// The masks are the generator's stream read two elements per draw, low half first (an odd
+    /// count takes the low half of one more draw): runs keep their masks across versions.
+    #[test]
+    fn dropout_masks_follow_the_seeded_stream() {
+        let device = Device::flex().autodiff();
+        let d = DropoutConfig::new(0.5).init();
+        seed_dropout(9);
+        let got: Vec<f32> = dropout(&d, Tensor::<2>::ones([3, 5], &device))
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        let mut rng = SsiRng::seed_from_u64(mix(9));
+        let mut want = Vec::new();
+        while want.len() < 15 {
+            let bits = rng.next_u64();
+            for half in [bits & 0xFFFF_FFFF, bits >> 32] {
+                if want.len() < 15 {
+                    want.push(if half < 1 << 31 { 2.0 } else { 0.0 });
+                }
+            }
+        }
+        assert_eq!(got, want);
     }
 }
