@@ -57,6 +57,10 @@ pub struct BenchArgs {
     /// the CPU backend, burn's elsewhere), or burn's own everywhere, to measure the gain.
     #[arg(long, default_value = "fused", value_parser = ["fused", "burn"])]
     gelu: String,
+    /// The attention's softmax as trained (fused: three passes forward and two backward per row
+    /// on the CPU backend, burn's elsewhere), or burn's own everywhere, to measure the gain.
+    #[arg(long, default_value = "fused", value_parser = ["fused", "burn"])]
+    softmax: String,
     /// Dropout probability of the models (0.5: `configs/small.json`'s SASRec).
     #[arg(long, default_value_t = 0.2)]
     dropout_prob: f64,
@@ -195,6 +199,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
         _ => ssi_models::transformer::DropoutMasks::Auto,
     });
     ssi_models::fused_gelu::set_burn_gelu(a.gelu == "burn");
+    ssi_models::fused_softmax::set_burn_softmax(a.softmax == "burn");
     ssi_models::common::set_shapes(crate::source::shapes(&a.shapes));
     crate::keep_freed_memory(a.freed_memory == "keep");
     let mut rng = seeded(1);

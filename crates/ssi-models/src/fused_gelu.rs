@@ -40,7 +40,9 @@ pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     if !supported(&x.device()) {
         return burn::tensor::activation::gelu(x);
     }
-    Tensor::from_dispatch(<Dispatch as FusedGeluBackend>::fused_gelu(x.into_dispatch()))
+    Tensor::from_dispatch(<Dispatch as FusedGeluBackend>::fused_gelu(
+        x.into_dispatch(),
+    ))
 }
 
 impl FusedGeluBackend for Flex {
@@ -171,7 +173,8 @@ mod simd {
                 // SAFETY: the CPU has AVX-512F (checked just above).
                 return unsafe { x86::forward_512(y) };
             }
-            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
             {
                 // SAFETY: the CPU has AVX2 and FMA (checked just above).
                 return unsafe { x86::forward_256(y) };
@@ -187,7 +190,8 @@ mod simd {
                 // SAFETY: the CPU has AVX-512F (checked just above).
                 return unsafe { x86::grad_512(x, g) };
             }
-            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
             {
                 // SAFETY: the CPU has AVX2 and FMA (checked just above).
                 return unsafe { x86::grad_256(x, g) };
@@ -246,9 +250,8 @@ mod tests {
     fn autodiff_matches_burns_gelu() {
         let dev = Device::flex().autodiff();
         assert!(supported(&dev), "the fused kernels are what is tested");
-        let values = |n: usize, f: fn(f32) -> f32| -> Vec<f32> {
-            (0..n).map(|i| f(i as f32)).collect()
-        };
+        let values =
+            |n: usize, f: fn(f32) -> f32| -> Vec<f32> { (0..n).map(|i| f(i as f32)).collect() };
         let run = |fused: bool| {
             let x = Tensor::<3>::from_data(
                 TensorData::new(values(210, |i| (i * 0.37).sin() * 4.0), [5, 6, 7]),
@@ -266,7 +269,12 @@ mod tests {
                 burn::tensor::activation::gelu(xt)
             };
             let grads = (y.clone() * w).sum().backward();
-            let gx: Vec<f32> = x.grad(&grads).unwrap().into_data().try_to_vec::<f32>().unwrap();
+            let gx: Vec<f32> = x
+                .grad(&grads)
+                .unwrap()
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap();
             let yv: Vec<f32> = y.into_data().try_to_vec::<f32>().unwrap();
             (yv, gx)
         };

@@ -1,6 +1,6 @@
 //! The transformer encoder's forward pass over burn's own modules (same parameters, same records,
-//! same arithmetic as `TransformerEncoder::forward` with pre-norm), with a faster dropout and the
-//! fused GELU of [`crate::fused_gelu`].
+//! same arithmetic as `TransformerEncoder::forward` with pre-norm), with a faster dropout, the
+//! fused GELU of [`crate::fused_gelu`] and the fused softmax of [`crate::fused_softmax`].
 //!
 //! Why: burn's `Dropout` draws every element through a ChaCha generator and a per-element
 //! distribution sampler; in a SASRec training step on the CPU that was about a fifth of the time
@@ -13,7 +13,7 @@
 use burn::nn::Dropout;
 use burn::nn::attention::MultiHeadAttention;
 use burn::nn::transformer::{TransformerEncoder, TransformerEncoderLayer};
-use burn::tensor::activation::{quiet_softmax, softmax};
+use burn::tensor::activation::quiet_softmax;
 use burn::tensor::{Bool, Tensor, TensorData};
 use ssi_data::rng::{RngCore, SeedableRng, SsiRng, mix};
 use std::cell::RefCell;
@@ -164,7 +164,7 @@ fn attention(
     let w = if m.quiet_softmax {
         quiet_softmax(scores, 3)
     } else {
-        softmax(scores, 3)
+        crate::fused_softmax::softmax_last(scores)
     };
     let ctx = dropout(&m.dropout, w)
         .matmul(v)
