@@ -391,6 +391,32 @@ mod tests {
         assert!(exp_poly(-1000.0) < 1e-37);
     }
 
+    /// 2^k from the float's bits is the saturating cast's: the same values at every k.
+    #[test]
+    fn exp_poly_scale_is_the_cast_formula() {
+        let old = |x: f32| {
+            let x = x.clamp(-87.0, 88.0);
+            let kf = (x * std::f32::consts::LOG2_E + 12_582_912.0) - 12_582_912.0;
+            let r = x - kf * 0.693_145_75 - kf * 1.428_606_8e-6;
+            let p = 1.0
+                + r * (1.0
+                    + r * (0.5
+                        + r * (1.0 / 6.0
+                            + r * (1.0 / 24.0
+                                + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
+            p * f32::from_bits(((kf as i32 + 127) as u32) << 23)
+        };
+        for k in -126..=127 {
+            for d in [-0.4f32, -1e-3, 0.0, 1e-3, 0.4] {
+                let x = k as f32 * std::f32::consts::LN_2 + d;
+                assert_eq!(exp_poly(x).to_bits(), old(x).to_bits(), "x = {x}");
+            }
+        }
+        for x in [-87.0f32, 88.0, -1000.0, 1000.0] {
+            assert_eq!(exp_poly(x).to_bits(), old(x).to_bits(), "x = {x}");
+        }
+    }
+
     #[test]
     fn row_lse_matches_the_definition() {
         let z: Vec<f32> = (0..37).map(|i| (i as f32 * 0.37).sin() * 5.0).collect();

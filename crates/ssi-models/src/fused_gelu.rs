@@ -35,9 +35,9 @@ pub fn supported(device: &Device) -> bool {
     *device == Device::flex() && !BURN_GELU.load(Ordering::Relaxed)
 }
 
-/// The exact GELU: the fused kernels where [`supported`], burn's elsewhere.
+/// The exact GELU: the fused kernels on f32 tensors where [`supported`], burn's elsewhere.
 pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    if !supported(&x.device()) {
+    if !supported(&x.device()) || x.dtype() != DType::F32 {
         return burn::tensor::activation::gelu(x);
     }
     Tensor::from_dispatch(<Dispatch as FusedGeluBackend>::fused_gelu(
@@ -64,7 +64,7 @@ impl Backward<Flex, 1> for FusedGelu {
         let shape = x.layout().shape().clone();
         let xs = contiguous_f32(&x);
         let mut g = contiguous_f32(&upstream).into_owned();
-        simd::grad(&xs, &mut g);
+        in_parallel_zip(&mut g, &xs, simd::grad);
         let [node] = ops.parents;
         if let Some(node) = node {
             grads.register::<Flex>(node.id, FlexTensor::from_data(TensorData::new(g, shape)));
@@ -90,8 +90,36 @@ impl<C: CheckpointStrategy> FusedGeluBackend for Autodiff<Flex, C> {
 fn forward(x: &FlexTensor) -> FlexTensor {
     let shape = x.layout().shape().clone();
     let mut y = contiguous_f32(x).into_owned();
-    simd::forward(&mut y);
+    in_parallel(&mut y, simd::forward);
     FlexTensor::from_data(TensorData::new(y, shape))
+}
+
+/// Elements per parallel task: enough work per task to amortise scheduling.
+#[cfg(not(target_arch = "wasm32"))]
+const CHUNK: usize = 1 << 16;
+
+/// `f` over `y` in chunks on burn flex's rayon pool (natively; in order on wasm).
+fn in_parallel(y: &mut [f32], f: fn(&mut [f32])) {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        use rayon::prelude::*;
+        y.par_chunks_mut(CHUNK).for_each(f);
+    }
+    #[cfg(target_arch = "wasm32")]
+    f(y);
+}
+
+/// `f(x, g)` over matching chunks of `g` and `x`.
+fn in_parallel_zip(g: &mut [f32], x: &[f32], f: fn(&[f32], &mut [f32])) {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        use rayon::prelude::*;
+        g.par_chunks_mut(CHUNK)
+            .zip(x.par_chunks(CHUNK))
+            .for_each(|(g, x)| f(x, g));
+    }
+    #[cfg(target_arch = "wasm32")]
+    f(x, g);
 }
 
 /// The tensor's values in row-major order (borrowed when already contiguous).
@@ -121,7 +149,13 @@ fn cdf_and_gauss(x: f32) -> (f32, f32) {
     let z = x.abs() * FRAC_1_SQRT_2;
     let t = 1.0 / (1.0 + P * z);
     let poly = t * (A[0] + t * (A[1] + t * (A[2] + t * (A[3] + t * A[4]))));
-    let gauss = crate::fused_ce::exp_poly(-z * z);
+    // Exactly 0 where e^(−z²) underflows (as burn's), not e^−87 with its subnormal products.
+    let a = -z * z;
+    let gauss = if a < -87.0 {
+        0.0
+    } else {
+        crate::fused_ce::exp_poly(a)
+    };
     let erf_abs = 1.0 - poly * gauss;
     let erf = f32::copysign(erf_abs, x);
     (0.5 * (1.0 + erf), gauss)
@@ -237,11 +271,13 @@ mod tests {
             assert!((g[i] - scalar_g[i]).abs() <= 1e-6);
         }
         // Far tails: x and 0 exactly enough, no NaN.
-        let mut far = vec![-100.0f32, -20.0, 20.0, 100.0];
+        let mut far = vec![-100.0f32, -20.0, 20.0, 100.0, 1e38];
         simd::forward(&mut far);
-        assert_eq!(far[2], 20.0);
-        assert_eq!(far[3], 100.0);
+        assert_eq!(&far[2..], &[20.0, 100.0, 1e38]);
         assert!(far[0].abs() < 1e-30 && far[1].abs() < 1e-30, "{far:?}");
+        let mut g = vec![1.0f32; 2];
+        simd::grad(&[1e38, -1e38], &mut g);
+        assert_eq!(g, vec![1.0, 0.0]);
     }
 
     /// Through autodiff, in value and gradient, as burn's GELU (an uneven upstream gradient, a
@@ -284,6 +320,27 @@ mod tests {
         for (a, b) in y1.iter().zip(&y2).chain(g1.iter().zip(&g2)) {
             assert!((a - b).abs() < 2e-6 * (1.0 + b.abs()), "{a} vs {b}");
         }
+        // The upstream gradient of a sum is a broadcast (zero-stride) tensor of ones.
+        let x =
+            Tensor::<2>::from_data(TensorData::new(vec![-1.0f32, 0.0, 2.0, 40.0], [2, 2]), &dev)
+                .require_grad();
+        let grads = gelu(x.clone()).sum().backward();
+        let g: Vec<f32> = x
+            .grad(&grads)
+            .unwrap()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        let want = [-0.083_315_4f32, 0.5, 1.085_231, 1.0];
+        for (a, b) in g.iter().zip(want) {
+            assert!((a - b).abs() < 1e-5, "{g:?}");
+        }
+        // Other float types take burn's GELU.
+        let x64 = Tensor::<1>::from_data(TensorData::new(vec![0.5f32, -0.5], [2]), &Device::flex())
+            .cast(DType::F64);
+        assert_eq!(x64.dtype(), DType::F64);
+        let y64: Vec<f64> = gelu(x64).into_data().try_to_vec::<f64>().unwrap();
+        assert!((y64[0] - 0.345_731_4).abs() < 1e-6 && (y64[1] + 0.154_268_6).abs() < 1e-6);
         let x4 = Tensor::<4>::ones([2, 1, 2, 2], &dev) * 0.5;
         let y4: Vec<f32> = gelu(x4).into_data().try_to_vec::<f32>().unwrap();
         assert!(y4.iter().all(|&v| (v - 0.345_731_4).abs() < 1e-6), "{y4:?}");

@@ -37,9 +37,10 @@ pub fn supported(device: &Device) -> bool {
     *device == Device::flex() && !BURN_SOFTMAX.load(Ordering::Relaxed)
 }
 
-/// Softmax over the last dimension: the fused kernels where [`supported`], burn's elsewhere.
+/// Softmax over the last dimension: the fused kernels on f32 tensors where [`supported`], burn's
+/// elsewhere.
 pub fn softmax_last<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    if !supported(&x.device()) {
+    if !supported(&x.device()) || x.dtype() != DType::F32 {
         return burn::tensor::activation::softmax(x, D - 1);
     }
     Tensor::from_dispatch(<Dispatch as FusedSoftmaxBackend>::fused_softmax_last(
@@ -68,6 +69,15 @@ impl Backward<Flex, 1> for FusedSoftmax {
         let ys = contiguous_f32(&y);
         let mut g = contiguous_f32(&upstream).into_owned();
         if n > 0 {
+            #[cfg(not(target_arch = "wasm32"))]
+            {
+                use rayon::prelude::*;
+                let task = rows_per_task(n) * n;
+                g.par_chunks_mut(task)
+                    .zip(ys.par_chunks(task))
+                    .for_each(|(g, y)| simd::grad(g, y, n));
+            }
+            #[cfg(target_arch = "wasm32")]
             simd::grad(&mut g, &ys, n);
         }
         let [node] = ops.parents;
@@ -104,9 +114,22 @@ fn forward(x: &FlexTensor) -> FlexTensor {
     let n = last_dim(x);
     let mut y = contiguous_f32(x).into_owned();
     if n > 0 {
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            use rayon::prelude::*;
+            y.par_chunks_mut(rows_per_task(n) * n)
+                .for_each(|y| simd::forward(y, n));
+        }
+        #[cfg(target_arch = "wasm32")]
         simd::forward(&mut y, n);
     }
     FlexTensor::from_data(TensorData::new(y, shape))
+}
+
+/// Rows of length `n` per parallel task: about 64 Ki elements, enough to amortise scheduling.
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))]
+fn rows_per_task(n: usize) -> usize {
+    ((1 << 16) / n).max(1)
 }
 
 /// The tensor's values in row-major order (borrowed when already contiguous).
@@ -281,7 +304,9 @@ mod tests {
                 ),
                 &dev,
             );
-            let xt = x.clone().swap_dims(1, 2).mask_fill(mask, -1.0e4);
+            // Masked, then transposed: the kernels read a non-contiguous tensor.
+            let mask = mask.swap_dims(1, 2);
+            let xt = x.clone().mask_fill(mask, -1.0e4).swap_dims(1, 2);
             let y = if fused {
                 softmax_last(xt)
             } else {

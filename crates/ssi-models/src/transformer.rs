@@ -231,22 +231,30 @@ mod tests {
     #[test]
     fn dropout_masks_follow_the_seeded_stream() {
         let device = Device::flex().autodiff();
-        let d = DropoutConfig::new(0.5).init();
-        seed_dropout(9);
-        let got: Vec<f32> = dropout(&d, Tensor::<2>::ones([3, 5], &device))
-            .into_data()
-            .try_to_vec::<f32>()
-            .unwrap();
-        let mut rng = SsiRng::seed_from_u64(mix(9));
-        let mut want = Vec::new();
-        while want.len() < 15 {
-            let bits = rng.next_u64();
-            for half in [bits & 0xFFFF_FFFF, bits >> 32] {
-                if want.len() < 15 {
-                    want.push(if half < 1 << 31 { 2.0 } else { 0.0 });
+        for (p, n) in [(0.5, 15), (0.3, 40)] {
+            let d = DropoutConfig::new(p).init();
+            seed_dropout(9);
+            let got: Vec<f32> = dropout(&d, Tensor::<2>::ones([n / 5, 5], &device))
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap();
+            let keep = 1.0 - p;
+            let threshold = (keep * 4_294_967_296.0) as u64;
+            let mut rng = SsiRng::seed_from_u64(mix(9));
+            let mut want = Vec::new();
+            while want.len() < n {
+                let bits = rng.next_u64();
+                for half in [bits & 0xFFFF_FFFF, bits >> 32] {
+                    if want.len() < n {
+                        want.push(if half < threshold {
+                            (1.0 / keep) as f32
+                        } else {
+                            0.0
+                        });
+                    }
                 }
             }
+            assert_eq!(got, want, "p = {p}");
         }
-        assert_eq!(got, want);
     }
 }
