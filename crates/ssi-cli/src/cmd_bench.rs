@@ -61,6 +61,15 @@ pub struct BenchArgs {
     /// on the CPU backend, burn's elsewhere), or burn's own everywhere, to measure the gain.
     #[arg(long, default_value = "fused", value_parser = ["fused", "burn"])]
     softmax: String,
+    /// Eq. 5 (prediction imitation) as trained (fused: one kernel per teacher with its own
+    /// backward on the CPU backend, tensor operations elsewhere), or as tensor operations
+    /// everywhere, to measure the gain (with --imitation).
+    #[arg(long, default_value = "fused", value_parser = ["fused", "tensor"])]
+    kl: String,
+    /// Also time eq. 5 of a distillation step: a student imitating three teachers over the whole
+    /// catalogue at --batch points (forward and backward of the student's side).
+    #[arg(long)]
+    imitation: bool,
     /// Dropout probability of the models (0.5: `configs/small.json`'s SASRec).
     #[arg(long, default_value_t = 0.2)]
     dropout_prob: f64,
@@ -94,10 +103,13 @@ struct Row {
     backend: String,
     train_ms_per_step: f64,
     train_seqs_per_s: f64,
-    infer_ms_batch1: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    infer_ms_batch1: Option<f64>,
     /// Top-N inference for `infer_users` users at once (the batch, at most 256).
-    infer_ms_batch: f64,
-    infer_users: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    infer_ms_batch: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    infer_users: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pytorch_ms_per_step: Option<f64>,
     /// burn throughput / PyTorch throughput (> 1: burn is faster).
@@ -200,6 +212,7 @@ pub fn bench(a: BenchArgs) -> Result<()> {
     });
     ssi_models::fused_gelu::set_burn_gelu(a.gelu == "burn");
     ssi_models::fused_softmax::set_burn_softmax(a.softmax == "burn");
+    ssi_models::fused_kl::set_tensor_kl(a.kl == "tensor");
     ssi_models::common::set_shapes(crate::source::shapes(&a.shapes));
     crate::keep_freed_memory(a.freed_memory == "keep");
     let mut rng = seeded(1);
@@ -220,6 +233,13 @@ pub fn bench(a: BenchArgs) -> Result<()> {
             .as_ref()
             .and_then(|r| r.get(&cfg.kind().name().to_ascii_lowercase()).copied());
         let row = bench_model(&a, cfg, &dev, &seqs, softmax, torch_ms)?;
+        if !a.json {
+            print_row(&a, &row);
+        }
+        rows.push(row);
+    }
+    if a.imitation {
+        let row = bench_imitation(&a, &dev)?;
         if !a.json {
             print_row(&a, &row);
         }
@@ -386,22 +406,80 @@ fn bench_model(
         backend: a.device.clone(),
         train_ms_per_step: train_ms,
         train_seqs_per_s: a.batch as f64 / (train_ms / 1000.0),
-        infer_ms_batch1: infer(1)?,
-        infer_ms_batch: infer(a.batch.min(256))?,
-        infer_users: a.batch.min(256),
+        infer_ms_batch1: Some(infer(1)?),
+        infer_ms_batch: Some(infer(a.batch.min(256))?),
+        infer_users: Some(a.batch.min(256)),
+    })
+}
+
+/// Eq. 5 of one distillation step at T = 4: the student's logits at --batch points against three
+/// frozen teachers' (a device without autodiff, as `ssi distill` holds them), forward and the
+/// backward of the student's side.
+fn bench_imitation(a: &BenchArgs, dev: &burn::tensor::Device) -> Result<Row> {
+    use burn::tensor::{Tensor, TensorData};
+    const TEACHERS: u64 = 3;
+    let shape = [a.batch, a.items];
+    let random = |seed: u64| {
+        let mut rng = seeded(seed);
+        let v: Vec<f32> = (0..a.batch * a.items)
+            .map(|_| 8.0 * (rng.random::<f32>() - 0.5))
+            .collect();
+        TensorData::new(v, shape)
+    };
+    let train_dev = dev.clone().autodiff();
+    let student = Tensor::<2>::from_data(random(0), &train_dev).require_grad();
+    let teachers: Vec<Tensor<2>> = (1..=TEACHERS)
+        .map(|i| Tensor::from_data(random(i), dev))
+        .collect();
+    let ms = time(a.warmup, a.steps, || {
+        let prediction =
+            ssi_models::imitation::StudentPrediction::new(student.clone(), 4.0);
+        let loss = teachers
+            .iter()
+            .map(|t| prediction.imitate(t.clone()))
+            .reduce(|x, y| x + y)
+            .expect("three teachers");
+        let grads = loss.backward();
+        let _grad = student.grad(&grads);
+        dev.sync()
+    })
+    .with_context(|| format!("eq. 5 on {} (--batch {} --items {})", a.device, a.batch, a.items))?;
+    Ok(Row {
+        model: format!("eq. 5 x{TEACHERS} ({})", a.kl),
+        backend: a.device.clone(),
+        train_ms_per_step: ms,
+        train_seqs_per_s: a.batch as f64 / (ms / 1000.0),
+        infer_ms_batch1: None,
+        infer_ms_batch: None,
+        infer_users: None,
+        pytorch_ms_per_step: None,
+        ratio_vs_pytorch: None,
+        pytorch_device: None,
     })
 }
 
 fn print_row(a: &BenchArgs, row: &Row) {
+    let (Some(one), Some(many), Some(users)) =
+        (row.infer_ms_batch1, row.infer_ms_batch, row.infer_users)
+    else {
+        outln!(
+            "{:<9} {:<5} train {:>8.1} ms/step {:>8.0} points/s",
+            row.model,
+            row.backend,
+            row.train_ms_per_step,
+            row.train_seqs_per_s
+        );
+        return;
+    };
     outln!(
         "{:<9} {:<5} train {:>8.1} ms/step {:>8.0} seq/s   top-N inference: {:>7.2} ms (1 user) {:>8.1} ms ({} users)",
         row.model,
         row.backend,
         row.train_ms_per_step,
         row.train_seqs_per_s,
-        row.infer_ms_batch1,
-        row.infer_ms_batch,
-        row.infer_users
+        one,
+        many,
+        users
     );
     if let (Some(t), Some(r)) = (row.pytorch_ms_per_step, row.ratio_vs_pytorch) {
         outln!(

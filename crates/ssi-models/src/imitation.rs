@@ -12,7 +12,8 @@ use burn::tensor::{Device, Tensor};
 
 /// Eq. 5, prediction distribution imitation: D_KL(p_teacher ‖ p_student) over the candidate set
 /// (the columns of the logits, [batch, candidates]), averaged over the batch. `temperature`
-/// divides both logits (1 in the paper).
+/// divides both logits (1 in the paper). As tensor operations: the reference of
+/// [`crate::fused_kl`].
 pub fn prediction_imitation(
     teacher_logits: Tensor<2>,
     student_logits: Tensor<2>,
@@ -22,6 +23,47 @@ pub fn prediction_imitation(
         tempered_log_probs(teacher_logits, temperature),
         tempered_log_probs(student_logits, temperature),
     )
+}
+
+/// The student's side of eq. 5 at a batch of imitation points, shared by every teacher: on the
+/// CPU backend its logits (each teacher's term is one fused kernel, [`crate::fused_kl`]), elsewhere
+/// its tempered log-probabilities, computed once for all teachers.
+pub struct StudentPrediction {
+    scores: Tensor<2>,
+    temperature: f64,
+    fused: bool,
+}
+
+impl StudentPrediction {
+    /// From the student's logits over the candidates, [points, candidates].
+    pub fn new(logits: Tensor<2>, temperature: f64) -> Self {
+        let fused = crate::fused_kl::supported(&logits.device());
+        let scores = if fused {
+            logits
+        } else {
+            tempered_log_probs(logits, temperature)
+        };
+        Self {
+            scores,
+            temperature,
+            fused,
+        }
+    }
+
+    /// Eq. 5 against one teacher's logits at the same points: the mean over points of
+    /// D_KL(p_teacher ‖ p_student).
+    pub fn imitate(&self, teacher_logits: Tensor<2>) -> Tensor<1> {
+        if self.fused {
+            crate::fused_kl::kl_rows(self.scores.clone(), teacher_logits, self.temperature)
+                .mean()
+                .reshape([1])
+        } else {
+            prediction_imitation_log_probs(
+                tempered_log_probs(teacher_logits, self.temperature),
+                self.scores.clone(),
+            )
+        }
+    }
 }
 
 /// log softmax(logits / temperature) over the candidates (dim 1): eq. 5's distributions.

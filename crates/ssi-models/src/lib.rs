@@ -7,6 +7,7 @@ pub mod consistency;
 pub mod error;
 pub mod fused_ce;
 pub mod fused_gelu;
+pub mod fused_kl;
 pub mod fused_softmax;
 pub mod imitation;
 pub mod loss;

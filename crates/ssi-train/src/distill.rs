@@ -20,8 +20,8 @@ use ssi_data::rng::SsiRng;
 use ssi_data::split::train_part;
 use ssi_models::common::{Batch, TrainBatch};
 use ssi_models::imitation::{
-    ImitationConfig, ImitationHead, lambda_regulariser, prediction_imitation_log_probs,
-    representation_imitation, tempered_log_probs,
+    ImitationConfig, ImitationHead, StudentPrediction, lambda_regulariser,
+    representation_imitation,
 };
 use ssi_models::loss::Softmax;
 use ssi_models::{AnyModel, ModelConfig, SequentialModel};
@@ -331,10 +331,10 @@ impl Objective for Distill {
             items: &hist,
             users: &users,
         };
-        // The student's log-probabilities are the same for every teacher: computed once.
-        let student_log_probs = cfg
+        // The student's scores are the same for every teacher: computed once.
+        let student_prediction = cfg
             .prediction
-            .then(|| tempered_log_probs(m.student.score_all(b), cfg.temperature));
+            .then(|| StudentPrediction::new(m.student.score_all(b), cfg.temperature));
         let student_items = cfg.representation.then(|| m.student.item_table());
         let lambda = if cfg.learn_lambda {
             m.head.lambda()
@@ -344,9 +344,8 @@ impl Objective for Distill {
         let mut total = own;
         for (i, t) in self.teachers.iter().enumerate() {
             let mut term: Option<Tensor<1>> = None;
-            if let Some(s) = &student_log_probs {
-                let teacher = tempered_log_probs(self.teacher_logits(i, b), cfg.temperature);
-                term = Some(prediction_imitation_log_probs(teacher, s.clone()));
+            if let Some(s) = &student_prediction {
+                term = Some(s.imitate(self.teacher_logits(i, b)));
             }
             if let Some(s) = &student_items {
                 let mse =
