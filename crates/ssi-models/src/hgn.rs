@@ -91,13 +91,13 @@ impl Hgn {
             .reshape([b, h]);
         // Feature gating: S_F = E * sigmoid(E W1 + u W2 + b).
         let gate_f = sigmoid(
-            self.feature_item.forward(e.clone())
+            crate::transformer::linear_rows(&self.feature_item, e.clone())
                 + self.feature_user.forward(u.clone()).unsqueeze_dim::<3>(1),
         );
         let s_f = e.clone() * gate_f;
         // Instance gating: one weight per item, sigmoid(S_F w3 + u W4); padding gets weight 0.
         let gate_i = sigmoid(
-            self.instance_item.forward(s_f.clone()).reshape([b, l])
+            crate::transformer::linear_rows(&self.instance_item, s_f.clone()).reshape([b, l])
                 + self.instance_user.forward(u.clone()),
         );
         let gate_i = gate_i * valid.clone();
