@@ -432,8 +432,7 @@ fn bench_imitation(a: &BenchArgs, dev: &burn::tensor::Device) -> Result<Row> {
         .map(|i| Tensor::from_data(random(i), dev))
         .collect();
     let ms = time(a.warmup, a.steps, || {
-        let prediction =
-            ssi_models::imitation::StudentPrediction::new(student.clone(), 4.0);
+        let prediction = ssi_models::imitation::StudentPrediction::new(student.clone(), 4.0);
         let loss = teachers
             .iter()
             .map(|t| prediction.imitate(t.clone()))
@@ -443,7 +442,12 @@ fn bench_imitation(a: &BenchArgs, dev: &burn::tensor::Device) -> Result<Row> {
         let _grad = student.grad(&grads);
         dev.sync()
     })
-    .with_context(|| format!("eq. 5 on {} (--batch {} --items {})", a.device, a.batch, a.items))?;
+    .with_context(|| {
+        format!(
+            "eq. 5 on {} (--batch {} --items {})",
+            a.device, a.batch, a.items
+        )
+    })?;
     Ok(Row {
         model: format!("eq. 5 x{TEACHERS} ({})", a.kl),
         backend: a.device.clone(),

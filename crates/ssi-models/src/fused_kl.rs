@@ -47,7 +47,9 @@ pub fn supported(device: &Device) -> bool {
 /// tensors, the tensor version elsewhere. The teacher may live on a device without autodiff
 /// (then it is a constant, as in the tensor version).
 pub fn kl_rows(student: Tensor<2>, teacher: Tensor<2>, temperature: f64) -> Tensor<2> {
+    // The kernels take the row maximum of the scaled logits as max · (1/T): T > 0 only.
     if !supported(&student.device())
+        || !(temperature.is_finite() && temperature > 0.0)
         || student.dtype() != DType::F32
         || teacher.dtype() != DType::F32
         || student.dims() != teacher.dims()
@@ -271,7 +273,7 @@ fn row_lse(x: &[f32], inv_t: f32) -> f32 {
 fn row_stats(s: &[f32], t: &[f32], inv_t: f32) -> RowStats {
     let lse_a = row_lse(s, inv_t);
     let lse_b = row_lse(t, inv_t);
-    let exp = crate::fused_ce::exp_poly;
+    let exp = crate::fused_softmax::exp_or_zero;
     let kl = lane_sum(s, t, |sj, tj| {
         let log_q = tj * inv_t - lse_b;
         exp(log_q) * (log_q - (sj * inv_t - lse_a))
@@ -282,16 +284,9 @@ fn row_stats(s: &[f32], t: &[f32], inv_t: f32) -> RowStats {
 /// One row of the gradient, times the upstream `g`: with respect to the student's logits
 /// ((p − q) / T), or the teacher's (q (log q − log p − KL) / T).
 #[inline(always)]
-fn row_grad(
-    out: &mut [f32],
-    s: &[f32],
-    t: &[f32],
-    inv_t: f32,
-    r: RowStats,
-    g: f32,
-    teacher: bool,
-) {
-    let exp = crate::fused_ce::exp_poly;
+fn row_grad(out: &mut [f32], s: &[f32], t: &[f32], inv_t: f32, r: RowStats, g: f32, teacher: bool) {
+    // Probabilities below e^−87 are exactly 0, as the tensor version's underflow makes them.
+    let exp = crate::fused_softmax::exp_or_zero;
     let scale = g * inv_t;
     if teacher {
         for ((o, &sj), &tj) in out.iter_mut().zip(s).zip(t) {

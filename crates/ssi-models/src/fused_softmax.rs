@@ -143,7 +143,7 @@ fn contiguous_f32(t: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
 
 /// e^a, exactly 0 below −87 (a NaN stays NaN).
 #[inline(always)]
-fn exp_or_zero(a: f32) -> f32 {
+pub(crate) fn exp_or_zero(a: f32) -> f32 {
     let e = crate::fused_ce::exp_poly(a);
     if a < -87.0 { 0.0 } else { e }
 }

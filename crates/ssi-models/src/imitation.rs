@@ -37,7 +37,10 @@ pub struct StudentPrediction {
 impl StudentPrediction {
     /// From the student's logits over the candidates, [points, candidates].
     pub fn new(logits: Tensor<2>, temperature: f64) -> Self {
-        let fused = crate::fused_kl::supported(&logits.device());
+        let fused = crate::fused_kl::supported(&logits.device())
+            && logits.dtype() == burn::tensor::DType::F32
+            && temperature.is_finite()
+            && temperature > 0.0;
         let scores = if fused {
             logits
         } else {

@@ -62,19 +62,74 @@ fn fused_kl_matches_the_tensor_version() {
     {
         let s = logits(p, n, scale, 10 + k as u64);
         let t = logits(p, n, scale, 20 + k as u64);
-        let fused = run(
-            |s, t| kl_rows(s, t, temperature).mean().reshape([1]),
+        // Each row's divergence weighted differently, so that every row's upstream gradient
+        // is its own.
+        let w = logits(p, 1, 2.0, 30 + k as u64);
+        let weighted = |kl: Tensor<2>| {
+            let w = Tensor::<2>::from_data(TensorData::new(w.clone(), [p, 1]), &kl.device());
+            (kl * w).sum()
+        };
+        let fused = run(|s, t| weighted(kl_rows(s, t, temperature)), &s, &t, [p, n]);
+        let tensor = run(
+            |s, t| weighted(tensor_kl_rows(s, t, temperature)),
             &s,
             &t,
             [p, n],
         );
-        let tensor = run(|s, t| prediction_imitation(t, s, temperature), &s, &t, [p, n]);
         let what = format!("{p}x{n} at T = {temperature}");
         assert_close(&[fused.0], &[tensor.0], &format!("{what}: KL"));
         assert_close(&fused.1, &tensor.1, &format!("{what}: student gradient"));
         assert_close(&fused.2, &tensor.2, &format!("{what}: teacher gradient"));
-        assert!(fused.0 >= 0.0 && (n > 1 || fused.0.abs() < 1e-6));
+        let kl = vec_of(kl_rows(
+            Tensor::<2>::from_data(TensorData::new(s.clone(), [p, n]), &Device::flex()),
+            Tensor::<2>::from_data(TensorData::new(t.clone(), [p, n]), &Device::flex()),
+            temperature,
+        ));
+        assert!(kl.iter().all(|&v| v >= -1e-6 && (n > 1 || v.abs() < 1e-6)));
     }
+}
+
+/// Eq. 5 per row as tensor operations (what `prediction_imitation` averages).
+fn tensor_kl_rows(student: Tensor<2>, teacher: Tensor<2>, temperature: f64) -> Tensor<2> {
+    use ssi_models::imitation::tempered_log_probs;
+    let t = tempered_log_probs(teacher, temperature);
+    let s = tempered_log_probs(student, temperature);
+    (t.clone().exp() * (t - s)).sum_dim(1)
+}
+
+/// Inputs that are views (a transposed student, a teacher sliced at an offset) and a teacher with
+/// scores far below the rest (probabilities that underflow to exactly 0) give the tensor
+/// version's values and gradients.
+#[test]
+fn fused_kl_on_views_and_underflowing_probabilities() {
+    let [p, n] = [6, 45];
+    let s = logits(n, p, 6.0, 40); // stored [n, p], used transposed
+    let mut t = logits(p + 2, n, 6.0, 41); // rows 2.. used
+    for (i, v) in t.iter_mut().enumerate() {
+        if i % 7 == 0 {
+            *v = -1e30;
+        }
+    }
+    let dev = Device::flex().autodiff();
+    let grads_of = |eq5: &dyn Fn(Tensor<2>, Tensor<2>) -> Tensor<2>| {
+        let sv = Tensor::<2>::from_data(TensorData::new(s.clone(), [n, p]), &dev).require_grad();
+        let tv =
+            Tensor::<2>::from_data(TensorData::new(t.clone(), [p + 2, n]), &dev).require_grad();
+        let kl = eq5(sv.clone().transpose(), tv.clone().narrow(0, 2, p));
+        let w = Tensor::<2>::from_data(TensorData::new(logits(p, 1, 2.0, 42), [p, 1]), &dev);
+        let loss = (kl.clone() * w).sum();
+        let grads = loss.backward();
+        (
+            vec_of(kl),
+            vec_of(sv.grad(&grads).unwrap()),
+            vec_of(tv.grad(&grads).unwrap()),
+        )
+    };
+    let fused = grads_of(&|s, t| kl_rows(s, t, 2.0));
+    let tensor = grads_of(&|s, t| tensor_kl_rows(s, t, 2.0));
+    assert_close(&fused.0, &tensor.0, "KL rows");
+    assert_close(&fused.1, &tensor.1, "student gradient");
+    assert_close(&fused.2, &tensor.2, "teacher gradient");
 }
 
 /// A frozen teacher lives on a device without autodiff: a constant, its logits unchanged, the
@@ -91,7 +146,11 @@ fn a_teacher_without_autodiff_is_a_constant() {
     let grads = loss.backward();
     let reference = run(|s, t| prediction_imitation(t, s, 4.0), &s, &t, [p, n]);
     assert_close(&vec_of(loss), &[reference.0], "KL");
-    assert_close(&vec_of(st.grad(&grads).unwrap()), &reference.1, "student gradient");
+    assert_close(
+        &vec_of(st.grad(&grads).unwrap()),
+        &reference.1,
+        "student gradient",
+    );
 }
 
 /// Without autodiff (an evaluation of the loss) the kernel runs on plain tensors; a student equal

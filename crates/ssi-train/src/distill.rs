@@ -20,8 +20,7 @@ use ssi_data::rng::SsiRng;
 use ssi_data::split::train_part;
 use ssi_models::common::{Batch, TrainBatch};
 use ssi_models::imitation::{
-    ImitationConfig, ImitationHead, StudentPrediction, lambda_regulariser,
-    representation_imitation,
+    ImitationConfig, ImitationHead, StudentPrediction, lambda_regulariser, representation_imitation,
 };
 use ssi_models::loss::Softmax;
 use ssi_models::{AnyModel, ModelConfig, SequentialModel};
