@@ -155,8 +155,8 @@ fn dims2(t: &FlexTensor) -> (usize, usize) {
 }
 
 /// The tensor's values in row-major order (borrowed when already contiguous).
-fn contiguous_f32(t: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
-    assert_eq!(t.dtype(), DType::F32, "fused_ce: f32 tensors only");
+pub(crate) fn contiguous_f32(t: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
+    assert_eq!(t.dtype(), DType::F32, "fused kernels: f32 tensors only");
     match t.as_slice::<f32>() {
         Some(s) => std::borrow::Cow::Borrowed(s),
         None => std::borrow::Cow::Owned(t.to_contiguous().as_slice::<f32>().unwrap().to_vec()),

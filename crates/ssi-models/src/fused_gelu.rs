@@ -7,6 +7,7 @@
 //! the polynomial `exp` of [`crate::fused_ce`], branch-free so both passes vectorise, and the
 //! forward and backward share one `exp`. Other backends keep burn's GELU.
 
+use crate::fused_ce::contiguous_f32;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
@@ -120,15 +121,6 @@ fn in_parallel_zip(g: &mut [f32], x: &[f32], f: fn(&[f32], &mut [f32])) {
     }
     #[cfg(target_arch = "wasm32")]
     f(x, g);
-}
-
-/// The tensor's values in row-major order (borrowed when already contiguous).
-fn contiguous_f32(t: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
-    assert_eq!(t.dtype(), DType::F32, "fused_gelu: f32 tensors only");
-    match t.as_slice::<f32>() {
-        Some(s) => std::borrow::Cow::Borrowed(s),
-        None => std::borrow::Cow::Owned(t.to_contiguous().as_slice::<f32>().unwrap().to_vec()),
-    }
 }
 
 const FRAC_1_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;

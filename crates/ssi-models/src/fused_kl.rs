@@ -11,6 +11,8 @@
 //! exponentials) and one for the divergence, and one writing pass backward. The tensor version
 //! stays the reference it is tested against (`tests/imitation.rs`) and the one other backends use.
 
+use crate::fused_ce::contiguous_f32;
+use crate::fused_softmax::lane_sum;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
@@ -48,12 +50,13 @@ pub fn supported(device: &Device) -> bool {
 /// (then it is a constant, as in the tensor version).
 pub fn kl_rows(student: Tensor<2>, teacher: Tensor<2>, temperature: f64) -> Tensor<2> {
     // The kernels take the row maximum of the scaled logits as max · (1/T): T > 0 only.
-    if !supported(&student.device())
-        || !(temperature.is_finite() && temperature > 0.0)
-        || student.dtype() != DType::F32
-        || teacher.dtype() != DType::F32
-        || student.dims() != teacher.dims()
-    {
+    let fusable = supported(&student.device())
+        && temperature.is_finite()
+        && temperature > 0.0
+        && student.dtype() == DType::F32
+        && teacher.dtype() == DType::F32
+        && student.dims() == teacher.dims();
+    if !fusable {
         let t = crate::imitation::tempered_log_probs(teacher, temperature);
         let s = crate::imitation::tempered_log_probs(student, temperature);
         return (t.clone().exp() * (t - s)).sum_dim(1);
@@ -204,39 +207,10 @@ fn dims2(t: &FlexTensor) -> (usize, usize) {
     }
 }
 
-/// The tensor's values in row-major order (borrowed when already contiguous).
-fn contiguous_f32(t: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
-    assert_eq!(t.dtype(), DType::F32, "fused_kl: f32 tensors only");
-    match t.as_slice::<f32>() {
-        Some(s) => std::borrow::Cow::Borrowed(s),
-        None => std::borrow::Cow::Owned(t.to_contiguous().as_slice::<f32>().unwrap().to_vec()),
-    }
-}
-
 /// Rows per parallel task: enough work per task to amortise scheduling.
 const ROWS_PER_TASK: usize = 16;
 
 const LANES: usize = 16;
-
-/// Σ f(a_i, b_i) in `LANES` independent accumulators, so the loop vectorises.
-#[inline(always)]
-fn lane_sum(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 {
-    let mut acc = [0.0f32; LANES];
-    let split = a.len() / LANES * LANES;
-    for (ca, cb) in a[..split]
-        .chunks_exact(LANES)
-        .zip(b[..split].chunks_exact(LANES))
-    {
-        for k in 0..LANES {
-            acc[k] += f(ca[k], cb[k]);
-        }
-    }
-    let mut sum: f32 = acc.iter().sum();
-    for (&x, &y) in a[split..].iter().zip(&b[split..]) {
-        sum += f(x, y);
-    }
-    sum
-}
 
 /// The largest entry, in `LANES` independent maxima (NaN entries are skipped).
 #[inline(always)]

@@ -9,6 +9,7 @@
 //! the polynomial `exp` of [`crate::fused_ce`]; arguments below −87 (e^−87 ≈ 1.6e-38) give exactly
 //! 0, as the masked keys of the attention must. Other backends keep burn's softmax.
 
+use crate::fused_ce::contiguous_f32;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
@@ -132,15 +133,6 @@ fn rows_per_task(n: usize) -> usize {
     ((1 << 16) / n).max(1)
 }
 
-/// The tensor's values in row-major order (borrowed when already contiguous).
-fn contiguous_f32(t: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
-    assert_eq!(t.dtype(), DType::F32, "fused_softmax: f32 tensors only");
-    match t.as_slice::<f32>() {
-        Some(s) => std::borrow::Cow::Borrowed(s),
-        None => std::borrow::Cow::Owned(t.to_contiguous().as_slice::<f32>().unwrap().to_vec()),
-    }
-}
-
 /// e^a, exactly 0 below −87 (a NaN stays NaN).
 #[inline(always)]
 pub(crate) fn exp_or_zero(a: f32) -> f32 {
@@ -153,7 +145,7 @@ const LANES: usize = 16;
 /// Σ f(a_i, b_i) in `LANES` independent accumulators, so the loop vectorises (a float sum in
 /// order does not).
 #[inline(always)]
-fn lane_sum(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 {
+pub(crate) fn lane_sum(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f32 {
     let mut acc = [0.0f32; LANES];
     let split = a.len() / LANES * LANES;
     for (ca, cb) in a[..split]
