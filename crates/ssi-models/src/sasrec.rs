@@ -18,7 +18,7 @@ use crate::consistency::{
 };
 use crate::loss::{Softmax, next_item_loss};
 use crate::model::{SequentialModel, basics};
-use crate::transformer::{dropout, encode};
+use crate::transformer::{dropout, encode, encode_last_causal};
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::attention::generate_autoregressive_mask;
@@ -222,6 +222,25 @@ impl SasRec {
             .narrow(1, l - 1, 1)
             .reshape([b, self.hidden])
     }
+
+    /// [`Self::last_states`] at inference with `attend_padding`: every sequence is still read
+    /// as padded to `max_len`, but the padding's states are computed once for the batch
+    /// ([`encode_last_causal`]), so the cost follows the longest sequence, not `max_len`. No
+    /// dropout: only for models without autodiff.
+    fn last_states_inference(&self, seqs: &[&[u32]]) -> Tensor<2> {
+        let device = self.device();
+        let (b, len) = (seqs.len(), self.max_len);
+        let n = PadTo::Masked.len(seqs, len, &device);
+        let scale = (self.hidden as f32).sqrt();
+        let embed = |ids: Vec<i64>, rows: usize, n: usize| {
+            let ids = int2(ids, [rows, n], &device);
+            self.item_emb.forward(ids).mul_scalar(scale)
+                + self.pos_emb.forward(positions(rows, n, len, &device))
+        };
+        let x = embed(left_pad(seqs, n), b, n);
+        let pad = embed(vec![0; len], 1, len);
+        self.norm.forward(encode_last_causal(&self.encoder, x, pad))
+    }
 }
 
 /// A SASRec teacher summarises a sequence by its state at the last item, and hides eq. 3's
@@ -279,7 +298,11 @@ impl crate::model::ModelSpec for SasRecConfig {
 impl SequentialModel for SasRec {
     basics!(Sasrec, max_len);
     fn encode(&self, batch: Batch) -> Tensor<2> {
-        self.last_states(batch.items)
+        if self.attend_padding && !self.device().is_autodiff() {
+            self.last_states_inference(batch.items)
+        } else {
+            self.last_states(batch.items)
+        }
     }
     fn item_table(&self) -> Tensor<2> {
         self.item_emb.weight.val().narrow(0, 1, self.n_items)

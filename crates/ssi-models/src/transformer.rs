@@ -184,6 +184,108 @@ fn attention(
     linear_rows(&m.output, ctx)
 }
 
+/// The causal encoder's state at the last position, at inference (no dropout), for sequences
+/// left-padded to `pad`'s length whose padding is attended (SASRec's `attend_padding`): `x`
+/// [batch, n, hidden] holds the inputs of the last `n` positions, `pad` [1, len, hidden] those of
+/// a sequence of padding only. Under causal attention a padding position sees only the padding
+/// before it, so its states are the same in every sequence: they are computed once, from `pad`,
+/// and only the last `n` positions of each sequence are computed per row (and, in the last
+/// layer, only the last one). The same arithmetic as [`encode`] with a causal mask over the
+/// padded batch, in a different order: [batch, hidden].
+pub fn encode_last_causal(enc: &TransformerEncoder, mut x: Tensor<3>, pad: Tensor<3>) -> Tensor<2> {
+    let [b, n, d] = x.dims();
+    let len = pad.dims()[1];
+    assert!(
+        n >= 1 && n <= len,
+        "encode_last_causal: {n} positions out of {len}"
+    );
+    let prefix = len - n;
+    let mut p = pad;
+    let layers = enc.layers.len();
+    for (i, l) in enc.layers.iter().enumerate() {
+        let last = i + 1 == layers;
+        // Each sublayer reads its input normalised first (pre-norm) or as it is (post-norm).
+        let attn_in = |t: &Tensor<3>| {
+            if l.norm_first {
+                l.norm_2.forward(t.clone())
+            } else {
+                t.clone()
+            }
+        };
+        let kv = attn_in(&x);
+        let pad_kv = (prefix > 0).then(|| attn_in(&p).narrow(1, 0, prefix));
+        let (queries, residual) = if last {
+            (kv.clone().narrow(1, n - 1, 1), x.narrow(1, n - 1, 1))
+        } else {
+            (kv.clone(), x)
+        };
+        let a = attention_after_padding(&l.mha, queries, kv, pad_kv);
+        x = if l.norm_first {
+            let x = residual + a;
+            let f = feed_forward(l, l.norm_1.forward(x.clone()));
+            x + f
+        } else {
+            let x = l.norm_1.forward(residual + a);
+            let f = feed_forward(l, x.clone());
+            l.norm_2.forward(x + f)
+        };
+        if !last && prefix > 0 {
+            let causal = burn::nn::attention::generate_autoregressive_mask(1, len, &p.device());
+            p = layer_forward(l, p, None, Some(causal));
+        }
+    }
+    x.reshape([b, d])
+}
+
+/// Attention of the last `nq` positions (`queries` [batch, nq, d], normalised as the layer
+/// reads them) over `pad_kv` [1, prefix, d] (padding, the same for every row) followed by `kv`
+/// [batch, n, d], causally: query i (of the last nq) sees every key up to its own position.
+fn attention_after_padding(
+    m: &MultiHeadAttention,
+    queries: Tensor<3>,
+    kv: Tensor<3>,
+    pad_kv: Option<Tensor<3>>,
+) -> Tensor<3> {
+    let [b, nq, d] = queries.dims();
+    let n = kv.dims()[1];
+    let heads = |lin: &burn::nn::Linear, t: Tensor<3>| {
+        let [tb, tl, _] = t.dims();
+        linear_rows(lin, t)
+            .reshape([tb, tl, m.n_heads, m.d_k])
+            .swap_dims(1, 2)
+    };
+    let q = heads(&m.query, queries);
+    let (mut k, mut v) = (heads(&m.key, kv.clone()), heads(&m.value, kv));
+    let mut prefix = 0;
+    if let Some(p) = pad_kv {
+        prefix = p.dims()[1];
+        let shape = [b, m.n_heads, prefix, m.d_k];
+        let pk = heads(&m.key, p.clone()).expand(shape);
+        let pv = heads(&m.value, p).expand(shape);
+        k = Tensor::cat(vec![pk, k], 2);
+        v = Tensor::cat(vec![pv, v], 2);
+    }
+    let len = prefix + n;
+    let mut scores = q.matmul(k.transpose()).div_scalar((m.d_k as f32).sqrt());
+    if nq > 1 {
+        // Query i sits at position len - nq + i and sees keys up to there.
+        let mask: Vec<bool> = (0..nq)
+            .flat_map(|i| (0..len).map(move |j| j > len - nq + i))
+            .collect();
+        let mask = Tensor::<2, Bool>::from_data(TensorData::new(mask, [nq, len]), &scores.device())
+            .reshape([1, 1, nq, len])
+            .expand([b, 1, nq, len]);
+        scores = scores.mask_fill(mask, m.min_float);
+    }
+    let w = if m.quiet_softmax {
+        quiet_softmax(scores, 3)
+    } else {
+        crate::fused_softmax::softmax_last(scores)
+    };
+    let ctx = w.matmul(v).swap_dims(1, 2).reshape([b, nq, d]);
+    linear_rows(&m.output, ctx)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -126,7 +126,7 @@ fn with_random_pad_row(model: AnyModel) -> AnyModel {
         let [n, h] = t.dims();
         let noise = Tensor::<2>::ones([1, h], &t.device()).mul_scalar(3.0);
         let rest = t.clone().narrow(0, 1, n - 1);
-        Param::from_tensor(Tensor::cat(vec![noise, rest], 0))
+        Param::from_tensor(Tensor::cat(vec![noise, rest], 0).detach())
     }
     match model {
         AnyModel::Sasrec(mut m) => {
@@ -242,6 +242,52 @@ fn attended_padding_is_an_input_independent_of_the_batch() {
     assert!(close(&alone, &beside_longer[..alone.len()]));
     let moved = encode(&with_random_pad_row(model), &[&[3, 4]]);
     assert!(!close(&alone, &moved), "the padding row changed nothing");
+}
+
+/// At inference a SASRec that attends to its padding computes the padding's states once per
+/// batch and only the real positions per row: the same states as the padded forward pass (which
+/// an autodiff device, where dropout may act, still takes), for batches shorter than, as long
+/// as and longer than `max_len`, with the padding row moved away from its initialisation.
+#[test]
+fn sasrec_inference_reuses_the_paddings_states() {
+    let _rng = rng_lock();
+    let device = Device::flex().autodiff();
+    device.seed(11);
+    let cfg = tiny_config(ModelKind::Sasrec)
+        .with_overrides(&[
+            ("attend_padding".into(), true.into()),
+            ("layers".into(), 3.into()),
+        ])
+        .unwrap();
+    let padded = with_random_pad_row(cfg.init(&device));
+    let fast = padded.clone().valid();
+    let seqs: Vec<Vec<u32>> = (0..12u32)
+        .map(|n| {
+            (0..n)
+                .map(|t| (n * 7 + t * 3) % N_ITEMS as u32 + 1)
+                .collect()
+        })
+        .collect();
+    let refs: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
+    for batch in [
+        &refs[..1],
+        &refs[1..4],
+        &refs[2..9],
+        &refs[5..12],
+        &refs[..],
+    ] {
+        let (want, got) = (encode(&padded, batch), encode(&fast, batch));
+        let worst = want
+            .iter()
+            .zip(&got)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(
+            worst < 1e-5,
+            "lengths {:?}: differs by {worst}",
+            batch.iter().map(|s| s.len()).collect::<Vec<_>>()
+        );
+    }
 }
 
 /// `freeze_padding` keeps the padding row at its initial value through training, as
