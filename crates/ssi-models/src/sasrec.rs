@@ -186,19 +186,25 @@ impl SasRec {
     pub fn states(&self, ids: Tensor<2, Int>, causal: bool) -> Tensor<3> {
         let [b, l] = ids.dims();
         let device = ids.device();
+        let attn = causal.then(|| generate_autoregressive_mask(b, l, &device));
+        let padding = (!self.attend_padding).then(|| pad_mask(&ids));
+        let x = dropout(&self.dropout, self.embed(ids));
+        self.norm.forward(encode(&self.encoder, x, padding, attn))
+    }
+
+    /// The encoder's input: item embeddings × √hidden plus the positions of a right-aligned
+    /// window, [batch, len, hidden] (before dropout).
+    fn embed(&self, ids: Tensor<2, Int>) -> Tensor<3> {
+        let [b, l] = ids.dims();
         let mut items = self.item_emb.forward(ids.clone());
         if self.freeze_padding {
             // Padding positions read a detached copy of the row: its gradient is zero.
-            let real = ids.clone().not_equal_elem(0).float().unsqueeze_dim::<3>(2);
+            let real = ids.not_equal_elem(0).float().unsqueeze_dim::<3>(2);
             let pad = real.clone().neg().add_scalar(1.0);
             items = items.clone() * real + items.detach() * pad;
         }
-        let x = items.mul_scalar((self.hidden as f32).sqrt())
-            + self.pos_emb.forward(positions(b, l, self.max_len, &device));
-        let x = dropout(&self.dropout, x);
-        let attn = causal.then(|| generate_autoregressive_mask(b, l, &device));
-        let padding = (!self.attend_padding).then(|| pad_mask(&ids));
-        self.norm.forward(encode(&self.encoder, x, padding, attn))
+        items.mul_scalar((self.hidden as f32).sqrt())
+            + self.pos_emb.forward(positions(b, l, self.max_len, &self.device()))
     }
 
     /// The auxiliary loss of a teacher (eq. 1, 2 or 3) on a batch of training sequences (their
@@ -213,14 +219,17 @@ impl SasRec {
     }
 
     /// The causal state at the last item of each sequence (its last `max_len` items):
-    /// [batch, hidden].
+    /// [batch, hidden]. The same as [`Self::hidden_states`] at the last position, without the
+    /// last layer's work at the other positions.
     fn last_states(&self, seqs: &[&[u32]]) -> Tensor<2> {
         let b = seqs.len();
-        let l = self.pad_to().len(seqs, self.max_len, &self.device());
-        let ids = int2(left_pad(seqs, l), [b, l], &self.device());
-        self.hidden_states(ids)
-            .narrow(1, l - 1, 1)
-            .reshape([b, self.hidden])
+        let device = self.device();
+        let l = self.pad_to().len(seqs, self.max_len, &device);
+        let ids = int2(left_pad(seqs, l), [b, l], &device);
+        let padding = (!self.attend_padding).then(|| pad_mask(&ids));
+        let x = dropout(&self.dropout, self.embed(ids));
+        self.norm
+            .forward(encode_last_causal(&self.encoder, x, None, padding))
     }
 
     /// [`Self::last_states`] at inference with `attend_padding`: every sequence is still read
@@ -231,15 +240,10 @@ impl SasRec {
         let device = self.device();
         let (b, len) = (seqs.len(), self.max_len);
         let n = PadTo::Masked.len(seqs, len, &device);
-        let scale = (self.hidden as f32).sqrt();
-        let embed = |ids: Vec<i64>, rows: usize, n: usize| {
-            let ids = int2(ids, [rows, n], &device);
-            self.item_emb.forward(ids).mul_scalar(scale)
-                + self.pos_emb.forward(positions(rows, n, len, &device))
-        };
-        let x = embed(left_pad(seqs, n), b, n);
-        let pad = embed(vec![0; len], 1, len);
-        self.norm.forward(encode_last_causal(&self.encoder, x, pad))
+        let x = self.embed(int2(left_pad(seqs, n), [b, n], &device));
+        let pad = self.embed(int2(vec![0; len], [1, len], &device));
+        self.norm
+            .forward(encode_last_causal(&self.encoder, x, Some(pad), None))
     }
 }
 

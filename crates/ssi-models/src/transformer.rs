@@ -184,23 +184,30 @@ fn attention(
     linear_rows(&m.output, ctx)
 }
 
-/// The causal encoder's state at the last position, at inference (no dropout), for sequences
-/// left-padded to `pad`'s length whose padding is attended (SASRec's `attend_padding`): `x`
-/// [batch, n, hidden] holds the inputs of the last `n` positions, `pad` [1, len, hidden] those of
-/// a sequence of padding only. Under causal attention a padding position sees only the padding
-/// before it, so its states are the same in every sequence: they are computed once, from `pad`,
-/// and only the last `n` positions of each sequence are computed per row (and, in the last
-/// layer, only the last one). The same arithmetic as [`encode`] with a causal mask over the
-/// padded batch, in a different order: [batch, hidden].
-pub fn encode_last_causal(enc: &TransformerEncoder, mut x: Tensor<3>, pad: Tensor<3>) -> Tensor<2> {
+/// The causal encoder's state at the last position, [batch, hidden]: [`encode`] with a causal
+/// mask, read at the last position, computed without what that position does not need (in the
+/// last layer, only its own query, residual and feed-forward). `x` [batch, n, hidden] holds the
+/// inputs of the last `n` positions, `padding` [batch, n] marks keys never attended to.
+///
+/// `pad` [1, len, hidden], at inference only (no dropout): the inputs of a sequence of padding
+/// only, for sequences left-padded to `len` whose padding is attended (SASRec's
+/// `attend_padding`) of which `x` holds the last `n` positions. Under causal attention a padding
+/// position sees only the padding before it, so its states are the same in every sequence: they
+/// are computed once, from `pad`, and each row computes only its last `n` positions.
+pub fn encode_last_causal(
+    enc: &TransformerEncoder,
+    mut x: Tensor<3>,
+    pad: Option<Tensor<3>>,
+    padding: Option<Tensor<2, Bool>>,
+) -> Tensor<2> {
     let [b, n, d] = x.dims();
-    let len = pad.dims()[1];
+    let len = pad.as_ref().map_or(n, |p| p.dims()[1]);
     assert!(
         n >= 1 && n <= len,
         "encode_last_causal: {n} positions out of {len}"
     );
     let prefix = len - n;
-    let mut p = pad;
+    let mut pad = pad.filter(|_| prefix > 0);
     let layers = enc.layers.len();
     for (i, l) in enc.layers.iter().enumerate() {
         let last = i + 1 == layers;
@@ -213,38 +220,42 @@ pub fn encode_last_causal(enc: &TransformerEncoder, mut x: Tensor<3>, pad: Tenso
             }
         };
         let kv = attn_in(&x);
-        let pad_kv = (prefix > 0).then(|| attn_in(&p).narrow(1, 0, prefix));
+        let pad_kv = pad.as_ref().map(|p| attn_in(p).narrow(1, 0, prefix));
         let (queries, residual) = if last {
             (kv.clone().narrow(1, n - 1, 1), x.narrow(1, n - 1, 1))
         } else {
             (kv.clone(), x)
         };
-        let a = attention_after_padding(&l.mha, queries, kv, pad_kv);
+        let a = attention_last(&l.mha, queries, kv, pad_kv, padding.clone());
         x = if l.norm_first {
-            let x = residual + a;
+            let x = residual + dropout(&l.dropout, a);
             let f = feed_forward(l, l.norm_1.forward(x.clone()));
-            x + f
+            x + dropout(&l.dropout, f)
         } else {
-            let x = l.norm_1.forward(residual + a);
+            let x = l.norm_1.forward(residual + dropout(&l.dropout, a));
             let f = feed_forward(l, x.clone());
-            l.norm_2.forward(x + f)
+            l.norm_2.forward(x + dropout(&l.dropout, f))
         };
-        if !last && prefix > 0 {
-            let causal = burn::nn::attention::generate_autoregressive_mask(1, len, &p.device());
-            p = layer_forward(l, p, None, Some(causal));
+        if !last {
+            pad = pad.map(|p| {
+                let causal = burn::nn::attention::generate_autoregressive_mask(1, len, &p.device());
+                layer_forward(l, p, None, Some(causal))
+            });
         }
     }
     x.reshape([b, d])
 }
 
-/// Attention of the last `nq` positions (`queries` [batch, nq, d], normalised as the layer
-/// reads them) over `pad_kv` [1, prefix, d] (padding, the same for every row) followed by `kv`
-/// [batch, n, d], causally: query i (of the last nq) sees every key up to its own position.
-fn attention_after_padding(
+/// Attention of the last `nq` positions (`queries` [batch, nq, d], as the layer reads them) over
+/// `pad_kv` [1, prefix, d] (padding, the same for every row) followed by `kv` [batch, n, d],
+/// causally: query i (of the last nq) sees every key up to its own position; `padding` [batch,
+/// n] marks keys of `kv` never attended to.
+fn attention_last(
     m: &MultiHeadAttention,
     queries: Tensor<3>,
     kv: Tensor<3>,
     pad_kv: Option<Tensor<3>>,
+    padding: Option<Tensor<2, Bool>>,
 ) -> Tensor<3> {
     let [b, nq, d] = queries.dims();
     let n = kv.dims()[1];
@@ -267,6 +278,14 @@ fn attention_after_padding(
     }
     let len = prefix + n;
     let mut scores = q.matmul(k.transpose()).div_scalar((m.d_k as f32).sqrt());
+    if let Some(p) = padding {
+        // Masked padding is never computed once: its keys are in `kv`.
+        assert_eq!(
+            prefix, 0,
+            "attention_last: padding both masked and attended"
+        );
+        scores = scores.mask_fill(p.reshape([b, 1, 1, len]), m.min_float);
+    }
     if nq > 1 {
         // Query i sits at position len - nq + i and sees keys up to there.
         let mask: Vec<bool> = (0..nq)
@@ -282,7 +301,10 @@ fn attention_after_padding(
     } else {
         crate::fused_softmax::softmax_last(scores)
     };
-    let ctx = w.matmul(v).swap_dims(1, 2).reshape([b, nq, d]);
+    let ctx = dropout(&m.dropout, w)
+        .matmul(v)
+        .swap_dims(1, 2)
+        .reshape([b, nq, d]);
     linear_rows(&m.output, ctx)
 }
 

@@ -5,7 +5,7 @@ use burn::module::{Module, Param};
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::tensor::{Device, Tensor};
 use ssi_data::rng::seeded;
-use ssi_models::common::{Batch, TrainBatch, int2};
+use ssi_models::common::{Batch, TrainBatch, int2, left_pad};
 use ssi_models::loss::Softmax;
 use ssi_models::{AnyModel, ModelConfig, ModelKind, SequentialModel};
 
@@ -244,23 +244,15 @@ fn attended_padding_is_an_input_independent_of_the_batch() {
     assert!(!close(&alone, &moved), "the padding row changed nothing");
 }
 
-/// At inference a SASRec that attends to its padding computes the padding's states once per
-/// batch and only the real positions per row: the same states as the padded forward pass (which
-/// an autodiff device, where dropout may act, still takes), for batches shorter than, as long
+/// A SASRec's state at the last item skips what that position does not need (the last layer's
+/// other positions; at inference with `attend_padding`, the padding's states, computed once per
+/// batch): the same states as the padded forward pass read at the last position, on an autodiff
+/// device and at inference, with padding attended or masked, for batches shorter than, as long
 /// as and longer than `max_len`, with the padding row moved away from its initialisation.
 #[test]
-fn sasrec_inference_reuses_the_paddings_states() {
+fn sasrec_last_states_equal_the_padded_forward_pass() {
     let _rng = rng_lock();
     let device = Device::flex().autodiff();
-    device.seed(11);
-    let cfg = tiny_config(ModelKind::Sasrec)
-        .with_overrides(&[
-            ("attend_padding".into(), true.into()),
-            ("layers".into(), 3.into()),
-        ])
-        .unwrap();
-    let padded = with_random_pad_row(cfg.init(&device));
-    let fast = padded.clone().valid();
     let seqs: Vec<Vec<u32>> = (0..12u32)
         .map(|n| {
             (0..n)
@@ -269,24 +261,53 @@ fn sasrec_inference_reuses_the_paddings_states() {
         })
         .collect();
     let refs: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
-    for batch in [
-        &refs[..1],
-        &refs[1..4],
-        &refs[2..9],
-        &refs[5..12],
-        &refs[..],
-    ] {
-        let (want, got) = (encode(&padded, batch), encode(&fast, batch));
-        let worst = want
-            .iter()
-            .zip(&got)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0f32, f32::max);
-        assert!(
-            worst < 1e-5,
-            "lengths {:?}: differs by {worst}",
-            batch.iter().map(|s| s.len()).collect::<Vec<_>>()
-        );
+    for attend in [true, false] {
+        device.seed(11);
+        let cfg = tiny_config(ModelKind::Sasrec)
+            .with_overrides(&[
+                ("attend_padding".into(), attend.into()),
+                ("layers".into(), 3.into()),
+            ])
+            .unwrap();
+        let trained = with_random_pad_row(cfg.init(&device));
+        let inference = trained.clone().valid();
+        let AnyModel::Sasrec(m) = &inference else {
+            unreachable!()
+        };
+        for batch in [
+            &refs[..1],
+            &refs[1..4],
+            &refs[2..9],
+            &refs[5..12],
+            &refs[..],
+        ] {
+            if !attend && batch[0].is_empty() {
+                // An empty history with masked padding attends to nothing: its state depends
+                // on how far it is padded, and means nothing.
+                continue;
+            }
+            // Padded to max_len (8) and read at the last position.
+            let ids = int2(left_pad(batch, 8), [batch.len(), 8], &m.device());
+            let want: Vec<f32> = m
+                .hidden_states(ids)
+                .narrow(1, 7, 1)
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap();
+            for (path, model) in [("autodiff", &trained), ("inference", &inference)] {
+                let got = encode(model, batch);
+                let worst = want
+                    .iter()
+                    .zip(&got)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0.0f32, f32::max);
+                assert!(
+                    worst < 1e-5,
+                    "attend_padding {attend}, {path}, lengths {:?}: differs by {worst}",
+                    batch.iter().map(|s| s.len()).collect::<Vec<_>>()
+                );
+            }
+        }
     }
 }
 
