@@ -174,7 +174,7 @@ fn quickstart_runs_without_files() {
         "HGN continued",
         "SSI-HGN",
         "full NDCG@10",
-        "Next:",
+        "Next (",
     ] {
         assert!(out.contains(row), "{row} missing from {out}");
     }
@@ -1638,6 +1638,21 @@ fn hostile_inputs_get_clear_errors_or_correct_results() {
         std::fs::read_to_string(p("foreign/log.jsonl")).unwrap(),
         "mine\n"
     );
+    // Three books per user leave one training item each: nothing to train on, and no run
+    // folder of zero steps.
+    fails(
+        &[
+            "train",
+            "--model",
+            "sasrec",
+            "--data",
+            &p("books.txt"),
+            "--out",
+            &p("untrained"),
+        ],
+        "nothing to train on",
+    );
+    assert!(!std::path::Path::new(&p("untrained")).exists());
     fails(
         &[
             "train",

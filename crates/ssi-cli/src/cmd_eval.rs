@@ -175,8 +175,14 @@ pub fn eval(a: EvalArgs) -> Result<()> {
             if let Some(want) = &b.header.provenance.dataset_sha256
                 && *want != ds.fingerprint()
             {
+                // A bundle records its dataset's name and fingerprint, not a path to read.
+                let hint = if a.data.is_none() {
+                    " (without --data the embedded synthetic shop is read)"
+                } else {
+                    ""
+                };
                 bail!(
-                    "{} was trained on {} ({} users), not on this dataset {} ({} users, other content): use the dataset it was trained on",
+                    "{} was trained on {} ({} users), not on this dataset {} ({} users, other content){hint}: pass the file it was trained on with --data",
                     path.display(),
                     b.header.provenance.dataset,
                     b.header.provenance.n_users,

@@ -62,6 +62,7 @@ pub fn export(a: ExportArgs) -> Result<()> {
     )?;
     let dir = RunDir::new(&a.checkpoint);
     let cfg = dir.config()?;
+    crate::cmd_train::unfinished_note(&a.checkpoint, "run");
     let ds = crate::source::load_for_run(
         &a.checkpoint,
         cfg.dataset.path.as_deref(),

@@ -23,10 +23,16 @@ pub struct PredictArgs {
 /// An item id of `--history`, as typed in a list like `1, 2, 3`.
 fn item_id(s: &str) -> Result<u32, String> {
     match s.trim() {
-        "" => Err("an empty entry (a comma too many?)".into()),
-        id => id
-            .parse()
-            .map_err(|_| format!("`{id}` is not an item id (a whole number)")),
+        "" => Err("an empty item id (an empty --history, or a comma too many)".into()),
+        id => match id.parse::<u64>() {
+            Ok(v) => u32::try_from(v).map_err(|_| {
+                format!(
+                    "`{id}` is above every catalogue's ids (at most {})",
+                    u32::MAX
+                )
+            }),
+            Err(_) => Err(format!("`{id}` is not an item id (a whole number)")),
+        },
     }
 }
 

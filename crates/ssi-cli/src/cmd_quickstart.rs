@@ -73,6 +73,21 @@ pub fn quickstart(a: QuickstartArgs) -> Result<()> {
             v.get("provenance").is_some() && v["name"].as_str().is_some_and(quickstarts)
         })
     };
+    // A quickstart of another dataset in the same folder: say so, rather than that its bundle
+    // is not quickstart's.
+    if let Ok(bytes) = std::fs::read(bundle.join(ssi_bundle::FILE_NAME))
+        && let Ok((h, _)) = ssi_bundle::Bundle::read_header(&bytes)
+        && let Some(other) = ModelKind::ALL
+            .iter()
+            .find_map(|k| h.name.strip_suffix(&format!(" SSI-{}", k.name())))
+        && other != ds.name
+    {
+        anyhow::bail!(
+            "{} holds a quickstart on {other}, not on {}: choose another --out",
+            out.display(),
+            ds.name
+        );
+    }
     let writer = "ssi quickstart";
     check_replaceable(&bundle.join(ssi_bundle::FILE_NAME), writer, is_bundle)?;
     check_replaceable(&bundle.join("bundle.json"), writer, is_header)?;
@@ -203,7 +218,8 @@ fn print_summary(rows: &[SummaryRow]) {
 
 fn next_steps(out: &Path, bundle: &Path) {
     outln!(
-        "\nNext:\n  \
+        "\nNext (`ssi` is target/release/ssi after `cargo run --release`; \
+         `cargo install --path crates/ssi-cli` puts it on your PATH):\n  \
          ssi predict --bundle {b} --history 1,2   # the next items after items 1 and 2\n  \
          trunk serve --release                     # the page (web/README.md); upload {b} there\n  \
          ssi data fetch beauty && ssi quickstart --data ~/.cache/ssi/beauty.txt --minutes 20\n  \

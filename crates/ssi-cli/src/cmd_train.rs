@@ -149,7 +149,35 @@ pub fn distill(a: DistillArgs) -> Result<()> {
     if a.no_prediction && a.no_representation && !a.run.resume {
         errln!("note: both imitation terms are off: this trains the student alone (Table 3)");
     }
+    if !a.run.resume {
+        for t in &a.teachers {
+            unfinished_note(t, "teacher");
+        }
+    }
     run(a.student, Vec::new(), a.run, Some((a.teachers, imitation)))
+}
+
+/// A note when the run folder `dir` (a teacher, a run to export) has not finished training: it
+/// was cut off or is still training, and what is read is its best epoch so far.
+pub(crate) fn unfinished_note(dir: &std::path::Path, what: &str) {
+    let run = ssi_train::RunDir::new(dir);
+    let (Ok(state), Ok(cfg)) = (run.state(), run.config()) else {
+        return; // Unreadable folders are refused, with their reason, where they are loaded.
+    };
+    if !state.finished {
+        errln!(
+            "note: {what} {} has not finished training (epoch {} of at most {}: cut off, or \
+             still training); its best epoch so far ({}) is used. The command in {}/command.txt \
+             with --resume continues it",
+            dir.display(),
+            state.epoch,
+            cfg.train.epochs,
+            state
+                .best_epoch
+                .map_or("none".to_string(), |e| e.to_string()),
+            dir.display()
+        );
+    }
 }
 
 /// Settings from a config file, `--set`, `--seed` and `--epochs`, in that order.

@@ -256,15 +256,25 @@ impl DatasetInfo {
         } else {
             ssi_data::dataset::catalogue_hint(other.path.as_deref(), other.catalogue_raises_items)
         };
+        if counts && at(self) == at(other) {
+            // Same file, same counts: it was edited (or replaced) since.
+            return Err(TrainError::Config(format!(
+                "{what} was trained on {} as it was before: the file's content has changed since \
+                 (same {} users and {} items, other SHA-256); use the file it was trained on",
+                at(self),
+                self.n_users,
+                self.n_items
+            )));
+        }
         Err(TrainError::Config(format!(
-            "{what} was trained on {} ({} users, {} items{}), not on {} ({} users, {} items){hint}: use the dataset it was trained on",
+            "{what} was trained on {} ({} users, {} items), not on {} ({} users, {} items{}){hint}: use the dataset it was trained on",
             at(self),
             self.n_users,
             self.n_items,
-            if counts { ", other content" } else { "" },
             at(other),
             other.n_users,
-            other.n_items
+            other.n_items,
+            if counts { ", other content" } else { "" },
         )))
     }
 }

@@ -125,6 +125,7 @@ pub fn train_job(
         // Before the lock file is made: a refused folder is left as it was.
         refuse_foreign_run_files(&job.out)?;
     }
+    crate::trainer::no_training_pairs(ds, job.data_path.as_deref())?;
     check_memory(&model_cfg, &train_cfg, &job.device)?;
     std::fs::create_dir_all(&job.out).map_err(|e| io(&job.out, "cannot create", e))?;
     let _lock = lock_run(&job.out)?;
@@ -601,7 +602,7 @@ fn check_memory(
     }
     let gib = |b: f64| b / (1u64 << 30) as f64;
     Err(TrainError::Config(format!(
-        "these settings need about {:.1} GiB to train ({} items x hidden {} in weights, gradients and Adam's moments; batch_size {} x max_len {} positions scored against {} items per step{}), and this machine has {:.1} GiB free: lower batch_size, max_len, hidden or heads, or score fewer items per step with --set sampled_negatives=1024",
+        "these settings need about {:.1} GiB to train ({} items x hidden {} in weights, gradients and Adam's moments; batch_size {} x max_len {} positions scored against {} items per step{}; the worst case, sequences as long as max_len), and this machine has {:.1} GiB free: lower batch_size, max_len, hidden or heads{}",
         gib(need),
         model.n_items(),
         setting(model, "hidden", 64.0),
@@ -616,7 +617,12 @@ fn check_memory(
             0.0 => String::new(),
             h => format!("; batch_size x {h} heads x max_len^2 attention scores per layer"),
         },
-        gib(available as f64)
+        gib(available as f64),
+        if model.n_items() > 2048 && train.sampled_negatives == 0 {
+            ", or score fewer items per step with --set sampled_negatives=1024"
+        } else {
+            ""
+        }
     )))
 }
 

@@ -155,6 +155,7 @@ impl Trainer<'_> {
         obs: &mut dyn TrainObserver,
         make: impl FnOnce(&RunConfig) -> Result<O, TrainError>,
     ) -> Result<TrainState, TrainError> {
+        no_training_pairs(self.dataset, self.dataset_path.as_deref())?;
         // From here: loading, building the objective (a distiller precomputes its teachers'
         // encodings) and training all count towards the run's time and its budget.
         let clock = Clock {
@@ -465,6 +466,23 @@ impl Window {
     pub fn items<'d>(&self, ds: &'d Dataset) -> &'d [u32] {
         &train_part(&ds.sequences[self.user])[self.end - self.len..self.end]
     }
+}
+
+/// Refuses a dataset with nothing to train on (before a run folder is written): leave-one-out
+/// keeps each user's last two items for validation and test, so only users with four or more
+/// items give a training pair; without one an epoch takes no step and the "trained" model is
+/// its initialisation.
+pub fn no_training_pairs(ds: &Dataset, path: Option<&std::path::Path>) -> Result<(), TrainError> {
+    if ds.sequences.iter().any(|s| train_part(s).len() >= 2) {
+        return Ok(());
+    }
+    let longest = ds.sequences.iter().map(Vec::len).max().unwrap_or(0);
+    let name = path.map_or(ds.name.clone(), |p| p.display().to_string());
+    Err(TrainError::Config(format!(
+        "{name}: nothing to train on: each user's last two items are held out for validation \
+         and test, so a user needs at least 4 items to give a training pair, and the longest \
+         history here has {longest}"
+    )))
 }
 
 /// The training sequences of an epoch: each user's last `max_len + 1` training items (inputs and

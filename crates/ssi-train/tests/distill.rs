@@ -294,7 +294,7 @@ fn teachers_of_another_dataset_are_refused() {
     other.sequences[0].swap(0, 1);
     let err =
         describe_teachers(std::slice::from_ref(&dir), &DatasetInfo::of(&other, None)).unwrap_err();
-    assert!(err.to_string().contains("other content"), "{err}");
+    assert!(err.to_string().contains("content has changed"), "{err}");
     let mut fewer = ds.clone();
     fewer.sequences.pop();
     fewer.user_ids.pop();

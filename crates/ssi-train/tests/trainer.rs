@@ -241,3 +241,24 @@ fn configs_written_before_newer_settings_still_load() {
         cfg.model.validate().unwrap();
     }
 }
+
+/// Users of three items leave one training item each (the last two are held out): no training
+/// pair at all is an error before anything is written, not a run of zero steps reported as
+/// trained.
+#[test]
+fn a_dataset_without_training_pairs_is_refused() {
+    let text: String = (1..=20)
+        .map(|u| format!("{u} {} {} {}\n", u % 7 + 1, u % 5 + 2, u % 3 + 3))
+        .collect();
+    let (ds, _) = ssi_data::Dataset::parse(&text, std::path::Path::new("min3.txt")).unwrap();
+    let (m, t) = configs(ModelKind::Sasrec, &ds);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let err = trainer(&ds, &out, None)
+        .run(&m, &t, false, &mut Silent)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("nothing to train on"), "{err}");
+    assert!(err.contains("at least 4 items"), "{err}");
+    assert!(!out.exists(), "a run folder was written");
+}
