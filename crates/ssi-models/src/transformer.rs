@@ -172,6 +172,13 @@ fn attention(
     if let Some(a) = attn {
         scores = scores.mask_fill(a.reshape([b, 1, l, l]), m.min_float);
     }
+    attend(m, scores, v, [b, l, d])
+}
+
+/// The attention's output from its (masked) scores [batch, heads, queries, keys] and values
+/// [batch, heads, keys, d_k]: softmax, dropout, the weighted values, the output projection:
+/// `out` = [batch, queries, d].
+fn attend(m: &MultiHeadAttention, scores: Tensor<4>, v: Tensor<4>, out: [usize; 3]) -> Tensor<3> {
     let w = if m.quiet_softmax {
         quiet_softmax(scores, 3)
     } else {
@@ -180,7 +187,7 @@ fn attention(
     let ctx = dropout(&m.dropout, w)
         .matmul(v)
         .swap_dims(1, 2)
-        .reshape([b, l, d]);
+        .reshape(out);
     linear_rows(&m.output, ctx)
 }
 
@@ -296,16 +303,7 @@ fn attention_last(
             .expand([b, 1, nq, len]);
         scores = scores.mask_fill(mask, m.min_float);
     }
-    let w = if m.quiet_softmax {
-        quiet_softmax(scores, 3)
-    } else {
-        crate::fused_softmax::softmax_last(scores)
-    };
-    let ctx = dropout(&m.dropout, w)
-        .matmul(v)
-        .swap_dims(1, 2)
-        .reshape([b, nq, d]);
-    linear_rows(&m.output, ctx)
+    attend(m, scores, v, [b, nq, d])
 }
 
 #[cfg(test)]
