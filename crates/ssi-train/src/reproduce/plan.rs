@@ -103,6 +103,12 @@ pub struct Request {
     /// Teachers start from the run of their model alone and each SSI student from its own run
     /// alone, which is also continued alone from the same weights as the student's reference.
     pub warm_start: bool,
+    /// With `warm_start`: the teachers train from scratch, each with its own seed (the
+    /// invocation's seed + 1, + 2, + 3), instead of continuing their model's run alone; the
+    /// students still start from their own runs. Teachers that continue the student's own run
+    /// stay close to it, and their committee is what imitation can hand over
+    /// (docs/results/ssi-sasrec-teachers.md).
+    pub teachers_from_scratch: bool,
     /// The model of the three consistency teachers: BERT4Rec (the paper's) or SASRec (beyond
     /// the paper: its next-item loss plus the consistency task, `SasRecConfig::consistency`).
     pub teacher_model: ModelKind,
@@ -137,7 +143,8 @@ impl Request {
     pub(super) fn trained_baselines(&self) -> Vec<ModelKind> {
         let mut kinds = self.baselines.clone();
         if self.warm_start {
-            let teachers_start = self.needs_teachers().then_some(self.teacher_model);
+            let teachers_start = (self.needs_teachers() && !self.teachers_from_scratch)
+                .then_some(self.teacher_model);
             for k in teachers_start.into_iter().chain(self.warm_references()) {
                 if !kinds.contains(&k) {
                     kinds.push(k);
@@ -145,6 +152,16 @@ impl Request {
             }
         }
         kinds
+    }
+
+    /// The invocation's seed (the last `seed` setting, else the default of new runs).
+    pub(super) fn seed(&self) -> u64 {
+        self.settings
+            .iter()
+            .rev()
+            .find(|s| s.key == "seed")
+            .and_then(|s| s.value.as_u64())
+            .unwrap_or(crate::config::TrainConfig::new().seed)
     }
 
     /// The seed of every run's sampled negatives (the last `eval_seed` setting, else the
@@ -282,7 +299,8 @@ impl Plan {
     pub(super) fn table2_teachers(&self) -> Vec<Stage> {
         let teach = teachers(self.request.teacher_model, "", None);
         if self.request.warm_start {
-            return teach.into_iter().map(warm_start).collect();
+            let r = &self.request;
+            return teach.into_iter().map(|s| warm_start(s, r)).collect();
         }
         teach
     }
@@ -331,7 +349,7 @@ fn ordered_stages(a: &Request, base_layers: Option<usize>) -> Vec<Stage> {
     let mut seen = std::collections::HashSet::new();
     out.retain(|s| seen.insert(s.name.clone()));
     if a.warm_start {
-        out = out.into_iter().map(warm_start).collect();
+        out = out.into_iter().map(|s| warm_start(s, a)).collect();
     }
     out
 }
@@ -368,10 +386,18 @@ pub(super) fn continued_stage(student: ModelKind) -> Stage {
 
 /// Warm start on a stage: teachers start from the run of their model alone (Figure 4's
 /// `l4-teacher-…` from `l4-…`, the model alone at that depth), SSI students (the ablations'
-/// too) from their own run alone.
-pub(super) fn warm_start(mut s: Stage) -> Stage {
+/// too) from their own run alone. With `teachers_from_scratch` the teachers start from scratch,
+/// with seeds of their own.
+pub(super) fn warm_start(mut s: Stage, a: &Request) -> Stage {
     if s.distill.is_some() {
         s.init = Some(alone_name(s.kind));
+    } else if s.name.contains("teacher-") && a.teachers_from_scratch {
+        let task = ConsistencyTask::ALL
+            .iter()
+            .position(|t| s.name.ends_with(&format!("teacher-{}", t.name())))
+            .unwrap_or(0);
+        s.settings
+            .push(Setting::strict("seed", a.seed() + 1 + task as u64));
     } else if let Some(at) = s.name.find("teacher-") {
         let depth = &s.name[..at];
         s.init = Some(if depth.is_empty() {
@@ -559,6 +585,7 @@ mod tests {
             students: students.to_vec(),
             imitation: ImitationOptions::FAITHFUL,
             warm_start,
+            teachers_from_scratch: false,
             teacher_model: ModelKind::Bert4rec,
             paper_dataset: "shop".into(),
         }
@@ -627,6 +654,32 @@ mod tests {
         let mut r = request(&[ModelKind::Hgn], false);
         r.teacher_model = ModelKind::Gru4rec;
         assert!(Plan::new(r, &shop()).is_err());
+    }
+
+    /// `teachers_from_scratch`: a warm start whose teachers start from nothing, each with its
+    /// own seed, while the students still continue their runs alone; the teachers' model alone
+    /// is then not trained for them.
+    #[test]
+    fn teachers_from_scratch_have_their_own_seeds() {
+        let mut r = request(&[ModelKind::Hgn], true);
+        r.teachers_from_scratch = true;
+        r.settings.push(Setting::parse("seed=7").unwrap());
+        let plan = Plan::new(r, &shop()).unwrap();
+        let mut seeds = Vec::new();
+        for t in plan.table2_teachers() {
+            let staged = plan.stage(&t.name).unwrap();
+            assert_eq!(staged.init, None, "{}", t.name);
+            let seed = plan
+                .settings_of(staged)
+                .iter()
+                .rev()
+                .find(|s| s.key == "seed")
+                .and_then(|s| s.value.as_u64());
+            seeds.push(seed);
+        }
+        assert_eq!(seeds, [Some(8), Some(9), Some(10)]);
+        assert_eq!(plan.stage("ssi-hgn").unwrap().init.as_deref(), Some("hgn"));
+        assert!(!names(&plan).contains(&"bert4rec"), "{:?}", names(&plan));
     }
 
     #[test]

@@ -77,6 +77,7 @@ pub fn request(
         students: vec![student],
         imitation: ImitationOptions::BEST,
         warm_start: true,
+        teachers_from_scratch: false,
         teacher_model: ModelKind::Bert4rec,
         paper_dataset,
     })

@@ -39,7 +39,7 @@ pub(super) fn table2(r: &mut Runner, teach: &[Stage]) -> Result<Vec<Row>, Reprod
         let train = a.students.contains(&student);
         let mut s = ssi_student(student, teach);
         if a.warm_start {
-            s = warm_start(s);
+            s = warm_start(s, a);
             let reference = a.warm_references().contains(&student);
             rows.extend(r.run_or_read(&continued_stage(student), reference)?);
         }
