@@ -34,7 +34,7 @@ pub fn report(mut a: ReportArgs) -> Result<()> {
     }
     let (found, skipped) = report::collect(&a.roots);
     for s in &skipped {
-        errln!("note: skipped {s}");
+        errln!("note: {s}");
     }
     let archive = a.out.join(report::ARCHIVE);
     // A damaged archive is reported, never overwritten.

@@ -324,15 +324,42 @@ pub fn earlier_charts(files: &[String], rows: &[Row], charts: &[Chart]) -> Vec<C
     out
 }
 
-/// (epoch, validation NDCG@10) of every validated epoch in a run's `log.jsonl`.
-fn read_curve(dir: &Path) -> Vec<(f64, f64)> {
-    let Ok(text) = std::fs::read_to_string(dir.join("log.jsonl")) else {
-        return Vec::new();
+/// (epoch, validation NDCG@10) of every validated epoch in a run's `log.jsonl`, and a note
+/// naming the lines that are not JSON (left out of the curve; the test figures do not depend
+/// on them).
+fn read_curve(dir: &Path) -> (Vec<(f64, f64)>, Option<String>) {
+    let path = dir.join("log.jsonl");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return (Vec::new(), None);
     };
-    text.lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter_map(|v| Some((v.get("epoch")?.as_f64()?, v.get("valid_ndcg10")?.as_f64()?)))
-        .collect()
+    let mut bad = Vec::new();
+    let mut curve = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<serde_json::Value>(line) {
+            Ok(v) => {
+                if let (Some(e), Some(n)) = (
+                    v.get("epoch").and_then(|e| e.as_f64()),
+                    v.get("valid_ndcg10").and_then(|n| n.as_f64()),
+                ) {
+                    curve.push((e, n));
+                }
+            }
+            Err(_) => bad.push(i + 1),
+        }
+    }
+    let note = (!bad.is_empty()).then(|| {
+        format!(
+            "{}: {} line(s) are not JSON (line {}{}); the run's curve leaves them out",
+            path.display(),
+            bad.len(),
+            bad[0],
+            if bad.len() > 1 { " and others" } else { "" }
+        )
+    });
+    (curve, note)
 }
 
 /// The row name of a run: SSI students by their student, teachers by their consistency task;
@@ -407,7 +434,8 @@ fn run_folders(root: &Path, depth: usize, out: &mut Vec<PathBuf>) {
 }
 
 /// Reads every finished run under `roots`. A folder whose files cannot be read is reported in
-/// the second list (path and reason) rather than failing the whole report.
+/// the second list (`skipped PATH: reason`) rather than failing the whole report, as is a row
+/// reported with a part left out (a damaged line of its log).
 pub fn collect(roots: &[PathBuf]) -> (Vec<Row>, Vec<String>) {
     let (mut rows, mut skipped) = (Vec::new(), Vec::new());
     // A run reached twice (a root given twice, a root inside another, a link back up) is one row.
@@ -422,8 +450,11 @@ pub fn collect(roots: &[PathBuf]) -> (Vec<Row>, Vec<String>) {
                 continue;
             }
             match read_row(root, &dir) {
-                Ok(r) => rows.push(r),
-                Err(e) => skipped.push(format!("{}: {e}", dir.display())),
+                Ok((r, note)) => {
+                    rows.push(r);
+                    skipped.extend(note);
+                }
+                Err(e) => skipped.push(format!("skipped {}: {e}", dir.display())),
             }
         }
     }
@@ -443,7 +474,7 @@ fn through_link(root: &Path, dir: &Path) -> bool {
     })
 }
 
-fn read_row(root: &Path, dir: &Path) -> Result<Row, String> {
+fn read_row(root: &Path, dir: &Path) -> Result<(Row, Option<String>), String> {
     let read = |name: &str| -> Result<serde_json::Value, String> {
         let text = std::fs::read_to_string(dir.join(name)).map_err(|e| format!("{name}: {e}"))?;
         serde_json::from_str(&text).map_err(|e| format!("{name}: {e}"))
@@ -493,6 +524,7 @@ fn read_row(root: &Path, dir: &Path) -> Result<Row, String> {
         ));
     }
     let minutes = state.map(|s| s.train_seconds / 60.0);
+    let (curve, note) = read_curve(dir);
     let config = dir
         .strip_prefix(root)
         .ok()
@@ -500,7 +532,7 @@ fn read_row(root: &Path, dir: &Path) -> Result<Row, String> {
         .unwrap_or(dir)
         .display()
         .to_string();
-    Ok(Row {
+    let row = Row {
         dataset: cfg.dataset.name.to_ascii_lowercase(),
         model: model_label(&cfg),
         config,
@@ -513,7 +545,7 @@ fn read_row(root: &Path, dir: &Path) -> Result<Row, String> {
             .ok()
             .map(|c| c.trim().to_string()),
         seed: cfg.train.seed,
-        curve: read_curve(dir),
+        curve,
         kind: cfg.model.kind().id().to_string(),
         ssi: cfg.distill.is_some(),
         init_from: cfg.init_from.clone(),
@@ -522,7 +554,8 @@ fn read_row(root: &Path, dir: &Path) -> Result<Row, String> {
             .distill
             .as_ref()
             .map(|d| setup_label(&d.imitation, cfg.init_from.is_some())),
-    })
+    };
+    Ok((row, note))
 }
 
 /// Where a run folder is, as an archived row records it: relative to the working folder when

@@ -116,8 +116,26 @@ impl<'de> serde::Deserialize<'de> for Entries {
 /// Keys of a model config that are not settings (they come from the dataset).
 const NOT_SETTINGS: [&str; 3] = ["model", "n_items", "n_users"];
 
-/// Applies `settings` over `model` and `train`, and validates the result; an error names the
-/// setting.
+/// `settings` in the order they apply, the last one winning: layer by layer (a settings file,
+/// then the command line's settings: a run of settings from the same place is a layer), and
+/// within a layer the plain keys before the model-scoped ones, so that `sasrec.dropout` beats
+/// `dropout` of the same file or command line whatever their order (a JSON object has none).
+pub fn in_precedence(settings: &[Setting]) -> Vec<&Setting> {
+    let mut layer = 0;
+    let mut keyed: Vec<(usize, bool, &Setting)> = Vec::with_capacity(settings.len());
+    for (i, s) in settings.iter().enumerate() {
+        if i > 0 && settings[i - 1].file != s.file {
+            layer += 1;
+        }
+        keyed.push((layer, s.key.contains('.'), s));
+    }
+    // Stable: equal keys keep their order.
+    keyed.sort_by_key(|&(layer, scoped, _)| (layer, scoped));
+    keyed.into_iter().map(|(_, _, s)| s).collect()
+}
+
+/// Applies `settings` over `model` and `train` (in [`in_precedence`] order), and validates the
+/// result; an error names the setting.
 pub fn apply_settings(
     model: &ModelConfig,
     train: &TrainConfig,
@@ -130,7 +148,7 @@ pub fn apply_settings(
     // Where the setting that won for each key comes from, for errors found after merging.
     let mut places: std::collections::HashMap<String, String> = Default::default();
     let mut others: Vec<&Setting> = Vec::new();
-    for setting in settings {
+    for setting in in_precedence(settings) {
         let Setting {
             key, value, strict, ..
         } = setting;
@@ -330,6 +348,44 @@ mod tests {
             ],
         );
         assert!(together.is_ok(), "{together:?}");
+    }
+
+    #[test]
+    fn a_model_scoped_setting_beats_the_plain_one_of_its_layer_in_any_order() {
+        let base = ModelConfig::new(ModelKind::Sasrec, 100, 10);
+        let train = TrainConfig::defaults_for(&base);
+        let dropout = |settings: &[Setting]| {
+            let (m, _) = apply_settings(&base, &train, settings).unwrap();
+            m.to_json()["dropout"].as_f64().unwrap()
+        };
+        let file = |k: &str, v: f64| Setting::lenient(k.into(), v.into(), Some("f.json".into()));
+        let set = |s: &str| Setting::parse(s).unwrap();
+        // Within a file and within the command line, in both orders.
+        assert_eq!(
+            dropout(&[file("sasrec.dropout", 0.3), file("dropout", 0.1)]),
+            0.3
+        );
+        assert_eq!(
+            dropout(&[file("dropout", 0.1), file("sasrec.dropout", 0.3)]),
+            0.3
+        );
+        assert_eq!(
+            dropout(&[set("sasrec.dropout=0.3"), set("dropout=0.1")]),
+            0.3
+        );
+        assert_eq!(
+            dropout(&[set("dropout=0.1"), set("sasrec.dropout=0.3")]),
+            0.3
+        );
+        // Another model's scoped setting does not apply; a later layer beats an earlier one.
+        assert_eq!(
+            dropout(&[set("dropout=0.1"), set("bert4rec.dropout=0.3")]),
+            0.1
+        );
+        assert_eq!(
+            dropout(&[file("sasrec.dropout", 0.3), set("dropout=0.1")]),
+            0.1
+        );
     }
 
     proptest! {

@@ -45,6 +45,13 @@ fn finished_runs_become_rows_beside_the_published_figures() {
         "Beauty",
         0.36,
     );
+    // A log with a damaged line: the row stays, its curve keeps the good lines, and a note
+    // names the file and line.
+    std::fs::write(
+        root.path().join("beauty/sasrec/log.jsonl"),
+        "{\"epoch\":1,\"valid_ndcg10\":0.2}\n{\"epoch\":2,\"valid_nd\n{\"epoch\":3,\"valid_ndcg10\":0.3}\n",
+    )
+    .unwrap();
     // Unfinished (no test.json) and broken runs.
     std::fs::create_dir_all(root.path().join("beauty/unfinished")).unwrap();
     let broken = root.path().join("broken");
@@ -87,7 +94,15 @@ fn finished_runs_become_rows_beside_the_published_figures() {
 
     let (rows, skipped) = report::collect(&[root.path().to_path_buf()]);
     assert_eq!(rows.len(), 2);
-    assert_eq!(skipped.len(), 5, "{skipped:?}");
+    assert_eq!(skipped.len(), 6, "{skipped:?}");
+    assert!(
+        skipped
+            .iter()
+            .any(|s| s.contains("sasrec/log.jsonl: 1 line(s) are not JSON (line 2)")),
+        "{skipped:?}"
+    );
+    let sasrec = rows.iter().find(|r| r.kind == "sasrec").unwrap();
+    assert_eq!(sasrec.curve, [(1.0, 0.2), (3.0, 0.3)]);
     let reason = |name: &str| {
         skipped
             .iter()

@@ -6,7 +6,7 @@
 use super::error::ReproduceError;
 use super::paper::PAPER_TABLE3;
 use crate::config::{TrainConfig, TrainError};
-use crate::settings::{Setting, apply_settings, load_settings_file};
+use crate::settings::{Setting, apply_settings, in_precedence, load_settings_file};
 use serde_json::Value;
 use ssi_data::Dataset;
 use ssi_models::consistency::ConsistencyTask;
@@ -156,34 +156,32 @@ impl Request {
 
     /// The invocation's seed (the last `seed` setting, else the default of new runs).
     pub(super) fn seed(&self) -> u64 {
-        self.settings
-            .iter()
-            .rev()
-            .find(|s| s.key == "seed")
-            .and_then(|s| s.value.as_u64())
+        self.last_u64(&["seed"])
             .unwrap_or(crate::config::TrainConfig::new().seed)
     }
 
     /// The seed of every run's sampled negatives (the last `eval_seed` setting, else the
     /// default of new runs), so MostPop's row ranks among the same candidates as the models'.
     pub(super) fn eval_seed(&self) -> u64 {
-        self.settings
-            .iter()
-            .rev()
-            .find(|s| s.key == "eval_seed")
-            .and_then(|s| s.value.as_u64())
+        self.last_u64(&["eval_seed"])
             .unwrap_or(crate::config::EVAL_SEED)
     }
 
     /// The number of layers every run gets (`layers` or `bert4rec.layers`, the last one
     /// given), if any.
     fn configured_layers(&self) -> Option<usize> {
-        self.settings
-            .iter()
-            .rev()
-            .find(|s| s.key == "layers" || s.key == "bert4rec.layers")
-            .and_then(|s| s.value.as_u64())
+        self.last_u64(&["layers", "bert4rec.layers"])
             .map(|l| l as usize)
+    }
+
+    /// The value of the setting of any of `keys` that wins ([`in_precedence`]), when it is an
+    /// integer.
+    fn last_u64(&self, keys: &[&str]) -> Option<u64> {
+        in_precedence(&self.settings)
+            .into_iter()
+            .rev()
+            .find(|s| keys.contains(&s.key.as_str()))
+            .and_then(|s| s.value.as_u64())
     }
 }
 
