@@ -99,8 +99,12 @@ impl TrainObserver for TrainBar {
         let valid = log
             .valid_ndcg10
             .map(|v| {
+                let full = log
+                    .valid_full_ndcg10
+                    .map(|f| format!(" (full {f:.4})"))
+                    .unwrap_or_default();
                 format!(
-                    " valid NDCG@10 {v:.4}{}",
+                    " valid NDCG@10 {v:.4}{full}{}",
                     if log.best { " (best)" } else { "" }
                 )
             })

@@ -71,6 +71,10 @@ pub struct EpochLog {
     pub seconds: f64,
     pub valid_ndcg10: Option<f64>,
     pub valid_recall10: Option<f64>,
+    /// Validation NDCG@10 against all items (both protocols every epoch; the stopping rule
+    /// reads the sampled one, the paper's). Absent in logs written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_full_ndcg10: Option<f64>,
     pub best: bool,
     /// Objective-specific values, e.g. `"lambda": {"temporal": 1.2, ...}` when distilling.
     #[serde(flatten, default, skip_serializing_if = "serde_json::Map::is_empty")]
@@ -177,7 +181,9 @@ impl Trainer<'_> {
             EvalConfig {
                 seed: cfg.candidates_seed(),
                 split: Split::Valid,
-                full: false,
+                // Full ranking costs one score per item per user, a small part of a validation
+                // (the encoder dominates), and shows what imitation does to the head.
+                full: true,
                 max_users: cfg.valid_users,
                 ..Default::default()
             },
@@ -378,6 +384,7 @@ impl Trainer<'_> {
             seconds,
             valid_ndcg10: None,
             valid_recall10: None,
+            valid_full_ndcg10: None,
             best: false,
             extra,
         };
@@ -398,6 +405,7 @@ impl Trainer<'_> {
         let ndcg = report.sampled.ndcg_at(10).unwrap_or(0.0);
         log.valid_ndcg10 = Some(ndcg);
         log.valid_recall10 = report.sampled.recall_at(10);
+        log.valid_full_ndcg10 = report.full.as_ref().and_then(|f| f.ndcg_at(10));
         let state = &mut s.state;
         if state.best_epoch.is_some() && ndcg <= state.best_valid_ndcg10 {
             state.bad_evals += 1;

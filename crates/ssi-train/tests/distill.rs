@@ -149,6 +149,15 @@ fn students_imitate_their_teachers_and_runs_resume() {
     };
     let (a, b) = (log(&full), log(&straight));
     assert_eq!(a.len(), 3);
+    // Both protocols every epoch: among all items the target ranks no higher than among 99.
+    for x in &a {
+        let (sampled, full) = (x.valid_ndcg10.unwrap(), x.valid_full_ndcg10.unwrap());
+        assert!(
+            (0.0..=sampled).contains(&full),
+            "epoch {}: {full} vs {sampled}",
+            x.epoch
+        );
+    }
     for (x, y) in a.iter().zip(&b) {
         assert_eq!(x.loss, y.loss, "epoch {}", x.epoch);
         assert_eq!(x.extra, y.extra);
