@@ -48,6 +48,9 @@ pub struct Row {
     pub seed: u64,
     /// Validation NDCG@10 per epoch (`log.jsonl`), for the curves of SSI against its student.
     pub curve: Vec<(f64, f64)>,
+    /// Validation NDCG@10 against all items per epoch, where the log has it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub full_curve: Vec<(f64, f64)>,
     /// The model's id (`sasrec`), whether the run is an SSI student, and the run it started from.
     pub kind: String,
     pub ssi: bool,
@@ -275,6 +278,7 @@ pub fn curve_charts(rows: &[Row]) -> Vec<Chart> {
         let n = charts
             .iter()
             .filter(|c: &&Chart| c.dataset == dataset && c.file.contains(&format!("-{kind}")))
+            .filter(|c| !c.file.ends_with("-full.svg"))
             .count();
         let suffix = if n == 0 {
             String::new()
@@ -293,6 +297,27 @@ pub fn curve_charts(rows: &[Row]) -> Vec<Chart> {
             svg: crate::reproduce::line_chart(&title, "epoch", "validation NDCG@10", &series),
             title,
         });
+        // The same runs against all items, for those whose logs have it.
+        let full: Vec<(String, Vec<(f64, f64)>)> = members
+            .iter()
+            .filter(|r| !r.full_curve.is_empty())
+            .map(|r| (format!("{} ({})", r.model, r.config), r.full_curve.clone()))
+            .collect();
+        if full.len() > 1 {
+            let title =
+                format!("{dataset}: SSI against {student} alone, validation NDCG@10, all items");
+            charts.push(Chart {
+                dataset: dataset.to_string(),
+                file: format!("curves-{dataset}-{kind}{suffix}-full.svg"),
+                svg: crate::reproduce::line_chart(
+                    &title,
+                    "epoch",
+                    "validation NDCG@10 (full)",
+                    &full,
+                ),
+                title,
+            });
+        }
     }
     charts
 }
@@ -324,27 +349,38 @@ pub fn earlier_charts(files: &[String], rows: &[Row], charts: &[Chart]) -> Vec<C
     out
 }
 
-/// (epoch, validation NDCG@10) of every validated epoch in a run's `log.jsonl`, and a note
-/// naming the lines that are not JSON (left out of the curve; the test figures do not depend
-/// on them).
-fn read_curve(dir: &Path) -> (Vec<(f64, f64)>, Option<String>) {
+/// The validation curves of a run's `log.jsonl`.
+#[derive(Default)]
+struct Curves {
+    /// (epoch, validation NDCG@10) of every validated epoch.
+    sampled: Vec<(f64, f64)>,
+    /// The same against all items, where the log has it.
+    full: Vec<(f64, f64)>,
+}
+
+/// The validation curves of a run's `log.jsonl`, and a note naming the lines that are not JSON
+/// (left out of the curves; the test figures do not depend on them).
+fn read_curve(dir: &Path) -> (Curves, Option<String>) {
     let path = dir.join("log.jsonl");
     let Ok(text) = std::fs::read_to_string(&path) else {
-        return (Vec::new(), None);
+        return (Curves::default(), None);
     };
     let mut bad = Vec::new();
-    let mut curve = Vec::new();
+    let mut curve = Curves::default();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
         match serde_json::from_str::<serde_json::Value>(line) {
             Ok(v) => {
-                if let (Some(e), Some(n)) = (
-                    v.get("epoch").and_then(|e| e.as_f64()),
-                    v.get("valid_ndcg10").and_then(|n| n.as_f64()),
-                ) {
-                    curve.push((e, n));
+                let Some(e) = v.get("epoch").and_then(|e| e.as_f64()) else {
+                    continue;
+                };
+                if let Some(n) = v.get("valid_ndcg10").and_then(|n| n.as_f64()) {
+                    curve.sampled.push((e, n));
+                }
+                if let Some(n) = v.get("valid_full_ndcg10").and_then(|n| n.as_f64()) {
+                    curve.full.push((e, n));
                 }
             }
             Err(_) => bad.push(i + 1),
@@ -545,7 +581,8 @@ fn read_row(root: &Path, dir: &Path) -> Result<(Row, Option<String>), String> {
             .ok()
             .map(|c| c.trim().to_string()),
         seed: cfg.train.seed,
-        curve,
+        curve: curve.sampled,
+        full_curve: curve.full,
         kind: cfg.model.kind().id().to_string(),
         ssi: cfg.distill.is_some(),
         init_from: cfg.init_from.clone(),
@@ -896,6 +933,7 @@ mod tests {
             command: None,
             seed: 42,
             curve: Vec::new(),
+            full_curve: Vec::new(),
             kind: "hgn".into(),
             ssi,
             init_from: start.map(PathBuf::from),

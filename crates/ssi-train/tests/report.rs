@@ -161,6 +161,7 @@ fn row(model: &str, config: &str, ssi: bool, start: Option<&str>) -> report::Row
         command: None,
         seed: 42,
         curve: vec![(1.0, 0.30), (2.0, 0.35), (3.0, 0.36)],
+        full_curve: Vec::new(),
         kind: "sasrec".into(),
         ssi,
         init_from: start.map(Into::into),
@@ -188,6 +189,18 @@ fn ssi_curves_are_charted_beside_the_student_alone() {
     assert!(c.svg.contains("beauty/ssi-t4") && !c.svg.contains("other-start"));
     let md = report::to_markdown(&rows, &|_, _| None, &charts, &[], &[]);
     assert!(md.contains("(curves-beauty-sasrec.svg)"));
+    // Logs with full-ranking validation get a second chart of the same runs.
+    let mut rows = rows;
+    for r in rows.iter_mut().take(2) {
+        r.full_curve = vec![(1.0, 0.05), (2.0, 0.06)];
+    }
+    let charts = report::curve_charts(&rows);
+    let files: Vec<&str> = charts.iter().map(|c| c.file.as_str()).collect();
+    assert_eq!(
+        files,
+        ["curves-beauty-sasrec.svg", "curves-beauty-sasrec-full.svg"]
+    );
+    assert_eq!(charts[1].svg.matches("<polyline").count(), 2);
     // A folder name with a `|` or a line break keeps its row whole.
     let odd = vec![row("SASRec", "beauty/exp|1\nx", false, None)];
     let md = report::to_markdown(&odd, &|_, _| None, &[], &[], &[]);
