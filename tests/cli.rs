@@ -989,6 +989,24 @@ fn pretrain_teachers_then_distill_a_student() {
     // Resumed from another working folder, with the teachers named by their absolute paths.
     let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     distill_in(crate_dir, &saved.join(","), &["--resume"]).success();
+    // `--resume` alone continues with the run's teachers, student and imitation options (here
+    // one epoch more); an option given that differs from the run's is named.
+    let bare = |extra: &[&str]| {
+        cmd(&[
+            &["distill", "--resume", "--out", rel.to_str().unwrap()][..],
+            extra,
+        ]
+        .concat())
+        .assert()
+    };
+    bare(&["--epochs", "2"]).success();
+    assert_eq!(ssi_train::RunDir::new(&rel).state().unwrap().epoch, 2);
+    bare(&["--temperature", "3"])
+        .code(1)
+        .stderr(predicate::str::contains("temperature 1.0 -> 3.0"));
+    bare(&["--student", "hgn"])
+        .code(1)
+        .stderr(predicate::str::contains("holds a GRU4Rec distilled student run"));
     // A teacher retrained since (other best weights, committed as its own) is refused on
     // resume, naming it, and the student's folder is left as it was.
     let persona = dir.path().join("persona");

@@ -39,12 +39,14 @@ fn teacher_path(s: &str) -> Result<PathBuf, String> {
 
 #[derive(Args)]
 pub struct DistillArgs {
-    /// Run folders of trained teachers, comma-separated (e.g. from `ssi pretrain`).
-    #[arg(long, value_delimiter = ',', required = true, value_parser = teacher_path)]
-    teachers: Vec<PathBuf>,
-    /// The student: hgn (the paper's), gru4rec, sasrec, or any other model.
-    #[arg(long, default_value = "hgn")]
-    student: ModelKind,
+    /// Run folders of trained teachers, comma-separated (e.g. from `ssi pretrain`); with
+    /// --resume, the run's own when left out.
+    #[arg(long, value_delimiter = ',', value_parser = teacher_path, required_unless_present = "resume")]
+    teachers: Option<Vec<PathBuf>>,
+    /// The student: hgn (the paper's; the default), gru4rec, sasrec, or any other model; with
+    /// --resume, the run's own when left out.
+    #[arg(long)]
+    student: Option<ModelKind>,
     /// Leave out prediction distribution imitation (eq. 5; Table 3 ablation).
     #[arg(long)]
     no_prediction: bool,
@@ -62,14 +64,14 @@ pub struct DistillArgs {
     /// own max_len) instead of exactly the student's input (HGN's is its last 5 items).
     #[arg(long)]
     teacher_full_history: bool,
-    /// Softmax temperature of eq. 5 (1 in the paper; > 1 softens both distributions).
-    #[arg(long, default_value_t = 1.0, value_parser = parse_temperature)]
-    temperature: f64,
-    /// Where the student imitates: target (the history before the sequence's last item, whose
-    /// next item the student is also trained on), next (the whole sequence: the teachers'
-    /// forecast of the unseen next item) or both.
-    #[arg(long, default_value = "target")]
-    imitation_points: ImitationPoints,
+    /// Softmax temperature of eq. 5 (default 1, the paper's; > 1 softens both distributions).
+    #[arg(long, value_parser = parse_temperature)]
+    temperature: Option<f64>,
+    /// Where the student imitates: target (the default: the history before the sequence's last
+    /// item, whose next item the student is also trained on), next (the whole sequence: the
+    /// teachers' forecast of the unseen next item) or both.
+    #[arg(long)]
+    imitation_points: Option<ImitationPoints>,
     #[command(flatten)]
     run: RunArgs,
 }
@@ -137,24 +139,63 @@ pub fn parse_temperature(s: &str) -> std::result::Result<f64, String> {
 }
 
 /// `ssi distill`: self-supervised imitation of trained teachers by a student (eq. 5–8).
+/// With --resume, what the command line leaves out (teachers, student, imitation options) is
+/// the run's own (`config.json`); what it gives must agree with the run, checked where the run
+/// is opened.
 pub fn distill(a: DistillArgs) -> Result<()> {
-    let imitation = ImitationConfig::new()
-        .with_prediction(!a.no_prediction)
-        .with_representation(!a.no_representation)
-        .with_learn_lambda(!a.fixed_lambda)
-        .with_temperature(a.temperature)
-        .with_cache_teachers(!a.no_teacher_cache)
-        .with_teacher_full_history(a.teacher_full_history)
-        .with_points(Some(a.imitation_points));
-    if a.no_prediction && a.no_representation && !a.run.resume {
+    let recorded = a
+        .run
+        .resume
+        .then(|| ssi_train::RunDir::new(&a.run.out).config().ok())
+        .flatten()
+        .and_then(|c| Some((c.model.kind(), c.distill?)));
+    let (base, kind, teachers) = match (&recorded, a.teachers) {
+        (_, Some(t)) => (
+            recorded.as_ref().map(|(_, d)| d.imitation.clone()),
+            recorded.as_ref().map(|(k, _)| *k),
+            t,
+        ),
+        (Some((k, d)), None) => (Some(d.imitation.clone()), Some(*k), d.teachers.clone()),
+        (None, None) => anyhow::bail!(
+            "{}: no distillation to continue there (config.json missing, unreadable or of a run \
+             without teachers); give --teachers",
+            a.run.out.display()
+        ),
+    };
+    let mut imitation =
+        base.unwrap_or_else(|| ImitationConfig::new().with_points(Some(ImitationPoints::Target)));
+    // A flag given turns its option on; left out, the option keeps the run's (or the default).
+    if a.no_prediction {
+        imitation.prediction = false;
+    }
+    if a.no_representation {
+        imitation.representation = false;
+    }
+    if a.fixed_lambda {
+        imitation.learn_lambda = false;
+    }
+    if a.no_teacher_cache {
+        imitation.cache_teachers = false;
+    }
+    if a.teacher_full_history {
+        imitation.teacher_full_history = true;
+    }
+    if let Some(t) = a.temperature {
+        imitation.temperature = t;
+    }
+    if let Some(p) = a.imitation_points {
+        imitation.points = Some(p);
+    }
+    let student = a.student.or(kind).unwrap_or(ModelKind::Hgn);
+    if !imitation.prediction && !imitation.representation && !a.run.resume {
         errln!("note: both imitation terms are off: this trains the student alone (Table 3)");
     }
     if !a.run.resume {
-        for t in &a.teachers {
+        for t in &teachers {
             unfinished_note(t, "teacher");
         }
     }
-    run(a.student, Vec::new(), a.run, Some((a.teachers, imitation)))
+    run(student, Vec::new(), a.run, Some((teachers, imitation)))
 }
 
 /// A note when the run folder `dir` (a teacher, a run to export) has not finished training: it
