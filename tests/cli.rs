@@ -1006,7 +1006,9 @@ fn pretrain_teachers_then_distill_a_student() {
         .stderr(predicate::str::contains("temperature 1.0 -> 3.0"));
     bare(&["--student", "hgn"])
         .code(1)
-        .stderr(predicate::str::contains("holds a GRU4Rec distilled student run"));
+        .stderr(predicate::str::contains(
+            "holds a GRU4Rec distilled student run",
+        ));
     // A teacher retrained since (other best weights, committed as its own) is refused on
     // resume, naming it, and the student's folder is left as it was.
     let persona = dir.path().join("persona");
