@@ -791,6 +791,25 @@ fn train_then_eval_checkpoint() {
             .unwrap()
             .contains("\"epochs\": 2")
     );
+    // --resume alone continues the model the run records; another model is refused, and with
+    // no run there the error asks for --model.
+    ok(&["train", "--resume", "--out", r, "--epochs", "3"]);
+    assert_eq!(
+        std::fs::read_to_string(run.join("log.jsonl"))
+            .unwrap()
+            .lines()
+            .count(),
+        3
+    );
+    fails(
+        &["train", "--model", "hgn", "--resume", "--out", r],
+        "--resume continues the run that is there",
+    );
+    let nothing = dir.path().join("nothing");
+    fails(
+        &["train", "--resume", "--out", nothing.to_str().unwrap()],
+        "no run to continue there",
+    );
     // A model setting edited by hand after training is refused wherever the run is read: the
     // weights were trained with the other value, and results would change silently.
     let cfg_path = run.join("config.json");
@@ -2351,9 +2370,10 @@ fn an_s3rec_run_stopped_in_pretraining_resumes_with_its_own_settings() {
     assert!(command.contains("hidden=16"), "{command}");
     let mut resume = args.clone();
     resume.push("--resume");
-    // Cut off in its pre-training, it resumes without --data on the file its stage records.
+    // Cut off in its pre-training, it resumes without --data on the file its stage records,
+    // and without --model as the model its stage records.
     let mut no_data = resume.clone();
-    no_data.retain(|a| *a != "--data" && *a != d);
+    no_data.retain(|a| !["--data", d, "--model", "s3rec"].contains(a));
     cmd(&no_data)
         .assert()
         .success()

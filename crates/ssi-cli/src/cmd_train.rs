@@ -13,9 +13,9 @@ use std::path::PathBuf;
 
 #[derive(Args)]
 pub struct TrainArgs {
-    /// sasrec, bert4rec, gru4rec, hgn, s3rec or grec.
-    #[arg(long)]
-    model: ModelKind,
+    /// sasrec, bert4rec, gru4rec, hgn, s3rec or grec; with --resume, the run's own when left out.
+    #[arg(long, required_unless_present = "resume")]
+    model: Option<ModelKind>,
     #[command(flatten)]
     run: RunArgs,
 }
@@ -117,7 +117,27 @@ pub struct RunArgs {
 }
 
 pub fn train(a: TrainArgs) -> Result<()> {
-    run(a.model, Vec::new(), a.run, None)
+    let model = match a.model {
+        Some(m) => m,
+        // --resume without --model: the model config.json records, or that of the S3-Rec
+        // pre-training stage of a run cut off in it (a model given is checked where the run is
+        // opened).
+        None => ssi_train::RunDir::new(&a.run.out)
+            .config()
+            .or_else(|e| {
+                ssi_train::RunDir::new(a.run.out.join(ssi_train::checkpoint::PRETRAIN_DIR))
+                    .config()
+                    .map_err(|_| e)
+            })
+            .map(|c| c.model.kind())
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "{}: no run to continue there ({e}); give --model",
+                    a.run.out.display()
+                )
+            })?,
+    };
+    run(model, Vec::new(), a.run, None)
 }
 
 /// `ssi pretrain`: a BERT4Rec teacher with one consistency task (eq. 4).
