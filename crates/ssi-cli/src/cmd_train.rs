@@ -363,9 +363,10 @@ fn run_job(
 /// The summary of a trained run: epochs, minutes, best validation, and why it stopped.
 pub fn print_trained(state: &ssi_train::checkpoint::TrainState) {
     outln!(
-        "trained {} epochs in {:.1} min; best validation NDCG@10 {:.4} at epoch {}",
+        "trained {} epochs in {:.1} min; best {} {:.4} at epoch {}",
         state.epoch,
         state.train_seconds / 60.0,
+        state.select_by.unwrap_or_default().describe(),
         state.best_valid_ndcg10,
         state
             .best_epoch

@@ -70,7 +70,11 @@ pub struct TrainState {
     pub epoch: usize,
     pub steps: usize,
     pub best_epoch: Option<usize>,
+    /// The best validation by the run's `select_by` (sampled NDCG@10 unless it says otherwise).
     pub best_valid_ndcg10: f64,
+    /// The criterion `best_valid_ndcg10` is measured by; absent: sampled NDCG@10.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub select_by: Option<crate::config::SelectBy>,
     /// Optimiser steps completed at the end of the best epoch.
     #[serde(default)]
     pub best_step: usize,
@@ -104,7 +108,8 @@ impl TrainState {
         let since = self.steps.saturating_sub(self.best_step);
         if self.bad_evals >= train.patience && since >= train.patience_steps {
             return Some(format!(
-                "no better validation NDCG@10 than {:.4} (epoch {}) for {} validations and {since} steps (patience {}, patience_steps {})",
+                "no better {} than {:.4} (epoch {}) for {} validations and {since} steps (patience {}, patience_steps {})",
+                self.select_by.unwrap_or_default().describe(),
                 self.best_valid_ndcg10,
                 self.best_epoch.unwrap_or(0),
                 self.bad_evals,

@@ -80,6 +80,45 @@ pub struct TrainConfig {
     /// evaluated.
     #[config(default = "None")]
     pub eval_seed: Option<u64>,
+    /// What a better validation is, for `best.bpk` and patience; `null`: `sampled`, the paper's.
+    #[config(default = "None")]
+    pub select_by: Option<SelectBy>,
+}
+
+/// The validation figure a run keeps its best epoch by (and counts patience on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SelectBy {
+    /// NDCG@10 among the target and 99 sampled negatives: the paper's protocol.
+    #[default]
+    Sampled,
+    /// NDCG@10 against every item.
+    Full,
+    /// The geometric mean of the two: a relative gain on one protocol weighs as much as the same
+    /// relative gain on the other (sampled NDCG@10 is about five times full NDCG@10, so a sum
+    /// would follow the sampled one alone).
+    Both,
+}
+
+impl SelectBy {
+    /// The criterion's value for one validation; `None` when it needs full ranking and there
+    /// is none.
+    pub fn score(self, sampled: f64, full: Option<f64>) -> Option<f64> {
+        match self {
+            SelectBy::Sampled => Some(sampled),
+            SelectBy::Full => full,
+            SelectBy::Both => full.map(|f| (sampled.max(0.0) * f.max(0.0)).sqrt()),
+        }
+    }
+
+    /// The criterion in words, for messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            SelectBy::Sampled => "validation NDCG@10 (sampled-99)",
+            SelectBy::Full => "validation NDCG@10 (full ranking)",
+            SelectBy::Both => "validation √(sampled × full NDCG@10)",
+        }
+    }
 }
 
 impl TrainConfig {

@@ -406,13 +406,22 @@ impl Trainer<'_> {
         log.valid_ndcg10 = Some(ndcg);
         log.valid_recall10 = report.sampled.recall_at(10);
         log.valid_full_ndcg10 = report.full.as_ref().and_then(|f| f.ndcg_at(10));
+        let select_by = s.cfg.select_by.unwrap_or_default();
+        let score = select_by
+            .score(ndcg, log.valid_full_ndcg10)
+            .ok_or_else(|| {
+                TrainError::Config(format!(
+                    "select_by = {select_by:?} needs full-ranking validation, which gave no figure"
+                ))
+            })?;
         let state = &mut s.state;
-        if state.best_epoch.is_some() && ndcg <= state.best_valid_ndcg10 {
+        state.select_by = s.cfg.select_by;
+        if state.best_epoch.is_some() && score <= state.best_valid_ndcg10 {
             state.bad_evals += 1;
             return Ok(None);
         }
         state.best_epoch = Some(log.epoch);
-        state.best_valid_ndcg10 = ndcg;
+        state.best_valid_ndcg10 = score;
         state.best_step = state.steps;
         state.bad_evals = 0;
         log.best = true;

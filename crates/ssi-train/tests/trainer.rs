@@ -262,3 +262,42 @@ fn a_dataset_without_training_pairs_is_refused() {
     assert!(err.contains("at least 4 items"), "{err}");
     assert!(!out.exists(), "a run folder was written");
 }
+
+/// `select_by` decides which epoch is kept: the best epoch of a run is the one whose logged
+/// validation is best by the run's criterion (sampled NDCG@10, full-ranking NDCG@10, or their
+/// geometric mean), and the state says which criterion its best value is.
+#[test]
+fn the_best_epoch_is_the_best_by_the_runs_criterion() {
+    use ssi_train::config::SelectBy;
+    let ds = dataset();
+    let (m, t) = configs(ModelKind::Sasrec, &ds);
+    let t = t
+        .with_epochs(4)
+        .with_patience(100)
+        .with_max_steps_per_epoch(Some(2));
+    for by in [SelectBy::Sampled, SelectBy::Full, SelectBy::Both] {
+        let dir = tempfile::tempdir().unwrap();
+        let state = trainer(&ds, dir.path(), None)
+            .run(&m, &t.clone().with_select_by(Some(by)), false, &mut Silent)
+            .unwrap();
+        let log = std::fs::read_to_string(dir.path().join("log.jsonl")).unwrap();
+        let scores: Vec<(usize, f64)> = log
+            .lines()
+            .map(|l| {
+                let e: ssi_train::trainer::EpochLog = serde_json::from_str(l).unwrap();
+                let s = by
+                    .score(e.valid_ndcg10.unwrap(), e.valid_full_ndcg10)
+                    .unwrap();
+                (e.epoch, s)
+            })
+            .collect();
+        assert_eq!(scores.len(), 4, "{log}");
+        // The first epoch reaching the maximum: a later equal one is not better. (log.jsonl's
+        // decimal figures round-trip to within an ulp or so.)
+        let max = scores.iter().map(|s| s.1).fold(f64::MIN, f64::max);
+        let want = scores.iter().find(|s| s.1 >= max - 1e-12).unwrap().0;
+        assert_eq!(state.best_epoch, Some(want), "{by:?}: {scores:?}");
+        assert!((state.best_valid_ndcg10 - max).abs() < 1e-12, "{by:?}");
+        assert_eq!(state.select_by, Some(by));
+    }
+}
