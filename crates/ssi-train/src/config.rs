@@ -111,6 +111,15 @@ impl SelectBy {
         }
     }
 
+    /// The setting's value, as `--set select_by=` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            SelectBy::Sampled => "sampled",
+            SelectBy::Full => "full",
+            SelectBy::Both => "both",
+        }
+    }
+
     /// The criterion in words, for messages.
     pub fn describe(self) -> &'static str {
         match self {

@@ -7,6 +7,7 @@
 //! replaces only the rows whose run folders it finds again.
 
 use crate::checkpoint::{RunConfig, TrainState};
+use crate::config::SelectBy;
 use crate::reproduce::ImitationOptions;
 use ssi_models::ModelConfig;
 use ssi_models::imitation::{ImitationConfig, ImitationPoints};
@@ -587,10 +588,14 @@ fn read_row(root: &Path, dir: &Path) -> Result<(Row, Option<String>), String> {
         ssi: cfg.distill.is_some(),
         init_from: cfg.init_from.clone(),
         path: Some(run_path(dir)),
-        setup: cfg
-            .distill
-            .as_ref()
-            .map(|d| setup_label(&d.imitation, cfg.init_from.is_some())),
+        setup: cfg.distill.as_ref().map(|d| {
+            let mut label = setup_label(&d.imitation, cfg.init_from.is_some());
+            // Another epoch kept than the presets keep: not the same configuration.
+            if let Some(by) = cfg.train.select_by.filter(|b| *b != SelectBy::Sampled) {
+                label.push_str(&format!(", --set select_by={}", by.name()));
+            }
+            label
+        }),
     };
     Ok((row, note))
 }
