@@ -369,3 +369,39 @@ fn pre_training_stages_are_not_rows() {
         "{skipped:?}"
     );
 }
+
+/// An SSI student that kept another epoch than the presets keep (`select_by`) is not labelled as
+/// the preset: its row says how it was selected.
+#[test]
+fn a_student_selected_by_another_criterion_says_so() {
+    use ssi_train::config::SelectBy;
+    let root = tempfile::tempdir().unwrap();
+    for (name, by) in [("sampled", None), ("both", Some(SelectBy::Both))] {
+        let dir = root.path().join(name);
+        run(&dir, ModelKind::Sasrec, "toys", 0.37);
+        let text = std::fs::read_to_string(dir.join("config.json")).unwrap();
+        let mut cfg: RunConfig = serde_json::from_str(&text).unwrap();
+        cfg.train.select_by = by;
+        cfg.distill = Some(ssi_train::config::DistillSpec {
+            teachers: vec!["t".into()],
+            teacher_names: vec!["sasrec".into()],
+            imitation: ssi_models::imitation::ImitationConfig::new(),
+            teacher_weights: None,
+        });
+        std::fs::write(
+            dir.join("config.json"),
+            serde_json::to_string(&cfg).unwrap(),
+        )
+        .unwrap();
+    }
+    let (rows, skipped) = report::collect(&[root.path().to_path_buf()]);
+    assert!(skipped.is_empty(), "{skipped:?}");
+    let setup = |config: &str| {
+        rows.iter()
+            .find(|r| r.config == config)
+            .and_then(|r| r.setup.clone())
+            .unwrap()
+    };
+    assert_eq!(setup("sampled"), "faithful");
+    assert_eq!(setup("both"), "faithful, --set select_by=both");
+}
