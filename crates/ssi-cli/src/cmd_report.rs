@@ -104,6 +104,13 @@ pub fn report(mut a: ReportArgs) -> Result<()> {
             String::from_utf8_lossy(b).contains(mark)
         })?;
     }
+    for c in charts.iter().filter(|c| !c.svg.is_empty()) {
+        ssi_data::dataset::check_replaceable(
+            &a.out.join(&c.file),
+            "ssi report",
+            report::is_our_chart,
+        )?;
+    }
     ssi_data::dataset::write_atomic(&csv_path, report::to_csv(&rows, &paper).as_bytes())?;
     ssi_data::dataset::write_atomic(&archive, report::to_archive(&rows).as_bytes())?;
     for c in charts.iter().filter(|c| !c.svg.is_empty()) {

@@ -131,10 +131,7 @@ pub fn train(a: TrainArgs) -> Result<()> {
             })
             .map(|c| c.model.kind())
             .map_err(|e| {
-                anyhow::anyhow!(
-                    "{}: no run to continue there ({e}); give --model",
-                    a.run.out.display()
-                )
+                anyhow::anyhow!("{}: no run to continue there ({e})", a.run.out.display())
             })?,
     };
     run(model, Vec::new(), a.run, None)

@@ -195,6 +195,34 @@ impl RunDir {
     pub fn has_run(&self) -> bool {
         self.file("state.json").exists()
     }
+    /// Refuses a folder that holds what only a committed epoch writes (best weights, test
+    /// results, the files of a second epoch) but no `state.json`: a run that lost its record,
+    /// which neither `--resume` can continue nor a new run may overwrite. Files of a first
+    /// epoch alone are those of a run stopped before its first commit, which starts over.
+    pub fn refuse_orphan(&self) -> Result<(), TrainError> {
+        if self.has_run() {
+            return Ok(());
+        }
+        let mut found: Vec<String> = [BEST, "test.json"]
+            .into_iter()
+            .filter(|n| self.file(n).exists())
+            .map(String::from)
+            .collect();
+        let mut later = self.own_files("epoch-", &[".model.bpk", ".optim.bpk"]);
+        later.retain(|(epoch, _)| *epoch >= 2);
+        later.sort();
+        found.extend(later.into_iter().map(|(_, p)| file_name(&p)));
+        if found.is_empty() {
+            return Ok(());
+        }
+        Err(TrainError::Config(format!(
+            "{} holds the files of a trained run ({}) but no state.json, so it can be neither \
+             continued nor trained over: restore its state.json, or move those files (or the \
+             folder) away, or choose another --out",
+            self.path.display(),
+            found.join(", ")
+        )))
+    }
     /// Whether the run has finished and its `test.json` is the result of that finish: a run
     /// reopened by `--resume` with new limits keeps training, and a `test.json` left from
     /// before would be of an earlier stop.
@@ -213,6 +241,10 @@ impl RunDir {
 
     pub fn read_json<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<T, TrainError> {
         let path = self.file(name);
+        // A pipe or a device in a run folder would block or never end.
+        if std::fs::metadata(&path).is_ok_and(|m| !m.is_file()) {
+            return Err(io(&path, "not a regular file"));
+        }
         let text = ssi_data::dataset::read_text_max(&path, ssi_data::dataset::MAX_SETTINGS_BYTES)
             .map_err(|e| TrainError::Checkpoint(e.to_string()))?;
         serde_json::from_str(&text).map_err(|e| io(&path, format!("invalid JSON: {e}")))
@@ -263,7 +295,13 @@ impl RunDir {
                 self.path.display()
             )));
         }
-        let state: TrainState = self.read_json("state.json")?;
+        let state: TrainState = self.read_json("state.json").map_err(|e| {
+            TrainError::Checkpoint(format!(
+                "{e}: the run's record of its epochs is damaged, so the run can be neither \
+                 continued nor evaluated; restore the file, or move the folder away and train \
+                 again"
+            ))
+        })?;
         // A best epoch or step past the run's own counts is a hand-edited or foreign file: the
         // best weights would be looked for in an epoch that never ran.
         if state.best_epoch.is_some_and(|b| b > state.epoch) || state.best_step > state.steps {

@@ -3,7 +3,7 @@
 //! locked, checked and resumed here; progress goes to a `TrainObserver`.
 
 use crate::checkpoint::{DatasetInfo, RunDir, STOPPING_LIMITS as LIMITS, TrainState, warm_start};
-use crate::config::{DistillSpec, TrainConfig, TrainError};
+use crate::config::{DistillSpec, SelectBy, TrainConfig, TrainError};
 use crate::distill::{Distill, describe_teachers};
 use crate::recommender::ModelRecommender;
 use crate::settings::{Setting, apply_settings};
@@ -59,6 +59,7 @@ pub fn train_job(
     if let Ok(cfg) = dir.config() {
         dir.refuse_stage(&cfg, "--out")?;
     }
+    dir.refuse_orphan()?;
     let pretrain = RunDir::new(job.out.join(PRETRAIN_DIR));
     if job.resume && !dir.has_run() && !pretrain.has_run() {
         let why = if job.out.join("config.json").exists() {
@@ -287,7 +288,14 @@ fn resume_limits(
         )));
     }
     let (model, train) = apply_settings(&saved.model, &saved.train, &job.settings)?;
-    let json = |v: &TrainConfig| serde_json::to_value(v).expect("configs serialise");
+    // `select_by` null (runs from before the setting) means sampled: the same setting.
+    let json = |v: &TrainConfig| {
+        let v = TrainConfig {
+            select_by: v.select_by.filter(|b| *b != SelectBy::Sampled),
+            ..v.clone()
+        };
+        serde_json::to_value(v).expect("configs serialise")
+    };
     // Saved settings as they read (`null` where a default was added later: its meaning).
     let pairs = [
         (model.to_json(), saved.model.clone().resolved().to_json()),
@@ -340,7 +348,14 @@ fn same_settings_as_pretraining(
     out: &Path,
 ) -> Result<(), TrainError> {
     let saved = pretrain.config()?;
-    let json = |v: &TrainConfig| serde_json::to_value(v).expect("configs serialise");
+    // `select_by` null (runs from before the setting) means sampled: the same setting.
+    let json = |v: &TrainConfig| {
+        let v = TrainConfig {
+            select_by: v.select_by.filter(|b| *b != SelectBy::Sampled),
+            ..v.clone()
+        };
+        serde_json::to_value(v).expect("configs serialise")
+    };
     let pairs = [
         (model.to_json(), saved.model.clone().resolved().to_json()),
         (json(train), json(&saved.train)),
@@ -444,7 +459,14 @@ pub fn differing_settings(ds: &Dataset, job: &Job) -> Result<Vec<String>, TrainE
     let saved = RunDir::new(&job.out).config()?;
     let base = ModelConfig::new(job.kind, ds.n_items as usize, ds.n_users());
     let (model, train) = apply_settings(&base, &TrainConfig::defaults_for(&base), &job.settings)?;
-    let json = |v: &TrainConfig| serde_json::to_value(v).expect("configs serialise");
+    // `select_by` null (runs from before the setting) means sampled: the same setting.
+    let json = |v: &TrainConfig| {
+        let v = TrainConfig {
+            select_by: v.select_by.filter(|b| *b != SelectBy::Sampled),
+            ..v.clone()
+        };
+        serde_json::to_value(v).expect("configs serialise")
+    };
     let mut differ = Vec::new();
     for (new, old) in [
         (model.to_json(), saved.model.clone().resolved().to_json()),

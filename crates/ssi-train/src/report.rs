@@ -78,7 +78,7 @@ pub const CSV_HEADER: &str = "dataset,model,config,recall@10,ndcg@10,";
 /// The rows of an archive written by [`to_archive`]; an error names the file.
 /// Rows archived before [`Row::setup`] was recorded get it from their starting command.
 pub fn read_archive(path: &Path) -> Result<Vec<Row>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let text = read_regular(path, ssi_data::dataset::MAX_FILE_BYTES)?;
     let mut rows: Vec<Row> = serde_json::from_str(&text).map_err(|e| {
         format!(
             "{}: not an archive of results rows (line {}): {e}",
@@ -262,7 +262,12 @@ pub fn curve_charts(rows: &[Row]) -> Vec<Chart> {
         .filter(|r| r.ssi && !r.curve.is_empty())
         .map(|r| (r.dataset.as_str(), r.kind.as_str(), r.init_from.as_ref()))
         .collect();
-    groups.dedup();
+    let mut seen = Vec::new();
+    groups.retain(|g| {
+        let new = !seen.contains(g);
+        seen.push(*g);
+        new
+    });
     for (dataset, kind, start) in groups {
         let members: Vec<&Row> = rows
             .iter()
@@ -278,7 +283,9 @@ pub fn curve_charts(rows: &[Row]) -> Vec<Chart> {
             .collect();
         let n = charts
             .iter()
-            .filter(|c: &&Chart| c.dataset == dataset && c.file.contains(&format!("-{kind}")))
+            .filter(|c: &&Chart| {
+                c.dataset == dataset && c.file.contains(&format!("-{}", file_part(kind)))
+            })
             .filter(|c| !c.file.ends_with("-full.svg"))
             .count();
         let suffix = if n == 0 {
@@ -291,10 +298,16 @@ pub fn curve_charts(rows: &[Row]) -> Vec<Chart> {
             .find(|r| !r.ssi)
             .map(|r| r.model.clone())
             .unwrap_or_default();
-        let title = format!("{dataset}: SSI against {student} alone, validation NDCG@10");
+        // Two charts of one model differ by their start.
+        let from = start
+            .and_then(|p| p.file_name())
+            .map(|n| format!(" from {}", n.to_string_lossy()))
+            .unwrap_or_default();
+        let title = format!("{dataset}: SSI against {student} alone{from}, validation NDCG@10");
+        let stem = format!("curves-{}-{}{suffix}", file_part(dataset), file_part(kind));
         charts.push(Chart {
             dataset: dataset.to_string(),
-            file: format!("curves-{dataset}-{kind}{suffix}.svg"),
+            file: format!("{stem}.svg"),
             svg: crate::reproduce::line_chart(&title, "epoch", "validation NDCG@10", &series),
             title,
         });
@@ -305,11 +318,12 @@ pub fn curve_charts(rows: &[Row]) -> Vec<Chart> {
             .map(|r| (format!("{} ({})", r.model, r.config), r.full_curve.clone()))
             .collect();
         if full.len() > 1 {
-            let title =
-                format!("{dataset}: SSI against {student} alone, validation NDCG@10, all items");
+            let title = format!(
+                "{dataset}: SSI against {student} alone{from}, validation NDCG@10, all items"
+            );
             charts.push(Chart {
                 dataset: dataset.to_string(),
-                file: format!("curves-{dataset}-{kind}{suffix}-full.svg"),
+                file: format!("{stem}-full.svg"),
                 svg: crate::reproduce::line_chart(
                     &title,
                     "epoch",
@@ -321,6 +335,42 @@ pub fn curve_charts(rows: &[Row]) -> Vec<Chart> {
         }
     }
     charts
+}
+
+/// Whether `bytes` are a chart this project draws (`reproduce::line_chart`, `bar_chart`), which
+/// a report may replace; any other file where a chart goes is a user's, left as it is.
+pub fn is_our_chart(bytes: &[u8]) -> bool {
+    const HEAD: &str = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"";
+    const BODY: &str = "font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>";
+    let text = String::from_utf8_lossy(bytes);
+    text.starts_with(HEAD) && text.contains(BODY)
+}
+
+/// `name` as a part of a file name: letters, digits, `-` and `_` kept, anything else (a `/`,
+/// `..`, a space) a `-`, so that a dataset's name read from a run folder names a file inside
+/// the page's folder and a link that Markdown reads whole.
+pub fn file_part(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+/// A regular file of at most `max` bytes as text (a pipe or a device under a run folder would
+/// block or never end); an error names the file.
+fn read_regular(path: &Path, max: u64) -> Result<String, String> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => {
+            ssi_data::dataset::read_text_max(path, max).map_err(|e| e.to_string())
+        }
+        Ok(_) => Err(format!("{}: not a regular file", path.display())),
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    }
 }
 
 /// Charts an earlier report wrote (`files`: names in the page's folder) whose runs' curves are
@@ -337,7 +387,7 @@ pub fn earlier_charts(files: &[String], rows: &[Row], charts: &[Chart]) -> Vec<C
         .filter_map(|f| {
             let d = datasets
                 .iter()
-                .find(|d| f.starts_with(&format!("curves-{d}-")))?;
+                .find(|d| f.starts_with(&format!("curves-{}-", file_part(d))))?;
             Some(Chart {
                 dataset: d.to_string(),
                 file: f.clone(),
@@ -363,8 +413,15 @@ struct Curves {
 /// (left out of the curves; the test figures do not depend on them).
 fn read_curve(dir: &Path) -> (Curves, Option<String>) {
     let path = dir.join("log.jsonl");
-    let Ok(text) = std::fs::read_to_string(&path) else {
-        return (Curves::default(), None);
+    let text = match read_regular(&path, ssi_data::dataset::MAX_SETTINGS_BYTES) {
+        Ok(text) => text,
+        Err(_) if !path.exists() => return (Curves::default(), None),
+        Err(e) => {
+            return (
+                Curves::default(),
+                Some(format!("{e}; the run has no curve")),
+            );
+        }
     };
     let mut bad = Vec::new();
     let mut curve = Curves::default();
@@ -513,11 +570,14 @@ fn through_link(root: &Path, dir: &Path) -> bool {
 
 fn read_row(root: &Path, dir: &Path) -> Result<(Row, Option<String>), String> {
     let read = |name: &str| -> Result<serde_json::Value, String> {
-        let text = std::fs::read_to_string(dir.join(name)).map_err(|e| format!("{name}: {e}"))?;
+        let text = read_regular(&dir.join(name), ssi_data::dataset::MAX_SETTINGS_BYTES)?;
         serde_json::from_str(&text).map_err(|e| format!("{name}: {e}"))
     };
-    let cfg: RunConfig =
-        serde_json::from_value(read("config.json")?).map_err(|e| format!("config.json: {e}"))?;
+    // Read as every command reads it: range-checked, and refused where its settings differ
+    // from those state.json records (an edited file would report another run's figures).
+    let cfg: RunConfig = crate::checkpoint::RunDir::new(dir)
+        .config()
+        .map_err(|e| e.to_string())?;
     if let Some(run) = crate::checkpoint::RunDir::new(dir).stage_owner(&cfg) {
         return Err(format!(
             "the pre-training stage of the run {}, reported with it",
@@ -578,9 +638,12 @@ fn read_row(root: &Path, dir: &Path) -> Result<(Row, Option<String>), String> {
         full_recall10: metric("full_recall@10"),
         full_ndcg10: metric("full_ndcg@10"),
         train_minutes: minutes,
-        command: std::fs::read_to_string(dir.join("command.txt"))
-            .ok()
-            .map(|c| c.trim().to_string()),
+        command: read_regular(
+            &dir.join("command.txt"),
+            ssi_data::dataset::MAX_SETTINGS_BYTES,
+        )
+        .ok()
+        .map(|c| c.trim().to_string()),
         seed: cfg.train.seed,
         curve: curve.sampled,
         full_curve: curve.full,
@@ -588,14 +651,22 @@ fn read_row(root: &Path, dir: &Path) -> Result<(Row, Option<String>), String> {
         ssi: cfg.distill.is_some(),
         init_from: cfg.init_from.clone(),
         path: Some(run_path(dir)),
-        setup: cfg.distill.as_ref().map(|d| {
-            let mut label = setup_label(&d.imitation, cfg.init_from.is_some());
-            // Another epoch kept than the presets keep: not the same configuration.
-            if let Some(by) = cfg.train.select_by.filter(|b| *b != SelectBy::Sampled) {
-                label.push_str(&format!(", --set select_by={}", by.name()));
+        setup: {
+            // Another epoch kept than the presets keep: not the same configuration, for an SSI
+            // student and for the reference it is compared with.
+            let by = cfg
+                .train
+                .select_by
+                .filter(|b| *b != SelectBy::Sampled)
+                .map(|by| format!("--set select_by={}", by.name()));
+            match (&cfg.distill, by) {
+                (Some(d), by) => {
+                    let label = setup_label(&d.imitation, cfg.init_from.is_some());
+                    Some(by.map_or(label.clone(), |by| format!("{label}, {by}")))
+                }
+                (None, by) => by,
             }
-            label
-        }),
+        },
     };
     Ok((row, note))
 }
@@ -759,6 +830,16 @@ pub fn to_markdown(
 /// Where dataset `d` stands against the goals: every warm-started SSI student against the same
 /// model continued alone from the same start (the same-run reference), and the best SSI student
 /// against [`GOALS`]. Said plainly where a goal is not met.
+/// The rule a row's best epoch was kept by (`select_by`, named in its setup where not the
+/// default).
+fn selected_by(r: &Row) -> &str {
+    r.setup
+        .as_deref()
+        .and_then(|s| s.split("select_by=").nth(1))
+        .and_then(|rest| rest.split([',', ' ']).next())
+        .unwrap_or("sampled")
+}
+
 fn goals(rows: &[Row], d: &str) -> String {
     let here: Vec<&Row> = rows.iter().filter(|r| r.dataset == d).collect();
     let students: Vec<&Row> = here.iter().copied().filter(|r| r.ssi).collect();
@@ -800,8 +881,18 @@ fn goals(rows: &[Row], d: &str) -> String {
         // Compared as printed (four decimals): +0.0100 is met.
         let round = |x: f64| (x * 1e4).round() / 1e4;
         let met = round(gain) >= GAIN_GOAL && full.is_none_or(|f| round(f) >= 0.0);
+        // Epochs kept by different rules are not a like-for-like comparison: said beside it.
+        let rules = if selected_by(s) == selected_by(reference) {
+            String::new()
+        } else {
+            format!(
+                " (epochs kept by {} here, by {} in the reference)",
+                selected_by(s),
+                selected_by(reference)
+            )
+        };
         md.push_str(&format!(
-            "| `{}` | `{}` | {:+.4} | {} | {} |\n",
+            "| `{}` | `{}` | {:+.4} | {} | {}{rules} |\n",
             cell(&s.config),
             cell(&reference.config),
             gain,

@@ -249,6 +249,7 @@ impl Trainer<'_> {
                 .init()
         };
         if !self.dir.has_run() {
+            self.dir.refuse_orphan()?;
             let objective = make(&run)?;
             device.seed(run.train.seed);
             let model = objective.init(device);

@@ -405,3 +405,46 @@ fn a_student_selected_by_another_criterion_says_so() {
     assert_eq!(setup("sampled"), "faithful");
     assert_eq!(setup("both"), "faithful, --set select_by=both");
 }
+
+/// A dataset name read from a run folder names a chart inside the page's folder (no `/`, `..`
+/// or space), and only charts this project draws are ones a report may replace.
+#[test]
+fn chart_files_stay_in_the_page_folder_and_spare_a_users_files() {
+    assert_eq!(report::file_part("../../x y|v2"), "------x-y-v2");
+    let mut rows = vec![
+        row("SSI-SASRec", "ssi", true, Some("base")),
+        row("SASRec", "alone", false, Some("base")),
+    ];
+    for r in &mut rows {
+        r.dataset = "../up/Shop v2".into();
+    }
+    let charts = report::curve_charts(&rows);
+    assert!(!charts.is_empty());
+    for c in &charts {
+        assert!(
+            !c.file.contains('/') && !c.file.contains(' ') && !c.file.contains(".."),
+            "{}",
+            c.file
+        );
+        assert!(report::is_our_chart(c.svg.as_bytes()), "{}", c.file);
+    }
+    assert!(!report::is_our_chart(b"my own chart"));
+    assert!(!report::is_our_chart(
+        b"<svg xmlns=\"http://www.w3.org/2000/svg\"><circle r=\"4\"/></svg>"
+    ));
+}
+
+/// A student alone kept by another rule than its SSI student says so in its row and in the
+/// comparison, which is then not like for like.
+#[test]
+fn a_reference_kept_by_another_rule_is_flagged() {
+    let mut ssi = row("SSI-SASRec", "ssi", true, Some("base"));
+    ssi.setup = Some("best preset".into());
+    let mut alone = row("SASRec", "alone", false, Some("base"));
+    alone.setup = Some("--set select_by=full".into());
+    let page = report::to_markdown(&[ssi, alone], &|_: &str, _: &str| None, &[], &[], &[]);
+    assert!(
+        page.contains("(epochs kept by sampled here, by full in the reference)"),
+        "{page}"
+    );
+}

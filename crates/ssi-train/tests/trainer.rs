@@ -194,6 +194,55 @@ fn edited_training_settings_are_refused() {
     assert_eq!(run.config().unwrap().train.epochs, 7);
 }
 
+/// A folder that holds a trained run's files but lost its `state.json` is neither resumed nor
+/// trained over: its best weights stay as they were.
+#[test]
+fn a_run_that_lost_its_state_is_neither_resumed_nor_trained_over() {
+    let dir = one_step_run();
+    let best = std::fs::read(dir.path().join("best.bpk")).unwrap();
+    std::fs::remove_file(dir.path().join("state.json")).unwrap();
+    let ds = dataset();
+    let (m, t) = configs(ModelKind::Sasrec, &ds);
+    for resume in [false, true] {
+        let err = trainer(&ds, dir.path(), Some(1))
+            .run(&m, &t, resume, &mut Silent)
+            .expect_err("a run without its state.json");
+        assert!(
+            err.to_string().contains("best.bpk") && err.to_string().contains("no state.json"),
+            "{err}"
+        );
+    }
+    assert_eq!(std::fs::read(dir.path().join("best.bpk")).unwrap(), best);
+}
+
+/// `ssi report` reads a run as every command does: an edited `config.json` is skipped with the
+/// reason, not reported as the run's figures.
+#[test]
+fn the_report_skips_a_run_whose_settings_were_edited() {
+    let dir = one_step_run();
+    let run = RunDir::new(dir.path());
+    std::fs::write(
+        dir.path().join("test.json"),
+        r#"{"recall@10": 0.5, "ndcg@10": 0.3}"#,
+    )
+    .unwrap();
+    let mut state: serde_json::Value = run.read_json("state.json").unwrap();
+    state["finished"] = true.into();
+    run.write_json("state.json", &state).unwrap();
+    let roots = [dir.path().to_path_buf()];
+    let (rows, skipped) = ssi_train::report::collect(&roots);
+    assert_eq!((rows.len(), skipped.len()), (1, 0), "{skipped:?}");
+    let mut edited: serde_json::Value = run.read_json("config.json").unwrap();
+    edited["train"]["lr"] = 0.5.into();
+    run.write_json("config.json", &edited).unwrap();
+    let (rows, skipped) = ssi_train::report::collect(&roots);
+    assert!(rows.is_empty());
+    assert!(
+        skipped.len() == 1 && skipped[0].contains("training settings differ"),
+        "{skipped:?}"
+    );
+}
+
 /// `weight_decay` reaches the optimiser: the same run with a strong L2 penalty ends with a
 /// smaller item table (same seed, data and steps otherwise).
 #[test]
@@ -300,4 +349,49 @@ fn the_best_epoch_is_the_best_by_the_runs_criterion() {
         assert!((state.best_valid_ndcg10 - max).abs() < 1e-12, "{by:?}");
         assert_eq!(state.select_by, Some(by));
     }
+}
+
+/// `select_by` left unset (`null`, as in runs from before the setting) is `sampled`: resuming
+/// such a run with `--set select_by=sampled` is no change, with `full` a refused one.
+#[test]
+fn an_unset_select_by_is_sampled_on_resume() {
+    use ssi_train::{Job, Setting, train_job};
+    let ds = dataset();
+    let dir = tempfile::tempdir().unwrap();
+    let base = vec![
+        Setting::strict("hidden", 16),
+        Setting::strict("epochs", 1),
+        Setting::strict("batch_size", 32),
+        Setting::strict("max_steps_per_epoch", 1),
+    ];
+    let job = |resume: bool, more: Option<Setting>| Job {
+        kind: ModelKind::Gru4rec,
+        settings: base.iter().cloned().chain(more).collect(),
+        data_path: None,
+        device: Device::flex(),
+        out: dir.path().to_path_buf(),
+        resume,
+        init: None,
+        distill: None,
+        command: vec!["test".into()],
+    };
+    train_job(&ds, &job(false, None), &mut Silent).unwrap();
+    let saved = std::fs::read_to_string(dir.path().join("config.json")).unwrap();
+    assert!(saved.contains("\"select_by\": null"), "{saved}");
+    train_job(
+        &ds,
+        &job(true, Some(Setting::strict("select_by", "sampled"))),
+        &mut Silent,
+    )
+    .expect("sampled is the unset criterion");
+    let err = train_job(
+        &ds,
+        &job(true, Some(Setting::strict("select_by", "full"))),
+        &mut Silent,
+    )
+    .expect_err("another criterion");
+    assert!(
+        err.to_string().contains("select_by null -> \"full\""),
+        "{err}"
+    );
 }
