@@ -358,7 +358,7 @@ fn an_unset_select_by_is_sampled_on_resume() {
     use ssi_train::{Job, Setting, train_job};
     let ds = dataset();
     let dir = tempfile::tempdir().unwrap();
-    let base = vec![
+    let base = [
         Setting::strict("hidden", 16),
         Setting::strict("epochs", 1),
         Setting::strict("batch_size", 32),
