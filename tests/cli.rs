@@ -1828,6 +1828,12 @@ fn outputs_never_replace_inputs_or_existing_data() {
     ]));
     assert_eq!(drawn["ndcg@10"], read["ndcg@10"]);
     assert_eq!(read["negatives"], 99);
+    // Named by their file, not by a seed they were not drawn with.
+    assert_eq!(read["negatives_file"], n);
+    assert!(
+        read.get("seed").is_none() && drawn["seed"] == 42,
+        "{read} {drawn}"
+    );
     let bad = dir.path().join("bad.neg");
     std::fs::write(&bad, lines[1..].join("\n")).unwrap();
     fails(

@@ -51,6 +51,9 @@ pub struct Evaluator {
     /// What a user should know about where the candidates came from (lines of a negatives file
     /// that were not used); printed by front-ends before the figures.
     pub notes: Vec<String>,
+    /// The file the candidates were read from ([`Evaluator::from_file`]); `None`: drawn with
+    /// the seed.
+    pub candidates_file: Option<String>,
 }
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -68,6 +71,9 @@ pub struct EvalReport {
     pub users_short_of_negatives: usize,
     #[serde(default)]
     pub fewest_negatives: usize,
+    /// The file the candidates were read from (`--negatives FILE`); `None`: drawn with `seed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidates_file: Option<String>,
 }
 
 impl EvalReport {
@@ -77,7 +83,11 @@ impl EvalReport {
         m.insert("model".into(), self.model.clone().into());
         m.insert("dataset".into(), self.dataset.clone().into());
         m.insert("split".into(), self.split.as_str().into());
-        m.insert("seed".into(), self.seed.into());
+        // Candidates read from a file were not drawn with the seed: the file is named instead.
+        match &self.candidates_file {
+            Some(f) => m.insert("negatives_file".into(), f.clone().into()),
+            None => m.insert("seed".into(), self.seed.into()),
+        };
         m.insert("negatives".into(), self.n_negatives.into());
         m.insert("users".into(), self.sampled.users.into());
         m.insert(
@@ -112,12 +122,15 @@ impl EvalReport {
     /// A readable table: one row per metric family, columns @5 @10 @15 @20 and MRR.
     pub fn to_table(&self) -> String {
         let mut out = format!(
-            "{} on {} ({} split, {} users, seed {})\n",
+            "{} on {} ({} split, {} users, {})\n",
             self.model,
             self.dataset,
             self.split.as_str(),
             self.sampled.users,
-            self.seed
+            match &self.candidates_file {
+                Some(f) => format!("candidates from {f}"),
+                None => format!("seed {}", self.seed),
+            }
         );
         out.push_str(&format!(
             "{:<28} {:>7} {:>7} {:>7} {:>7} {:>7}\n",
@@ -172,6 +185,7 @@ impl Evaluator {
             users,
             negatives,
             notes: Vec::new(),
+            candidates_file: None,
         }
     }
 
@@ -204,6 +218,7 @@ impl Evaluator {
             },
         );
         ev.config = config;
+        ev.candidates_file = Some(path.display().to_string());
         let mut missing: Vec<u32> = ev
             .users
             .iter()
@@ -293,6 +308,7 @@ impl Evaluator {
             split: self.config.split,
             seed: self.config.seed,
             n_negatives: self.config.n_negatives,
+            candidates_file: self.candidates_file.clone(),
             sampled: ranks.sampled.finish(),
             full: self.config.full.then(|| ranks.full.finish()),
             users_short_of_negatives: self

@@ -10,6 +10,7 @@ use crate::checkpoint::{RunConfig, TrainState};
 use crate::config::SelectBy;
 use crate::reproduce::ImitationOptions;
 use ssi_models::ModelConfig;
+use ssi_models::consistency::ConsistencyTask;
 use ssi_models::imitation::{ImitationConfig, ImitationPoints};
 use std::path::{Path, PathBuf};
 
@@ -473,15 +474,13 @@ pub fn model_label(cfg: &RunConfig) -> String {
         }
     };
     if let Some(d) = &cfg.distill {
-        let paper_teacher = |n: &String| {
-            ssi_models::consistency::ConsistencyTask::ALL
-                .iter()
-                .any(|t| t.name() == n)
-        };
+        let paper_teacher = |n: &String| ConsistencyTask::ALL.iter().any(|t| t.name() == n);
         if d.teacher_names.len() == 1 {
             label.push_str(&format!(" (teacher: {})", d.teacher_names[0]));
-        } else if !d.teacher_names.iter().all(paper_teacher) {
-            // Teachers other than the paper's BERT4Rec ones: not the paper's configuration.
+        } else if d.teacher_names.len() != ConsistencyTask::ALL.len()
+            || !d.teacher_names.iter().all(paper_teacher)
+        {
+            // Teachers other than the paper's three BERT4Rec ones: not the paper's configuration.
             label.push_str(&format!(" (teachers: {})", d.teacher_names.join(", ")));
         }
         if !d.imitation.prediction {

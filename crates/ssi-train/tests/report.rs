@@ -448,3 +448,40 @@ fn a_reference_kept_by_another_rule_is_flagged() {
         "{page}"
     );
 }
+
+/// Only the paper's three teachers make the paper's row: a student of two of them says which.
+#[test]
+fn a_student_of_fewer_teachers_names_them() {
+    let root = tempfile::tempdir().unwrap();
+    for (name, teachers) in [
+        ("three", vec!["temporal", "persona", "global"]),
+        ("two", vec!["temporal", "global"]),
+    ] {
+        let dir = root.path().join(name);
+        run(&dir, ModelKind::Sasrec, "toys", 0.37);
+        let text = std::fs::read_to_string(dir.join("config.json")).unwrap();
+        let mut cfg: RunConfig = serde_json::from_str(&text).unwrap();
+        cfg.distill = Some(ssi_train::config::DistillSpec {
+            teachers: teachers.iter().map(Into::into).collect(),
+            teacher_names: teachers.iter().map(|t| t.to_string()).collect(),
+            imitation: ssi_models::imitation::ImitationConfig::new(),
+            teacher_weights: None,
+        });
+        std::fs::write(
+            dir.join("config.json"),
+            serde_json::to_string(&cfg).unwrap(),
+        )
+        .unwrap();
+    }
+    let (rows, skipped) = report::collect(&[root.path().to_path_buf()]);
+    assert!(skipped.is_empty(), "{skipped:?}");
+    let label = |config: &str| {
+        rows.iter()
+            .find(|r| r.config == config)
+            .unwrap()
+            .model
+            .clone()
+    };
+    assert_eq!(label("three"), "SSI-SASRec");
+    assert_eq!(label("two"), "SSI-SASRec (teachers: temporal, global)");
+}
