@@ -131,7 +131,12 @@ pub fn train(a: TrainArgs) -> Result<()> {
             })
             .map(|c| c.model.kind())
             .map_err(|e| {
-                anyhow::anyhow!("{}: no run to continue there ({e})", a.run.out.display())
+                let out = a.run.out.display();
+                if a.run.out.join("config.json").exists() {
+                    anyhow::anyhow!("{out}: cannot continue its run: {e}")
+                } else {
+                    anyhow::anyhow!("{out}: no run to continue there ({e})")
+                }
             })?,
     };
     run(model, Vec::new(), a.run, None)

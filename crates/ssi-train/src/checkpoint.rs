@@ -296,6 +296,10 @@ impl RunDir {
             )));
         }
         let state: TrainState = self.read_json("state.json").map_err(|e| {
+            let e = match e {
+                TrainError::Checkpoint(m) => m,
+                other => other.to_string(),
+            };
             TrainError::Checkpoint(format!(
                 "{e}: the run's record of its epochs is damaged, so the run can be neither \
                  continued nor evaluated; restore the file, or move the folder away and train \
