@@ -372,27 +372,31 @@ fn pre_training_stages_are_not_rows() {
 
 /// An SSI student that kept another epoch than the presets keep (`select_by`) is not labelled as
 /// the preset: its row says how it was selected.
+/// A finished SSI-SASRec run on Toys of `teachers` (their names), kept by `by`.
+fn student(dir: &std::path::Path, teachers: &[&str], by: Option<ssi_train::config::SelectBy>) {
+    run(dir, ModelKind::Sasrec, "toys", 0.37);
+    let text = std::fs::read_to_string(dir.join("config.json")).unwrap();
+    let mut cfg: RunConfig = serde_json::from_str(&text).unwrap();
+    cfg.train.select_by = by;
+    cfg.distill = Some(ssi_train::config::DistillSpec {
+        teachers: teachers.iter().map(Into::into).collect(),
+        teacher_names: teachers.iter().map(|t| t.to_string()).collect(),
+        imitation: ssi_models::imitation::ImitationConfig::new(),
+        teacher_weights: None,
+    });
+    std::fs::write(
+        dir.join("config.json"),
+        serde_json::to_string(&cfg).unwrap(),
+    )
+    .unwrap();
+}
+
 #[test]
 fn a_student_selected_by_another_criterion_says_so() {
     use ssi_train::config::SelectBy;
     let root = tempfile::tempdir().unwrap();
     for (name, by) in [("sampled", None), ("both", Some(SelectBy::Both))] {
-        let dir = root.path().join(name);
-        run(&dir, ModelKind::Sasrec, "toys", 0.37);
-        let text = std::fs::read_to_string(dir.join("config.json")).unwrap();
-        let mut cfg: RunConfig = serde_json::from_str(&text).unwrap();
-        cfg.train.select_by = by;
-        cfg.distill = Some(ssi_train::config::DistillSpec {
-            teachers: vec!["t".into()],
-            teacher_names: vec!["sasrec".into()],
-            imitation: ssi_models::imitation::ImitationConfig::new(),
-            teacher_weights: None,
-        });
-        std::fs::write(
-            dir.join("config.json"),
-            serde_json::to_string(&cfg).unwrap(),
-        )
-        .unwrap();
+        student(&root.path().join(name), &["sasrec"], by);
     }
     let (rows, skipped) = report::collect(&[root.path().to_path_buf()]);
     assert!(skipped.is_empty(), "{skipped:?}");
@@ -457,21 +461,7 @@ fn a_student_of_fewer_teachers_names_them() {
         ("three", vec!["temporal", "persona", "global"]),
         ("two", vec!["temporal", "global"]),
     ] {
-        let dir = root.path().join(name);
-        run(&dir, ModelKind::Sasrec, "toys", 0.37);
-        let text = std::fs::read_to_string(dir.join("config.json")).unwrap();
-        let mut cfg: RunConfig = serde_json::from_str(&text).unwrap();
-        cfg.distill = Some(ssi_train::config::DistillSpec {
-            teachers: teachers.iter().map(Into::into).collect(),
-            teacher_names: teachers.iter().map(|t| t.to_string()).collect(),
-            imitation: ssi_models::imitation::ImitationConfig::new(),
-            teacher_weights: None,
-        });
-        std::fs::write(
-            dir.join("config.json"),
-            serde_json::to_string(&cfg).unwrap(),
-        )
-        .unwrap();
+        student(&root.path().join(name), &teachers, None);
     }
     let (rows, skipped) = report::collect(&[root.path().to_path_buf()]);
     assert!(skipped.is_empty(), "{skipped:?}");
