@@ -1045,6 +1045,16 @@ fn pretrain_teachers_then_distill_a_student() {
             persona.display()
         )));
     assert_eq!(std::fs::read(rel.join("state.json")).unwrap(), before);
+    // A teacher moved away since is named with the way back, the student's folder untouched.
+    std::fs::rename(&persona, dir.path().join("persona-moved")).unwrap();
+    bare(&[])
+        .code(1)
+        .stderr(predicate::str::contains(format!(
+            "teacher {} of this distillation",
+            persona.display()
+        )))
+        .stderr(predicate::str::contains("Put it back at that path"));
+    assert_eq!(std::fs::read(rel.join("state.json")).unwrap(), before);
     // A teacher folder that holds no run is a clear error.
     let missing = dir.path().join("nothing");
     let x = dir.path().join("x");

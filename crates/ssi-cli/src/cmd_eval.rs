@@ -24,12 +24,24 @@ pub enum Negatives {
 }
 
 impl std::str::FromStr for Negatives {
-    type Err = std::convert::Infallible;
+    type Err = String;
     fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
-        Ok(match s.parse() {
-            Ok(n) => Negatives::Count(n),
-            Err(_) => Negatives::File(PathBuf::from(s)),
-        })
+        Negatives::parse(s, |p| p.exists())
+    }
+}
+
+impl Negatives {
+    /// A number is a count, anything else a file; a number that also names a file is refused
+    /// rather than guessed at.
+    fn parse(s: &str, exists: impl Fn(&std::path::Path) -> bool) -> Result<Self, String> {
+        match s.parse() {
+            Ok(_) if exists(std::path::Path::new(s)) => Err(format!(
+                "`{s}` is both a count of negatives and a file here: write `./{s}` for the \
+                 file, or rename it to use the count"
+            )),
+            Ok(n) => Ok(Negatives::Count(n)),
+            Err(_) => Ok(Negatives::File(PathBuf::from(s))),
+        }
     }
 }
 
@@ -259,4 +271,25 @@ fn evaluate_runs(
         .collect();
     let ensemble = ssi_train::recommender::Ensemble { members };
     evaluate(ds, &ensemble, protocol, quiet)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Negatives;
+    use std::path::Path;
+
+    #[test]
+    fn a_count_that_also_names_a_file_is_refused() {
+        let only = |name: &'static str| move |p: &Path| p == Path::new(name);
+        assert!(matches!(
+            Negatives::parse("50", only("other")),
+            Ok(Negatives::Count(50))
+        ));
+        let err = Negatives::parse("50", only("50")).unwrap_err();
+        assert!(err.contains("`./50`"), "{err}");
+        assert!(matches!(
+            Negatives::parse("./50", only("./50")),
+            Ok(Negatives::File(p)) if p == Path::new("./50")
+        ));
+    }
 }

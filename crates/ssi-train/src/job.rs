@@ -553,7 +553,14 @@ fn same_teacher_weights(dir: &RunDir, spec: &DistillSpec) -> Result<(), TrainErr
         return Ok(());
     };
     for (teacher, want) in spec.teachers.iter().zip(saved) {
-        if RunDir::new(teacher).best_weights_sha256()? != *want {
+        let have = RunDir::new(teacher).best_weights_sha256().map_err(|e| {
+            TrainError::Config(format!(
+                "{}: teacher {} of this distillation (config.json) cannot be read ({e}): moved or deleted? Put it back at that path to continue (its weights are checked against those the run started with), or train a new run (another --out) with the teachers where they are now",
+                dir.path.display(),
+                teacher.display()
+            ))
+        })?;
+        if have != *want {
             return Err(TrainError::Config(format!(
                 "{}: the best weights of teacher {} changed since this distillation started (retrained or resumed?); --resume would imitate other weights for the rest of the run. Train a new run (another --out) with the teachers as they are now",
                 dir.path.display(),
