@@ -94,6 +94,17 @@ pub fn train_job(
         }
         _ => None,
     };
+    if let Some((teachers, _)) = &job.distill
+        && job.resume
+        && dir.has_run()
+        && let Some(gone) = teachers.iter().find(|t| !t.join("config.json").exists())
+    {
+        return Err(TrainError::Config(format!(
+            "{}: teacher {} of this distillation (config.json) holds no run any more: moved or deleted? Put it back at that path to continue (its weights are checked against those the run started with), or train a new run (another --out) with the teachers where they are now",
+            dir.path.display(),
+            gone.display()
+        )));
+    }
     let named = match &job.distill {
         Some((teachers, _)) => describe_teachers(teachers, &info)?,
         None => Vec::new(),
@@ -553,14 +564,7 @@ fn same_teacher_weights(dir: &RunDir, spec: &DistillSpec) -> Result<(), TrainErr
         return Ok(());
     };
     for (teacher, want) in spec.teachers.iter().zip(saved) {
-        let have = RunDir::new(teacher).best_weights_sha256().map_err(|e| {
-            TrainError::Config(format!(
-                "{}: teacher {} of this distillation (config.json) cannot be read ({e}): moved or deleted? Put it back at that path to continue (its weights are checked against those the run started with), or train a new run (another --out) with the teachers where they are now",
-                dir.path.display(),
-                teacher.display()
-            ))
-        })?;
-        if have != *want {
+        if RunDir::new(teacher).best_weights_sha256()? != *want {
             return Err(TrainError::Config(format!(
                 "{}: the best weights of teacher {} changed since this distillation started (retrained or resumed?); --resume would imitate other weights for the rest of the run. Train a new run (another --out) with the teachers as they are now",
                 dir.path.display(),

@@ -66,6 +66,10 @@ pub struct Row {
     /// that differ; `None` for models trained alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub setup: Option<String>,
+    /// The rule that kept the run's epoch (`select_by`); `None` in rows archived before it was
+    /// recorded, whose rule is read from their setup label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub select_by: Option<SelectBy>,
 }
 
 /// The archive's file name, beside the page.
@@ -666,6 +670,7 @@ fn read_row(root: &Path, dir: &Path) -> Result<(Row, Option<String>), String> {
                 (None, by) => by,
             }
         },
+        select_by: Some(cfg.train.select_by.unwrap_or_default()),
     };
     Ok((row, note))
 }
@@ -829,6 +834,9 @@ pub fn to_markdown(
 /// The rule a row's best epoch was kept by (`select_by`, named in its setup where not the
 /// default).
 fn selected_by(r: &Row) -> &str {
+    if let Some(by) = r.select_by {
+        return by.name();
+    }
     r.setup
         .as_deref()
         .and_then(|s| s.split("select_by=").nth(1))
@@ -1042,6 +1050,7 @@ mod tests {
             init_from: start.map(PathBuf::from),
             path: None,
             setup: ssi.then(|| "best preset".into()),
+            select_by: None,
         }
     }
 

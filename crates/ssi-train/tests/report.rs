@@ -167,6 +167,7 @@ fn row(model: &str, config: &str, ssi: bool, start: Option<&str>) -> report::Row
         init_from: start.map(Into::into),
         path: None,
         setup: ssi.then(|| "best preset".into()),
+        select_by: None,
     }
 }
 
