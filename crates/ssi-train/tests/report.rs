@@ -476,3 +476,43 @@ fn a_student_of_fewer_teachers_names_them() {
     assert_eq!(label("three"), "SSI-SASRec");
     assert_eq!(label("two"), "SSI-SASRec (teachers: temporal, global)");
 }
+
+/// A pipe where a run's files belong (opening one for reading blocks until a writer comes)
+/// neither hangs the report nor costs the run its row.
+#[cfg(unix)]
+#[test]
+fn a_pipe_in_a_run_folder_does_not_hang_the_report() {
+    let root = tempfile::tempdir().unwrap();
+    let piped = root.path().join("beauty/piped");
+    run(&piped, ModelKind::Sasrec, "beauty", 0.36);
+    let config_pipe = root.path().join("beauty/config-pipe");
+    run(&config_pipe, ModelKind::Hgn, "beauty", 0.31);
+    std::fs::remove_file(config_pipe.join("config.json")).unwrap();
+    for fifo in [
+        piped.join("log.jsonl"),
+        piped.join("command.txt"),
+        config_pipe.join("config.json"),
+    ] {
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success(), "mkfifo {}", fifo.display());
+    }
+    let roots = vec![root.path().to_path_buf()];
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(report::collect(&roots)).unwrap());
+    let (rows, skipped) = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the report blocked on a pipe");
+    assert_eq!(rows.len(), 1, "{skipped:?}");
+    assert_eq!(rows[0].config, "beauty/piped");
+    assert_eq!(rows[0].command, None);
+    assert!(rows[0].curve.is_empty());
+    assert!(
+        skipped
+            .iter()
+            .any(|s| s.contains("log.jsonl: not a regular file")),
+        "{skipped:?}"
+    );
+}
