@@ -90,19 +90,12 @@ pub fn report(mut a: ReportArgs) -> Result<()> {
         .unwrap_or_default();
     charts.extend(report::earlier_charts(&files, &rows, &charts));
     let paper = |d: &str, m: &str| ssi_train::reproduce::paper_ndcg10(d, m);
-    std::fs::create_dir_all(&a.out)
-        .with_context(|| format!("cannot create the folder {}", a.out.display()))?;
     let csv_path = a.out.join("table2.csv");
     let md_path = a.out.join("README.md");
     // Only pages an earlier report wrote are replaced: --out may be a folder with a README of
     // its own.
-    for (path, mark) in [
-        (&md_path, report::PAGE_MARK),
-        (&csv_path, report::CSV_HEADER),
-    ] {
-        ssi_data::dataset::check_replaceable(path, "ssi report", |b| {
-            String::from_utf8_lossy(b).contains(mark)
-        })?;
+    for path in [&md_path, &csv_path] {
+        ssi_data::dataset::check_replaceable(path, "ssi report", report::is_our_page)?;
     }
     for c in charts.iter().filter(|c| !c.svg.is_empty()) {
         ssi_data::dataset::check_replaceable(
@@ -111,6 +104,9 @@ pub fn report(mut a: ReportArgs) -> Result<()> {
             report::is_our_chart,
         )?;
     }
+    // Created once nothing is refused: a refused report leaves no empty folder behind.
+    std::fs::create_dir_all(&a.out)
+        .with_context(|| format!("cannot create the folder {}", a.out.display()))?;
     ssi_data::dataset::write_atomic(&csv_path, report::to_csv(&rows, &paper).as_bytes())?;
     ssi_data::dataset::write_atomic(&archive, report::to_archive(&rows).as_bytes())?;
     for c in charts.iter().filter(|c| !c.svg.is_empty()) {

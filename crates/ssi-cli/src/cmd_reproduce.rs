@@ -150,6 +150,11 @@ pub fn reproduce(a: ReproduceArgs) -> Result<()> {
     let ws = workspace(&ds, a.data.clone(), out.clone(), &a.device)?;
     let plan = Plan::new(request, &ds)?;
     check_sets_reach_a_stage(&a.set, &plan)?;
+    if a.teachers_from_scratch && !plan.stages().iter().any(|st| st.name.contains("teacher-")) {
+        anyhow::bail!(
+            "--teachers-from-scratch: this command trains no teachers (no --students, no ablation that needs them), so it would change nothing"
+        );
+    }
     let how = Execution {
         jobs: a.jobs,
         stage: a.stage.clone(),
@@ -214,6 +219,8 @@ fn request(a: &ReproduceArgs, paper_dataset: String) -> Result<Request> {
 fn check_sets_reach_a_stage(sets: &[String], plan: &Plan) -> Result<()> {
     for s in sets {
         let key = Setting::parse(s)?.key;
+        // A model's own setting also decides which finished runs of that model are read back
+        // into the tables, so it is meaningful even for a model this command does not train.
         if key.contains('.') {
             continue;
         }
@@ -224,16 +231,21 @@ fn check_sets_reach_a_stage(sets: &[String], plan: &Plan) -> Result<()> {
                 || serde_json::to_value(&train).is_ok_and(|t| t.get(&key).is_some())
         });
         if !reached {
-            let mut models: Vec<&str> = plan.stages().iter().map(|st| st.kind.name()).collect();
-            models.sort_unstable();
-            models.dedup();
             anyhow::bail!(
                 "--set {s}: none of this command's models ({}) has the setting {key:?}, so it would change nothing",
-                models.join(", ")
+                stage_models(plan).join(", ")
             );
         }
     }
     Ok(())
+}
+
+/// The models a plan trains, each named once.
+fn stage_models(plan: &Plan) -> Vec<&'static str> {
+    let mut models: Vec<&str> = plan.stages().iter().map(|st| st.kind.name()).collect();
+    models.sort_unstable();
+    models.dedup();
+    models
 }
 
 /// Where a plan of this invocation runs: `out` on `ds` (from the file `data`, if any).

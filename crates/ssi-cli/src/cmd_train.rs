@@ -2,7 +2,7 @@
 
 use crate::source::device;
 use crate::ui::TrainBar;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Args;
 use ssi_data::Dataset;
 use ssi_models::ModelKind;
@@ -247,7 +247,8 @@ pub(crate) fn unfinished_note(dir: &std::path::Path, what: &str) {
 fn gather_settings(a: &RunArgs) -> Result<Vec<Setting>> {
     let mut settings = Vec::new();
     if let Some(p) = &a.config {
-        settings.extend(load_settings_file(p)?);
+        settings
+            .extend(load_settings_file(p).with_context(|| format!("--config {}", p.display()))?);
     }
     for s in &a.set {
         settings.push(Setting::parse(s)?);

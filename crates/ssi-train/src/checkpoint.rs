@@ -308,6 +308,13 @@ impl RunDir {
         })?;
         // A best epoch or step past the run's own counts is a hand-edited or foreign file: the
         // best weights would be looked for in an epoch that never ran.
+        if !(state.train_seconds.is_finite() && state.train_seconds >= 0.0) {
+            return Err(TrainError::Checkpoint(format!(
+                "{}: train_seconds = {:e} is not a duration; the file was edited",
+                self.file("state.json").display(),
+                state.train_seconds
+            )));
+        }
         if state.best_epoch.is_some_and(|b| b > state.epoch) || state.best_step > state.steps {
             return Err(TrainError::Checkpoint(format!(
                 "{}: best epoch {} (step {}) lies past the run's {} epochs ({} steps); the file was edited or belongs to another run",
@@ -474,7 +481,8 @@ impl RunDir {
         let Some((path, bytes)) = bytes else {
             let why = if let Some(epoch) = state.best_epoch.filter(|&e| e <= state.epoch) {
                 format!(
-                    "the file is gone, though state.json records the best weights (epoch {epoch}) there"
+                    "the file is gone, though state.json records the best weights (epoch {epoch}) there; `ssi train --resume --out {}` restores it where the run still holds that epoch's files",
+                    self.path.display()
                 )
             } else if state.finished && state.best_epoch.is_none() {
                 format!(

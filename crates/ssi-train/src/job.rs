@@ -414,8 +414,9 @@ fn limits_cover_the_run(
         && m * 60.0 < state.train_seconds
     {
         below.push(format!(
-            "time_budget_minutes {m} is below the {:.1} minutes it has trained",
-            state.train_seconds / 60.0
+            "time_budget_minutes {m} is below the {:.3} minutes ({:.1} s) it has trained",
+            state.train_seconds / 60.0,
+            state.train_seconds
         ));
     }
     if new.patience < saved.patience {
@@ -563,8 +564,26 @@ fn same_teacher_weights(dir: &RunDir, spec: &DistillSpec) -> Result<(), TrainErr
     let Some(saved) = &spec.teacher_weights else {
         return Ok(());
     };
-    for (teacher, want) in spec.teachers.iter().zip(saved) {
-        if RunDir::new(teacher).best_weights_sha256()? != *want {
+    let now = spec
+        .teachers
+        .iter()
+        .map(|t| RunDir::new(t).best_weights_sha256())
+        .collect::<Result<Vec<_>, _>>()?;
+    for ((teacher, want), have) in spec.teachers.iter().zip(saved).zip(&now) {
+        if let Some(other) = spec
+            .teachers
+            .iter()
+            .zip(&now)
+            .find(|(t, h)| *t != teacher && *h == want && have != want)
+        {
+            return Err(TrainError::Config(format!(
+                "{}: teacher {} now holds the weights teacher {} held when this distillation started (folders swapped or renamed?); put each back, or train a new run (another --out) with the teachers as they are now",
+                dir.path.display(),
+                other.0.display(),
+                teacher.display()
+            )));
+        }
+        if have != want {
             return Err(TrainError::Config(format!(
                 "{}: the best weights of teacher {} changed since this distillation started (retrained or resumed?); --resume would imitate other weights for the rest of the run. Train a new run (another --out) with the teachers as they are now",
                 dir.path.display(),

@@ -28,6 +28,15 @@ fn run(dir: &std::path::Path, kind: ModelKind, dataset: &str, ndcg: f64) {
     .unwrap();
     let test = serde_json::json!({"recall@10": 0.5, "ndcg@10": ndcg, "full_ndcg@10": 0.05, "full_recall@10": 0.1});
     std::fs::write(dir.join("test.json"), test.to_string()).unwrap();
+    let state = ssi_train::checkpoint::TrainState {
+        finished: true,
+        ..Default::default()
+    };
+    std::fs::write(
+        dir.join("state.json"),
+        serde_json::to_string(&state).unwrap(),
+    )
+    .unwrap();
 }
 
 #[test]
@@ -92,13 +101,27 @@ fn finished_runs_become_rows_beside_the_published_figures() {
     )
     .unwrap();
 
+    // So is one that trained for a negative time.
+    let negative = root.path().join("negative");
+    run(&negative, ModelKind::Hgn, "beauty", 0.3);
+    let state = ssi_train::checkpoint::TrainState {
+        finished: true,
+        train_seconds: -1e300,
+        ..Default::default()
+    };
+    std::fs::write(
+        negative.join("state.json"),
+        serde_json::to_string(&state).unwrap(),
+    )
+    .unwrap();
+
     let (rows, skipped) = report::collect(&[root.path().to_path_buf()]);
     assert_eq!(rows.len(), 2);
-    assert_eq!(skipped.len(), 6, "{skipped:?}");
+    assert_eq!(skipped.len(), 7, "{skipped:?}");
     assert!(
-        skipped
-            .iter()
-            .any(|s| s.contains("sasrec/log.jsonl: 1 line(s) are not JSON (line 2)")),
+        skipped.iter().any(
+            |s| s.contains("sasrec/log.jsonl: 1 line(s) are not JSON or out of range (line 2)")
+        ),
         "{skipped:?}"
     );
     let sasrec = rows.iter().find(|r| r.kind == "sasrec").unwrap();
@@ -118,6 +141,10 @@ fn finished_runs_become_rows_beside_the_published_figures() {
         "{skipped:?}"
     );
     assert!(reason("past").contains("best epoch 9"), "{skipped:?}");
+    assert!(
+        reason("negative").contains("train_seconds = -1e300"),
+        "{skipped:?}"
+    );
     assert_eq!(
         (rows[0].model.as_str(), rows[0].config.as_str()),
         ("HGN", "beauty/hgn")
@@ -131,7 +158,7 @@ fn finished_runs_become_rows_beside_the_published_figures() {
     ));
     assert_eq!(
         lines[1],
-        "beauty,HGN,beauty/hgn,0.5000,0.3100,0.1000,0.0500,,0.317,0.3816,0.0611,"
+        "beauty,HGN,beauty/hgn,0.5000,0.3100,0.1000,0.0500,0.0,0.317,0.3816,0.0611,"
     );
     let md = report::to_markdown(
         &rows,
@@ -168,6 +195,7 @@ fn row(model: &str, config: &str, ssi: bool, start: Option<&str>) -> report::Row
         path: None,
         setup: ssi.then(|| "best preset".into()),
         select_by: None,
+        fingerprint: None,
     }
 }
 
@@ -515,4 +543,129 @@ fn a_pipe_in_a_run_folder_does_not_hang_the_report() {
             .any(|s| s.contains("log.jsonl: not a regular file")),
         "{skipped:?}"
     );
+}
+
+/// A test.json that is not the run's own test (`ssi eval`'s output of another split or other
+/// candidates saved over it, another run's file, an edited dataset name), or one without the
+/// state.json that says the run finished, is named and not reported.
+#[test]
+fn a_test_json_that_is_not_the_runs_own_test_is_not_reported() {
+    let root = tempfile::tempdir().unwrap();
+    let test = |name: &str, extra: serde_json::Value| {
+        let dir = root.path().join(name);
+        run(&dir, ModelKind::Hgn, "beauty", 0.3);
+        let mut t: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("test.json")).unwrap()).unwrap();
+        for (k, v) in extra.as_object().unwrap() {
+            t[k] = v.clone();
+        }
+        std::fs::write(dir.join("test.json"), t.to_string()).unwrap();
+        dir
+    };
+    test(
+        "own",
+        serde_json::json!({"split": "test", "negatives": 99, "model": "HGN", "dataset": "beauty"}),
+    );
+    test("valid", serde_json::json!({"split": "valid"}));
+    test("nine", serde_json::json!({"negatives": 9}));
+    test("file", serde_json::json!({"negatives_file": "neg.txt"}));
+    test("bert", serde_json::json!({"model": "BERT4Rec"}));
+    test("shop", serde_json::json!({"dataset": "synthetic-shop"}));
+    let lost = test("lost", serde_json::json!({}));
+    std::fs::remove_file(lost.join("state.json")).unwrap();
+
+    let (rows, skipped) = report::collect(&[root.path().to_path_buf()]);
+    assert_eq!(
+        rows.iter().map(|r| r.config.as_str()).collect::<Vec<_>>(),
+        ["own"],
+        "{skipped:?}"
+    );
+    let reason = |name: &str| {
+        skipped
+            .iter()
+            .find(|s| s.contains(&format!("/{name}:")))
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert!(reason("valid").contains("split = \"valid\""), "{skipped:?}");
+    assert!(reason("nine").contains("negatives = 9"), "{skipped:?}");
+    assert!(reason("file").contains("negatives_file"), "{skipped:?}");
+    assert!(
+        reason("bert").contains("model = \"BERT4Rec\""),
+        "{skipped:?}"
+    );
+    assert!(
+        reason("shop").contains("dataset = \"synthetic-shop\""),
+        "{skipped:?}"
+    );
+    assert!(reason("lost").contains("no state.json"), "{skipped:?}");
+}
+
+/// A run read from another folder (moved, or reported from another working folder, so that
+/// its recorded path differs) replaces its archived row instead of adding a second one.
+#[test]
+fn a_moved_run_keeps_one_row() {
+    let root = tempfile::tempdir().unwrap();
+    let before = root.path().join("a/runs/hgn");
+    run(&before, ModelKind::Hgn, "beauty", 0.31);
+    let (archived, _) = report::collect(&[root.path().join("a/runs")]);
+    std::fs::create_dir_all(root.path().join("b")).unwrap();
+    std::fs::rename(&before, root.path().join("b/hgn-old")).unwrap();
+    let (found, _) = report::collect(&[root.path().join("b")]);
+    assert_ne!(archived[0].path, found[0].path);
+    let rows = report::merge(archived, found).unwrap();
+    assert_eq!(
+        rows.iter().map(|r| r.config.as_str()).collect::<Vec<_>>(),
+        ["hgn-old"]
+    );
+}
+
+/// Archived rows are range-checked as run folders are: an edited figure is refused, naming the
+/// archive, the row and the field.
+#[test]
+fn an_archived_row_out_of_range_is_refused_naming_it() {
+    let root = tempfile::tempdir().unwrap();
+    let archive = root.path().join("runs.json");
+    let good = row("HGN", "beauty/hgn", false, None);
+    let cases: [(&str, report::Row); 4] = [
+        (
+            "ndcg10 = 5",
+            report::Row {
+                ndcg10: 5.0,
+                ..good.clone()
+            },
+        ),
+        (
+            "full_recall10 = -3",
+            report::Row {
+                full_recall10: Some(-3.0),
+                ..good.clone()
+            },
+        ),
+        (
+            "train_minutes = 1e308",
+            report::Row {
+                train_minutes: Some(1e308),
+                ..good.clone()
+            },
+        ),
+        (
+            "curve has the point (epoch 2, 1e300)",
+            report::Row {
+                curve: vec![(1.0, 0.3), (2.0, 1e300)],
+                ..good.clone()
+            },
+        ),
+    ];
+    for (want, bad) in cases {
+        std::fs::write(&archive, report::to_archive(&[good.clone(), bad])).unwrap();
+        let err = report::read_archive(&archive).unwrap_err();
+        assert!(
+            err.contains("runs.json: row 2 (beauty/hgn of beauty)"),
+            "{err}"
+        );
+        assert!(err.contains(want), "{want}: {err}");
+    }
+    std::fs::write(&archive, report::to_archive(&[good])).unwrap();
+    assert_eq!(report::read_archive(&archive).unwrap().len(), 1);
 }

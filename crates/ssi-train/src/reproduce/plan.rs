@@ -191,6 +191,11 @@ pub fn base_settings(config: &str) -> Result<Vec<Setting>, TrainError> {
     let text = match config {
         "small" => SMALL,
         "paper" => PAPER,
+        path if std::fs::symlink_metadata(path).is_err() => {
+            return Err(TrainError::Config(format!(
+                "--config {path}: neither a preset (small, paper) nor a settings file that exists"
+            )));
+        }
         path => return load_settings_file(Path::new(path)),
     };
     let v: serde_json::Map<String, Value> =
@@ -563,7 +568,8 @@ mod tests {
 
     #[test]
     fn bad_config_is_an_error() {
-        assert!(base_settings("/nonexistent.json").is_err());
+        let err = base_settings("/nonexistent.json").unwrap_err().to_string();
+        assert!(err.contains("neither a preset (small, paper)"), "{err}");
         assert_eq!(base_settings("small").unwrap().len(), 6);
     }
 
