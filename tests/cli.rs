@@ -701,6 +701,24 @@ fn training_beyond_the_memory_is_refused() {
         "256 heads x max_len^2 attention scores",
     );
     assert!(!run.exists());
+    // HGN's length is its window.
+    fails(
+        &[
+            "train",
+            "--model",
+            "hgn",
+            "--data",
+            small.to_str().unwrap(),
+            "--out",
+            run.to_str().unwrap(),
+            "--set",
+            "window=4096",
+            "--set",
+            "batch_size=4096",
+        ],
+        "batch_size 4096 x window 4096 positions",
+    );
+    assert!(!run.exists());
 }
 
 #[test]

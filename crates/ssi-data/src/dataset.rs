@@ -157,6 +157,13 @@ impl Dataset {
         let (mut ds, mut report) = Self::parse(&text, path)?;
         let cat_path = catalogue_path(path);
         if cat_path.exists() {
+            // A file the user did not name: a pipe or device there would block or fill memory.
+            if !std::fs::metadata(&cat_path).is_ok_and(|m| m.is_file()) {
+                return Err(DataError::file(
+                    &cat_path,
+                    "is read as the dataset's catalogue but is not a regular file (a pipe, device or folder): remove or rename it",
+                ));
+            }
             let cat = Catalogue::load(&cat_path)?;
             if cat.n_items() < ds.n_items as usize {
                 return Err(DataError::file(
@@ -819,6 +826,15 @@ mod tests {
             report.warnings.iter().any(|w| w.contains("shop.items.tsv")),
             "{:?}",
             report.warnings
+        );
+        // A catalogue that is not a regular file (a folder here; a pipe would block) is named.
+        let cat = dir.join("shop.items.tsv");
+        std::fs::remove_file(&cat).unwrap();
+        std::fs::create_dir(&cat).unwrap();
+        let err = Dataset::load(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("shop.items.tsv") && err.contains("not a regular file"),
+            "{err}"
         );
         std::fs::remove_dir_all(dir).unwrap();
     }

@@ -653,13 +653,23 @@ fn check_memory(
         return Ok(());
     }
     let gib = |b: f64| b / (1u64 << 30) as f64;
+    let len = if model.to_json().get("window").is_some() {
+        "window"
+    } else {
+        "max_len"
+    };
+    let depth = if model.to_json().get("dilations").is_some() {
+        ", the number of dilations"
+    } else {
+        ""
+    };
     Err(TrainError::Config(format!(
-        "these settings need about {:.1} GiB to train ({} items x hidden {} in weights, gradients and Adam's moments; batch_size {} x max_len {} positions scored against {} items per step{}; the worst case, sequences as long as max_len), and this machine has {:.1} GiB free: lower batch_size, max_len, hidden or heads{}",
+        "these settings need about {:.1} GiB to train ({} items x hidden {} in weights, gradients and Adam's moments; batch_size {} x {len} {} positions scored against {} items per step{}; the worst case, sequences as long as {len}), and this machine has {:.1} GiB free: lower batch_size, {len}, hidden{depth} or heads{}",
         gib(need),
         model.n_items(),
         setting(model, "hidden", 64.0),
         train.batch_size,
-        setting(model, "max_len", 50.0),
+        setting(model, "max_len", setting(model, "window", 50.0)),
         if train.sampled_negatives > 0 {
             format!("{} sampled", train.sampled_negatives + 1)
         } else {
@@ -693,8 +703,14 @@ fn setting(model: &ssi_models::ModelConfig, key: &str, default: f64) -> f64 {
 fn training_bytes(model: &ssi_models::ModelConfig, train: &TrainConfig) -> f64 {
     let items = model.n_items() as f64 + 1.0;
     let hidden = setting(model, "hidden", 64.0);
-    let layers = setting(model, "layers", 2.0);
-    let max_len = setting(model, "max_len", 50.0);
+    // GREC's depth is its list of dilations; HGN reads a `window` of items, not `max_len`.
+    let dilations = model
+        .to_json()
+        .get("dilations")
+        .and_then(Value::as_array)
+        .map(|d| d.len() as f64);
+    let layers = dilations.unwrap_or_else(|| setting(model, "layers", 2.0));
+    let max_len = setting(model, "max_len", setting(model, "window", 50.0));
     let positions = train.batch_size as f64 * max_len;
     let params = (items + max_len) * hidden + layers * 12.0 * hidden * hidden;
     let scored = if train.sampled_negatives > 0 {

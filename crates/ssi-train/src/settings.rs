@@ -73,8 +73,15 @@ pub fn load_settings_file(path: &Path) -> Result<Vec<Setting>, TrainError> {
     // A JSON object keeps the last of two equal keys: a file that sets one twice is refused.
     let Entries(entries) = serde_json::from_str(&text)
         .map_err(|e| TrainError::Config(format!("{}: {e}", path.display())))?;
+    // `HGN.hidden` and `hgn.hidden` name one setting.
+    let canonical = |k: &str| match k.split_once('.') {
+        Some((scope, rest)) => scope
+            .parse::<ModelKind>()
+            .map_or(k.to_string(), |kind| format!("{}.{rest}", kind.id())),
+        None => k.to_string(),
+    };
     let mut seen = std::collections::HashSet::new();
-    if let Some((k, _)) = entries.iter().find(|(k, _)| !seen.insert(k.as_str())) {
+    if let Some((k, _)) = entries.iter().find(|(k, _)| !seen.insert(canonical(k))) {
         return Err(TrainError::Config(format!(
             "{}: the setting {k:?} is given twice; keep one",
             path.display()
@@ -530,7 +537,11 @@ mod tests {
                 "{text}: {msg}"
             );
         }
+        // One setting given twice, its model named in two cases, is refused like any other.
         let path = dir.path().join("mine.json");
+        std::fs::write(&path, "{\"HGN.hidden\": 16, \"hgn.hidden\": 32}").unwrap();
+        let msg = load_settings_file(&path).unwrap_err().to_string();
+        assert!(msg.contains("\"hgn.hidden\" is given twice"), "{msg}");
         std::fs::write(&path, "{\"heads\": 3}").unwrap();
         let mut settings = load_settings_file(&path).unwrap();
         settings.push(Setting::parse("heads=2").unwrap());
