@@ -2262,6 +2262,13 @@ fn bench_refuses_sizes_beyond_the_memory_before_allocating() {
         ],
         "item table of",
     );
+    fails(
+        &[
+            "bench", "--models", "sasrec", "--items", "10", "--batch", "99", "--len", "4096",
+            "--steps", "1",
+        ],
+        "attention scores per head and layer",
+    );
     // A size the model refuses names bench's own flag.
     fails(
         &[

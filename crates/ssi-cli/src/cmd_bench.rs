@@ -276,6 +276,19 @@ fn check_sizes(a: &BenchArgs) -> Result<()> {
             a.hidden
         );
     }
+    // Attention models hold batch x len^2 scores per head and layer, with their gradients.
+    let attends = a
+        .models
+        .iter()
+        .any(|&m| ModelConfig::new(m, 10, 10).to_json().get("heads").is_some());
+    let scores = (a.batch as f64) * (a.len as f64 + 1.0).powi(2);
+    if attends && scores > 2.5e8 {
+        anyhow::bail!(
+            "--batch {} x --len {}^2 is {scores:.1e} attention scores per head and layer, beyond what one machine's memory holds with their gradients (at most 2.5e8): lower --batch or --len",
+            a.batch,
+            a.len
+        );
+    }
     if a.sampled_negatives >= a.items {
         anyhow::bail!(
             "--sampled-negatives {} is not below --items {}: sample fewer (as `train` requires), or 0 for the full softmax",
