@@ -1,12 +1,13 @@
 //! Model bundles: one file holding a trained recommender, its config, its item catalogue and
 //! where it came from, so the browser (or the CLI) can use it with nothing else.
 //!
-//! Format (version 1), little-endian:
-//! `b"SSIB"` · u32 format version · u64 header length · header (UTF-8 JSON, [`Header`]) ·
-//! weights (burnpack bytes of the model, `header.weights_len` long).
+//! Format (version 2), little-endian:
+//! `b"SSIB"` · u32 format version · u64 header length · SHA-256 of the header (32 bytes) ·
+//! header (UTF-8 JSON, [`Header`]) · weights (burnpack bytes of the model, `header.weights_len`
+//! long, their SHA-256 in the header). Version 1, still read, has no header checksum.
 //!
-//! The loader checks magic, version, lengths, the catalogue against the model's item count and
-//! the weights against the config, and says which check failed.
+//! The loader checks magic, version, lengths, both checksums, the catalogue against the model's
+//! item count and the weights against the config, and says which check failed.
 
 use burn::module::Module;
 use burn::tensor::Device;
@@ -14,7 +15,9 @@ use ssi_data::Catalogue;
 use ssi_models::{AnyModel, ModelConfig, SequentialModel};
 
 pub const MAGIC: &[u8; 4] = b"SSIB";
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
+/// The first version with the header's SHA-256 in the preamble.
+const HEADER_CHECKSUM_SINCE: u32 = 2;
 /// Bundles above this size are refused before parsing (the browser's upload limit too).
 pub const MAX_BYTES: usize = 256 * 1024 * 1024;
 /// The file name `ssi export` writes inside its output folder.
@@ -25,7 +28,7 @@ pub enum BundleError {
     #[error("not an SSI bundle (the file does not start with \"SSIB\")")]
     Magic,
     #[error(
-        "bundle format version {0} is not supported by this version of ssi (it reads version {VERSION})"
+        "bundle format version {0} is not supported by this version of ssi (it reads versions 1 to {VERSION})"
     )]
     Version(u32),
     #[error("bundle is truncated: {0}")]
@@ -99,10 +102,11 @@ impl Bundle {
         header.weights_len = weights.len();
         header.weights_sha256 = Some(ssi_data::dataset::sha256_hex(&weights));
         let json = serde_json::to_vec(&header).map_err(|e| BundleError::Header(e.to_string()))?;
-        let mut out = Vec::with_capacity(16 + json.len() + weights.len());
+        let mut out = Vec::with_capacity(48 + json.len() + weights.len());
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&VERSION.to_le_bytes());
         out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+        out.extend_from_slice(&ssi_data::dataset::sha256_bytes(&json));
         out.extend_from_slice(&json);
         out.extend_from_slice(&weights);
         Ok(out)
@@ -123,16 +127,36 @@ impl Bundle {
             )));
         }
         let version = u32::from_le_bytes(bytes[4..8].try_into().expect("4 bytes"));
-        if version != VERSION {
+        if !(1..=VERSION).contains(&version) {
             return Err(BundleError::Version(version));
         }
         let header_len = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes")) as usize;
-        let rest = &bytes[16..];
+        let (checksum, rest) = if version >= HEADER_CHECKSUM_SINCE {
+            if bytes.len() < 48 {
+                return Err(BundleError::Truncated(format!(
+                    "{} bytes, shorter than the 48-byte preamble",
+                    bytes.len()
+                )));
+            }
+            (Some(&bytes[16..48]), &bytes[48..])
+        } else {
+            (None, &bytes[16..])
+        };
         if header_len > rest.len() {
             return Err(BundleError::Truncated(format!(
                 "the header should be {header_len} bytes, {} remain",
                 rest.len()
             )));
+        }
+        // Catalogue names, shipped sequences and metrics are used as read: a damaged one that
+        // still parses would be shown as it is.
+        if let Some(want) = checksum
+            && want != ssi_data::dataset::sha256_bytes(&rest[..header_len]).as_slice()
+        {
+            return Err(BundleError::Header(
+                "its SHA-256 does not match the preamble's (the file was damaged in transfer or edited)"
+                    .into(),
+            ));
         }
         let header: Header = serde_json::from_slice(&rest[..header_len])
             .map_err(|e| BundleError::Header(e.to_string()))?;
@@ -318,9 +342,29 @@ mod tests {
         let d = Device::flex();
         let err = |bytes: &[u8]| Bundle::from_bytes(bytes, &d).err().unwrap();
         assert_eq!(err(b"PK\x03\x04zip"), BundleError::Magic);
-        let mut v2 = good.clone();
-        v2[4] = 2;
-        assert_eq!(err(&v2), BundleError::Version(2));
+        let mut v3 = good.clone();
+        v3[4] = 3;
+        assert_eq!(err(&v3), BundleError::Version(3));
+        // A version-1 bundle (no header checksum) is still read.
+        let mut v1 = good.clone();
+        v1[4] = 1;
+        v1.drain(16..48);
+        assert_eq!(
+            Bundle::from_bytes(&v1, &d).unwrap().header.name,
+            header.name
+        );
+        // A header edited so that it still parses (an item's name) is refused by its checksum.
+        let at = good
+            .windows(5)
+            .position(|w| w == b"Lens\"")
+            .expect("a catalogue name in the header");
+        let mut edited = good.clone();
+        edited[at] = b'M';
+        let e = err(&edited);
+        assert!(
+            matches!(e, BundleError::Header(_)) && e.to_string().contains("SHA-256"),
+            "{e}"
+        );
         assert!(matches!(err(&good[..10]), BundleError::Truncated(_)));
         assert!(matches!(
             err(&good[..good.len() - 1]),
@@ -369,7 +413,7 @@ mod tests {
         assert!(e.to_string().contains("describe at least"), "{e}");
         // Garbage header.
         let mut bad = good.clone();
-        bad[16] = b'#';
+        bad[48] = b'#';
         assert!(matches!(err(&bad), BundleError::Header(_)));
         // Corrupt weights bytes.
         let mut bad = good.clone();

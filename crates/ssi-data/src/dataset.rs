@@ -371,6 +371,12 @@ fn parse_id(tok: &str, path: &Path, line: usize, what: &str) -> Result<u32, Data
     }
 }
 
+/// SHA-256 of `bytes`: a bundle's header checksum.
+pub fn sha256_bytes(bytes: &[u8]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes).into()
+}
+
 /// SHA-256 of `bytes` in lower-case hex: dataset identities, weight checksums, download checks.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::{Digest, Sha256};
