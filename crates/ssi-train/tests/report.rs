@@ -4,6 +4,15 @@ use ssi_models::{ModelConfig, ModelKind};
 use ssi_train::checkpoint::{DatasetInfo, RunConfig};
 use ssi_train::report;
 
+/// Why the run folder `name` was skipped, from a report's notes ("" when it was not).
+fn reason(skipped: &[String], name: &str) -> String {
+    skipped
+        .iter()
+        .find(|s| s.contains(&format!("/{name}:")))
+        .cloned()
+        .unwrap_or_default()
+}
+
 fn run(dir: &std::path::Path, kind: ModelKind, dataset: &str, ndcg: f64) {
     std::fs::create_dir_all(dir).unwrap();
     let cfg = RunConfig {
@@ -126,23 +135,28 @@ fn finished_runs_become_rows_beside_the_published_figures() {
     );
     let sasrec = rows.iter().find(|r| r.kind == "sasrec").unwrap();
     assert_eq!(sasrec.curve, [(1.0, 0.2), (3.0, 0.3)]);
-    let reason = |name: &str| {
-        skipped
-            .iter()
-            .find(|s| s.contains(&format!("/{name}:")))
-            .cloned()
-            .unwrap_or_default()
-    };
-    assert!(reason("broken").contains("config.json"), "{skipped:?}");
-    assert!(reason("edited").contains("ndcg@10 = 5"), "{skipped:?}");
-    assert!(reason("folder").contains("not a file"), "{skipped:?}");
     assert!(
-        reason("reopened").contains("epoch 3, not finished"),
+        reason(&skipped, "broken").contains("config.json"),
         "{skipped:?}"
     );
-    assert!(reason("past").contains("best epoch 9"), "{skipped:?}");
     assert!(
-        reason("negative").contains("train_seconds = -1e300"),
+        reason(&skipped, "edited").contains("ndcg@10 = 5"),
+        "{skipped:?}"
+    );
+    assert!(
+        reason(&skipped, "folder").contains("not a file"),
+        "{skipped:?}"
+    );
+    assert!(
+        reason(&skipped, "reopened").contains("epoch 3, not finished"),
+        "{skipped:?}"
+    );
+    assert!(
+        reason(&skipped, "past").contains("best epoch 9"),
+        "{skipped:?}"
+    );
+    assert!(
+        reason(&skipped, "negative").contains("train_seconds = -1e300"),
         "{skipped:?}"
     );
     assert_eq!(
@@ -580,25 +594,30 @@ fn a_test_json_that_is_not_the_runs_own_test_is_not_reported() {
         ["own"],
         "{skipped:?}"
     );
-    let reason = |name: &str| {
-        skipped
-            .iter()
-            .find(|s| s.contains(&format!("/{name}:")))
-            .cloned()
-            .unwrap_or_default()
-    };
-    assert!(reason("valid").contains("split = \"valid\""), "{skipped:?}");
-    assert!(reason("nine").contains("negatives = 9"), "{skipped:?}");
-    assert!(reason("file").contains("negatives_file"), "{skipped:?}");
     assert!(
-        reason("bert").contains("model = \"BERT4Rec\""),
+        reason(&skipped, "valid").contains("split = \"valid\""),
         "{skipped:?}"
     );
     assert!(
-        reason("shop").contains("dataset = \"synthetic-shop\""),
+        reason(&skipped, "nine").contains("negatives = 9"),
         "{skipped:?}"
     );
-    assert!(reason("lost").contains("no state.json"), "{skipped:?}");
+    assert!(
+        reason(&skipped, "file").contains("negatives_file"),
+        "{skipped:?}"
+    );
+    assert!(
+        reason(&skipped, "bert").contains("model = \"BERT4Rec\""),
+        "{skipped:?}"
+    );
+    assert!(
+        reason(&skipped, "shop").contains("dataset = \"synthetic-shop\""),
+        "{skipped:?}"
+    );
+    assert!(
+        reason(&skipped, "lost").contains("no state.json"),
+        "{skipped:?}"
+    );
 }
 
 /// A run read from another folder (moved, or reported from another working folder, so that
