@@ -2255,6 +2255,17 @@ fn init_names_the_model_settings_it_does_not_share() {
 
 #[test]
 fn bench_refuses_sizes_beyond_the_memory_before_allocating() {
+    // A step count that would overflow with the warm-up, or run for days, is refused.
+    fails(
+        &[
+            "bench",
+            "--models",
+            "hgn",
+            "--steps",
+            "18446744073709551615",
+        ],
+        "more than a million steps per model",
+    );
     fails(
         &[
             "bench", "--models", "sasrec", "--items", "20000000", "--batch", "1", "--len", "2",
@@ -2596,4 +2607,51 @@ fn an_out_that_links_to_nothing_is_named() {
         "a link to nothing",
     );
     assert!(!dir.path().join("nowhere").exists());
+}
+
+/// A tiny catalogue: `data negatives` lists every item a user has not seen and says so; `data
+/// stats` counts the same items in text and JSON; a file with a NUL byte is not read as text.
+#[test]
+fn small_catalogues_and_binary_files_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("tiny.txt");
+    std::fs::write(&data, "1 1 2 3\n2 2 3 4\n3 1 3 4\n4 1 2 4\n").unwrap();
+    let d = data.to_str().unwrap();
+    let neg = dir.path().join("tiny.neg");
+    let out = cmd(&[
+        "data",
+        "negatives",
+        "--data",
+        d,
+        "--out",
+        neg.to_str().unwrap(),
+    ])
+    .assert()
+    .success();
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(
+        err.contains(
+            "note: 4 user(s) have fewer than 99 items outside their history (user 1 first)"
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&neg).unwrap().lines().next(),
+        Some("1 4")
+    );
+    let text = ok(&["data", "stats", d]);
+    let st = json(&ok(&["data", "stats", d, "--json"]));
+    assert!(
+        text.contains(&format!(
+            "items                    {} (of the ids 1..=4)",
+            st["items"]
+        )),
+        "{text}"
+    );
+    let bin = dir.path().join("bin.txt");
+    std::fs::write(&bin, b"1 1 2 3\n2 2\x003 4\n").unwrap();
+    fails(
+        &["data", "stats", bin.to_str().unwrap()],
+        "byte 11 is NUL: not a text file",
+    );
 }

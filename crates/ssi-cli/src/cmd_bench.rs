@@ -264,6 +264,15 @@ fn check_sizes(a: &BenchArgs) -> Result<()> {
             anyhow::bail!("{name} must be at least 1");
         }
     }
+    // A step takes milliseconds to seconds: a million is days of benchmark, and a count near
+    // usize::MAX would overflow the sum with --warmup.
+    if a.steps.saturating_add(a.warmup) > 1_000_000 {
+        anyhow::bail!(
+            "--steps {} with --warmup {} is more than a million steps per model: a benchmark times a few (default 5); train with `ssi train`",
+            a.steps,
+            a.warmup
+        );
+    }
     // The logits of one step are batch x len x items floats.
     let logits = (a.batch as f64) * (a.len as f64) * (a.items as f64);
     let positions = (a.batch as f64) * (a.len as f64 + 1.0);

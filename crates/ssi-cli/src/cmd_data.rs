@@ -157,11 +157,11 @@ fn stats(file: Option<PathBuf>, json: bool) -> Result<()> {
     } else {
         outln!("dataset                  {}", ds.name);
         outln!("users                    {}", st.users);
+        // `items` counts the ids that occur, as in the JSON; the id range is what models size.
         outln!(
-            "items                    {} (ids 1..={}, {} occur)",
-            st.max_item_id,
-            st.max_item_id,
-            st.items
+            "items                    {} (of the ids 1..={})",
+            st.items,
+            st.max_item_id
         );
         outln!("interactions             {}", st.interactions);
         outln!(
@@ -224,6 +224,13 @@ fn ingest_log(a: IngestArgs) -> Result<()> {
                 ing.item_map.len()
             );
         }
+    }
+    if let Some(h) = &ing.guessed_header {
+        errln!(
+            "note: line 1 ({}) is read as a header, as its time column {} is not a number; if it is an interaction, give it a numeric timestamp",
+            h.join(&ing.delimiter.char.to_string()),
+            cfg.time_col
+        );
     }
     crate::ui::report_skips(&ssi_data::LoadReport {
         skipped: ing.skipped.clone(),
@@ -303,6 +310,19 @@ fn negatives(
         ds.n_users(),
         split.as_str()
     );
+    // A user who has seen all but a few items gets every one of those, as `ssi eval` draws them.
+    let short: Vec<&str> = text
+        .lines()
+        .filter(|l| l.split(' ').count() - 1 < cfg.n_negatives)
+        .filter_map(|l| l.split(' ').next())
+        .collect();
+    if let Some(first) = short.first() {
+        errln!(
+            "note: {} user(s) have fewer than {} items outside their history (user {first} first); their lines list all of those, as `ssi eval` draws them",
+            short.len(),
+            cfg.n_negatives
+        );
+    }
     Ok(())
 }
 

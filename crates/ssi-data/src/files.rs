@@ -25,15 +25,7 @@ pub fn read_bytes_max(path: &Path, max: u64) -> Result<Vec<u8>, DataError> {
         .read_to_end(&mut bytes)
         .map_err(|e| DataError::io(path, e))?;
     if bytes.len() as u64 > max {
-        let size = if max >= 1 << 30 {
-            format!("{} GiB", max >> 30)
-        } else {
-            format!("{} MiB", max >> 20)
-        };
-        return Err(DataError::file(
-            path,
-            format!("larger than {size}: refused"),
-        ));
+        return Err(too_large(path, max));
     }
     Ok(bytes)
 }
@@ -44,16 +36,108 @@ pub fn read_text(path: &Path) -> Result<String, DataError> {
     read_text_max(path, MAX_FILE_BYTES)
 }
 
-/// [`read_text`] with a size limit of `max` bytes.
+/// [`read_text`] with a size limit of `max` bytes. A NUL byte or a byte sequence that is not UTF-8
+/// stops the read where it occurs, so a binary file or a device such as `/dev/zero` is refused
+/// after its first block, not after `max` bytes.
 pub fn read_text_max(path: &Path, max: u64) -> Result<String, DataError> {
-    let mut bytes = read_bytes_max(path, max)?;
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+    let mut reader = file.take(max + 1);
+    let mut bytes = Vec::new();
+    let mut block = vec![0u8; 1 << 16];
+    // Bytes checked so far: a character cut by the end of a block is checked with the next.
+    let mut valid = 0;
+    loop {
+        let n = match reader.read(&mut block) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(DataError::io(path, e)),
+        };
+        if let Some(i) = block[..n].iter().position(|&b| b == 0) {
+            return Err(DataError::file(
+                path,
+                format!("byte {} is NUL: not a text file", bytes.len() + i),
+            ));
+        }
+        bytes.extend_from_slice(&block[..n]);
+        match std::str::from_utf8(&bytes[valid..]) {
+            Ok(_) => valid = bytes.len(),
+            Err(e) if e.error_len().is_none() => valid += e.valid_up_to(),
+            Err(e) => return Err(not_utf8(path, valid + e.valid_up_to())),
+        }
+        if bytes.len() as u64 > max {
+            return Err(too_large(path, max));
+        }
+    }
+    if valid < bytes.len() {
+        return Err(not_utf8(path, valid));
+    }
     if bytes.starts_with(b"\xef\xbb\xbf") {
         bytes.drain(..3);
     }
-    String::from_utf8(bytes).map_err(|e| {
-        DataError::file(
-            path,
-            format!("not UTF-8 text (byte {})", e.utf8_error().valid_up_to()),
-        )
-    })
+    String::from_utf8(bytes).map_err(|e| not_utf8(path, e.utf8_error().valid_up_to()))
+}
+
+fn not_utf8(path: &Path, at: usize) -> DataError {
+    DataError::file(path, format!("not UTF-8 text (byte {at})"))
+}
+
+fn too_large(path: &Path, max: u64) -> DataError {
+    let size = if max >= 1 << 30 {
+        format!("{} GiB", max >> 30)
+    } else if max >= 1 << 20 {
+        format!("{} MiB", max >> 20)
+    } else {
+        format!("{max} bytes")
+    };
+    DataError::file(path, format!("larger than {size}: refused"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(name: &str, bytes: &[u8]) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("ssi-files-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join(name);
+        std::fs::write(&p, bytes).unwrap();
+        p
+    }
+
+    #[test]
+    fn text_reads_refuse_nul_and_broken_utf8_where_they_occur() {
+        let p = write("nul.txt", b"1 2 3\n4 \x005\n");
+        let e = read_text(&p).unwrap_err().to_string();
+        assert!(e.contains("byte 8 is NUL"), "{e}");
+        let p = write("latin1.txt", b"1 2 3\ncaf\xe9 4\n");
+        let e = read_text(&p).unwrap_err().to_string();
+        assert!(e.contains("not UTF-8 text (byte 9)"), "{e}");
+        // A multi-byte character cut at the end of the file is not valid either.
+        let p = write("cut.txt", "1 2 é".as_bytes().split_last().unwrap().1);
+        let e = read_text(&p).unwrap_err().to_string();
+        assert!(e.contains("not UTF-8 text (byte 4)"), "{e}");
+    }
+
+    #[test]
+    fn text_reads_keep_characters_across_blocks_and_drop_the_bom() {
+        // "é" (two bytes) straddles the 64 KiB block boundary.
+        let mut text = "\u{feff}".to_string() + &"a".repeat((1 << 16) - 4);
+        text.push_str("é 1\n");
+        let p = write("straddle.txt", text.as_bytes());
+        let read = read_text(&p).unwrap();
+        assert_eq!(read.len(), text.len() - 3);
+        assert!(read.ends_with("é 1\n"));
+        let p = write("big.txt", &vec![b'a'; 2048]);
+        let e = read_text_max(&p, 1024).unwrap_err().to_string();
+        assert!(e.contains("larger than 1024 bytes"), "{e}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn dev_zero_is_refused_after_one_block() {
+        let e = read_text(Path::new("/dev/zero")).unwrap_err().to_string();
+        assert!(e.contains("byte 0 is NUL"), "{e}");
+    }
 }

@@ -44,6 +44,32 @@ pub struct Ingested {
     pub dropped_by_k_core: usize,
     /// Rows that repeat an earlier row exactly (user, item and timestamp), kept as interactions.
     pub repeated_rows: usize,
+    /// How lines were split into fields.
+    pub delimiter: Delimiter,
+    /// The first line, when it was read as a header because the timestamp column given by index
+    /// is not a number there (a header named by `--*-col NAME` is not reported).
+    pub guessed_header: Option<Vec<String>>,
+}
+
+/// The field separator and whether it was guessed from the first line.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Delimiter {
+    pub char: char,
+    pub guessed: bool,
+}
+
+impl std::fmt::Display for Delimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let name = match self.char {
+            '\t' => "tab".to_string(),
+            c => format!("{c:?}"),
+        };
+        if self.guessed {
+            write!(f, "{name} (guessed from line 1; --delimiter sets it)")
+        } else {
+            f.write_str(&name)
+        }
+    }
 }
 
 struct Row {
@@ -56,7 +82,12 @@ struct Row {
     order: usize,
 }
 
-fn column(spec: &str, header: Option<&[String]>, path: &Path) -> Result<usize, DataError> {
+fn column(
+    spec: &str,
+    header: Option<&[String]>,
+    delim: Delimiter,
+    path: &Path,
+) -> Result<usize, DataError> {
     if let Ok(i) = spec.parse::<usize>() {
         return Ok(i);
     }
@@ -74,7 +105,7 @@ fn column(spec: &str, header: Option<&[String]>, path: &Path) -> Result<usize, D
                 path,
                 1,
                 format!(
-                    "no column named {spec:?} in the header {}",
+                    "no column named {spec:?} in the header {} (fields split at {delim})",
                     header.join(", ")
                 ),
             )
@@ -94,7 +125,7 @@ fn csv_reader(text: &str, delim: char) -> csv::Reader<&[u8]> {
         .from_reader(text.as_bytes())
 }
 
-fn delimiter(cfg: Option<char>, first_line: &str, path: &Path) -> Result<char, DataError> {
+fn delimiter(cfg: Option<char>, first_line: &str, path: &Path) -> Result<Delimiter, DataError> {
     let d = cfg.unwrap_or(if first_line.contains('\t') { '\t' } else { ',' });
     if !d.is_ascii() || d == '"' || d == '\n' || d == '\r' {
         return Err(DataError::file(
@@ -102,7 +133,10 @@ fn delimiter(cfg: Option<char>, first_line: &str, path: &Path) -> Result<char, D
             format!("delimiter {d:?} must be one ASCII character other than a quote or newline"),
         ));
     }
-    Ok(d)
+    Ok(Delimiter {
+        char: d,
+        guessed: cfg.is_none(),
+    })
 }
 
 /// A timestamp: any finite number (seconds, milliseconds, or a plain order).
@@ -128,11 +162,11 @@ pub fn ingest(
         .find(|l| !l.trim().is_empty())
         .ok_or_else(|| DataError::file(path, "file is empty"))?;
     let delim = delimiter(cfg.delimiter, first, path)?;
-    let mut records = csv_reader(text, delim).into_records().peekable();
-    let cols = columns(&mut records, cfg, path)?;
+    let mut records = csv_reader(text, delim.char).into_records().peekable();
+    let (cols, guessed_header) = columns(&mut records, cfg, delim, path)?;
     let log = read_rows(records, &cols, path)?;
     if log.rows.is_empty() {
-        return Err(no_usable_row(path, &log.skipped));
+        return Err(no_usable_row(path, &log.skipped, delim));
     }
     let repeated_rows = {
         let mut seen = std::collections::HashSet::new();
@@ -174,6 +208,8 @@ pub fn ingest(
         skipped: log.skipped,
         dropped_by_k_core,
         repeated_rows,
+        delimiter: delim,
+        guessed_header,
     })
 }
 
@@ -187,8 +223,13 @@ struct Columns {
 }
 
 /// Resolves the configured columns against the first record, and consumes that record if it is a
-/// header.
-fn columns(records: &mut Records, cfg: &IngestConfig, path: &Path) -> Result<Columns, DataError> {
+/// header; returns that header too when it was guessed from a timestamp that is not a number.
+fn columns(
+    records: &mut Records,
+    cfg: &IngestConfig,
+    delim: Delimiter,
+    path: &Path,
+) -> Result<(Columns, Option<Vec<String>>), DataError> {
     let first_fields: Vec<String> = match records.peek() {
         Some(Ok(r)) => r.iter().map(str::to_string).collect(),
         Some(Err(e)) => return Err(DataError::line(path, 1, e.to_string())),
@@ -201,15 +242,15 @@ fn columns(records: &mut Records, cfg: &IngestConfig, path: &Path) -> Result<Col
         .parse::<usize>()
         .ok()
         .and_then(|i| first_fields.get(i));
-    let has_header = cfg.user_col.parse::<usize>().is_err()
+    let named = cfg.user_col.parse::<usize>().is_err()
         || cfg.item_col.parse::<usize>().is_err()
-        || cfg.time_col.parse::<usize>().is_err()
-        || probe_time.is_some_and(|t| t.parse::<f64>().is_err());
+        || cfg.time_col.parse::<usize>().is_err();
+    let has_header = named || probe_time.is_some_and(|t| t.parse::<f64>().is_err());
     let header = has_header.then_some(first_fields.as_slice());
     let cols = Columns {
-        user: column(&cfg.user_col, header, path)?,
-        item: column(&cfg.item_col, header, path)?,
-        time: column(&cfg.time_col, header, path)?,
+        user: column(&cfg.user_col, header, delim, path)?,
+        item: column(&cfg.item_col, header, delim, path)?,
+        time: column(&cfg.time_col, header, delim, path)?,
     };
     if cols.user == cols.item || cols.user == cols.time || cols.item == cols.time {
         return Err(DataError::file(
@@ -223,7 +264,7 @@ fn columns(records: &mut Records, cfg: &IngestConfig, path: &Path) -> Result<Col
     if has_header {
         records.next();
     }
-    Ok(cols)
+    Ok((cols, (has_header && !named).then_some(first_fields)))
 }
 
 /// The usable rows of a log, with users and items numbered 0.. in order of first appearance.
@@ -332,12 +373,12 @@ fn intern(ids: &mut HashMap<String, usize>, names: &mut Vec<String>, key: &str) 
     })
 }
 
-fn no_usable_row(path: &Path, skipped: &[Skip]) -> DataError {
+fn no_usable_row(path: &Path, skipped: &[Skip], delim: Delimiter) -> DataError {
     DataError::file(
         path,
         match skipped.first() {
             Some(first) => format!(
-                "no usable row: all {} skipped, the first at line {}: {}",
+                "no usable row: all {} skipped, the first at line {}: {} (fields split at {delim})",
                 skipped.len(),
                 first.line,
                 first.reason
@@ -430,7 +471,7 @@ fn k_core(mut rows: Vec<Row>, n_users: usize, n_items: usize, k: usize) -> Vec<R
 /// (CSV quoting, so names may hold the delimiter).
 pub fn read_names(text: &str, path: &Path) -> Result<HashMap<String, (String, String)>, DataError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let delim = delimiter(None, text.lines().next().unwrap_or(""), path)?;
+    let delim = delimiter(None, text.lines().next().unwrap_or(""), path)?.char;
     let mut out = HashMap::new();
     let mut lines: HashMap<String, usize> = HashMap::new();
     for rec in csv_reader(text, delim).into_records() {
@@ -450,7 +491,10 @@ pub fn read_names(text: &str, path: &Path) -> Result<HashMap<String, (String, St
             return Err(DataError::line(
                 path,
                 line,
-                "expected `item<sep>name[<sep>category]`",
+                format!(
+                    "expected `item{d}name[{d}category]` (the separator is guessed from line 1: a tab if it has one, else a comma)",
+                    d = if delim == '\t' { "<tab>" } else { "," }
+                ),
             ));
         };
         let category = rec
@@ -570,6 +614,56 @@ mod tests {
         assert_eq!(ing.item_map, ["i0", "i1", "i2", "i3", "i4"]);
         assert_eq!(ing.dataset.sequences[0], [1, 2, 3, 4, 5, 5]);
         assert_eq!(ing.repeated_rows, 1);
+    }
+
+    /// A first line taken as a header only because its timestamp is not a number is reported, so
+    /// a data row there is not lost unseen; a header named by the columns is not.
+    #[test]
+    fn a_guessed_header_and_the_delimiter_are_reported() {
+        let cfg = IngestConfig {
+            k_core: 0,
+            ..Default::default()
+        };
+        let text = "u1,i1,yesterday\nu1,i2,2\nu1,i3,3\n";
+        let ing = ingest(text, Path::new("g.csv"), &cfg, None).unwrap();
+        assert_eq!(
+            ing.guessed_header.as_deref(),
+            Some(&["u1".to_string(), "i1".into(), "yesterday".into()][..])
+        );
+        assert_eq!(ing.dataset.sequences[0].len(), 2);
+        assert_eq!(
+            ing.delimiter.to_string(),
+            "',' (guessed from line 1; --delimiter sets it)"
+        );
+        let named = IngestConfig {
+            user_col: "user".into(),
+            ..cfg.clone()
+        };
+        let ing = ingest("user,1,2\nu,i,1\n", Path::new("n.csv"), &named, None).unwrap();
+        assert_eq!(ing.guessed_header, None);
+        // Semicolons read with the guessed comma: every row is one field, and the error says
+        // how the lines were split.
+        let e = ingest("u;i;1\nu;j;2\n", Path::new("semi.csv"), &cfg, None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("1 field(s), expected at least 3 (fields split at ',' (guessed from line 1; --delimiter sets it))"),
+            "{e}"
+        );
+        let semi = IngestConfig {
+            user_col: "user".into(),
+            delimiter: Some(';'),
+            ..cfg
+        };
+        let e = ingest("uid;item;ts\n", Path::new("semi.csv"), &semi, None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains(
+                "no column named \"user\" in the header uid, item, ts (fields split at ';')"
+            ),
+            "{e}"
+        );
     }
 
     #[test]
