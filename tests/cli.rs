@@ -398,7 +398,7 @@ fn quickstart_runs_without_files() {
     std::fs::write(mine.join("table2.md"), "my notes").unwrap();
     fails(
         &["quickstart", "--epochs", "1", "--out", m],
-        "table2.md: was not written by `ssi reproduce or quickstart`",
+        "table2.md: was not written by `ssi reproduce` or `ssi quickstart`",
     );
     assert_eq!(
         std::fs::read_to_string(mine.join("table2.md")).unwrap(),
@@ -555,6 +555,57 @@ fn serve(body: Vec<u8>, requests: usize) -> (String, std::thread::JoinHandle<()>
         }
     });
     (url, handle)
+}
+
+/// What lies in the cache is checked before anything is read or downloaded (no server: the
+/// address refuses connections, and no command gets that far).
+#[cfg(unix)]
+#[test]
+fn fetch_names_odd_files_in_the_cache_before_reading_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = "http://127.0.0.1:9/";
+    let fifo = dir.path().join("fifo");
+    std::fs::create_dir(&fifo).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(fifo.join("beauty.txt"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let f = fifo.to_str().unwrap();
+    // A pipe would hang a read; a link to /dev/zero would fill the memory.
+    fails(
+        &["data", "fetch", "beauty", "--cache", f, "--base-url", url],
+        "is in the cache but is not a regular file",
+    );
+    let zero = dir.path().join("zero");
+    std::fs::create_dir(&zero).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", zero.join("beauty.txt")).unwrap();
+    fails(
+        &[
+            "data",
+            "fetch",
+            "beauty",
+            "--cache",
+            zero.to_str().unwrap(),
+            "--base-url",
+            url,
+        ],
+        "is in the cache but is not a regular file",
+    );
+    let dangling = dir.path().join("dangling");
+    std::os::unix::fs::symlink(dir.path().join("nothing"), &dangling).unwrap();
+    fails(
+        &[
+            "data",
+            "fetch",
+            "beauty",
+            "--cache",
+            dangling.to_str().unwrap(),
+            "--base-url",
+            url,
+        ],
+        "is a link to nothing",
+    );
 }
 
 #[test]
@@ -1117,7 +1168,7 @@ fn pretrain_teachers_then_distill_a_student() {
         x.to_str().unwrap(),
     ];
     args.extend(small.iter().copied());
-    fails(&args, "config.json");
+    fails(&args, "nothing: no such run folder");
 }
 
 #[test]
@@ -1535,6 +1586,64 @@ fn export_a_bundle_that_evaluates_like_its_checkpoint() {
         "50",
     ]);
     assert!(printed.contains("shop-hgn"), "{printed}");
+    // The names shipped are those the run was trained with: a catalogue gone or replaced is
+    // refused by name, nothing written; another folder's temporaries are left alone.
+    let cat = dir.path().join("shop.items.tsv");
+    let names = std::fs::read_to_string(&cat).unwrap();
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let foreign = elsewhere.join(".notes.txt.999999.0.tmp");
+    std::fs::write(&foreign, "a user's file").unwrap();
+    let e = elsewhere.to_str().unwrap();
+    std::fs::rename(&cat, dir.path().join("gone.tsv")).unwrap();
+    fails(
+        &["export", "--checkpoint", r, "--out", e],
+        "shop.items.tsv is not there any more",
+    );
+    std::fs::write(&cat, names.replacen("\n1\t", "\n1\tRenamed ", 1)).unwrap();
+    fails(
+        &["export", "--checkpoint", r, "--out", e],
+        "is not the catalogue",
+    );
+    std::fs::write(&cat, &names).unwrap();
+    assert!(!elsewhere.join("bundle.ssib").exists());
+    ok(&["export", "--checkpoint", r, "--out", e]);
+    assert!(foreign.exists());
+    // A checkpoint that is not a run folder is named as what it is.
+    let nothing = dir.path().join("nothing");
+    fails(
+        &[
+            "export",
+            "--checkpoint",
+            nothing.to_str().unwrap(),
+            "--out",
+            e,
+        ],
+        "no such run folder",
+    );
+    fails(&["eval", "--checkpoint", d], "a file, not a run folder");
+    fails(
+        &[
+            "export",
+            "--checkpoint",
+            r,
+            "--out",
+            e,
+            "--force",
+            "--name",
+            "red\u{1b}[31m",
+        ],
+        "--name holds the control character '\\u{1b}'",
+    );
+    // `--out .` names the bundle after the folder.
+    let dot = dir.path().join("shop-dot");
+    std::fs::create_dir(&dot).unwrap();
+    cmd(&["export", "--checkpoint", r, "--out", "."])
+        .current_dir(&dot)
+        .assert()
+        .success();
+    let named = json(&std::fs::read_to_string(dot.join("bundle.json")).unwrap());
+    assert_eq!(named["name"], "shop-dot");
     let header = json(&std::fs::read_to_string(out.join("bundle.json")).unwrap());
     assert_eq!(header["model"]["model"], "hgn");
     assert!(
@@ -1583,6 +1692,30 @@ fn export_a_bundle_that_evaluates_like_its_checkpoint() {
         &["predict", "--bundle", "/dev/zero", "--history", "1"],
         "not an SSI bundle",
     );
+    // A run folder is not a bundle: it is to be exported first.
+    fails(
+        &["predict", "--bundle", r, "--history", "1"],
+        "is a training run, not a bundle: export it first",
+    );
+    // A bundle read through a pipe predicts as the file does (the file is opened once).
+    #[cfg(target_os = "linux")]
+    {
+        let b = bundle.to_str().unwrap();
+        let args = ["predict", "--bundle", b, "--history", "1", "--top", "3"];
+        let from_file = ok(&args);
+        let mut piped = cmd(&[
+            "predict",
+            "--bundle",
+            "/dev/stdin",
+            "--history",
+            "1",
+            "--top",
+            "3",
+        ]);
+        piped.write_stdin(std::fs::read(&bundle).unwrap());
+        let out = piped.assert().success();
+        assert_eq!(String::from_utf8_lossy(&out.get_output().stdout), from_file);
+    }
     // An existing bundle is not replaced without --force; a bundle is used on its own data only.
     fails(
         &["export", "--checkpoint", r, "--out", out.to_str().unwrap()],
@@ -1625,6 +1758,7 @@ fn export_a_bundle_that_evaluates_like_its_checkpoint() {
     // content is still checked); the bundle folder holds the bundle only.
     let moved = dir.path().join("moved.txt");
     std::fs::rename(&data, &moved).unwrap();
+    let moved_names = dir.path().join("moved.items.tsv");
     let again = dir.path().join("again");
     let a = again.to_str().unwrap();
     fails(
@@ -1636,6 +1770,20 @@ fn export_a_bundle_that_evaluates_like_its_checkpoint() {
         &["export", "--checkpoint", r, "--out", a, "--data", o],
         "trained on",
     );
+    // Its catalogue is looked for beside it.
+    fails(
+        &[
+            "export",
+            "--checkpoint",
+            r,
+            "--out",
+            a,
+            "--data",
+            moved.to_str().unwrap(),
+        ],
+        "moved.items.tsv is not there any more",
+    );
+    std::fs::rename(dir.path().join("shop.items.tsv"), &moved_names).unwrap();
     ok(&[
         "export",
         "--checkpoint",
@@ -2382,7 +2530,7 @@ fn teacher_lists_are_trimmed_and_empty_entries_named() {
             "--out",
             out.to_str().unwrap(),
         ],
-        "nowhere-a/config.json",
+        "nowhere-a: no such run folder",
     );
 }
 

@@ -53,15 +53,15 @@ pub struct SynthArgs {
     categories: usize,
     #[arg(long, default_value_t = SynthConfig::default().products_per_category)]
     products_per_category: usize,
-    #[arg(long, default_value_t = SynthConfig::default().p_noise)]
+    #[arg(long, default_value_t = SynthConfig::default().p_noise, allow_negative_numbers = true)]
     p_noise: f64,
-    #[arg(long, default_value_t = SynthConfig::default().p_accessory)]
+    #[arg(long, default_value_t = SynthConfig::default().p_accessory, allow_negative_numbers = true)]
     p_accessory: f64,
     /// Shortest history.
     #[arg(long, default_value_t = SynthConfig::default().min_len)]
     min_len: usize,
     /// Mean number of items beyond --min-len (geometric).
-    #[arg(long, default_value_t = SynthConfig::default().mean_extra_len)]
+    #[arg(long, default_value_t = SynthConfig::default().mean_extra_len, allow_negative_numbers = true)]
     mean_extra_len: f64,
     /// Longest history.
     #[arg(long, default_value_t = SynthConfig::default().max_len)]

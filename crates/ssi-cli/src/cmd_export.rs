@@ -55,13 +55,24 @@ pub fn export(a: ExportArgs) -> Result<()> {
     if a.name.as_deref().is_some_and(|n| n.trim().is_empty()) {
         anyhow::bail!("--name is empty: give the name the page shows for this model");
     }
+    // The name is printed here and shown on the page: a control character would act on a terminal.
+    if let Some(c) = a
+        .name
+        .as_deref()
+        .and_then(|n| n.chars().find(|c| c.is_control()))
+    {
+        anyhow::bail!(
+            "--name holds the control character {:?}: give a name of printable characters",
+            c
+        );
+    }
+    let dir = RunDir::new(&a.checkpoint);
+    let cfg = dir.config()?;
     ssi_data::dataset::check_outputs(
         &[a.out.join(FILE_NAME), a.out.join("bundle.json")],
         &[],
         a.force,
     )?;
-    let dir = RunDir::new(&a.checkpoint);
-    let cfg = dir.config()?;
     crate::cmd_train::unfinished_note(&a.checkpoint, "run");
     let ds = crate::source::load_for_run(
         &a.checkpoint,
@@ -85,6 +96,12 @@ pub fn export(a: ExportArgs) -> Result<()> {
     let command = std::fs::read_to_string(dir.file("command.txt"))
         .ok()
         .map(|c| c.trim().to_string());
+    check_catalogue(
+        &a.checkpoint,
+        &cfg.dataset,
+        a.data.as_deref().or(cfg.dataset.path.as_deref()),
+        &ds,
+    )?;
     let catalogue = ds.catalogue.clone().unwrap_or_else(|| {
         let mut c = Catalogue::with_items(ds.n_items as usize);
         for id in 1..=ds.n_items {
@@ -92,9 +109,10 @@ pub fn export(a: ExportArgs) -> Result<()> {
         }
         c
     });
+    // `--out .` has no file name of its own: the folder's real one is meant.
     let name = a.name.clone().unwrap_or_else(|| {
-        a.out
-            .file_name()
+        let out = a.out.canonicalize().unwrap_or_else(|_| a.out.clone());
+        out.file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "model".into())
     });
@@ -127,7 +145,9 @@ pub fn export(a: ExportArgs) -> Result<()> {
         &[],
         a.force,
     )?;
-    ssi_data::dataset::remove_stale_temps(&a.out);
+    // Only this command's temporaries: --out is the user's folder, other files there are theirs.
+    ssi_data::dataset::remove_stale_temps_of(&a.out.join(FILE_NAME));
+    ssi_data::dataset::remove_stale_temps_of(&a.out.join("bundle.json"));
     ssi_data::dataset::write_atomic(&a.out.join(FILE_NAME), &bytes)?;
     let mut readable = serde_json::to_value(&back.header)?;
     readable["catalogue"] = format!("{} items", back.header.catalogue.n_items()).into();
@@ -171,6 +191,36 @@ fn lock_out(out: &std::path::Path) -> Result<std::fs::File> {
 fn today() -> String {
     let d = time::OffsetDateTime::now_utc().date();
     format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
+}
+
+/// The names a bundle ships are those the run was trained with: a catalogue that has gone from
+/// beside the dataset, or another in its place, is refused by name (a run recorded without a
+/// catalogue digest, written before it existed, is noted when it gets ids for names).
+fn check_catalogue(
+    run: &std::path::Path,
+    trained: &ssi_train::checkpoint::DatasetInfo,
+    data: Option<&std::path::Path>,
+    ds: &ssi_data::Dataset,
+) -> Result<()> {
+    let file = data
+        .map(|p| ssi_data::dataset::catalogue_path(p).display().to_string())
+        .unwrap_or_else(|| "its catalogue".into());
+    let now = ssi_train::checkpoint::DatasetInfo::of(ds, None).catalogue_sha256;
+    match (&trained.catalogue_sha256, &now) {
+        (Some(_), None) => anyhow::bail!(
+            "{} was trained with item names, and their catalogue {file} is not there any more: put it back (the bundle would name items by id)",
+            run.display()
+        ),
+        (Some(a), Some(b)) if a != b => anyhow::bail!(
+            "{file} is not the catalogue {} was trained with (its SHA-256 differs): put that one back, so the bundle names the items the model learned",
+            run.display()
+        ),
+        (None, None) => errln!(
+            "note: no item catalogue beside the dataset ({file}): the bundle names items by their ids"
+        ),
+        _ => {}
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -12,9 +12,10 @@ pub struct PredictArgs {
     #[arg(long)]
     bundle: PathBuf,
     /// The sequence, oldest first: item ids separated by commas (spaces around them are fine).
-    #[arg(long, value_delimiter = ',', required = true, value_parser = item_id)]
+    // Negative numbers reach the parser, which names them, instead of being read as options.
+    #[arg(long, value_delimiter = ',', required = true, value_parser = item_id, allow_negative_numbers = true)]
     history: Vec<u32>,
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=100_000), allow_negative_numbers = true)]
     top: u64,
     #[arg(long)]
     json: bool,

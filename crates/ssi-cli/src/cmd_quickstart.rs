@@ -226,7 +226,27 @@ fn next_steps(out: &Path, bundle: &Path) {
          ssi data ingest log.csv --out data/mine.txt   # your own log: user,item,timestamp\n\
          Runs, summary.md (the table above), table2.md (the paper's Table 2 rows) and the bundle \
          are in {o}.",
-        b = bundle.join(ssi_bundle::FILE_NAME).display(),
+        b = shell_word(&bundle.join(ssi_bundle::FILE_NAME)),
         o = out.display()
     );
+}
+
+/// A path as a shell word, quoted when it holds spaces or shell characters, so that the printed
+/// commands can be pasted as they are.
+fn shell_word(path: &Path) -> String {
+    let text = path.to_string_lossy();
+    shlex::try_quote(&text)
+        .map(|q| q.into_owned())
+        .unwrap_or_else(|_| text.into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn printed_paths_paste_into_a_shell() {
+        let p = std::path::Path::new("my runs/ünï/bundle.ssib");
+        assert_eq!(super::shell_word(p), "'my runs/ünï/bundle.ssib'");
+        let plain = std::path::Path::new("runs/quickstart/shop/bundle/bundle.ssib");
+        assert_eq!(super::shell_word(plain), plain.to_str().unwrap());
+    }
 }

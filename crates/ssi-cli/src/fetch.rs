@@ -138,10 +138,32 @@ pub fn run(a: FetchArgs) -> Result<()> {
             dir.display()
         );
     }
+    // A link to nothing: checked before the download, which could not be stored there.
+    if let (Ok(link), false) = (std::fs::read_link(&dir), dir.exists()) {
+        bail!(
+            "the cache folder {} is a link to nothing ({}): create that folder, or give another with --cache (or SSI_CACHE)",
+            dir.display(),
+            link.display()
+        );
+    }
     let dest = dir.join(format!("{}.txt", known.name));
     if dest.exists() {
-        let bytes =
-            std::fs::read(&dest).with_context(|| format!("cannot read {}", dest.display()))?;
+        // A file the user did not name: read only when it is a regular file (a pipe would hang
+        // the command), and no more of it than a download may hold.
+        if !dest.is_file() {
+            bail!(
+                "{} is in the cache but is not a regular file (a folder, device or pipe): move it away",
+                dest.display()
+            );
+        }
+        let bytes = match ssi_data::dataset::read_bytes_max(&dest, MAX_DOWNLOAD_BYTES) {
+            Ok(b) => b,
+            Err(e) if !a.force => bail!(
+                "{e}; it is not the published {}.txt: move it away, or pass --force to replace it with the download",
+                known.name
+            ),
+            Err(_) => Vec::new(),
+        };
         if sha256_hex(&bytes) == known.sha256 {
             outln!("{} (already present, checksum ok)", dest.display());
             return Ok(());

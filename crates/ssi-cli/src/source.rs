@@ -82,29 +82,52 @@ fn wgpu_device() -> Result<burn::tensor::Device> {
 
 /// The bytes of a bundle file (`ssi export`'s `bundle.ssib`): a folder is named with the file it
 /// likely holds, and a file that does not begin as a bundle is refused on its first bytes (a
-/// device like `/dev/zero` is not read to the size limit first).
+/// device like `/dev/zero` is not read to the size limit first). The file is opened once, so a
+/// pipe (`--bundle <(…)`, `/dev/stdin`) reads as a file does.
 pub fn read_bundle(path: &Path) -> Result<Vec<u8>> {
     use std::io::Read;
     if path.is_dir() {
+        let inside = path.join(ssi_bundle::FILE_NAME);
+        if inside.exists() {
+            anyhow::bail!(
+                "{} is a folder: give the bundle file in it, {}",
+                path.display(),
+                inside.display()
+            );
+        }
+        if path.join("config.json").exists() {
+            anyhow::bail!(
+                "{} is a training run, not a bundle: export it first (`ssi export --checkpoint {} --out DIR`), then give DIR/{}",
+                path.display(),
+                path.display(),
+                ssi_bundle::FILE_NAME
+            );
+        }
         anyhow::bail!(
-            "{} is a folder: give the bundle file in it, {}",
+            "{} is a folder without a bundle ({} is written by `ssi export`)",
             path.display(),
-            path.join(ssi_bundle::FILE_NAME).display()
+            ssi_bundle::FILE_NAME
         );
     }
-    let mut head = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(4).read_to_end(&mut head))
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    if head.as_slice() != ssi_bundle::MAGIC {
+    let io = |e: std::io::Error| anyhow::anyhow!("{}: {e}", path.display());
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let mut bytes = Vec::new();
+    (&mut file).take(4).read_to_end(&mut bytes).map_err(io)?;
+    if bytes.as_slice() != ssi_bundle::MAGIC {
         anyhow::bail!(
             "{}: not an SSI bundle (the file does not start with \"SSIB\"; `ssi export` writes {})",
             path.display(),
             ssi_bundle::FILE_NAME
         );
     }
-    Ok(ssi_data::dataset::read_bytes_max(
-        path,
-        ssi_bundle::MAX_BYTES as u64,
-    )?)
+    let max = ssi_bundle::MAX_BYTES as u64;
+    file.take(max - 4 + 1).read_to_end(&mut bytes).map_err(io)?;
+    if bytes.len() as u64 > max {
+        anyhow::bail!(
+            "{}: larger than {} MiB: not a bundle `ssi export` writes",
+            path.display(),
+            max >> 20
+        );
+    }
+    Ok(bytes)
 }

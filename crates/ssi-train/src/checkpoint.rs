@@ -195,6 +195,25 @@ impl RunDir {
     pub fn has_run(&self) -> bool {
         self.file("state.json").exists()
     }
+    /// A folder whose `state.json` is not a file, or that has no `config.json` beside it, is not
+    /// a run to continue or to train over: named, with the way out.
+    pub fn check_record(&self) -> Result<(), TrainError> {
+        let state = self.file("state.json");
+        if !state.is_file() {
+            return Err(TrainError::Config(format!(
+                "{} is not a file (a folder, device or pipe), so {} holds no run: move it away, or choose another --out",
+                state.display(),
+                self.path.display()
+            )));
+        }
+        if !self.file("config.json").exists() {
+            return Err(TrainError::Config(format!(
+                "{} has a state.json but no config.json: not a run that can be continued; restore its config.json, or move the folder away, or choose another --out",
+                self.path.display()
+            )));
+        }
+        Ok(())
+    }
     /// Refuses a folder that holds what only a committed epoch writes (best weights, test
     /// results, the files of a second epoch) but no `state.json`: a run that lost its record,
     /// which neither `--resume` can continue nor a new run may overwrite. Files of a first
@@ -253,6 +272,19 @@ impl RunDir {
     /// The run's settings, range-checked like settings given on the command line (an edited
     /// `config.json` would otherwise reach burn with values it panics on).
     pub fn config(&self) -> Result<RunConfig, TrainError> {
+        if std::fs::symlink_metadata(self.file("config.json")).is_err() {
+            let what = if !self.path.exists() {
+                "no such run folder"
+            } else if !self.path.is_dir() {
+                "a file, not a run folder"
+            } else {
+                "a folder without a run (no config.json)"
+            };
+            return Err(TrainError::Config(format!(
+                "{}: {what} (a run folder is the --out of `ssi train`, `pretrain` or `distill`)",
+                self.path.display()
+            )));
+        }
         let raw: serde_json::Value = self.read_json("config.json")?;
         let path = self.file("config.json");
         let cfg: RunConfig = serde_json::from_value(raw.clone())

@@ -262,6 +262,11 @@ pub struct DatasetInfo {
     /// `Dataset::fingerprint` (absent in runs written before it was recorded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    /// SHA-256 of the item catalogue the run was trained with (names and categories as
+    /// `Catalogue::to_tsv` writes them); None: no catalogue, or a run written before it was
+    /// recorded. Training does not read names, so only `ssi export`, which ships them, checks it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catalogue_sha256: Option<String>,
     /// Whether the catalogue beside the file raised the item count above the file's highest
     /// id (known for a dataset just loaded, not recorded), for an error's hint.
     #[serde(skip)]
@@ -276,6 +281,10 @@ impl DatasetInfo {
             n_users: ds.n_users(),
             path: path.map(|p| p.canonicalize().unwrap_or_else(|_| p.to_path_buf())),
             sha256: Some(ds.fingerprint()),
+            catalogue_sha256: ds
+                .catalogue
+                .as_ref()
+                .map(|c| ssi_data::dataset::sha256_hex(c.to_tsv().as_bytes())),
             catalogue_raises_items: ds.catalogue_raises_items(),
         }
     }

@@ -273,6 +273,7 @@ fn resume_limits(
     info: &DatasetInfo,
     obs: &mut dyn TrainObserver,
 ) -> Result<(), TrainError> {
+    dir.check_record()?;
     let saved = dir.config()?;
     saved
         .dataset

@@ -262,6 +262,7 @@ impl Trainer<'_> {
                 cfg: run.train,
             });
         }
+        self.dir.check_record()?;
         if !resume {
             return Err(TrainError::Config(format!(
                 "{} already holds a run: pass --resume to continue it, or choose another --out",

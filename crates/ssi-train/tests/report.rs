@@ -24,6 +24,7 @@ fn run(dir: &std::path::Path, kind: ModelKind, dataset: &str, ndcg: f64) {
             n_users: 3,
             path: None,
             sha256: None,
+            catalogue_sha256: None,
             catalogue_raises_items: false,
         },
         distill: None,

@@ -215,6 +215,30 @@ fn a_run_that_lost_its_state_is_neither_resumed_nor_trained_over() {
     assert_eq!(std::fs::read(dir.path().join("best.bpk")).unwrap(), best);
 }
 
+/// A `state.json` that is a folder, or one without a `config.json`, is named as what it is, not
+/// taken for a run that `--resume` could continue.
+#[test]
+fn a_state_json_without_a_run_is_named() {
+    let ds = dataset();
+    let (m, t) = configs(ModelKind::Sasrec, &ds);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("state.json")).unwrap();
+    for resume in [false, true] {
+        let err = trainer(&ds, dir.path(), Some(1))
+            .run(&m, &t, resume, &mut Silent)
+            .expect_err("a folder named state.json");
+        assert!(err.to_string().contains("is not a file"), "{err}");
+    }
+    let dir = one_step_run();
+    std::fs::remove_file(dir.path().join("config.json")).unwrap();
+    for resume in [false, true] {
+        let err = trainer(&ds, dir.path(), Some(1))
+            .run(&m, &t, resume, &mut Silent)
+            .expect_err("a run without its config.json");
+        assert!(err.to_string().contains("no config.json"), "{err}");
+    }
+}
+
 /// `ssi report` reads a run as every command does: an edited `config.json` is skipped with the
 /// reason, not reported as the run's figures.
 #[test]

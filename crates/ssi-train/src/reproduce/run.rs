@@ -314,8 +314,10 @@ pub(super) fn check_outputs(out: &Path) -> Result<(), ReproduceError> {
 }
 
 pub(super) fn check_output(out: &Path, name: &str) -> Result<(), ReproduceError> {
-    ssi_data::dataset::check_replaceable(&out.join(name), "ssi reproduce or quickstart", |b| {
-        generated(name, b)
-    })?;
+    ssi_data::dataset::check_replaceable(
+        &out.join(name),
+        "ssi reproduce` or `ssi quickstart",
+        |b| generated(name, b),
+    )?;
     Ok(())
 }
