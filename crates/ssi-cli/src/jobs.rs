@@ -96,6 +96,22 @@ fn finished(out: &Path, name: &str) -> bool {
     ssi_train::checkpoint::RunDir::new(out.join(name)).has_result()
 }
 
+/// The last `error:` line a stage wrote to its log, so that the reason of a failure is shown
+/// where the failure is reported (the log's last 64 KiB are read: the error is at its end).
+fn last_error(log: &Path) -> Option<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(log).ok()?;
+    let len = f.metadata().ok()?.len();
+    f.seek(SeekFrom::Start(len.saturating_sub(64 << 10))).ok()?;
+    let mut tail = Vec::new();
+    f.read_to_end(&mut tail).ok()?;
+    String::from_utf8_lossy(&tail)
+        .split(['\n', '\r'])
+        .filter(|l| l.starts_with("error:"))
+        .next_back()
+        .map(|l| l.chars().take(500).collect())
+}
+
 /// Trains the unfinished `tasks` with at most `jobs` processes at once: first those that other
 /// tasks depend on, then the rest, each group in the given order as far as dependencies allow.
 /// Each process writes its output to `out/NAME.log`. A failed stage stops new starts; the
@@ -155,10 +171,14 @@ pub fn run_parallel(out: &Path, tasks: &[Task], jobs: usize) -> Result<()> {
                     if status.success() {
                         outln!("   {} finished ({minutes:.1} min)", task.name);
                     } else {
+                        let log = out.join(format!("{}.log", task.name));
+                        let why = last_error(&log)
+                            .map(|e| format!("\n  {e}"))
+                            .unwrap_or_default();
                         errln!(
-                            "error: stage {} failed ({status}); its output: {}",
+                            "error: stage {} failed ({status}); its output: {}{why}",
                             task.name,
-                            out.join(format!("{}.log", task.name)).display()
+                            log.display()
                         );
                         failed.push(task.name.clone());
                     }
@@ -168,7 +188,7 @@ pub fn run_parallel(out: &Path, tasks: &[Task], jobs: usize) -> Result<()> {
     }
     if !failed.is_empty() {
         bail!(
-            "stage(s) {} failed (output in {}/NAME.log); rerunning the same command resumes",
+            "stage(s) {} failed (reasons above; output in {}/NAME.log); rerunning the same command resumes",
             failed.join(", "),
             out.display()
         );
@@ -187,6 +207,25 @@ pub fn run_parallel(out: &Path, tasks: &[Task], jobs: usize) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_stage_is_reported_with_its_last_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("bert4rec.log");
+        let progress = "epoch 1 [=====>   ]\r".repeat(5000);
+        std::fs::write(
+            &log,
+            format!("{LOG_HEADER}error: first\n{progress}error: runs/x is being trained by another process\n"),
+        )
+        .unwrap();
+        assert_eq!(
+            last_error(&log).as_deref(),
+            Some("error: runs/x is being trained by another process")
+        );
+        std::fs::write(&log, "no error here\n").unwrap();
+        assert_eq!(last_error(&log), None);
+        assert_eq!(last_error(&dir.path().join("absent.log")), None);
+    }
 
     /// Logs of earlier runs resume (whatever the stage printed first); a user's file or a link
     /// in their place is refused.
