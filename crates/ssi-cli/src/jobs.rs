@@ -107,8 +107,7 @@ fn last_error(log: &Path) -> Option<String> {
     f.read_to_end(&mut tail).ok()?;
     String::from_utf8_lossy(&tail)
         .split(['\n', '\r'])
-        .filter(|l| l.starts_with("error:"))
-        .next_back()
+        .rfind(|l| l.starts_with("error:"))
         .map(|l| l.chars().take(500).collect())
 }
 
