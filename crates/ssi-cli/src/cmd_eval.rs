@@ -111,7 +111,7 @@ impl ProtocolArgs {
 #[derive(Args)]
 #[command(group(ArgGroup::new("what").required(true).args(["model", "checkpoint", "bundle", "ensemble"])))]
 pub struct EvalArgs {
-    /// A count-based model (or use --checkpoint or --bundle).
+    /// A count-based model (or use --checkpoint, --bundle or --ensemble).
     #[arg(long, value_enum)]
     model: Option<CountModel>,
     /// A run folder written by `ssi train`: its best epoch is evaluated.
@@ -125,10 +125,11 @@ pub struct EvalArgs {
     /// committee the student imitates.
     #[arg(long, value_delimiter = ',', num_args = 1.., value_name = "DIR,DIR")]
     ensemble: Vec<PathBuf>,
-    /// cpu or wgpu, for --checkpoint.
+    /// cpu or wgpu, for --checkpoint, --bundle and --ensemble.
     #[arg(long, default_value = "cpu")]
     device: String,
-    /// S3-Rec format file; omit for the embedded synthetic shop.
+    /// S3-Rec format file. Default: the file a --checkpoint (or the first --ensemble) run records;
+    /// for --model and --bundle, the embedded synthetic shop.
     #[arg(long)]
     data: Option<PathBuf>,
     #[command(flatten)]

@@ -15,8 +15,10 @@ pub struct PredictArgs {
     // Negative numbers reach the parser, which names them, instead of being read as options.
     #[arg(long, value_delimiter = ',', required = true, value_parser = item_id, allow_negative_numbers = true)]
     history: Vec<u32>,
+    /// How many items to recommend.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=100_000), allow_negative_numbers = true)]
     top: u64,
+    /// Print the recommendations as one JSON object.
     #[arg(long)]
     json: bool,
 }

@@ -107,8 +107,10 @@ pub struct RunArgs {
     /// weights that run lacks start fresh. Replaces S3-Rec's pre-training stage.
     #[arg(long, value_name = "RUN", conflicts_with = "resume")]
     init: Option<PathBuf>,
+    /// Seed of the initialisation, batch order and dropout (default 42; `--set seed=N` alike).
     #[arg(long)]
     seed: Option<u64>,
+    /// The most epochs (default 200; the stopping rule usually ends a run sooner).
     #[arg(long)]
     epochs: Option<usize>,
     /// Print the final test metrics as one JSON object.

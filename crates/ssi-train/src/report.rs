@@ -949,11 +949,20 @@ pub fn to_markdown(
         }
         md.push('\n');
         for r in rows.iter().filter(|r| r.dataset == d) {
-            let commands: Vec<&str> = r.command.as_deref().map_or(vec![], |c| c.lines().collect());
+            let commands: Vec<String> = r
+                .command
+                .as_deref()
+                .map_or(vec![], |c| c.lines().map(without_stage).collect());
             let shown = match commands.as_slice() {
                 [] => "`command not recorded`".to_string(),
                 [first, resumed @ ..] => std::iter::once(code(first))
-                    .chain(resumed.iter().map(|c| format!("resumed with {}", code(c))))
+                    .chain(resumed.iter().map(|c| {
+                        if c == first {
+                            "resumed by the same command".to_string()
+                        } else {
+                            format!("resumed with {}", code(c))
+                        }
+                    }))
                     .collect::<Vec<_>>()
                     .join(", "),
             };
@@ -1170,6 +1179,24 @@ fn missing(rows: &[Row], d: &str) -> String {
     }
 }
 
+/// A command as its user typed it: `reproduce` and `quickstart` run each stage as a worker of the
+/// same command with a hidden `--stage NAME`, which `command.txt` records; the command to show
+/// (and to run again) is the one without it.
+fn without_stage(command: &str) -> String {
+    let words: Vec<&str> = command.split(' ').collect();
+    let mut kept = Vec::with_capacity(words.len());
+    let mut i = 0;
+    while i < words.len() {
+        if words[i] == "--stage" && i + 1 < words.len() {
+            i += 2;
+            continue;
+        }
+        kept.push(words[i]);
+        i += 1;
+    }
+    kept.join(" ")
+}
+
 /// The run a row started from: its `init_from`, or for rows archived before that was recorded,
 /// the `--init` of its command.
 fn start_of(r: &Row) -> Option<String> {
@@ -1262,6 +1289,19 @@ mod tests {
         );
         assert!(
             md.contains("- `q` (seed 42): `command not recorded`\n"),
+            "{md}"
+        );
+        // A stage of `reproduce` shows the command the user typed, without the worker's --stage.
+        let stage = Row {
+            command: Some(
+                "ssi reproduce --jobs 2 --out o --stage hgn\nssi reproduce --jobs 2 --out o --stage hgn"
+                    .into(),
+            ),
+            ..row("o/hgn", false, None, 0.3, 0.03)
+        };
+        let md = to_markdown(&[stage], &|_, _| None, &[], &[], &[]);
+        assert!(
+            md.contains("`ssi reproduce --jobs 2 --out o`, resumed by the same command\n"),
             "{md}"
         );
     }
