@@ -421,7 +421,26 @@ pub fn check_outputs(outputs: &[PathBuf], inputs: &[&Path], force: bool) -> Resu
         (Some(x), Some(y)) => x == y,
         _ => a == b,
     };
-    for out in outputs {
+    for (k, out) in outputs.iter().enumerate() {
+        // `--out sub/` names a folder, which no file can be written as.
+        if out
+            .as_os_str()
+            .to_string_lossy()
+            .ends_with(std::path::MAIN_SEPARATOR)
+        {
+            return Err(DataError::file(
+                out,
+                format!(
+                    "names a folder (it ends with a separator): give a file in it, such as {}data.txt",
+                    out.display()
+                ),
+            ));
+        }
+        // A file written beside the one the user named is named with it.
+        let beside = match outputs.first() {
+            Some(first) if k > 0 => format!(" (written beside {})", first.display()),
+            _ => String::new(),
+        };
         if let Some(input) = inputs.iter().find(|i| same(out, i)) {
             return Err(DataError::file(
                 out,
@@ -437,13 +456,17 @@ pub fn check_outputs(outputs: &[PathBuf], inputs: &[&Path], force: bool) -> Resu
         {
             return Err(DataError::file(
                 out,
-                "exists and is not a regular file (a device, pipe or folder): choose an output file",
+                format!(
+                    "exists and is not a regular file (a device, pipe or folder){beside}: move it, or choose another output"
+                ),
             ));
         }
         if !force && existing.is_some() {
             return Err(DataError::file(
                 out,
-                "already exists: pass --force to replace it, or choose another output file",
+                format!(
+                    "already exists{beside}: pass --force to replace it, or choose another output"
+                ),
             ));
         }
     }
@@ -723,6 +746,22 @@ mod tests {
         // A device is never replaced, even with --force.
         let err = check_outputs(&[PathBuf::from("/dev/null")], &[], true).unwrap_err();
         assert!(err.to_string().contains("not a regular file"), "{err}");
+        // A path that names a folder; a file written beside the one named is named with it.
+        let folder = PathBuf::from(format!(
+            "{}{}",
+            dir.join("sub").display(),
+            std::path::MAIN_SEPARATOR
+        ));
+        let err = check_outputs(&[folder], &[], true).unwrap_err();
+        assert!(err.to_string().contains("names a folder"), "{err}");
+        let err = check_outputs(&[fresh.clone(), input.clone()], &[], false).unwrap_err();
+        assert!(
+            err.to_string().contains(&format!(
+                "already exists (written beside {})",
+                fresh.display()
+            )),
+            "{err}"
+        );
         // Atomic writes leave no temporary file behind.
         write_atomic(&fresh, b"data").unwrap();
         let names: Vec<_> = std::fs::read_dir(&dir)
