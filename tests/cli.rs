@@ -1352,6 +1352,103 @@ fn reproduce_tiny(
     ok(&args)
 }
 
+/// Names that would silently change what `reproduce` does are refused; a stage does not start
+/// before the runs it needs have finished; a finished student whose teachers changed since is
+/// not read back into the table as if it had imitated them.
+#[test]
+fn reproduce_refuses_ambiguous_names_unfinished_teachers_and_stale_students() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path(), 120, 3);
+    let out = dir.path().join("repro");
+    let d = data.to_str().unwrap();
+    let o = out.to_str().unwrap();
+    let base = ["reproduce", "--data", d, "--out", o, "--baselines"];
+    fails(
+        &[&base[..], &["--students", "--paper-dataset", "beuty"]].concat(),
+        "--paper-dataset \"beuty\": not a dataset of the paper's Table 2 (beauty, toys",
+    );
+    // `--config small` with a file `small` in the folder: which one is meant is unknown.
+    std::fs::write(dir.path().join("small"), r#"{"hidden": 8}"#).unwrap();
+    cmd(&[&base[..], &["--students", "--config", "small"]].concat())
+        .current_dir(dir.path())
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "names both the preset and the file small in this folder; give ./small",
+        ));
+    // One stage alone, before the teachers it imitates have trained.
+    fails(
+        &[&base[..], &["--students", "hgn", "--stage", "ssi-hgn"]].concat(),
+        "--stage ssi-hgn: it needs",
+    );
+    assert!(!out.join("ssi-hgn").exists());
+    reproduce_tiny(&data, &out, "1", &["--baselines", "--students", "hgn"]);
+    let table = std::fs::read_to_string(out.join("table2.md")).unwrap();
+    assert!(table.contains("| SSI | 0."), "{table}");
+    // A teacher retrained since (other best weights, committed as its own).
+    let teacher = out.join("teacher-temporal");
+    let other = std::fs::read(out.join("teacher-persona/best.bpk")).unwrap();
+    std::fs::write(teacher.join("best.bpk"), &other).unwrap();
+    let state_path = teacher.join("state.json");
+    let mut state = json(&std::fs::read_to_string(&state_path).unwrap());
+    state["checksums"]["best.bpk"] = ssi_data::dataset::sha256_hex(&other).into();
+    std::fs::write(&state_path, state.to_string()).unwrap();
+    let student = std::fs::read(out.join("ssi-hgn/state.json")).unwrap();
+    // Asked to train it, the command stops before training anything, naming the teacher ...
+    cmd(&[
+        &base[..],
+        &[
+            "--students",
+            "hgn",
+            "--set",
+            "hidden=16",
+            "--set",
+            "epochs=1",
+            "--set",
+            "max_steps_per_epoch=2",
+            "--set",
+            "valid_users=50",
+        ],
+    ]
+    .concat())
+    .assert()
+    .code(1)
+    .stderr(predicate::str::contains(format!(
+        "the best weights of teacher {} changed",
+        teacher.display()
+    )));
+    // ... and a table that only reads it back (training HGN alone) leaves its row out, saying
+    // why.
+    cmd(&[
+        &base[..],
+        &[
+            "hgn",
+            "--students",
+            "--set",
+            "hidden=16",
+            "--set",
+            "epochs=1",
+            "--set",
+            "max_steps_per_epoch=2",
+            "--set",
+            "valid_users=50",
+        ],
+    ]
+    .concat())
+    .assert()
+    .success()
+    .stderr(
+        predicate::str::contains("left out of the tables")
+            .and(predicate::str::contains("move this run away")),
+    );
+    let table = std::fs::read_to_string(out.join("table2.md")).unwrap();
+    assert!(!table.contains("| SSI | 0."), "{table}");
+    assert_eq!(
+        std::fs::read(out.join("ssi-hgn/state.json")).unwrap(),
+        student
+    );
+}
+
 /// Stages split over several invocations (or processes) into one --out folder: each trains only
 /// what it names, and every invocation's table holds all finished runs.
 #[test]

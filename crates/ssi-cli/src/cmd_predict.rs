@@ -53,12 +53,16 @@ pub fn predict(a: PredictArgs) -> Result<()> {
         .collect();
     if !unknown.is_empty() && unknown.len() == a.history.len() {
         anyhow::bail!(
-            "{}: none of the items {unknown:?} is in its catalogue (ids 1..={n})",
-            a.bundle.display()
+            "{}: none of the {} given is in its catalogue (ids 1..={n})",
+            a.bundle.display(),
+            some_items(&unknown)
         );
     }
     if !unknown.is_empty() {
-        errln!("note: items {unknown:?} are not in the catalogue ({n} items) and are ignored");
+        errln!(
+            "note: {} not in the catalogue ({n} items), ignored",
+            some_items(&unknown)
+        );
     }
     let history: Vec<u32> = a
         .history
@@ -123,4 +127,28 @@ pub fn predict(a: PredictArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `items [3, 9]`, or for a long list its count and first ids: a history of thousands of
+/// unknown ids would otherwise print them all.
+fn some_items(ids: &[u32]) -> String {
+    const SHOWN: usize = 10;
+    if ids.len() <= SHOWN {
+        return format!("items {ids:?}");
+    }
+    let first: Vec<String> = ids[..SHOWN].iter().map(u32::to_string).collect();
+    format!("{} items ({}, …)", ids.len(), first.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_long_list_of_items_is_cut() {
+        assert_eq!(super::some_items(&[3, 9]), "items [3, 9]");
+        let many: Vec<u32> = (1..=5000).collect();
+        assert_eq!(
+            super::some_items(&many),
+            "5000 items (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, …)"
+        );
+    }
 }

@@ -138,10 +138,10 @@ impl From<Ablation> for reproduce::Ablation {
 
 pub fn reproduce(a: ReproduceArgs) -> Result<()> {
     let ds = crate::source::load(a.data.as_deref(), false)?;
-    let name = a
-        .paper_dataset
-        .clone()
-        .unwrap_or_else(|| ds.name.to_ascii_lowercase());
+    let name = match &a.paper_dataset {
+        Some(given) => reproduce::paper_dataset_named(given)?,
+        None => ds.name.to_ascii_lowercase(),
+    };
     let out = a
         .out
         .clone()
@@ -185,9 +185,8 @@ fn request(a: &ReproduceArgs, paper_dataset: String) -> Result<Request> {
         );
     }
     let mut settings = reproduce::base_settings(&a.config)?;
-    for s in &a.set {
+    for mut setting in ssi_train::parse_sets(&a.set)? {
         // As in a settings file: HGN has no `layers`, and `--set layers=1` is for the others.
-        let mut setting = Setting::parse(s)?;
         setting.strict = false;
         settings.push(setting);
     }
@@ -297,8 +296,9 @@ pub fn execute(plan: &Plan, ws: Workspace, how: Execution) -> Result<()> {
         pipeline.train_stage(only)?;
         return Ok(());
     }
+    // Before anything trains: a mismatch found at a later stage would come after hours.
+    pipeline.check_existing()?;
     if how.jobs > 1 {
-        pipeline.check_existing()?;
         let tasks: Vec<crate::jobs::Task> = plan
             .stages()
             .iter()
@@ -361,6 +361,9 @@ impl ReproduceObserver for Progress {
             "   test NDCG@10 {:.4}",
             report.sampled.ndcg_at(10).unwrap_or(f64::NAN)
         );
+        for w in report.warnings() {
+            errln!("   {w}");
+        }
     }
     fn written(&mut self, output: Output, markdown: &str) {
         if output != Output::Table2 || self.print_table2 {

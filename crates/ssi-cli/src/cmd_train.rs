@@ -232,14 +232,19 @@ pub(crate) fn unfinished_note(dir: &std::path::Path, what: &str) {
     if !state.finished {
         errln!(
             "note: {what} {} has not finished training (epoch {} of at most {}: cut off, or \
-             still training); its best epoch so far ({}) is used. The command in {}/command.txt \
-             with --resume continues it",
+             still training); its best epoch so far ({}) is used. `ssi {} --resume --out {}` \
+             continues it (a stage of `ssi reproduce` also resumes when that command is run again)",
             dir.display(),
             state.epoch,
             cfg.train.epochs,
             state
                 .best_epoch
                 .map_or("none".to_string(), |e| e.to_string()),
+            if cfg.distill.is_some() {
+                "distill"
+            } else {
+                "train"
+            },
             dir.display()
         );
     }
@@ -252,9 +257,7 @@ fn gather_settings(a: &RunArgs) -> Result<Vec<Setting>> {
         settings
             .extend(load_settings_file(p).with_context(|| format!("--config {}", p.display()))?);
     }
-    for s in &a.set {
-        settings.push(Setting::parse(s)?);
-    }
+    settings.extend(ssi_train::parse_sets(&a.set)?);
     // An option and a --set of the same setting that disagree: which one was meant is unknown.
     for (option, key, value) in [
         ("--seed", "seed", a.seed.map(|s| s as f64)),

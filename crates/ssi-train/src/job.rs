@@ -562,6 +562,17 @@ fn same_distillation(
 /// A resumed distillation imitates the teachers it started with: one whose `best.bpk` changed
 /// since (retrained, resumed with a larger limit) is refused, naming it.
 fn same_teacher_weights(dir: &RunDir, spec: &DistillSpec) -> Result<(), TrainError> {
+    teachers_unchanged(spec).map_err(|e| {
+        TrainError::Config(format!(
+            "{}: {e}; --resume would imitate other weights for the rest of the run: put each back, or train a new run (another --out) with the teachers as they are now",
+            dir.path.display()
+        ))
+    })
+}
+
+/// Whether every teacher of a distillation still holds the best weights it recorded when the
+/// distillation started (runs from before the record pass); the error names the teacher.
+pub(crate) fn teachers_unchanged(spec: &DistillSpec) -> Result<(), TrainError> {
     let Some(saved) = &spec.teacher_weights else {
         return Ok(());
     };
@@ -578,16 +589,14 @@ fn same_teacher_weights(dir: &RunDir, spec: &DistillSpec) -> Result<(), TrainErr
             .find(|(t, h)| *t != teacher && *h == want && have != want)
         {
             return Err(TrainError::Config(format!(
-                "{}: teacher {} now holds the weights teacher {} held when this distillation started (folders swapped or renamed?); put each back, or train a new run (another --out) with the teachers as they are now",
-                dir.path.display(),
+                "teacher {} now holds the weights teacher {} held when this distillation started (folders swapped or renamed?)",
                 other.0.display(),
                 teacher.display()
             )));
         }
         if have != want {
             return Err(TrainError::Config(format!(
-                "{}: the best weights of teacher {} changed since this distillation started (retrained or resumed?); --resume would imitate other weights for the rest of the run. Train a new run (another --out) with the teachers as they are now",
-                dir.path.display(),
+                "the best weights of teacher {} changed since this distillation started (retrained or resumed?)",
                 teacher.display()
             )));
         }

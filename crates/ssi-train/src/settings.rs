@@ -59,6 +59,33 @@ impl Setting {
     }
 }
 
+/// `--set KEY=VALUE` settings of one command line, in order; a key given twice (`hidden` and
+/// `HGN.hidden` name one setting) is refused: only one of the two values would be used.
+pub fn parse_sets(sets: &[String]) -> Result<Vec<Setting>, TrainError> {
+    let parsed = sets
+        .iter()
+        .map(|s| Setting::parse(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut seen = std::collections::HashSet::new();
+    if let Some(s) = parsed.iter().find(|s| !seen.insert(canonical_key(&s.key))) {
+        return Err(TrainError::Config(format!(
+            "--set {}: the setting is given twice on the command line; keep one",
+            s.key
+        )));
+    }
+    Ok(parsed)
+}
+
+/// `HGN.hidden` and `hgn.hidden` name one setting.
+fn canonical_key(k: &str) -> String {
+    match k.split_once('.') {
+        Some((scope, rest)) => scope
+            .parse::<ModelKind>()
+            .map_or(k.to_string(), |kind| format!("{}.{rest}", kind.id())),
+        None => k.to_string(),
+    }
+}
+
 /// The settings of a JSON settings file (an object of settings), as lenient settings.
 pub fn load_settings_file(path: &Path) -> Result<Vec<Setting>, TrainError> {
     let text = ssi_data::dataset::read_text_max(path, ssi_data::dataset::MAX_SETTINGS_BYTES)?;
@@ -73,15 +100,8 @@ pub fn load_settings_file(path: &Path) -> Result<Vec<Setting>, TrainError> {
     // A JSON object keeps the last of two equal keys: a file that sets one twice is refused.
     let Entries(entries) = serde_json::from_str(&text)
         .map_err(|e| TrainError::Config(format!("{}: {e}", path.display())))?;
-    // `HGN.hidden` and `hgn.hidden` name one setting.
-    let canonical = |k: &str| match k.split_once('.') {
-        Some((scope, rest)) => scope
-            .parse::<ModelKind>()
-            .map_or(k.to_string(), |kind| format!("{}.{rest}", kind.id())),
-        None => k.to_string(),
-    };
     let mut seen = std::collections::HashSet::new();
-    if let Some((k, _)) = entries.iter().find(|(k, _)| !seen.insert(canonical(k))) {
+    if let Some((k, _)) = entries.iter().find(|(k, _)| !seen.insert(canonical_key(k))) {
         return Err(TrainError::Config(format!(
             "{}: the setting {k:?} is given twice; keep one",
             path.display()
@@ -174,7 +194,7 @@ pub fn apply_settings(
             )));
         }
         if model_keys.get(k).is_some() {
-            model_over.push((k.to_string(), value.clone()));
+            model_over.push((k.to_string(), value.clone(), setting.place()));
         } else if train_json.get(k).is_some() {
             train_json[k] = value.clone();
             train_over.push((k.to_string(), value.clone(), setting.place()));
@@ -210,22 +230,30 @@ pub fn apply_settings(
             _ => e.into(),
         }
     };
+    // Each value is read on its own first, one that a later layer overrides too: a settings
+    // file with a value of the wrong type is named even where the command line replaces it.
+    for (k, v, place) in &model_over {
+        model
+            .with_overrides(&[(k.clone(), v.clone())])
+            .map_err(|e| TrainError::Config(format!("{e}{place}")))?;
+    }
+    let base = serde_json::to_value(train).expect("configs serialise");
+    for (k, v, place) in &train_over {
+        let mut one = base.clone();
+        one[k.as_str()] = v.clone();
+        if let Err(e) = serde_json::from_value::<TrainConfig>(one) {
+            return Err(TrainError::Config(format!(
+                "training setting {k} = {v}{place} is not valid: {e}"
+            )));
+        }
+    }
+    let model_over: Vec<(String, Value)> = model_over.into_iter().map(|(k, v, _)| (k, v)).collect();
     let model = model
         .with_overrides(&model_over)
         .map_err(placed)?
         .resolved();
-    let train: TrainConfig = serde_json::from_value(train_json).map_err(|e| {
-        let base = serde_json::to_value(train).expect("configs serialise");
-        let culprit = train_over.iter().find(|(k, v, _)| {
-            let mut one = base.clone();
-            one[k.as_str()] = v.clone();
-            serde_json::from_value::<TrainConfig>(one).is_err()
-        });
-        TrainError::Config(match culprit {
-            Some((k, v, place)) => format!("training setting {k} = {v}{place} is not valid: {e}"),
-            None => format!("invalid training setting: {e}"),
-        })
-    })?;
+    let train: TrainConfig = serde_json::from_value(train_json)
+        .map_err(|e| TrainError::Config(format!("invalid training setting: {e}")))?;
     model.validate().map_err(placed)?;
     train.validate().map_err(placed)?;
     check_other_models(&others, &train)?;
@@ -284,6 +312,9 @@ fn check_other_models(others: &[&Setting], train: &TrainConfig) -> Result<(), Tr
                 groups.len() - 1
             }
         };
+        ModelConfig::new(kind, 1000, 1000)
+            .with_overrides(&[(k.to_string(), setting.value.clone())])
+            .map_err(|e| TrainError::Config(format!("{e}{place}")))?;
         groups[i].1.push((k.to_string(), setting.value.clone()));
         groups[i].2.push(place);
     }
@@ -327,6 +358,50 @@ mod tests {
             .prop_map(String::from),
             "[0-9]{1,6}",
         ]
+    }
+
+    #[test]
+    fn a_files_wrong_value_is_named_though_the_command_line_replaces_it() {
+        let base = ModelConfig::new(ModelKind::Sasrec, 100, 10);
+        let train = TrainConfig::defaults_for(&base);
+        let file = |k: &str, v: Value| Setting::lenient(k.into(), v, Some("c.json".into()));
+        let set = |s: &str| Setting::parse(s).unwrap();
+        for (settings, name) in [
+            (
+                vec![file("hidden", "abc".into()), set("hidden=8")],
+                "hidden",
+            ),
+            (vec![file("epochs", (-5).into()), set("epochs=1")], "epochs"),
+            (vec![file("seed", "x".into()), set("seed=3")], "seed"),
+            (
+                vec![file("grec.hidden", "abc".into()), set("grec.hidden=8")],
+                "hidden",
+            ),
+        ] {
+            let err = apply_settings(&base, &train, &settings)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(name) && err.contains("c.json"), "{err}");
+        }
+        // A right value replaced is no error.
+        let fine = [file("hidden", 32.into()), set("hidden=8")];
+        let (m, _) = apply_settings(&base, &train, &fine).unwrap();
+        assert_eq!(m.to_json()["hidden"], 8);
+    }
+
+    #[test]
+    fn a_setting_given_twice_on_the_command_line_is_refused() {
+        let sets = |s: &[&str]| parse_sets(&s.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        let err = sets(&["hidden=8", "lr=0.1", "hidden=16"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--set hidden") && err.contains("twice"),
+            "{err}"
+        );
+        assert!(sets(&["hgn.hidden=8", "HGN.hidden=9"]).is_err());
+        // A plain key and a model-scoped one are two settings (the scoped one wins for its model).
+        assert_eq!(sets(&["hidden=8", "hgn.hidden=16"]).unwrap().len(), 2);
     }
 
     #[test]

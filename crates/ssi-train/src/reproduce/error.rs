@@ -15,6 +15,15 @@ pub enum ReproduceError {
     },
     #[error("--stage {0}: not a stage of this invocation")]
     UnknownStage(String),
+    /// A stage trained on its own before a run it imitates or starts from has finished.
+    #[error(
+        "--stage {stage}: it needs {}, which has not finished: train that stage first (or run the command without --stage, which trains them in order)",
+        needs.display()
+    )]
+    Unfinished { stage: String, needs: PathBuf },
+    /// A finished distillation whose teachers' weights changed since it was trained.
+    #[error("{}: {detail}", dir.display())]
+    OtherTeachers { dir: PathBuf, detail: String },
     /// A setting the pipeline gives each stage itself (`consistency`: which teacher a stage
     /// is) set for every stage, which would turn baselines and students into teachers.
     #[error(

@@ -22,11 +22,14 @@ mod run;
 mod tables;
 
 pub use error::ReproduceError;
-pub use paper::{METRICS, PAPER_TABLE3, paper_ndcg10, paper_rows};
+pub use paper::{
+    METRICS, PAPER_TABLE3, paper_dataset_named, paper_datasets, paper_ndcg10, paper_rows,
+};
 pub use plan::{Ablation, ImitationOptions, Plan, Request, Stage, base_settings, student_runs};
 pub use render::{Figure, Row, Table, bar_chart, line_chart};
 pub use run::{Output, ReproduceObserver, Workspace};
 
+use crate::RunDir;
 use run::Runner;
 
 /// A plan being carried out in a workspace.
@@ -59,7 +62,21 @@ impl<'a> Pipeline<'a> {
     /// one of several processes sharing the output folder does.
     pub fn train_stage(&mut self, name: &str) -> Result<(), ReproduceError> {
         let plan = self.runner.plan;
-        self.runner.run(plan.stage(name)?).map(drop)
+        let stage = plan.stage(name)?;
+        let out = &self.runner.ws.out;
+        // A teacher or start still training would be imitated, or started from, as it is now.
+        if !RunDir::new(out.join(name)).has_result()
+            && let Some(dep) = stage
+                .deps()
+                .into_iter()
+                .find(|d| !RunDir::new(out.join(d)).has_result())
+        {
+            return Err(ReproduceError::Unfinished {
+                stage: name.into(),
+                needs: out.join(dep),
+            });
+        }
+        self.runner.run(stage).map(drop)
     }
 
     /// Checks every stage already in the output folder against the plan (dataset, settings,

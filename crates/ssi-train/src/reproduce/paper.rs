@@ -47,6 +47,36 @@ pub fn paper_rows(dataset: &str) -> Vec<(String, Vec<f64>)> {
         .collect()
 }
 
+/// The datasets of the paper's Table 2, in the table's order.
+pub fn paper_datasets() -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for r in csv::Reader::from_reader(PAPER_TABLE2.as_bytes())
+        .records()
+        .filter_map(Result::ok)
+    {
+        if !names.iter().any(|n| n == &r[0]) {
+            names.push(r[0].to_string());
+        }
+    }
+    names
+}
+
+/// A dataset name given for the paper's table (`--paper-dataset`), in the table's spelling; an
+/// unknown one is an error naming the table's, since it would drop the comparison silently.
+pub fn paper_dataset_named(name: &str) -> Result<String, crate::TrainError> {
+    let names = paper_datasets();
+    names
+        .iter()
+        .find(|n| n.eq_ignore_ascii_case(name.trim()))
+        .cloned()
+        .ok_or_else(|| {
+            crate::TrainError::Config(format!(
+                "--paper-dataset {name:?}: not a dataset of the paper's Table 2 ({}); leave it out to name the rows after the data file",
+                names.join(", ")
+            ))
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -58,6 +88,10 @@ mod tests {
         let ssi = rows.iter().find(|r| r.0 == "SSI").unwrap();
         assert_eq!(ssi.1[3], 0.329);
         assert!(paper_rows("nowhere").is_empty());
+        assert_eq!(paper_datasets(), ["beauty", "toys", "sports", "musical"]);
+        assert_eq!(paper_dataset_named(" Beauty").unwrap(), "beauty");
+        let err = paper_dataset_named("beuty").unwrap_err().to_string();
+        assert!(err.contains("beuty") && err.contains("toys"), "{err}");
         assert_eq!(paper_ndcg10("beauty", "SSI"), Some(0.329));
         assert_eq!(paper_ndcg10("beauty", "SSI-HGN"), Some(0.329));
     }

@@ -188,21 +188,29 @@ impl Request {
 /// The settings of a preset, `small` (hidden 64, 2 layers, 2 heads) or `paper` (256, 8, 4), or
 /// of a JSON settings file at any other path.
 pub fn base_settings(config: &str) -> Result<Vec<Setting>, TrainError> {
-    let text = match config {
-        "small" => SMALL,
-        "paper" => PAPER,
-        path if std::fs::symlink_metadata(path).is_err() => {
-            return Err(TrainError::Config(format!(
-                "--config {path}: neither a preset (small, paper) nor a settings file that exists"
-            )));
+    match config {
+        "small" | "paper" if std::fs::symlink_metadata(config).is_ok() => {
+            Err(TrainError::Config(format!(
+                "--config {config}: names both the preset and the file {config} in this folder; give ./{config} for the file, or move the file to use the preset"
+            )))
         }
-        path => return load_settings_file(Path::new(path)),
-    };
+        "small" | "paper" => Ok(preset_settings(config)),
+        path if std::fs::symlink_metadata(path).is_err() => Err(TrainError::Config(format!(
+            "--config {path}: neither a preset (small, paper) nor a settings file that exists"
+        ))),
+        path => load_settings_file(Path::new(path)),
+    }
+}
+
+/// The settings of the preset `small`, or of `paper` for any other name (callers give one of
+/// the two).
+pub(crate) fn preset_settings(preset: &str) -> Vec<Setting> {
+    let text = if preset == "small" { SMALL } else { PAPER };
     let v: serde_json::Map<String, Value> =
         serde_json::from_str(text).expect("the presets are JSON objects");
-    Ok(v.into_iter()
+    v.into_iter()
         .map(|(key, value)| Setting::lenient(key, value, None))
-        .collect())
+        .collect()
 }
 
 /// One model of the pipeline.

@@ -3,7 +3,7 @@
 //! MostPop and a Markov chain, all evaluated with one test sample.
 
 use super::error::ReproduceError;
-use super::plan::{ImitationOptions, Request, base_settings, student_runs};
+use super::plan::{ImitationOptions, Request, preset_settings, student_runs};
 use super::run::evaluate_test_split;
 use crate::checkpoint::{DatasetInfo, RunDir};
 use crate::config::TrainError;
@@ -64,7 +64,7 @@ pub fn request(
     budget: Budget,
     student: ModelKind,
 ) -> Result<Request, TrainError> {
-    let mut settings = base_settings("small")?;
+    let mut settings = preset_settings("small");
     // Batches of 64 give a dataset of a few thousand users enough optimiser steps per epoch
     // (256 gives 12 steps an epoch).
     for s in ["batch_size=64".to_string(), budget.setting()] {

@@ -64,6 +64,20 @@ pub fn table2(name: &str, rows: &[Row], paper: &[(String, Vec<f64>)], note: &str
             cells.join(" | ")
         ));
     }
+    // The sample is the same for every row, so is its shortfall: the largest is said once.
+    let short = |r: &Row| r.metrics["users_short_of_negatives"].as_u64().unwrap_or(0);
+    if let Some(r) = rows
+        .iter()
+        .max_by_key(|r| short(r))
+        .filter(|r| short(r) > 0)
+    {
+        md.push_str(&format!(
+            "\nWarning: {} of {} users had fewer than {} items outside their history; their sampled ranks are against fewer candidates, which inflates the sampled metrics.\n",
+            short(r),
+            r.metrics["users"],
+            r.metrics["negatives"]
+        ));
+    }
     Table { markdown: md, csv }
 }
 
@@ -378,6 +392,29 @@ mod tests {
         assert!(
             line.starts_with("\"my, shop\",\"SSI-HGN (teachers: a, b)\",ndcg@10,"),
             "{line}"
+        );
+        assert!(!t.markdown.contains("Warning"));
+    }
+
+    #[test]
+    fn table2_says_when_users_were_short_of_negatives() {
+        let row = |short: u64| Row {
+            label: format!("M{short}"),
+            metrics: serde_json::json!({"ndcg@10": 0.3, "users": 60, "negatives": 99,
+                "users_short_of_negatives": short}),
+            minutes: None,
+        };
+        let t = table2("shop", &[row(0), row(60)], &[], "");
+        assert!(
+            t.markdown
+                .contains("Warning: 60 of 60 users had fewer than 99 items outside"),
+            "{}",
+            t.markdown
+        );
+        assert!(
+            !table2("shop", &[row(0)], &[], "")
+                .markdown
+                .contains("Warning")
         );
     }
 }

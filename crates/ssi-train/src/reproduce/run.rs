@@ -107,6 +107,7 @@ impl Runner<'_> {
             Err(
                 e @ (ReproduceError::OtherSettings { .. }
                 | ReproduceError::OtherImitation { .. }
+                | ReproduceError::OtherTeachers { .. }
                 | ReproduceError::OtherStart { .. }),
             ) => {
                 self.obs.notice(&format!("left out of the tables: {e}"));
@@ -182,6 +183,16 @@ impl Runner<'_> {
         // stopping limits are allowed and any other change is refused (`train_job`).
         if !run.has_result() {
             return Ok(());
+        }
+        if let Some(spec) = &cfg.distill
+            && let Err(e) = crate::job::teachers_unchanged(spec)
+        {
+            return Err(ReproduceError::OtherTeachers {
+                dir: dir.to_path_buf(),
+                detail: format!(
+                    "{e}; move this run away to train it again from its teachers as they are now"
+                ),
+            });
         }
         let differ = differing_settings(self.ws.dataset, &self.job(s, dir))?;
         if !differ.is_empty() {
