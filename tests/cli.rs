@@ -1131,12 +1131,7 @@ fn pretrain_teachers_then_distill_a_student() {
     swap();
     // A teacher retrained since (other best weights, committed as its own) is refused on
     // resume, naming it, and the student's folder is left as it was.
-    let other_weights = std::fs::read(dir.path().join("temporal/best.bpk")).unwrap();
-    std::fs::write(persona.join("best.bpk"), &other_weights).unwrap();
-    let state_path = persona.join("state.json");
-    let mut state = json(&std::fs::read_to_string(&state_path).unwrap());
-    state["checksums"]["best.bpk"] = ssi_data::dataset::sha256_hex(&other_weights).into();
-    std::fs::write(&state_path, state.to_string()).unwrap();
+    give_best_weights(&dir.path().join("temporal"), &persona);
     let before = std::fs::read(rel.join("state.json")).unwrap();
     distill_in(dir.path(), "temporal,persona", &["--resume"])
         .code(1)
@@ -1325,6 +1320,29 @@ fn reproduce_writes_the_tables_and_resumes() {
     );
 }
 
+/// Gives run `to` the best weights of run `from`, committed in its state as its own: what a
+/// teacher retrained since looks like.
+fn give_best_weights(from: &Path, to: &Path) {
+    let weights = std::fs::read(from.join("best.bpk")).unwrap();
+    std::fs::write(to.join("best.bpk"), &weights).unwrap();
+    let state_path = to.join("state.json");
+    let mut state = json(&std::fs::read_to_string(&state_path).unwrap());
+    state["checksums"]["best.bpk"] = ssi_data::dataset::sha256_hex(&weights).into();
+    std::fs::write(&state_path, state.to_string()).unwrap();
+}
+
+/// The settings of a reproduction that trains each stage for one epoch of two small steps.
+const TINY_REPRODUCE: [&str; 8] = [
+    "--set",
+    "hidden=16",
+    "--set",
+    "epochs=1",
+    "--set",
+    "max_steps_per_epoch=2",
+    "--set",
+    "valid_users=50",
+];
+
 /// `ssi reproduce` on `data` into `out` with tiny models (1-2 steps an epoch), plus `extra`.
 fn reproduce_tiny(
     data: &std::path::Path,
@@ -1387,60 +1405,25 @@ fn reproduce_refuses_ambiguous_names_unfinished_teachers_and_stale_students() {
     assert!(table.contains("| SSI | 0."), "{table}");
     // A teacher retrained since (other best weights, committed as its own).
     let teacher = out.join("teacher-temporal");
-    let other = std::fs::read(out.join("teacher-persona/best.bpk")).unwrap();
-    std::fs::write(teacher.join("best.bpk"), &other).unwrap();
-    let state_path = teacher.join("state.json");
-    let mut state = json(&std::fs::read_to_string(&state_path).unwrap());
-    state["checksums"]["best.bpk"] = ssi_data::dataset::sha256_hex(&other).into();
-    std::fs::write(&state_path, state.to_string()).unwrap();
+    give_best_weights(&out.join("teacher-persona"), &teacher);
     let student = std::fs::read(out.join("ssi-hgn/state.json")).unwrap();
     // Asked to train it, the command stops before training anything, naming the teacher ...
-    cmd(&[
-        &base[..],
-        &[
-            "--students",
-            "hgn",
-            "--set",
-            "hidden=16",
-            "--set",
-            "epochs=1",
-            "--set",
-            "max_steps_per_epoch=2",
-            "--set",
-            "valid_users=50",
-        ],
-    ]
-    .concat())
-    .assert()
-    .code(1)
-    .stderr(predicate::str::contains(format!(
-        "the best weights of teacher {} changed",
-        teacher.display()
-    )));
+    cmd(&[&base[..], &["--students", "hgn"], &TINY_REPRODUCE[..]].concat())
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(format!(
+            "the best weights of teacher {} changed",
+            teacher.display()
+        )));
     // ... and a table that only reads it back (training HGN alone) leaves its row out, saying
     // why.
-    cmd(&[
-        &base[..],
-        &[
-            "hgn",
-            "--students",
-            "--set",
-            "hidden=16",
-            "--set",
-            "epochs=1",
-            "--set",
-            "max_steps_per_epoch=2",
-            "--set",
-            "valid_users=50",
-        ],
-    ]
-    .concat())
-    .assert()
-    .success()
-    .stderr(
-        predicate::str::contains("left out of the tables")
-            .and(predicate::str::contains("move this run away")),
-    );
+    cmd(&[&base[..], &["hgn", "--students"], &TINY_REPRODUCE[..]].concat())
+        .assert()
+        .success()
+        .stderr(
+            predicate::str::contains("left out of the tables")
+                .and(predicate::str::contains("move this run away")),
+        );
     let table = std::fs::read_to_string(out.join("table2.md")).unwrap();
     assert!(!table.contains("| SSI | 0."), "{table}");
     assert_eq!(
@@ -1587,23 +1570,11 @@ fn reproduce_passes_imitation_options_to_the_students() {
     let (data, out) = (data.to_str().unwrap(), out.to_str().unwrap());
     fails(
         &[
-            "reproduce",
-            "--data",
-            data,
-            "--out",
-            out,
-            "--set",
-            "hidden=16",
-            "--set",
-            "epochs=1",
-            "--set",
-            "max_steps_per_epoch=2",
-            "--set",
-            "valid_users=50",
-            "--baselines",
-            "--students",
-            "hgn",
-        ],
+            &["reproduce", "--data", data, "--out", out][..],
+            &TINY_REPRODUCE,
+            &["--baselines", "--students", "hgn"],
+        ]
+        .concat(),
         "was trained with --imitation-points next --teacher-full-history --temperature 2, but this invocation asks for --imitation-points target",
     );
     // A temperature that would divide the logits by zero, flip them or overflow them is refused
