@@ -840,8 +840,11 @@ fn train_then_eval_checkpoint() {
     args[0] = "train";
     fails(&args, "--resume");
     // --resume keeps the run's settings: a different one is an error naming it...
-    let mut resume = args.clone();
-    resume.extend(["--resume", "--set", "hidden=32"]);
+    let mut resume: Vec<&str> = args
+        .iter()
+        .map(|a| if *a == "hidden=16" { "hidden=32" } else { a })
+        .collect();
+    resume.push("--resume");
     fails(&resume, "hidden 16 -> 32");
     // ...but a finished run given a larger limit goes on from its last epoch.
     let mut resume = args.clone();
@@ -1221,8 +1224,14 @@ fn init_starts_a_run_from_a_trained_one() {
     // Another model, other widths, no run: refused, nothing trained.
     let other = path("other");
     let refuse = |extra: &[&str], needle: &str| {
+        // A width in `extra` replaces the one in `small` (the same --set twice is refused).
         let mut args = vec!["train", "--model", "sasrec", "--out", &other];
+        let wider = extra.iter().any(|a| a.starts_with("hidden="));
         args.extend(small.iter().copied());
+        if wider {
+            let at = args.iter().position(|a| *a == "hidden=16").unwrap();
+            args.drain(at - 1..=at);
+        }
         args.extend(extra);
         fails(&args, needle);
         // Checked before anything is written: not even the run folder is created.
