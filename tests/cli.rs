@@ -2810,7 +2810,8 @@ fn paths_that_are_not_utf8_are_usable() {
     assert!(recorded.contains("run\u{fffd}"), "{recorded}");
 }
 
-/// An `--out` that is a link to nothing is named as such, and nothing is created through it.
+/// An `--out` that is a link to nothing, or a link that loops, is named as such, and nothing is
+/// created through it.
 #[cfg(unix)]
 #[test]
 fn an_out_that_links_to_nothing_is_named() {
@@ -2832,6 +2833,17 @@ fn an_out_that_links_to_nothing_is_named() {
         "a link to nothing",
     );
     assert!(!dir.path().join("nowhere").exists());
+    // A link to itself is named as a loop, not as a link to nothing.
+    let looped = dir.path().join("loop");
+    std::os::unix::fs::symlink(&looped, &looped).unwrap();
+    let o = looped.to_str().unwrap();
+    for args in [
+        &["train", "--model", "hgn", "--data", d, "--out", o][..],
+        &["reproduce", "--data", d, "--out", o],
+        &["export", "--checkpoint", d, "--out", o],
+    ] {
+        fails(args, "is a link that loops back on itself");
+    }
 }
 
 /// A tiny catalogue: `data negatives` lists every item a user has not seen and says so; `data

@@ -46,9 +46,9 @@ impl ExportArgs {
 }
 
 pub fn export(a: ExportArgs) -> Result<()> {
-    if std::fs::symlink_metadata(&a.out).is_ok() && !a.out.is_dir() {
+    if let Some(what) = ssi_data::files::not_a_folder(&a.out) {
         anyhow::bail!(
-            "--out {} is not a folder (a file, or a link to nothing): a bundle is a folder (bundle.ssib and bundle.json); choose another --out",
+            "--out {} is {what}: a bundle is a folder (bundle.ssib and bundle.json); choose another --out",
             a.out.display()
         );
     }

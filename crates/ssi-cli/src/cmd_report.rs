@@ -26,9 +26,9 @@ pub fn report(mut a: ReportArgs) -> Result<()> {
             bail!("{} is not a folder", r.display());
         }
     }
-    if std::fs::symlink_metadata(&a.out).is_ok() && !a.out.is_dir() {
+    if let Some(what) = ssi_data::files::not_a_folder(&a.out) {
         bail!(
-            "--out {} is not a folder (a file, or a link to nothing): the page and its table go in a folder",
+            "--out {} is {what}: the page and its table go in a folder",
             a.out.display()
         );
     }

@@ -254,15 +254,10 @@ pub fn workspace<'a>(
     out: PathBuf,
     device: &str,
 ) -> Result<Workspace<'a>> {
-    if std::fs::symlink_metadata(&out).is_ok() && !out.is_dir() {
+    if let Some(what) = ssi_data::files::not_a_folder(&out) {
         anyhow::bail!(
-            "--out {} is {}: the runs and tables go in a folder; choose another --out",
+            "--out {} is {what}: the runs and tables go in a folder; choose another --out",
             out.display(),
-            if out.exists() {
-                "a file"
-            } else {
-                "a link to nothing"
-            }
         );
     }
     Ok(Workspace {

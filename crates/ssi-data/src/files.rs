@@ -1,5 +1,6 @@
 //! Bounded file reads shared by the dataset, catalogue and settings readers: a size limit checked
-//! while reading, and UTF-8 text without a byte-order mark.
+//! while reading, and UTF-8 text without a byte-order mark. Also what a path that should be a
+//! folder is instead, for the error that refuses it.
 
 use crate::error::DataError;
 use std::path::Path;
@@ -9,6 +10,20 @@ pub const MAX_FILE_BYTES: u64 = 2 << 30;
 
 /// Largest settings file read (`--config`, a run's `config.json` / `state.json`).
 pub const MAX_SETTINGS_BYTES: u64 = 16 << 20;
+
+/// What `path` is when something is there but not a folder (following links): "a file", "a link
+/// to nothing", "a link that loops"; `None` when nothing is there or it is a folder.
+pub fn not_a_folder(path: &Path) -> Option<String> {
+    std::fs::symlink_metadata(path).ok()?;
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => None,
+        Ok(_) => Some("a file".into()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some("a link to nothing".into()),
+        // ELOOP: the standard library has no stable ErrorKind for it.
+        Err(e) if e.raw_os_error() == Some(40) => Some("a link that loops back on itself".into()),
+        Err(e) => Some(format!("unreadable ({e})")),
+    }
+}
 
 /// Reads a file of at most `MAX_FILE_BYTES` (checked while reading: endless devices stop too).
 pub fn read_bytes(path: &Path) -> Result<Vec<u8>, DataError> {
@@ -104,6 +119,27 @@ mod tests {
         let p = dir.join(name);
         std::fs::write(&p, bytes).unwrap();
         p
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn what_is_there_instead_of_a_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = |n: &str| dir.path().join(n);
+        assert_eq!(not_a_folder(&at("nothing")), None);
+        assert_eq!(not_a_folder(dir.path()), None);
+        std::fs::write(at("file"), b"x").unwrap();
+        assert_eq!(not_a_folder(&at("file")).as_deref(), Some("a file"));
+        std::os::unix::fs::symlink(at("nowhere"), at("dangling")).unwrap();
+        assert_eq!(
+            not_a_folder(&at("dangling")).as_deref(),
+            Some("a link to nothing")
+        );
+        std::os::unix::fs::symlink(at("loop"), at("loop")).unwrap();
+        let looped = not_a_folder(&at("loop"));
+        assert_eq!(looped.as_deref(), Some("a link that loops back on itself"));
+        std::os::unix::fs::symlink(dir.path(), at("to-folder")).unwrap();
+        assert_eq!(not_a_folder(&at("to-folder")), None);
     }
 
     #[test]

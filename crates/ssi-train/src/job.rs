@@ -72,15 +72,10 @@ pub fn train_job(
             job.out.display()
         )));
     }
-    if std::fs::symlink_metadata(&job.out).is_ok() && !job.out.is_dir() {
+    if let Some(what) = ssi_data::files::not_a_folder(&job.out) {
         return Err(TrainError::Config(format!(
-            "--out {} is {}: a run is a folder; choose another --out",
+            "--out {} is {what}: a run is a folder; choose another --out",
             job.out.display(),
-            if job.out.exists() {
-                "a file"
-            } else {
-                "a link to nothing"
-            }
         )));
     }
     let info = DatasetInfo::of(ds, job.data_path.as_deref());
