@@ -19,17 +19,21 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
 
+# The tools' own release profiles ask for fat LTO in one codegen unit (trunk: tens of minutes on 2
+# cores); CI and the page need them to work, not to be as fast as can be.
+tool_profile=(env CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16)
+
 bindgen=$(awk '/^name = "wasm-bindgen"$/{getline; gsub(/version = |"/, ""); print; exit}' Cargo.lock)
 if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$bindgen" ]; then
   echo "installing wasm-bindgen-cli $bindgen"
   # Not --locked: one locked dependency of this release is missing from the registry.
-  cargo install -q wasm-bindgen-cli --version "$bindgen" --force
+  "${tool_profile[@]}" cargo install -q wasm-bindgen-cli --version "$bindgen" --force
 fi
 
 if ! command -v trunk >/dev/null; then
   echo "installing trunk"
   # trunk 0.22 asks for a newer rustc than this machine's; it builds and works with 1.95.
-  cargo install -q trunk --version 0.22.1 --locked --ignore-rust-version
+  "${tool_profile[@]}" cargo install -q trunk --version 0.22.1 --locked --ignore-rust-version
 fi
 
 if [ "$(wasm-opt --version 2>/dev/null | awk '{print $3}')" != "132" ]; then
