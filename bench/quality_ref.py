@@ -217,6 +217,10 @@ def main():
     p.add_argument("--mask-prob", type=float, default=0.6, help="BERT4Rec's cloze proportion")
     p.add_argument("--last-mask-prob", type=float, default=0.2,
                    help="BERT4Rec's share of sequences masking only their last item")
+    p.add_argument("--all-windows", action="store_true",
+                   help="as ours's all_windows (its default): also train on the earlier windows of a "
+                        "history longer than max_len + 1 training items, stepping back max_len items, "
+                        "so each item is a target once per epoch; without it one window per user")
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=42)
@@ -235,7 +239,16 @@ def main():
     users, seqs, n_items = read_dataset(args.data)
     vneg, tneg = read_negatives(args.valid_negatives), read_negatives(args.test_negatives)
     train = [s[:-2] for s in seqs]
-    trainable = [i for i, s in enumerate(train) if len(s) >= 2]
+    # Training windows (user, end): each user's last max_len + 1 training items, and with
+    # --all-windows the earlier ones too (ours: `training_windows` in crates/ssi-train).
+    trainable = []
+    for i, s in enumerate(train):
+        end = len(s)
+        while end >= 2:
+            trainable.append((i, end))
+            if not args.all_windows:
+                break
+            end -= args.max_len
     dev = torch.device(args.device)
     if args.model == "sasrec":
         dropout = 0.5 if args.dropout is None else args.dropout
@@ -262,8 +275,10 @@ def main():
             p.error(f"--resume: {last_path} does not exist (a run checkpoints after each epoch)")
         ck = torch.load(last_path, map_location=dev, weights_only=False)
         saved = ck.get("args", run_args)  # checkpoints written before the check carry none
-        changed = [f"--{k.replace('_', '-')} {saved.get(k)} -> {v}" for k, v in run_args.items()
-                   if saved.get(k) != v]
+        # A setting added after the checkpoint was written reads as its default.
+        was = {k: saved.get(k, p.get_default(k)) for k in run_args}
+        changed = [f"--{k.replace('_', '-')} {was[k]} -> {v}" for k, v in run_args.items()
+                   if was[k] != v]
         if changed:
             p.error(f"--resume: {last_path} was trained with other settings: {', '.join(changed)}")
         model.load_state_dict(ck["model"])
@@ -273,6 +288,8 @@ def main():
         best, bad, best_epoch = ck["best"], ck["bad"], ck["best_epoch"]
         best_state = torch.load(os.path.join(args.out, "best.pt"), map_location=dev)["state"]
         trainable = ck["order"]  # shuffled in place each epoch: the next shuffle starts from it
+        # Checkpoints written before windows hold user indices: their one window each.
+        trainable = [(w, len(train[w])) if isinstance(w, int) else tuple(w) for w in trainable]
         first = ck["epoch"] + 1
         started = time.time() - ck["minutes"] * 60
         # Lines of epochs after the checkpoint (a cut-off epoch) would appear twice.
@@ -291,7 +308,7 @@ def main():
         for start in range(0, len(trainable), args.batch):
             # SASRec: max_len inputs and their next items; BERT4Rec: the last max_len items.
             keep = args.max_len + 1 if args.model == "sasrec" else args.max_len
-            batch = [train[i][-keep:] for i in trainable[start:start + args.batch]]
+            batch = [train[i][max(0, end - keep):end] for i, end in trainable[start:start + args.batch]]
             loss = model.loss(batch, dev)
             opt.zero_grad(set_to_none=True)
             loss.backward()
