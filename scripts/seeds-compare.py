@@ -86,5 +86,7 @@ for e in epochs:
     below_noise += se is not None and d < -2 * se
     print("| " + " | ".join(cells) + " |")
 print()
+if not diffs:
+    sys.exit(f"no epoch has runs of both {A} and {B}")
 print(f"- {A} at or above {B} (means) at {at_or_above} of {total} epochs; below by more than two "
       f"standard errors at {below_noise}; mean difference over the epochs {statistics.mean(diffs):+.4f}.")
