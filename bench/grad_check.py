@@ -7,8 +7,8 @@ loss and one gradient. Its initial weights are written in our layout and with ou
 names (burn's `Linear` stores W^T; PyTorch's `in_proj_weight` holds query, key and value; the
 pre-norm layer's attention reads burn's `norm_2` and its feed-forward `norm_1`). Then three
 batches of windows of 2..max_len+1 items, the loss and every gradient of the first step, the
-loss of each step and the weights after three Adam steps (lr 1e-2, epsilon 1e-8, ours's SASRec
-default). Computed in float64, so the test measures ours's float32 error against exact values.
+loss of each step, the weights after three Adam steps (lr 1e-2, epsilon 1e-8, ours's SASRec
+default), and the scores of every item after nine histories at inference with those weights. Computed in float64, so the test measures ours's float32 error against exact values.
 
 `crates/ssi-models/tests/torch_parity.rs` loads the file into our SASRec and checks each figure.
 
@@ -90,6 +90,12 @@ def main():
             grads = {k: flat(v) for k, v in ours(model, layers, lambda t: t.grad).items()}
         opt.step()
     after = {k: flat(v) for k, v in ours(model, layers).items()}
+    # Scores at inference (how validation ranks) of histories of 1 to 9 items: longer than
+    # max_len ones are cut to their last max_len items.
+    model.eval()
+    histories = [[rnd.randint(1, n_items) for _ in range(n)] for n in range(1, 10)]
+    with torch.no_grad():
+        scores = flat(model.scores(histories, "cpu"))
     fixture = {
         "generated_by": f"python bench/grad_check.py --seed {args.seed}",
         "torch": torch.__version__,
@@ -100,6 +106,8 @@ def main():
         "losses": losses,
         "grads": grads,
         "after": after,
+        "histories": histories,
+        "scores": scores,
     }
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out + ".tmp", "w") as f:

@@ -1,7 +1,7 @@
 //! Our SASRec against the PyTorch reference the training recipe is measured against
 //! (`bench/quality_ref.py`): from the same weights, on the same batches, without dropout, the same
-//! loss, the same gradient of every parameter, and the same weights after three Adam steps with
-//! ours's default epsilon. The PyTorch side is `tests/fixtures/sasrec-torch.json`, written in
+//! loss, the same gradient of every parameter, the same weights after three Adam steps with
+//! ours's default epsilon, and then the same scores at inference. The PyTorch side is `tests/fixtures/sasrec-torch.json`, written in
 //! float64 by `bench/grad_check.py`; ours runs in float32 on the CPU backend (the fused
 //! cross-entropy and GELU of training), so the tolerances are float32's.
 
@@ -13,7 +13,7 @@ use ssi_data::rng::{SeedableRng, SsiRng};
 use ssi_models::loss::Softmax;
 use ssi_models::model::ModelSpec;
 use ssi_models::sasrec::{SasRec, SasRecConfig};
-use ssi_models::{SequentialModel, TrainBatch};
+use ssi_models::{Batch, SequentialModel, TrainBatch};
 use std::collections::BTreeMap;
 
 fn fixture() -> Value {
@@ -247,6 +247,32 @@ fn three_adam_steps_land_on_pytorchs_weights() {
     for (name, ours) in params(&model, None) {
         assert_close(&ours, &floats(&fx["after"][&name]), 1e-5, 1e-4, &name);
     }
+    // Inference, as validation ranks: no autodiff, the padding's states computed once.
+    let model = model.valid();
+    let seqs: Vec<Vec<u32>> = fx["histories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| floats(s).into_iter().map(|x| x as u32).collect())
+        .collect();
+    let refs: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
+    let users = vec![None; refs.len()];
+    let scores = model.score_all(Batch {
+        items: &refs,
+        users: &users,
+    });
+    let scores = scores
+        .into_data()
+        .convert::<f32>()
+        .try_to_vec::<f32>()
+        .unwrap();
+    assert_close(
+        &scores,
+        &floats(&fx["scores"]),
+        1e-5,
+        1e-4,
+        "scores at inference",
+    );
 }
 
 /// Mean, standard deviation and kurtosis of `x`.
