@@ -17,12 +17,14 @@ use burn::tensor::activation::quiet_softmax;
 use burn::tensor::{Bool, Tensor, TensorData};
 use ssi_data::rng::{RngCore, SeedableRng, SsiRng, mix};
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicU8, Ordering};
 
-/// Which dropout masks [`dropout`] draws (`ssi bench --dropout` measures each).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which dropout masks [`dropout`] draws (`ssi bench --dropout` measures each; the training
+/// setting `dropout_masks` chooses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum DropoutMasks {
     /// Fast masks on the CPU backend, burn's on-device dropout elsewhere.
+    #[default]
     Auto,
     /// Fast masks (drawn on the CPU) on every backend.
     Fast,
@@ -30,18 +32,14 @@ pub enum DropoutMasks {
     Burn,
 }
 
-static MASKS: AtomicU8 = AtomicU8::new(0);
-
+/// Sets the dropout masks of this thread (the trainer does so per epoch, from its run's
+/// `dropout_masks`): per thread, so runs trained side by side keep their own.
 pub fn set_dropout_masks(masks: DropoutMasks) {
-    let v = match masks {
-        DropoutMasks::Auto => 0,
-        DropoutMasks::Fast => 1,
-        DropoutMasks::Burn => 2,
-    };
-    MASKS.store(v, Ordering::Relaxed);
+    MASKS.with(|m| m.set(masks));
 }
 
 thread_local! {
+    static MASKS: std::cell::Cell<DropoutMasks> = const { std::cell::Cell::new(DropoutMasks::Auto) };
     static MASK_RNG: RefCell<SsiRng> = RefCell::new(SsiRng::seed_from_u64(mix(0)));
 }
 
@@ -53,10 +51,10 @@ pub fn seed_dropout(seed: u64) {
 
 /// `d.forward(x)` with a fast mask.
 pub fn dropout<const D: usize>(d: &Dropout, x: Tensor<D>) -> Tensor<D> {
-    let burn = match MASKS.load(Ordering::Relaxed) {
-        1 => false,
-        2 => true,
-        _ => x.device() != burn::tensor::Device::flex(),
+    let burn = match MASKS.with(std::cell::Cell::get) {
+        DropoutMasks::Fast => false,
+        DropoutMasks::Burn => true,
+        DropoutMasks::Auto => x.device() != burn::tensor::Device::flex(),
     };
     if burn {
         return d.forward(x);

@@ -6,6 +6,7 @@ use burn::config::Config;
 use ssi_models::ModelConfig;
 use ssi_models::imitation::ImitationConfig;
 use ssi_models::loss::Softmax;
+use ssi_models::transformer::DropoutMasks;
 use std::path::{Path, PathBuf};
 
 /// The seed of every new run's sampled negatives (`TrainConfig::eval_seed`) and `ssi eval`'s
@@ -83,6 +84,12 @@ pub struct TrainConfig {
     /// What a better validation is, for `best.bpk` and patience; `null`: `sampled`, the paper's.
     #[config(default = "None")]
     pub select_by: Option<SelectBy>,
+    /// Which dropout masks the transformer models draw: `fast` (ours, drawn on the CPU and
+    /// uploaded), `burn` (burn's `Dropout`, drawn on the device), `auto` or `null`: fast on the
+    /// CPU backend, burn's elsewhere (the faster of the two on each). The same distribution
+    /// from other generators: `burn` checks ours against burn's (docs/results/recipe.md).
+    #[config(default = "None")]
+    pub dropout_masks: Option<DropoutMasks>,
 }
 
 /// The validation figure a run keeps its best epoch by (and counts patience on).
@@ -139,6 +146,18 @@ impl TrainConfig {
             .with_weight_decay(own.weight_decay)
             .with_adam_epsilon(own.adam_epsilon)
             .with_eval_seed(Some(EVAL_SEED))
+    }
+
+    /// The settings as JSON with each `null` that stands for a value written as that value's
+    /// `null`, so that a run written before a setting existed compares equal to a new run that
+    /// keeps its default (`select_by` `sampled`, `dropout_masks` `auto`).
+    pub fn comparable(&self) -> serde_json::Value {
+        let v = TrainConfig {
+            select_by: self.select_by.filter(|b| *b != SelectBy::Sampled),
+            dropout_masks: self.dropout_masks.filter(|m| *m != DropoutMasks::Auto),
+            ..self.clone()
+        };
+        serde_json::to_value(v).expect("configs serialise")
     }
 
     /// The seed of the sampled negatives this run is validated and tested with.

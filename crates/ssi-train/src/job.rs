@@ -3,7 +3,7 @@
 //! locked, checked and resumed here; progress goes to a `TrainObserver`.
 
 use crate::checkpoint::{DatasetInfo, RunDir, STOPPING_LIMITS as LIMITS, TrainState, warm_start};
-use crate::config::{DistillSpec, SelectBy, TrainConfig, TrainError};
+use crate::config::{DistillSpec, TrainConfig, TrainError};
 use crate::distill::{Distill, describe_teachers};
 use crate::recommender::ModelRecommender;
 use crate::settings::{Setting, apply_settings};
@@ -295,14 +295,7 @@ fn resume_limits(
         )));
     }
     let (model, train) = apply_settings(&saved.model, &saved.train, &job.settings)?;
-    // `select_by` null (runs from before the setting) means sampled: the same setting.
-    let json = |v: &TrainConfig| {
-        let v = TrainConfig {
-            select_by: v.select_by.filter(|b| *b != SelectBy::Sampled),
-            ..v.clone()
-        };
-        serde_json::to_value(v).expect("configs serialise")
-    };
+    let json = TrainConfig::comparable;
     // Saved settings as they read (`null` where a default was added later: its meaning).
     let pairs = [
         (model.to_json(), saved.model.clone().resolved().to_json()),
@@ -355,14 +348,7 @@ fn same_settings_as_pretraining(
     out: &Path,
 ) -> Result<(), TrainError> {
     let saved = pretrain.config()?;
-    // `select_by` null (runs from before the setting) means sampled: the same setting.
-    let json = |v: &TrainConfig| {
-        let v = TrainConfig {
-            select_by: v.select_by.filter(|b| *b != SelectBy::Sampled),
-            ..v.clone()
-        };
-        serde_json::to_value(v).expect("configs serialise")
-    };
+    let json = TrainConfig::comparable;
     let pairs = [
         (model.to_json(), saved.model.clone().resolved().to_json()),
         (json(train), json(&saved.train)),
@@ -467,14 +453,7 @@ pub fn differing_settings(ds: &Dataset, job: &Job) -> Result<Vec<String>, TrainE
     let saved = RunDir::new(&job.out).config()?;
     let base = ModelConfig::new(job.kind, ds.n_items as usize, ds.n_users());
     let (model, train) = apply_settings(&base, &TrainConfig::defaults_for(&base), &job.settings)?;
-    // `select_by` null (runs from before the setting) means sampled: the same setting.
-    let json = |v: &TrainConfig| {
-        let v = TrainConfig {
-            select_by: v.select_by.filter(|b| *b != SelectBy::Sampled),
-            ..v.clone()
-        };
-        serde_json::to_value(v).expect("configs serialise")
-    };
+    let json = TrainConfig::comparable;
     let mut differ = Vec::new();
     for (new, old) in [
         (model.to_json(), saved.model.clone().resolved().to_json()),

@@ -319,6 +319,7 @@ impl Trainer<'_> {
         let epoch = s.state.epoch + 1;
         let mut rng = epoch_rng(cfg.seed, epoch);
         self.device.seed(mix(cfg.seed ^ epoch as u64));
+        ssi_models::transformer::set_dropout_masks(cfg.dropout_masks.unwrap_or_default());
         ssi_models::transformer::seed_dropout(mix(cfg.seed ^ epoch as u64) ^ 0x64726f70);
         let batches = epoch_batches(windows, &cfg, &mut rng);
         let steps = batches.len();
