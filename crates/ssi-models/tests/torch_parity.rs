@@ -285,8 +285,11 @@ fn moments(x: &[f32]) -> (f64, f64, f64) {
 }
 
 /// The reference's initialisation, drawn by ours at the default size: every weight matrix and
-/// embedding N(0, 0.02) (kurtosis 3, a normal's), the attention's biases 0, the feed-forward's
-/// U(±1/√fan_in), LayerNorm 1 and 0.
+/// embedding N(0, 0.02) (kurtosis 3, a normal's; a uniform's is 1.8), the attention's biases 0,
+/// the feed-forward's U(±1/√fan_in), LayerNorm 1 and 0. The draws are not fixed (the other tests
+/// of this binary draw from burn's global generator at the same time), so each bound is at
+/// least four standard errors of its statistic wide (the smallest tensor has 64 values, the
+/// smallest matrix 3,200).
 #[test]
 fn the_initial_weights_are_drawn_as_pytorchs() {
     let device = Device::flex();
@@ -300,8 +303,8 @@ fn the_initial_weights_are_drawn_as_pytorchs() {
         let last = name.rsplit('.').next().unwrap();
         if name.ends_with("emb.weight") || last == "weight" {
             assert!(mean.abs() < 0.002, "{name}: mean {mean}");
-            assert!((std / 0.02 - 1.0).abs() < 0.05, "{name}: std {std}");
-            assert!((kurtosis - 3.0).abs() < 0.3, "{name}: kurtosis {kurtosis}");
+            assert!((std / 0.02 - 1.0).abs() < 0.06, "{name}: std {std}");
+            assert!((kurtosis - 3.0).abs() < 0.5, "{name}: kurtosis {kurtosis}");
         } else if name.contains(".mha.") || last == "beta" {
             assert!(values.iter().all(|&v| v == 0.0), "{name}: not zero");
         } else if last == "gamma" {
@@ -314,9 +317,9 @@ fn the_initial_weights_are_drawn_as_pytorchs() {
             };
             let r = 1.0 / fan_in.sqrt();
             let max = values.iter().fold(0f64, |m, &v| m.max((v as f64).abs()));
-            assert!(max <= r && max > 0.9 * r, "{name}: max |b| {max}, U(±{r})");
+            assert!(max <= r && max > 0.8 * r, "{name}: max |b| {max}, U(±{r})");
             assert!(
-                (std / (r / 3f64.sqrt()) - 1.0).abs() < 0.2,
+                (std / (r / 3f64.sqrt()) - 1.0).abs() < 0.3,
                 "{name}: std {std}"
             );
         }
