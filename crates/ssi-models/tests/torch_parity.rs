@@ -32,6 +32,15 @@ fn floats(v: &Value) -> Vec<f32> {
         .collect()
 }
 
+/// A JSON list of item sequences.
+fn sequences(v: &Value) -> Vec<Vec<u32>> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| floats(s).into_iter().map(|x| x as u32).collect())
+        .collect()
+}
+
 /// Path of the parameter being mapped or visited, as `encoder.layers.0.mha.query.weight`.
 #[derive(Default)]
 struct Path(Vec<String>);
@@ -172,12 +181,7 @@ fn model(fx: &Value, freeze_padding: bool, device: &Device) -> SasRec {
 }
 
 fn loss(model: &SasRec, batch: &Value) -> Tensor<1> {
-    let seqs: Vec<Vec<u32>> = batch
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| floats(s).into_iter().map(|x| x as u32).collect())
-        .collect();
+    let seqs = sequences(batch);
     let refs: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
     let users: Vec<usize> = (0..refs.len()).collect();
     let batch = TrainBatch {
@@ -249,12 +253,7 @@ fn three_adam_steps_land_on_pytorchs_weights() {
     }
     // Inference, as validation ranks: no autodiff, the padding's states computed once.
     let model = model.valid();
-    let seqs: Vec<Vec<u32>> = fx["histories"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| floats(s).into_iter().map(|x| x as u32).collect())
-        .collect();
+    let seqs = sequences(&fx["histories"]);
     let refs: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
     let users = vec![None; refs.len()];
     let scores = model.score_all(Batch {

@@ -4,12 +4,11 @@
 
 mod common;
 
-use burn::tensor::Device;
 use common::{configs, dataset, trainer};
 use ssi_models::ModelKind;
 use ssi_models::transformer::DropoutMasks;
+use ssi_train::Setting;
 use ssi_train::trainer::Silent;
-use ssi_train::{Job, Setting, train_job};
 
 /// `dropout_masks` reaches training: on the CPU `auto` draws ours's fast masks (the same
 /// losses as `fast`), `burn` other masks (other losses); a run written with it unset (`null`)
@@ -38,42 +37,7 @@ fn dropout_masks_choose_the_generator() {
     assert_ne!(fast, burn, "burn's masks are other masks");
     assert_eq!(loss(Some(DropoutMasks::Auto)), auto);
 
-    let dir = tempfile::tempdir().unwrap();
-    let job = |resume: bool, more: Option<Setting>| Job {
-        kind: ModelKind::Sasrec,
-        settings: [
-            Setting::strict("hidden", 16),
-            Setting::strict("epochs", 1),
-            Setting::strict("max_steps_per_epoch", 1),
-        ]
-        .into_iter()
-        .chain(more)
-        .collect(),
-        data_path: None,
-        device: Device::flex(),
-        out: dir.path().to_path_buf(),
-        resume,
-        init: None,
-        distill: None,
-        command: vec!["test".into()],
-    };
-    train_job(&ds, &job(false, None), &mut Silent).unwrap();
-    train_job(
-        &ds,
-        &job(true, Some(Setting::strict("dropout_masks", "auto"))),
-        &mut Silent,
-    )
-    .expect("auto is the unset generator");
-    let err = train_job(
-        &ds,
-        &job(true, Some(Setting::strict("dropout_masks", "burn"))),
-        &mut Silent,
-    )
-    .expect_err("another generator");
-    assert!(
-        err.to_string().contains("dropout_masks null -> \"burn\""),
-        "{err}"
-    );
+    common::unset_setting_resumes_as(ModelKind::Sasrec, "dropout_masks", "auto", "burn");
     let err = ssi_train::settings::apply_settings(
         &m,
         &t,

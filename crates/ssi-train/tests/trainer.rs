@@ -379,43 +379,5 @@ fn the_best_epoch_is_the_best_by_the_runs_criterion() {
 /// such a run with `--set select_by=sampled` is no change, with `full` a refused one.
 #[test]
 fn an_unset_select_by_is_sampled_on_resume() {
-    use ssi_train::{Job, Setting, train_job};
-    let ds = dataset();
-    let dir = tempfile::tempdir().unwrap();
-    let base = [
-        Setting::strict("hidden", 16),
-        Setting::strict("epochs", 1),
-        Setting::strict("batch_size", 32),
-        Setting::strict("max_steps_per_epoch", 1),
-    ];
-    let job = |resume: bool, more: Option<Setting>| Job {
-        kind: ModelKind::Gru4rec,
-        settings: base.iter().cloned().chain(more).collect(),
-        data_path: None,
-        device: Device::flex(),
-        out: dir.path().to_path_buf(),
-        resume,
-        init: None,
-        distill: None,
-        command: vec!["test".into()],
-    };
-    train_job(&ds, &job(false, None), &mut Silent).unwrap();
-    let saved = std::fs::read_to_string(dir.path().join("config.json")).unwrap();
-    assert!(saved.contains("\"select_by\": null"), "{saved}");
-    train_job(
-        &ds,
-        &job(true, Some(Setting::strict("select_by", "sampled"))),
-        &mut Silent,
-    )
-    .expect("sampled is the unset criterion");
-    let err = train_job(
-        &ds,
-        &job(true, Some(Setting::strict("select_by", "full"))),
-        &mut Silent,
-    )
-    .expect_err("another criterion");
-    assert!(
-        err.to_string().contains("select_by null -> \"full\""),
-        "{err}"
-    );
+    common::unset_setting_resumes_as(ModelKind::Gru4rec, "select_by", "sampled", "full");
 }

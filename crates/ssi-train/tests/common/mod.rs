@@ -38,3 +38,51 @@ pub fn trainer<'a>(ds: &'a Dataset, dir: &std::path::Path, stop: Option<usize>) 
         stop_after_epochs: stop,
     }
 }
+
+/// A run written with `key` unset (`null`, as in runs from before the setting existed) resumes
+/// with `--set key=same` (what `null` means: no change) and is refused with `--set key=other`,
+/// the error naming the change. A small `kind` run of one step.
+#[allow(dead_code)] // each test binary compiles this module; not all of them use this
+pub fn unset_setting_resumes_as(kind: ModelKind, key: &str, same: &str, other: &str) {
+    use ssi_train::trainer::Silent;
+    use ssi_train::{Job, Setting, train_job};
+    let ds = dataset();
+    let dir = tempfile::tempdir().unwrap();
+    let base = [
+        Setting::strict("hidden", 16),
+        Setting::strict("epochs", 1),
+        Setting::strict("batch_size", 32),
+        Setting::strict("max_steps_per_epoch", 1),
+    ];
+    let job = |resume: bool, more: Option<Setting>| Job {
+        kind,
+        settings: base.iter().cloned().chain(more).collect(),
+        data_path: None,
+        device: Device::flex(),
+        out: dir.path().to_path_buf(),
+        resume,
+        init: None,
+        distill: None,
+        command: vec!["test".into()],
+    };
+    train_job(&ds, &job(false, None), &mut Silent).unwrap();
+    let saved = std::fs::read_to_string(dir.path().join("config.json")).unwrap();
+    assert!(saved.contains(&format!("\"{key}\": null")), "{saved}");
+    train_job(
+        &ds,
+        &job(true, Some(Setting::strict(key, same))),
+        &mut Silent,
+    )
+    .unwrap_or_else(|e| panic!("{key}={same} is the unset value: {e}"));
+    let err = train_job(
+        &ds,
+        &job(true, Some(Setting::strict(key, other))),
+        &mut Silent,
+    )
+    .expect_err("another value");
+    assert!(
+        err.to_string()
+            .contains(&format!("{key} null -> \"{other}\"")),
+        "{err}"
+    );
+}
