@@ -2118,6 +2118,34 @@ fn outputs_never_replace_inputs_or_existing_data() {
         read.get("seed").is_none() && drawn["seed"] == 42,
         "{read} {drawn}"
     );
+    // A catalogue too small for 99: every line lists all its user's unseen items, and the
+    // report labels and warns as the same candidates drawn by seed do.
+    let small = dir.path().join("small.txt");
+    std::fs::write(&small, "1 1 2 3 4\n2 2 3 4 5\n3 3 4 5 6\n4 4 5 6 1\n").unwrap();
+    let (sd, sn) = (small.to_str().unwrap(), dir.path().join("small.neg"));
+    ok(&[
+        "data",
+        "negatives",
+        "--data",
+        sd,
+        "--out",
+        sn.to_str().unwrap(),
+    ]);
+    let drawn = json(&ok(&["eval", "--model", "mostpop", "--data", sd, "--json"]));
+    let read = json(&ok(&[
+        "eval",
+        "--model",
+        "mostpop",
+        "--data",
+        sd,
+        "--json",
+        "--negatives",
+        sn.to_str().unwrap(),
+    ]));
+    assert_eq!(drawn["ndcg@10"], read["ndcg@10"]);
+    for key in ["negatives", "users_short_of_negatives"] {
+        assert_eq!(drawn[key], read[key], "{key}: {drawn} {read}");
+    }
     let bad = dir.path().join("bad.neg");
     std::fs::write(&bad, lines[1..].join("\n")).unwrap();
     fails(
@@ -2727,6 +2755,86 @@ fn an_s3rec_run_stopped_in_pretraining_resumes_with_its_own_settings() {
         &TINY_RUN[..],
     ]
     .concat());
+}
+
+/// S3-Rec pre-trains into `OUT/pretrain`, which is checked as `OUT` is before anything is
+/// written: a user's files there, or a run of its own, are refused and left as they were (and a
+/// refused command leaves nothing behind in `OUT`); a distilled S3-Rec student pre-trains too.
+#[test]
+fn s3rec_never_pretrains_over_other_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path(), 100, 3);
+    let d = data.to_str().unwrap();
+    let pre = ["--set", "pretrain_epochs=1"];
+    let train = |out: &std::path::Path| {
+        [
+            &["train", "--model", "s3rec", "--data", d][..],
+            &["--out", out.to_str().unwrap()],
+            &TINY_RUN[..],
+            &pre,
+        ]
+        .concat()
+        .into_iter()
+        .map(String::from)
+        .collect::<Vec<String>>()
+    };
+    fn as_strs(v: &[String]) -> Vec<&str> {
+        v.iter().map(String::as_str).collect()
+    }
+    // A user's file of a run's name in OUT/pretrain.
+    let mine = dir.path().join("mine");
+    std::fs::create_dir_all(mine.join("pretrain")).unwrap();
+    std::fs::write(mine.join("pretrain/log.jsonl"), "my notes").unwrap();
+    fails(
+        &as_strs(&train(&mine)),
+        "holds log.jsonl but no config.json",
+    );
+    assert_eq!(
+        std::fs::read_to_string(mine.join("pretrain/log.jsonl")).unwrap(),
+        "my notes"
+    );
+    assert_eq!(std::fs::read_dir(&mine).unwrap().count(), 1);
+    // A finished run of its own in OUT/pretrain stays a run of its own.
+    let exp = dir.path().join("exp");
+    let own = exp.join("pretrain");
+    ok(&as_strs(&train(&own)));
+    fails(&as_strs(&train(&exp)), "holds a run of its own (S3-Rec)");
+    assert_eq!(std::fs::read_dir(&exp).unwrap().count(), 1);
+    ok(&["eval", "--checkpoint", own.to_str().unwrap(), "--no-full"]);
+    // A stage cut off in pre-training continues only with --resume.
+    let cut = dir.path().join("cut");
+    ok(&as_strs(&train(&cut)));
+    for entry in std::fs::read_dir(&cut).unwrap().flatten() {
+        if ![".lock", "command.txt", "pretrain"].contains(&entry.file_name().to_str().unwrap()) {
+            std::fs::remove_file(entry.path()).unwrap();
+        }
+    }
+    fails(&as_strs(&train(&cut)), "pass --resume");
+    // An S3-Rec student pre-trains before it imitates, as `train` does.
+    let teacher = dir.path().join("teacher");
+    let t = teacher.to_str().unwrap();
+    ok(&[
+        &["pretrain", "--task", "temporal", "--data", d, "--out", t][..],
+        &TINY_RUN[..],
+    ]
+    .concat());
+    let student = dir.path().join("student");
+    ok(&[
+        &[
+            "distill",
+            "--teachers",
+            t,
+            "--student",
+            "s3rec",
+            "--data",
+            d,
+        ][..],
+        &["--out", student.to_str().unwrap()],
+        &TINY_RUN[..],
+        &pre,
+    ]
+    .concat());
+    assert!(student.join("pretrain/state.json").exists());
 }
 
 /// Outputs never replace what a command reads: the dataset's catalogue is an input of

@@ -98,7 +98,9 @@ impl ProtocolArgs {
             seed: self.seed,
             n_negatives: match self.negatives {
                 Negatives::Count(n) => n,
-                Negatives::File(_) => 0,
+                // The count asked for when the file cannot say (every line lists all of its
+                // user's unseen items): the paper's, as the same candidates drawn here had it.
+                Negatives::File(_) => EvalConfig::default().n_negatives,
             },
             split: self.split,
             full: !self.no_full,

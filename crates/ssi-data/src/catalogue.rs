@@ -67,6 +67,17 @@ impl Catalogue {
                     "item id 0 is reserved for padding",
                 ));
             }
+            if id > crate::dataset::MAX_ITEM_ID as usize {
+                // Before the tables grow to `id` rows: a stray huge id would allocate gigabytes.
+                return Err(DataError::line(
+                    path,
+                    lineno,
+                    format!(
+                        "item id {id} is larger than {}: models allocate a row per id; renumber the items with `ssi data ingest`",
+                        crate::dataset::MAX_ITEM_ID
+                    ),
+                ));
+            }
             let name = fields
                 .next()
                 .ok_or_else(|| DataError::line(path, lineno, "missing the name column"))?;
@@ -131,5 +142,13 @@ mod tests {
         assert!(err.to_string().contains("c.tsv:1"), "{err}");
         let err = Catalogue::parse_tsv("1\ta\n1\tb\n", Path::new("c.tsv")).unwrap_err();
         assert!(err.to_string().contains("c.tsv:2"), "{err}");
+        // A huge id is refused by line before any table grows to it.
+        let err =
+            Catalogue::parse_tsv("1\ta\n1000000000000000\tz\n", Path::new("c.tsv")).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("c.tsv:2") && msg.contains("larger than"),
+            "{msg}"
+        );
     }
 }

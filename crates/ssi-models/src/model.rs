@@ -340,8 +340,9 @@ const FLOAT_RANGES: [FloatRange; 5] = [
     ),
     (
         &["consistency_weight", "mip_weight", "sp_weight"],
-        |x| x.is_finite() && x >= 0.0,
-        "a finite weight >= 0",
+        // Bounded so that the weighted f32 loss stays finite.
+        |x| (0.0..=1e6).contains(&x),
+        "a weight in [0, 1e6]",
     ),
 ];
 

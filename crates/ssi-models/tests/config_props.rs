@@ -78,3 +78,23 @@ fn grec_needs_a_hidden_size_of_two() {
     });
     assert_eq!(scores.dims(), [1, 12]);
 }
+
+/// A loss weight that is finite as f64 but not as the f32 loss it scales (a hostile review's
+/// 1e300 made the first step's loss infinite): refused, naming the setting.
+#[test]
+fn loss_weights_stay_finite_in_f32() {
+    for (kind, key) in [
+        (ModelKind::Bert4rec, "consistency_weight"),
+        (ModelKind::S3rec, "mip_weight"),
+        (ModelKind::S3rec, "sp_weight"),
+    ] {
+        let base = ModelConfig::new(kind, 12, 4);
+        let refused = base
+            .with_overrides(&[(key.into(), 1e300.into())])
+            .and_then(|c| c.validate().map(|_| c));
+        let err = refused.unwrap_err().to_string();
+        assert!(err.contains(key), "{err}");
+        let fine = base.with_overrides(&[(key.into(), 1e6.into())]).unwrap();
+        fine.validate().unwrap();
+    }
+}

@@ -225,6 +225,15 @@ impl TrainConfig {
     }
 }
 
+/// What a run stopped by an error leaves to resume from.
+pub fn kept_checkpoint(last_good: usize, dir: &str) -> String {
+    if last_good == 0 {
+        format!("No epoch had ended, so {dir} holds no checkpoint: the same command starts it over")
+    } else {
+        format!("The last good checkpoint (epoch {last_good}) is kept in {dir}")
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
     #[error("checkpoint: {0}")]
@@ -232,7 +241,8 @@ pub enum TrainError {
     #[error("{0}")]
     Config(String),
     #[error(
-        "the loss became {value} at epoch {epoch}, step {step}: training stopped. The last good checkpoint (epoch {last_good}) is kept in {dir}; try a lower learning rate"
+        "the loss became {value} at epoch {epoch}, step {step}: training stopped. {}; try a lower learning rate (lr), or lower loss weights if one was raised",
+        kept_checkpoint(*last_good, dir)
     )]
     NonFinite {
         value: f32,
@@ -368,4 +378,27 @@ pub struct DistillSpec {
     /// `null` in runs written before it existed (not checked).
     #[serde(default)]
     pub teacher_weights: Option<Vec<String>>,
+}
+
+#[cfg(test)]
+mod tests {
+    /// A run stopped in its first epoch keeps no checkpoint, and says so (a hostile review found
+    /// "the last good checkpoint (epoch 0)" in a folder without one).
+    #[test]
+    fn a_stopped_run_names_what_it_keeps() {
+        let err = super::TrainError::NonFinite {
+            value: f32::INFINITY,
+            epoch: 1,
+            step: 1,
+            last_good: 0,
+            dir: "runs/x".into(),
+        }
+        .to_string();
+        assert!(
+            err.contains("holds no checkpoint") && !err.contains("epoch 0"),
+            "{err}"
+        );
+        let kept = super::kept_checkpoint(3, "runs/x");
+        assert!(kept.contains("(epoch 3) is kept in runs/x"), "{kept}");
+    }
 }

@@ -7,7 +7,7 @@ use crate::config::{DistillSpec, TrainConfig, TrainError};
 use crate::distill::{Distill, describe_teachers};
 use crate::recommender::ModelRecommender;
 use crate::settings::{Setting, apply_settings};
-use crate::stages::{PRETRAIN_DIR, WarmStart};
+use crate::stages::{PRETRAIN_DIR, Pretrained, WarmStart};
 use crate::trainer::{TrainObserver, Trainer};
 use burn::tensor::Device;
 use serde_json::Value;
@@ -132,6 +132,10 @@ pub fn train_job(
         // Before the lock file is made: a refused folder is left as it was.
         refuse_foreign_run_files(&job.out)?;
     }
+    let pretrains = start.is_none() && model_cfg.pretrain_epochs().is_some_and(|e| e > 0);
+    if pretrains && !dir.has_run() {
+        check_pretrain_folder(&pretrain, &job.out, job.resume)?;
+    }
     crate::trainer::no_training_pairs(ds, job.data_path.as_deref())?;
     check_memory(&model_cfg, &train_cfg, &job.device)?;
     std::fs::create_dir_all(&job.out).map_err(|e| io(&job.out, "cannot create", e))?;
@@ -182,6 +186,19 @@ pub fn train_job(
         }
         None => trainer.run_staged(&model_cfg, &train_cfg, job.resume, obs)?,
         Some((_, imitation)) => {
+            // A student with a pre-training stage (S3-Rec) pre-trains first, as `train` does.
+            let start = match start {
+                Some(start) => Some(start),
+                None => match trainer.pretrain(&model_cfg, &train_cfg, job.resume, obs)? {
+                    Pretrained::Done(start) => start.map(|m| *m),
+                    Pretrained::Stopped(_) => {
+                        return Err(TrainError::Config(format!(
+                            "{}: the pre-training stage stopped before its end; --resume continues it",
+                            job.out.display()
+                        )));
+                    }
+                },
+            };
             let spec = DistillSpec {
                 // Absolute, as --init: `--resume` from another working folder finds them.
                 teachers: named
@@ -574,6 +591,42 @@ pub(crate) fn teachers_unchanged(spec: &DistillSpec) -> Result<(), TrainError> {
                 teacher.display()
             )));
         }
+    }
+    Ok(())
+}
+
+/// `OUT/pretrain`, where a new run of a model with a pre-training stage pre-trains, checked as
+/// `OUT` is before anything is written: a stage of this run continues only with `--resume`, and
+/// anything else there (a run of its own, a user's files of a run's names) is never trained over.
+fn check_pretrain_folder(pretrain: &RunDir, out: &Path, resume: bool) -> Result<(), TrainError> {
+    let path = &pretrain.path;
+    if let Some(what) = ssi_data::files::not_a_folder(path) {
+        return Err(TrainError::Config(format!(
+            "{} is {what}, where this run pre-trains: move it away, or choose another --out",
+            path.display()
+        )));
+    }
+    if pretrain.has_run() {
+        pretrain.check_record()?;
+        let cfg = pretrain.config()?;
+        if pretrain.stage_owner(&cfg).is_none() {
+            return Err(TrainError::Config(format!(
+                "{} holds a run of its own ({}), where this run pre-trains: move it away, or choose another --out",
+                path.display(),
+                cfg.model.kind().name()
+            )));
+        }
+        if !resume {
+            return Err(TrainError::Config(format!(
+                "{} holds the pre-training stage of a run cut off in it: pass --resume to continue it, or choose another --out",
+                out.display()
+            )));
+        }
+        return Ok(());
+    }
+    pretrain.refuse_orphan()?;
+    if path.is_dir() {
+        refuse_foreign_run_files(path)?;
     }
     Ok(())
 }

@@ -56,10 +56,17 @@ impl Objective for WarmStart {
     }
 }
 
+/// Where a pre-training stage left a run.
+pub enum Pretrained {
+    /// Done (or the model has none): the fine-tuning stage starts from these weights (`None`:
+    /// a fresh init, or the run's own checkpoint when it is resumed past the stage).
+    Done(Option<Box<AnyModel>>),
+    /// Stopped early on request (`stop_after_epochs`): resumable, like any run.
+    Stopped(crate::checkpoint::TrainState),
+}
+
 impl Trainer<'_> {
     /// Trains `model_cfg`: with its pre-training stage first when it has one, else as `run`.
-    /// The pre-training stage runs `pretrain_epochs` epochs (validated once, at its end) under
-    /// the same time budget as the fine-tuning stage.
     pub fn run_staged(
         &self,
         model_cfg: &ModelConfig,
@@ -67,37 +74,13 @@ impl Trainer<'_> {
         resume: bool,
         obs: &mut dyn TrainObserver,
     ) -> Result<crate::checkpoint::TrainState, TrainError> {
-        let Some(epochs) = model_cfg.pretrain_epochs() else {
+        if model_cfg.pretrain_epochs().is_none() {
             return self.run(model_cfg, cfg, resume, obs);
-        };
-        let mut start = None;
-        if epochs > 0 {
-            let pre = Trainer {
-                dataset: self.dataset,
-                dataset_path: self.dataset_path.clone(),
-                dir: RunDir::new(self.dir.path.join(PRETRAIN_DIR)),
-                device: self.device.clone(),
-                stop_after_epochs: self.stop_after_epochs,
-            };
-            let pre_cfg = cfg.clone().with_epochs(epochs).with_eval_every(epochs);
-            let run = RunConfig {
-                pretrain_stage: true,
-                ..pre.run_config(model_cfg, &pre_cfg, None)
-            };
-            let state = pre.run_objective(run, resume, obs, |r| Ok(Pretrain(r.model.clone())))?;
-            if !state.finished {
-                // Stopped early on request (`stop_after_epochs`): resumable, like any run.
-                return Ok(state);
-            }
-            if !self.dir.has_run() {
-                let file = pre.dir.epoch_file(state.epoch, "model");
-                let bytes = std::fs::read(&file)
-                    .map_err(|e| TrainError::Checkpoint(format!("{}: {e}", file.display())))?;
-                let model = model_from_bytes(&pre.dir.config()?.model, bytes, &self.device)
-                    .map_err(|e| TrainError::Checkpoint(format!("{}: {e}", file.display())))?;
-                start = Some(model);
-            }
         }
+        let start = match self.pretrain(model_cfg, cfg, resume, obs)? {
+            Pretrained::Done(start) => start.map(|m| *m),
+            Pretrained::Stopped(state) => return Ok(state),
+        };
         let run = self.run_config(model_cfg, cfg, None);
         self.run_objective(run, resume, obs, |r| {
             Ok(WarmStart {
@@ -105,5 +88,45 @@ impl Trainer<'_> {
                 start,
             })
         })
+    }
+
+    /// The pre-training stage of `model_cfg`, if it has one: `pretrain_epochs` epochs into
+    /// `OUT/pretrain` (validated once, at its end) under the same time budget as the stage after.
+    pub fn pretrain(
+        &self,
+        model_cfg: &ModelConfig,
+        cfg: &TrainConfig,
+        resume: bool,
+        obs: &mut dyn TrainObserver,
+    ) -> Result<Pretrained, TrainError> {
+        let epochs = match model_cfg.pretrain_epochs() {
+            Some(e) if e > 0 => e,
+            _ => return Ok(Pretrained::Done(None)),
+        };
+        let pre = Trainer {
+            dataset: self.dataset,
+            dataset_path: self.dataset_path.clone(),
+            dir: RunDir::new(self.dir.path.join(PRETRAIN_DIR)),
+            device: self.device.clone(),
+            stop_after_epochs: self.stop_after_epochs,
+        };
+        let pre_cfg = cfg.clone().with_epochs(epochs).with_eval_every(epochs);
+        let run = RunConfig {
+            pretrain_stage: true,
+            ..pre.run_config(model_cfg, &pre_cfg, None)
+        };
+        let state = pre.run_objective(run, resume, obs, |r| Ok(Pretrain(r.model.clone())))?;
+        if !state.finished {
+            return Ok(Pretrained::Stopped(state));
+        }
+        if self.dir.has_run() {
+            return Ok(Pretrained::Done(None));
+        }
+        let file = pre.dir.epoch_file(state.epoch, "model");
+        let bytes = std::fs::read(&file)
+            .map_err(|e| TrainError::Checkpoint(format!("{}: {e}", file.display())))?;
+        let model = model_from_bytes(&pre.dir.config()?.model, bytes, &self.device)
+            .map_err(|e| TrainError::Checkpoint(format!("{}: {e}", file.display())))?;
+        Ok(Pretrained::Done(Some(Box::new(model))))
     }
 }

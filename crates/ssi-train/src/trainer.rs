@@ -341,12 +341,14 @@ impl Trainer<'_> {
             let loss = s.objective.loss(&s.model, batch, softmax, &mut rng);
             let value: f32 = loss.clone().try_into_scalar().map_err(|e| {
                 TrainError::Device(format!(
-                    "the {:?} backend failed at epoch {epoch}, step {}: {}. The last good checkpoint (epoch {}) is kept in {}; a smaller batch_size or max_len needs less memory",
+                    "the {:?} backend failed at epoch {epoch}, step {}: {}. {}; a smaller batch_size or max_len needs less memory",
                     loss.device(),
                     step + 1,
                     ssi_models::common::brief(&e.to_string()),
-                    s.state.epoch,
-                    self.dir.path.display()
+                    crate::config::kept_checkpoint(
+                        s.state.epoch,
+                        &self.dir.path.display().to_string()
+                    ),
                 ))
             })?;
             if !value.is_finite() {
