@@ -30,6 +30,15 @@ impl Setting {
         }
     }
 
+    /// The same setting for `kind` only (`MODEL.key`); a scoped one stays as it is.
+    pub fn scoped_to(&self, kind: ModelKind) -> Self {
+        let mut s = self.clone();
+        if !s.key.contains('.') {
+            s.key = format!("{}.{}", kind.id(), s.key);
+        }
+        s
+    }
+
     /// A setting of a settings file shared by several models (see [`Setting`]).
     pub fn lenient(key: String, value: Value, file: Option<String>) -> Self {
         Setting {

@@ -167,11 +167,11 @@ impl Request {
             .unwrap_or(crate::config::EVAL_SEED)
     }
 
-    /// The number of layers every run gets (`layers` or `bert4rec.layers`, the last one
-    /// given), if any.
+    /// The number of layers the teachers' model gets (`layers` or `MODEL.layers` of the
+    /// teachers' model, the one that wins), if any.
     fn configured_layers(&self) -> Option<usize> {
-        self.last_u64(&["layers", "bert4rec.layers"])
-            .map(|l| l as usize)
+        let scoped = format!("{}.layers", self.teacher_model.id());
+        self.last_u64(&["layers", &scoped]).map(|l| l as usize)
     }
 
     /// The value of the setting of any of `keys` that wins ([`in_precedence`]), when it is an
@@ -297,7 +297,9 @@ impl Plan {
     /// The invocation's settings, then the stage's own.
     pub fn settings_of(&self, s: &Stage) -> Vec<Setting> {
         let mut settings = self.request.settings.clone();
-        settings.extend(s.settings.iter().cloned());
+        // Scoped to the stage's model and after the invocation's, so what makes the stage what
+        // it is (its depth, task, seed) beats an invocation's `MODEL.key` too.
+        settings.extend(s.settings.iter().map(|x| x.scoped_to(s.kind)));
         settings
     }
 
@@ -603,6 +605,18 @@ mod tests {
         }
     }
 
+    /// The settings a stage trains with.
+    fn applied(plan: &Plan, s: &Stage) -> (ModelConfig, TrainConfig) {
+        let ds = shop();
+        let base = ModelConfig::new(s.kind, ds.n_items as usize, ds.n_users());
+        apply_settings(
+            &base,
+            &TrainConfig::defaults_for(&base),
+            &plan.settings_of(s),
+        )
+        .unwrap()
+    }
+
     fn names(plan: &Plan) -> Vec<&str> {
         plan.stages().iter().map(|s| s.name.as_str()).collect()
     }
@@ -681,15 +695,20 @@ mod tests {
         for t in plan.table2_teachers() {
             let staged = plan.stage(&t.name).unwrap();
             assert_eq!(staged.init, None, "{}", t.name);
-            let seed = plan
-                .settings_of(staged)
-                .iter()
-                .rev()
-                .find(|s| s.key == "seed")
-                .and_then(|s| s.value.as_u64());
-            seeds.push(seed);
+            seeds.push(applied(&plan, staged).1.seed);
         }
-        assert_eq!(seeds, [Some(8), Some(9), Some(10)]);
+        assert_eq!(seeds, [8, 9, 10]);
+        // A seed scoped to the teachers' model does not make them one seed.
+        let mut r = request(&[ModelKind::Hgn], true);
+        r.teachers_from_scratch = true;
+        r.settings.push(Setting::parse("bert4rec.seed=5").unwrap());
+        let plan = Plan::new(r, &shop()).unwrap();
+        let seeds: Vec<u64> = plan
+            .table2_teachers()
+            .iter()
+            .map(|t| applied(&plan, plan.stage(&t.name).unwrap()).1.seed)
+            .collect();
+        assert_eq!(seeds, [43, 44, 45]);
         assert_eq!(plan.stage("ssi-hgn").unwrap().init.as_deref(), Some("hgn"));
         assert!(!names(&plan).contains(&"bert4rec"), "{:?}", names(&plan));
     }
@@ -715,6 +734,32 @@ mod tests {
             assert!(matches!(err, ReproduceError::PipelineSetting(_)), "{err}");
             assert!(err.to_string().contains(key), "{err}");
         }
+    }
+
+    /// Figure 4's depths beat a depth set for the teachers' model (`bert4rec.layers`), which
+    /// sets Table 2's depth only; one set for another model leaves Table 2 at its own.
+    #[test]
+    fn figure4_depths_beat_a_scoped_depth() {
+        let layers = |plan: &Plan, name: &str| {
+            applied(plan, plan.stage(name).unwrap()).0.to_json()["layers"].as_u64()
+        };
+        let mut a = request(&[], false);
+        a.ablations.push(Ablation::Layers);
+        a.settings
+            .push(Setting::parse("bert4rec.layers=3").unwrap());
+        let plan = Plan::new(a, &shop()).unwrap();
+        for l in [1, 2, 4, 8] {
+            assert_eq!(layers(&plan, &format!("l{l}-teacher-global")), Some(l));
+        }
+        let mut a = request(&[], false);
+        a.ablations.push(Ablation::Layers);
+        a.teacher_model = ModelKind::Sasrec;
+        a.settings
+            .push(Setting::parse("bert4rec.layers=4").unwrap());
+        let plan = Plan::new(a, &shop()).unwrap();
+        // The preset's 2 layers, not BERT4Rec's 4: the 4-layer column is a run of its own.
+        assert_eq!(plan.base_layers(), Some(2));
+        assert_eq!(layers(&plan, "l4-sasrec"), Some(4));
     }
 
     #[test]
