@@ -2678,6 +2678,66 @@ fn reproduce_resumes_an_s3rec_stage_cut_off_in_pretraining() {
     assert!(stage.join("test.json").exists());
 }
 
+/// `reproduce` reads back only a run's own test figures (an `eval` of another split saved over
+/// them is refused, naming the file and the way out), and refuses an output folder holding a
+/// run of another dataset before it trains or writes anything.
+#[test]
+fn reproduce_reads_only_its_own_runs_figures() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path(), 80, 3);
+    let other = dir.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    let b = synth(&other, 80, 2);
+    let out = dir.path().join("rp");
+    let args = |data: &std::path::Path, model: &str| -> Vec<String> {
+        [
+            "reproduce",
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--baselines",
+            model,
+            "--students",
+            "--set",
+            "hidden=8",
+            "--set",
+            "epochs=1",
+            "--set",
+            "max_steps_per_epoch=2",
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let run = |v: Vec<String>| cmd(&v.iter().map(String::as_str).collect::<Vec<_>>()).assert();
+    run(args(&data, "hgn")).success();
+    let test = out.join("hgn/test.json");
+    let own = std::fs::read(&test).unwrap();
+    let valid = ok(&[
+        "eval",
+        "--checkpoint",
+        out.join("hgn").to_str().unwrap(),
+        "--split",
+        "valid",
+        "--json",
+    ]);
+    std::fs::write(&test, valid).unwrap();
+    run(args(&data, "hgn")).code(1).stderr(
+        predicate::str::contains("split = \"valid\"")
+            .and(predicate::str::contains("delete that file")),
+    );
+    std::fs::remove_file(&test).unwrap();
+    run(args(&data, "hgn")).success();
+    assert_eq!(std::fs::read(&test).unwrap(), own);
+    // Another dataset: refused before GRU4Rec trains, and MostPop's figures are kept.
+    let mostpop = std::fs::read(out.join("mostpop.json")).unwrap();
+    run(args(&b, "gru4rec"))
+        .code(1)
+        .stderr(predicate::str::contains("was trained on"));
+    assert!(!out.join("gru4rec").exists());
+    assert_eq!(std::fs::read(out.join("mostpop.json")).unwrap(), mostpop);
+}
+
 /// `ssi train --resume` of an S3-Rec run stopped in its pre-training goes on with the settings
 /// it was started with: others are refused (naming them), and its command.txt is kept.
 #[test]

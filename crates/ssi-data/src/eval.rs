@@ -74,6 +74,9 @@ pub struct EvalReport {
     /// The file the candidates were read from (`--negatives FILE`); `None`: drawn with `seed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub candidates_file: Option<String>,
+    /// Scored without the users' ids (`EvalConfig::anonymous`): not a run's own figures.
+    #[serde(default)]
+    pub anonymous: bool,
 }
 
 impl EvalReport {
@@ -89,6 +92,9 @@ impl EvalReport {
             None => m.insert("seed".into(), self.seed.into()),
         };
         m.insert("negatives".into(), self.n_negatives.into());
+        if self.anonymous {
+            m.insert("anonymous".into(), true.into());
+        }
         m.insert("users".into(), self.sampled.users.into());
         m.insert(
             "users_short_of_negatives".into(),
@@ -309,6 +315,7 @@ impl Evaluator {
             seed: self.config.seed,
             n_negatives: self.config.n_negatives,
             candidates_file: self.candidates_file.clone(),
+            anonymous: self.config.anonymous,
             sampled: ranks.sampled.finish(),
             full: self.config.full.then(|| ranks.full.finish()),
             users_short_of_negatives: self

@@ -289,6 +289,19 @@ pub fn merge(archived: Vec<Row>, found: Vec<Row>) -> Result<Vec<Row>, String> {
             continue;
         };
         let same_folder = old.path.is_some() && old.path == new.path;
+        let same_run = old.fingerprint.is_some() && old.fingerprint == new.fingerprint;
+        // Not moved: its folder still holds a run (the same command run in two folders).
+        if let Some(there) = old
+            .path
+            .as_deref()
+            .filter(|p| !same_folder && !same_run && Path::new(p).join("state.json").is_file())
+        {
+            return Err(format!(
+                "run {} would replace the archived row {} of the run in {there}, which is still there: report from a folder above both so that their names differ, or remove that row from {ARCHIVE}",
+                new.path.as_deref().unwrap_or(&new.config),
+                old.config
+            ));
+        }
         if let (false, Some(a), Some(b)) = (same_folder, started(old), started(new))
             && a != b
         {
@@ -772,8 +785,17 @@ fn read_row(root: &Path, dir: &Path) -> Result<(Row, Option<String>), String> {
 /// A `test.json` that describes another evaluation than the run's own test (`ssi eval`'s
 /// output saved over it: another split, other candidates; another run's file) is refused,
 /// naming the field.
-fn check_test_json(test: &serde_json::Value, cfg: &RunConfig) -> Result<(), String> {
+pub(crate) fn check_test_json(test: &serde_json::Value, cfg: &RunConfig) -> Result<(), String> {
     let text = |k: &str| test.get(k).and_then(|v| v.as_str());
+    if let Some(k) = ["ndcg@10", "recall@10"].into_iter().find(|k| {
+        !test
+            .get(*k)
+            .is_some_and(|v| v.as_f64().is_some_and(f64::is_finite))
+    }) {
+        return Err(format!(
+            "test.json: no figure {k}: not an evaluation's output"
+        ));
+    }
     if let Some(split) = text("split")
         && split != "test"
     {
@@ -787,6 +809,20 @@ fn check_test_json(test: &serde_json::Value, cfg: &RunConfig) -> Result<(), Stri
         return Err(format!(
             "test.json: negatives = {n}: not the protocol's 99 sampled negatives"
         ));
+    }
+    if let Some(seed) = test.get("seed").and_then(|v| v.as_u64())
+        && seed != cfg.train.candidates_seed()
+    {
+        return Err(format!(
+            "test.json: seed = {seed}, but the run draws its candidates with seed {}: figures of other candidates",
+            cfg.train.candidates_seed()
+        ));
+    }
+    if test.get("anonymous").and_then(|v| v.as_bool()) == Some(true) {
+        return Err(
+            "test.json: anonymous = true: scored without the users' ids, not the run's own figures"
+                .into(),
+        );
     }
     if let Some(f) = text("negatives_file") {
         return Err(format!(

@@ -303,6 +303,14 @@ fn archived_rows_are_kept_until_their_runs_are_found_again() {
         "ssi train --out runs/x/beauty/sasrec\nssi train --resume --out runs/x/beauty/sasrec",
     );
     assert!(report::merge(archived.clone(), vec![moved]).is_ok());
+    // The same command run in another folder that still holds its run: not moved, refused.
+    let x = dir.path().join("X/run");
+    std::fs::create_dir_all(&x).unwrap();
+    std::fs::write(x.join("state.json"), "{}").unwrap();
+    let in_x = vec![with(&old[0], Some(x.to_str().unwrap()), start)];
+    let in_y = with(&again, Some("/b/beauty/sasrec"), start);
+    let e = report::merge(in_x, vec![in_y]).unwrap_err();
+    assert!(e.contains("which is still there"), "{e}");
     let legacy = vec![with(&old[0], None, start)];
     let other = with(
         &again,
@@ -560,8 +568,9 @@ fn a_pipe_in_a_run_folder_does_not_hang_the_report() {
     );
 }
 
-/// A test.json that is not the run's own test (`ssi eval`'s output of another split or other
-/// candidates saved over it, another run's file, an edited dataset name), or one without the
+/// A test.json that is not the run's own test (`ssi eval`'s output of another split, other
+/// candidates or seed, or without user ids saved over it, another run's file, an edited dataset
+/// name, no figures), or one without the
 /// state.json that says the run finished, is named and not reported.
 #[test]
 fn a_test_json_that_is_not_the_runs_own_test_is_not_reported() {
@@ -586,6 +595,9 @@ fn a_test_json_that_is_not_the_runs_own_test_is_not_reported() {
     test("file", serde_json::json!({"negatives_file": "neg.txt"}));
     test("bert", serde_json::json!({"model": "BERT4Rec"}));
     test("shop", serde_json::json!({"dataset": "synthetic-shop"}));
+    test("seed7", serde_json::json!({"seed": 7}));
+    test("anon", serde_json::json!({"anonymous": true}));
+    test("nofig", serde_json::json!({"ndcg@10": null}));
     let lost = test("lost", serde_json::json!({}));
     std::fs::remove_file(lost.join("state.json")).unwrap();
 
@@ -615,6 +627,13 @@ fn a_test_json_that_is_not_the_runs_own_test_is_not_reported() {
         reason(&skipped, "shop").contains("dataset = \"synthetic-shop\""),
         "{skipped:?}"
     );
+    for (name, why) in [
+        ("seed7", "seed = 7"),
+        ("anon", "anonymous = true"),
+        ("nofig", "no figure ndcg@10"),
+    ] {
+        assert!(reason(&skipped, name).contains(why), "{skipped:?}");
+    }
     assert!(
         reason(&skipped, "lost").contains("no state.json"),
         "{skipped:?}"

@@ -87,6 +87,18 @@ impl<'a> Pipeline<'a> {
         for s in r.plan.stages() {
             r.check_existing(s, &r.ws.out.join(&s.name))?;
         }
+        // The tables also read runs this command does not train: none may be of another
+        // dataset (found only when the tables are written, after the training).
+        let here = crate::checkpoint::DatasetInfo::of(r.ws.dataset, r.ws.data_path.as_deref());
+        for entry in std::fs::read_dir(&r.ws.out).into_iter().flatten().flatten() {
+            let run = RunDir::new(entry.path());
+            if run.has_run()
+                && let Ok(cfg) = run.config()
+            {
+                cfg.dataset
+                    .check_same(&here, &run.path.display().to_string())?;
+            }
+        }
         Ok(())
     }
 

@@ -133,6 +133,13 @@ impl Runner<'_> {
             path: test.clone(),
             source: e,
         })?;
+        // The figures of the run's own test split, as `ssi report` reads them.
+        crate::report::check_test_json(&metrics, &RunDir::new(&dir).config()?).map_err(|e| {
+            crate::config::TrainError::Config(format!(
+                "{}/{e}; delete that file and run this command again: the run is evaluated again",
+                dir.display()
+            ))
+        })?;
         let minutes = RunDir::new(&dir)
             .state()
             .ok()
