@@ -1394,6 +1394,11 @@ fn reproduce_refuses_ambiguous_names_unfinished_teachers_and_stale_students() {
         &[&base[..], &["--students", "--paper-dataset", "beuty"]].concat(),
         "--paper-dataset \"beuty\": not a dataset of the paper's Table 2 (beauty, toys",
     );
+    // A model listed twice would be two rows of one run.
+    fails(
+        &[&base[..], &["--students", "hgn,sasrec,hgn"]].concat(),
+        "--students: hgn is listed twice (entries 1 and 3)",
+    );
     // `--config small` with a file `small` in the folder: which one is meant is unknown.
     std::fs::write(dir.path().join("small"), r#"{"hidden": 8}"#).unwrap();
     cmd(&[&base[..], &["--students", "--config", "small"]].concat())

@@ -184,6 +184,20 @@ fn request(a: &ReproduceArgs, paper_dataset: String) -> Result<Request> {
             "--teachers-from-scratch goes with a warm start (--warm-start or --preset best): without one every run, the teachers too, already starts from scratch"
         );
     }
+    for (flag, models) in [("--baselines", &a.baselines), ("--students", &a.students)] {
+        if let Some((i, m)) = models
+            .iter()
+            .enumerate()
+            .find(|(i, m)| models[..*i].contains(m))
+        {
+            anyhow::bail!(
+                "{flag}: {} is listed twice (entries {} and {}): give each model once",
+                m.id(),
+                models.iter().position(|x| x == m).unwrap_or(0) + 1,
+                i + 1
+            );
+        }
+    }
     let mut settings = reproduce::base_settings(&a.config)?;
     for mut setting in ssi_train::parse_sets(&a.set)? {
         // As in a settings file: HGN has no `layers`, and `--set layers=1` is for the others.

@@ -385,18 +385,6 @@ pub fn curve_charts(rows: &[Row]) -> Vec<Chart> {
             .iter()
             .map(|r| (format!("{} ({})", r.model, r.config), r.curve.clone()))
             .collect();
-        let n = charts
-            .iter()
-            .filter(|c: &&Chart| {
-                c.dataset == dataset && c.file.contains(&format!("-{}", file_part(kind)))
-            })
-            .filter(|c| !c.file.ends_with("-full.svg"))
-            .count();
-        let suffix = if n == 0 {
-            String::new()
-        } else {
-            format!("-{}", n + 1)
-        };
         let student = members
             .iter()
             .find(|r| !r.ssi)
@@ -408,7 +396,21 @@ pub fn curve_charts(rows: &[Row]) -> Vec<Chart> {
             .map(|n| format!(" from {}", n.to_string_lossy()))
             .unwrap_or_default();
         let title = format!("{dataset}: SSI against {student} alone{from}, validation NDCG@10");
-        let stem = format!("curves-{}-{}{suffix}", file_part(dataset), file_part(kind));
+        // The first name no chart has yet: two charts of one model get -2, -3…, and datasets
+        // whose names differ only where `file_part` writes `-` (a.b, a-b) never share a file.
+        let base = format!("curves-{}-{}", file_part(dataset), file_part(kind));
+        let taken = |stem: &str| {
+            charts.iter().any(|c: &Chart| {
+                c.file == format!("{stem}.svg") || c.file == format!("{stem}-full.svg")
+            })
+        };
+        let stem = (1..)
+            .map(|i| match i {
+                1 => base.clone(),
+                i => format!("{base}-{i}"),
+            })
+            .find(|stem| !taken(stem))
+            .expect("an unused name");
         charts.push(Chart {
             dataset: dataset.to_string(),
             file: format!("{stem}.svg"),

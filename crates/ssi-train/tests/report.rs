@@ -245,6 +245,21 @@ fn ssi_curves_are_charted_beside_the_student_alone() {
         ["curves-beauty-sasrec.svg", "curves-beauty-sasrec-full.svg"]
     );
     assert_eq!(charts[1].svg.matches("<polyline").count(), 2);
+    // Datasets whose names differ only where a file name has `-` get a file each.
+    let two: Vec<report::Row> = ["a.b", "a-b"]
+        .into_iter()
+        .flat_map(|d| {
+            [false, true].map(|ssi| report::Row {
+                dataset: d.into(),
+                ..row("SASRec", &format!("{d}/{ssi}"), ssi, Some("/r/sasrec"))
+            })
+        })
+        .collect();
+    let files: Vec<String> = report::curve_charts(&two)
+        .into_iter()
+        .map(|c| c.file)
+        .collect();
+    assert_eq!(files, ["curves-a-b-sasrec.svg", "curves-a-b-sasrec-2.svg"]);
     // A folder name with a `|` or a line break keeps its row whole.
     let odd = vec![row("SASRec", "beauty/exp|1\nx", false, None)];
     let md = report::to_markdown(&odd, &|_, _| None, &[], &[], &[]);
