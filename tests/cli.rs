@@ -2165,6 +2165,28 @@ fn outputs_never_replace_inputs_or_existing_data() {
         ],
         "no line for user",
     );
+    // Another dataset's file: its users are not this dataset's.
+    let other: Vec<String> = lines
+        .iter()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let (user, rest) = l.split_once(' ').unwrap();
+            format!("{} {rest}", user.parse::<u32>().unwrap() + 1000)
+        })
+        .collect();
+    std::fs::write(&bad, other.join("\n")).unwrap();
+    fails(
+        &[
+            "eval",
+            "--model",
+            "markov",
+            "--data",
+            d,
+            "--negatives",
+            bad.to_str().unwrap(),
+        ],
+        "names a user of dataset",
+    );
 }
 
 #[test]
@@ -2181,6 +2203,9 @@ fn settings_out_of_range_are_refused_before_anything_is_written() {
         ("gru4rec", "dropout=1.5", "dropout"),
         ("hgn", "lr=-1", "lr"),
         ("hgn", "lr=0", "lr"),
+        // Values that round to 0 in f32, where they are applied.
+        ("hgn", "lr=1e-300", "lr"),
+        ("gru4rec", "adam_epsilon=1e-300", "adam_epsilon"),
         ("sasrec", "batch_size=0", "batch_size"),
         ("sasrec", "max_len=0", "max_len"),
         ("sasrec", "max_steps_per_epoch=0", "max_steps_per_epoch"),
@@ -3064,4 +3089,39 @@ fn small_catalogues_and_binary_files_are_named() {
         &["data", "stats", bin.to_str().unwrap()],
         "byte 11 is NUL: not a text file",
     );
+}
+
+/// A dataset read from a pipe is recorded by its path, but that path reads nothing, or other
+/// data, a second time: commands that would read it again say so instead of waiting or blaming
+/// the content.
+#[cfg(unix)]
+#[test]
+fn a_dataset_from_a_pipe_is_not_read_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path(), 60, 3);
+    let run = dir.path().join("run");
+    let r = run.to_str().unwrap();
+    cmd(&[
+        &[
+            "train",
+            "--model",
+            "hgn",
+            "--data",
+            "/dev/stdin",
+            "--out",
+            r,
+        ][..],
+        &TINY_RUN[..],
+    ]
+    .concat())
+    .pipe_stdin(&data)
+    .unwrap()
+    .assert()
+    .success();
+    // stdin is /dev/null here: a device, not the file trained on.
+    cmd(&["eval", "--checkpoint", r]).assert().failure().stderr(
+        predicates::str::contains("cannot be read again").and(predicates::str::contains("--data")),
+    );
+    let d = data.to_str().unwrap();
+    ok(&["eval", "--checkpoint", r, "--data", d]);
 }

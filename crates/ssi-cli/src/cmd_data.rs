@@ -227,7 +227,8 @@ fn ingest_log(a: IngestArgs) -> Result<()> {
     }
     if let Some(h) = &ing.guessed_header {
         errln!(
-            "note: line 1 ({}) is read as a header, as its time column {} is not a number; if it is an interaction, give it a numeric timestamp",
+            "note: line {} ({}) is read as a header, as its time column {} is not a number; if it is an interaction, give it a numeric timestamp",
+            ing.delimiter.line,
             h.join(&ing.delimiter.char.to_string()),
             cfg.time_col
         );

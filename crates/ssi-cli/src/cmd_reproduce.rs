@@ -296,6 +296,13 @@ pub struct Execution {
 /// Trains the plan's stages, with `--jobs` processes if asked, then writes the tables.
 pub fn execute(plan: &Plan, ws: Workspace, how: Execution) -> Result<()> {
     let out = ws.out.clone();
+    if how.jobs > 1 && how.stage.is_none() {
+        // Each stage's process reads --data again.
+        crate::source::readable_again(
+            ws.data_path.as_deref(),
+            "the dataset, read again by each stage's process (--jobs),",
+        )?;
+    }
     let mut progress = Progress {
         bar: None,
         print_table2: how.print_table2,

@@ -254,8 +254,8 @@ pub(crate) fn unfinished_note(dir: &std::path::Path, what: &str) {
 fn gather_settings(a: &RunArgs) -> Result<Vec<Setting>> {
     let mut settings = Vec::new();
     if let Some(p) = &a.config {
-        settings
-            .extend(load_settings_file(p).with_context(|| format!("--config {}", p.display()))?);
+        // Its errors name the file.
+        settings.extend(load_settings_file(p).context("--config")?);
     }
     settings.extend(ssi_train::parse_sets(&a.set)?);
     // An option and a --set of the same setting that disagree: which one was meant is unknown.

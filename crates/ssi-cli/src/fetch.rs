@@ -11,29 +11,7 @@ use std::path::{Path, PathBuf};
 pub const DEFAULT_BASE_URL: &str =
     "https://raw.githubusercontent.com/RUCAIBox/CIKM2020-S3Rec/master/data/";
 
-pub struct Known {
-    pub name: &'static str,
-    pub remote: &'static str,
-    pub sha256: &'static str,
-}
-
-pub const KNOWN: &[Known] = &[
-    Known {
-        name: "beauty",
-        remote: "Beauty.txt",
-        sha256: "226cce9c3105299ca0db9615d7d3fb32b3175e90da43100ae352599f0f0107b8",
-    },
-    Known {
-        name: "toys",
-        remote: "Toys_and_Games.txt",
-        sha256: "176c680c688d497598c4a89a03b402c0fe78d795e5db335c2e78dd5f2d778a3f",
-    },
-    Known {
-        name: "sports",
-        remote: "Sports_and_Outdoors.txt",
-        sha256: "2a095e0648872beb9982408958290f5d655db5be2911c3756b5446de9f0b8de2",
-    },
-];
+use ssi_data::published::KNOWN;
 
 /// The published files are 1-2 MB; the checksum decides, this only bounds a broken server.
 pub const MAX_DOWNLOAD_BYTES: u64 = 64 << 20;

@@ -36,6 +36,12 @@ pub fn load_for_run(
     if let Some(p) = given {
         return load(Some(p), quiet);
     }
+    if let Some(p) = recorded {
+        readable_again(
+            Some(p),
+            &format!("the dataset {} was trained on", run.display()),
+        )?;
+    }
     if let Some(p) = recorded
         && std::fs::metadata(p).is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
     {
@@ -47,6 +53,26 @@ pub fn load_for_run(
         );
     }
     load(recorded, quiet)
+}
+
+/// Refuses a dataset path that is there but not a file (a pipe such as `/dev/stdin` or
+/// `<(cmd)`, a device), which reads differently, or not at all, a second time; `what` names it.
+pub fn readable_again(path: Option<&Path>, what: &str) -> Result<()> {
+    if let Some(p) = path
+        && let Ok(meta) = std::fs::metadata(p)
+        && !meta.is_file()
+    {
+        anyhow::bail!(
+            "{}: {what} is not a file but {}, which cannot be read again: save it to a file and pass that with --data",
+            p.display(),
+            if meta.is_dir() {
+                "a folder"
+            } else {
+                "a pipe or device"
+            }
+        );
+    }
+    Ok(())
 }
 
 /// The burn device of `--device`: cpu (flex) or wgpu.

@@ -379,7 +379,17 @@ fn read_sample_file(
         lines.push((lineno, u));
     }
     if lines.is_empty() {
-        return Err(DataError::file(path, "file is empty"));
+        return Err(DataError::file(
+            path,
+            match unknown_users.first() {
+                None => "file is empty".to_string(),
+                Some(first) => format!(
+                    "none of its {} line(s) names a user of dataset {} (the first names user {first}): the file is another dataset's",
+                    unknown_users.len(),
+                    ds.name
+                ),
+            },
+        ));
     }
     // (line, user, count, items the user never interacted with)
     let counts: Vec<(usize, usize, usize, usize)> = lines

@@ -16,6 +16,10 @@ pub const MAX_SETTINGS_BYTES: u64 = 16 << 20;
 pub fn not_a_folder(path: &Path) -> Option<String> {
     std::fs::symlink_metadata(path).ok()?;
     match std::fs::metadata(path) {
+        // Outputs would land among the system's folders.
+        Ok(m) if m.is_dir() && path.canonicalize().is_ok_and(|p| p.parent().is_none()) => {
+            Some("the root of the file system".into())
+        }
         Ok(m) if m.is_dir() => None,
         Ok(_) => Some("a file".into()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some("a link to nothing".into()),
@@ -69,33 +73,60 @@ pub fn read_text_max(path: &Path, max: u64) -> Result<String, DataError> {
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(DataError::io(path, e)),
         };
-        if let Some(i) = block[..n].iter().position(|&b| b == 0) {
+        if bytes.is_empty()
+            && (block[..n].starts_with(b"\xff\xfe") || block[..n].starts_with(b"\xfe\xff"))
+        {
             return Err(DataError::file(
                 path,
-                format!("byte {} is NUL: not a text file", bytes.len() + i),
+                "UTF-16 text (it starts with a UTF-16 byte-order mark): save it as UTF-8, e.g. `iconv -f UTF-16 -t UTF-8 FILE > NEW`",
+            ));
+        }
+        if let Some(i) = block[..n].iter().position(|&b| b == 0) {
+            bytes.extend_from_slice(&block[..i]);
+            return Err(DataError::file(
+                path,
+                format!(
+                    "line {}, byte {} is NUL: not a text file",
+                    line_at(&bytes, bytes.len()),
+                    bytes.len()
+                ),
             ));
         }
         bytes.extend_from_slice(&block[..n]);
         match std::str::from_utf8(&bytes[valid..]) {
             Ok(_) => valid = bytes.len(),
             Err(e) if e.error_len().is_none() => valid += e.valid_up_to(),
-            Err(e) => return Err(not_utf8(path, valid + e.valid_up_to())),
+            Err(e) => return Err(not_utf8(path, &bytes, valid + e.valid_up_to())),
         }
         if bytes.len() as u64 > max {
             return Err(too_large(path, max));
         }
     }
     if valid < bytes.len() {
-        return Err(not_utf8(path, valid));
+        return Err(not_utf8(path, &bytes, valid));
     }
     if bytes.starts_with(b"\xef\xbb\xbf") {
         bytes.drain(..3);
     }
-    String::from_utf8(bytes).map_err(|e| not_utf8(path, e.utf8_error().valid_up_to()))
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        not_utf8(path, e.as_bytes(), at)
+    })
 }
 
-fn not_utf8(path: &Path, at: usize) -> DataError {
-    DataError::file(path, format!("not UTF-8 text (byte {at})"))
+/// The 1-based line of byte `at`.
+fn line_at(bytes: &[u8], at: usize) -> usize {
+    bytes[..at].iter().filter(|&&b| b == b'\n').count() + 1
+}
+
+fn not_utf8(path: &Path, bytes: &[u8], at: usize) -> DataError {
+    DataError::file(
+        path,
+        format!(
+            "not UTF-8 text (line {}, byte {at}): save it as UTF-8, e.g. `iconv -f LATIN1 -t UTF-8 FILE > NEW` for a Latin-1 file",
+            line_at(bytes, at)
+        ),
+    )
 }
 
 fn too_large(path: &Path, max: u64) -> DataError {
@@ -146,14 +177,20 @@ mod tests {
     fn text_reads_refuse_nul_and_broken_utf8_where_they_occur() {
         let p = write("nul.txt", b"1 2 3\n4 \x005\n");
         let e = read_text(&p).unwrap_err().to_string();
-        assert!(e.contains("byte 8 is NUL"), "{e}");
+        assert!(e.contains("line 2, byte 8 is NUL"), "{e}");
         let p = write("latin1.txt", b"1 2 3\ncaf\xe9 4\n");
         let e = read_text(&p).unwrap_err().to_string();
-        assert!(e.contains("not UTF-8 text (byte 9)"), "{e}");
+        assert!(e.contains("not UTF-8 text (line 2, byte 9)"), "{e}");
         // A multi-byte character cut at the end of the file is not valid either.
         let p = write("cut.txt", "1 2 é".as_bytes().split_last().unwrap().1);
         let e = read_text(&p).unwrap_err().to_string();
-        assert!(e.contains("not UTF-8 text (byte 4)"), "{e}");
+        assert!(e.contains("not UTF-8 text (line 1, byte 4)"), "{e}");
+        // UTF-16, as spreadsheets save "Unicode text", is named with the way out.
+        for bom in [&b"\xff\xfeu\x00"[..], b"\xfe\xff\x00u"] {
+            let p = write("utf16.csv", bom);
+            let e = read_text(&p).unwrap_err().to_string();
+            assert!(e.contains("UTF-16") && e.contains("iconv"), "{e}");
+        }
     }
 
     #[test]
@@ -168,6 +205,20 @@ mod tests {
         let p = write("big.txt", &vec![b'a'; 2048]);
         let e = read_text_max(&p, 1024).unwrap_err().to_string();
         assert!(e.contains("larger than 1024 bytes"), "{e}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_root_is_not_an_output_folder() {
+        assert_eq!(
+            not_a_folder(Path::new("/")).as_deref(),
+            Some("the root of the file system")
+        );
+        assert_eq!(
+            not_a_folder(Path::new("/tmp/..")).as_deref(),
+            Some("the root of the file system")
+        );
+        assert_eq!(not_a_folder(&std::env::temp_dir()), None);
     }
 
     #[cfg(unix)]

@@ -56,6 +56,8 @@ pub struct Ingested {
 pub struct Delimiter {
     pub char: char,
     pub guessed: bool,
+    /// The line it was guessed from: the first that is not blank.
+    pub line: usize,
 }
 
 impl std::fmt::Display for Delimiter {
@@ -65,7 +67,11 @@ impl std::fmt::Display for Delimiter {
             c => format!("{c:?}"),
         };
         if self.guessed {
-            write!(f, "{name} (guessed from line 1; --delimiter sets it)")
+            write!(
+                f,
+                "{name} (guessed from line {}; --delimiter sets it)",
+                self.line
+            )
         } else {
             f.write_str(&name)
         }
@@ -82,13 +88,25 @@ struct Row {
     order: usize,
 }
 
+/// Column indexes beyond this are refused: no log has that many fields, and `index + 1` must
+/// not overflow.
+const MAX_COLUMN: usize = 1 << 16;
+
 fn column(
-    spec: &str,
+    (option, spec): (&str, &str),
     header: Option<&[String]>,
     delim: Delimiter,
     path: &Path,
 ) -> Result<usize, DataError> {
     if let Ok(i) = spec.parse::<usize>() {
+        if i > MAX_COLUMN {
+            return Err(DataError::file(
+                path,
+                format!(
+                    "{option} {i}: a column index is at most {MAX_COLUMN} (0 is the first field)"
+                ),
+            ));
+        }
         return Ok(i);
     }
     let header = header.ok_or_else(|| {
@@ -103,7 +121,7 @@ fn column(
         .ok_or_else(|| {
             DataError::line(
                 path,
-                1,
+                delim.line,
                 format!(
                     "no column named {spec:?} in the header {} (fields split at {delim})",
                     header.join(", ")
@@ -125,7 +143,11 @@ fn csv_reader(text: &str, delim: char) -> csv::Reader<&[u8]> {
         .from_reader(text.as_bytes())
 }
 
-fn delimiter(cfg: Option<char>, first_line: &str, path: &Path) -> Result<Delimiter, DataError> {
+fn delimiter(
+    cfg: Option<char>,
+    (line, first_line): (usize, &str),
+    path: &Path,
+) -> Result<Delimiter, DataError> {
     let d = cfg.unwrap_or(if first_line.contains('\t') { '\t' } else { ',' });
     if !d.is_ascii() || d == '"' || d == '\n' || d == '\r' {
         return Err(DataError::file(
@@ -136,6 +158,7 @@ fn delimiter(cfg: Option<char>, first_line: &str, path: &Path) -> Result<Delimit
     Ok(Delimiter {
         char: d,
         guessed: cfg.is_none(),
+        line,
     })
 }
 
@@ -159,7 +182,9 @@ pub fn ingest(
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let first = text
         .lines()
-        .find(|l| !l.trim().is_empty())
+        .enumerate()
+        .find(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| (i + 1, l))
         .ok_or_else(|| DataError::file(path, "file is empty"))?;
     let delim = delimiter(cfg.delimiter, first, path)?;
     let mut records = csv_reader(text, delim.char).into_records().peekable();
@@ -230,9 +255,14 @@ fn columns(
     delim: Delimiter,
     path: &Path,
 ) -> Result<(Columns, Option<Vec<String>>), DataError> {
+    // Blank lines before the header or the first row are not the header.
+    while records
+        .next_if(|r| r.as_ref().is_ok_and(|r| r.iter().all(str::is_empty)))
+        .is_some()
+    {}
     let first_fields: Vec<String> = match records.peek() {
         Some(Ok(r)) => r.iter().map(str::to_string).collect(),
-        Some(Err(e)) => return Err(DataError::line(path, 1, e.to_string())),
+        Some(Err(e)) => return Err(DataError::line(path, delim.line, e.to_string())),
         None => return Err(DataError::file(path, "file is empty")),
     };
     // A header is present when a column is named, or the timestamp column of the first row is not
@@ -248,9 +278,9 @@ fn columns(
     let has_header = named || probe_time.is_some_and(|t| t.parse::<f64>().is_err());
     let header = has_header.then_some(first_fields.as_slice());
     let cols = Columns {
-        user: column(&cfg.user_col, header, delim, path)?,
-        item: column(&cfg.item_col, header, delim, path)?,
-        time: column(&cfg.time_col, header, delim, path)?,
+        user: column(("--user-col", &cfg.user_col), header, delim, path)?,
+        item: column(("--item-col", &cfg.item_col), header, delim, path)?,
+        time: column(("--time-col", &cfg.time_col), header, delim, path)?,
     };
     if cols.user == cols.item || cols.user == cols.time || cols.item == cols.time {
         return Err(DataError::file(
@@ -471,7 +501,12 @@ fn k_core(mut rows: Vec<Row>, n_users: usize, n_items: usize, k: usize) -> Vec<R
 /// (CSV quoting, so names may hold the delimiter).
 pub fn read_names(text: &str, path: &Path) -> Result<HashMap<String, (String, String)>, DataError> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let delim = delimiter(None, text.lines().next().unwrap_or(""), path)?.char;
+    let first = text
+        .lines()
+        .enumerate()
+        .find(|(_, l)| !l.trim().is_empty())
+        .map_or((1, ""), |(i, l)| (i + 1, l));
+    let delim = delimiter(None, first, path)?.char;
     let mut out = HashMap::new();
     let mut lines: HashMap<String, usize> = HashMap::new();
     for rec in csv_reader(text, delim).into_records() {
@@ -492,7 +527,7 @@ pub fn read_names(text: &str, path: &Path) -> Result<HashMap<String, (String, St
                 path,
                 line,
                 format!(
-                    "expected `item{d}name[{d}category]` (the separator is guessed from line 1: a tab if it has one, else a comma)",
+                    "expected `item{d}name[{d}category]` (the separator is guessed from the first line: a tab if it has one, else a comma)",
                     d = if delim == '\t' { "<tab>" } else { "," }
                 ),
             ));
@@ -653,7 +688,7 @@ mod tests {
         let semi = IngestConfig {
             user_col: "user".into(),
             delimiter: Some(';'),
-            ..cfg
+            ..cfg.clone()
         };
         let e = ingest("uid;item;ts\n", Path::new("semi.csv"), &semi, None)
             .unwrap_err()
@@ -664,6 +699,50 @@ mod tests {
             ),
             "{e}"
         );
+        // Blank lines before the header: the header is the first line with text, named by its
+        // line.
+        let named = IngestConfig {
+            user_col: "user".into(),
+            item_col: "item".into(),
+            time_col: "ts".into(),
+            ..cfg.clone()
+        };
+        let ing = ingest(
+            "   \n\nuser\titem\tts\nu\ti\t1\n",
+            Path::new("lead.tsv"),
+            &named,
+            None,
+        )
+        .unwrap();
+        assert_eq!(ing.dataset.sequences, [[1]]);
+        assert_eq!(ing.delimiter.char, '\t');
+        let e = ingest("  \nuid,item,ts\n", Path::new("lead.csv"), &named, None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("lead.csv:2: no column named \"user\""), "{e}");
+        assert!(e.contains("guessed from line 2"), "{e}");
+        // A column index past any line's fields is refused by option, never wrapped around.
+        for (user_col, option) in [
+            (usize::MAX.to_string(), "--user-col"),
+            ("70000".into(), "--user-col"),
+        ] {
+            let huge = IngestConfig {
+                user_col,
+                ..cfg.clone()
+            };
+            let e = ingest("u,i,1\n", Path::new("h.csv"), &huge, None)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(option) && e.contains("at most 65536"), "{e}");
+        }
+        let time = IngestConfig {
+            time_col: usize::MAX.to_string(),
+            ..cfg
+        };
+        let e = ingest("u,i,1\n", Path::new("h.csv"), &time, None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--time-col"), "{e}");
     }
 
     #[test]

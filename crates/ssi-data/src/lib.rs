@@ -9,6 +9,7 @@ pub mod eval;
 pub mod files;
 pub mod ingest;
 pub mod metrics;
+pub mod published;
 pub mod recommender;
 pub mod rng;
 pub mod split;

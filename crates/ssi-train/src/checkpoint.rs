@@ -660,6 +660,18 @@ type WeightFile = (PathBuf, Vec<u8>);
 /// The best model's file in a run folder.
 const BEST: &str = "best.bpk";
 
+/// A line of `command.txt`: the command's words, each quoted where a shell needs it, so the line
+/// runs the same command when pasted.
+pub fn command_text(words: &[String]) -> String {
+    shlex::try_join(words.iter().map(String::as_str)).unwrap_or_else(|_| words.join(" "))
+}
+
+/// The words of a `command.txt` line ([`command_text`]); lines a shell cannot split (written
+/// before they were quoted, with a stray quote) are split at white space.
+pub fn command_words(line: &str) -> Vec<String> {
+    shlex::split(line).unwrap_or_else(|| line.split_whitespace().map(String::from).collect())
+}
+
 fn file_name(path: &Path) -> String {
     path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -796,5 +808,32 @@ pub fn check_finite<M: Module>(module: &M) -> Result<(), TrainError> {
             "weight {at} holds NaN or infinite values: the file is corrupt or training diverged (try a lower lr)"
         ))),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_recorded_command_reads_back_as_its_words() {
+        let words: Vec<String> = [
+            "ssi",
+            "train",
+            "--data",
+            "sp ace/my shop.txt",
+            "--out",
+            "it's",
+        ]
+        .map(String::from)
+        .to_vec();
+        let line = command_text(&words);
+        assert_eq!(
+            line,
+            r#"ssi train --data 'sp ace/my shop.txt' --out "it's""#
+        );
+        assert_eq!(command_words(&line), words);
+        // A line a shell cannot split is split at white space.
+        assert_eq!(command_words("ssi 'x"), ["ssi", "'x"]);
     }
 }

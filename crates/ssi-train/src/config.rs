@@ -180,8 +180,9 @@ impl TrainConfig {
         if self.batch_size == 0 || self.batch_size > 1_000_000 {
             return bad("batch_size", self.batch_size.to_string(), "1..=1000000");
         }
-        if !(self.lr.is_finite() && self.lr > 0.0 && self.lr <= 10.0) {
-            return bad("lr", self.lr.to_string(), "a learning rate in (0, 10]");
+        // Both are applied in f32, where smaller values round to 0 (no step; a division by 0).
+        if !(self.lr.is_finite() && (1e-12..=10.0).contains(&self.lr)) {
+            return bad("lr", self.lr.to_string(), "a learning rate in [1e-12, 10]");
         }
         if self.eval_every == 0 {
             return bad("eval_every", "0".into(), "at least 1");
@@ -205,9 +206,13 @@ impl TrainConfig {
             return bad("time_budget_minutes", m.to_string(), "minutes > 0, or null");
         }
         if let Some(e) = self.adam_epsilon
-            && !(e.is_finite() && e > 0.0 && e <= 1.0)
+            && !(e.is_finite() && (1e-30..=1.0).contains(&e))
         {
-            return bad("adam_epsilon", e.to_string(), "a value in (0, 1], or null");
+            return bad(
+                "adam_epsilon",
+                e.to_string(),
+                "a value in [1e-30, 1], or null",
+            );
         }
         if let Some(d) = self.weight_decay
             && !(d.is_finite() && (0.0..=1.0).contains(&d))

@@ -2,11 +2,13 @@
 //! (`ssi train`/`pretrain`/`distill`, `ssi reproduce`, `ssi quickstart`). The run folder is
 //! locked, checked and resumed here; progress goes to a `TrainObserver`.
 
-use crate::checkpoint::{DatasetInfo, RunDir, STOPPING_LIMITS as LIMITS, TrainState, warm_start};
+use crate::checkpoint::{
+    DatasetInfo, RunDir, STOPPING_LIMITS as LIMITS, TrainState, command_text, warm_start,
+};
 use crate::config::{DistillSpec, TrainConfig, TrainError};
 use crate::distill::{Distill, describe_teachers};
 use crate::recommender::ModelRecommender;
-use crate::settings::{Setting, apply_settings};
+use crate::settings::{Setting, apply_settings, origin_of};
 use crate::stages::{PRETRAIN_DIR, Pretrained, WarmStart};
 use crate::trainer::{TrainObserver, Trainer};
 use burn::tensor::Device;
@@ -44,15 +46,20 @@ pub fn train_job(
     let base = ModelConfig::new(job.kind, ds.n_items as usize, ds.n_users());
     let (model_cfg, train_cfg) =
         apply_settings(&base, &TrainConfig::defaults_for(&base), &job.settings)?;
+    let origin = |key| origin_of(&job.settings, job.kind, key);
     if train_cfg.patience == 0 && train_cfg.patience_steps == 0 {
-        return Err(TrainError::Config(
-            "patience 0 with patience_steps 0 stops a run at its first validation, whatever it gives: set one of them to at least 1".into(),
-        ));
+        return Err(TrainError::Config(format!(
+            "patience 0{} with patience_steps 0{} stops a run at its first validation, whatever it gives: set one of them to at least 1",
+            origin("patience"),
+            origin("patience_steps")
+        )));
     }
     if train_cfg.sampled_negatives as u64 >= ds.n_items as u64 {
         return Err(TrainError::Config(format!(
-            "sampled_negatives {} is not below the {} items of the catalogue: sample fewer, or 0 for the full softmax over all of them",
-            train_cfg.sampled_negatives, ds.n_items
+            "sampled_negatives {}{} is not below the {} items of the catalogue: sample fewer, or 0 for the full softmax over all of them",
+            train_cfg.sampled_negatives,
+            origin("sampled_negatives"),
+            ds.n_items
         )));
     }
     let dir = RunDir::new(&job.out);
@@ -147,7 +154,7 @@ pub fn train_job(
         // One line per invocation: a run resumed with a new limit says so wherever it is shown.
         let path = dir.file("command.txt");
         let before = std::fs::read_to_string(&path).unwrap_or_default();
-        let lines = format!("{}\n{}", before.trim_end(), job.command.join(" "));
+        let lines = format!("{}\n{}", before.trim_end(), command_text(&job.command));
         ssi_data::dataset::write_atomic(&path, lines.trim_start().as_bytes())?;
     }
     let in_pretraining = !dir.has_run() && pretrain.has_run();
@@ -159,7 +166,7 @@ pub fn train_job(
         refuse_foreign_run_files(&job.out)?;
         ssi_data::dataset::write_atomic(
             &dir.file("command.txt"),
-            job.command.join(" ").as_bytes(),
+            command_text(&job.command).as_bytes(),
         )?;
     }
     let trainer = Trainer {

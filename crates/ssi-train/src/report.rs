@@ -75,6 +75,10 @@ pub struct Row {
     /// archived before it was recorded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<String>,
+    /// `Dataset::fingerprint` of the run's dataset, which tells two files of one name apart
+    /// (absent in rows archived before it was recorded, and for runs that did not record it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset_sha256: Option<String>,
 }
 
 /// The archive's file name, beside the page.
@@ -205,12 +209,8 @@ pub fn setup_label(im: &ImitationConfig, warm: bool) -> String {
 /// best preset (warm), `distill` and `reproduce` otherwise from the faithful settings (cold),
 /// then the imitation options on the line apply, and `--init` or `--warm-start` warm-starts.
 pub fn setup_from_command(command: &str) -> String {
-    let words: Vec<&str> = command
-        .lines()
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
+    let words = crate::checkpoint::command_words(command.lines().next().unwrap_or(""));
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
     let value = |flag: &str| {
         words
             .iter()
@@ -259,6 +259,21 @@ pub fn to_archive(rows: &[Row]) -> String {
 /// folder the report searched, so point reports at the same folders to replace a run's row
 /// (a row is removed by deleting it from the archive).
 pub fn merge(archived: Vec<Row>, found: Vec<Row>) -> Result<Vec<Row>, String> {
+    // Which names need their fingerprint depends on all the rows, old and new.
+    let n_archived = archived.len();
+    let mut all: Vec<Row> = archived.into_iter().chain(found).collect();
+    for r in &mut all {
+        if let Some(sha) = &r.dataset_sha256
+            && let Some(name) = r
+                .dataset
+                .strip_suffix(&format!(" (data {})", short_sha(sha)))
+        {
+            r.dataset = name.to_string();
+        }
+    }
+    tell_datasets_apart(&mut all);
+    let found = all.split_off(n_archived);
+    let archived = all;
     let key = |r: &Row| (r.dataset.clone(), r.config.clone());
     let mut seen: std::collections::HashMap<_, &Row> = Default::default();
     for r in &found {
@@ -662,8 +677,41 @@ pub fn collect(roots: &[PathBuf]) -> (Vec<Row>, Vec<String>) {
             }
         }
     }
+    tell_datasets_apart(&mut rows);
     sort_rows(&mut rows);
     (rows, skipped)
+}
+
+fn short_sha(sha: &str) -> String {
+    sha.chars().take(8).collect()
+}
+
+/// Rows of files that share a name but not their content (two ingests of one log, another
+/// draw of the synthetic shop) would share a table, their figures side by side as if
+/// comparable: where a name stands for more than one fingerprint, each row's dataset gets the
+/// start of its file's (`shop (data 1a2b3c4d)`); a paper dataset's published file keeps its
+/// name. Rows that recorded no fingerprint keep theirs.
+pub fn tell_datasets_apart(rows: &mut [Row]) {
+    let mut shas: std::collections::HashMap<String, std::collections::HashSet<String>> =
+        Default::default();
+    for r in rows.iter() {
+        if let Some(sha) = &r.dataset_sha256 {
+            shas.entry(r.dataset.clone())
+                .or_default()
+                .insert(sha.clone());
+        }
+    }
+    for r in rows.iter_mut() {
+        let Some(sha) = &r.dataset_sha256 else {
+            continue;
+        };
+        let published = ssi_data::published::KNOWN
+            .iter()
+            .any(|k| k.name == r.dataset && k.sha256 == sha);
+        if shas.get(&r.dataset).is_some_and(|s| s.len() > 1) && !published {
+            r.dataset = format!("{} (data {})", r.dataset, short_sha(sha));
+        }
+    }
 }
 
 /// Whether `dir` is reached from `root` through a symbolic link.
@@ -741,7 +789,7 @@ fn read_row(root: &Path, dir: &Path) -> Result<(Row, Option<String>), String> {
         .display()
         .to_string();
     let row = Row {
-        dataset: cfg.dataset.name.to_ascii_lowercase(),
+        dataset: dataset_label(&cfg.dataset),
         model: model_label(&cfg),
         config,
         recall10,
@@ -780,8 +828,22 @@ fn read_row(root: &Path, dir: &Path) -> Result<(Row, Option<String>), String> {
         },
         select_by: Some(cfg.train.select_by.unwrap_or_default()),
         fingerprint: fingerprint(dir),
+        dataset_sha256: cfg.dataset.sha256.clone(),
     };
     Ok((row, note))
+}
+
+/// A run's dataset as its rows are grouped: its name, marked when the name is one of the
+/// paper's datasets but the content is not the published file (whose figures would otherwise
+/// stand beside the paper's and be scored against the goals).
+fn dataset_label(d: &crate::config::DatasetInfo) -> String {
+    let name = d.name.to_ascii_lowercase();
+    match &d.sha256 {
+        Some(sha) if ssi_data::published::is_other_file(&name, sha) => {
+            format!("{name} (not the published file)")
+        }
+        _ => name,
+    }
 }
 
 /// A `test.json` that describes another evaluation than the run's own test (`ssi eval`'s
@@ -1241,9 +1303,10 @@ fn start_of(r: &Row) -> Option<String> {
     if let Some(p) = &r.init_from {
         return Some(p.display().to_string());
     }
-    let mut words = r.command.as_deref()?.split_whitespace();
-    words.find(|w| *w == "--init")?;
-    words.next().map(str::to_string)
+    let line = r.command.as_deref()?.lines().next()?;
+    let mut words = crate::checkpoint::command_words(line).into_iter();
+    words.find(|w| w == "--init")?;
+    words.next()
 }
 
 #[cfg(test)]
@@ -1271,6 +1334,7 @@ mod tests {
             setup: ssi.then(|| "best preset".into()),
             select_by: None,
             fingerprint: None,
+            dataset_sha256: None,
         }
     }
 

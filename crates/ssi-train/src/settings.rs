@@ -170,6 +170,16 @@ pub fn in_precedence(settings: &[Setting]) -> Vec<&Setting> {
     keyed.into_iter().map(|(_, _, s)| s).collect()
 }
 
+/// Where the value of `key` that a model of `kind` uses comes from: ` (in FILE)` when the
+/// winning setting is a settings file's, "" for the command line or the default.
+pub fn origin_of(settings: &[Setting], kind: ModelKind, key: &str) -> String {
+    in_precedence(settings)
+        .into_iter()
+        .rfind(|s| own_key(&s.key, kind).ok().flatten() == Some(key))
+        .map(|s| s.place())
+        .unwrap_or_default()
+}
+
 /// Applies `settings` over `model` and `train` (in [`in_precedence`] order), and validates the
 /// result; an error names the setting.
 pub fn apply_settings(
@@ -265,7 +275,7 @@ pub fn apply_settings(
         .map_err(|e| TrainError::Config(format!("invalid training setting: {e}")))?;
     model.validate().map_err(placed)?;
     train.validate().map_err(placed)?;
-    check_other_models(&others, &train)?;
+    check_other_models(&others)?;
     Ok((model, train))
 }
 
@@ -284,10 +294,15 @@ fn own_key(key: &str, kind: ModelKind) -> Result<Option<&str>, TrainError> {
 /// `MODEL.key = value` settings of models other than the one trained: each key must be one of
 /// that model's settings or a training setting, and each model's settings together must pass
 /// its checks (`heads` with the `hidden` given beside it, not with the default).
-fn check_other_models(others: &[&Setting], train: &TrainConfig) -> Result<(), TrainError> {
-    let train_json = serde_json::to_value(train).expect("configs serialise");
-    // Per model: its settings given here, and where each came from.
-    type Group = (ModelKind, Vec<(String, Value)>, Vec<String>);
+fn check_other_models(others: &[&Setting]) -> Result<(), TrainError> {
+    // Per model: its model settings and its training settings given here, and where each came
+    // from.
+    type Group = (
+        ModelKind,
+        Vec<(String, Value)>,
+        Vec<(String, Value)>,
+        Vec<String>,
+    );
     let mut groups: Vec<Group> = Vec::new();
     for setting in others {
         let Some((scope, k)) = setting.key.split_once('.') else {
@@ -295,11 +310,13 @@ fn check_other_models(others: &[&Setting], train: &TrainConfig) -> Result<(), Tr
         };
         let kind: ModelKind = scope.parse()?;
         let keys = ModelConfig::new(kind, 1000, 1000).to_json();
+        let train_keys = serde_json::to_value(TrainConfig::defaults_for(&ModelConfig::new(
+            kind, 1000, 1000,
+        )))
+        .expect("configs serialise");
         let place = setting.place();
-        if keys.get(k).is_none() || NOT_SETTINGS.contains(&k) {
-            if train_json.get(k).is_some() {
-                continue;
-            }
+        let is_train = train_keys.get(k).is_some() && keys.get(k).is_none();
+        if !is_train && (keys.get(k).is_none() || NOT_SETTINGS.contains(&k)) {
             let names: Vec<&str> = keys
                 .as_object()
                 .into_iter()
@@ -317,20 +334,43 @@ fn check_other_models(others: &[&Setting], train: &TrainConfig) -> Result<(), Tr
         let i = match groups.iter().position(|g| g.0 == kind) {
             Some(i) => i,
             None => {
-                groups.push((kind, Vec::new(), Vec::new()));
+                groups.push((kind, Vec::new(), Vec::new(), Vec::new()));
                 groups.len() - 1
             }
         };
-        ModelConfig::new(kind, 1000, 1000)
-            .with_overrides(&[(k.to_string(), setting.value.clone())])
-            .map_err(|e| TrainError::Config(format!("{e}{place}")))?;
-        groups[i].1.push((k.to_string(), setting.value.clone()));
-        groups[i].2.push(place);
+        if is_train {
+            let mut one = train_keys;
+            one[k] = setting.value.clone();
+            if let Err(e) = serde_json::from_value::<TrainConfig>(one) {
+                return Err(TrainError::Config(format!(
+                    "training setting {} = {}{place} is not valid: {e}",
+                    setting.key, setting.value
+                )));
+            }
+            groups[i].2.push((k.to_string(), setting.value.clone()));
+        } else {
+            ModelConfig::new(kind, 1000, 1000)
+                .with_overrides(&[(k.to_string(), setting.value.clone())])
+                .map_err(|e| TrainError::Config(format!("{e}{place}")))?;
+            groups[i].1.push((k.to_string(), setting.value.clone()));
+        }
+        groups[i].3.push(place);
     }
-    for (kind, over, places) in groups {
+    for (kind, over, train_over, places) in groups {
         let checked = ModelConfig::new(kind, 1000, 1000)
             .with_overrides(&over)
-            .and_then(|c| c.resolved().validate());
+            .and_then(|c| {
+                let c = c.resolved();
+                c.validate()?;
+                let mut train =
+                    serde_json::to_value(TrainConfig::defaults_for(&c)).expect("configs serialise");
+                for (k, v) in &train_over {
+                    train[k.as_str()] = v.clone();
+                }
+                serde_json::from_value::<TrainConfig>(train)
+                    .expect("each value was read on its own")
+                    .validate()
+            });
         if let Err(e) = checked {
             let place = places
                 .into_iter()
@@ -420,6 +460,29 @@ mod tests {
         let apply = |s: &str| apply_settings(&base, &train, &[Setting::parse(s).unwrap()]);
         assert!(apply("bert4rec.mask_prob=0.3").is_ok());
         assert!(apply("gru4rec.lr=0.01").is_ok());
+        // Its training settings too: their type, range, and together.
+        for (s, needle) in [
+            ("gru4rec.lr=\"abc\"", "gru4rec.lr"),
+            ("gru4rec.epochs=-5", "gru4rec.epochs"),
+            ("gru4rec.lr=20", "GRU4Rec setting"),
+        ] {
+            let e = apply(s).unwrap_err().to_string();
+            assert!(e.contains(needle), "{s}: {e}");
+        }
+        let both = apply_settings(
+            &base,
+            &train,
+            &[
+                Setting::parse("hgn.lr=1").unwrap(),
+                Setting::parse("hgn.adam_epsilon=1e-300").unwrap(),
+            ],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            both.contains("adam_epsilon") && both.contains("HGN"),
+            "{both}"
+        );
         let typo = apply("gru4rec.hiden=5").unwrap_err().to_string();
         assert!(
             typo.contains("\"hiden\"") && typo.contains("GRU4Rec"),

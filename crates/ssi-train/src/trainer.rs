@@ -211,13 +211,24 @@ impl Trainer<'_> {
             s.state.finished = last || s.state.stop_reason.is_some();
             // The line goes first: a crash before the commit leaves a line of an epoch that
             // `tidy_log` drops on resume, where the other order would lose a committed one.
-            append_log(&self.dir, &log)?;
-            self.dir.save(
-                &module_bytes(&s.model)?,
-                &s.optim,
-                &mut s.state,
-                best_bytes.as_deref(),
-            )?;
+            // A failed write (a full disk) names what is left to resume from.
+            let committed = log.epoch.saturating_sub(1);
+            let kept = |e: TrainError| match e {
+                TrainError::Checkpoint(m) => TrainError::Checkpoint(format!(
+                    "{m}. {}",
+                    crate::config::kept_checkpoint(committed, &self.dir.path.display().to_string())
+                )),
+                e => e,
+            };
+            append_log(&self.dir, &log).map_err(kept)?;
+            self.dir
+                .save(
+                    &module_bytes(&s.model)?,
+                    &s.optim,
+                    &mut s.state,
+                    best_bytes.as_deref(),
+                )
+                .map_err(kept)?;
             obs.epoch_end(&log);
             if s.state.finished {
                 break;
@@ -263,13 +274,19 @@ impl Trainer<'_> {
             });
         }
         self.dir.check_record()?;
+        // Before the advice to resume: a run whose settings cannot be read cannot be resumed.
+        let saved = self.dir.config().map_err(|e| {
+            TrainError::Config(format!(
+                "{} holds a run whose settings cannot be read, so it cannot be continued ({e}): restore its config.json, or choose another --out",
+                self.dir.path.display()
+            ))
+        })?;
         if !resume {
             return Err(TrainError::Config(format!(
                 "{} already holds a run: pass --resume to continue it, or choose another --out",
                 self.dir.path.display()
             )));
         }
-        let saved = self.dir.config()?;
         saved
             .dataset
             .check_same(&run.dataset, &self.dir.path.display().to_string())?;

@@ -211,6 +211,7 @@ fn row(model: &str, config: &str, ssi: bool, start: Option<&str>) -> report::Row
         setup: ssi.then(|| "best preset".into()),
         select_by: None,
         fingerprint: None,
+        dataset_sha256: None,
     }
 }
 
@@ -722,4 +723,76 @@ fn an_archived_row_out_of_range_is_refused_naming_it() {
     }
     std::fs::write(&archive, report::to_archive(&[good])).unwrap();
     assert_eq!(report::read_archive(&archive).unwrap().len(), 1);
+}
+
+#[test]
+fn a_file_named_like_a_papers_dataset_is_marked_when_its_content_differs() {
+    let root = tempfile::tempdir().unwrap();
+    let published = ssi_data::published::KNOWN[0].sha256;
+    for (name, sha) in [("same", published), ("other", "00ff")] {
+        let dir = root.path().join(name);
+        run(&dir, ModelKind::Hgn, "Beauty", 0.3);
+        let path = dir.join("config.json");
+        let mut cfg: RunConfig =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        cfg.dataset.sha256 = Some(sha.into());
+        std::fs::write(&path, serde_json::to_string(&cfg).unwrap()).unwrap();
+    }
+    let (rows, skipped) = report::collect(&[root.path().to_path_buf()]);
+    assert!(skipped.is_empty(), "{skipped:?}");
+    let of = |c: &str| rows.iter().find(|r| r.config == c).unwrap().dataset.clone();
+    assert_eq!(of("same"), "beauty");
+    assert_eq!(of("other"), "beauty (not the published file)");
+    // Its row is not scored against the published figures of Beauty.
+    let csv = report::to_csv(&rows, &|_: &str, _: &str| None);
+    let line = csv.lines().find(|l| l.contains(",other,")).unwrap();
+    assert!(!line.contains("0.3816"), "{line}");
+}
+
+#[test]
+fn two_files_of_one_name_get_a_table_each() {
+    let root = tempfile::tempdir().unwrap();
+    for (dir, kind, sha) in [
+        ("a/sasrec", ModelKind::Sasrec, "aaaaaaaa11"),
+        ("b/sasrec", ModelKind::Sasrec, "bbbbbbbb22"),
+        ("c/hgn", ModelKind::Hgn, "aaaaaaaa11"),
+    ] {
+        let dir = root.path().join(dir);
+        run(&dir, kind, "shop", 0.3);
+        let path = dir.join("config.json");
+        let mut cfg: RunConfig =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        cfg.dataset.sha256 = Some(sha.into());
+        std::fs::write(&path, serde_json::to_string(&cfg).unwrap()).unwrap();
+    }
+    // Two roots whose runs have one name: told apart by their data, not refused.
+    let found = |roots: &[&str]| {
+        let roots: Vec<_> = roots.iter().map(|r| root.path().join(r)).collect();
+        report::collect(&roots).0
+    };
+    let rows = report::merge(Vec::new(), found(&["a", "b", "c"])).unwrap();
+    let mut names: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| (r.dataset.clone(), r.config.clone()))
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            ("shop (data aaaaaaaa)".to_string(), "hgn".to_string()),
+            ("shop (data aaaaaaaa)".into(), "sasrec".into()),
+            ("shop (data bbbbbbbb)".into(), "sasrec".into()),
+        ]
+    );
+    // Archived, then reported with one of them only: the labels stay, one row per run.
+    let again = report::merge(rows.clone(), found(&["a"])).unwrap();
+    assert_eq!(again.len(), 3, "{again:?}");
+    let b = again
+        .iter()
+        .find(|r| r.dataset_sha256.as_deref() == Some("bbbbbbbb22"))
+        .unwrap();
+    assert_eq!(b.dataset, "shop (data bbbbbbbb)");
+    // One file only: the plain name.
+    let one = report::merge(Vec::new(), found(&["c"])).unwrap();
+    assert_eq!(one[0].dataset, "shop");
 }

@@ -237,6 +237,22 @@ fn a_state_json_without_a_run_is_named() {
             .expect_err("a run without its config.json");
         assert!(err.to_string().contains("no config.json"), "{err}");
     }
+    // A damaged config.json: both ways say the run cannot be continued, naming the file,
+    // instead of advising --resume.
+    let dir = one_step_run();
+    let path = dir.path().join("config.json");
+    let text = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &text[..text.len() / 2]).unwrap();
+    for resume in [false, true] {
+        let err = trainer(&ds, dir.path(), Some(1))
+            .run(&m, &t, resume, &mut Silent)
+            .expect_err("a run whose config.json is cut")
+            .to_string();
+        assert!(
+            err.contains("cannot be continued") && err.contains("config.json"),
+            "{err}"
+        );
+    }
 }
 
 /// `ssi report` reads a run as every command does: an edited `config.json` is skipped with the

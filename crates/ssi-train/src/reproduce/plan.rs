@@ -257,6 +257,17 @@ impl Plan {
         {
             return Err(ReproduceError::PipelineSetting(s.key.clone()));
         }
+        // Table 2 ranks every model, MostPop too, among one sample of candidates.
+        if let Some(s) = request
+            .settings
+            .iter()
+            .find(|s| s.key.ends_with(".eval_seed"))
+        {
+            return Err(ReproduceError::Train(TrainError::Config(format!(
+                "setting {}: every model of the tables is evaluated on one sample of candidates; set `eval_seed` for all of them",
+                s.key
+            ))));
+        }
         let base_layers = request.configured_layers();
         let plan = Plan {
             stages: ordered_stages(&request, base_layers),
@@ -726,6 +737,14 @@ mod tests {
         bad.settings.push(Setting::strict("hidden", 0));
         let err = Plan::new(bad, &ds).unwrap_err();
         assert!(err.to_string().starts_with("stage "), "{err}");
+        let mut one = request(&[ModelKind::Hgn], false);
+        one.settings
+            .push(Setting::parse("hgn.eval_seed=7").unwrap());
+        let err = Plan::new(one, &ds).unwrap_err().to_string();
+        assert!(
+            err.contains("hgn.eval_seed") && err.contains("one sample"),
+            "{err}"
+        );
         // Which teacher a stage is comes from the pipeline, never from a setting of all stages.
         for key in ["consistency", "sasrec.consistency"] {
             let mut teach = request(&[ModelKind::Hgn], false);
