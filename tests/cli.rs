@@ -836,6 +836,26 @@ fn train_then_eval_checkpoint() {
         &["eval", "--ensemble", &format!("{r},{r}")],
         "is given twice",
     );
+    // A copy of a run is the same member.
+    let copy = dir.path().join("copy");
+    std::fs::create_dir(&copy).unwrap();
+    for entry in std::fs::read_dir(&run).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() {
+            std::fs::copy(entry.path(), copy.join(entry.file_name())).unwrap();
+        }
+    }
+    fails(
+        &["eval", "--ensemble", &format!("{r},{}", copy.display())],
+        "hold the same weights",
+    );
+    // `distill --resume` on a run trained alone, or on nothing, says what is there.
+    fails(&["distill", "--resume", "--out", r], "trained alone");
+    let nowhere = dir.path().join("nowhere");
+    fails(
+        &["distill", "--resume", "--out", nowhere.to_str().unwrap()],
+        "does not exist",
+    );
     // The same folder is not overwritten without --resume.
     args[0] = "train";
     fails(&args, "--resume");
@@ -1377,6 +1397,82 @@ fn reproduce_tiny(
     ];
     args.extend(extra);
     ok(&args)
+}
+
+/// What would stop a stage in its turn is found before any stage trains: a file where its
+/// folder goes, another program's `config.json` there, limits lowered below an unfinished run.
+#[test]
+fn reproduce_checks_every_stage_folder_before_training() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path(), 120, 3);
+    let out = dir.path().join("repro");
+    std::fs::create_dir(&out).unwrap();
+    let run = |epochs: &str| {
+        let epochs = format!("epochs={epochs}");
+        cmd(&[
+            "reproduce",
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--baselines",
+            "hgn,sasrec",
+            "--students",
+            "--set",
+            "hidden=16",
+            "--set",
+            &epochs,
+            "--set",
+            "max_steps_per_epoch=2",
+            "--set",
+            "valid_users=50",
+        ])
+        .assert()
+    };
+    std::fs::write(out.join("sasrec"), "mine").unwrap();
+    run("1")
+        .code(1)
+        .stderr(predicate::str::contains("where stage sasrec trains"));
+    assert!(!out.join("hgn").exists());
+    std::fs::remove_file(out.join("sasrec")).unwrap();
+    std::fs::create_dir(out.join("sasrec")).unwrap();
+    std::fs::write(out.join("sasrec/config.json"), "{}").unwrap();
+    run("1").code(1).stderr(predicate::str::contains(
+        "is not the config.json of an ssi run",
+    ));
+    assert!(!out.join("hgn").exists());
+    std::fs::remove_dir_all(out.join("sasrec")).unwrap();
+    // SASRec trained 2 epochs, then reopened (unfinished); HGN not trained yet.
+    cmd(&[
+        "train",
+        "--model",
+        "sasrec",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.join("sasrec").to_str().unwrap(),
+        "--set",
+        "hidden=16",
+        "--set",
+        "max_steps_per_epoch=2",
+        "--set",
+        "valid_users=50",
+        "--set",
+        "patience=1000",
+        "--epochs",
+        "2",
+    ])
+    .assert()
+    .success();
+    let state = out.join("sasrec/state.json");
+    let mut st: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    st["finished"] = false.into();
+    std::fs::write(&state, st.to_string()).unwrap();
+    run("1")
+        .code(1)
+        .stderr(predicate::str::contains("not lower them"));
+    assert!(!out.join("hgn").exists());
 }
 
 /// Names that would silently change what `reproduce` does are refused; a stage does not start
@@ -2570,6 +2666,29 @@ fn bench_refuses_sizes_beyond_the_memory_before_allocating() {
             "--steps", "1",
         ],
         "max_len from --len 1",
+    );
+    fails(
+        &[
+            "bench",
+            "--models",
+            "sasrec",
+            "--items",
+            "10",
+            "--batch",
+            "2",
+            "--steps",
+            "1",
+            "--dropout-prob",
+            "nan",
+        ],
+        "--dropout-prob NaN",
+    );
+    fails(
+        &[
+            "bench", "--models", "sasrec", "--items", "10", "--batch", "2", "--steps", "1",
+            "--hidden", "3",
+        ],
+        "--hidden must be even",
     );
     // Every model's settings are checked before the first is measured: nothing is printed.
     cmd(&[

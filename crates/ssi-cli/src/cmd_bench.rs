@@ -159,10 +159,16 @@ fn pytorch(a: &BenchArgs, python: &str) -> Result<std::collections::HashMap<Stri
         .output()
         .with_context(|| format!("cannot run {python} {}", a.pytorch_script.display()))?;
     if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
         anyhow::bail!(
-            "the PyTorch reference failed ({}): {}",
+            "the PyTorch reference ({python} {}) failed ({}): {}",
+            a.pytorch_script.display(),
             out.status,
-            String::from_utf8_lossy(&out.stderr)
+            if stderr.trim().is_empty() {
+                "it printed no error".into()
+            } else {
+                stderr
+            }
         );
     }
     let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout)
@@ -336,6 +342,13 @@ fn softmax(a: &BenchArgs) -> Result<Softmax> {
 /// The model bench measures: `kind` at `--hidden`, `--len`, `--dropout-prob` and `--mask-prob`,
 /// range-checked (for every model before any is measured).
 fn model_config(a: &BenchArgs, kind: ModelKind) -> Result<ModelConfig> {
+    // JSON has no NaN or infinity: they would be read as null.
+    if !a.dropout_prob.is_finite() {
+        anyhow::bail!("--dropout-prob {}: a probability in [0, 1)", a.dropout_prob);
+    }
+    if !a.mask_prob.is_finite() {
+        anyhow::bail!("--mask-prob {}: a probability in (0, 1]", a.mask_prob);
+    }
     let cfg = ModelConfig::new(kind, a.items, a.batch)
         .with_overrides(&[
             ("hidden".into(), a.hidden.into()),
@@ -354,7 +367,7 @@ fn model_config(a: &BenchArgs, kind: ModelKind) -> Result<ModelConfig> {
     // The model's hidden and max_len are bench's --hidden and --len: an error names those.
     let flags = |e: String| {
         anyhow::anyhow!(
-            "{e} (ssi bench sets the model's hidden from --hidden {}, max_len from --len {}, dropout from --dropout-prob {} and BERT4Rec's mask_prob from --mask-prob {})",
+            "{e} (ssi bench sets the model's hidden from --hidden {}, max_len from --len {}, dropout from --dropout-prob {} and BERT4Rec's mask_prob from --mask-prob {}; the transformers have 2 heads, so --hidden must be even)",
             a.hidden,
             a.len,
             a.dropout_prob,

@@ -252,11 +252,24 @@ fn evaluate_runs(
 ) -> Result<ssi_data::EvalReport> {
     let info = ssi_train::checkpoint::DatasetInfo::of(ds, data);
     let mut seen = std::collections::HashSet::new();
+    // A copied run folder is the same member: it would count twice in the average.
+    let mut weights: Vec<(String, &PathBuf)> = Vec::new();
     let mut models = Vec::new();
     for dir in dirs {
         if !seen.insert(dir.canonicalize().unwrap_or_else(|_| dir.clone())) {
             bail!("--ensemble: {} is given twice", dir.display());
         }
+        let sha = RunDir::new(dir)
+            .best_weights_sha256()
+            .with_context(|| format!("--ensemble: {}", dir.display()))?;
+        if let Some((_, other)) = weights.iter().find(|(w, _)| *w == sha) {
+            bail!(
+                "--ensemble: {} and {} hold the same weights (a copy of one run): give each run once",
+                other.display(),
+                dir.display()
+            );
+        }
+        weights.push((sha, dir));
         let (cfg, model) = RunDir::new(dir).load_best(dev)?;
         cfg.dataset.check_same(&info, &dir.display().to_string())?;
         models.push((dir, model));

@@ -118,7 +118,7 @@ pub fn quickstart(a: QuickstartArgs) -> Result<()> {
         bundle.clone(),
         bundle_name,
     ))?;
-    next_steps(&out, &bundle);
+    next_steps(&out, &bundle, &ds);
     Ok(())
 }
 
@@ -216,11 +216,17 @@ fn print_summary(rows: &[SummaryRow]) {
     outln!("NDCG@10 / Recall@10: the target among 99 sampled negatives; full: among all items.");
 }
 
-fn next_steps(out: &Path, bundle: &Path) {
+fn next_steps(out: &Path, bundle: &Path, ds: &ssi_data::Dataset) {
+    // Two items of the data, as the start of a history: ids need not begin at 1.
+    let (first, second) = ds
+        .sequences
+        .iter()
+        .find(|s| s.len() >= 2)
+        .map_or((1, 2), |s| (s[0], s[1]));
     outln!(
         "\nNext (`ssi` is target/release/ssi after `cargo run --release`; \
          `cargo install --path crates/ssi-cli` puts it on your PATH):\n  \
-         ssi predict --bundle {b} --history 1,2   # the next items after items 1 and 2\n  \
+         ssi predict --bundle {b} --history {first},{second}   # the next items after items {first} and {second}\n  \
          trunk serve --release                     # the page (web/README.md); upload {b} there\n  \
          ssi data fetch beauty && ssi quickstart --data ~/.cache/ssi/beauty.txt --minutes 20\n  \
          ssi data ingest log.csv --out data/mine.txt   # your own log: user,item,timestamp\n\

@@ -23,7 +23,11 @@ pub fn report(mut a: ReportArgs) -> Result<()> {
     }
     for r in &a.roots {
         if !r.is_dir() {
-            bail!("{} is not a folder", r.display());
+            bail!(
+                "{} is {}",
+                r.display(),
+                ssi_data::files::not_a_folder(r).unwrap_or_else(|| "not there".into())
+            );
         }
     }
     if let Some(what) = ssi_data::files::not_a_folder(&a.out) {

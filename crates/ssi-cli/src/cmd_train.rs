@@ -180,11 +180,25 @@ pub fn distill(a: DistillArgs) -> Result<()> {
             t,
         ),
         (Some((k, d)), None) => (Some(d.imitation.clone()), Some(*k), d.teachers.clone()),
-        (None, None) => anyhow::bail!(
-            "{}: no distillation to continue there (config.json missing, unreadable or of a run \
-             without teachers); give --teachers",
-            a.run.out.display()
-        ),
+        (None, None) => {
+            let out = &a.run.out;
+            let there = match ssi_train::RunDir::new(out).config() {
+                // A run trained alone is continued by `train`.
+                Ok(c) if c.distill.is_none() => format!(
+                    "it holds a {} run trained alone, which `ssi train --model {} --resume --out {}` continues",
+                    c.model.kind().name(),
+                    c.model.kind().id(),
+                    out.display()
+                ),
+                Ok(_) => "it holds a distillation".into(),
+                Err(_) if !out.exists() => "the folder does not exist".into(),
+                Err(e) => format!("its config.json cannot be read ({e})"),
+            };
+            anyhow::bail!(
+                "{}: no distillation to continue there: {there}; a new one needs --teachers (and another --out)",
+                out.display()
+            )
+        }
     };
     let mut imitation =
         base.unwrap_or_else(|| ImitationConfig::new().with_points(Some(ImitationPoints::Target)));

@@ -92,6 +92,28 @@ fn open_log(path: &Path, stage: &str) -> Result<std::fs::File> {
     Ok(log)
 }
 
+/// The lock a pipeline with `--jobs` holds on its `--out` (`OUT/.pipeline.lock`).
+fn lock_pipeline(out: &Path) -> Result<std::fs::File> {
+    let path = out.join(".pipeline.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => bail!(
+            "{} is being trained by another command with --jobs (it holds {}): wait for it to finish, or stop it and run again",
+            out.display(),
+            path.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("cannot lock {}", path.display()))
+        }
+    }
+}
+
 fn finished(out: &Path, name: &str) -> bool {
     ssi_train::checkpoint::RunDir::new(out.join(name)).has_result()
 }
@@ -116,6 +138,9 @@ fn last_error(log: &Path) -> Option<String> {
 /// Each process writes its output to `out/NAME.log`. A failed stage stops new starts; the
 /// running ones finish (their runs stay resumable) and the error names the log.
 pub fn run_parallel(out: &Path, tasks: &[Task], jobs: usize) -> Result<()> {
+    // Held until the last stage ends: a second pipeline in the same --out would replace the
+    // logs of this one's running stages before its stages find their runs locked.
+    let _pipeline = lock_pipeline(out)?;
     let exe = std::env::current_exe().context("cannot find the running ssi executable")?;
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     let unfinished: Vec<&Task> = tasks.iter().filter(|t| !finished(out, &t.name)).collect();
@@ -187,7 +212,7 @@ pub fn run_parallel(out: &Path, tasks: &[Task], jobs: usize) -> Result<()> {
     }
     if !failed.is_empty() {
         bail!(
-            "stage(s) {} failed (reasons above; output in {}/NAME.log); rerunning the same command resumes",
+            "stage(s) {} failed (reasons above; output in {}/NAME.log); once their cause is fixed, the same command resumes them and keeps the finished stages",
             failed.join(", "),
             out.display()
         );
@@ -206,6 +231,16 @@ pub fn run_parallel(out: &Path, tasks: &[Task], jobs: usize) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_pipeline_at_a_time_in_an_out_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = lock_pipeline(dir.path()).unwrap();
+        let e = lock_pipeline(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("another command with --jobs"), "{e}");
+        drop(held);
+        lock_pipeline(dir.path()).unwrap();
+    }
 
     #[test]
     fn a_failed_stage_is_reported_with_its_last_error() {

@@ -470,6 +470,17 @@ fn init_settings_notice(init: &Path, model: &ModelConfig, obs: &mut dyn TrainObs
     }
 }
 
+/// Whether `job`, resuming the unfinished run in its `out`, keeps stopping limits that cover
+/// the training the run has had (what `train_job` checks when it resumes), for pipelines that
+/// check every stage before any trains.
+pub fn resume_limits_cover(ds: &Dataset, job: &Job) -> Result<(), TrainError> {
+    let dir = RunDir::new(&job.out);
+    let saved = dir.config()?;
+    let base = ModelConfig::new(job.kind, ds.n_items as usize, ds.n_users());
+    let (_, train) = apply_settings(&base, &TrainConfig::defaults_for(&base), &job.settings)?;
+    limits_cover_the_run(&dir, &dir.state()?, &saved.train, &train)
+}
+
 /// The settings of the run in `job.out` that differ from those `job` would start a new run with,
 /// limits included, each as `key saved -> asked`: `reproduce` reads a finished run back only
 /// when none differ, so a table never shows a run trained another way than its command says.
@@ -641,7 +652,7 @@ fn check_pretrain_folder(pretrain: &RunDir, out: &Path, resume: bool) -> Result<
 /// A new run may go into a folder that holds other files (they are kept), but never over a
 /// file of the names a run writes: a `config.json` that is not a run's (a settings file), or a
 /// run's files without the `config.json` that would make them a run ssi can continue.
-fn refuse_foreign_run_files(out: &Path) -> Result<(), TrainError> {
+pub(crate) fn refuse_foreign_run_files(out: &Path) -> Result<(), TrainError> {
     let config = out.join("config.json");
     if config.exists() {
         // A run of ours killed before its first state.json is resumed over.

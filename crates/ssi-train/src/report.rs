@@ -630,7 +630,7 @@ pub fn model_label(cfg: &RunConfig) -> String {
 }
 
 /// Run folders under `root` (itself included), at most `depth` levels down, sorted.
-fn run_folders(root: &Path, depth: usize, out: &mut Vec<PathBuf>) {
+fn run_folders(root: &Path, depth: usize, out: &mut Vec<PathBuf>, unreadable: &mut Vec<String>) {
     // A test.json that is not a file is a run to report as unreadable, not to pass over.
     if root.join("test.json").exists() && root.join("config.json").is_file() {
         out.push(root.to_path_buf());
@@ -638,8 +638,16 @@ fn run_folders(root: &Path, depth: usize, out: &mut Vec<PathBuf>) {
     if depth == 0 {
         return;
     }
-    let Ok(entries) = std::fs::read_dir(root) else {
-        return;
+    // A folder that cannot be read may hold runs: named, not passed over.
+    let entries = match std::fs::read_dir(root) {
+        Ok(entries) => entries,
+        Err(e) => {
+            unreadable.push(format!(
+                "skipped {}: cannot read the folder ({e})",
+                root.display()
+            ));
+            return;
+        }
     };
     let mut dirs: Vec<PathBuf> = entries
         .flatten()
@@ -648,7 +656,7 @@ fn run_folders(root: &Path, depth: usize, out: &mut Vec<PathBuf>) {
         .collect();
     dirs.sort();
     for d in dirs {
-        run_folders(&d, depth - 1, out);
+        run_folders(&d, depth - 1, out, unreadable);
     }
 }
 
@@ -661,7 +669,7 @@ pub fn collect(roots: &[PathBuf]) -> (Vec<Row>, Vec<String>) {
     let mut seen = std::collections::HashSet::new();
     for root in roots {
         let mut found = Vec::new();
-        run_folders(root, 4, &mut found);
+        run_folders(root, 4, &mut found, &mut skipped);
         // A run reached through a link and directly is named by its own folder.
         found.sort_by_key(|dir| through_link(root, dir));
         for dir in found {

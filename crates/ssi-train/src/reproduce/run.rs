@@ -7,6 +7,7 @@ use super::error::ReproduceError;
 use super::plan::{ImitationOptions, Plan, Stage};
 use super::render::Row;
 use crate::checkpoint::{DatasetInfo, RunDir, TrainState};
+use crate::config::TrainError;
 use crate::job::{Job, differing_settings, train_job};
 use crate::trainer::{Silent, TrainObserver};
 use burn::tensor::Device;
@@ -156,6 +157,17 @@ impl Runner<'_> {
     pub(super) fn check_existing(&self, s: &Stage, dir: &Path) -> Result<(), ReproduceError> {
         let run = RunDir::new(dir);
         if !run.has_run() {
+            // What would stop this stage when its turn comes: found before any stage trains.
+            if let Some(what) = ssi_data::files::not_a_folder(dir) {
+                return Err(ReproduceError::Train(TrainError::Config(format!(
+                    "{} is {what}, where stage {} trains: move it away, or choose another --out",
+                    dir.display(),
+                    s.name
+                ))));
+            }
+            if dir.is_dir() {
+                crate::job::refuse_foreign_run_files(dir)?;
+            }
             return Ok(());
         }
         let cfg = run.config()?;
@@ -189,7 +201,10 @@ impl Runner<'_> {
         // A finished run is read back as it is; an unfinished one is resumed, where new
         // stopping limits are allowed and any other change is refused (`train_job`).
         if !run.has_result() {
-            return Ok(());
+            return Ok(crate::job::resume_limits_cover(
+                self.ws.dataset,
+                &self.job(s, dir),
+            )?);
         }
         if let Some(spec) = &cfg.distill
             && let Err(e) = crate::job::teachers_unchanged(spec)
