@@ -2248,19 +2248,10 @@ fn outputs_never_replace_inputs_or_existing_data() {
         assert_eq!(drawn[key], read[key], "{key}: {drawn} {read}");
     }
     let bad = dir.path().join("bad.neg");
+    let b = bad.to_str().unwrap();
+    let with_bad = ["eval", "--model", "markov", "--data", d, "--negatives", b];
     std::fs::write(&bad, lines[1..].join("\n")).unwrap();
-    fails(
-        &[
-            "eval",
-            "--model",
-            "markov",
-            "--data",
-            d,
-            "--negatives",
-            bad.to_str().unwrap(),
-        ],
-        "no line for user",
-    );
+    fails(&with_bad, "no line for user");
     // Another dataset's file: its users are not this dataset's.
     let other: Vec<String> = lines
         .iter()
@@ -2271,18 +2262,7 @@ fn outputs_never_replace_inputs_or_existing_data() {
         })
         .collect();
     std::fs::write(&bad, other.join("\n")).unwrap();
-    fails(
-        &[
-            "eval",
-            "--model",
-            "markov",
-            "--data",
-            d,
-            "--negatives",
-            bad.to_str().unwrap(),
-        ],
-        "names a user of dataset",
-    );
+    fails(&with_bad, "names a user of dataset");
 }
 
 #[test]

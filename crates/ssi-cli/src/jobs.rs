@@ -95,22 +95,14 @@ fn open_log(path: &Path, stage: &str) -> Result<std::fs::File> {
 /// The lock a pipeline with `--jobs` holds on its `--out` (`OUT/.pipeline.lock`).
 fn lock_pipeline(out: &Path) -> Result<std::fs::File> {
     let path = out.join(".pipeline.lock");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .with_context(|| format!("cannot open {}", path.display()))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => bail!(
+    match ssi_train::job::try_lock_file(&path) {
+        Ok(Some(file)) => Ok(file),
+        Ok(None) => bail!(
             "{} is being trained by another command with --jobs (it holds {}): wait for it to finish, or stop it and run again",
             out.display(),
             path.display()
         ),
-        Err(std::fs::TryLockError::Error(e)) => {
-            Err(e).with_context(|| format!("cannot lock {}", path.display()))
-        }
+        Err(e) => Err(e).with_context(|| format!("cannot lock {}", path.display())),
     }
 }
 

@@ -264,20 +264,29 @@ fn io(path: &Path, what: &str, e: impl std::fmt::Display) -> TrainError {
 /// ends, so a killed run leaves nothing stale behind.
 fn lock_run(dir: &Path) -> Result<std::fs::File, TrainError> {
     let path = dir.join(".lock");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| io(&path, "cannot open", e))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(TrainError::Config(format!(
+    match try_lock_file(&path) {
+        Ok(Some(file)) => Ok(file),
+        Ok(None) => Err(TrainError::Config(format!(
             "{} is being trained by another process (it holds {}): wait for it to finish, or stop it and run again (`ssi train` with --resume; reproduce and quickstart resume by themselves)",
             dir.display(),
             path.display()
         ))),
-        Err(std::fs::TryLockError::Error(e)) => Err(io(&path, "cannot lock", e)),
+        Err(e) => Err(io(&path, "cannot lock", e)),
+    }
+}
+
+/// Opens (creating) `path` and takes its exclusive lock, held until the file is dropped;
+/// `Ok(None)` when another process holds it.
+pub fn try_lock_file(path: &Path) -> std::io::Result<Option<std::fs::File>> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(e),
     }
 }
 
