@@ -1379,6 +1379,24 @@ fn reproduce_tiny(
     epochs: &str,
     extra: &[&str],
 ) -> String {
+    String::from_utf8(
+        reproduce_tiny_cmd(data, out, epochs, extra)
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone(),
+    )
+    .unwrap()
+}
+
+/// The command of [`reproduce_tiny`], to run and check as the caller needs.
+fn reproduce_tiny_cmd(
+    data: &std::path::Path,
+    out: &std::path::Path,
+    epochs: &str,
+    extra: &[&str],
+) -> Command {
     let epochs = format!("epochs={epochs}");
     let mut args = vec![
         "reproduce",
@@ -1396,7 +1414,7 @@ fn reproduce_tiny(
         "valid_users=50",
     ];
     args.extend(extra);
-    ok(&args)
+    cmd(&args)
 }
 
 /// What would stop a stage in its turn is found before any stage trains: a file where its
@@ -1408,25 +1426,12 @@ fn reproduce_checks_every_stage_folder_before_training() {
     let out = dir.path().join("repro");
     std::fs::create_dir(&out).unwrap();
     let run = |epochs: &str| {
-        let epochs = format!("epochs={epochs}");
-        cmd(&[
-            "reproduce",
-            "--data",
-            data.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--baselines",
-            "hgn,sasrec",
-            "--students",
-            "--set",
-            "hidden=16",
-            "--set",
-            &epochs,
-            "--set",
-            "max_steps_per_epoch=2",
-            "--set",
-            "valid_users=50",
-        ])
+        reproduce_tiny_cmd(
+            &data,
+            &out,
+            epochs,
+            &["--baselines", "hgn,sasrec", "--students"],
+        )
         .assert()
     };
     std::fs::write(out.join("sasrec"), "mine").unwrap();
