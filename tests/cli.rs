@@ -1448,27 +1448,19 @@ fn reproduce_checks_every_stage_folder_before_training() {
     assert!(!out.join("hgn").exists());
     std::fs::remove_dir_all(out.join("sasrec")).unwrap();
     // SASRec trained 2 epochs, then reopened (unfinished); HGN not trained yet.
-    cmd(&[
-        "train",
-        "--model",
-        "sasrec",
-        "--data",
-        data.to_str().unwrap(),
-        "--out",
-        out.join("sasrec").to_str().unwrap(),
-        "--set",
-        "hidden=16",
-        "--set",
-        "max_steps_per_epoch=2",
-        "--set",
-        "valid_users=50",
-        "--set",
-        "patience=1000",
-        "--epochs",
-        "2",
-    ])
-    .assert()
-    .success();
+    let sasrec = out.join("sasrec");
+    let settings = "--set hidden=16 --set max_steps_per_epoch=2 --set valid_users=50";
+    let limits = "--set patience=1000 --epochs 2";
+    cmd(&["train", "--model", "sasrec"])
+        .args([
+            "--data",
+            data.to_str().unwrap(),
+            "--out",
+            sasrec.to_str().unwrap(),
+        ])
+        .args(settings.split(' ').chain(limits.split(' ')))
+        .assert()
+        .success();
     let state = out.join("sasrec/state.json");
     let mut st: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
