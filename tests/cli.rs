@@ -3221,3 +3221,115 @@ fn a_dataset_from_a_pipe_is_not_read_again() {
     let d = data.to_str().unwrap();
     ok(&["eval", "--checkpoint", r, "--data", d]);
 }
+
+/// A run keeps the best epoch by each selection rule besides its own (the trajectory is the
+/// same whichever rule keeps the epoch): `test-by-RULE.json` holds the test figures of the epoch
+/// its log says is best by that rule, `eval --kept-by RULE` ranks the same weights, and the
+/// report carries them.
+#[test]
+fn a_run_keeps_the_best_epoch_by_every_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path(), 200, 4);
+    let run = dir.path().join("runs").join("sasrec");
+    let (d, r) = (data.to_str().unwrap(), run.to_str().unwrap());
+    let train = |epochs: &str, resume: bool| {
+        let mut args = vec!["train", "--model", "sasrec", "--data", d, "--out", r];
+        args.extend(["--set", "hidden=16", "--set", "max_steps_per_epoch=2"]);
+        args.extend(["--epochs", epochs]);
+        if resume {
+            args.push("--resume");
+        }
+        ok(&args);
+    };
+    let read = |name: &str| json(&std::fs::read_to_string(run.join(name)).unwrap());
+    // The first epoch with the highest figure, as the trainer keeps it (a tie keeps the earlier).
+    let best_by = |score: &dyn Fn(f64, f64) -> f64| {
+        let log = std::fs::read_to_string(run.join("log.jsonl")).unwrap();
+        let mut best: Option<(u64, f64)> = None;
+        for line in log.lines() {
+            let v = json(line);
+            let x = score(
+                v["valid_ndcg10"].as_f64().unwrap(),
+                v["valid_full_ndcg10"].as_f64().unwrap(),
+            );
+            if best.is_none_or(|(_, b)| x > b) {
+                best = Some((v["epoch"].as_u64().unwrap(), x));
+            }
+        }
+        best.unwrap().0
+    };
+    let check = || {
+        let state = read("state.json");
+        let sampled = best_by(&|s, _| s);
+        let full = best_by(&|_, f| f);
+        let both = best_by(&|s, f| (s * f).sqrt());
+        assert_eq!(state["best_epoch"].as_u64(), Some(sampled), "{state}");
+        for (rule, epoch) in [("full", full), ("both", both)] {
+            assert_eq!(
+                state["also_best"][rule]["epoch"].as_u64(),
+                Some(epoch),
+                "{state}"
+            );
+            let test = read(&format!("test-by-{rule}.json"));
+            assert_eq!(test["epoch"].as_u64(), Some(epoch), "{test}");
+            assert_eq!(test["kept_by"], rule);
+            let again = json(&ok(&[
+                "eval",
+                "--checkpoint",
+                r,
+                "--kept-by",
+                rule,
+                "--json",
+            ]));
+            assert_eq!(again["ndcg@10"], test["ndcg@10"], "{rule}");
+            assert_eq!(again["full_ndcg@10"], test["full_ndcg@10"], "{rule}");
+        }
+        assert!(!run.join("test-by-sampled.json").exists());
+        let own = json(&ok(&[
+            "eval",
+            "--checkpoint",
+            r,
+            "--kept-by",
+            "sampled",
+            "--json",
+        ]));
+        assert_eq!(own["ndcg@10"], read("test.json")["ndcg@10"]);
+    };
+    train("6", false);
+    check();
+    // Resumed past its stop, the run keeps tracking every rule over all its epochs.
+    train("9", true);
+    check();
+    let out = dir.path().join("results");
+    ok(&[
+        "report",
+        dir.path().join("runs").to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let rows = json(&std::fs::read_to_string(out.join("runs.json")).unwrap());
+    for rule in ["full", "both"] {
+        assert_eq!(
+            rows[0]["kept_by"][rule]["epoch"],
+            read("state.json")["also_best"][rule]["epoch"],
+            "{rows}"
+        );
+    }
+    // A usage error, as clap reports it (exit code 2).
+    cmd(&["eval", "--checkpoint", r, "--kept-by", "all"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("give sampled, full or both"));
+    fails(
+        &["eval", "--kept-by", "full", "--model", "mostpop"],
+        "with --checkpoint RUN",
+    );
+    // A run that kept no other rule's epoch (begun by an earlier version) says so.
+    let mut state = read("state.json");
+    state.as_object_mut().unwrap().remove("also_best");
+    std::fs::write(run.join("state.json"), state.to_string()).unwrap();
+    fails(
+        &["eval", "--checkpoint", r, "--kept-by", "full"],
+        "keeps no best epoch by validation NDCG@10 (full ranking)",
+    );
+}

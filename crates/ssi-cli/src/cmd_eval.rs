@@ -5,6 +5,7 @@ use clap::{ArgGroup, Args, ValueEnum};
 use ssi_data::{
     Dataset, EvalConfig, EvalReport, Evaluator, MarkovChain, MostPop, Recommender, Split,
 };
+use ssi_train::config::SelectBy;
 use ssi_train::{ModelRecommender, RunDir};
 use std::path::PathBuf;
 
@@ -119,6 +120,10 @@ pub struct EvalArgs {
     /// A run folder written by `ssi train`: its best epoch is evaluated.
     #[arg(long)]
     checkpoint: Option<PathBuf>,
+    /// With --checkpoint: the epoch kept by this validation figure (sampled, full or both)
+    /// instead of the run's own rule (`select_by`); a run keeps the best epoch by each.
+    #[arg(long, value_name = "RULE", value_parser = kept_by)]
+    kept_by: Option<SelectBy>,
     /// A bundle written by `ssi export` or downloaded from the browser app (bundle.ssib).
     #[arg(long)]
     bundle: Option<PathBuf>,
@@ -157,6 +162,13 @@ pub fn evaluate(
     Ok(report)
 }
 
+fn kept_by(s: &str) -> Result<SelectBy, String> {
+    SelectBy::ALL
+        .into_iter()
+        .find(|r| r.name() == s)
+        .ok_or_else(|| format!("`{s}`: give sampled, full or both"))
+}
+
 fn fit(kind: CountModel, ds: &Dataset) -> Box<dyn Recommender> {
     match kind {
         CountModel::Mostpop => Box::new(MostPop::fit(ds)),
@@ -165,6 +177,9 @@ fn fit(kind: CountModel, ds: &Dataset) -> Box<dyn Recommender> {
 }
 
 pub fn eval(a: EvalArgs) -> Result<()> {
+    if a.kept_by.is_some() && a.checkpoint.is_none() {
+        bail!("--kept-by chooses among the epochs a run kept: give it with --checkpoint RUN");
+    }
     // A run's own dataset unless --data is given (an ensemble: its first run's).
     let run = a.checkpoint.as_ref().or(a.ensemble.first());
     let data = match (&a.data, run) {
@@ -217,6 +232,14 @@ pub fn eval(a: EvalArgs) -> Result<()> {
             }
             let rec = ssi_train::ModelRecommender::new(&b.model);
             evaluate(&ds, &rec, &a.protocol, a.json)?
+        }
+        (None, Some(dir)) if a.kept_by.is_some() => {
+            let dev = crate::source::device(&a.device)?;
+            let rule = a.kept_by.expect("checked");
+            let (cfg, model, _) = RunDir::new(dir).load_best_by(rule, &dev)?;
+            let info = ssi_train::checkpoint::DatasetInfo::of(&ds, data.as_deref());
+            cfg.dataset.check_same(&info, &dir.display().to_string())?;
+            evaluate(&ds, &ModelRecommender::new(&model), &a.protocol, a.json)?
         }
         (None, Some(dir)) => {
             let dev = crate::source::device(&a.device)?;

@@ -9,7 +9,7 @@ use ssi_models::{AnyModel, ModelConfig};
 use std::path::{Path, PathBuf};
 
 pub use crate::config::{DatasetInfo, RunConfig};
-use crate::config::{TrainConfig, TrainError};
+use crate::config::{SelectBy, TrainConfig, TrainError};
 
 /// The `checksums` key of the model settings the weights were trained with: a digest of
 /// `config.json`'s `model` object, null entries left out (settings added to the code later read
@@ -86,9 +86,23 @@ pub struct TrainState {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_reason: Option<String>,
     /// SHA-256 of the weight files this state commits (`epoch-NNNN.model.bpk`,
-    /// `epoch-NNNN.optim.bpk`, `best.bpk`), checked when they are read back.
+    /// `epoch-NNNN.optim.bpk`, `best.bpk`, `best-by-RULE.bpk`), checked when they are read back.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub checksums: std::collections::BTreeMap<String, String>,
+    /// The best epoch by each selection rule the run does not stop by (`select_by`'s other
+    /// values, by name), its weights kept as `best-by-RULE.bpk`: the trajectory is the same
+    /// whichever rule keeps the epoch, so one run gives the test figures of every rule
+    /// (`test-by-RULE.json`) within the epochs it trained. `None`: not tracked (a run begun
+    /// before this was recorded, or resumed from one: its earlier epochs are gone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub also_best: Option<std::collections::BTreeMap<String, AlsoBest>>,
+}
+
+/// The best validation by another rule than the run's own (see `TrainState::also_best`).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AlsoBest {
+    pub epoch: usize,
+    pub score: f64,
 }
 
 impl TrainState {
@@ -402,13 +416,16 @@ impl RunDir {
         optim: &burn::optim::ModuleOptimizer,
         state: &mut TrainState,
         best: Option<&[u8]>,
+        also: &[(SelectBy, &[u8])],
     ) -> Result<(), TrainError> {
         let m = self.epoch_file(state.epoch, "model");
         let o = self.epoch_file(state.epoch, "optim");
         self.write_bytes(&m, module)?;
         let ob = optim.into_bytes().map_err(|e| io(&o, e))?;
         self.write_bytes(&o, &ob)?;
-        state.checksums.retain(|name, _| name == BEST);
+        state
+            .checksums
+            .retain(|name, _| name == BEST || name.starts_with(BEST_BY));
         let raw: serde_json::Value = self.read_json("config.json")?;
         state
             .checksums
@@ -422,6 +439,10 @@ impl RunDir {
             self.write_bytes(&self.pending_best(state.epoch), b)?;
             state.checksums.insert(BEST.into(), sha256_hex(b));
         }
+        for (rule, b) in also {
+            self.write_bytes(&self.pending_best_by(*rule, state.epoch), b)?;
+            state.checksums.insert(best_by(*rule), sha256_hex(b));
+        }
         self.write_json("state.json", state)?;
         self.settle_best(state)?;
         for (epoch, path) in self.own_files("epoch-", &[".model.bpk", ".optim.bpk"]) {
@@ -434,6 +455,10 @@ impl RunDir {
 
     fn pending_best(&self, epoch: usize) -> PathBuf {
         self.file(&format!("best-{epoch:04}.pending.bpk"))
+    }
+
+    fn pending_best_by(&self, rule: SelectBy, epoch: usize) -> PathBuf {
+        self.file(&format!("{BEST_BY}{}-{epoch:04}.pending.bpk", rule.name()))
     }
 
     /// Files of this run named `{prefix}{epoch}{suffix}` (the epoch in digits): only what the
@@ -471,7 +496,43 @@ impl RunDir {
                 let _ = std::fs::remove_file(path);
             }
         }
+        for rule in SelectBy::ALL {
+            let prefix = format!("{BEST_BY}{}-", rule.name());
+            let kept = state
+                .also_best
+                .as_ref()
+                .and_then(|m| m.get(rule.name()))
+                .map(|b| b.epoch);
+            for (epoch, path) in self.own_files(&prefix, &[".pending.bpk"]) {
+                if kept == Some(epoch) && epoch <= state.epoch {
+                    let to = self.file(&best_by(rule));
+                    std::fs::rename(&path, &to).map_err(|e| io(&to, e))?;
+                } else {
+                    let _ = std::fs::remove_file(path);
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// The weights of the best epoch by `rule` where the run keeps them besides its own rule's
+    /// (`TrainState::also_best`), read and checked: `None` where it does not.
+    pub fn read_best_by(&self, rule: SelectBy) -> Result<Option<(usize, Vec<u8>)>, TrainError> {
+        let state = self.state()?;
+        let Some(kept) = state.also_best.as_ref().and_then(|m| m.get(rule.name())) else {
+            return Ok(None);
+        };
+        let name = best_by(rule);
+        let pending = self.pending_best_by(rule, kept.epoch);
+        let path = if pending.exists() {
+            pending
+        } else {
+            self.file(&name)
+        };
+        Ok(Some((
+            kept.epoch,
+            self.read_checked_as(&path, &name, &state)?,
+        )))
     }
 
     /// The trained module's bytes and the optimiser of the last committed epoch.
@@ -532,6 +593,39 @@ impl RunDir {
         };
         let model = model_from_bytes(&cfg.model, bytes, device).map_err(|e| io(&path, e))?;
         Ok((cfg, model))
+    }
+
+    /// The best model of a run by `rule`: `best.bpk` where it is the run's own rule, else the
+    /// weights the run kept for it (`TrainState::also_best`), with their epoch.
+    pub fn load_best_by(
+        &self,
+        rule: SelectBy,
+        device: &Device,
+    ) -> Result<(RunConfig, AnyModel, usize), TrainError> {
+        let state = self.state()?;
+        if state.select_by.unwrap_or_default() == rule {
+            let (cfg, model) = self.load_best(device)?;
+            let epoch = self.state()?.best_epoch.unwrap_or(0);
+            return Ok((cfg, model, epoch));
+        }
+        let cfg = self.config()?;
+        self.refuse_stage(&cfg, "the run")?;
+        let Some((epoch, bytes)) = self.read_best_by(rule)? else {
+            return Err(TrainError::Checkpoint(format!(
+                "{} keeps no best epoch by {}: it keeps its epoch by {}{}",
+                self.path.display(),
+                rule.describe(),
+                state.select_by.unwrap_or_default().describe(),
+                if state.also_best.is_none() {
+                    ", and was trained (or begun) by a version of ssi that kept no other"
+                } else {
+                    ", and has no validation with that figure yet"
+                }
+            )));
+        };
+        let path = self.file(&best_by(rule));
+        let model = model_from_bytes(&cfg.model, bytes, device).map_err(|e| io(&path, e))?;
+        Ok((cfg, model, epoch))
     }
 
     /// The SHA-256 of the run's best weights, once they are read and checked as `load_best`
@@ -659,6 +753,14 @@ type WeightFile = (PathBuf, Vec<u8>);
 
 /// The best model's file in a run folder.
 const BEST: &str = "best.bpk";
+
+/// The start of the files of the best epochs by the other selection rules.
+const BEST_BY: &str = "best-by-";
+
+/// The file of the best epoch by `rule` (not the run's own rule, which is `best.bpk`).
+fn best_by(rule: SelectBy) -> String {
+    format!("{BEST_BY}{}.bpk", rule.name())
+}
 
 /// A line of `command.txt`: the command's words, each quoted where a shell needs it, so the line
 /// runs the same command when pasted.

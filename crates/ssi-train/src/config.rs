@@ -108,6 +108,8 @@ pub enum SelectBy {
 }
 
 impl SelectBy {
+    pub const ALL: [SelectBy; 3] = [SelectBy::Sampled, SelectBy::Full, SelectBy::Both];
+
     /// The criterion's value for one validation; `None` when it needs full ranking and there
     /// is none.
     pub fn score(self, sampled: f64, full: Option<f64>) -> Option<f64> {

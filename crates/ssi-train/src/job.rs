@@ -3,9 +3,10 @@
 //! locked, checked and resumed here; progress goes to a `TrainObserver`.
 
 use crate::checkpoint::{
-    DatasetInfo, RunDir, STOPPING_LIMITS as LIMITS, TrainState, command_text, warm_start,
+    DatasetInfo, RunDir, STOPPING_LIMITS as LIMITS, TrainState, command_text, model_from_bytes,
+    warm_start,
 };
-use crate::config::{DistillSpec, TrainConfig, TrainError};
+use crate::config::{DistillSpec, RunConfig, SelectBy, TrainConfig, TrainError};
 use crate::distill::{Distill, describe_teachers};
 use crate::recommender::ModelRecommender;
 use crate::settings::{Setting, apply_settings, origin_of};
@@ -15,7 +16,7 @@ use burn::tensor::Device;
 use serde_json::Value;
 use ssi_data::{Dataset, EvalConfig, EvalReport, Evaluator, Split};
 use ssi_models::imitation::ImitationConfig;
-use ssi_models::{ModelConfig, ModelKind};
+use ssi_models::{AnyModel, ModelConfig, ModelKind};
 use std::path::{Path, PathBuf};
 
 /// One training run: a model on its own loss, a teacher (a BERT4Rec whose settings carry
@@ -227,8 +228,27 @@ pub fn train_job(
         }
     };
     let report = evaluate_test(&dir, ds, &job.device, obs)?;
+    // The other rules' files first: a reader takes them only beside the test.json of a
+    // finished run, and checks their epochs against state.json.
+    for rule in SelectBy::ALL {
+        if let Some((epoch, bytes)) = dir.read_best_by(rule)? {
+            let cfg = dir.config()?;
+            let model = model_from_bytes(&cfg.model, bytes, &job.device)
+                .map_err(|e| TrainError::Checkpoint(format!("{}: {e}", dir.path.display())))?;
+            let mut json = evaluate_model(&dir, &cfg, &model, ds, obs)?.to_json();
+            json["kept_by"] = rule.name().into();
+            json["epoch"] = epoch.into();
+            dir.write_json(&test_by(rule), &json)?;
+        }
+    }
     dir.write_json("test.json", &report.to_json())?;
     Ok((state, report))
+}
+
+/// The file of the test figures of a run's best epoch by `rule`, where the run keeps it besides
+/// its own rule's (`TrainState::also_best`).
+pub fn test_by(rule: SelectBy) -> String {
+    format!("test-by-{}.json", rule.name())
 }
 
 /// The best epoch of the run in `dir` on the test split: 99 negatives drawn with its `eval_seed`,
@@ -240,6 +260,17 @@ pub fn evaluate_test(
     obs: &mut dyn TrainObserver,
 ) -> Result<EvalReport, TrainError> {
     let (cfg, model) = dir.load_best(device)?;
+    evaluate_model(dir, &cfg, &model, ds, obs)
+}
+
+/// Weights of the run in `dir` on the test split, as [`evaluate_test`] ranks them.
+fn evaluate_model(
+    dir: &RunDir,
+    cfg: &RunConfig,
+    model: &AnyModel,
+    ds: &Dataset,
+    obs: &mut dyn TrainObserver,
+) -> Result<EvalReport, TrainError> {
     cfg.dataset
         .check_same(&DatasetInfo::of(ds, None), &dir.path.display().to_string())?;
     let ev = Evaluator::new(
@@ -251,7 +282,7 @@ pub fn evaluate_test(
         },
     );
     let total = ev.users.len();
-    let rec = ModelRecommender::new(&model);
+    let rec = ModelRecommender::new(model);
     Ok(ev.evaluate(ds, &rec, &mut |done, _| obs.evaluating(done, total))?)
 }
 
@@ -678,6 +709,7 @@ pub(crate) fn refuse_foreign_run_files(out: &Path) -> Result<(), TrainError> {
     let locked = out.join(".lock").exists();
     let ours = |n: &str| {
         matches!(n, "best.bpk" | "state.json" | "test.json" | "log.jsonl")
+            || n.starts_with("test-by-") && n.ends_with(".json")
             || n == "command.txt" && !locked
             || (n.starts_with("epoch-") || n.starts_with("best-")) && n.ends_with(".bpk")
     };

@@ -12,6 +12,7 @@ use crate::reproduce::ImitationOptions;
 use ssi_models::ModelConfig;
 use ssi_models::consistency::ConsistencyTask;
 use ssi_models::imitation::{ImitationConfig, ImitationPoints};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Best published test NDCG@10 on these files (`../shared/reference/s3rec-tables.md` and the
@@ -79,6 +80,18 @@ pub struct Row {
     /// (absent in rows archived before it was recorded, and for runs that did not record it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dataset_sha256: Option<String>,
+    /// Test figures of the run's best epoch by the other selection rules, by rule name
+    /// (`test-by-RULE.json`; runs trained before they were kept have none).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub kept_by: BTreeMap<String, KeptBy>,
+}
+
+/// Test figures of a run at its best epoch by one selection rule (see [`Row::kept_by`]).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct KeptBy {
+    pub epoch: usize,
+    pub ndcg10: f64,
+    pub full_ndcg10: Option<f64>,
 }
 
 /// The archive's file name, beside the page.
@@ -837,8 +850,59 @@ fn read_row(root: &Path, dir: &Path) -> Result<(Row, Option<String>), String> {
         select_by: Some(cfg.train.select_by.unwrap_or_default()),
         fingerprint: fingerprint(dir),
         dataset_sha256: cfg.dataset.sha256.clone(),
+        kept_by: kept_by(dir, &cfg, &state),
     };
     Ok((row, note))
+}
+
+/// The test figures a finished run wrote for its best epoch by each other rule, where the file
+/// is the one of the epoch state.json keeps for that rule (a file of an earlier stop is not).
+fn kept_by(dir: &Path, cfg: &RunConfig, state: &TrainState) -> BTreeMap<String, KeptBy> {
+    let mut out = BTreeMap::new();
+    for (rule, kept) in state.also_best.iter().flatten() {
+        let file = dir.join(format!("test-by-{rule}.json"));
+        let Ok(text) = read_regular(&file, ssi_data::dataset::MAX_SETTINGS_BYTES) else {
+            continue;
+        };
+        let Ok(test) = serde_json::from_str::<serde_json::Value>(&text) else {
+            continue;
+        };
+        let epoch = test.get("epoch").and_then(|v| v.as_u64());
+        let by = test.get("kept_by").and_then(|v| v.as_str());
+        let ndcg = test.get("ndcg@10").and_then(|v| v.as_f64());
+        if check_test_json(&test, cfg).is_err()
+            || epoch != Some(kept.epoch as u64)
+            || by != Some(rule.as_str())
+        {
+            continue;
+        }
+        if let Some(ndcg10) = ndcg.filter(|v| (0.0..=1.0).contains(v)) {
+            let full_ndcg10 = test
+                .get("full_ndcg@10")
+                .and_then(|v| v.as_f64())
+                .filter(|v| (0.0..=1.0).contains(v));
+            let epoch = kept.epoch;
+            out.insert(
+                rule.clone(),
+                KeptBy {
+                    epoch,
+                    ndcg10,
+                    full_ndcg10,
+                },
+            );
+        }
+    }
+    out
+}
+
+/// A row's test figures (sampled, full NDCG@10) at its best epoch by `rule`, where known.
+fn figures_by(r: &Row, rule: SelectBy) -> Option<(f64, Option<f64>)> {
+    if selected_by(r) == rule.name() {
+        return Some((r.ndcg10, r.full_ndcg10));
+    }
+    r.kept_by
+        .get(rule.name())
+        .map(|k| (k.ndcg10, k.full_ndcg10))
 }
 
 /// A run's dataset as its rows are grouped: its name, marked when the name is one of the
@@ -1136,7 +1200,7 @@ fn goals(rows: &[Row], d: &str) -> String {
     let mut md = String::from(
         "\n### SSI against its student alone, and the goals\n\n\
          | SSI student | reference: same model, same start (or from scratch, same command), alone | Δ NDCG@10 | Δ full NDCG@10 | \
-         +0.01 sampled, full not lower |\n|---|---|---|---|---|\n",
+         +0.01 sampled, full not lower | the same two runs, epochs kept by another rule: Δ sampled / Δ full |\n|---|---|---|---|---|---|\n",
     );
     for s in &students {
         let start = start_of(s);
@@ -1154,7 +1218,7 @@ fn goals(rows: &[Row], d: &str) -> String {
         let Some(reference) = reference else {
             md.push_str(&format!(
                 "| `{}` | none in these runs (no run of its model alone from its start, or from \
-                 scratch in its folder with its seed) | | | – |\n",
+                 scratch in its folder with its seed) | | | – | |\n",
                 cell(&s.config)
             ));
             continue;
@@ -1177,8 +1241,23 @@ fn goals(rows: &[Row], d: &str) -> String {
                 selected_by(reference)
             )
         };
+        // The trajectories are the runs' own; only the kept epoch differs.
+        let other_rules = SelectBy::ALL
+            .into_iter()
+            .filter(|r| r.name() != selected_by(s) || selected_by(s) != selected_by(reference))
+            .filter_map(|rule| {
+                let (a, af) = figures_by(s, rule)?;
+                let (b, bf) = figures_by(reference, rule)?;
+                let full = match (af, bf) {
+                    (Some(a), Some(b)) => format!("{:+.4}", a - b),
+                    _ => "–".into(),
+                };
+                Some(format!("{}: {:+.4} / {full}", rule.name(), a - b))
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
         md.push_str(&format!(
-            "| `{}` | `{}` | {:+.4} | {} | {}{rules} |\n",
+            "| `{}` | `{}` | {:+.4} | {} | {}{rules} | {other_rules} |\n",
             cell(&s.config),
             cell(&reference.config),
             gain,
@@ -1343,6 +1422,7 @@ mod tests {
             select_by: None,
             fingerprint: None,
             dataset_sha256: None,
+            kept_by: BTreeMap::new(),
         }
     }
 
@@ -1476,6 +1556,50 @@ mod tests {
             "a file of the goals without a student says the goals are not met"
         );
         assert!(goals(&rows[..2], "synthetic-shop").is_empty());
+    }
+
+    #[test]
+    fn the_goals_table_compares_the_epochs_each_rule_keeps_in_both_runs() {
+        let kept = |rules: &[(&str, f64, f64)]| {
+            rules
+                .iter()
+                .map(|&(rule, ndcg10, full)| {
+                    let k = KeptBy {
+                        epoch: 3,
+                        ndcg10,
+                        full_ndcg10: Some(full),
+                    };
+                    (rule.to_string(), k)
+                })
+                .collect::<BTreeMap<_, _>>()
+        };
+        let reference = Row {
+            kept_by: kept(&[("full", 0.3300, 0.0450), ("both", 0.3305, 0.0449)]),
+            ..row("hgn-cont", false, Some("/r/hgn"), 0.3309, 0.0438)
+        };
+        let student = Row {
+            kept_by: kept(&[("full", 0.3390, 0.0470)]),
+            ..row("ssi", true, Some("/r/hgn"), 0.3420, 0.0467)
+        };
+        let md = goals(&[reference.clone(), student], "beauty");
+        // Sampled is the main comparison; full is known for both runs, both only for one.
+        assert!(
+            md.contains(
+                "| `ssi` | `hgn-cont` | +0.0111 | +0.0029 | met | full: +0.0090 / +0.0020 |"
+            ),
+            "{md}"
+        );
+        // A student kept by `both` is compared with the reference's epoch kept by `both` too.
+        let by_both = Row {
+            select_by: Some(SelectBy::Both),
+            kept_by: kept(&[("sampled", 0.3430, 0.0440)]),
+            ..row("ssi-both", true, Some("/r/hgn"), 0.3410, 0.0460)
+        };
+        let md = goals(&[reference, by_both], "beauty");
+        assert!(
+            md.contains("sampled: +0.0121 / +0.0002; both: +0.0105 / +0.0011 |"),
+            "{md}"
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The training loop shared by every model.
 
-use crate::checkpoint::{RunDir, TrainState, module_bytes};
+use crate::checkpoint::{AlsoBest, RunDir, TrainState, module_bytes};
+use crate::config::SelectBy;
 pub use crate::config::{DatasetInfo, DistillSpec, RunConfig, TrainConfig, TrainError};
 use crate::recommender::ModelRecommender;
 use burn::module::Module;
@@ -202,10 +203,10 @@ impl Trainer<'_> {
             s = next;
             s.state.train_seconds = clock.seconds();
             let last = log.epoch == cfg.epochs;
-            let best_bytes = if log.epoch % cfg.eval_every.max(1) == 0 || last {
+            let keep = if log.epoch % cfg.eval_every.max(1) == 0 || last {
                 self.validate(&mut s, &valid, &mut log)?
             } else {
-                None
+                Kept::default()
             };
             s.state.stop_reason = s.state.stop_reason(&cfg);
             s.state.finished = last || s.state.stop_reason.is_some();
@@ -226,7 +227,12 @@ impl Trainer<'_> {
                     &module_bytes(&s.model)?,
                     &s.optim,
                     &mut s.state,
-                    best_bytes.as_deref(),
+                    keep.best.then_some(&keep.bytes[..]),
+                    &keep
+                        .also
+                        .iter()
+                        .map(|&r| (r, &keep.bytes[..]))
+                        .collect::<Vec<_>>(),
                 )
                 .map_err(kept)?;
             obs.epoch_end(&log);
@@ -269,7 +275,10 @@ impl Trainer<'_> {
                 objective,
                 model,
                 optim: fresh_optim(),
-                state: TrainState::default(),
+                state: TrainState {
+                    also_best: Some(Default::default()),
+                    ..Default::default()
+                },
                 cfg: run.train,
             });
         }
@@ -413,14 +422,14 @@ impl Trainer<'_> {
         Ok((s, log))
     }
 
-    /// Validates the model into `log` and keeps the best: returns the model's bytes when this is
-    /// the best validation so far (they become `best.bpk`).
+    /// Validates the model into `log` and keeps the best: by the run's own rule (`best.bpk`,
+    /// patience) and by each other rule the run tracks (`best-by-RULE.bpk`).
     fn validate<O: Objective>(
         &self,
         s: &mut Session<O>,
         valid: &Evaluator,
         log: &mut EpochLog,
-    ) -> Result<Option<Vec<u8>>, TrainError> {
+    ) -> Result<Kept, TrainError> {
         let eval_model = s.objective.model(&s.model).valid();
         let rec = ModelRecommender::new(&eval_model);
         let report = valid.evaluate(self.dataset, &rec, &mut |_, _| {})?;
@@ -438,19 +447,45 @@ impl Trainer<'_> {
             })?;
         let state = &mut s.state;
         state.select_by = s.cfg.select_by;
-        if state.best_epoch.is_some() && score <= state.best_valid_ndcg10 {
-            state.bad_evals += 1;
-            return Ok(None);
+        let mut also = Vec::new();
+        if let Some(kept) = state.also_best.as_mut() {
+            for rule in SelectBy::ALL.into_iter().filter(|&r| r != select_by) {
+                let Some(score) = rule.score(ndcg, log.valid_full_ndcg10) else {
+                    continue;
+                };
+                if kept.get(rule.name()).is_none_or(|b| score > b.score) {
+                    let epoch = log.epoch;
+                    kept.insert(rule.name().into(), AlsoBest { epoch, score });
+                    also.push(rule);
+                }
+            }
         }
-        state.best_epoch = Some(log.epoch);
-        state.best_valid_ndcg10 = score;
-        state.best_step = state.steps;
-        state.bad_evals = 0;
-        log.best = true;
-        Ok(Some(crate::checkpoint::model_bytes(
-            s.objective.model(&s.model),
-        )?))
+        let best = state.best_epoch.is_none() || score > state.best_valid_ndcg10;
+        if best {
+            state.best_epoch = Some(log.epoch);
+            state.best_valid_ndcg10 = score;
+            state.best_step = state.steps;
+            state.bad_evals = 0;
+            log.best = true;
+        } else {
+            state.bad_evals += 1;
+        }
+        let bytes = if best || !also.is_empty() {
+            crate::checkpoint::model_bytes(s.objective.model(&s.model))?
+        } else {
+            Vec::new()
+        };
+        Ok(Kept { bytes, best, also })
     }
+}
+
+/// The weights a validation keeps: as `best.bpk` when `best`, and as the best by each rule of
+/// `also`.
+#[derive(Default)]
+struct Kept {
+    bytes: Vec<u8>,
+    best: bool,
+    also: Vec<SelectBy>,
 }
 
 /// What a run carries from epoch to epoch.

@@ -212,6 +212,7 @@ fn row(model: &str, config: &str, ssi: bool, start: Option<&str>) -> report::Row
         select_by: None,
         fingerprint: None,
         dataset_sha256: None,
+        kept_by: Default::default(),
     }
 }
 

@@ -110,8 +110,8 @@ fn bit_flipped_weights_are_refused_by_checksum() {
     let run = RunDir::new(dir.path());
     assert_eq!(
         run.state().unwrap().checksums.len(),
-        5,
-        "model, optimiser, best, and the model and training settings"
+        7,
+        "model, optimiser, best, best by full and by both, and the model and training settings"
     );
     let flip = |name: &str| {
         let path = dir.path().join(name);
@@ -132,6 +132,11 @@ fn bit_flipped_weights_are_refused_by_checksum() {
     let err = run
         .load_best(&Device::flex())
         .expect_err("damaged best.bpk");
+    assert!(err.to_string().contains("SHA-256"), "{err}");
+    flip("best-by-full.bpk");
+    let err = run
+        .load_best_by(ssi_train::config::SelectBy::Full, &Device::flex())
+        .expect_err("damaged best-by-full.bpk");
     assert!(err.to_string().contains("SHA-256"), "{err}");
 }
 
@@ -396,4 +401,33 @@ fn the_best_epoch_is_the_best_by_the_runs_criterion() {
 #[test]
 fn an_unset_select_by_is_sampled_on_resume() {
     common::unset_setting_resumes_as(ModelKind::Gru4rec, "select_by", "sampled", "full");
+}
+
+/// The weights kept for another selection rule follow the same commit as `best.bpk`: a pending
+/// file of the committed epoch is read where it is and settled into `best-by-RULE.bpk`; one of
+/// an epoch that never committed is removed, never taken for the rule's best.
+#[test]
+fn weights_kept_by_another_rule_settle_like_the_best_ones() {
+    use ssi_train::config::SelectBy;
+    let dir = one_step_run();
+    let run = RunDir::new(dir.path());
+    let kept = dir.path().join("best-by-full.bpk");
+    let pending = dir.path().join("best-by-full-0001.pending.bpk");
+    std::fs::rename(&kept, &pending).unwrap();
+    let before = std::fs::read(&pending).unwrap();
+    let (_, _, epoch) = run.load_best_by(SelectBy::Full, &Device::flex()).unwrap();
+    assert_eq!(epoch, 1);
+    assert!(pending.exists() && !kept.exists(), "a reader moved a file");
+    // A crash after writing epoch 2's file and before its commit.
+    let stray = dir.path().join("best-by-full-0002.pending.bpk");
+    std::fs::write(&stray, b"not committed").unwrap();
+    run.check_files().unwrap();
+    assert!(!stray.exists() && !pending.exists());
+    assert_eq!(std::fs::read(&kept).unwrap(), before);
+    assert!(run.load_best_by(SelectBy::Full, &Device::flex()).is_ok());
+    // The run's own rule is best.bpk.
+    let (_, _, own) = run
+        .load_best_by(SelectBy::Sampled, &Device::flex())
+        .unwrap();
+    assert_eq!(Some(own), run.state().unwrap().best_epoch);
 }
