@@ -3315,6 +3315,36 @@ fn a_run_keeps_the_best_epoch_by_every_rule() {
             "{rows}"
         );
     }
+    // A test.json of another epoch than the kept one (a reopened run stopped between its
+    // finish and its test) is not reported; finishing again tests the kept epoch.
+    let stale_out = dir.path().join("stale");
+    let mut test = read("test.json");
+    let kept = test["epoch"].as_u64().unwrap();
+    assert_eq!(Some(kept), read("state.json")["best_epoch"].as_u64());
+    test["epoch"] = (kept % 9 + 1).into();
+    std::fs::write(run.join("test.json"), test.to_string()).unwrap();
+    cmd(&[
+        "report",
+        dir.path().join("runs").to_str().unwrap(),
+        "--out",
+        stale_out.to_str().unwrap(),
+    ])
+    .assert()
+    .stderr(
+        predicate::str::contains("test.json is of epoch")
+            .and(predicate::str::contains("panicked").not()),
+    );
+    // Weights kept by another rule that went missing are restored from a file with the same
+    // bytes, or left out with a notice: never a reason the run cannot finish.
+    std::fs::remove_file(run.join("best-by-full.bpk")).unwrap();
+    std::fs::remove_file(run.join("test-by-full.json")).unwrap();
+    train("9", true);
+    assert_eq!(read("test.json")["epoch"].as_u64(), Some(kept));
+    let restored = run.join("best-by-full.bpk").exists();
+    assert_eq!(run.join("test-by-full.json").exists(), restored);
+    if restored {
+        check();
+    }
     // A usage error, as clap reports it (exit code 2).
     cmd(&["eval", "--checkpoint", r, "--kept-by", "all"])
         .assert()

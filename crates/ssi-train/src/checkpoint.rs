@@ -260,7 +260,10 @@ impl RunDir {
     /// reopened by `--resume` with new limits keeps training, and a `test.json` left from
     /// before would be of an earlier stop.
     pub fn has_result(&self) -> bool {
-        self.file("test.json").is_file() && self.state().is_ok_and(|s| s.finished)
+        self.file("test.json").is_file()
+            && self
+                .state()
+                .is_ok_and(|s| s.finished && self.test_is_of_kept_epoch(&s))
     }
     pub fn epoch_file(&self, epoch: usize, what: &str) -> PathBuf {
         self.file(&format!("epoch-{epoch:04}.{what}.bpk"))
@@ -516,23 +519,56 @@ impl RunDir {
     }
 
     /// The weights of the best epoch by `rule` where the run keeps them besides its own rule's
-    /// (`TrainState::also_best`), read and checked: `None` where it does not.
+    /// (`TrainState::also_best`), read and checked: `None` where it does not. Read without
+    /// changing the folder, as `read_best` reads `best.bpk` while the trainer may commit.
     pub fn read_best_by(&self, rule: SelectBy) -> Result<Option<(usize, Vec<u8>)>, TrainError> {
-        let state = self.state()?;
-        let Some(kept) = state.also_best.as_ref().and_then(|m| m.get(rule.name())) else {
-            return Ok(None);
-        };
         let name = best_by(rule);
-        let pending = self.pending_best_by(rule, kept.epoch);
-        let path = if pending.exists() {
-            pending
-        } else {
-            self.file(&name)
-        };
-        Ok(Some((
-            kept.epoch,
-            self.read_checked_as(&path, &name, &state)?,
-        )))
+        let mut state = self.state()?;
+        let mut tries = 0;
+        loop {
+            let Some(kept) = state.also_best.as_ref().and_then(|m| m.get(rule.name())) else {
+                return Ok(None);
+            };
+            let mut failed = None;
+            for path in [self.pending_best_by(rule, kept.epoch), self.file(&name)] {
+                if !path.exists() {
+                    continue;
+                }
+                match self.read_checked_as(&path, &name, &state) {
+                    Ok(bytes) => return Ok(Some((kept.epoch, bytes))),
+                    Err(e) => failed = Some(e),
+                }
+            }
+            let err = failed.unwrap_or_else(|| {
+                io(
+                    &self.file(&name),
+                    format!(
+                        "missing: state.json records the weights of epoch {} (kept by {}) there",
+                        kept.epoch,
+                        rule.describe()
+                    ),
+                )
+            });
+            let again = self.state()?;
+            tries += 1;
+            let moved = again.epoch != state.epoch
+                || again.checksums.get(&name) != state.checksums.get(&name);
+            if !moved || tries >= 20 {
+                return Err(err);
+            }
+            state = again;
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// Whether `test.json` is of the epoch the run keeps (files written before the epoch was
+    /// recorded in it are taken as they are).
+    pub fn test_is_of_kept_epoch(&self, state: &TrainState) -> bool {
+        let test: Option<serde_json::Value> = self.read_json("test.json").ok();
+        match test.as_ref().and_then(|t| t.get("epoch")) {
+            None => true,
+            Some(e) => e.as_u64().map(|e| e as usize) == state.best_epoch,
+        }
     }
 
     /// The trained module's bytes and the optimiser of the last committed epoch.
@@ -703,6 +739,27 @@ impl RunDir {
     /// the run is refused before anything is rewritten, since training on would remove the
     /// epoch files and leave the run without its best weights.
     fn restore_best(&self, state: &TrainState) -> Result<(), TrainError> {
+        // The weights kept by another rule are often the same bytes as best.bpk or an epoch's
+        // file; one that cannot be restored only leaves its test-by file out.
+        for rule in SelectBy::ALL {
+            let name = best_by(rule);
+            let kept = state.also_best.as_ref().and_then(|m| m.get(rule.name()));
+            let (Some(want), Some(kept)) = (state.checksums.get(&name), kept) else {
+                continue;
+            };
+            let path = self.file(&name);
+            if path.exists() || self.pending_best_by(rule, kept.epoch).exists() {
+                continue;
+            }
+            for from in [self.file(BEST), self.epoch_file(kept.epoch, "model")] {
+                if let Ok(bytes) = std::fs::read(&from)
+                    && sha256_hex(&bytes) == *want
+                {
+                    self.write_bytes(&path, &bytes)?;
+                    break;
+                }
+            }
+        }
         let best = self.file(BEST);
         let (Some(want), Some(epoch)) = (state.checksums.get(BEST), state.best_epoch) else {
             return Ok(());

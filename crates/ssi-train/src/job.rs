@@ -228,21 +228,68 @@ pub fn train_job(
         }
     };
     let report = evaluate_test(&dir, ds, &job.device, obs)?;
-    // The other rules' files first: a reader takes them only beside the test.json of a
-    // finished run, and checks their epochs against state.json.
+    // The epoch the figures are of: a reader compares it with state.json's, so a test.json
+    // left from before a reopened run finished again is not taken for its result.
+    let best_epoch = dir.state()?.best_epoch;
+    let mut test = report.to_json();
+    if let Some(epoch) = best_epoch {
+        test["epoch"] = epoch.into();
+    }
+    dir.write_json("test.json", &test)?;
+    tests_by_rule(&dir, ds, &job.device, &test, obs);
+    Ok((state, report))
+}
+
+/// Writes `test-by-RULE.json` for each rule whose best epoch the run keeps besides its own.
+/// Beside the run's result, not part of it: a file that cannot be read or evaluated is said and
+/// left out (with any older one), never a reason to fail the run.
+fn tests_by_rule(
+    dir: &RunDir,
+    ds: &Dataset,
+    device: &Device,
+    test: &Value,
+    obs: &mut dyn TrainObserver,
+) {
+    let best_epoch = test.get("epoch").and_then(Value::as_u64);
     for rule in SelectBy::ALL {
-        if let Some((epoch, bytes)) = dir.read_best_by(rule)? {
-            let cfg = dir.config()?;
-            let model = model_from_bytes(&cfg.model, bytes, &job.device)
-                .map_err(|e| TrainError::Checkpoint(format!("{}: {e}", dir.path.display())))?;
-            let mut json = evaluate_model(&dir, &cfg, &model, ds, obs)?.to_json();
+        let name = test_by(rule);
+        let json = dir.read_best_by(rule).and_then(|kept| {
+            let Some((epoch, bytes)) = kept else {
+                return Ok(None);
+            };
+            let mut json = if Some(epoch as u64) == best_epoch {
+                // The same weights as best.bpk: the same figures.
+                test.clone()
+            } else {
+                let cfg = dir.config()?;
+                let model = model_from_bytes(&cfg.model, bytes, device)
+                    .map_err(|e| TrainError::Checkpoint(format!("{}: {e}", dir.path.display())))?;
+                evaluate_model(dir, &cfg, &model, ds, obs)?.to_json()
+            };
             json["kept_by"] = rule.name().into();
             json["epoch"] = epoch.into();
-            dir.write_json(&test_by(rule), &json)?;
+            Ok(Some(json))
+        });
+        let written = match json {
+            Ok(Some(json)) => dir.write_json(&name, &json).map(|()| true),
+            Ok(None) => Ok(false),
+            Err(e) => Err(e),
+        };
+        match written {
+            Ok(true) => {}
+            Ok(false) => {
+                let _ = std::fs::remove_file(dir.file(&name));
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(dir.file(&name));
+                obs.notice(&format!(
+                    "{}: no {name} (the test figures of the epoch kept by {}): {e}",
+                    dir.path.display(),
+                    rule.describe()
+                ));
+            }
         }
     }
-    dir.write_json("test.json", &report.to_json())?;
-    Ok((state, report))
 }
 
 /// The file of the test figures of a run's best epoch by `rule`, where the run keeps it besides

@@ -800,6 +800,15 @@ fn read_row(root: &Path, dir: &Path) -> Result<(Row, Option<String>), String> {
             state.epoch
         ));
     }
+    if let Some(epoch) = test.get("epoch").and_then(|v| v.as_u64())
+        && Some(epoch as usize) != state.best_epoch
+    {
+        return Err(format!(
+            "test.json is of epoch {epoch}, but the run keeps epoch {} (it trained on after that              test and was stopped before testing again): `ssi train --resume --out {}` tests it",
+            state.best_epoch.unwrap_or(0),
+            dir.display()
+        ));
+    }
     let minutes = Some(state.train_seconds / 60.0);
     let (curve, note) = read_curve(dir);
     let config = dir

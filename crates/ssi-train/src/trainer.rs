@@ -276,7 +276,8 @@ impl Trainer<'_> {
                 model,
                 optim: fresh_optim(),
                 state: TrainState {
-                    also_best: Some(Default::default()),
+                    // A pre-training stage is read only for its best weights.
+                    also_best: (!run.pretrain_stage).then(Default::default),
                     ..Default::default()
                 },
                 cfg: run.train,

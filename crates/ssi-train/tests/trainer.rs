@@ -425,6 +425,10 @@ fn weights_kept_by_another_rule_settle_like_the_best_ones() {
     assert!(!stray.exists() && !pending.exists());
     assert_eq!(std::fs::read(&kept).unwrap(), before);
     assert!(run.load_best_by(SelectBy::Full, &Device::flex()).is_ok());
+    // A deleted file is restored from one with the same bytes (here best.bpk: one epoch).
+    std::fs::remove_file(&kept).unwrap();
+    run.check_files().unwrap();
+    assert_eq!(std::fs::read(&kept).unwrap(), before);
     // The run's own rule is best.bpk.
     let (_, _, own) = run
         .load_best_by(SelectBy::Sampled, &Device::flex())
