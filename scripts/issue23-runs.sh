@@ -2,8 +2,10 @@
 # The runs issue 23's table still lacks, in the order that fills rows soonest, each a resumable
 # `ssi reproduce` (a cut-off pass continues where it stopped; finished stages are read back):
 # Toys faithful (SSI-HGN, Table 3, Figure 3, then SASRec and GRU4Rec as students), then Beauty
-# faithful the same way. Three stages at once, one core-thread each (2-core machine: the three
-# teachers share the cores; two at a time lose more to idle waits on their teachers).
+# faithful the same way, then the best preset's missing students (SSI-HGN and SSI-GRU4Rec on
+# Toys, SSI-GRU4Rec on Beauty and Sports, with SASRec teachers as in the best-preset rows).
+# Three stages at once, one core-thread each (2-core machine: the three teachers share the
+# cores; two at a time lose more to idle waits on their teachers).
 #
 #   bash scripts/issue23-runs.sh            # uses `ssi` from PATH, SSI=path to override
 #
@@ -14,12 +16,21 @@ ssi=${SSI:-ssi}
 export RAYON_NUM_THREADS=${RAYON_NUM_THREADS:-1}
 run() {
     echo "== $(date -u '+%F %T') ssi reproduce $*"
-    "$ssi" reproduce --ablation imitation,teachers --jobs 3 "$@" || echo "== failed: $*"
+    "$ssi" reproduce --jobs 3 "$@" || echo "== failed: $*"
+}
+data() {
+    local f=../shared/data/$1.txt
+    [ -f "$f" ] || { echo "no dataset file $f" >&2; exit 1; }
+    echo "$f"
 }
 for file in toys beauty; do
-    data=../shared/data/$file.txt
-    [ -f "$data" ] || { echo "no dataset file $data" >&2; exit 1; }
-    run --data "$data" --baselines hgn --students hgn --out "runs/$file-faithful"
-    run --data "$data" --baselines hgn,sasrec,gru4rec --students hgn,sasrec,gru4rec --out "runs/$file-faithful"
+    d=$(data $file) || exit 1
+    run --data "$d" --ablation imitation,teachers --baselines hgn --students hgn --out "runs/$file-faithful"
+    run --data "$d" --ablation imitation,teachers --baselines hgn,sasrec,gru4rec \
+        --students hgn,sasrec,gru4rec --out "runs/$file-faithful"
 done
+best=(--preset best --teacher-model sasrec --baselines)
+run --data "$(data toys)" "${best[@]}" --students hgn,gru4rec --out runs/toys-best
+run --data "$(data beauty)" "${best[@]}" --students gru4rec --out runs/beauty-best
+run --data "$(data sports)" "${best[@]}" --students gru4rec --out runs/sports-best
 echo "== $(date -u '+%F %T') done"
