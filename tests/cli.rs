@@ -1347,6 +1347,48 @@ fn reproduce_writes_the_tables_and_resumes() {
         std::fs::read_to_string(out.join("table2.md")).unwrap(),
         table
     );
+
+    // `ssi report` keeps the ablations beside the page under their folder's name and shows
+    // them, by both protocols; they outlive the run folders, as the rows do.
+    let results = dir.path().join("results");
+    let report = |roots: &[&str]| {
+        let mut c = cmd(&[&["report"], roots, &["--out", results.to_str().unwrap()]].concat());
+        c.current_dir(dir.path());
+        c.assert()
+    };
+    report(&[out.to_str().unwrap()]).success();
+    let figures = results.join("figures");
+    let page = || std::fs::read_to_string(results.join("README.md")).unwrap();
+    let first_page = page();
+    assert!(
+        first_page.contains("### Table 3 (`repro`): effect of the imitation terms"),
+        "{first_page}"
+    );
+    assert!(first_page.contains("| full Recall@10 | full NDCG@10 |"));
+    for f in ["repro-figure3.svg", "repro-figure4.svg"] {
+        assert!(
+            first_page.contains(&format!("![figures/{f}](figures/{f})")),
+            "{first_page}"
+        );
+        let svg = std::fs::read_to_string(figures.join(f)).unwrap();
+        assert!(svg.contains("99 sampled negatives") && svg.contains("all items"));
+    }
+    // A file of the same name that `ssi reproduce` did not write is not replaced.
+    let mine = "# My Table 3\n";
+    std::fs::write(figures.join("repro-table3.md"), mine).unwrap();
+    report(&[out.to_str().unwrap()]).code(1).stderr(
+        predicate::str::contains("repro-table3.md")
+            .and(predicate::str::contains("was not written by `ssi report`")),
+    );
+    assert_eq!(
+        std::fs::read_to_string(figures.join("repro-table3.md")).unwrap(),
+        mine
+    );
+    std::fs::remove_file(figures.join("repro-table3.md")).unwrap();
+    report(&[out.to_str().unwrap()]).success();
+    std::fs::remove_dir_all(&out).unwrap();
+    report(&[]).success();
+    assert_eq!(page(), first_page);
 }
 
 /// Gives run `to` the best weights of run `from`, committed in its state as its own: what a

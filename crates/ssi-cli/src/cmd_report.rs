@@ -37,7 +37,8 @@ pub fn report(mut a: ReportArgs) -> Result<()> {
         );
     }
     let (found, skipped) = report::collect(&a.roots);
-    for s in &skipped {
+    let (ablations, skipped_ablations) = report::collect_ablations(&a.roots);
+    for s in skipped.iter().chain(&skipped_ablations) {
         errln!("note: {s}");
     }
     let archive = a.out.join(report::ARCHIVE);
@@ -71,18 +72,6 @@ pub fn report(mut a: ReportArgs) -> Result<()> {
         })
         .unwrap_or_default();
     notes.sort();
-    // The paper's figures as `ssi reproduce` draws them, copied under OUT/figures.
-    let mut figures: Vec<String> = std::fs::read_dir(a.out.join("figures"))
-        .map(|entries| {
-            entries
-                .flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.ends_with(".svg"))
-                .map(|n| format!("figures/{n}"))
-                .collect()
-        })
-        .unwrap_or_default();
-    figures.sort();
     let mut charts = report::curve_charts(&rows);
     let files: Vec<String> = std::fs::read_dir(&a.out)
         .map(|entries| {
@@ -108,6 +97,12 @@ pub fn report(mut a: ReportArgs) -> Result<()> {
             report::is_our_chart,
         )?;
     }
+    let figures_dir = a.out.join("figures");
+    for f in &ablations {
+        ssi_data::dataset::check_replaceable(&figures_dir.join(&f.name), "ssi report", |b| {
+            report::is_our_ablation(&f.name, b)
+        })?;
+    }
     // Created once nothing is refused: a refused report leaves no empty folder behind.
     std::fs::create_dir_all(&a.out)
         .with_context(|| format!("cannot create the folder {}", a.out.display()))?;
@@ -116,17 +111,73 @@ pub fn report(mut a: ReportArgs) -> Result<()> {
     for c in charts.iter().filter(|c| !c.svg.is_empty()) {
         ssi_data::dataset::write_atomic(&a.out.join(&c.file), c.svg.as_bytes())?;
     }
+    if !ablations.is_empty() {
+        std::fs::create_dir_all(&figures_dir)
+            .with_context(|| format!("cannot create the folder {}", figures_dir.display()))?;
+    }
+    for f in &ablations {
+        ssi_data::dataset::write_atomic(&figures_dir.join(&f.name), f.text.as_bytes())?;
+    }
+    // Those copied now and those kept from runs gone since.
+    let (tables, figures) = kept_ablations(&figures_dir);
+    let n_ablations = tables.len() + figures.len();
+    let end = report::PageEnd {
+        tables,
+        figures,
+        appendices: notes,
+    };
     ssi_data::dataset::write_atomic(
         &md_path,
-        report::to_markdown(&rows, &paper, &charts, &figures, &notes).as_bytes(),
+        report::to_markdown(&rows, &paper, &charts, &end).as_bytes(),
     )?;
     outln!(
-        "{n_found} runs found, {} kept from {}, {} charts -> {} and {}",
+        "{n_found} runs found, {} kept from {}, {} charts, {} ablation files -> {} and {}",
         rows.len() - n_found,
         archive.display(),
         charts.len(),
+        n_ablations,
         csv_path.display(),
         md_path.display()
     );
     Ok(())
+}
+
+/// The ablation files kept under `figures/`: the tables (read, to show on the page) and the
+/// charts (paths relative to the page), each sorted by name. Any SVG there is shown (a chart
+/// copied by hand too); a table that cannot be read, or that `ssi reproduce` did not write, is
+/// left off the page with a note.
+fn kept_ablations(dir: &std::path::Path) -> (Vec<report::AblationFile>, Vec<String>) {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| e.path().is_file())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    let mut tables = Vec::new();
+    for n in names.iter().filter(|n| n.ends_with("-table3.md")) {
+        let path = dir.join(n);
+        match ssi_data::dataset::read_text_max(&path, ssi_data::dataset::MAX_FILE_BYTES) {
+            Ok(text) if report::is_our_ablation(n, text.as_bytes()) => {
+                tables.push(report::AblationFile {
+                    name: n.clone(),
+                    text,
+                })
+            }
+            Ok(_) => errln!(
+                "note: {} is not a Table 3 that `ssi reproduce` writes: left off the page",
+                path.display()
+            ),
+            Err(e) => errln!("note: {e}: left off the page"),
+        }
+    }
+    let figures = names
+        .iter()
+        .filter(|n| n.ends_with(".svg"))
+        .map(|n| format!("figures/{n}"))
+        .collect();
+    (tables, figures)
 }

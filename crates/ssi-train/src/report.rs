@@ -262,9 +262,31 @@ pub fn setup_from_command(command: &str) -> String {
 
 /// The archive of `rows`: a JSON list, one row per line-group, readable by [`read_archive`].
 pub fn to_archive(rows: &[Row]) -> String {
-    let mut text = serde_json::to_string_pretty(rows).expect("rows serialise");
+    let mut value = serde_json::to_value(rows).expect("rows serialise");
+    stable_numbers(&mut value);
+    let mut text = serde_json::to_string_pretty(&value).expect("rows serialise");
     text.push('\n');
     text
+}
+
+/// serde_json (without its slower `float_roundtrip` parser) reads a number of more than 15
+/// significant digits to within one unit in the last place, so an archive rewritten from
+/// itself would change in the last digit on every report: its numbers keep 15 significant
+/// digits, which read back exactly.
+fn stable_numbers(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::Number(n) if n.is_f64() => {
+            let x = n.as_f64().expect("an f64");
+            let kept: f64 = format!("{x:.14e}").parse().expect("a float prints as one");
+            if let Some(k) = serde_json::Number::from_f64(kept) {
+                *n = k;
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(stable_numbers),
+        Value::Object(fields) => fields.values_mut().for_each(stable_numbers),
+        _ => {}
+    }
 }
 
 /// The rows of a report: every `found` row, and the `archived` rows of runs (dataset and run
@@ -478,6 +500,99 @@ pub fn is_our_chart(bytes: &[u8]) -> bool {
     const BODY: &str = "font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>";
     let text = String::from_utf8_lossy(bytes);
     text.starts_with(HEAD) && text.contains(BODY)
+}
+
+/// The paper's ablations as `ssi reproduce` writes them into its folder (Table 3, Figures 3 and
+/// 4); the page keeps them under `figures/` as `FOLDER-FILE`, so they outlive the run folders
+/// as the rows do.
+pub const ABLATION_FILES: [&str; 3] = ["table3.md", "figure3.svg", "figure4.svg"];
+
+/// The first words of every `table3.md` that `ssi reproduce` writes.
+const TABLE3_START: &str = "# Table 3: ";
+
+/// One of [`ABLATION_FILES`] found in a reproduce folder: its name under `figures/` and its text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AblationFile {
+    pub name: String,
+    pub text: String,
+}
+
+/// Whether `bytes` are the file `name` (one of [`ABLATION_FILES`], or one of those kept under
+/// `figures/`) as `ssi reproduce` writes it: a file `ssi report` may copy and replace.
+pub fn is_our_ablation(name: &str, bytes: &[u8]) -> bool {
+    if name.ends_with(".svg") {
+        is_our_chart(bytes)
+    } else {
+        name.ends_with("table3.md") && bytes.starts_with(TABLE3_START.as_bytes())
+    }
+}
+
+/// Every ablation file under `roots` (folders up to four levels down), named after its folder
+/// below the root (the root's own name where the root is the reproduce folder). A file that is
+/// not one `ssi reproduce` wrote, or a second folder of the same name, is left out with a note.
+pub fn collect_ablations(roots: &[PathBuf]) -> (Vec<AblationFile>, Vec<String>) {
+    let (mut found, mut notes) = (Vec::<AblationFile>::new(), Vec::new());
+    let mut seen = std::collections::HashSet::new();
+    for root in roots {
+        let mut dirs = Vec::new();
+        folders(root, 4, &mut dirs);
+        for dir in dirs {
+            if !seen.insert(dir.canonicalize().unwrap_or_else(|_| dir.clone())) {
+                continue;
+            }
+            let folder = match dir.strip_prefix(root) {
+                Ok(p) if !p.as_os_str().is_empty() => p.display().to_string(),
+                _ => root
+                    .canonicalize()
+                    .ok()
+                    .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+                    .unwrap_or_else(|| "reproduce".into()),
+            };
+            for f in ABLATION_FILES {
+                let path = dir.join(f);
+                if !path.exists() {
+                    continue;
+                }
+                let name = format!("{}-{f}", file_part(&folder));
+                match read_regular(&path, ssi_data::dataset::MAX_FILE_BYTES) {
+                    Ok(_) if found.iter().any(|a| a.name == name) => notes.push(format!(
+                        "skipped {}: another folder's {f} is kept as figures/{name}",
+                        path.display()
+                    )),
+                    Ok(text) if is_our_ablation(f, text.as_bytes()) => {
+                        found.push(AblationFile { name, text })
+                    }
+                    Ok(_) => notes.push(format!(
+                        "skipped {}: not a {f} that `ssi reproduce` writes",
+                        path.display()
+                    )),
+                    Err(e) => notes.push(format!("skipped {}: {e}", path.display())),
+                }
+            }
+        }
+    }
+    (found, notes)
+}
+
+/// `root` and the folders below it, `depth` levels down (unreadable ones are named by
+/// [`collect`]).
+fn folders(root: &Path, depth: usize, out: &mut Vec<PathBuf>) {
+    out.push(root.to_path_buf());
+    if depth == 0 {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
+    let mut dirs: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    for d in dirs {
+        folders(&d, depth - 1, out);
+    }
 }
 
 /// `name` as a part of a file name: letters, digits, `-` and `_` kept, anything else (a `/`,
@@ -1083,16 +1198,30 @@ fn csv_writer() -> csv::Writer<Vec<u8>> {
     csv::Writer::from_writer(Vec::new())
 }
 
+/// What the results page shows after the datasets' tables.
+#[derive(Debug, Default)]
+pub struct PageEnd {
+    /// The ablations' tables kept under `figures/` (name there, text), shown whole.
+    pub tables: Vec<AblationFile>,
+    /// Charts, as paths relative to the page.
+    pub figures: Vec<String>,
+    /// Notes beside the page, linked.
+    pub appendices: Vec<String>,
+}
+
 /// The results page: per dataset, a table of every run with both protocols and minutes, then the
-/// dataset's `charts` (files beside the page); `figures` (paths relative to the page) and
-/// `appendices` are linked at the end.
+/// dataset's `charts` (files beside the page); then the ablations and the notes of `end`.
 pub fn to_markdown(
     rows: &[Row],
     paper_ndcg10: &dyn Fn(&str, &str) -> Option<f64>,
     charts: &[Chart],
-    figures: &[String],
-    appendices: &[String],
+    end: &PageEnd,
 ) -> String {
+    let PageEnd {
+        tables,
+        figures,
+        appendices,
+    } = end;
     let mut md = format!(
         "{PAGE_START} from the run folders, and from `runs.json` for runs \
          trained on earlier machines (do not edit by hand). Test split; \
@@ -1160,8 +1289,24 @@ pub fn to_markdown(
             md.push_str(&format!("\n![{}]({})\n", c.title, c.file));
         }
     }
-    if !figures.is_empty() {
-        md.push_str("\n## Figures\n\n");
+    if !tables.is_empty() || !figures.is_empty() {
+        md.push_str("\n## Ablations: Table 3, Figures 3 and 4\n\n");
+        md.push_str(
+            "As `ssi reproduce --ablation` wrote them, named after their folder; test split, \
+             the full-ranking chart beside the sampled one where the runs have full figures.\n\n",
+        );
+        for t in tables {
+            let folder = t.name.strip_suffix("-table3.md").unwrap_or(&t.name);
+            match t.text.strip_prefix(TABLE3_START) {
+                Some(rest) => md.push_str(&format!(
+                    "### Table 3 (`{}`): {}\n",
+                    one_line(folder),
+                    rest.trim_end()
+                )),
+                None => md.push_str(t.text.trim_end()),
+            }
+            md.push_str("\n\n");
+        }
         for f in figures {
             md.push_str(&format!("![{f}]({f})\n\n"));
         }
@@ -1206,11 +1351,9 @@ fn goals(rows: &[Row], d: &str) -> String {
             None => String::new(),
         };
     }
-    let mut md = String::from(
-        "\n### SSI against its student alone, and the goals\n\n\
-         | SSI student | reference: same model, same start (or from scratch, same command), alone | Δ NDCG@10 | Δ full NDCG@10 | \
-         +0.01 sampled, full not lower | the same two runs, epochs kept by another rule: Δ sampled / Δ full |\n|---|---|---|---|---|---|\n",
-    );
+    // One line per student: its cells, then the other rules' comparison (a column of its own
+    // where any pair of runs kept epochs by another rule).
+    let mut lines: Vec<(String, String)> = Vec::new();
     for s in &students {
         let start = start_of(s);
         let folder = |r: &Row| Path::new(&r.config).parent().map(Path::to_path_buf);
@@ -1225,10 +1368,13 @@ fn goals(rows: &[Row], d: &str) -> String {
             })
             .max_by(|a, b| a.ndcg10.total_cmp(&b.ndcg10));
         let Some(reference) = reference else {
-            md.push_str(&format!(
-                "| `{}` | none in these runs (no run of its model alone from its start, or from \
-                 scratch in its folder with its seed) | | | – | |\n",
-                cell(&s.config)
+            lines.push((
+                format!(
+                    "| `{}` | none in these runs (no run of its model alone from its start, or \
+                     from scratch in its folder with its seed) | | | – |",
+                    cell(&s.config)
+                ),
+                String::new(),
             ));
             continue;
         };
@@ -1265,20 +1411,41 @@ fn goals(rows: &[Row], d: &str) -> String {
             })
             .collect::<Vec<_>>()
             .join("; ");
-        md.push_str(&format!(
-            "| `{}` | `{}` | {:+.4} | {} | {}{rules} | {other_rules} |\n",
-            cell(&s.config),
-            cell(&reference.config),
-            gain,
-            full.map(|f| format!("{f:+.4}")).unwrap_or_default(),
-            if met {
-                "met".to_string()
-            } else if round(gain) < GAIN_GOAL {
-                format!("not met: {:.4} short", GAIN_GOAL - gain)
-            } else {
-                "not met: lower in full ranking".to_string()
-            }
+        lines.push((
+            format!(
+                "| `{}` | `{}` | {:+.4} | {} | {}{rules} |",
+                cell(&s.config),
+                cell(&reference.config),
+                gain,
+                full.map(|f| format!("{f:+.4}")).unwrap_or_default(),
+                if met {
+                    "met".to_string()
+                } else if round(gain) < GAIN_GOAL {
+                    format!("not met: {:.4} short", GAIN_GOAL - gain)
+                } else {
+                    "not met: lower in full ranking".to_string()
+                }
+            ),
+            other_rules,
         ));
+    }
+    let other_rules = lines.iter().any(|l| !l.1.is_empty());
+    let mut md = String::from(
+        "\n### SSI against its student alone, and the goals\n\n\
+         | SSI student | reference: same model, same start (or from scratch, same command), alone | Δ NDCG@10 | Δ full NDCG@10 | \
+         +0.01 sampled, full not lower |",
+    );
+    md.push_str(if other_rules {
+        " the same two runs, epochs kept by another rule: Δ sampled / Δ full |\n|---|---|---|---|---|---|\n"
+    } else {
+        "\n|---|---|---|---|---|\n"
+    });
+    for (cells, rules) in lines {
+        md.push_str(&cells);
+        if other_rules {
+            md.push_str(&format!(" {rules} |"));
+        }
+        md.push('\n');
     }
     if let Some(&(_, want, want_full)) = goal {
         let best = students
@@ -1441,8 +1608,7 @@ mod tests {
             &[row("r", false, None, 0.3, 0.03)],
             &|_, _| None,
             &[],
-            &[],
-            &[],
+            &PageEnd::default(),
         );
         assert!(is_our_page(page.as_bytes()));
         assert!(is_our_page(to_csv(&[], &|_, _| None).as_bytes()));
@@ -1460,7 +1626,7 @@ mod tests {
             command: Some("ssi train --out `pwd`/r".into()),
             ..row("a`b|c", false, None, 0.3, 0.03)
         };
-        let md = to_markdown(&[r], &|_, _| None, &[], &[], &[]);
+        let md = to_markdown(&[r], &|_, _| None, &[], &PageEnd::default());
         assert!(md.contains("\n## x ## y\n"), "{md}");
         assert!(!md.contains("\n## y"), "{md}");
         assert!(md.contains("| `a'b\\|c` |"), "{md}");
@@ -1481,7 +1647,7 @@ mod tests {
             },
             row("q", false, None, 0.3, 0.03),
         ];
-        let md = to_markdown(&rows, &|_, _| None, &[], &[], &[]);
+        let md = to_markdown(&rows, &|_, _| None, &[], &PageEnd::default());
         assert!(
             md.contains("- `r` (seed 42): `ssi train --epochs 3 --out r`, resumed with `ssi train --epochs 200 --resume --out r`\n"),
             "{md}"
@@ -1498,7 +1664,7 @@ mod tests {
             ),
             ..row("o/hgn", false, None, 0.3, 0.03)
         };
-        let md = to_markdown(&[stage], &|_, _| None, &[], &[], &[]);
+        let md = to_markdown(&[stage], &|_, _| None, &[], &PageEnd::default());
         assert!(
             md.contains("`ssi reproduce --jobs 2 --out o`, resumed by the same command\n"),
             "{md}"

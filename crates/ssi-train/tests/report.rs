@@ -179,8 +179,11 @@ fn finished_runs_become_rows_beside_the_published_figures() {
         &rows,
         &paper,
         &[],
-        &["figures/toys-figure3.svg".into()],
-        &["models.md".into()],
+        &report::PageEnd {
+            figures: vec!["figures/toys-figure3.svg".into()],
+            appendices: vec!["models.md".into()],
+            ..Default::default()
+        },
     );
     assert!(
         md.contains("| SASRec |  | `beauty/sasrec` | 0.3600 |"),
@@ -233,7 +236,7 @@ fn ssi_curves_are_charted_beside_the_student_alone() {
     assert_eq!(c.file, "curves-beauty-sasrec.svg");
     assert_eq!(c.svg.matches("<polyline").count(), 3);
     assert!(c.svg.contains("beauty/ssi-t4") && !c.svg.contains("other-start"));
-    let md = report::to_markdown(&rows, &|_, _| None, &charts, &[], &[]);
+    let md = report::to_markdown(&rows, &|_, _| None, &charts, &Default::default());
     assert!(md.contains("(curves-beauty-sasrec.svg)"));
     // Logs with full-ranking validation get a second chart of the same runs.
     let mut rows = rows;
@@ -264,10 +267,40 @@ fn ssi_curves_are_charted_beside_the_student_alone() {
     assert_eq!(files, ["curves-a-b-sasrec.svg", "curves-a-b-sasrec-2.svg"]);
     // A folder name with a `|` or a line break keeps its row whole.
     let odd = vec![row("SASRec", "beauty/exp|1\nx", false, None)];
-    let md = report::to_markdown(&odd, &|_, _| None, &[], &[], &[]);
+    let md = report::to_markdown(&odd, &|_, _| None, &[], &Default::default());
     let line = md.lines().find(|l| l.contains("exp")).unwrap();
     assert!(line.contains("`beauty/exp\\|1 x`"), "{line}");
     assert_eq!(line.replace("\\|", "").matches('|').count(), 10, "{line}");
+}
+
+/// An archive rewritten from itself, as every report does, is the same file: numbers that
+/// serde_json reads back to within one unit in the last place (17 significant digits, as
+/// measured minutes are) do not drift a digit a report.
+#[test]
+fn an_archive_rewritten_from_itself_is_the_same_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(report::ARCHIVE);
+    let rows: Vec<report::Row> = [14.239298570983333, 108.51013648026667, 93.09154499259999]
+        .into_iter()
+        .map(|m| {
+            let mut r = row("SASRec", "beauty/sasrec", false, None);
+            r.train_minutes = Some(m);
+            r.ndcg10 = 0.30539148084719087;
+            r.curve.push((4.0, 0.3610813713080338));
+            r
+        })
+        .collect();
+    let first = report::to_archive(&rows);
+    std::fs::write(&path, &first).unwrap();
+    let mut text = first.clone();
+    for _ in 0..3 {
+        text = report::to_archive(&report::read_archive(&path).unwrap());
+        std::fs::write(&path, &text).unwrap();
+    }
+    assert_eq!(text, first);
+    // Kept to 15 significant digits: a thousandth of a second in a year of minutes.
+    let back = report::read_archive(&path).unwrap();
+    assert!((back[0].train_minutes.unwrap() - 14.239298570983333).abs() < 1e-12);
 }
 
 /// Rows outlive their run folders: the archive is read back whole, a run found again replaces
@@ -515,7 +548,12 @@ fn a_reference_kept_by_another_rule_is_flagged() {
     ssi.setup = Some("best preset".into());
     let mut alone = row("SASRec", "alone", false, Some("base"));
     alone.setup = Some("--set select_by=full".into());
-    let page = report::to_markdown(&[ssi, alone], &|_: &str, _: &str| None, &[], &[], &[]);
+    let page = report::to_markdown(
+        &[ssi, alone],
+        &|_: &str, _: &str| None,
+        &[],
+        &Default::default(),
+    );
     assert!(
         page.contains("(epochs kept by sampled here, by full in the reference)"),
         "{page}"

@@ -100,29 +100,42 @@ fn table2_cell(ours: Option<f64>, theirs: Option<f64>) -> String {
 }
 
 /// Table 3: each variant's metrics (label, test metrics; None when not trained) beside the
-/// paper's Beauty values.
+/// paper's Beauty values (sampled only: the paper has no full-ranking figures).
 pub fn table3(rows: &[(String, Option<Value>)]) -> Table {
     let mut md = String::from(
-        "# Table 3: effect of the imitation terms (ours; paper's Beauty values in brackets)\n\n| variant | Recall@10 | NDCG@10 |\n|---|---|---|\n",
+        "# Table 3: effect of the imitation terms (ours; paper's Beauty values in brackets)\n\n| variant | Recall@10 | NDCG@10 | full Recall@10 | full NDCG@10 |\n|---|---|---|---|---|\n",
     );
-    let mut csv = String::from("variant,recall@10,ndcg@10,paper_recall@10,paper_ndcg@10\n");
+    let mut csv = String::from(
+        "variant,recall@10,ndcg@10,full_recall@10,full_ndcg@10,paper_recall@10,paper_ndcg@10\n",
+    );
     for (label, m) in rows {
         let p = PAPER_TABLE3.iter().find(|p| p.0 == label);
         let metric = |k: &str| m.as_ref().and_then(|m| m[k].as_f64());
-        let (r, n) = (metric("recall@10"), metric("ndcg@10"));
+        let [r, n, fr, fnd] =
+            ["recall@10", "ndcg@10", "full_recall@10", "full_ndcg@10"].map(metric);
         let md_cell = |v: Option<f64>| v.map_or("not trained".into(), |v| format!("{v:.4}"));
+        // A run evaluated without full ranking has sampled figures only.
+        let md_full = |v: Option<f64>| match (v, m) {
+            (Some(v), _) => format!("{v:.4}"),
+            (None, Some(_)) => "-".into(),
+            (None, None) => "not trained".into(),
+        };
         let csv_cell = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.4}"));
         md.push_str(&format!(
-            "| {label} | {}{} | {}{} |\n",
+            "| {label} | {}{} | {}{} | {} | {} |\n",
             md_cell(r),
             p.map(|p| format!(" ({:.3})", p.1)).unwrap_or_default(),
             md_cell(n),
-            p.map(|p| format!(" ({:.3})", p.2)).unwrap_or_default()
+            p.map(|p| format!(" ({:.3})", p.2)).unwrap_or_default(),
+            md_full(fr),
+            md_full(fnd)
         ));
         csv.push_str(&format!(
-            "{label},{},{},{},{}\n",
+            "{label},{},{},{},{},{},{}\n",
             csv_cell(r),
             csv_cell(n),
+            csv_cell(fr),
+            csv_cell(fnd),
             p.map(|p| p.1.to_string()).unwrap_or_default(),
             p.map(|p| p.2.to_string()).unwrap_or_default()
         ));
@@ -130,14 +143,17 @@ pub fn table3(rows: &[(String, Option<Value>)]) -> Table {
     Table { markdown: md, csv }
 }
 
-/// A figure: one group of bars per category, one bar per series.
+/// A figure: one group of bars per category, one bar per series, by both protocols.
 pub struct Figure {
     /// File name without extension (`figure3`).
     pub stem: &'static str,
     pub title: String,
     pub categories: Vec<String>,
-    /// One value per category; None where its run was not trained.
+    /// NDCG@10 against 99 sampled negatives: one value per category; None where its run was not
+    /// trained.
     pub series: Vec<(String, Vec<Option<f64>>)>,
+    /// The same series ranked against all items (None where a run has no full-ranking figure).
+    pub full: Vec<(String, Vec<Option<f64>>)>,
 }
 
 impl Figure {
@@ -150,9 +166,19 @@ impl Figure {
             "---|".repeat(cats.len())
         );
         let mut csv = format!("series,{}\n", cats.join(","));
-        for (name, vals) in &self.series {
+        // A run not trained has no figure; a trained one may lack only the full-ranking one.
+        let rows = (self
+            .series
+            .iter()
+            .map(|(n, v)| (n.clone(), v, "not trained")))
+        .chain(
+            self.full
+                .iter()
+                .map(|(n, v)| (format!("{n}, full ranking"), v, "-")),
+        );
+        for (name, vals, none) in rows {
             let cell = |x: &Option<f64>, none: &str| x.map_or(none.into(), |x| format!("{x:.4}"));
-            let m: Vec<String> = vals.iter().map(|x| cell(x, "not trained")).collect();
+            let m: Vec<String> = vals.iter().map(|x| cell(x, none)).collect();
             let c: Vec<String> = vals.iter().map(|x| cell(x, "")).collect();
             md.push_str(&format!("| {name} | {} |\n", m.join(" | ")));
             csv.push_str(&format!("{name},{}\n", c.join(",")));
@@ -161,16 +187,45 @@ impl Figure {
         Table { markdown: md, csv }
     }
 
+    /// The sampled chart, and beside it the full-ranking one where any run has full figures
+    /// (their scales differ tenfold: one axis would flatten the full-ranking bars).
     pub fn svg(&self) -> String {
-        bar_chart(&self.title, &self.categories, &self.series)
+        let sampled = bar_chart(
+            &format!("{}, 99 sampled negatives", self.title),
+            &self.categories,
+            &self.series,
+        );
+        if !self.full.iter().any(|(_, v)| v.iter().any(Option::is_some)) {
+            return sampled;
+        }
+        let full = bar_chart(
+            &format!("{}, all items", self.title),
+            &self.categories,
+            &self.full,
+        );
+        side_by_side(&sampled, &full)
     }
 }
+
+/// Two charts of [`bar_chart`]'s size in one SVG, left and right.
+fn side_by_side(left: &str, right: &str) -> String {
+    let place = |svg: &str, x: u32| svg.replacen("<svg ", &format!("<svg x=\"{x}\" "), 1);
+    format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{}\" height=\"{BAR_H}\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n{}{}</svg>\n",
+        2 * BAR_W,
+        place(left, 0),
+        place(right, BAR_W)
+    )
+}
+
+const BAR_W: u32 = 640;
+const BAR_H: u32 = 360;
 
 /// A grouped bar chart as SVG: one group per category, one bar per series; a missing value
 /// is marked "not trained" where its bar would be.
 pub fn bar_chart(title: &str, cats: &[String], series: &[(String, Vec<Option<f64>>)]) -> String {
     const COLORS: [&str; 4] = ["#4c72b0", "#dd8452", "#55a868", "#c44e52"];
-    let (w, h, left, bottom, top) = (640.0, 360.0, 50.0, 50.0, 40.0);
+    let (w, h, left, bottom, top) = (BAR_W as f64, BAR_H as f64, 50.0, 50.0, 40.0);
     let max = series
         .iter()
         .flat_map(|(_, v)| v.iter().flatten().copied())
@@ -360,6 +415,65 @@ mod tests {
             "{svg}"
         );
         assert!(svg.contains("a &lt; b"));
+    }
+
+    #[test]
+    fn figures_and_table3_show_both_protocols() {
+        let mut f = Figure {
+            stem: "figure3",
+            title: "Figure 3".into(),
+            categories: vec!["HGN".into(), "SSI".into()],
+            series: vec![("NDCG@10".into(), vec![Some(0.31), None])],
+            full: vec![("NDCG@10".into(), vec![Some(0.043), None])],
+        };
+        let svg = f.svg();
+        // Two charts side by side in one document, each with its own scale.
+        assert!(crate::report::is_our_chart(svg.as_bytes()), "{svg}");
+        assert!(svg.trim_end().ends_with("</svg>"));
+        assert_eq!(svg.matches("<svg ").count(), 3, "{svg}");
+        assert!(
+            svg.contains("<svg x=\"640\" ") && svg.contains("0.043"),
+            "{svg}"
+        );
+        assert!(svg.contains("all items") && svg.contains("99 sampled negatives"));
+        let t = f.table();
+        assert!(
+            t.markdown
+                .contains("| NDCG@10, full ranking | 0.0430 | - |"),
+            "{}",
+            t.markdown
+        );
+        assert!(t.markdown.contains("| NDCG@10 | 0.3100 | not trained |"));
+        assert!(
+            t.csv.contains("NDCG@10, full ranking,0.0430,\n"),
+            "{}",
+            t.csv
+        );
+        // Runs without full-ranking figures: one chart, as before.
+        f.full[0].1 = vec![None, None];
+        assert_eq!(f.svg().matches("<svg ").count(), 1);
+
+        let metrics = serde_json::json!({
+            "recall@10": 0.5, "ndcg@10": 0.3, "full_recall@10": 0.08, "full_ndcg@10": 0.045
+        });
+        let sampled_only = serde_json::json!({"recall@10": 0.4, "ndcg@10": 0.2});
+        let t = table3(&[
+            (PAPER_TABLE3[0].0.to_string(), Some(metrics)),
+            ("old".into(), Some(sampled_only)),
+            (PAPER_TABLE3[3].0.to_string(), None),
+        ]);
+        assert!(t.markdown.contains("| 0.0800 | 0.0450 |"), "{}", t.markdown);
+        assert!(t.markdown.contains("| old | 0.4000 | 0.2000 | - | - |"));
+        assert!(t.markdown.contains("| not trained | not trained |\n"));
+        assert!(
+            t.csv
+                .lines()
+                .nth(1)
+                .unwrap()
+                .contains(",0.5000,0.3000,0.0800,0.0450,"),
+            "{}",
+            t.csv
+        );
     }
 
     #[test]
