@@ -534,8 +534,9 @@ pub fn collect_ablations(roots: &[PathBuf]) -> (Vec<AblationFile>, Vec<String>) 
     let (mut found, mut notes) = (Vec::<AblationFile>::new(), Vec::new());
     let mut seen = std::collections::HashSet::new();
     for root in roots {
+        // Unreadable folders are named by [`collect`].
         let mut dirs = Vec::new();
-        folders(root, 4, &mut dirs);
+        folders(root, 4, &mut dirs, &mut Vec::new());
         for dir in dirs {
             if !seen.insert(dir.canonicalize().unwrap_or_else(|_| dir.clone())) {
                 continue;
@@ -574,15 +575,22 @@ pub fn collect_ablations(roots: &[PathBuf]) -> (Vec<AblationFile>, Vec<String>) 
     (found, notes)
 }
 
-/// `root` and the folders below it, `depth` levels down (unreadable ones are named by
-/// [`collect`]).
-fn folders(root: &Path, depth: usize, out: &mut Vec<PathBuf>) {
+/// `root` and the folders below it, at most `depth` levels down, in order. A folder that
+/// cannot be read may hold runs: it is named in `unreadable`, not passed over.
+fn folders(root: &Path, depth: usize, out: &mut Vec<PathBuf>, unreadable: &mut Vec<String>) {
     out.push(root.to_path_buf());
     if depth == 0 {
         return;
     }
-    let Ok(entries) = std::fs::read_dir(root) else {
-        return;
+    let entries = match std::fs::read_dir(root) {
+        Ok(entries) => entries,
+        Err(e) => {
+            unreadable.push(format!(
+                "skipped {}: cannot read the folder ({e})",
+                root.display()
+            ));
+            return;
+        }
     };
     let mut dirs: Vec<PathBuf> = entries
         .flatten()
@@ -591,7 +599,7 @@ fn folders(root: &Path, depth: usize, out: &mut Vec<PathBuf>) {
         .collect();
     dirs.sort();
     for d in dirs {
-        folders(&d, depth - 1, out);
+        folders(&d, depth - 1, out, unreadable);
     }
 }
 
@@ -759,33 +767,13 @@ pub fn model_label(cfg: &RunConfig) -> String {
 
 /// Run folders under `root` (itself included), at most `depth` levels down, sorted.
 fn run_folders(root: &Path, depth: usize, out: &mut Vec<PathBuf>, unreadable: &mut Vec<String>) {
+    let mut all = Vec::new();
+    folders(root, depth, &mut all, unreadable);
     // A test.json that is not a file is a run to report as unreadable, not to pass over.
-    if root.join("test.json").exists() && root.join("config.json").is_file() {
-        out.push(root.to_path_buf());
-    }
-    if depth == 0 {
-        return;
-    }
-    // A folder that cannot be read may hold runs: named, not passed over.
-    let entries = match std::fs::read_dir(root) {
-        Ok(entries) => entries,
-        Err(e) => {
-            unreadable.push(format!(
-                "skipped {}: cannot read the folder ({e})",
-                root.display()
-            ));
-            return;
-        }
-    };
-    let mut dirs: Vec<PathBuf> = entries
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.is_dir())
-        .collect();
-    dirs.sort();
-    for d in dirs {
-        run_folders(&d, depth - 1, out, unreadable);
-    }
+    out.extend(
+        all.into_iter()
+            .filter(|d| d.join("test.json").exists() && d.join("config.json").is_file()),
+    );
 }
 
 /// Reads every finished run under `roots`. A folder whose files cannot be read is reported in
