@@ -1385,6 +1385,20 @@ fn reproduce_writes_the_tables_and_resumes() {
         mine
     );
     std::fs::remove_file(figures.join("repro-table3.md")).unwrap();
+    // Where the ablations would go is a file: refused before anything is written.
+    let other = dir.path().join("other-results");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("figures"), "mine").unwrap();
+    cmd(&[
+        "report",
+        out.to_str().unwrap(),
+        "--out",
+        other.to_str().unwrap(),
+    ])
+    .assert()
+    .code(1)
+    .stderr(predicate::str::contains("figures is a file"));
+    assert!(!other.join("README.md").exists() && !other.join("runs.json").exists());
     report(&[out.to_str().unwrap()]).success();
     std::fs::remove_dir_all(&out).unwrap();
     report(&[]).success();

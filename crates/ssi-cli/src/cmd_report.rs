@@ -98,6 +98,14 @@ pub fn report(mut a: ReportArgs) -> Result<()> {
         )?;
     }
     let figures_dir = a.out.join("figures");
+    if !ablations.is_empty()
+        && let Some(what) = ssi_data::files::not_a_folder(&figures_dir)
+    {
+        bail!(
+            "{} is {what}: the ablations' tables and charts go in a folder there",
+            figures_dir.display()
+        );
+    }
     for f in &ablations {
         ssi_data::dataset::check_replaceable(&figures_dir.join(&f.name), "ssi report", |b| {
             report::is_our_ablation(&f.name, b)
