@@ -7,8 +7,8 @@
 //! [INT] token appended to the unmasked sequence in a second encoder pass.
 
 use crate::common::{
-    Batch, TrainBatch, int1, int2, left_pad, masked_batch_len, pad_loss_rows, pad_mask,
-    small_init, transformer_init,
+    Batch, GROUP_OVERHEAD, TrainBatch, int1, int2, left_pad, length_groups, masked_batch_len,
+    pad_loss_rows, pad_mask, small_init, transformer_init, ungroup,
 };
 use crate::consistency::{
     Consistency, ConsistencyEncoder, ConsistencyMlp, ConsistencyTask, mask_span,
@@ -162,15 +162,27 @@ impl Bert4Rec {
         self.with_last_token(seqs, self.int_id())
     }
 
-    /// Hidden state at the last position of each (left-padded) sequence: [batch, hidden].
+    /// Hidden state at the last position of each (left-padded) sequence: [batch, hidden],
+    /// computed by groups of similar length ([`length_groups`]).
     fn last_states(&self, seqs: &[Vec<u32>]) -> Tensor<2> {
-        let b = seqs.len();
-        let refs: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
-        let l = masked_batch_len(&refs, self.max_len, 0, &self.device());
-        let ids = int2(left_pad(&refs, l), [b, l], &self.device());
-        self.hidden_states(ids)
-            .narrow(1, l - 1, 1)
-            .reshape([b, self.hidden])
+        let device = self.device();
+        let lens: Vec<usize> = seqs.iter().map(|s| s.len().min(self.max_len)).collect();
+        let groups = length_groups(&lens, GROUP_OVERHEAD, &device);
+        let parts = groups
+            .iter()
+            .map(|g| {
+                let refs: Vec<&[u32]> = g.iter().map(|&i| seqs[i].as_slice()).collect();
+                let l = masked_batch_len(&refs, self.max_len, 0, &device);
+                let ids = int2(left_pad(&refs, l), [refs.len(), l], &device);
+                self.hidden_states(ids)
+                    .narrow(1, l - 1, 1)
+                    .reshape([refs.len(), self.hidden])
+            })
+            .collect();
+        if groups.len() == 1 {
+            return Tensor::cat(parts, 0);
+        }
+        ungroup(parts, &groups, &device)
     }
 
     /// The auxiliary loss of a teacher (eq. 1, 2 or 3) on a batch of training sequences, or
@@ -204,35 +216,83 @@ impl Bert4Rec {
     /// ids, the 0-based targets and the flat row indices of the masked positions (padded by
     /// [`pad_loss_rows`]: the number of masked positions changes every batch).
     pub fn cloze(&self, seqs: &[&[u32]], rng: &mut SsiRng) -> (Vec<i64>, Vec<i64>, Vec<i64>) {
-        let device = self.device();
-        let len = masked_batch_len(seqs, self.max_len, 0, &device);
+        let masks = self.cloze_positions(seqs, rng);
+        let len = masked_batch_len(seqs, self.max_len, 0, &self.device());
+        let masks: Vec<&[usize]> = masks.iter().map(Vec::as_slice).collect();
+        self.cloze_ids(seqs, &masks, len)
+    }
+
+    /// The positions the cloze task masks in each sequence's last `max_len` items (0: the
+    /// oldest kept), drawn sequence by sequence: the draws do not depend on the padding.
+    fn cloze_positions(&self, seqs: &[&[u32]], rng: &mut SsiRng) -> Vec<Vec<usize>> {
+        seqs.iter()
+            .map(|s| {
+                let n = s.len().min(self.max_len);
+                if n == 0 {
+                    return Vec::new();
+                }
+                let mut masked: Vec<usize> = if rng.random_bool(self.last_mask_prob) {
+                    vec![n - 1]
+                } else {
+                    (0..n).filter(|_| rng.random_bool(self.mask_prob)).collect()
+                };
+                if masked.is_empty() {
+                    masked.push(rng.random_range(0..n));
+                }
+                masked
+            })
+            .collect()
+    }
+
+    /// [`Self::cloze`]'s outputs for `seqs` padded to `len`, masked at `masks`.
+    fn cloze_ids(
+        &self,
+        seqs: &[&[u32]],
+        masks: &[&[usize]],
+        len: usize,
+    ) -> (Vec<i64>, Vec<i64>, Vec<i64>) {
         let mut ids = left_pad(seqs, len);
         let mut targets = Vec::new();
         let mut rows = Vec::new();
-        for r in 0..seqs.len() {
-            let row = &mut ids[r * len..(r + 1) * len];
-            let first = row.iter().position(|&v| v != 0).unwrap_or(len);
-            if first == len {
-                continue;
-            }
-            let mut masked: Vec<usize> = if rng.random_bool(self.last_mask_prob) {
-                vec![len - 1]
-            } else {
-                (first..len)
-                    .filter(|_| rng.random_bool(self.mask_prob))
-                    .collect()
-            };
-            if masked.is_empty() {
-                masked.push(rng.random_range(first..len));
-            }
-            for p in masked {
-                targets.push(row[p] - 1);
-                rows.push((r * len + p) as i64);
-                row[p] = self.mask_id() as i64;
+        for (r, (s, masked)) in seqs.iter().zip(masks).enumerate() {
+            let first = len - s.len().min(len);
+            for &p in *masked {
+                let at = r * len + first + p;
+                targets.push(ids[at] - 1);
+                rows.push(at as i64);
+                ids[at] = self.mask_id() as i64;
             }
         }
-        pad_loss_rows(&mut rows, &mut targets, &device);
+        pad_loss_rows(&mut rows, &mut targets, &self.device());
         (ids, targets, rows)
+    }
+
+    /// The projected hidden states at the cloze task's masked positions, and their targets,
+    /// computed by groups of similar length ([`length_groups`]): the loss rows in group order.
+    fn cloze_states(&self, seqs: &[&[u32]], rng: &mut SsiRng) -> (Tensor<2>, Vec<i64>) {
+        let device = self.device();
+        let masks = self.cloze_positions(seqs, rng);
+        let lens: Vec<usize> = seqs.iter().map(|s| s.len().min(self.max_len)).collect();
+        let (mut states, mut all_targets) = (Vec::new(), Vec::new());
+        let groups = length_groups(&lens, GROUP_OVERHEAD, &device);
+        let single = groups.len() == 1;
+        for g in groups {
+            let group: Vec<&[u32]> = g.iter().map(|&i| seqs[i]).collect();
+            let group_masks: Vec<&[usize]> = g.iter().map(|&i| masks[i].as_slice()).collect();
+            let l = masked_batch_len(&group, self.max_len, 0, &device);
+            let (ids, targets, rows) = self.cloze_ids(&group, &group_masks, l);
+            // Only a group of empty sequences has nothing masked: it adds nothing to the loss
+            // (the grouping never splits them, so another group has rows).
+            if rows.is_empty() && !single {
+                continue;
+            }
+            let h = self
+                .hidden_states(int2(ids, [group.len(), l], &device))
+                .reshape([group.len() * l, self.hidden]);
+            states.push(h.select(0, int1(rows, &device)));
+            all_targets.extend(targets);
+        }
+        (self.project(Tensor::cat(states, 0)), all_targets)
     }
 }
 
@@ -260,14 +320,7 @@ impl SequentialModel for Bert4Rec {
         Some(self.out_bias.val())
     }
     fn train_loss(&self, batch: TrainBatch, softmax: Softmax, rng: &mut SsiRng) -> Tensor<1> {
-        let b = batch.items.len();
-        let device = self.device();
-        let (ids, targets, rows) = self.cloze(batch.items, rng);
-        let l = ids.len() / b;
-        let h = self
-            .hidden_states(int2(ids, [b, l], &device))
-            .reshape([b * l, self.hidden]);
-        let h = self.project(h.select(0, int1(rows, &device)));
+        let (h, targets) = self.cloze_states(batch.items, rng);
         let mlm = next_item_loss(
             h,
             self.item_table(),

@@ -131,6 +131,55 @@ pub fn masked_batch_len(seqs: &[&[u32]], max_len: usize, extra: usize, device: &
     }
 }
 
+/// A group's fixed cost in [`length_groups`], in padded positions: what a group costs beyond
+/// its positions (one more set of smaller matrix products), measured on BERT4Rec teachers on
+/// Toys (docs/results/bench.md).
+pub const GROUP_OVERHEAD: usize = 1024;
+
+/// The rows of a batch (`lens`: their lengths) in groups, each to be padded only to its own
+/// longest row: the grouping of the rows sorted by length that costs least, counting each
+/// group's padded positions plus `overhead`. On a bucketed device (GPU: one shape) one group.
+/// For models whose padding is masked and whose positions count from the end, each group's
+/// outputs are the batch's (BERT4Rec): only the cost changes. Returns each group's row indices.
+pub fn length_groups(lens: &[usize], overhead: usize, device: &Device) -> Vec<Vec<usize>> {
+    let n = lens.len();
+    if bucketed(device) || n == 0 {
+        return vec![(0..n).collect()];
+    }
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by_key(|&i| lens[i]);
+    // cost[j]: the cheapest grouping of the j shortest rows; cut[j]: where its last group starts.
+    let (mut cost, mut cut) = (vec![usize::MAX; n + 1], vec![0; n + 1]);
+    cost[0] = 0;
+    for j in 1..=n {
+        let longest = lens[order[j - 1]].max(1);
+        for i in 0..j {
+            let c = cost[i] + (j - i) * longest + overhead;
+            if c < cost[j] {
+                (cost[j], cut[j]) = (c, i);
+            }
+        }
+    }
+    let mut groups = Vec::new();
+    let mut j = n;
+    while j > 0 {
+        groups.push(order[cut[j]..j].to_vec());
+        j = cut[j];
+    }
+    groups.reverse();
+    groups
+}
+
+/// Rows computed group by group ([`length_groups`]) back in the batch's order: `parts[g]` holds
+/// the rows of `groups[g]`, in that order.
+pub fn ungroup(parts: Vec<Tensor<2>>, groups: &[Vec<usize>], device: &Device) -> Tensor<2> {
+    let mut at = vec![0i64; groups.iter().map(Vec::len).sum()];
+    for (k, &i) in groups.iter().flatten().enumerate() {
+        at[i] = k as i64;
+    }
+    Tensor::cat(parts, 0).select(0, int1(at, device))
+}
+
 /// Histories to encode: each sequence is chronological; `users` are dataset indices (0-based),
 /// `None` for a user the model never saw (typed into the browser, say).
 #[derive(Debug, Clone, Copy)]

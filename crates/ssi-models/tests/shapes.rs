@@ -4,7 +4,7 @@
 use burn::module::Module;
 use burn::tensor::Device;
 use ssi_data::rng::seeded;
-use ssi_models::common::{Batch, Shapes, TrainBatch, set_shapes};
+use ssi_models::common::{Batch, GROUP_OVERHEAD, Shapes, TrainBatch, length_groups, set_shapes};
 use ssi_models::loss::Softmax;
 use ssi_models::{ModelConfig, ModelKind, SequentialModel};
 
@@ -77,5 +77,81 @@ fn bucketed_shapes_give_the_losses_and_scores_of_exact_shapes() {
             .map(|(a, b)| (a - b).abs())
             .fold(0.0f32, f32::max);
         assert!(worst <= 1e-4, "{kind:?}: scores differ by {worst}");
+    }
+    by_length_groups_bert4rec_gives_the_loss_and_scores_of_one_batch(&device);
+}
+
+/// Many short histories and a few long ones: with exact shapes BERT4Rec encodes the batch in
+/// groups of similar length (`length_groups`), each padded to its own longest history; with
+/// bucketed shapes in one group padded to max_len. Plain and as a teacher (whose consistency
+/// task encodes each history's last state, as its scores do), the same loss and scores.
+fn by_length_groups_bert4rec_gives_the_loss_and_scores_of_one_batch(device: &Device) {
+    let seqs: Vec<Vec<u32>> = (0..64u32)
+        .map(|u| {
+            let n = if u % 16 == 5 { 45 } else { 2 + u % 4 };
+            (0..n)
+                .map(|t| (u * 7 + t * 3) % N_ITEMS as u32 + 1)
+                .collect()
+        })
+        .collect();
+    let refs: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
+    let lens: Vec<usize> = refs.iter().map(|s| s.len()).collect();
+    set_shapes(Shapes::Exact);
+    let groups = length_groups(&lens, GROUP_OVERHEAD, device);
+    set_shapes(Shapes::Auto);
+    assert!(groups.len() >= 2, "{groups:?}");
+    let mut all: Vec<usize> = groups.concat();
+    all.sort();
+    assert_eq!(all, (0..refs.len()).collect::<Vec<_>>());
+    let users: Vec<usize> = (0..refs.len()).collect();
+    let known: Vec<Option<usize>> = users.iter().copied().map(Some).collect();
+    for teacher in [None, Some("temporal")] {
+        device.seed(3);
+        let mut over = vec![
+            ("hidden".to_string(), 16.into()),
+            ("max_len".to_string(), 50.into()),
+            ("dropout".to_string(), 0.0.into()),
+        ];
+        if let Some(t) = teacher {
+            over.push(("consistency".into(), t.into()));
+        }
+        let model = ModelConfig::new(ModelKind::Bert4rec, N_ITEMS, refs.len())
+            .with_overrides(&over)
+            .unwrap()
+            .init(device);
+        let run = |shapes| {
+            set_shapes(shapes);
+            let batch = TrainBatch {
+                items: &refs,
+                users: &users,
+            };
+            let loss = value(model.train_loss(batch, Softmax::Full, &mut seeded(5)));
+            let scores = model
+                .valid()
+                .score_all(Batch {
+                    items: &refs,
+                    users: &known,
+                })
+                .into_data()
+                .try_to_vec::<f32>()
+                .unwrap();
+            set_shapes(Shapes::Auto);
+            (loss, scores)
+        };
+        let (grouped, one) = (run(Shapes::Exact), run(Shapes::Bucketed));
+        assert!(grouped.0.is_finite(), "{teacher:?}: loss {}", grouped.0);
+        assert!(
+            (grouped.0 - one.0).abs() <= 1e-5 * one.0.abs(),
+            "{teacher:?}: loss {} by groups vs {} in one batch",
+            grouped.0,
+            one.0
+        );
+        let worst = grouped
+            .1
+            .iter()
+            .zip(&one.1)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(worst <= 1e-4, "{teacher:?}: scores differ by {worst}");
     }
 }
