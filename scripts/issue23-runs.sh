@@ -9,7 +9,7 @@
 #
 #   bash scripts/issue23-runs.sh            # uses `ssi` from PATH, SSI=path to override
 #
-# Progress: each --out folder's stage logs; rows: `ssi report runs --out docs/results`.
+# Progress: each --out folder's stage logs; rows: docs/results (`ssi report`, after each step).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ssi=${SSI:-ssi}
@@ -17,6 +17,8 @@ export RAYON_NUM_THREADS=${RAYON_NUM_THREADS:-1}
 run() {
     echo "== $(date -u '+%F %T') ssi reproduce $*"
     "$ssi" reproduce --jobs 3 "$@" || echo "== failed: $*"
+    # The results page after every step: run folders do not outlive their machine.
+    "$ssi" report runs --out docs/results || echo "== report failed"
 }
 data() {
     local f=../shared/data/$1.txt
