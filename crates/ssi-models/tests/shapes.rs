@@ -6,12 +6,42 @@ use burn::tensor::Device;
 use ssi_data::rng::seeded;
 use ssi_models::common::{Batch, GROUP_OVERHEAD, Shapes, TrainBatch, length_groups, set_shapes};
 use ssi_models::loss::Softmax;
-use ssi_models::{ModelConfig, ModelKind, SequentialModel};
+use ssi_models::{AnyModel, ModelConfig, ModelKind, SequentialModel};
 
 const N_ITEMS: usize = 40;
 
 fn value(t: burn::tensor::Tensor<1>) -> f32 {
     t.into_data().try_to_vec::<f32>().unwrap()[0]
+}
+
+/// The training loss (fixed draws) and the scores of `seqs` with batch shapes `shapes`.
+fn loss_and_scores(model: &AnyModel, seqs: &[&[u32]], shapes: Shapes) -> (f32, Vec<f32>) {
+    set_shapes(shapes);
+    let users: Vec<usize> = (0..seqs.len()).collect();
+    let known: Vec<Option<usize>> = users.iter().copied().map(Some).collect();
+    let batch = TrainBatch {
+        items: seqs,
+        users: &users,
+    };
+    let loss = value(model.train_loss(batch, Softmax::Full, &mut seeded(5)));
+    let scores = model
+        .valid()
+        .score_all(Batch {
+            items: seqs,
+            users: &known,
+        })
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
+    set_shapes(Shapes::Auto);
+    (loss, scores)
+}
+
+fn largest_difference(a: &[f32], b: &[f32]) -> f32 {
+    a.iter()
+        .zip(b)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max)
 }
 
 #[test]
@@ -26,8 +56,6 @@ fn bucketed_shapes_give_the_losses_and_scores_of_exact_shapes() {
         })
         .collect();
     let refs: Vec<&[u32]> = seqs.iter().map(Vec::as_slice).collect();
-    let users: Vec<usize> = (0..refs.len()).collect();
-    let known: Vec<Option<usize>> = users.iter().copied().map(Some).collect();
     for kind in [ModelKind::Sasrec, ModelKind::Bert4rec, ModelKind::Gru4rec] {
         device.seed(3);
         let cfg = ModelConfig::new(kind, N_ITEMS, refs.len())
@@ -38,27 +66,8 @@ fn bucketed_shapes_give_the_losses_and_scores_of_exact_shapes() {
             ])
             .unwrap();
         let model = cfg.init(&device);
-        let run = |shapes| {
-            set_shapes(shapes);
-            let batch = TrainBatch {
-                items: &refs,
-                users: &users,
-            };
-            let loss = value(model.train_loss(batch, Softmax::Full, &mut seeded(5)));
-            let scores = model
-                .valid()
-                .score_all(Batch {
-                    items: &refs,
-                    users: &known,
-                })
-                .into_data()
-                .try_to_vec::<f32>()
-                .unwrap();
-            (loss, scores)
-        };
-        let exact = run(Shapes::Exact);
-        let bucketed = run(Shapes::Bucketed);
-        set_shapes(Shapes::Auto);
+        let exact = loss_and_scores(&model, &refs, Shapes::Exact);
+        let bucketed = loss_and_scores(&model, &refs, Shapes::Bucketed);
         assert!(
             exact.0.is_finite() && exact.0 > 0.0,
             "{kind:?}: loss {}",
@@ -70,12 +79,7 @@ fn bucketed_shapes_give_the_losses_and_scores_of_exact_shapes() {
             exact.0,
             bucketed.0
         );
-        let worst = exact
-            .1
-            .iter()
-            .zip(&bucketed.1)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0f32, f32::max);
+        let worst = largest_difference(&exact.1, &bucketed.1);
         assert!(worst <= 1e-4, "{kind:?}: scores differ by {worst}");
     }
     by_length_groups_bert4rec_gives_the_loss_and_scores_of_one_batch(&device);
@@ -103,8 +107,6 @@ fn by_length_groups_bert4rec_gives_the_loss_and_scores_of_one_batch(device: &Dev
     let mut all: Vec<usize> = groups.concat();
     all.sort();
     assert_eq!(all, (0..refs.len()).collect::<Vec<_>>());
-    let users: Vec<usize> = (0..refs.len()).collect();
-    let known: Vec<Option<usize>> = users.iter().copied().map(Some).collect();
     for teacher in [None, Some("temporal")] {
         device.seed(3);
         let mut over = vec![
@@ -119,26 +121,8 @@ fn by_length_groups_bert4rec_gives_the_loss_and_scores_of_one_batch(device: &Dev
             .with_overrides(&over)
             .unwrap()
             .init(device);
-        let run = |shapes| {
-            set_shapes(shapes);
-            let batch = TrainBatch {
-                items: &refs,
-                users: &users,
-            };
-            let loss = value(model.train_loss(batch, Softmax::Full, &mut seeded(5)));
-            let scores = model
-                .valid()
-                .score_all(Batch {
-                    items: &refs,
-                    users: &known,
-                })
-                .into_data()
-                .try_to_vec::<f32>()
-                .unwrap();
-            set_shapes(Shapes::Auto);
-            (loss, scores)
-        };
-        let (grouped, one) = (run(Shapes::Exact), run(Shapes::Bucketed));
+        let grouped = loss_and_scores(&model, &refs, Shapes::Exact);
+        let one = loss_and_scores(&model, &refs, Shapes::Bucketed);
         assert!(grouped.0.is_finite(), "{teacher:?}: loss {}", grouped.0);
         assert!(
             (grouped.0 - one.0).abs() <= 1e-5 * one.0.abs(),
@@ -146,12 +130,7 @@ fn by_length_groups_bert4rec_gives_the_loss_and_scores_of_one_batch(device: &Dev
             grouped.0,
             one.0
         );
-        let worst = grouped
-            .1
-            .iter()
-            .zip(&one.1)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0f32, f32::max);
+        let worst = largest_difference(&grouped.1, &one.1);
         assert!(worst <= 1e-4, "{teacher:?}: scores differ by {worst}");
     }
 }
