@@ -4,7 +4,7 @@
 # Beauty faithful (SSI-HGN, Table 3, Figure 3, then SASRec and GRU4Rec as students), then Toys'
 # faithful SASRec and GRU4Rec students, then the best preset's missing students (SSI-HGN and
 # SSI-GRU4Rec on Toys, SSI-GRU4Rec on Beauty and Sports, with SASRec teachers as in the
-# best-preset rows).
+# best-preset rows), then Figure 4 on Beauty.
 # Three stages at once, one core-thread each (2-core machine: the three teachers share the
 # cores; two at a time lose more to idle waits on their teachers).
 #
@@ -36,4 +36,6 @@ best=(--preset best --teacher-model sasrec --baselines)
 run --data "$(data toys)" "${best[@]}" --students hgn,gru4rec --out runs/toys-best
 run --data "$(data beauty)" "${best[@]}" --students gru4rec --out runs/beauty-best
 run --data "$(data sports)" "${best[@]}" --students gru4rec --out runs/sports-best
+# Figure 4 (the paper's is on Beauty): BERT4Rec, its three teachers and SSI-HGN at 1, 4 and 8 layers.
+run --data "$(data beauty)" --ablation layers --baselines --students --out runs/beauty-faithful
 echo "== $(date -u '+%F %T') done"
