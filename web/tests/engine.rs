@@ -199,6 +199,7 @@ fn the_shipped_bundle_matches_a_fresh_native_evaluation() {
             full: true,
             max_users: None,
             anonymous: false,
+            history: None,
         },
     );
     let report = ev.evaluate(&ds, &rec, &mut |_, _| {}).unwrap().to_json();

@@ -64,6 +64,11 @@ pub struct ProtocolArgs {
     /// Hide user ids from the model (HGN then uses its unknown-user vector).
     #[arg(long)]
     pub anonymous: bool,
+    /// The model reads only each user's last N items (e.g. 5, HGN's window: what a teacher
+    /// predicts from the input its SSI student sees); the candidates stay those of the whole
+    /// history.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub history: Option<u64>,
 }
 
 impl ProtocolArgs {
@@ -107,6 +112,7 @@ impl ProtocolArgs {
             full: !self.no_full,
             max_users: None,
             anonymous: self.anonymous,
+            history: self.history.map(|n| n as usize),
         }
     }
 }

@@ -28,6 +28,11 @@ pub struct EvalConfig {
     /// Hide user ids from the model (as for a user typed into the browser).
     #[serde(default)]
     pub anonymous: bool,
+    /// The model reads only each user's last `history` items (None = the whole history), to
+    /// measure what a model knows from a short window (HGN's, say). Full ranking still leaves
+    /// out every item of the whole history: the candidates do not change.
+    #[serde(default)]
+    pub history: Option<usize>,
 }
 
 impl Default for EvalConfig {
@@ -39,6 +44,7 @@ impl Default for EvalConfig {
             full: true,
             max_users: None,
             anonymous: false,
+            history: None,
         }
     }
 }
@@ -77,6 +83,9 @@ pub struct EvalReport {
     /// Scored without the users' ids (`EvalConfig::anonymous`): not a run's own figures.
     #[serde(default)]
     pub anonymous: bool,
+    /// The model read only the last `history` items (`EvalConfig::history`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<usize>,
 }
 
 impl EvalReport {
@@ -94,6 +103,9 @@ impl EvalReport {
         m.insert("negatives".into(), self.n_negatives.into());
         if self.anonymous {
             m.insert("anonymous".into(), true.into());
+        }
+        if let Some(n) = self.history {
+            m.insert("history".into(), n.into());
         }
         m.insert("users".into(), self.sampled.users.into());
         m.insert(
@@ -128,7 +140,7 @@ impl EvalReport {
     /// A readable table: one row per metric family, columns @5 @10 @15 @20 and MRR.
     pub fn to_table(&self) -> String {
         let mut out = format!(
-            "{} on {} ({} split, {} users, {})\n",
+            "{} on {} ({} split, {} users, {}{})\n",
             self.model,
             self.dataset,
             self.split.as_str(),
@@ -136,6 +148,10 @@ impl EvalReport {
             match &self.candidates_file {
                 Some(f) => format!("candidates from {f}"),
                 None => format!("seed {}", self.seed),
+            },
+            match self.history {
+                Some(n) => format!(", the model reading the last {n} items"),
+                None => String::new(),
             }
         );
         out.push_str(&format!(
@@ -287,14 +303,23 @@ impl Evaluator {
         let bs = model.batch_size().max(1);
         let total = self.users.len();
         for (chunk_i, chunk) in self.users.chunks(bs).enumerate() {
+            let seen: Vec<&[u32]> = chunk
+                .iter()
+                .map(|&u| input_target(&ds.sequences[u], self.config.split).0)
+                .collect();
             let batch = Batch {
                 queries: chunk
                     .iter()
-                    .map(|&u| Query {
+                    .zip(&seen)
+                    .map(|(&u, h)| Query {
                         user: (!self.config.anonymous).then_some(u),
-                        history: input_target(&ds.sequences[u], self.config.split).0,
+                        history: match self.config.history {
+                            Some(n) => &h[h.len().saturating_sub(n)..],
+                            None => h,
+                        },
                     })
                     .collect(),
+                seen,
                 targets: chunk
                     .iter()
                     .map(|&u| input_target(&ds.sequences[u], self.config.split).1)
@@ -316,6 +341,7 @@ impl Evaluator {
             n_negatives: self.config.n_negatives,
             candidates_file: self.candidates_file.clone(),
             anonymous: self.config.anonymous,
+            history: self.config.history,
             sampled: ranks.sampled.finish(),
             full: self.config.full.then(|| ranks.full.finish()),
             users_short_of_negatives: self
@@ -513,6 +539,8 @@ fn line_negatives<'t>(
 /// One batch of users: their queries, held-out targets and sampled negatives.
 struct Batch<'a> {
     queries: Vec<Query<'a>>,
+    /// Each user's whole history, left out of the full ranking (the queries may read less).
+    seen: Vec<&'a [u32]>,
     targets: Vec<u32>,
     negatives: &'a [Vec<u32>],
 }
@@ -537,7 +565,7 @@ impl Ranks {
         let rows = model.score(&batch.queries);
         check_rows(&rows, batch.queries.len(), ds.n_items as usize + 1, model)?;
         let per_user = batch.targets.iter().zip(batch.negatives);
-        for ((row, q), (&t, neg)) in rows.iter().zip(&batch.queries).zip(per_user) {
+        for ((row, &seen_items), (&t, neg)) in rows.iter().zip(&batch.seen).zip(per_user) {
             let ts = row[t as usize];
             if let Some(j) = std::iter::once(t)
                 .chain(neg.iter().copied())
@@ -548,7 +576,7 @@ impl Ranks {
             }
             self.sampled
                 .add(rank_of(ts, neg.iter().map(|&j| row[j as usize])));
-            for &h in q.history {
+            for &h in seen_items {
                 self.seen[h as usize] = true;
             }
             self.seen[t as usize] = false;
@@ -557,7 +585,7 @@ impl Ranks {
                 .filter(|&j| j != t as usize && !seen[j])
                 .map(|j| row[j]);
             self.full.add(rank_of(ts, competitors));
-            for &h in q.history {
+            for &h in seen_items {
                 self.seen[h as usize] = false;
             }
         }
@@ -842,6 +870,53 @@ mod tests {
             .unwrap();
         assert_eq!(with.sampled.mrr, 1.0);
         assert_eq!(without.sampled.recall_at(20), Some(0.0));
+    }
+
+    #[test]
+    fn history_cuts_what_the_model_reads_not_the_candidates() {
+        // toy(): each user's history is a, a+10, a+20 and the test item a+30. The model puts the
+        // first item it reads + 10 first and the item 20 before it (a, once cut to the last item)
+        // above everything: with the whole history it ranks a+10, in the history; with the last
+        // item only it ranks the target, and a must stay out of the full ranking.
+        struct FirstPlusTen;
+        impl Recommender for FirstPlusTen {
+            fn name(&self) -> String {
+                "first+10".into()
+            }
+            fn n_items(&self) -> u32 {
+                40
+            }
+            fn score(&self, q: &[Query]) -> Vec<Vec<f32>> {
+                q.iter()
+                    .map(|q| {
+                        let mut r = vec![0.0; 41];
+                        let first = q.history[0] as usize;
+                        r[first + 10] = 1.0;
+                        if first > 20 {
+                            r[first - 20] = 2.0;
+                        }
+                        r
+                    })
+                    .collect()
+            }
+        }
+        let ds = toy();
+        let whole = Evaluator::new(&ds, EvalConfig::default())
+            .evaluate(&ds, &FirstPlusTen, &mut |_, _| {})
+            .unwrap();
+        assert!(whole.sampled.mrr < 0.5, "{}", whole.sampled.mrr);
+        assert_eq!(whole.history, None);
+        let cfg = EvalConfig {
+            history: Some(1),
+            ..Default::default()
+        };
+        let last = Evaluator::new(&ds, cfg)
+            .evaluate(&ds, &FirstPlusTen, &mut |_, _| {})
+            .unwrap();
+        assert_eq!(last.sampled.mrr, 1.0);
+        assert_eq!(last.full.as_ref().unwrap().mrr, 1.0);
+        assert_eq!(last.to_json()["history"], 1);
+        assert!(last.to_table().contains("reading the last 1 items"));
     }
 
     #[test]
