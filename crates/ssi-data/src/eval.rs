@@ -150,7 +150,8 @@ impl EvalReport {
                 None => format!("seed {}", self.seed),
             },
             match self.history {
-                Some(n) => format!(", the model reading the last {n} items"),
+                Some(1) => ", the model reading the last item only".to_string(),
+                Some(n) => format!(", the model reading the last {n} items only"),
                 None => String::new(),
             }
         );
@@ -916,7 +917,7 @@ mod tests {
         assert_eq!(last.sampled.mrr, 1.0);
         assert_eq!(last.full.as_ref().unwrap().mrr, 1.0);
         assert_eq!(last.to_json()["history"], 1);
-        assert!(last.to_table().contains("reading the last 1 items"));
+        assert!(last.to_table().contains("reading the last item only"));
     }
 
     #[test]
