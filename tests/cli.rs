@@ -149,6 +149,22 @@ fn synthetic_shop_round_trip_and_markov_beats_mostpop() {
         markov["ndcg@10"].as_f64().unwrap(),
     );
     assert!(m > p + 0.1, "markov {m} vs mostpop {p}");
+    // Markov reads only the last item: cut to it, the history changes nothing (cut from the
+    // wrong end, everything).
+    let last = json(&ok(&[
+        "eval",
+        "--model",
+        "markov",
+        "--data",
+        f,
+        "--history",
+        "1",
+        "--json",
+    ]));
+    assert_eq!(last["history"], 1);
+    for k in ["ndcg@10", "full_ndcg@10", "recall@20"] {
+        assert_eq!(last[k], markov[k], "{k}");
+    }
     // The same seed gives the same evaluation, run after run.
     assert_eq!(
         pop,
@@ -425,6 +441,10 @@ fn quickstart_runs_without_files() {
         (
             &["eval", "--checkpoint", "a", "--bundle", "b"][..],
             "cannot be used with",
+        ),
+        (
+            &["eval", "--model", "mostpop", "--history", "0"][..],
+            "--history",
         ),
     ] {
         cmd(args)
