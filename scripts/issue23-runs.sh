@@ -1,16 +1,24 @@
 #!/usr/bin/env bash
-# The runs issue 23's table still lacks, in the order that fills rows soonest, each resumable (a
-# cut-off pass continues where it stopped; finished stages are read back): Beauty faithful
-# (SSI-HGN, Table 3, Figure 3), SSI-HGN with the faithful settings but T = 4 beside the faithful
-# SSI-HGN of Beauty and Toys (same teachers: why eq. 5 costs the student,
-# docs/results/ssi-beauty-faithful.md), Beauty's faithful SASRec and GRU4Rec students, Toys'
-# faithful SASRec and GRU4Rec students, then the best preset's missing students (SSI-HGN and SSI-GRU4Rec on Toys,
-# SSI-GRU4Rec on Beauty and Sports, with SASRec teachers as in the best-preset rows), then
-# Figure 4 on Beauty.
+# The runs issue 23's table still lacks, each a named step, in the order that fills rows soonest
+# (run folders do not outlive their machine, so each step trains its own teachers; a cut-off step
+# continues where it stopped, finished stages are read back):
+#   beauty-faithful   Beauty faithful SSI-HGN, Table 3, Figure 3 (on the page: not run by default)
+#   t4                SSI-HGN with the faithful settings but T = 4, beside the faithful SSI-HGN of
+#                     Beauty and Toys, same teachers (docs/results/ssi-beauty-faithful.md; on the
+#                     page: not run by default); a folder without its teachers is skipped
+#   beauty-students   Beauty's faithful SASRec and GRU4Rec students, with their models alone
+#   toys-students     Toys' faithful SASRec and GRU4Rec students, with their models alone
+#   toys-best         the best preset's SSI-HGN and SSI-GRU4Rec on Toys (SASRec teachers)
+#   beauty-best       the best preset's SSI-GRU4Rec on Beauty
+#   sports-best       the best preset's SSI-GRU4Rec on Sports
+#   figure4           Figure 4 on Beauty: BERT4Rec, its teachers and SSI-HGN at 1, 2, 4, 8 layers
 # Three stages at once, one core-thread each (2-core machine: the three teachers share the
 # cores; two at a time lose more to idle waits on their teachers).
 #
-#   bash scripts/issue23-runs.sh            # uses `ssi` from PATH, SSI=path to override
+#   bash scripts/issue23-runs.sh                    # the steps whose rows are missing, from
+#                                                   # beauty-students on; `ssi` from PATH, SSI=
+#                                                   # overrides
+#   bash scripts/issue23-runs.sh beauty-best t4     # only these steps, in this order
 #
 # Progress: each --out folder's stage logs; rows: docs/results (`ssi report`, after each step).
 set -uo pipefail
@@ -31,6 +39,10 @@ run() {
 # the results page compares it with the folder's HGN alone.
 t4() {
     local f=$1 out=$1/ssi-hgn-t4
+    if [ ! -f "$f/teacher-global/test.json" ]; then
+        echo "== $f has no finished teachers: no SSI-HGN at T = 4 there"
+        return
+    fi
     echo "== $(date -u '+%F %T') ssi distill --temperature 4 --out $out"
     if [ -f "$out/state.json" ]; then
         "$ssi" distill --resume --out "$out" || echo "== failed: $out"
@@ -45,19 +57,46 @@ data() {
     [ -f "$f" ] || { echo "no dataset file $f" >&2; exit 1; }
     echo "$f"
 }
-d=$(data beauty) || exit 1
-run --data "$d" --ablation imitation,teachers --baselines hgn --students hgn --out runs/beauty-faithful
-t4 runs/beauty-faithful "$d"
-# Toys' HGN students, Table 3 and Figure 3 are on the results page (2026-12-05).
-t4 runs/toys-faithful "$(data toys)"
-run --data "$d" --ablation imitation,teachers --baselines hgn,sasrec,gru4rec \
-    --students hgn,sasrec,gru4rec --out runs/beauty-faithful
-run --data "$(data toys)" --baselines sasrec,gru4rec --students sasrec,gru4rec --out runs/toys-faithful
 best=(--preset best --teacher-model sasrec --baselines)
-run --data "$(data toys)" "${best[@]}" --students hgn,gru4rec --out runs/toys-best
-run --data "$(data beauty)" "${best[@]}" --students gru4rec --out runs/beauty-best
-# A folder of its own: `sports-best`'s archived rows (SSI-SASRec 0.3611) came from another binary.
-run --data "$(data sports)" "${best[@]}" --students gru4rec --out runs/sports-best-2
-# Figure 4 (the paper's is on Beauty): BERT4Rec, its three teachers and SSI-HGN at 1, 4 and 8 layers.
-run --data "$(data beauty)" --ablation layers --baselines --students --out runs/beauty-faithful
+step() {
+    case $1 in
+    beauty-faithful)
+        run --data "$(data beauty)" --ablation imitation,teachers --baselines hgn --students hgn \
+            --out runs/beauty-faithful ;;
+    t4)
+        t4 runs/beauty-faithful "$(data beauty)"
+        t4 runs/toys-faithful "$(data toys)" ;;
+    beauty-students)
+        run --data "$(data beauty)" --baselines sasrec,gru4rec --students sasrec,gru4rec \
+            --out runs/beauty-faithful ;;
+    toys-students)
+        run --data "$(data toys)" --baselines sasrec,gru4rec --students sasrec,gru4rec \
+            --out runs/toys-faithful ;;
+    toys-best)
+        run --data "$(data toys)" "${best[@]}" --students hgn,gru4rec --out runs/toys-best ;;
+    beauty-best)
+        run --data "$(data beauty)" "${best[@]}" --students gru4rec --out runs/beauty-best ;;
+    sports-best)
+        # A folder of its own: `sports-best`'s archived rows (SSI-SASRec 0.3611) came from another
+        # binary.
+        run --data "$(data sports)" "${best[@]}" --students gru4rec --out runs/sports-best-2 ;;
+    figure4)
+        run --data "$(data beauty)" --ablation layers --baselines --students \
+            --out runs/beauty-faithful ;;
+    *)
+        echo "unknown step '$1' (see the list at the top of $0)" >&2
+        exit 2 ;;
+    esac
+}
+steps=("$@")
+[ ${#steps[@]} -gt 0 ] || steps=(beauty-students toys-students toys-best beauty-best sports-best
+    figure4)
+for s in "${steps[@]}"; do
+    # Names first: a typo in the last step should not wait for hours of the first.
+    case $s in
+    beauty-faithful | t4 | beauty-students | toys-students | toys-best | beauty-best | sports-best | figure4) ;;
+    *) echo "unknown step '$s' (see the list at the top of $0)" >&2; exit 2 ;;
+    esac
+done
+for s in "${steps[@]}"; do step "$s"; done
 echo "== $(date -u '+%F %T') done"
