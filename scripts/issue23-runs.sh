@@ -8,6 +8,8 @@
 #                     page: not run by default); a folder without its teachers is skipped
 #   beauty-students   Beauty's faithful SASRec and GRU4Rec students, with their models alone
 #   toys-students     Toys' faithful SASRec and GRU4Rec students, with their models alone
+#                     (both in `*-faithful-2`: the archived rows of `*-faithful` name other
+#                     teachers, trained on an earlier machine)
 #   toys-best         the best preset's SSI-HGN and SSI-GRU4Rec on Toys (SASRec teachers)
 #   beauty-best       the best preset's SSI-GRU4Rec on Beauty
 #   sports-best       the best preset's SSI-GRU4Rec on Sports
@@ -68,10 +70,10 @@ step() {
         t4 runs/toys-faithful "$(data toys)" ;;
     beauty-students)
         run --data "$(data beauty)" --baselines sasrec,gru4rec --students sasrec,gru4rec \
-            --out runs/beauty-faithful ;;
+            --out runs/beauty-faithful-2 ;;
     toys-students)
         run --data "$(data toys)" --baselines sasrec,gru4rec --students sasrec,gru4rec \
-            --out runs/toys-faithful ;;
+            --out runs/toys-faithful-2 ;;
     toys-best)
         run --data "$(data toys)" "${best[@]}" --students hgn,gru4rec --out runs/toys-best ;;
     beauty-best)
@@ -82,7 +84,7 @@ step() {
         run --data "$(data sports)" "${best[@]}" --students gru4rec --out runs/sports-best-2 ;;
     figure4)
         run --data "$(data beauty)" --ablation layers --baselines --students \
-            --out runs/beauty-faithful ;;
+            --out runs/beauty-faithful-2 ;;
     *)
         echo "unknown step '$1' (see the list at the top of $0)" >&2
         exit 2 ;;
