@@ -363,17 +363,31 @@ pub fn merge(archived: Vec<Row>, found: Vec<Row>) -> Result<Vec<Row>, String> {
         }
     }
     // A run reported before under another name (another root, another working folder, a
-    // moved folder) keeps one row.
+    // moved folder) keeps one row. Equal figures alone do not make one run: training is
+    // deterministic, so one model trained by two commands (a pipeline's baseline in two
+    // folders) has the same fingerprint, and each folder needs its row as its own reference.
     let folders: std::collections::HashSet<&str> =
         found.iter().filter_map(|r| r.path.as_deref()).collect();
-    let prints: std::collections::HashSet<&str> = found
-        .iter()
-        .filter_map(|r| r.fingerprint.as_deref())
-        .collect();
+    let mut prints: std::collections::HashMap<&str, Vec<Option<String>>> = Default::default();
+    for r in &found {
+        if let Some(f) = r.fingerprint.as_deref() {
+            prints.entry(f).or_default().push(started(r));
+        }
+    }
+    let moved_here = |r: &Row| {
+        r.fingerprint
+            .as_deref()
+            .and_then(|f| prints.get(f))
+            .is_some_and(|news| {
+                let old = started(r);
+                news.iter()
+                    .any(|new| old.is_none() || new.is_none() || *new == old)
+            })
+    };
     let archived: Vec<Row> = archived
         .into_iter()
         .filter(|r| !r.path.as_deref().is_some_and(|p| folders.contains(p)))
-        .filter(|r| !r.fingerprint.as_deref().is_some_and(|f| prints.contains(f)))
+        .filter(|r| !moved_here(r))
         .collect();
     let mut rows: Vec<Row> = archived
         .into_iter()

@@ -714,6 +714,44 @@ fn a_moved_run_keeps_one_row() {
     );
 }
 
+/// The same model trained by two commands in two folders (deterministic training: the same
+/// config and test figures) is two runs, each its folder's reference: both rows stay.
+#[test]
+fn twin_runs_of_two_commands_keep_a_row_each() {
+    let root = tempfile::tempdir().unwrap();
+    let first = root.path().join("a/hgn");
+    run(&first, ModelKind::Hgn, "beauty", 0.31);
+    std::fs::write(first.join("command.txt"), "ssi reproduce --out runs/a\n").unwrap();
+    let (archived, _) = report::collect(&[root.path().to_path_buf()]);
+    std::fs::remove_dir_all(root.path().join("a")).unwrap();
+    let twin = root.path().join("b/hgn");
+    run(&twin, ModelKind::Hgn, "beauty", 0.31);
+    std::fs::write(
+        twin.join("command.txt"),
+        "ssi reproduce --preset best --out runs/b\n",
+    )
+    .unwrap();
+    let (found, _) = report::collect(&[root.path().to_path_buf()]);
+    assert_eq!(archived[0].fingerprint, found[0].fingerprint);
+    let rows = report::merge(archived.clone(), found).unwrap();
+    assert_eq!(
+        rows.iter().map(|r| r.config.as_str()).collect::<Vec<_>>(),
+        ["a/hgn", "b/hgn"]
+    );
+    // Started by the same command (argv[0] aside): the same run, moved; one row.
+    std::fs::write(
+        twin.join("command.txt"),
+        "/bin/ssi reproduce --out runs/a\n",
+    )
+    .unwrap();
+    let (found, _) = report::collect(&[root.path().to_path_buf()]);
+    let rows = report::merge(archived, found).unwrap();
+    assert_eq!(
+        rows.iter().map(|r| r.config.as_str()).collect::<Vec<_>>(),
+        ["b/hgn"]
+    );
+}
+
 /// Archived rows are range-checked as run folders are: an edited figure is refused, naming the
 /// archive, the row and the field.
 #[test]
