@@ -83,7 +83,8 @@ pub struct RunArgs {
     /// run records).
     #[arg(long)]
     data: Option<PathBuf>,
-    /// JSON file of settings (e.g. configs/small.json); keys another model has are ignored.
+    /// JSON file of settings (e.g. configs/small.json), or a run's config.json to train its
+    /// settings again; keys another model has are ignored.
     #[arg(long)]
     config: Option<PathBuf>,
     /// A setting of the model or of training, e.g. --set hidden=128 --set lr=0.002; `MODEL.key=value` sets one model only (repeatable).

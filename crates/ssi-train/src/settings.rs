@@ -117,9 +117,63 @@ pub fn load_settings_file(path: &Path) -> Result<Vec<Setting>, TrainError> {
         )));
     }
     let file = path.display().to_string();
+    if let Some(Value::Object(model)) = obj.get("model") {
+        return run_config_settings(path, obj, model, &file);
+    }
     Ok(obj
         .iter()
         .map(|(k, v)| Setting::lenient(k.clone(), v.clone(), Some(file.clone())))
+        .collect())
+}
+
+/// The settings of a run's saved `config.json` (`{"model": {..}, "train": {..}, "dataset":
+/// {..}}`), so that a run can be trained again from its record: its model settings apply to
+/// that model only (`MODEL.key`: another `--model` takes the training settings alone), its
+/// training settings to any; the dataset comes from `--data`. A distillation's record is
+/// refused: its imitation settings are options of `ssi distill`, not settings, and taking the
+/// rest alone would silently train something else.
+fn run_config_settings(
+    path: &Path,
+    obj: &serde_json::Map<String, Value>,
+    model: &serde_json::Map<String, Value>,
+    file: &str,
+) -> Result<Vec<Setting>, TrainError> {
+    let bad = |what: String| TrainError::Config(format!("{}: {what}", path.display()));
+    if obj.contains_key("distill") {
+        return Err(bad(
+            "a distillation's config.json: its teachers and imitation options are options of `ssi distill`, not settings; continue that run with `ssi distill --resume --out FOLDER`, or copy its \"model\" and \"train\" settings into a settings file".into(),
+        ));
+    }
+    if let Some(k) = obj.keys().find(|k| {
+        !["model", "train", "dataset", "init_from", "pretrain_stage"].contains(&k.as_str())
+    }) {
+        return Err(bad(format!(
+            "read as a run's config.json (its \"model\" is an object), which has no {k:?}"
+        )));
+    }
+    let kind: ModelKind = model
+        .get("model")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad("a run's config.json names its model in model.model".into()))?
+        .parse()
+        .map_err(|e| bad(format!("model.model: {e}")))?;
+    let train = match obj.get("train") {
+        Some(Value::Object(t)) => t.clone(),
+        None => Default::default(),
+        Some(_) => {
+            return Err(bad(
+                "\"train\" must be an object of training settings".into()
+            ));
+        }
+    };
+    let scoped = model
+        .iter()
+        .filter(|(k, _)| !NOT_SETTINGS.contains(&k.as_str()))
+        .map(|(k, v)| (format!("{}.{k}", kind.id()), v.clone()));
+    Ok(train
+        .into_iter()
+        .chain(scoped)
+        .map(|(k, v)| Setting::lenient(k, v, Some(file.to_string())))
         .collect())
 }
 
@@ -657,6 +711,75 @@ mod tests {
         assert_eq!(v["ngrams"], 1);
         assert_eq!(v["consistency_weight"], 1.0);
         assert_eq!(v["negative_prob"], 0.5);
+    }
+
+    /// A run's saved config.json, given to --config, trains that run's model and training
+    /// settings again (another model takes its training settings only); a distillation's is
+    /// refused, and a command-line setting still wins.
+    #[test]
+    fn a_runs_config_json_is_a_settings_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut model = ModelConfig::new(ModelKind::Sasrec, 50, 10)
+            .with_overrides(&[("hidden".into(), 32.into()), ("dropout".into(), 0.3.into())])
+            .unwrap()
+            .resolved();
+        let mut train = TrainConfig::defaults_for(&model);
+        train.lr = 0.004;
+        train.weight_decay = Some(0.01);
+        let record = serde_json::json!({
+            "model": model.to_json(),
+            "train": serde_json::to_value(&train).unwrap(),
+            "dataset": {"name": "x", "n_items": 50, "n_users": 10, "path": null},
+        });
+        let path = dir.path().join("config.json");
+        std::fs::write(&path, record.to_string()).unwrap();
+        let settings = load_settings_file(&path).unwrap();
+        let base = ModelConfig::new(ModelKind::Sasrec, 50, 10);
+        let fresh = TrainConfig::defaults_for(&base);
+        let json =
+            |(m, t): (ModelConfig, TrainConfig)| (m.to_json(), serde_json::to_value(t).unwrap());
+        assert_eq!(
+            json(apply_settings(&base, &fresh, &settings).unwrap()),
+            json((model.clone(), train.clone()))
+        );
+        // Another model: the training settings only.
+        let hgn = ModelConfig::new(ModelKind::Hgn, 50, 10);
+        let (m, t) = apply_settings(&hgn, &TrainConfig::defaults_for(&hgn), &settings).unwrap();
+        assert_eq!(m.to_json(), hgn.clone().resolved().to_json());
+        assert_eq!((t.lr, t.weight_decay), (0.004, Some(0.01)));
+        // The command line wins over the record.
+        let mut later = settings.clone();
+        later.push(Setting::parse("hidden=128").unwrap());
+        model = model
+            .with_overrides(&[("hidden".into(), 128.into())])
+            .unwrap()
+            .resolved();
+        assert_eq!(
+            apply_settings(&base, &fresh, &later).unwrap().0.to_json(),
+            model.to_json()
+        );
+        for (text, needle) in [
+            (
+                serde_json::json!({"model": {"model": "sasrec"}, "distill": {}}),
+                "distillation",
+            ),
+            (
+                serde_json::json!({"model": {"model": "sasrec"}, "hidden": 3}),
+                "\"hidden\"",
+            ),
+            (serde_json::json!({"model": {"hidden": 3}}), "model.model"),
+            (
+                serde_json::json!({"model": {"model": "sasrec"}, "train": 3}),
+                "\"train\"",
+            ),
+        ] {
+            std::fs::write(&path, text.to_string()).unwrap();
+            let msg = load_settings_file(&path).unwrap_err().to_string();
+            assert!(
+                msg.contains(needle) && msg.contains(&path.display().to_string()),
+                "{text}: {msg}"
+            );
+        }
     }
 
     /// An error about a setting from a settings file names the file; the same value given with
