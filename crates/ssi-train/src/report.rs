@@ -965,13 +965,16 @@ fn read_row(root: &Path, dir: &Path) -> Result<(Row, Option<String>), String> {
                 .select_by
                 .filter(|b| *b != SelectBy::Sampled)
                 .map(|by| format!("--set select_by={}", by.name()));
-            match (&cfg.distill, by) {
-                (Some(d), by) => {
-                    let label = setup_label(&d.imitation, cfg.init_from.is_some());
-                    Some(by.map_or(label.clone(), |by| format!("{label}, {by}")))
-                }
-                (None, by) => by,
-            }
+            let imitation = cfg
+                .distill
+                .as_ref()
+                .map(|d| setup_label(&d.imitation, cfg.init_from.is_some()));
+            let parts: Vec<String> = imitation
+                .into_iter()
+                .chain(model_settings_changed(&cfg))
+                .chain(by)
+                .collect();
+            (!parts.is_empty()).then(|| parts.join(", "))
         },
         select_by: Some(cfg.train.select_by.unwrap_or_default()),
         fingerprint: fingerprint(dir),
@@ -979,6 +982,35 @@ fn read_row(root: &Path, dir: &Path) -> Result<(Row, Option<String>), String> {
         kept_by: kept_by(dir, &cfg, &state),
     };
     Ok((row, note))
+}
+
+/// The model settings a run changed from its model's defaults, as `--set` flags: a wider
+/// SASRec's row is not SASRec's. None for a consistency teacher, whose label names its task.
+fn model_settings_changed(cfg: &RunConfig) -> Option<String> {
+    if cfg
+        .model
+        .to_json()
+        .get("consistency")
+        .is_some_and(|c| !c.is_null())
+    {
+        return None;
+    }
+    let default = ModelConfig::new(cfg.model.kind(), cfg.dataset.n_items, cfg.dataset.n_users)
+        .resolved()
+        .to_json();
+    let own = cfg.model.to_json();
+    let changed: Vec<String> = own
+        .as_object()?
+        .iter()
+        .filter(|(k, v)| default.get(k.as_str()) != Some(*v))
+        .map(|(k, v)| {
+            format!(
+                "--set {k}={}",
+                v.as_str().map_or(v.to_string(), str::to_string)
+            )
+        })
+        .collect();
+    (!changed.is_empty()).then(|| changed.join(" "))
 }
 
 /// The test figures a finished run wrote for its best epoch by each other rule, where the file
@@ -1817,6 +1849,47 @@ mod tests {
             md.contains("sampled: +0.0121 / +0.0002; both: +0.0105 / +0.0011 |"),
             "{md}"
         );
+    }
+
+    #[test]
+    fn a_row_names_the_model_settings_it_changed() {
+        let run = |model: ModelConfig| RunConfig {
+            train: crate::config::TrainConfig::defaults_for(&model),
+            model,
+            dataset: crate::config::DatasetInfo {
+                name: "x".into(),
+                n_items: 50,
+                n_users: 10,
+                path: None,
+                sha256: None,
+                catalogue_sha256: None,
+                catalogue_raises_items: false,
+            },
+            distill: None,
+            init_from: None,
+            pretrain_stage: false,
+        };
+        let sasrec = || ModelConfig::new(ssi_models::ModelKind::Sasrec, 50, 10);
+        assert_eq!(model_settings_changed(&run(sasrec().resolved())), None);
+        let wide = sasrec()
+            .with_overrides(&[
+                ("hidden".into(), 128.into()),
+                ("dropout".into(), 0.2.into()),
+            ])
+            .unwrap()
+            .resolved();
+        assert_eq!(
+            model_settings_changed(&run(wide)).as_deref(),
+            Some("--set dropout=0.2 --set hidden=128")
+        );
+        let teacher = sasrec()
+            .with_overrides(&[
+                ("consistency".into(), "global".into()),
+                ("hidden".into(), 128.into()),
+            ])
+            .unwrap()
+            .resolved();
+        assert_eq!(model_settings_changed(&run(teacher)), None);
     }
 
     #[test]
