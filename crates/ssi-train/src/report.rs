@@ -971,7 +971,11 @@ fn read_row(root: &Path, dir: &Path) -> Result<(Row, Option<String>), String> {
                 .map(|d| setup_label(&d.imitation, cfg.init_from.is_some()));
             let parts: Vec<String> = imitation
                 .into_iter()
-                .chain(model_settings_changed(&cfg))
+                .chain(model_settings_changed(
+                    &cfg.model,
+                    cfg.dataset.n_items,
+                    cfg.dataset.n_users,
+                ))
                 .chain(by)
                 .collect();
             (!parts.is_empty()).then(|| parts.join(", "))
@@ -986,19 +990,14 @@ fn read_row(root: &Path, dir: &Path) -> Result<(Row, Option<String>), String> {
 
 /// The model settings a run changed from its model's defaults, as `--set` flags: a wider
 /// SASRec's row is not SASRec's. None for a consistency teacher, whose label names its task.
-fn model_settings_changed(cfg: &RunConfig) -> Option<String> {
-    if cfg
-        .model
-        .to_json()
-        .get("consistency")
-        .is_some_and(|c| !c.is_null())
-    {
+fn model_settings_changed(model: &ModelConfig, n_items: usize, n_users: usize) -> Option<String> {
+    let own = model.to_json();
+    if own.get("consistency").is_some_and(|c| !c.is_null()) {
         return None;
     }
-    let default = ModelConfig::new(cfg.model.kind(), cfg.dataset.n_items, cfg.dataset.n_users)
+    let default = ModelConfig::new(model.kind(), n_items, n_users)
         .resolved()
         .to_json();
-    let own = cfg.model.to_json();
     let changed: Vec<String> = own
         .as_object()?
         .iter()
@@ -1853,24 +1852,9 @@ mod tests {
 
     #[test]
     fn a_row_names_the_model_settings_it_changed() {
-        let run = |model: ModelConfig| RunConfig {
-            train: crate::config::TrainConfig::defaults_for(&model),
-            model,
-            dataset: crate::config::DatasetInfo {
-                name: "x".into(),
-                n_items: 50,
-                n_users: 10,
-                path: None,
-                sha256: None,
-                catalogue_sha256: None,
-                catalogue_raises_items: false,
-            },
-            distill: None,
-            init_from: None,
-            pretrain_stage: false,
-        };
+        let run = |model: ModelConfig| model_settings_changed(&model, 50, 10);
         let sasrec = || ModelConfig::new(ssi_models::ModelKind::Sasrec, 50, 10);
-        assert_eq!(model_settings_changed(&run(sasrec().resolved())), None);
+        assert_eq!(run(sasrec().resolved()), None);
         let wide = sasrec()
             .with_overrides(&[
                 ("hidden".into(), 128.into()),
@@ -1879,7 +1863,7 @@ mod tests {
             .unwrap()
             .resolved();
         assert_eq!(
-            model_settings_changed(&run(wide)).as_deref(),
+            run(wide).as_deref(),
             Some("--set dropout=0.2 --set hidden=128")
         );
         let teacher = sasrec()
@@ -1889,7 +1873,7 @@ mod tests {
             ])
             .unwrap()
             .resolved();
-        assert_eq!(model_settings_changed(&run(teacher)), None);
+        assert_eq!(run(teacher), None);
     }
 
     #[test]
