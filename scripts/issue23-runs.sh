@@ -14,6 +14,7 @@
 #   beauty-best       the best preset's SSI-GRU4Rec on Beauty
 #   sports-best       the best preset's SSI-GRU4Rec on Sports
 #   figure4           Figure 4 on Beauty: BERT4Rec, its teachers and SSI-HGN at 1, 2, 4, 8 layers
+#   figure4-toys      the same on Toys
 # Three stages at once, one core-thread each (2-core machine: the three teachers share the
 # cores; two at a time lose more to idle waits on their teachers).
 #
@@ -87,6 +88,9 @@ step() {
     figure4)
         run --data "$(data beauty)" --ablation layers --baselines --students \
             --out runs/beauty-faithful-2 ;;
+    figure4-toys)
+        run --data "$(data toys)" --ablation layers --baselines --students \
+            --out runs/toys-faithful-2 ;;
     *)
         echo "unknown step '$1' (see the list at the top of $0)" >&2
         exit 2 ;;
@@ -94,11 +98,11 @@ step() {
 }
 steps=("$@")
 [ ${#steps[@]} -gt 0 ] || steps=(beauty-students toys-students toys-best beauty-best sports-best
-    figure4)
+    figure4 figure4-toys)
 for s in "${steps[@]}"; do
     # Names first: a typo in the last step should not wait for hours of the first.
     case $s in
-    beauty-faithful | t4 | beauty-students | toys-students | toys-best | beauty-best | sports-best | figure4) ;;
+    beauty-faithful | t4 | beauty-students | toys-students | toys-best | beauty-best | sports-best | figure4 | figure4-toys) ;;
     *) echo "unknown step '$s' (see the list at the top of $0)" >&2; exit 2 ;;
     esac
 done
