@@ -1285,7 +1285,16 @@ fn init_starts_a_run_from_a_trained_one() {
         &["--init", &path("base"), "--set", "hidden=8"],
         "do not fit these settings",
     );
-    refuse(&["--init", &path("nothing")], "not a run folder");
+    refuse(&["--init", &path("nothing")], "no such folder");
+    std::fs::create_dir(dir.path().join("empty")).unwrap();
+    refuse(
+        &["--init", &path("empty")],
+        "not a run folder (no config.json)",
+    );
+    refuse(
+        &["--init", &path("base/config.json")],
+        "a file, not a run folder",
+    );
 }
 
 #[test]
@@ -1586,6 +1595,23 @@ fn reproduce_refuses_ambiguous_names_unfinished_teachers_and_stale_students() {
     reproduce_tiny(&data, &out, "1", &["--baselines", "--students", "hgn"]);
     let table = std::fs::read_to_string(out.join("table2.md")).unwrap();
     assert!(table.contains("| SSI | 0."), "{table}");
+    // One model's run folder (here a stage) is not a pipeline's --out: nothing is written in it.
+    let stage = out.join("teacher-temporal");
+    let before = std::fs::read_dir(&stage).unwrap().count();
+    fails(
+        &[
+            "reproduce",
+            "--data",
+            d,
+            "--out",
+            stage.to_str().unwrap(),
+            "--baselines",
+            "--students",
+            "hgn",
+        ],
+        "is the run folder of one model (it holds config.json)",
+    );
+    assert_eq!(std::fs::read_dir(&stage).unwrap().count(), before);
     // A teacher retrained since (other best weights, committed as its own).
     let teacher = out.join("teacher-temporal");
     give_best_weights(&out.join("teacher-persona"), &teacher);
@@ -1812,6 +1838,17 @@ fn export_a_bundle_that_evaluates_like_its_checkpoint() {
     let data = synth(dir.path(), 200, 4);
     let run = dir.path().join("run");
     let (d, r) = (data.to_str().unwrap(), run.to_str().unwrap());
+    // A run removes the stale temporaries of its own files in --out, and no one else's (PIDs
+    // never exceed 2^22 on Linux: 999999999 is no running process).
+    std::fs::create_dir(&run).unwrap();
+    let (own_temp, users_temp) = (
+        run.join(".best.bpk.999999999.0.tmp"),
+        run.join(".notes.txt.999999999.0.tmp"),
+    );
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    for f in [&own_temp, &users_temp] {
+        std::fs::File::create(f).unwrap().set_modified(old).unwrap();
+    }
     ok(&[
         "train",
         "--model",
@@ -1826,6 +1863,10 @@ fn export_a_bundle_that_evaluates_like_its_checkpoint() {
         "1",
         "--json",
     ]);
+    assert!(users_temp.exists());
+    if Path::new("/proc/self").exists() {
+        assert!(!own_temp.exists());
+    }
     let out = dir.path().join("models").join("shop-hgn");
     let printed = ok(&[
         "export",
@@ -1860,6 +1901,15 @@ fn export_a_bundle_that_evaluates_like_its_checkpoint() {
     assert!(!elsewhere.join("bundle.ssib").exists());
     ok(&["export", "--checkpoint", r, "--out", e]);
     assert!(foreign.exists());
+    // Damaged weights are named under the option that gave the run.
+    let best = run.join("best.bpk");
+    let weights = std::fs::read(&best).unwrap();
+    std::fs::write(&best, &weights[..weights.len() / 2]).unwrap();
+    fails(
+        &["eval", "--checkpoint", r, "--data", d],
+        &format!("--checkpoint: {r}"),
+    );
+    std::fs::write(&best, &weights).unwrap();
     // A checkpoint that is not a run folder is named as what it is.
     let nothing = dir.path().join("nothing");
     fails(

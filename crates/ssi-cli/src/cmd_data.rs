@@ -116,6 +116,41 @@ pub fn run(cmd: DataCommand) -> Result<()> {
     }
 }
 
+/// A synthetic-shop message with the settings this command takes named as its options
+/// (`p_accessory` is `--p-accessory` here).
+fn synth_flags(msg: &str) -> String {
+    const FLAGS: [&str; 8] = [
+        "users",
+        "categories",
+        "products_per_category",
+        "p_noise",
+        "p_accessory",
+        "min_len",
+        "mean_extra_len",
+        "max_len",
+    ];
+    let mut out = String::new();
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        if FLAGS.contains(&word.as_str()) {
+            out.push_str(&format!("--{}", word.replace('_', "-")));
+        } else {
+            out.push_str(word);
+        }
+        word.clear();
+    };
+    for c in msg.chars() {
+        if c.is_ascii_lowercase() || c == '_' {
+            word.push(c);
+        } else {
+            flush(&mut word, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    out
+}
+
 fn synth(a: SynthArgs) -> Result<()> {
     let cfg = SynthConfig {
         seed: a.seed,
@@ -133,7 +168,7 @@ fn synth(a: SynthArgs) -> Result<()> {
             .min(a.categories.max(1)),
         ..Default::default()
     };
-    let ds = generate(&cfg)?;
+    let ds = generate(&cfg).map_err(|e| anyhow::anyhow!(synth_flags(&e.to_string())))?;
     ssi_data::dataset::check_outputs(&ds.outputs(&a.out), &[], a.force)?;
     remove_stale_temps_beside(&a.out);
     ds.save(&a.out)?;
@@ -360,5 +395,20 @@ mod tests {
         assert_eq!(super::delimiter(";"), Ok(';'));
         assert!(super::delimiter("ab").unwrap_err().contains("tab"));
         assert!(super::delimiter("").is_err());
+    }
+
+    #[test]
+    fn synth_errors_name_the_options() {
+        let cfg = ssi_data::synth::SynthConfig {
+            p_accessory: 0.9,
+            p_noise: 0.5,
+            ..Default::default()
+        };
+        let msg = ssi_data::synth::generate(&cfg).unwrap_err().to_string();
+        let named = super::synth_flags(&msg);
+        assert!(
+            named.contains("--p-accessory, --p-noise >= 0 and --p-accessory + --p-noise <= 1"),
+            "{named}"
+        );
     }
 }

@@ -200,7 +200,15 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         (Some(kind), _) => evaluate(&ds, fit(kind, &ds).as_ref(), &a.protocol, a.json)?,
         (None, None) if !a.ensemble.is_empty() => {
             let dev = crate::source::device(&a.device)?;
-            evaluate_runs(&a.ensemble, &ds, data.as_deref(), &dev, &a.protocol, a.json)?
+            evaluate_runs(
+                "--ensemble",
+                &a.ensemble,
+                &ds,
+                data.as_deref(),
+                &dev,
+                &a.protocol,
+                a.json,
+            )?
         }
         (None, None) if a.bundle.is_some() => {
             let path = a.bundle.as_ref().expect("checked");
@@ -250,6 +258,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         (None, Some(dir)) => {
             let dev = crate::source::device(&a.device)?;
             evaluate_runs(
+                "--checkpoint",
                 std::slice::from_ref(dir),
                 &ds,
                 data.as_deref(),
@@ -270,8 +279,10 @@ pub fn eval(a: EvalArgs) -> Result<()> {
 
 /// Loads the best model of each run (each trained on `ds`, read from `data` if from a file;
 /// each given once) and evaluates it with the paper's protocol: one run alone, several as their
-/// ensemble ([`ssi_train::recommender::Ensemble`]).
+/// ensemble ([`ssi_train::recommender::Ensemble`]). `option` names where the runs were given,
+/// for errors.
 fn evaluate_runs(
+    option: &str,
     dirs: &[PathBuf],
     ds: &Dataset,
     data: Option<&std::path::Path>,
@@ -290,7 +301,7 @@ fn evaluate_runs(
         }
         let sha = RunDir::new(dir)
             .best_weights_sha256()
-            .with_context(|| format!("--ensemble: {}", dir.display()))?;
+            .with_context(|| format!("{option}: {}", dir.display()))?;
         if let Some((_, other)) = weights.iter().find(|(w, _)| *w == sha) {
             bail!(
                 "--ensemble: {} and {} hold the same weights (a copy of one run): give each run once",

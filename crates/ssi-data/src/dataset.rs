@@ -86,6 +86,7 @@ impl Dataset {
         let lines = split_lines(text);
         for (i, line) in lines.iter().enumerate() {
             let lineno = i + 1;
+            no_hidden_line_break(line, path, lineno)?;
             let mut tokens = line.split_whitespace();
             let Some(user_tok) = tokens.next() else {
                 if !line.is_empty() || lineno < lines.len() {
@@ -363,12 +364,51 @@ fn parse_id(tok: &str, path: &Path, line: usize, what: &str) -> Result<u32, Data
             line,
             format!("{what} id {v} is not positive (ids are 1-based; 0 is padding)"),
         )),
+        Err(_) if !tok.is_empty() && tok.bytes().all(|b| b.is_ascii_digit()) => {
+            Err(DataError::line(
+                path,
+                line,
+                format!("{what} id {tok} is too large (at most {})", u32::MAX),
+            ))
+        }
         Err(_) => Err(DataError::line(
             path,
             line,
             format!("{what} {tok:?} is not an integer id"),
         )),
     }
+}
+
+/// Refuses a line holding a character other programs take for a line end (vertical tab, form
+/// feed, NEL, U+2028/9): read as a space, it would join two users into one without a word.
+pub(crate) fn no_hidden_line_break(
+    line: &str,
+    path: &Path,
+    lineno: usize,
+) -> Result<(), DataError> {
+    let Some((at, c)) = line
+        .char_indices()
+        .find(|(_, c)| matches!(c, '\u{0b}' | '\u{0c}' | '\u{85}' | '\u{2028}' | '\u{2029}'))
+    else {
+        return Ok(());
+    };
+    let name = match c {
+        '\u{0b}' => "vertical tab",
+        '\u{0c}' => "form feed",
+        '\u{85}' => "next line (NEL)",
+        '\u{2028}' => "line separator",
+        _ => "paragraph separator",
+    };
+    Err(DataError::line(
+        path,
+        lineno,
+        format!(
+            "a {name} (U+{:04X}) at column {}: some programs end a line there, so the line may hold two users; \
+             ssi ends lines only at \\n, \\r\\n and \\r: replace it with a newline or a space",
+            c as u32,
+            line[..at].chars().count() + 1
+        ),
+    ))
 }
 
 /// SHA-256 of `bytes`: a bundle's header checksum.
@@ -593,19 +633,33 @@ fn write_temp(path: &Path, bytes: &[u8]) -> Result<PathBuf, DataError> {
     });
     if let Err(e) = written {
         let _ = std::fs::remove_file(&tmp);
+        // Most file systems take names of at most 255 bytes; the temporary's is longer.
+        let long = tmp.file_name().map_or(0, |n| n.len());
+        if long > 255 && name.len() <= 255 {
+            return Err(DataError::file(
+                path,
+                format!(
+                    "{e}: the name itself fits, but ssi writes it through a temporary \
+                     .NAME.PID.N.tmp of {long} bytes (most file systems allow 255); \
+                     choose a name at most {} bytes long",
+                    name.len() - (long - 255)
+                ),
+            ));
+        }
         return Err(DataError::io(path, e));
     }
     Ok(tmp)
 }
 
 /// Removes the temporary files `write_atomic` left in `dir` when its process was killed
-/// between writing and renaming (`.NAME.PID.N.tmp` of a process no longer running), so an
-/// interrupted command leaves no copies of model weights behind once the next one runs there.
-/// Only this user's files untouched for a minute count: `/proc` may hide other users'
-/// processes, and a shared folder may be written from another machine. Files of running
-/// processes, and any other file, are left alone; without `/proc`, nothing is removed.
-pub fn remove_stale_temps(dir: &Path) {
-    remove_temps_older_than(dir, std::time::Duration::from_secs(60), None);
+/// between writing and renaming (`.NAME.PID.N.tmp` of a process no longer running, NAME a file
+/// `ours` names), so an interrupted command leaves no copies of model weights behind once the
+/// next one runs there. Only this user's files untouched for a minute count: `/proc` may hide
+/// other users' processes, and a shared folder may be written from another machine. Files of
+/// running processes, temporaries of names `ours` does not claim (a user's own `.x.1.2.tmp`),
+/// and any other file are left alone; without `/proc`, nothing is removed.
+pub fn remove_stale_temps(dir: &Path, ours: &dyn Fn(&str) -> bool) {
+    remove_temps_older_than(dir, std::time::Duration::from_secs(60), ours);
 }
 
 /// `remove_stale_temps` for one output file in a folder that is not ours (a user's folder):
@@ -616,7 +670,7 @@ pub fn remove_stale_temps_of(file: &Path) {
     remove_temps_older_than(
         dir.unwrap_or(Path::new(".")),
         std::time::Duration::from_secs(60),
-        name.as_deref(),
+        &|f| name.as_deref() == Some(f),
     );
 }
 
@@ -631,7 +685,7 @@ fn owner(_: &std::fs::Metadata) -> Option<u32> {
     None
 }
 
-fn remove_temps_older_than(dir: &Path, age: std::time::Duration, only: Option<&str>) {
+fn remove_temps_older_than(dir: &Path, age: std::time::Duration, ours: &dyn Fn(&str) -> bool) {
     let proc = Path::new("/proc");
     let Ok(me) = std::fs::metadata(proc.join("self")) else {
         return;
@@ -656,7 +710,7 @@ fn remove_temps_older_than(dir: &Path, age: std::time::Duration, only: Option<&s
         let [n, pid, file] = parts[..] else {
             continue;
         };
-        if only.is_some_and(|o| o != file) {
+        if !ours(file) {
             continue;
         }
         let numeric = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
@@ -691,20 +745,24 @@ mod tests {
         for n in names {
             std::fs::write(dir.join(n), "x").unwrap();
         }
+        let run_files = |f: &str| f.ends_with(".bpk");
         // Too recent for the default minute; every one old enough at zero.
-        remove_stale_temps(&dir);
+        remove_stale_temps(&dir, &run_files);
         assert!(dir.join(names[0]).exists());
         let left = |n: &str| dir.join(n).exists();
         // For one output file in a user's folder, only that file's temporaries.
-        remove_temps_older_than(&dir, std::time::Duration::ZERO, Some("best.bpk"));
+        remove_temps_older_than(&dir, std::time::Duration::ZERO, &|f| f == "best.bpk");
         if Path::new("/proc/self").exists() {
             assert!(!left(names[0]));
         }
         assert!(left(".mydata.999999999.0.tmp"));
-        remove_temps_older_than(&dir, std::time::Duration::ZERO, None);
+        // A run's folder: only the temporaries of the files a run writes.
+        std::fs::write(dir.join(names[0]), "x").unwrap();
+        remove_temps_older_than(&dir, std::time::Duration::ZERO, &run_files);
         if Path::new("/proc/self").exists() {
-            assert!(!left(".mydata.999999999.0.tmp"));
+            assert!(!left(names[0]));
         }
+        assert!(left(".mydata.999999999.0.tmp"));
         assert!(left(&ours) && left(".notes.tmp") && left("x.999999999.1.tmp"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -848,6 +906,48 @@ mod tests {
         assert!(
             err.contains("item #3") && err.contains("too large"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn ids_beyond_64_bits_are_too_large_not_non_integers() {
+        let err = parse("1 1 99999999999999999999 3\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("item #2 id 99999999999999999999 is too large"),
+            "{err}"
+        );
+        let err = parse("18446744073709551616 1 2 3\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("user id 18446744073709551616 is too large"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn characters_other_programs_end_lines_at_are_refused_by_line_and_column() {
+        for (c, name) in [
+            ("\u{0b}", "vertical tab"),
+            ("\u{0c}", "form feed"),
+            ("\u{85}", "next line"),
+            ("\u{2028}", "line separator"),
+            ("\u{2029}", "paragraph separator"),
+        ] {
+            // Read as a space, user 2 would become items of user 1.
+            let text = format!("3 7 8 9\n1 1 2 3{c}2 4 5 6\n");
+            let err = parse(&text).unwrap_err().to_string();
+            assert!(
+                err.contains("d.txt:2:") && err.contains(name) && err.contains("column 8"),
+                "{err}"
+            );
+        }
+        // A no-break space is only a space.
+        assert_eq!(
+            parse("1 1\u{a0}2 3\n").unwrap().0.sequences,
+            vec![vec![1, 2, 3]]
         );
     }
 

@@ -385,6 +385,7 @@ fn read_sample_file(
     let mut unknown_users = Vec::new();
     for (i, line) in crate::dataset::split_lines(text).into_iter().enumerate() {
         let lineno = i + 1;
+        crate::dataset::no_hidden_line_break(line, path, lineno)?;
         let mut tokens = line.split_whitespace();
         let Some(user_tok) = tokens.next() else {
             continue;

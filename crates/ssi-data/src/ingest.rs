@@ -82,10 +82,93 @@ struct Row {
     user: usize,
     item: usize,
     time: f64,
-    /// The timestamp exactly, when it is an integer: nanoseconds since 1970 lie beyond f64's
-    /// 2^53, where neighbouring values would compare equal.
-    exact: Option<i64>,
+    /// The timestamp exactly, when written as a decimal: nanoseconds since 1970 lie beyond
+    /// f64's 2^53, and fractions beyond its 16 digits, where neighbouring values compare equal.
+    exact: Option<Decimal>,
     order: usize,
+}
+
+/// A decimal number compared exactly: `-12.50e3` is (negative, digits "125", exponent 2: the
+/// value is 0.125 × 10^(2+3)), with no leading or trailing zeros in the digits; zero has none.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Decimal {
+    negative: bool,
+    digits: Vec<u8>,
+    /// Where the point goes: the value is 0.DIGITS × 10^exponent.
+    exponent: i64,
+}
+
+impl Decimal {
+    /// `[+-]digits[.digits][(e|E)[+-]digits]`, at least one digit before the exponent; else None.
+    fn parse(text: &str) -> Option<Decimal> {
+        let t = text.trim();
+        let (negative, t) = match t.as_bytes().first()? {
+            b'-' => (true, &t[1..]),
+            b'+' => (false, &t[1..]),
+            _ => (false, t),
+        };
+        let (mantissa, exp) = match t.find(['e', 'E']) {
+            Some(at) => (&t[..at], t[at + 1..].parse::<i64>().ok()?),
+            None => (t, 0),
+        };
+        // Exponents this large are no timestamp: left to the f64 comparison.
+        if exp.abs() > 1 << 40 {
+            return None;
+        }
+        let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+        let digit = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+        if int.len() + frac.len() == 0 || !digit(int) || !digit(frac) {
+            return None;
+        }
+        let all: Vec<u8> = int.bytes().chain(frac.bytes()).map(|b| b - b'0').collect();
+        let lead = all.iter().take_while(|&&d| d == 0).count();
+        let mut digits = all[lead..].to_vec();
+        while digits.last() == Some(&0) {
+            digits.pop();
+        }
+        if digits.is_empty() {
+            return Some(Decimal {
+                negative: false,
+                digits,
+                exponent: 0,
+            });
+        }
+        Some(Decimal {
+            negative,
+            digits,
+            exponent: int.len() as i64 - lead as i64 + exp,
+        })
+    }
+}
+
+impl Ord for Decimal {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        let sign = |d: &Decimal| match (d.digits.is_empty(), d.negative) {
+            (true, _) => 0,
+            (false, true) => -1,
+            (false, false) => 1,
+        };
+        let (a, b) = (sign(self), sign(other));
+        if a != b || a == 0 {
+            return a.cmp(&b);
+        }
+        // Same sign, both non-zero: the larger exponent is the larger magnitude, then the digits.
+        let magnitude = self
+            .exponent
+            .cmp(&other.exponent)
+            .then_with(|| self.digits.cmp(&other.digits));
+        if a < 0 {
+            magnitude.reverse()
+        } else {
+            magnitude
+        }
+    }
+}
+
+impl PartialOrd for Decimal {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
 }
 
 /// Column indexes beyond this are refused: no log has that many fields, and `index + 1` must
@@ -197,7 +280,7 @@ pub fn ingest(
         let mut seen = std::collections::HashSet::new();
         log.rows
             .iter()
-            .filter(|r| !seen.insert((r.user, r.item, r.exact, r.time.to_bits())))
+            .filter(|r| !seen.insert((r.user, r.item, r.exact.clone(), r.time.to_bits())))
             .count()
     };
     let before = log.rows.len();
@@ -358,7 +441,7 @@ fn read_rows(records: Records, cols: &Columns, path: &Path) -> Result<RawLog, Da
             user,
             item,
             time,
-            exact: rec[cols.time].trim().parse().ok(),
+            exact: Decimal::parse(&rec[cols.time]),
             order: log.rows.len(),
         });
     }
@@ -442,9 +525,9 @@ fn remap(rows: &[Row], users: &[String], items: &[String]) -> Remapped {
         if list.is_empty() {
             continue;
         }
-        // Integers compare exactly when every timestamp of the user's is one.
+        // Decimals compare exactly when every timestamp of the user's is one.
         if list.iter().all(|r| r.exact.is_some()) {
-            list.sort_by_key(|r| (r.exact, r.order));
+            list.sort_by(|a, b| a.exact.cmp(&b.exact).then(a.order.cmp(&b.order)));
         } else {
             list.sort_by(|a, b| a.time.total_cmp(&b.time).then(a.order.cmp(&b.order)));
         }
@@ -649,6 +732,48 @@ mod tests {
         assert_eq!(ing.item_map, ["i0", "i1", "i2", "i3", "i4"]);
         assert_eq!(ing.dataset.sequences[0], [1, 2, 3, 4, 5, 5]);
         assert_eq!(ing.repeated_rows, 1);
+    }
+
+    /// Fractions past f64's digits and integers past 64 bits order exactly too.
+    #[test]
+    fn decimal_timestamps_compare_exactly() {
+        let cfg = IngestConfig {
+            k_core: 0,
+            ..Default::default()
+        };
+        for stamps in [
+            [
+                "1700000000.000000001",
+                "1700000000.000000002",
+                "1700000000.000000003",
+            ],
+            [
+                "18446744073709551617",
+                "18446744073709551618",
+                "1.8446744073709551619e19",
+            ],
+            [
+                "-100000000000000000001",
+                "-100000000000000000000",
+                "-0.5e-30",
+            ],
+        ] {
+            // Rows newest first: read in file order they would come out backwards.
+            let mut text = String::from("user,item,ts\n");
+            for (i, t) in stamps.iter().enumerate().rev() {
+                text.push_str(&format!("u,i{i},{t}\n"));
+            }
+            let ing = ingest(&text, Path::new("t.csv"), &cfg, None).unwrap();
+            assert_eq!(ing.item_map, ["i0", "i1", "i2"], "{stamps:?}");
+        }
+        let d = |s: &str| Decimal::parse(s).unwrap();
+        assert_eq!(d("0.0"), d("-0"));
+        assert_eq!(d("12.50"), d("1.25e1"));
+        assert!(d("-2") < d("-1.5") && d("-1.5") < d("0") && d("0") < d(".001"));
+        assert!(d("0.12") < d("0.125") && d("99") < d("100") && d("1e-3") < d("1e-2"));
+        for bad in ["", "-", ".", "e5", "1e", "1.2.3", "0x10", "inf", "1_000"] {
+            assert!(Decimal::parse(bad).is_none(), "{bad}");
+        }
     }
 
     /// A first line taken as a header only because its timestamp is not a number is reported, so

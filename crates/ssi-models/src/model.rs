@@ -428,25 +428,22 @@ impl ModelConfig {
             })
         };
         // Sizes that allocate memory: positive and bounded, so a typo cannot ask for terabytes.
-        for (k, max) in [
-            ("hidden", 8192),
-            ("layers", 64),
-            ("heads", 256),
-            ("max_len", 4096),
-            ("window", 4096),
-            ("n_items", 50_000_000),
-            ("ngram", 64),
-            ("ngrams", 64),
+        // A training window (max_len) holds an input and its next item: at least 2.
+        for (k, min, max) in [
+            ("hidden", 1, 8192),
+            ("layers", 1, 64),
+            ("heads", 1, 256),
+            ("max_len", 2, 4096),
+            ("window", 1, 4096),
+            ("n_items", 1, 50_000_000),
+            ("ngram", 1, 64),
+            ("ngrams", 1, 64),
         ] {
             if let Some(x) = int(k)
-                && (x == 0 || x > max)
+                && (x < min || x > max)
             {
-                return bad(k, &format!("an integer in 1..={max}"));
+                return bad(k, &format!("an integer in {min}..={max}"));
             }
-        }
-        // A training window holds an input and its next item.
-        if int("max_len") == Some(1) {
-            return bad("max_len", "an integer in 2..=4096");
         }
         if let (Some(h), Some(heads)) = (int("hidden"), int("heads"))
             && h % heads != 0

@@ -151,6 +151,16 @@ fn io(path: &Path, e: impl std::fmt::Display) -> TrainError {
 /// Sub-folder of a run that holds its pre-training stage (`crate::stages`).
 pub const PRETRAIN_DIR: &str = "pretrain";
 
+/// Whether `name` is a file a run writes in its folder (settings, state, logs, weights, test
+/// figures), so its temporaries are the run's to remove.
+pub fn is_run_file(name: &str) -> bool {
+    matches!(
+        name,
+        "config.json" | "state.json" | "test.json" | "log.jsonl" | "command.txt"
+    ) || name.starts_with("test-by-") && name.ends_with(".json")
+        || (name.starts_with("epoch-") || name.starts_with("best")) && name.ends_with(".bpk")
+}
+
 impl RunDir {
     pub fn new(path: impl Into<PathBuf>) -> Self {
         RunDir { path: path.into() }
@@ -362,6 +372,17 @@ impl RunDir {
                 "{}: train_seconds = {:e} is not a duration; the file was edited",
                 self.file("state.json").display(),
                 state.train_seconds
+            )));
+        }
+        // Counts no run reaches (2^48 steps are years of a GPU's training): an edited file,
+        // whose counter would wrap once training went on.
+        const MAX_COUNT: usize = 1 << 48;
+        if state.steps > MAX_COUNT || state.epoch > MAX_COUNT {
+            return Err(TrainError::Checkpoint(format!(
+                "{}: {} steps in {} epochs is more than any run counts (at most 2^48); the file was edited",
+                self.file("state.json").display(),
+                state.steps,
+                state.epoch
             )));
         }
         if state.best_epoch.is_some_and(|b| b > state.epoch) || state.best_step > state.steps {
@@ -893,7 +914,11 @@ pub fn warm_start(
 ) -> Result<AnyModel, TrainError> {
     let dir = RunDir::new(init);
     if !dir.has_run() {
-        let why = if dir.file("config.json").exists() {
+        let why = if !init.exists() {
+            "no such folder"
+        } else if !init.is_dir() {
+            "a file, not a run folder"
+        } else if dir.file("config.json").exists() {
             "it has no finished epoch yet (config.json but no state.json)"
         } else {
             "not a run folder (no config.json)"

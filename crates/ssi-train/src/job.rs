@@ -148,8 +148,12 @@ pub fn train_job(
     check_memory(&model_cfg, &train_cfg, &job.device)?;
     std::fs::create_dir_all(&job.out).map_err(|e| io(&job.out, "cannot create", e))?;
     let _lock = lock_run(&job.out)?;
-    ssi_data::dataset::remove_stale_temps(&job.out);
-    ssi_data::dataset::remove_stale_temps(&job.out.join(PRETRAIN_DIR));
+    // Only temporaries of a run's own files: `--out` may be a folder of the user's.
+    ssi_data::dataset::remove_stale_temps(&job.out, &crate::checkpoint::is_run_file);
+    ssi_data::dataset::remove_stale_temps(
+        &job.out.join(PRETRAIN_DIR),
+        &crate::checkpoint::is_run_file,
+    );
     if job.resume && dir.has_run() {
         resume_limits(&dir, job, &info, obs)?;
         // One line per invocation: a run resumed with a new limit says so wherever it is shown.

@@ -57,15 +57,34 @@ impl Setting {
             .unwrap_or_default()
     }
 
-    /// `KEY=VALUE` (`--set`): the value read as JSON, else taken as a string.
+    /// `KEY=VALUE` (`--set`): the value read as JSON, else as a number as people write them
+    /// (`.5`, `+8`, `08`, which JSON refuses), else taken as a string.
     pub fn parse(s: &str) -> Result<Self, TrainError> {
         let (k, v) = s
             .split_once('=')
             .ok_or_else(|| TrainError::Config(format!("--set {s:?}: expected KEY=VALUE")))?;
         let v = v.trim();
-        let value = serde_json::from_str(v).unwrap_or_else(|_| Value::String(v.to_string()));
+        let value = serde_json::from_str(v)
+            .ok()
+            .or_else(|| loose_number(v))
+            .unwrap_or_else(|| Value::String(v.to_string()));
         Ok(Setting::strict(k.trim(), value))
     }
+}
+
+/// A number JSON does not accept but that means one number only (digits, sign, point,
+/// exponent; `inf` and `nan` stay strings, refused where a number is expected).
+fn loose_number(v: &str) -> Option<Value> {
+    let numeric = v.bytes().any(|b| b.is_ascii_digit())
+        && v.bytes()
+            .all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b));
+    if !numeric {
+        return None;
+    }
+    if let Ok(i) = v.parse::<i64>() {
+        return Some(Value::from(i));
+    }
+    serde_json::Number::from_f64(v.parse::<f64>().ok()?).map(Value::Number)
 }
 
 /// `--set KEY=VALUE` settings of one command line, in order; a key given twice (`hidden` and
@@ -490,6 +509,24 @@ mod tests {
         let fine = [file("hidden", 32.into()), set("hidden=8")];
         let (m, _) = apply_settings(&base, &train, &fine).unwrap();
         assert_eq!(m.to_json()["hidden"], 8);
+    }
+
+    #[test]
+    fn numbers_as_people_write_them_are_numbers() {
+        let value = |s: &str| Setting::parse(s).unwrap().value;
+        assert_eq!(value("dropout=.5"), serde_json::json!(0.5));
+        assert_eq!(value("hidden=08"), serde_json::json!(8));
+        assert_eq!(value("hidden=+8"), serde_json::json!(8));
+        assert_eq!(value("lr=1.e-3"), serde_json::json!(0.001));
+        // Not one number: kept as text, refused where a number is expected.
+        for text in ["inf", "nan", "1.2.3", "-", "e", "8x"] {
+            assert_eq!(value(&format!("lr={text}")), Value::String(text.into()));
+        }
+        let base = ModelConfig::new(ModelKind::Sasrec, 100, 10);
+        let train = TrainConfig::defaults_for(&base);
+        let (m, _) =
+            apply_settings(&base, &train, &[Setting::parse("dropout=.25").unwrap()]).unwrap();
+        assert_eq!(m.to_json()["dropout"], 0.25);
     }
 
     #[test]

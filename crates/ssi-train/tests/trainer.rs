@@ -191,6 +191,15 @@ fn edited_training_settings_are_refused() {
     run.write_json("state.json", &ahead).unwrap();
     let err = run.state().expect_err("best step past the run");
     assert!(err.to_string().contains("(step 1000)"), "{err}");
+    // A count near the integer's end would wrap once training went on.
+    let mut huge = state.clone();
+    huge["steps"] = u64::MAX.into();
+    run.write_json("state.json", &huge).unwrap();
+    let err = run.state().expect_err("a step count no run reaches");
+    assert!(
+        err.to_string().contains("18446744073709551615 steps"),
+        "{err}"
+    );
     run.write_json("state.json", &state).unwrap();
     let mut limits = original.clone();
     limits["train"]["epochs"] = 7.into();

@@ -58,6 +58,12 @@ pub enum ReproduceError {
         differ: Vec<String>,
         hint: String,
     },
+    /// An output folder that is itself one model's run (`ssi train`, `distill`, `pretrain`).
+    #[error(
+        "{} is the run folder of one model (it holds config.json): a pipeline writes one run folder per stage inside --out; choose another --out",
+        path.display()
+    )]
+    OutIsRun { path: PathBuf },
     #[error("cannot create {}", path.display())]
     CreateOut {
         path: PathBuf,

@@ -44,6 +44,11 @@ impl<'a> Pipeline<'a> {
         workspace: Workspace<'a>,
         obs: &'a mut dyn ReproduceObserver,
     ) -> Result<Self, ReproduceError> {
+        if workspace.out.join("config.json").exists() {
+            return Err(ReproduceError::OutIsRun {
+                path: workspace.out.clone(),
+            });
+        }
         std::fs::create_dir_all(&workspace.out).map_err(|e| ReproduceError::CreateOut {
             path: workspace.out.clone(),
             source: e,
