@@ -376,8 +376,8 @@ impl RunDir {
         }
         // Counts no run reaches (2^48 steps are years of a GPU's training): an edited file,
         // whose counter would wrap once training went on.
-        const MAX_COUNT: usize = 1 << 48;
-        if state.steps > MAX_COUNT || state.epoch > MAX_COUNT {
+        const MAX_COUNT: u64 = 1 << 48;
+        if state.steps as u64 > MAX_COUNT || state.epoch as u64 > MAX_COUNT {
             return Err(TrainError::Checkpoint(format!(
                 "{}: {} steps in {} epochs is more than any run counts (at most 2^48); the file was edited",
                 self.file("state.json").display(),
