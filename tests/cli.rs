@@ -1377,6 +1377,27 @@ fn reproduce_writes_the_tables_and_resumes() {
         table
     );
 
+    // A stage killed between its test.json and its test-by-RULE.json is finished again.
+    let by_rule: Vec<PathBuf> = std::fs::read_dir(out.join("hgn"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("test-by-")
+        })
+        .collect();
+    assert!(!by_rule.is_empty());
+    for p in &by_rule {
+        std::fs::remove_file(p).unwrap();
+    }
+    ok(&args);
+    for p in &by_rule {
+        assert!(p.is_file(), "{} not written again", p.display());
+    }
+
     // `ssi report` keeps the ablations beside the page under their folder's name and shows
     // them, by both protocols; they outlive the run folders, as the rows do.
     let results = dir.path().join("results");
@@ -2605,6 +2626,25 @@ fn report_rows_outlive_their_run_folders() {
     assert!(out.join("runs.json").exists());
     #[cfg(unix)]
     std::fs::remove_file(runs.join("shop-sasrec").join("up")).unwrap();
+    // A second report into the folder waits for the first (here: a held lock), then writes.
+    let held = std::fs::File::open(out.join(".report.lock")).unwrap();
+    held.lock().unwrap();
+    let mut waiting = std::process::Command::new(env!("CARGO_BIN_EXE_ssi"))
+        .args(["report", r, "--out", out.to_str().unwrap()])
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(
+        waiting.try_wait().unwrap().is_none(),
+        "did not wait for the lock"
+    );
+    drop(held);
+    let done = waiting.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&done.stderr);
+    assert!(done.status.success(), "{said}");
+    assert!(said.contains("another `ssi report` is writing"), "{said}");
     // A folder with a README of its own is not a page to replace, even one that quotes the
     // words a page begins with.
     let mine = dir.path().join("mine");
@@ -3018,6 +3058,14 @@ fn an_s3rec_run_stopped_in_pretraining_resumes_with_its_own_settings() {
     );
     let command = std::fs::read_to_string(out.join("command.txt")).unwrap();
     assert!(command.contains("hidden=16"), "{command}");
+    // The refusal gives the command to run.
+    fails(
+        &["train", "--out", o, "--resume"],
+        &format!(
+            "run the command that started it with --resume: {} --resume",
+            command.lines().next().unwrap().trim()
+        ),
+    );
     let mut resume = args.clone();
     resume.push("--resume");
     // Cut off in its pre-training, it resumes without --data on the file its stage records,

@@ -36,6 +36,45 @@ pub fn report(mut a: ReportArgs) -> Result<()> {
             a.out.display()
         );
     }
+    // One report at a time per folder: each reads runs.json and writes it back with its rows,
+    // so two at once would keep only the last one's. The folder is made to hold the lock, and
+    // removed again when this report is refused and nothing else came into it.
+    let created = !a.out.exists();
+    std::fs::create_dir_all(&a.out)
+        .with_context(|| format!("cannot create the folder {}", a.out.display()))?;
+    let lock_path = a.out.join(LOCK);
+    let lock = match ssi_train::job::try_lock_file(&lock_path)
+        .with_context(|| format!("cannot lock {}", lock_path.display()))?
+    {
+        Some(f) => f,
+        None => {
+            errln!(
+                "note: another `ssi report` is writing {}; waiting for it",
+                a.out.display()
+            );
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&lock_path)
+                .with_context(|| format!("cannot lock {}", lock_path.display()))?;
+            f.lock()
+                .with_context(|| format!("cannot lock {}", lock_path.display()))?;
+            f
+        }
+    };
+    let written = write_page(&a);
+    drop(lock);
+    if written.is_err() && created {
+        let _ = std::fs::remove_file(&lock_path);
+        let _ = std::fs::remove_dir(&a.out);
+    }
+    written
+}
+
+/// The lock file a report holds in its `--out` (ignored by git).
+const LOCK: &str = ".report.lock";
+
+/// Reads the runs and the archive of `--out` and writes the page, table, archive and charts.
+fn write_page(a: &ReportArgs) -> Result<()> {
     let (found, skipped) = report::collect(&a.roots);
     let (ablations, skipped_ablations) = report::collect_ablations(&a.roots);
     for s in skipped.iter().chain(&skipped_ablations) {
@@ -111,9 +150,6 @@ pub fn report(mut a: ReportArgs) -> Result<()> {
             report::is_our_ablation(&f.name, b)
         })?;
     }
-    // Created once nothing is refused: a refused report leaves no empty folder behind.
-    std::fs::create_dir_all(&a.out)
-        .with_context(|| format!("cannot create the folder {}", a.out.display()))?;
     ssi_data::dataset::write_atomic(&csv_path, report::to_csv(&rows, &paper).as_bytes())?;
     ssi_data::dataset::write_atomic(&archive, report::to_archive(&rows).as_bytes())?;
     for c in charts.iter().filter(|c| !c.svg.is_empty()) {

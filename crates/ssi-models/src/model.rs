@@ -299,7 +299,7 @@ pub(crate) use model_list;
 impl std::str::FromStr for ModelKind {
     type Err = crate::ConfigError;
     fn from_str(s: &str) -> Result<Self, crate::ConfigError> {
-        let s = s.to_ascii_lowercase();
+        let s = s.trim().to_ascii_lowercase();
         ModelKind::ALL
             .iter()
             .copied()
@@ -482,6 +482,8 @@ mod tests {
         for &kind in &ModelKind::ALL {
             assert_eq!(kind.id().parse::<ModelKind>(), Ok(kind));
             assert_eq!(kind.name().parse::<ModelKind>(), Ok(kind));
+            // `--baselines "hgn, sasrec"`: entries are trimmed, as `--teachers` are.
+            assert_eq!(format!(" {} ", kind.id()).parse::<ModelKind>(), Ok(kind));
             assert_eq!(serde_json::to_value(kind).unwrap(), kind.id());
             let cfg = ModelConfig::new(kind, 30, 4);
             assert_eq!(cfg.kind(), kind);

@@ -480,11 +480,20 @@ fn same_settings_as_pretraining(
     if differ.is_empty() {
         return Ok(());
     }
+    // The command that started it, to copy: its settings are not all in the stage's record
+    // (the fine-tuning's own epochs and limits are only on its command line).
+    let started = std::fs::read_to_string(out.join("command.txt"))
+        .ok()
+        .and_then(|t| t.lines().next().map(str::trim).map(String::from))
+        .filter(|l| !l.is_empty());
+    let how = match started {
+        Some(line) => format!("run the command that started it with --resume: {line} --resume"),
+        None => "give them as its command did".into(),
+    };
     Err(TrainError::Config(format!(
-        "{}: stopped in its pre-training, it resumes with the settings it was started with, and these differ: {}. Give them as its command did ({})",
+        "{}: stopped in its pre-training, it resumes with the settings it was started with, and these differ: {}. To continue, {how}",
         out.display(),
         differ.join(", "),
-        out.join("command.txt").display()
     )))
 }
 

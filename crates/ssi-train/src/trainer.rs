@@ -611,6 +611,13 @@ fn tidy_log(dir: &RunDir, epoch: usize) -> Result<(), TrainError> {
 fn append_log(dir: &RunDir, log: &EpochLog) -> Result<(), TrainError> {
     use std::io::Write;
     let path = dir.file("log.jsonl");
+    // A link (git-annex, DVC) would be appended through, into a file outside the run: the
+    // run's log becomes a file of its own, with the lines the link showed.
+    if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+        let lines = std::fs::read(&path).unwrap_or_default();
+        ssi_data::dataset::write_atomic(&path, &lines)
+            .map_err(|e| TrainError::Checkpoint(e.to_string()))?;
+    }
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -646,6 +653,33 @@ mod tests {
         );
         tidy_log(&run, 2).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap().lines().count(), 2);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_linked_log_is_not_appended_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside.jsonl");
+        std::fs::write(&outside, "{\"epoch\":1}\n").unwrap();
+        let run_dir = dir.path().join("run");
+        std::fs::create_dir(&run_dir).unwrap();
+        std::os::unix::fs::symlink(&outside, run_dir.join("log.jsonl")).unwrap();
+        let run = RunDir::new(&run_dir);
+        let log: EpochLog = serde_json::from_str("{\"epoch\":2,\"loss\":1.0,\"steps\":1,\"seqs_per_s\":1.0,\"seconds\":1.0,\"best\":false}").unwrap();
+        append_log(&run, &log).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&outside).unwrap(),
+            "{\"epoch\":1}\n"
+        );
+        let own = run.file("log.jsonl");
+        assert!(
+            !std::fs::symlink_metadata(&own)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        let text = std::fs::read_to_string(&own).unwrap();
+        assert!(text.starts_with("{\"epoch\":1}\n{\"epoch\":2"), "{text}");
     }
 
     fn ds(lens: &[usize]) -> Dataset {
