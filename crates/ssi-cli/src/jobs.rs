@@ -107,7 +107,7 @@ fn lock_pipeline(out: &Path) -> Result<std::fs::File> {
 }
 
 fn finished(out: &Path, name: &str) -> bool {
-    ssi_train::checkpoint::RunDir::new(out.join(name)).has_result()
+    ssi_train::checkpoint::RunDir::new(out.join(name)).has_every_result()
 }
 
 /// The last `error:` line a stage wrote to its log, so that the reason of a failure is shown

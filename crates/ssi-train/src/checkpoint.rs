@@ -268,18 +268,24 @@ impl RunDir {
     }
     /// Whether the run has finished and its `test.json` is the result of that finish: a run
     /// reopened by `--resume` with new limits keeps training, and a `test.json` left from
-    /// before would be of an earlier stop. The test figures of the epochs kept by the other
-    /// rules (`test-by-RULE.json`) belong to the result too: a run killed between the files
-    /// is finished by `--resume`, which writes them.
+    /// before would be of an earlier stop.
     pub fn has_result(&self) -> bool {
         self.file("test.json").is_file()
+            && self
+                .state()
+                .is_ok_and(|s| s.finished && self.test_is_of_kept_epoch(&s))
+    }
+
+    /// `has_result`, with the test figures of the epochs kept by the other rules
+    /// (`test-by-RULE.json`) too: what a pipeline reads back as a finished stage. A run killed
+    /// between the files is finished by `--resume`, which writes them.
+    pub fn has_every_result(&self) -> bool {
+        self.has_result()
             && self.state().is_ok_and(|s| {
-                s.finished
-                    && self.test_is_of_kept_epoch(&s)
-                    && s.also_best
-                        .iter()
-                        .flat_map(|m| m.keys())
-                        .all(|rule| self.file(&format!("test-by-{rule}.json")).is_file())
+                s.also_best
+                    .iter()
+                    .flat_map(|m| m.keys())
+                    .all(|rule| self.file(&format!("test-by-{rule}.json")).is_file())
             })
     }
     pub fn epoch_file(&self, epoch: usize, what: &str) -> PathBuf {

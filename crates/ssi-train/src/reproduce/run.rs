@@ -123,7 +123,7 @@ impl Runner<'_> {
         let dir = self.ws.out.join(&s.name);
         self.check_existing(s, &dir)?;
         let test = dir.join("test.json");
-        if !RunDir::new(&dir).has_result() {
+        if !RunDir::new(&dir).has_every_result() {
             self.train(s, &dir)?;
         }
         let text = std::fs::read_to_string(&test).map_err(|e| ReproduceError::ReadResult {
@@ -200,7 +200,7 @@ impl Runner<'_> {
         }
         // A finished run is read back as it is; an unfinished one is resumed, where new
         // stopping limits are allowed and any other change is refused (`train_job`).
-        if !run.has_result() {
+        if !run.has_every_result() {
             return Ok(crate::job::resume_limits_cover(
                 self.ws.dataset,
                 &self.job(s, dir),
