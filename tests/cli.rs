@@ -682,6 +682,40 @@ fn fetch_checks_sha256_against_a_local_server() {
         "my notes\n"
     );
     std::fs::remove_file(cache.path().join("beauty.txt")).unwrap();
+    // Redirects are followed to http(s) addresses only; another scheme is named, not fetched
+    // (nor a panic of the HTTP client).
+    let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
+    let base = format!("http://{}/", server.server_addr().to_ip().unwrap());
+    let h = std::thread::spawn(move || {
+        for request in server.incoming_requests().take(3) {
+            let to = if request.url().starts_with("/a") {
+                "/b/beauty.txt"
+            } else {
+                "file:///etc/passwd"
+            };
+            let redirect = tiny_http::Response::empty(302)
+                .with_header(tiny_http::Header::from_bytes("Location", to).unwrap());
+            let _ = request.respond(redirect);
+        }
+    });
+    fails(
+        &[
+            "data",
+            "fetch",
+            "beauty",
+            "--cache",
+            c,
+            "--base-url",
+            &format!("{base}a/"),
+        ],
+        "redirects to file:///etc/passwd: only http and https addresses are followed",
+    );
+    fails(
+        &["data", "fetch", "beauty", "--cache", c, "--base-url", &base],
+        "redirects to file:///etc/passwd",
+    );
+    h.join().unwrap();
+    assert!(!cache.path().join("beauty.txt").exists());
     // The real file (served locally) passes, lands in the cache and loads.
     let Some(p) = shared("beauty.txt") else {
         return;
@@ -3457,6 +3491,9 @@ fn a_run_keeps_the_best_epoch_by_every_rule() {
             ]));
             assert_eq!(again["ndcg@10"], test["ndcg@10"], "{rule}");
             assert_eq!(again["full_ndcg@10"], test["full_ndcg@10"], "{rule}");
+            // The figures say which epoch they are of, as the test-by file does.
+            assert_eq!(again["epoch"], test["epoch"], "{again}");
+            assert_eq!(again["kept_by"], rule, "{again}");
         }
         assert!(!run.join("test-by-sampled.json").exists());
         let own = json(&ok(&[

@@ -291,6 +291,9 @@ fn check_sizes(a: &BenchArgs) -> Result<()> {
             a.hidden
         );
     }
+    if a.device == "cpu" {
+        logits_fit(a, ssi_train::job::available_memory())?;
+    }
     // Attention models hold batch x len^2 scores per head and layer, with their gradients.
     let attends = a
         .models
@@ -319,6 +322,27 @@ fn check_sizes(a: &BenchArgs) -> Result<()> {
             a.items,
             a.hidden,
             table * 16.0 / (1u64 << 30) as f64
+        );
+    }
+    Ok(())
+}
+
+/// On the CPU a step's logits live in host memory with their gradient and softmax (about 12
+/// bytes a logit, measured): more than the free memory (`free`, where the OS tells it) would be
+/// killed by the OS mid-run.
+fn logits_fit(a: &BenchArgs, free: Option<u64>) -> Result<()> {
+    let logits = (a.batch as f64) * (a.len as f64) * (a.items as f64);
+    let bytes = logits * 12.0;
+    if let Some(free) = free
+        && bytes > free as f64
+    {
+        anyhow::bail!(
+            "--batch {} x --len {} x --items {} is {logits:.1e} logits per step, about {:.1} GiB with their gradients, more than the {:.1} GiB free: lower --batch, --len or --items",
+            a.batch,
+            a.len,
+            a.items,
+            bytes / (1u64 << 30) as f64,
+            free as f64 / (1u64 << 30) as f64
         );
     }
     Ok(())
@@ -526,5 +550,35 @@ fn print_row(a: &BenchArgs, row: &Row) {
             "",
             pytorch_device(a)
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        bench: super::BenchArgs,
+    }
+
+    #[test]
+    fn logits_beyond_the_free_memory_are_refused_with_the_sizes() {
+        let a = Cli::parse_from([
+            "bench", "--models", "gru4rec", "--items", "250", "--batch", "3000", "--len", "2500",
+        ])
+        .bench;
+        // 1.9e9 logits: about 21 GiB.
+        let err = super::logits_fit(&a, Some(8 << 30))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("1.9e9 logits per step") && err.contains("8.0 GiB free"),
+            "{err}"
+        );
+        super::logits_fit(&a, Some(64 << 30)).unwrap();
+        // Where the OS does not tell, the fixed bounds of check_sizes are all there is.
+        super::logits_fit(&a, None).unwrap();
     }
 }

@@ -196,6 +196,8 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         (None, Some(dir)) => crate::source::load_for_run(dir, data.as_deref(), None, a.json)?,
         _ => crate::source::load(data.as_deref(), a.json)?,
     };
+    // The epoch `--kept-by` evaluated and its rule, said beside the figures.
+    let mut kept: Option<(SelectBy, usize)> = None;
     let report = match (a.model, &a.checkpoint) {
         (Some(kind), _) => evaluate(&ds, fit(kind, &ds).as_ref(), &a.protocol, a.json)?,
         (None, None) if !a.ensemble.is_empty() => {
@@ -250,9 +252,10 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         (None, Some(dir)) if a.kept_by.is_some() => {
             let dev = crate::source::device(&a.device)?;
             let rule = a.kept_by.expect("checked");
-            let (cfg, model, _) = RunDir::new(dir).load_best_by(rule, &dev)?;
+            let (cfg, model, epoch) = RunDir::new(dir).load_best_by(rule, &dev)?;
             let info = ssi_train::checkpoint::DatasetInfo::of(&ds, data.as_deref());
             cfg.dataset.check_same(&info, &dir.display().to_string())?;
+            kept = Some((rule, epoch));
             evaluate(&ds, &ModelRecommender::new(&model), &a.protocol, a.json)?
         }
         (None, Some(dir)) => {
@@ -270,8 +273,16 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         (None, None) => bail!("give --model or --checkpoint"),
     };
     if a.json {
-        outln!("{}", serde_json::to_string(&report.to_json())?);
+        let mut json = report.to_json();
+        if let Some((rule, epoch)) = kept {
+            json["kept_by"] = rule.name().into();
+            json["epoch"] = epoch.into();
+        }
+        outln!("{}", serde_json::to_string(&json)?);
     } else {
+        if let Some((rule, epoch)) = kept {
+            outln!("epoch {epoch}, the best by {}", rule.describe());
+        }
         out!("{}", report.to_table());
     }
     Ok(())

@@ -12,6 +12,9 @@ pub struct PredictArgs {
     #[arg(long)]
     bundle: PathBuf,
     /// The sequence, oldest first: item ids separated by commas (spaces around them are fine).
+    /// The ids are those of the dataset file the model was trained on: after `ssi data ingest`,
+    /// the new ids (your log's own ids are mapped in NAME.idmap.tsv). The model reads the last
+    /// max_len items (50 by default) of a longer history.
     // Negative numbers reach the parser, which names them, instead of being read as options.
     #[arg(long, value_delimiter = ',', required = true, value_parser = item_id, allow_negative_numbers = true)]
     history: Vec<u32>,

@@ -228,12 +228,14 @@ fn next_steps(out: &Path, bundle: &Path, ds: &ssi_data::Dataset) {
          `cargo install --path crates/ssi-cli` puts it on your PATH):\n  \
          ssi predict --bundle {b} --history {first},{second}   # the next items after items {first} and {second}\n  \
          trunk serve --release                     # the page (web/README.md); upload {b} there\n  \
-         ssi data fetch beauty && ssi quickstart --data ~/.cache/ssi/beauty.txt --minutes 20\n  \
+         ssi data fetch beauty && ssi quickstart --data {beauty} --minutes 20\n  \
          ssi data ingest log.csv --out data/mine.txt   # your own log: user,item,timestamp\n\
          Runs, summary.md (the table above), table2.md (the paper's Table 2 rows) and the bundle \
          are in {o}.",
         b = shell_word(&bundle.join(ssi_bundle::FILE_NAME)),
-        o = out.display()
+        o = out.display(),
+        // Where `data fetch` puts it here (SSI_CACHE, XDG_CACHE_HOME or ~/.cache/ssi).
+        beauty = shell_word(&crate::fetch::cache_dir(None).join("beauty.txt")),
     );
 }
 

@@ -49,18 +49,56 @@ pub fn cache_dir(explicit: Option<PathBuf>) -> PathBuf {
     home.join(".cache").join("ssi")
 }
 
+/// The most seconds one download (each redirect's request included) may take: a dataset file
+/// is 1–2 MB.
+const DEADLINE_S: u64 = 600;
+const MAX_REDIRECTS: usize = 5;
+
+/// The response to `url` after at most [`MAX_REDIRECTS`] redirects, each to an http(s)
+/// address with a host (a `file:` or `data:` target is refused by name, not fetched).
+fn get_following_redirects(agent: &ureq::Agent, url: &str) -> Result<ureq::Response> {
+    let mut at = url.to_string();
+    for _ in 0..=MAX_REDIRECTS {
+        let resp = agent.get(&at).call().with_context(|| {
+            format!(
+                "download of {url} failed (a read waits at most 60 s, the whole download {DEADLINE_S} s); nothing was written"
+            )
+        })?;
+        if !(300..400).contains(&resp.status()) {
+            return Ok(resp);
+        }
+        let Some(location) = resp.header("Location") else {
+            bail!(
+                "{at} answered {} without a Location to go to; nothing was written",
+                resp.status()
+            );
+        };
+        let next = url::Url::parse(&at)
+            .and_then(|base| base.join(location))
+            .with_context(|| format!("{at} redirects to {location:?}, not an address"))?;
+        if !matches!(next.scheme(), "http" | "https") || next.host_str().is_none() {
+            bail!(
+                "{at} redirects to {next}: only http and https addresses are followed; nothing was written"
+            );
+        }
+        at = next.to_string();
+    }
+    bail!("{url}: more than {MAX_REDIRECTS} redirects; nothing was written")
+}
+
 /// Downloads `url` into `dest` if the checksum matches; `dest` is never left half-written.
 pub fn download_verified(url: &str, sha256: &str, dest: &Path) -> Result<()> {
     // A server that accepts the connection and never answers, or streams without end, must
     // not hang the command or fill the memory.
+    // The whole download has a deadline too: a server that trickles a byte a minute passes
+    // every read timeout. Redirects are followed here, to http(s) addresses only.
     let agent = ureq::AgentBuilder::new()
         .timeout_connect(std::time::Duration::from_secs(30))
         .timeout_read(std::time::Duration::from_secs(60))
+        .timeout(std::time::Duration::from_secs(DEADLINE_S))
+        .redirects(0)
         .build();
-    let resp = agent
-        .get(url)
-        .call()
-        .with_context(|| format!("download of {url} failed"))?;
+    let resp = get_following_redirects(&agent, url)?;
     let total: Option<u64> = resp.header("Content-Length").and_then(|v| v.parse().ok());
     if let Some(t) = total.filter(|&t| t > MAX_DOWNLOAD_BYTES) {
         bail!(
@@ -74,7 +112,11 @@ pub fn download_verified(url: &str, sha256: &str, dest: &Path) -> Result<()> {
     loop {
         let n = reader
             .read(&mut buf)
-            .with_context(|| format!("reading {url}"))?;
+            .with_context(|| {
+                format!(
+                    "reading {url} (a read waits at most 60 s, the whole download {DEADLINE_S} s); nothing was written"
+                )
+            })?;
         if n == 0 {
             break;
         }

@@ -881,7 +881,7 @@ fn training_bytes(model: &ssi_models::ModelConfig, train: &TrainConfig) -> f64 {
 }
 
 /// Free memory in bytes (`MemAvailable`), where the OS tells it.
-fn available_memory() -> Option<u64> {
+pub fn available_memory() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/meminfo").ok()?;
     let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
