@@ -23,11 +23,13 @@ pub struct BenchArgs {
     /// Catalogue size (Beauty has 12,101 items).
     #[arg(long, default_value_t = 12101)]
     items: usize,
+    /// Sequences per training step.
     #[arg(long, default_value_t = 256)]
     batch: usize,
     /// Length of every training sequence (no padding: the worst case).
     #[arg(long, default_value_t = 50)]
     len: usize,
+    /// Width of every model's item vectors and layers.
     #[arg(long, default_value_t = 64)]
     hidden: usize,
     /// Timed training steps per model.
@@ -76,6 +78,7 @@ pub struct BenchArgs {
     /// BERT4Rec's share of masked positions (its default, 0.6): the rows its output layer scores.
     #[arg(long, default_value_t = 0.6)]
     mask_prob: f64,
+    /// cpu (burn's flex backend) or wgpu (a build with `--features wgpu`).
     #[arg(long, default_value = "cpu")]
     device: String,
     /// Freed memory kept in the heap for the next step (keep, as `ssi` runs) or handed back to
@@ -93,6 +96,7 @@ pub struct BenchArgs {
     /// else cpu.
     #[arg(long)]
     pytorch_device: Option<String>,
+    /// Print the measurements as one JSON array (one object per model).
     #[arg(long)]
     json: bool,
 }

@@ -18,7 +18,8 @@ pub struct QuickstartArgs {
     #[arg(long)]
     data: Option<PathBuf>,
     /// Output folder: one run folder per model, the table, and the bundle (an existing folder
-    /// is continued: finished models are read back). Default: runs/quickstart/DATASET.
+    /// is continued: finished models are read back). Default: runs/quickstart/NAME, the dataset
+    /// file's name (`shop` for the embedded synthetic shop).
     #[arg(long)]
     out: Option<PathBuf>,
     /// Epochs of each of the seven trained runs (at most: the stopping rule may end one
