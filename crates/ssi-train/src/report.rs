@@ -774,7 +774,7 @@ pub fn model_label(cfg: &RunConfig) -> String {
     if let Some(l) = layers
         && layers != default_layers
     {
-        label.push_str(&format!(" ({l} layers)"));
+        label.push_str(&format!(" ({l} layer{})", if l == 1 { "" } else { "s" }));
     }
     label
 }
@@ -1616,7 +1616,8 @@ fn missing(rows: &[Row], d: &str) -> String {
                     || (rest.starts_with(" (teachers: ")
                         && rest.ends_with(')')
                         && !rest.contains(" w/o ")
-                        && !rest.ends_with(" layers)"))
+                        && !rest.ends_with(" layers)")
+                        && !rest.ends_with(" layer)"))
             })
         };
         for setup in TABLE2_SETUPS {
