@@ -149,6 +149,13 @@ fn synthetic_shop_round_trip_and_markov_beats_mostpop() {
         markov["ndcg@10"].as_f64().unwrap(),
     );
     assert!(m > p + 0.1, "markov {m} vs mostpop {p}");
+    // A device the count models do not use is said, not silently ignored.
+    cmd(&[
+        "eval", "--model", "mostpop", "--data", f, "--device", "wgpu", "--json",
+    ])
+    .assert()
+    .success()
+    .stderr(predicate::str::contains("--device wgpu is not used"));
     // Markov reads only the last item: cut to it, the history changes nothing (cut from the
     // wrong end, everything).
     let last = json(&ok(&[

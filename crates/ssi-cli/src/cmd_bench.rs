@@ -208,6 +208,9 @@ fn time<E: std::fmt::Display, F: FnMut() -> Result<(), E>>(
 
 pub fn bench(a: BenchArgs) -> Result<()> {
     check_sizes(&a)?;
+    for note in unused_options(&a) {
+        errln!("note: {note}");
+    }
     let softmax = softmax(&a)?;
     let configs: Vec<ModelConfig> = a
         .models
@@ -329,6 +332,32 @@ fn check_sizes(a: &BenchArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Options given that this invocation does not use, said so that a measurement is not read as
+/// theirs.
+fn unused_options(a: &BenchArgs) -> Vec<String> {
+    let mut notes = Vec::new();
+    let defaults = <Cli as clap::Parser>::parse_from(["bench"]).bench;
+    if a.mask_prob != defaults.mask_prob && !a.models.contains(&ModelKind::Bert4rec) {
+        notes.push("--mask-prob applies to BERT4Rec, which is not in --models".to_string());
+    }
+    if a.kl != defaults.kl && !a.imitation {
+        notes.push("--kl applies to eq. 5, measured with --imitation only".to_string());
+    }
+    if a.pytorch.is_none()
+        && (a.pytorch_device.is_some() || a.pytorch_script != defaults.pytorch_script)
+    {
+        notes.push("--pytorch-device and --pytorch-script apply with --pytorch only".to_string());
+    }
+    notes
+}
+
+/// `bench`'s options alone, to read their defaults.
+#[derive(clap::Parser)]
+struct Cli {
+    #[command(flatten)]
+    bench: BenchArgs,
 }
 
 /// On the CPU a step's logits live in host memory with their gradient and softmax (about 12
@@ -559,13 +588,8 @@ fn print_row(a: &BenchArgs, row: &Row) {
 
 #[cfg(test)]
 mod tests {
+    use super::Cli;
     use clap::Parser;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        bench: super::BenchArgs,
-    }
 
     #[test]
     fn logits_beyond_the_free_memory_are_refused_with_the_sizes() {
@@ -584,5 +608,31 @@ mod tests {
         super::logits_fit(&a, Some(64 << 30)).unwrap();
         // Where the OS does not tell, the fixed bounds of check_sizes are all there is.
         super::logits_fit(&a, None).unwrap();
+    }
+
+    #[test]
+    fn options_this_run_does_not_use_are_named() {
+        let notes = |args: &[&str]| {
+            let a = Cli::parse_from([&["bench"], args].concat()).bench;
+            super::unused_options(&a)
+        };
+        assert!(notes(&[]).is_empty());
+        assert!(notes(&["--models", "bert4rec", "--mask-prob", "0.4"]).is_empty());
+        let n = notes(&[
+            "--models",
+            "hgn",
+            "--mask-prob",
+            "0.4",
+            "--kl",
+            "tensor",
+            "--pytorch-device",
+            "cpu",
+        ]);
+        assert_eq!(n.len(), 3, "{n:?}");
+        assert!(
+            n[0].contains("--mask-prob")
+                && n[1].contains("--kl")
+                && n[2].contains("--pytorch-device")
+        );
     }
 }

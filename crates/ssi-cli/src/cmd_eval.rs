@@ -199,7 +199,15 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     // The epoch `--kept-by` evaluated and its rule, said beside the figures.
     let mut kept: Option<(SelectBy, usize)> = None;
     let report = match (a.model, &a.checkpoint) {
-        (Some(kind), _) => evaluate(&ds, fit(kind, &ds).as_ref(), &a.protocol, a.json)?,
+        (Some(kind), _) => {
+            if a.device != "cpu" {
+                errln!(
+                    "note: --device {} is not used: --model counts items on the CPU",
+                    a.device
+                );
+            }
+            evaluate(&ds, fit(kind, &ds).as_ref(), &a.protocol, a.json)?
+        }
         (None, None) if !a.ensemble.is_empty() => {
             let dev = crate::source::device(&a.device)?;
             evaluate_runs(
