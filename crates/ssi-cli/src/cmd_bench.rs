@@ -298,7 +298,7 @@ fn check_sizes(a: &BenchArgs) -> Result<()> {
             a.hidden
         );
     }
-    if a.device == "cpu" {
+    if matches!(a.device.as_str(), "cpu" | "flex") {
         logits_fit(a, ssi_train::job::available_memory())?;
     }
     // Attention models hold batch x len^2 scores per head and layer, with their gradients.

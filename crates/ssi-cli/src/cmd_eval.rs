@@ -200,7 +200,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     let mut kept: Option<(SelectBy, usize)> = None;
     let report = match (a.model, &a.checkpoint) {
         (Some(kind), _) => {
-            if a.device != "cpu" {
+            if !matches!(a.device.as_str(), "cpu" | "flex") {
                 errln!(
                     "note: --device {} is not used: --model counts items on the CPU",
                     a.device

@@ -80,7 +80,7 @@ pub fn device(name: &str) -> Result<burn::tensor::Device> {
     match name {
         "cpu" | "flex" => Ok(burn::tensor::Device::flex()),
         "wgpu" | "gpu" => wgpu_device(),
-        other => anyhow::bail!("unknown device {other:?} (cpu, wgpu)"),
+        other => anyhow::bail!("unknown device {other:?} (cpu, wgpu; flex and gpu name them too)"),
     }
 }
 
