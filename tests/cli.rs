@@ -247,6 +247,17 @@ fn quickstart_runs_without_files() {
         "1, 2",
     ]);
     assert!(top.lines().count() >= 10, "{top}");
+    // Ids outside the catalogue are left out, and the JSON says which.
+    let j = json(&ok(&[
+        "predict",
+        "--bundle",
+        bundle.to_str().unwrap(),
+        "--history",
+        "1,2,9999",
+        "--json",
+    ]));
+    assert_eq!(j["history"], serde_json::json!([1, 2]), "{j}");
+    assert_eq!(j["ignored"], serde_json::json!([9999]), "{j}");
     cmd(&[
         "predict",
         "--bundle",

@@ -106,7 +106,7 @@ pub fn predict(a: PredictArgs) -> Result<()> {
     if a.json {
         outln!(
             "{}",
-            serde_json::json!({"history": history, "predictions": rows})
+            serde_json::json!({"history": history, "ignored": unknown, "predictions": rows})
         );
     } else {
         for (i, (item, p)) in top.iter().enumerate() {
