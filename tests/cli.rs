@@ -650,28 +650,20 @@ fn fetch_names_odd_files_in_the_cache_before_reading_them() {
 fn fetch_checks_sha256_against_a_local_server() {
     let cache = tempfile::tempdir().unwrap();
     let c = cache.path().to_str().unwrap();
+    let fetch_fails = |url: &str, needle: &str| {
+        fails(
+            &["data", "fetch", "beauty", "--cache", c, "--base-url", url],
+            needle,
+        )
+    };
     // Wrong bytes: a clear checksum error, and nothing is written.
     let (url, h) = serve(b"1 2 3 4\n".to_vec(), 1);
-    fails(
-        &["data", "fetch", "beauty", "--cache", c, "--base-url", &url],
-        "checksum mismatch",
-    );
+    fetch_fails(&url, "checksum mismatch");
     h.join().unwrap();
     assert!(!cache.path().join("beauty.txt").exists());
     // A file of that name that is not the published one is the user's: kept unless --force.
     std::fs::write(cache.path().join("beauty.txt"), "my notes\n").unwrap();
-    fails(
-        &[
-            "data",
-            "fetch",
-            "beauty",
-            "--cache",
-            c,
-            "--base-url",
-            "http://127.0.0.1:9/",
-        ],
-        "is not the published beauty.txt",
-    );
+    fetch_fails("http://127.0.0.1:9/", "is not the published beauty.txt");
     assert_eq!(
         std::fs::read_to_string(cache.path().join("beauty.txt")).unwrap(),
         "my notes\n"
@@ -716,22 +708,11 @@ fn fetch_checks_sha256_against_a_local_server() {
             let _ = request.respond(redirect);
         }
     });
-    fails(
-        &[
-            "data",
-            "fetch",
-            "beauty",
-            "--cache",
-            c,
-            "--base-url",
-            &format!("{base}a/"),
-        ],
+    fetch_fails(
+        &format!("{base}a/"),
         "redirects to file:///etc/passwd: only http and https addresses are followed",
     );
-    fails(
-        &["data", "fetch", "beauty", "--cache", c, "--base-url", &base],
-        "redirects to file:///etc/passwd",
-    );
+    fetch_fails(&base, "redirects to file:///etc/passwd");
     h.join().unwrap();
     assert!(!cache.path().join("beauty.txt").exists());
     // The real file (served locally) passes, lands in the cache and loads.
