@@ -2695,6 +2695,7 @@ fn report_rows_outlive_their_run_folders() {
         notes
     );
     assert!(!mine.join("table2.csv").exists());
+    assert!(!mine.join(".report.lock").exists());
 
     std::fs::remove_dir_all(&runs).unwrap();
     report(&[])

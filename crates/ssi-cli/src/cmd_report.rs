@@ -37,12 +37,13 @@ pub fn report(mut a: ReportArgs) -> Result<()> {
         );
     }
     // One report at a time per folder: each reads runs.json and writes it back with its rows,
-    // so two at once would keep only the last one's. The folder is made to hold the lock, and
-    // removed again when this report is refused and nothing else came into it.
+    // so two at once would keep only the last one's. The folder is made to hold the lock; a
+    // refused report removes both again.
     let created = !a.out.exists();
     std::fs::create_dir_all(&a.out)
         .with_context(|| format!("cannot create the folder {}", a.out.display()))?;
     let lock_path = a.out.join(LOCK);
+    let lock_created = !lock_path.exists();
     let lock = match ssi_train::job::try_lock_file(&lock_path)
         .with_context(|| format!("cannot lock {}", lock_path.display()))?
     {
@@ -63,8 +64,11 @@ pub fn report(mut a: ReportArgs) -> Result<()> {
     };
     let written = write_page(&a);
     drop(lock);
-    if written.is_err() && created {
+    // A refused report leaves the folder as it found it (a user's folder gets no lock file).
+    if written.is_err() && lock_created {
         let _ = std::fs::remove_file(&lock_path);
+    }
+    if written.is_err() && created {
         let _ = std::fs::remove_dir(&a.out);
     }
     written
