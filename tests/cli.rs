@@ -804,6 +804,27 @@ fn training_beyond_the_memory_is_refused() {
         ],
         "256 heads x max_len^2 attention scores",
     );
+    // Depth is named where it dominates.
+    fails(
+        &[
+            "train",
+            "--model",
+            "sasrec",
+            "--data",
+            small.to_str().unwrap(),
+            "--out",
+            run.to_str().unwrap(),
+            "--set",
+            "hidden=8192",
+            "--set",
+            "layers=64",
+            "--set",
+            "max_len=2",
+            "--set",
+            "batch_size=1",
+        ],
+        "64 layers of hidden^2 weights",
+    );
     assert!(!run.exists());
     // HGN's length is its window.
     fails(
@@ -3573,4 +3594,183 @@ fn a_run_keeps_the_best_epoch_by_every_rule() {
         &["eval", "--checkpoint", r, "--kept-by", "full"],
         "keeps no best epoch by validation NDCG@10 (full ranking)",
     );
+}
+
+#[test]
+fn a_runs_record_and_figures_are_checked_where_they_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = synth(dir.path(), 100, 3);
+    let d = data.to_str().unwrap();
+    let at = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+    let run = at("run");
+    ok(&[
+        &["train", "--model", "sasrec", "--data", d, "--out", &run][..],
+        &TINY_RUN,
+    ]
+    .concat());
+    // Another evaluation's output saved as test.json is not shipped as the run's figures.
+    let mostpop = ok(&["eval", "--model", "mostpop", "--data", d, "--json"]);
+    std::fs::write(Path::new(&run).join("test.json"), mostpop).unwrap();
+    let out = ssi(&["export", "--checkpoint", &run, "--out", &at("bundle")]);
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("ships without test metrics") && stderr.contains("model = \"MostPop\""),
+        "{stderr}"
+    );
+    let shipped = json(&std::fs::read_to_string(dir.path().join("bundle/bundle.json")).unwrap());
+    assert!(shipped["provenance"]["metrics"].is_null(), "{shipped}");
+    // Ids of any size are ids, outside the catalogue like any other: noted, not fatal.
+    let bundle = at("bundle/bundle.ssib");
+    let out = ssi(&[
+        "predict",
+        "--bundle",
+        &bundle,
+        "--history",
+        "1,18446744073709551617,0",
+    ]);
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("items [18446744073709551617, 0]"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Options that change nothing are said.
+    let out = ssi(&["eval", "--checkpoint", &run, "--anonymous", "--no-full"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--anonymous changes nothing: SASRec"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = ssi(&["eval", "--model", "mostpop", "--data", d, "--history", "3"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--history changes nothing: MostPop"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A run's dataset record edited: refused, as an edited model setting is.
+    let config = Path::new(&run).join("config.json");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let mut edited = json(&text);
+    edited["dataset"]["n_users"] = 5.into();
+    std::fs::write(&config, edited.to_string()).unwrap();
+    fails(
+        &["eval", "--checkpoint", &run],
+        "its \"dataset\" record differs",
+    );
+    // Its path may change (a moved file).
+    let mut moved = json(&text);
+    moved["dataset"]["path"] = "/elsewhere/shop.txt".into();
+    std::fs::write(&config, moved.to_string()).unwrap();
+    fails(&["eval", "--checkpoint", &run], "/elsewhere/shop.txt");
+    std::fs::write(&config, &text).unwrap();
+    // A model setting of the wrong type is named.
+    let mut typed = json(&text);
+    typed["model"]["dropout"] = serde_json::Value::Null;
+    std::fs::write(&config, typed.to_string()).unwrap();
+    fails(
+        &["eval", "--checkpoint", &run],
+        "the setting \"dropout\" = null",
+    );
+    std::fs::write(&config, &text).unwrap();
+    // A run's config.json names its model; another --model is told what it takes.
+    let cfg = config.to_str().unwrap();
+    let again = at("again");
+    let out = ssi(&[
+        &["train", "--data", d, "--config", cfg, "--out", &again][..],
+        &TINY_RUN,
+    ]
+    .concat());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let saved = json(&std::fs::read_to_string(Path::new(&again).join("config.json")).unwrap());
+    assert_eq!(saved["model"]["model"], "sasrec");
+    let out = ssi(&[
+        &[
+            "train",
+            "--model",
+            "gru4rec",
+            "--data",
+            d,
+            "--config",
+            cfg,
+            "--out",
+            &at("gru"),
+        ][..],
+        &TINY_RUN,
+    ]
+    .concat());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("its model settings apply to SASRec only"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    fails(
+        &["train", "--data", d, "--out", &at("none")],
+        "--model is required for a new run",
+    );
+    // A negative number is a value its option refuses by name.
+    cmd(&["eval", "--checkpoint", &run, "--seed", "-3"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("invalid value '-3' for '--seed"));
+    // A teacher resumes with its own task.
+    let teacher = at("teacher");
+    ok(&[
+        &[
+            "pretrain", "--task", "persona", "--data", d, "--out", &teacher,
+        ][..],
+        &TINY_RUN,
+    ]
+    .concat());
+    ok(&["pretrain", "--resume", "--out", &teacher, "--epochs", "2"]);
+    let state = json(&std::fs::read_to_string(Path::new(&teacher).join("state.json")).unwrap());
+    assert_eq!(state["epoch"], 2);
+    fails(
+        &["pretrain", "--resume", "--out", &run],
+        "without a consistency task of `ssi pretrain`",
+    );
+    let out = ssi(&[
+        &[
+            "distill",
+            "--teachers",
+            &teacher,
+            "--student",
+            "gru4rec",
+            "--data",
+            d,
+            "--out",
+            &at("student"),
+            "--no-prediction",
+            "--temperature",
+            "2",
+        ][..],
+        &TINY_RUN,
+    ]
+    .concat());
+    assert!(
+        out.status.success()
+            && String::from_utf8_lossy(&out.stderr).contains("--temperature changes nothing"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A log where no user has three items names its own file and user.
+    let log = dir.path().join("two.csv");
+    std::fs::write(&log, "u,i,t\nalice,x,1\nalice,y,2\n").unwrap();
+    fails(
+        &[
+            "data",
+            "ingest",
+            log.to_str().unwrap(),
+            "--out",
+            &at("two.txt"),
+            "--k-core",
+            "1",
+        ],
+        "two.csv: no user has the 3 items leave-one-out needs (after 1-core filtering), the longest is user \"alice\" with 2",
+    );
+    assert!(!dir.path().join("two.txt").exists());
 }

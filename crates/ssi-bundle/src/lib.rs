@@ -158,8 +158,16 @@ impl Bundle {
                     .into(),
             ));
         }
-        let header: Header = serde_json::from_slice(&rest[..header_len])
-            .map_err(|e| BundleError::Header(e.to_string()))?;
+        let header: Header = serde_json::from_slice(&rest[..header_len]).map_err(|e| {
+            // A model setting of the wrong type: name it, not a column of a binary file.
+            let model = serde_json::from_slice::<serde_json::Value>(&rest[..header_len])
+                .ok()
+                .and_then(|v| v.get("model").map(ModelConfig::from_json));
+            match model {
+                Some(Err(m)) => BundleError::Header(format!("\"model\": {m}")),
+                _ => BundleError::Header(e.to_string()),
+            }
+        })?;
         header
             .model
             .validate()

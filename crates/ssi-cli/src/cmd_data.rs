@@ -281,6 +281,24 @@ fn ingest_log(a: IngestArgs) -> Result<()> {
         .iter()
         .filter(|s| s.len() < ssi_data::dataset::MIN_SEQ_LEN)
         .count();
+    // Caught here, in the log's own ids: the written file would be refused when loaded.
+    if short == ing.dataset.n_users() {
+        let (user, len) = ing
+            .dataset
+            .sequences
+            .iter()
+            .zip(&ing.user_map)
+            .map(|(s, u)| (u, s.len()))
+            .max_by_key(|&(_, len)| len)
+            .expect("at least one user");
+        bail!(
+            "{}: no user has the {} items leave-one-out needs (after {}-core filtering), the \
+             longest is user {user:?} with {len}; nothing written",
+            a.input.display(),
+            ssi_data::dataset::MIN_SEQ_LEN,
+            cfg.k_core
+        );
+    }
     let mut inputs = vec![a.input.as_path()];
     inputs.extend(a.names.as_deref());
     ssi_data::dataset::check_outputs(&ing.outputs(&a.out), &inputs, a.force)?;

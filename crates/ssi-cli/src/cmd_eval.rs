@@ -168,6 +168,13 @@ pub fn evaluate(
     Ok(report)
 }
 
+fn anonymous_note(kind: ssi_models::ModelKind) {
+    errln!(
+        "note: --anonymous changes nothing: {} reads no user ids (only HGN has user embeddings)",
+        kind.name()
+    );
+}
+
 fn kept_by(s: &str) -> Result<SelectBy, String> {
     SelectBy::ALL
         .into_iter()
@@ -196,6 +203,17 @@ pub fn eval(a: EvalArgs) -> Result<()> {
         (None, Some(dir)) => crate::source::load_for_run(dir, data.as_deref(), None, a.json)?,
         _ => crate::source::load(data.as_deref(), a.json)?,
     };
+    // Only HGN has user embeddings (unknown runs are refused with their reason below).
+    let kinds: Vec<ssi_models::ModelKind> = a
+        .checkpoint
+        .iter()
+        .chain(&a.ensemble)
+        .filter_map(|d| RunDir::new(d).config().ok())
+        .map(|c| c.model.kind())
+        .collect();
+    if a.protocol.anonymous && !kinds.is_empty() && !kinds.contains(&ssi_models::ModelKind::Hgn) {
+        anonymous_note(kinds[0]);
+    }
     // The epoch `--kept-by` evaluated and its rule, said beside the figures.
     let mut kept: Option<(SelectBy, usize)> = None;
     let report = match (a.model, &a.checkpoint) {
@@ -206,7 +224,21 @@ pub fn eval(a: EvalArgs) -> Result<()> {
                     a.device
                 );
             }
-            evaluate(&ds, fit(kind, &ds).as_ref(), &a.protocol, a.json)?
+            let rec = fit(kind, &ds);
+            let name = rec.name();
+            if a.protocol.anonymous {
+                errln!("note: --anonymous changes nothing: {name} reads no user ids");
+            }
+            if a.protocol.history.is_some() {
+                errln!(
+                    "note: --history changes nothing: {name} reads {}",
+                    match kind {
+                        CountModel::Mostpop => "no history",
+                        CountModel::Markov => "only the last item, which any --history keeps",
+                    }
+                );
+            }
+            evaluate(&ds, rec.as_ref(), &a.protocol, a.json)?
         }
         (None, None) if !a.ensemble.is_empty() => {
             let dev = crate::source::device(&a.device)?;
@@ -253,6 +285,9 @@ pub fn eval(a: EvalArgs) -> Result<()> {
                     ds.n_items,
                     ssi_data::dataset::catalogue_hint(data.as_deref(), ds.catalogue_raises_items())
                 );
+            }
+            if a.protocol.anonymous && b.header.model.kind() != ssi_models::ModelKind::Hgn {
+                anonymous_note(b.header.model.kind());
             }
             let rec = ssi_train::ModelRecommender::new(&b.model);
             evaluate(&ds, &rec, &a.protocol, a.json)?

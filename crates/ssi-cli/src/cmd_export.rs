@@ -88,10 +88,29 @@ pub fn export(a: ExportArgs) -> Result<()> {
         &a.checkpoint.display().to_string(),
     )?;
     let (_, model) = dir.load_best(&burn::tensor::Device::flex())?;
-    // A test.json beside a run that trains on is of an earlier stop: not this model's.
-    let metrics = match dir.read_json::<serde_json::Value>("test.json") {
-        Ok(m) if dir.has_result() => m,
-        _ => serde_json::Value::Null,
+    // A test.json beside a run that trains on is of an earlier stop: not this model's. One that
+    // describes another evaluation (`ssi eval` saved over it) would ship wrong figures.
+    let metrics = if !dir.state().is_ok_and(|s| s.finished) {
+        serde_json::Value::Null
+    } else {
+        let checked = if !dir.has_result() {
+            Err("missing, or of another epoch than the one the run keeps".to_string())
+        } else {
+            dir.read_json::<serde_json::Value>("test.json")
+                .map_err(|e| e.to_string())
+                .and_then(|m| ssi_train::report::check_test_json(&m, &cfg).map(|()| m))
+        };
+        match checked {
+            Ok(m) => m,
+            Err(e) => {
+                errln!(
+                    "note: the bundle ships without test metrics: {} ({e}); `ssi eval --checkpoint {}` gives them",
+                    dir.file("test.json").display(),
+                    a.checkpoint.display()
+                );
+                serde_json::Value::Null
+            }
+        }
     };
     let command = std::fs::read_to_string(dir.file("command.txt"))
         .ok()

@@ -17,7 +17,7 @@ pub struct PredictArgs {
     /// max_len items (50 by default) of a longer history.
     // Negative numbers reach the parser, which names them, instead of being read as options.
     #[arg(long, value_delimiter = ',', required = true, value_parser = item_id, allow_negative_numbers = true)]
-    history: Vec<u32>,
+    history: Vec<ItemArg>,
     /// How many items to recommend.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=100_000), allow_negative_numbers = true)]
     top: u64,
@@ -26,19 +26,22 @@ pub struct PredictArgs {
     json: bool,
 }
 
-/// An item id of `--history`, as typed in a list like `1, 2, 3`.
-fn item_id(s: &str) -> Result<u32, String> {
+/// An item id of `--history`, as typed in a list like `1, 2, 3`: a whole number of any size
+/// (one too large for any catalogue is outside this one, ignored with the others).
+#[derive(Clone)]
+struct ItemArg {
+    id: Option<u32>,
+    text: String,
+}
+
+fn item_id(s: &str) -> Result<ItemArg, String> {
     match s.trim() {
         "" => Err("an empty item id (an empty --history, or a comma too many)".into()),
-        id => match id.parse::<u64>() {
-            Ok(v) => u32::try_from(v).map_err(|_| {
-                format!(
-                    "`{id}` is above every catalogue's ids (at most {})",
-                    u32::MAX
-                )
-            }),
-            Err(_) => Err(format!("`{id}` is not an item id (a whole number)")),
-        },
+        id if id.bytes().all(|b| b.is_ascii_digit()) => Ok(ItemArg {
+            id: id.parse::<u32>().ok(),
+            text: id.trim_start_matches('0').to_string(),
+        }),
+        id => Err(format!("`{id}` is not an item id (a whole number)")),
     }
 }
 
@@ -48,11 +51,18 @@ pub fn predict(a: PredictArgs) -> Result<()> {
     let b = ssi_bundle::Bundle::from_bytes(&bytes, &dev)
         .with_context(|| format!("{}", a.bundle.display()))?;
     let n = b.header.catalogue.n_items();
-    let unknown: Vec<u32> = a
+    let in_catalogue = |i: &ItemArg| i.id.is_some_and(|i| i >= 1 && i as usize <= n);
+    let unknown: Vec<&str> = a
         .history
         .iter()
-        .copied()
-        .filter(|&i| i == 0 || i as usize > n)
+        .filter(|i| !in_catalogue(i))
+        .map(|i| {
+            if i.text.is_empty() {
+                "0"
+            } else {
+                i.text.as_str()
+            }
+        })
         .collect();
     if !unknown.is_empty() && unknown.len() == a.history.len() {
         anyhow::bail!(
@@ -70,8 +80,8 @@ pub fn predict(a: PredictArgs) -> Result<()> {
     let history: Vec<u32> = a
         .history
         .iter()
-        .copied()
-        .filter(|&i| i >= 1 && i as usize <= n)
+        .filter(|i| in_catalogue(i))
+        .filter_map(|i| i.id)
         .collect();
     let items: [&[u32]; 1] = [&history];
     let scores = b
@@ -106,7 +116,7 @@ pub fn predict(a: PredictArgs) -> Result<()> {
     if a.json {
         outln!(
             "{}",
-            serde_json::json!({"history": history, "ignored": unknown, "predictions": rows})
+            serde_json::json!({"history": history, "ignored": ignored_json(&unknown), "predictions": rows})
         );
     } else {
         for (i, (item, p)) in top.iter().enumerate() {
@@ -132,14 +142,21 @@ pub fn predict(a: PredictArgs) -> Result<()> {
     Ok(())
 }
 
+/// The ids left out, as numbers (as strings past 64 bits, which JSON readers would round).
+fn ignored_json(ids: &[&str]) -> Vec<serde_json::Value> {
+    ids.iter()
+        .map(|t| t.parse::<u64>().map_or_else(|_| (*t).into(), Into::into))
+        .collect()
+}
+
 /// `items [3, 9]`, or for a long list its count and first ids: a history of thousands of
 /// unknown ids would otherwise print them all.
-fn some_items(ids: &[u32]) -> String {
+fn some_items<T: std::fmt::Display>(ids: &[T]) -> String {
     const SHOWN: usize = 10;
+    let first: Vec<String> = ids.iter().take(SHOWN).map(T::to_string).collect();
     if ids.len() <= SHOWN {
-        return format!("items {ids:?}");
+        return format!("items [{}]", first.join(", "));
     }
-    let first: Vec<String> = ids[..SHOWN].iter().map(u32::to_string).collect();
     format!("{} items ({}, …)", ids.len(), first.join(", "))
 }
 

@@ -13,8 +13,9 @@ use std::path::PathBuf;
 
 #[derive(Args)]
 pub struct TrainArgs {
-    /// sasrec, bert4rec, gru4rec, hgn, s3rec or grec; with --resume, the run's own when left out.
-    #[arg(long, required_unless_present = "resume")]
+    /// sasrec, bert4rec, gru4rec, hgn, s3rec or grec; with --resume, the run's own when left out,
+    /// and with --config of a run's config.json, that run's.
+    #[arg(long)]
     model: Option<ModelKind>,
     #[command(flatten)]
     run: RunArgs,
@@ -22,9 +23,10 @@ pub struct TrainArgs {
 
 #[derive(Args)]
 pub struct PretrainArgs {
-    /// The consistency task of this teacher: temporal (eq. 1), persona (eq. 2) or global (eq. 3).
-    #[arg(long)]
-    task: ConsistencyTask,
+    /// The consistency task of this teacher: temporal (eq. 1), persona (eq. 2) or global (eq. 3);
+    /// with --resume, the run's own when left out.
+    #[arg(long, required_unless_present = "resume")]
+    task: Option<ConsistencyTask>,
     #[command(flatten)]
     run: RunArgs,
 }
@@ -120,8 +122,30 @@ pub struct RunArgs {
 }
 
 pub fn train(a: TrainArgs) -> Result<()> {
-    let model = match a.model {
+    let of_file = a
+        .run
+        .config
+        .as_deref()
+        .and_then(ssi_train::run_config_model);
+    if let (Some(m), Some(f), Some(file)) = (a.model, of_file, &a.run.config)
+        && m != f
+    {
+        errln!(
+            "note: {} is the record of a {} run: its model settings apply to {} only; {} trains \
+             with its own model settings (and the file's training settings)",
+            file.display(),
+            f.name(),
+            f.name(),
+            m.name()
+        );
+    }
+    let model = match a.model.or(of_file.filter(|_| !a.run.resume)) {
         Some(m) => m,
+        None if !a.run.resume => anyhow::bail!(
+            "--model is required for a new run (sasrec, bert4rec, gru4rec, hgn, s3rec or grec), \
+             unless --config is a run's config.json, which names its model; --resume continues \
+             the run in --out"
+        ),
         // --resume without --model: the model config.json records, or that of the S3-Rec
         // pre-training stage of a run cut off in it (a model given is checked where the run is
         // opened).
@@ -147,7 +171,28 @@ pub fn train(a: TrainArgs) -> Result<()> {
 
 /// `ssi pretrain`: a BERT4Rec teacher with one consistency task (eq. 4).
 pub fn pretrain(a: PretrainArgs) -> Result<()> {
-    let task = Setting::strict("consistency", a.task.name());
+    let task = match a.task {
+        Some(t) => t,
+        None => {
+            // --resume (clap requires --task otherwise): the teacher's own task.
+            let out = &a.run.out;
+            let cfg = ssi_train::RunDir::new(out).config().map_err(|e| {
+                anyhow::anyhow!("{}: no teacher to continue there ({e})", out.display())
+            })?;
+            let name = cfg.model.teacher_name();
+            match name.parse::<ConsistencyTask>() {
+                Ok(t) if cfg.model.kind() == ModelKind::Bert4rec => t,
+                _ => anyhow::bail!(
+                    "{}: it holds a {} run without a consistency task of `ssi pretrain`, which \
+                     `ssi train --resume --out {}` continues",
+                    out.display(),
+                    cfg.model.kind().name(),
+                    out.display()
+                ),
+            }
+        }
+    };
+    let task = Setting::strict("consistency", task.name());
     run(ModelKind::Bert4rec, vec![task], a.run, None)
 }
 
@@ -228,6 +273,10 @@ pub fn distill(a: DistillArgs) -> Result<()> {
     let student = a.student.or(kind).unwrap_or(ModelKind::Hgn);
     if !imitation.prediction && !imitation.representation && !a.run.resume {
         errln!("note: both imitation terms are off: this trains the student alone (Table 3)");
+    } else if !imitation.prediction && a.temperature.is_some() {
+        errln!(
+            "note: --temperature changes nothing without prediction imitation (--no-prediction): it softens eq. 5's distributions only"
+        );
     }
     if !a.run.resume {
         for t in &teachers {

@@ -120,6 +120,19 @@ pub fn command_line() -> Vec<String> {
         .collect()
 }
 
+/// `--seed -3` is a value that its option refuses by name ("invalid value '-3' for '--seed'"),
+/// not clap's "unexpected argument '-3'", which names no option; no option of ours is a number.
+fn negative_numbers_are_values(cmd: clap::Command) -> clap::Command {
+    cmd.mut_args(|a| {
+        if a.get_action().takes_values() {
+            a.allow_negative_numbers(true)
+        } else {
+            a
+        }
+    })
+    .mut_subcommands(negative_numbers_are_values)
+}
+
 fn main() {
     // `ssi ... | head` ends quietly when the reader goes away, as other Unix tools do, instead of
     // panicking on the failed write (Rust ignores SIGPIPE by default).
@@ -131,7 +144,10 @@ fn main() {
     keep_freed_memory(true);
     // Help, version and usage errors go through the same writers as everything else, so a full
     // disk or a closed stream is reported (exit 1) instead of being ignored.
-    let cli = match Cli::try_parse() {
+    let cli = match negative_numbers_are_values(<Cli as clap::CommandFactory>::command())
+        .try_get_matches()
+        .and_then(|m| <Cli as clap::FromArgMatches>::from_arg_matches(&m))
+    {
         Ok(cli) => cli,
         Err(e) => {
             let text = e.render().to_string();

@@ -351,6 +351,31 @@ impl ModelConfig {
         serde_json::to_value(self).expect("configs serialise")
     }
 
+    /// Reads a model's settings as `config.json` and bundle headers hold them; an error names
+    /// the setting at fault (serde names none inside a tagged enum, only a column).
+    pub fn from_json(v: &serde_json::Value) -> Result<Self, String> {
+        serde_json::from_value::<Self>(v.clone()).map_err(|e| {
+            let kind = v
+                .get("model")
+                .and_then(serde_json::Value::as_str)
+                .and_then(|m| m.parse::<ModelKind>().ok());
+            let culprit = kind.and_then(|kind| {
+                // The first setting that fails on its own among the model's defaults.
+                let base = ModelConfig::new(kind, 1, 1).to_json();
+                v.as_object()?
+                    .iter()
+                    .filter(|(k, _)| *k != "model")
+                    .find(|(k, val)| {
+                        let mut one = base.clone();
+                        one[k.as_str()] = (*val).clone();
+                        serde_json::from_value::<ModelConfig>(one).is_err()
+                    })
+                    .map(|(k, val)| format!("the setting {k:?} = {val}: {e}"))
+            });
+            culprit.unwrap_or_else(|| e.to_string())
+        })
+    }
+
     /// Refuses settings that describe more weights than `weight_bytes` of f32 values can hold,
     /// before the model is built: every model has an item table of `hidden` columns and at
     /// least a `hidden` x `hidden` map per layer, so a header or `config.json` whose sizes were

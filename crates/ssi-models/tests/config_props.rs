@@ -98,3 +98,25 @@ fn loss_weights_stay_finite_in_f32() {
         fine.validate().unwrap();
     }
 }
+
+/// `config.json` and bundle headers are read with `ModelConfig::from_json`: a setting of the
+/// wrong type is named (serde alone gives a column inside the tagged enum).
+#[test]
+fn a_setting_of_the_wrong_type_is_named() {
+    for kind in ModelKind::ALL {
+        let base = ModelConfig::new(kind, 12, 4).to_json();
+        for (key, v) in base.as_object().unwrap() {
+            if !v.is_number() {
+                continue;
+            }
+            let mut bad = base.clone();
+            bad[key.as_str()] = serde_json::json!("x");
+            let e = ModelConfig::from_json(&bad).unwrap_err();
+            assert!(
+                e.contains(&format!("the setting {key:?} = \"x\"")),
+                "{kind:?}: {e}"
+            );
+        }
+        assert!(ModelConfig::from_json(&base).is_ok());
+    }
+}

@@ -21,6 +21,11 @@ const MODEL_SETTINGS: &str = "config.json#model";
 /// change (`set_limits`); runs written before it existed have none.
 const TRAIN_SETTINGS: &str = "config.json#train";
 
+/// The same digest of the dataset the run was trained on (its name, counts and checksums; not
+/// its path, which a moved file changes): an edited record would let a bundle or an evaluation
+/// name another file's data. Runs written before it existed have none.
+const DATASET_SETTINGS: &str = "config.json#dataset";
+
 /// The settings `--resume` may change: when the run stops.
 pub const STOPPING_LIMITS: [&str; 4] = [
     "epochs",
@@ -56,6 +61,10 @@ fn model_digest(config: &serde_json::Value) -> String {
 
 fn train_digest(config: &serde_json::Value) -> String {
     settings_digest(config, "train", &STOPPING_LIMITS)
+}
+
+fn dataset_digest(config: &serde_json::Value) -> String {
+    settings_digest(config, "dataset", &["path"])
 }
 
 #[derive(Debug, Clone)]
@@ -327,8 +336,13 @@ impl RunDir {
         }
         let raw: serde_json::Value = self.read_json("config.json")?;
         let path = self.file("config.json");
-        let cfg: RunConfig = serde_json::from_value(raw.clone())
-            .map_err(|e| io(&path, format!("invalid JSON: {e}")))?;
+        let cfg: RunConfig = serde_json::from_value(raw.clone()).map_err(|e| {
+            // A model setting of the wrong type: name it.
+            match raw.get("model").map(ssi_models::ModelConfig::from_json) {
+                Some(Err(m)) => io(&path, format!("invalid \"model\": {m}")),
+                _ => io(&path, format!("invalid JSON: {e}")),
+            }
+        })?;
         cfg.model.validate().map_err(|e| io(&path, e))?;
         cfg.train.validate().map_err(|e| io(&path, e))?;
         if self.file("state.json").exists() {
@@ -352,6 +366,16 @@ impl RunDir {
                      records their checksum): only the stopping limits (epochs, patience, \
                      patience_steps, time_budget_minutes) may change, with --resume --set; \
                      restore the file, or train a new run",
+                ));
+            }
+            if let Some(want) = state.checksums.get(DATASET_SETTINGS)
+                && *want != dataset_digest(&raw)
+            {
+                return Err(io(
+                    &path,
+                    "its \"dataset\" record differs from the dataset the run was trained on \
+                     (state.json records its checksum; only \"path\" may change, for a moved \
+                     file): restore the file, or train a new run",
                 ));
             }
         }
@@ -470,6 +494,9 @@ impl RunDir {
         state
             .checksums
             .insert(TRAIN_SETTINGS.into(), train_digest(&raw));
+        state
+            .checksums
+            .insert(DATASET_SETTINGS.into(), dataset_digest(&raw));
         state.checksums.insert(file_name(&m), sha256_hex(module));
         state.checksums.insert(file_name(&o), sha256_hex(&ob));
         if let Some(b) = best {
@@ -758,7 +785,7 @@ impl RunDir {
         for name in state
             .checksums
             .keys()
-            .filter(|n| *n != MODEL_SETTINGS && *n != TRAIN_SETTINGS)
+            .filter(|n| ![MODEL_SETTINGS, TRAIN_SETTINGS, DATASET_SETTINGS].contains(&n.as_str()))
         {
             let path = self.file(name);
             if path.exists() || !name.starts_with("best") {

@@ -815,15 +815,21 @@ fn check_memory(
         "max_len"
     };
     let depth = if model.to_json().get("dilations").is_some() {
-        ", the number of dilations"
+        ", the number of dilations".to_string()
+    } else if model.to_json().get("layers").is_some() {
+        format!(", layers ({})", setting(model, "layers", 2.0))
     } else {
-        ""
+        String::new()
     };
     Err(TrainError::Config(format!(
-        "these settings need about {:.1} GiB to train ({} items x hidden {} in weights, gradients and Adam's moments; batch_size {} x {len} {} positions scored against {} items per step{}; the worst case, sequences as long as {len}), and this machine has {:.1} GiB free: lower batch_size, {len}, hidden{depth} or heads{}",
+        "these settings need about {:.1} GiB to train ({} items x hidden {}{} in weights, gradients and Adam's moments; batch_size {} x {len} {} positions scored against {} items per step{}; the worst case, sequences as long as {len}), and this machine has {:.1} GiB free: lower batch_size, {len}, hidden{depth} or heads{}",
         gib(need),
         model.n_items(),
         setting(model, "hidden", 64.0),
+        match model.to_json().get("layers").and_then(Value::as_f64) {
+            Some(l) => format!(", {l} layers of hidden^2 weights and activations"),
+            None => String::new(),
+        },
         train.batch_size,
         setting(model, "max_len", setting(model, "window", 50.0)),
         if train.sampled_negatives > 0 {

@@ -17,5 +17,5 @@ pub mod trainer;
 pub use checkpoint::{Checkpoint, RunDir};
 pub use job::{Job, train_job};
 pub use recommender::ModelRecommender;
-pub use settings::{Setting, apply_settings, load_settings_file, parse_sets};
+pub use settings::{Setting, apply_settings, load_settings_file, parse_sets, run_config_model};
 pub use trainer::{EpochLog, TrainConfig, TrainError, TrainObserver, Trainer};

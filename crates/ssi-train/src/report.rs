@@ -1078,7 +1078,7 @@ fn dataset_label(d: &crate::config::DatasetInfo) -> String {
 /// A `test.json` that describes another evaluation than the run's own test (`ssi eval`'s
 /// output saved over it: another split, other candidates; another run's file) is refused,
 /// naming the field.
-pub(crate) fn check_test_json(test: &serde_json::Value, cfg: &RunConfig) -> Result<(), String> {
+pub fn check_test_json(test: &serde_json::Value, cfg: &RunConfig) -> Result<(), String> {
     let text = |k: &str| test.get(k).and_then(|v| v.as_str());
     if let Some(k) = ["ndcg@10", "recall@10"].into_iter().find(|k| {
         !test

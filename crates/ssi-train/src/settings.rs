@@ -145,6 +145,16 @@ pub fn load_settings_file(path: &Path) -> Result<Vec<Setting>, TrainError> {
         .collect())
 }
 
+/// The model a run's saved `config.json` trains, when `path` is one (`--config` of a run:
+/// `--model` may then be left out). Any other file, or one that cannot be read: None (its
+/// errors are told where its settings are loaded).
+pub fn run_config_model(path: &Path) -> Option<ModelKind> {
+    let text =
+        ssi_data::dataset::read_text_max(path, ssi_data::dataset::MAX_SETTINGS_BYTES).ok()?;
+    let v: Value = serde_json::from_str(&text).ok()?;
+    v.get("model")?.get("model")?.as_str()?.parse().ok()
+}
+
 /// The settings of a run's saved `config.json` (`{"model": {..}, "train": {..}, "dataset":
 /// {..}}`), so that a run can be trained again from its record: its model settings apply to
 /// that model only (`MODEL.key`: another `--model` takes the training settings alone), its

@@ -110,8 +110,8 @@ fn bit_flipped_weights_are_refused_by_checksum() {
     let run = RunDir::new(dir.path());
     assert_eq!(
         run.state().unwrap().checksums.len(),
-        7,
-        "model, optimiser, best, best by full and by both, and the model and training settings"
+        8,
+        "model, optimiser, best, best by full and by both, and the model, training and dataset settings"
     );
     let flip = |name: &str| {
         let path = dir.path().join(name);
