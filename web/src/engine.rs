@@ -42,8 +42,14 @@ pub struct Engine {
     model: AnyModel,
     device: Device,
     tuner: Option<FineTuner>,
-    /// The model before the last launched step, until that step is committed.
+    /// The model the last launched step computed its loss on, until that loss is read back.
     previous: Option<AnyModel>,
+    /// The last model whose loss was read back finite: what a non-finite loss goes back to (the
+    /// model that gave it holds the damage of the step before).
+    good: Option<AnyModel>,
+    /// Steps of the current fine-tuning run in `model`, and in `good`.
+    steps: usize,
+    good_steps: usize,
 }
 
 /// Fine-tuning state: Adam, the shuffled order of one epoch, where we are in it.
@@ -89,7 +95,7 @@ pub enum EngineError {
     #[error("item {0} is not in this model's catalogue")]
     UnknownItem(u32),
     #[error(
-        "nothing to fine-tune on: the bundle ships no sequences of 2+ items and none were added"
+        "nothing to fine-tune on: the bundle ships no sequences, and no sequence of yours of 2 or more items was included (\"include my sequence\")"
     )]
     NothingToTune,
     #[error("fine-tuning has not been started")]
@@ -98,6 +104,10 @@ pub enum EngineError {
         "the loss became {0}: fine-tuning stopped and the last step was undone (try a lower learning rate)"
     )]
     NonFiniteLoss(f32),
+    #[error(
+        "weight {0} holds NaN or infinite values: reset to the original and fine-tune with a lower learning rate"
+    )]
+    NonFiniteWeights(String),
     /// Writing the weights reads them back synchronously, which WebGPU cannot.
     #[error("saving a model is done on the CPU backend: fine-tune there to download the result")]
     CpuOnly,
@@ -114,6 +124,9 @@ impl Engine {
             device: device.clone(),
             tuner: None,
             previous: None,
+            good: None,
+            steps: 0,
+            good_steps: 0,
         })
     }
 
@@ -271,6 +284,7 @@ impl Engine {
             Some(e) => AdamConfig::new().with_epsilon(e as f32),
             None => AdamConfig::new(),
         };
+        (self.previous, self.good, self.steps, self.good_steps) = (None, None, 0, 0);
         self.tuner = Some(FineTuner {
             optim: adam.init(),
             lr: cfg.lr,
@@ -283,6 +297,12 @@ impl Engine {
             sequences,
         });
         Ok(n)
+    }
+
+    /// Adam steps of the current fine-tuning run that the model holds (a non-finite loss takes
+    /// back the steps it undoes).
+    pub fn steps_done(&self) -> usize {
+        self.steps
     }
 
     /// Steps in one fine-tuning epoch.
@@ -320,19 +340,25 @@ impl Engine {
         let before = self.model.clone();
         self.model = t.optim.step(t.lr, self.model.clone(), grads);
         self.previous = Some(before);
+        self.steps += 1;
         Ok((t.epoch, loss.detach()))
     }
 
-    /// Accepts the last step if its loss was finite; otherwise puts the model back as it was
-    /// before the step and stops with an error.
+    /// Accepts the last step if its loss was finite; otherwise puts back the last model whose
+    /// loss was finite (the loaded one, if the first loss was not) and stops with an error.
     pub fn commit_step(&mut self, loss: f32) -> Result<(), EngineError> {
         let previous = self.previous.take();
         if loss.is_finite() {
+            self.good = previous;
+            self.good_steps = self.steps - 1;
             return Ok(());
         }
-        if let Some(p) = previous {
-            self.model = p;
+        if let Some(m) = self.good.take() {
+            (self.model, self.steps) = (m, self.good_steps);
+        } else if let Some(m) = previous {
+            (self.model, self.steps) = (m, self.steps - 1);
         }
+        self.tuner = None;
         Err(EngineError::NonFiniteLoss(loss))
     }
 
@@ -350,16 +376,25 @@ impl Engine {
         Ok((epoch, value))
     }
 
-    /// The current model as a bundle (marked as fine-tuned with `note`).
+    /// The current model as a bundle, marked as fine-tuned with `note` (after the bundle's own
+    /// note, if it was fine-tuned before; its test figures, of the weights before, are left out).
     pub fn to_bundle(&self, note: Option<String>) -> Result<Vec<u8>, EngineError> {
         if self.device != Device::flex() {
             return Err(EngineError::CpuOnly);
         }
-        let mut header = self.header.clone();
-        if note.is_some() {
-            header.provenance.fine_tuned = note;
-        }
         let plain = self.model.valid();
+        // The page's own loader refuses such weights: a download of them would be lost work.
+        if let Some(at) = ssi_models::common::first_non_finite(&plain) {
+            return Err(EngineError::NonFiniteWeights(at));
+        }
+        let mut header = self.header.clone();
+        if let Some(note) = note {
+            header.provenance.fine_tuned = Some(match header.provenance.fine_tuned.take() {
+                Some(before) => format!("{before}; then {note}"),
+                None => note,
+            });
+            header.provenance.metrics = serde_json::Value::Null;
+        }
         Ok(Bundle::to_bytes(header, &plain)?)
     }
 

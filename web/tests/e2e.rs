@@ -272,6 +272,14 @@ impl Browser {
                 Duration::from_secs(300),
             )
             .await;
+            // Nothing replaces the model under a running fine-tuning.
+            let locked = self
+                .script(
+                    "return ['#use-cpu', '#upload', '#model-select']\
+                     .map(c => document.querySelector(c).disabled);",
+                )
+                .await;
+            assert_eq!(locked, json!([true, true, true]), "controls while training");
             self.click("#stop").await;
         }
         self.wait_for(
@@ -384,6 +392,19 @@ async fn cpu_page(browser: &Browser, port: u16, history: &[u64], want: &[(u64, f
     // history (the first row is then the CLI's first row, if the page is right).
     browser.expect_predictions(want, 1e-4).await;
 
+    // A box that holds no whole number is named when "Fine-tune" is clicked, not passed over
+    // (it kept its previous value).
+    let epochs = browser.element("#epochs").await;
+    wd("POST /element/clear #epochs", epochs.clear()).await;
+    wd("POST /element/value #epochs", epochs.send_keys("2.5")).await;
+    browser
+        .click_then(
+            "#train",
+            "the epochs box to be named",
+            "document.querySelector('#tune-error')?.innerText.includes('epochs: \"2.5\"')",
+            Duration::from_secs(30),
+        )
+        .await;
     // One epoch of fine-tuning: the progress reaches its end and validation is shown after.
     let after = browser.fine_tune_one_epoch(None).await;
     assert!(after.as_str().unwrap().contains("NDCG@10"), "{after}");

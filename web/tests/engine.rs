@@ -143,6 +143,56 @@ fn fine_tuning_lowers_the_loss_and_round_trips() {
     }
 }
 
+/// A non-finite loss means the model it was computed on is damaged (by the step before): the
+/// engine goes back to the last model whose loss was finite, and counts its steps.
+#[test]
+fn a_non_finite_loss_puts_back_the_last_finite_model() {
+    let (bytes, _) = bundle(ModelKind::Gru4rec);
+    let mut engine = Engine::load(&bytes, &Device::flex()).unwrap();
+    let history = [1u32, 2, 3];
+    let loaded = engine.predict(&history, 5);
+    engine.start_fine_tune(&FineTuneConfig::default()).unwrap();
+    // The first loss is not finite: the loaded model stays.
+    engine.launch_step().unwrap();
+    assert!(engine.commit_step(f32::NAN).is_err());
+    assert_eq!(engine.predict(&history, 5), loaded);
+    assert_eq!(engine.steps_done(), 0);
+    assert!(
+        engine.launch_step().is_err(),
+        "a failed run must be started again"
+    );
+    // Two finite losses, then a non-finite one: back to the model after one step, whose loss
+    // was the last finite one.
+    engine.start_fine_tune(&FineTuneConfig::default()).unwrap();
+    engine.launch_step().unwrap();
+    engine.commit_step(1.0).unwrap();
+    let one_step = engine.predict(&history, 5);
+    assert_ne!(one_step, loaded);
+    engine.launch_step().unwrap();
+    engine.commit_step(1.0).unwrap();
+    assert_eq!(engine.steps_done(), 2);
+    engine.launch_step().unwrap();
+    let err = engine.commit_step(f32::INFINITY).unwrap_err();
+    assert!(err.to_string().contains("undone"), "{err}");
+    assert_eq!(engine.predict(&history, 5), one_step);
+    assert_eq!(engine.steps_done(), 1);
+    // The download says so after the bundle's own note, without the figures of the weights
+    // before.
+    let out = engine.to_bundle(Some("1 step".into())).unwrap();
+    let again = Engine::load(&out, &Device::flex()).unwrap();
+    assert_eq!(
+        again.header.provenance.fine_tuned.as_deref(),
+        Some("1 step")
+    );
+    assert!(again.header.provenance.metrics.is_null());
+    let twice = again.to_bundle(Some("2 steps".into())).unwrap();
+    let twice = Engine::load(&twice, &Device::flex()).unwrap();
+    assert_eq!(
+        twice.header.provenance.fine_tuned.as_deref(),
+        Some("1 step; then 2 steps")
+    );
+}
+
 #[test]
 fn bad_input_is_an_error_not_a_panic() {
     let (bytes, _) = bundle(ModelKind::Gru4rec);

@@ -214,6 +214,15 @@ impl Bundle {
                     i + 1
                 )));
             }
+            // Validation holds out a sequence's last two items: a shorter one has none to rank.
+            if seq.len() < ssi_data::dataset::MIN_SEQ_LEN {
+                return Err(BundleError::Header(format!(
+                    "shipped sequence {} holds {} item(s); a user's sequence has at least {} (`ssi export` ships only those)",
+                    i + 1,
+                    seq.len(),
+                    ssi_data::dataset::MIN_SEQ_LEN
+                )));
+            }
         }
         Ok((header, weights))
     }
@@ -402,7 +411,7 @@ mod tests {
         // A shipped sequence with an item outside the catalogue.
         for bad_item in [0, 7] {
             let mut h = header.clone();
-            h.sequences = vec![vec![1, 2], vec![3, bad_item]];
+            h.sequences = vec![vec![1, 2, 3], vec![3, bad_item, 1]];
             let e = err(&Bundle::to_bytes(h, &model).unwrap());
             assert!(
                 e.to_string()
@@ -419,6 +428,14 @@ mod tests {
             .unwrap();
         let e = err(&Bundle::to_bytes(h, &model).unwrap());
         assert!(e.to_string().contains("describe at least"), "{e}");
+        // A shipped sequence too short to validate on.
+        let mut h = header.clone();
+        h.sequences = vec![vec![1, 2, 3], vec![4]];
+        let e = err(&Bundle::to_bytes(h, &model).unwrap());
+        assert!(
+            e.to_string().contains("shipped sequence 2 holds 1 item(s)"),
+            "{e}"
+        );
         // Garbage header.
         let mut bad = good.clone();
         bad[48] = b'#';

@@ -37,10 +37,12 @@ fn SettingsForm(settings: Settings) -> impl IntoView {
     } = settings;
     view! {
         <div class="field-row">
-            <label>"epochs "<input id="epochs" type="number" min="1" max="50" prop:value=move || epochs.get().to_string()
-                on:input=move |ev| if let Ok(v) = event_target_value(&ev).parse() { epochs.set(v) }/></label>
-            <label>"learning rate "<input id="lr" type="number" step="0.0005" prop:value=move || lr.get().to_string()
-                on:input=move |ev| if let Ok(v) = event_target_value(&ev).parse() { lr.set(v) }/></label>
+            // The boxes set their signals and are never written back while typed in (a number
+            // box reads "" half-way through "2.5": writing that back would wipe what is typed).
+            <label>"epochs "<input id="epochs" type="number" min="1" max="50" prop:value=epochs.get_untracked()
+                on:input=move |ev| epochs.set(event_target_value(&ev))/></label>
+            <label>"learning rate "<input id="lr" type="number" step="0.0005" prop:value=lr.get_untracked()
+                on:input=move |ev| lr.set(event_target_value(&ev))/></label>
             <label class="check">"include my sequence "<input id="with-mine" type="checkbox" prop:checked=move || with_mine.get()
                 on:change=move |ev| with_mine.set(event_target_checked(&ev))/></label>
         </div>
@@ -63,7 +65,7 @@ fn TuneButtons(settings: Settings) -> impl IntoView {
             " "
             <button id="stop" disabled=move || !t.training.get() on:click=move |_| t.stop.set(true)>"Stop"</button>
             " "
-            <button id="download" disabled=idle_untuned on:click=move |_| tuning::download(state, settings)>"Download bundle"</button>
+            <button id="download" disabled=idle_untuned on:click=move |_| tuning::download(state)>"Download bundle"</button>
             " "
             <button id="reset" disabled=idle_untuned on:click=reset>"Reset to the original"</button>
         </p>

@@ -16,7 +16,8 @@ pub fn ModelPicker() -> impl IntoView {
             <div class="field-row">
                 <BundledModels/>
                 <label>"or upload a bundle (.ssib): "
-                    <input id="upload" type="file" accept=".ssib" on:change=move |ev| upload(state, &ev)/>
+                    <input id="upload" type="file" accept=".ssib" disabled=move || state.tuning.training.get()
+                        on:change=move |ev| upload(state, &ev)/>
                 </label>
             </div>
             <p id="model-info">{move || state.model_info()}</p>
@@ -47,7 +48,9 @@ fn BundledModels() -> impl IntoView {
     view! {
         <label>
             "Bundled: "
-            <select id="model-select" on:change=on_change>
+            // Bound to the loaded model: after an upload no entry is selected, so picking the
+            // shipped one again is a change.
+            <select id="model-select" disabled=move || state.tuning.training.get() prop:value=move || state.model_name.get() on:change=on_change>
                 <For each=move || state.models.get() key=|m| m.name.clone() let:m>
                     <option value=m.name.clone()>{m.name.clone()}" — "{m.description.clone()}</option>
                 </For>
@@ -67,6 +70,8 @@ fn upload(state: AppState, ev: &leptos::ev::Event) {
     let Some(file) = input.files().and_then(|f| f.get(0)) else {
         return;
     };
+    // The same file picked again (after another model) is a change too.
+    input.set_value("");
     let name = file.name();
     if file.size() > ssi_bundle::MAX_BYTES as f64 {
         state.error.set(Some(format!(
@@ -76,9 +81,11 @@ fn upload(state: AppState, ev: &leptos::ev::Event) {
         )));
         return;
     }
+    state.discard_notice();
+    let ticket = state.ask();
     spawn_local(async move {
         match browser::file_bytes(&file).await {
-            Ok(data) => state.install(data, name),
+            Ok(data) => state.install(data, name, ticket),
             Err(e) => state.error.set(Some(format!("{name}: {e}"))),
         }
     });
@@ -97,9 +104,9 @@ fn BackendControls() -> impl IntoView {
     view! {
         <p class="backend">
             "Backend: "<strong id="backend">{move || state.backend_name.get()}</strong>" "
-            <button id="use-cpu" on:click=move |_| state.switch_backend(Backend::Cpu)>"Use CPU"</button>
+            <button id="use-cpu" disabled=move || state.tuning.training.get() on:click=move |_| state.switch_backend(Backend::Cpu)>"Use CPU"</button>
             " "
-            <button id="use-webgpu" disabled=!gpu title=title on:click=move |_| use_webgpu(state)>{WEBGPU_LABEL}</button>
+            <button id="use-webgpu" disabled=move || !gpu || state.tuning.training.get() title=title on:click=move |_| use_webgpu(state)>{WEBGPU_LABEL}</button>
         </p>
     }
 }
@@ -121,7 +128,8 @@ const WEBGPU_LABEL: &str = "Use WebGPU (loads the WebGPU build)";
 #[cfg(not(feature = "webgpu"))]
 const WEBGPU_TITLE: Option<&str> = Some(
     "Opens webgpu/, a second, larger build of this page with both backends, with this sequence \
-     (fine-tuned weights are not carried over: download them first to keep them)",
+     and the first bundled model (an uploaded bundle and fine-tuned weights are not carried over: \
+     download them first, and upload them there)",
 );
 
 /// Opens the WebGPU build with the current sequence in the URL.

@@ -34,6 +34,9 @@ pub struct AppState {
     pub engine: RwSignal<Option<Engine>, LocalStorage>,
     /// The bundle as shipped or uploaded: reset and backend switches reload it.
     bytes: StoredValue<Option<Vec<u8>>, LocalStorage>,
+    /// The number of the latest model asked for (picked, uploaded, reloaded): loads finish in
+    /// any order, and only the latest one asked for is installed.
+    latest: StoredValue<u64>,
     /// The bundled models (`models/index.json`).
     pub models: RwSignal<Vec<ModelEntry>>,
     /// Name of the loaded bundle (its index entry or its file name).
@@ -52,6 +55,7 @@ impl AppState {
         AppState {
             engine: RwSignal::new_local(None),
             bytes: StoredValue::new_local(None),
+            latest: StoredValue::new(0),
             models: RwSignal::new(Vec::new()),
             model_name: RwSignal::new(String::from("model")),
             backend: RwSignal::new(Backend::Cpu),
@@ -63,13 +67,16 @@ impl AppState {
         }
     }
 
-    /// Lists the bundled models and loads the first.
+    /// Lists the bundled models and loads the first (unless a bundle was uploaded meanwhile).
     pub fn load_model_list(self) {
+        let ticket = self.ask();
         spawn_local(async move {
             match model_list().await {
                 Ok(list) => {
-                    if let Some(first) = list.first().cloned() {
-                        self.load_entry(first);
+                    if let Some(first) = list.first().cloned()
+                        && self.is_latest(ticket)
+                    {
+                        self.fetch_entry(first, ticket);
                     }
                     self.models.set(list);
                 }
@@ -78,18 +85,46 @@ impl AppState {
         });
     }
 
+    /// A number for a model now asked for; a load started before it is no longer installed.
+    pub fn ask(self) -> u64 {
+        self.latest.update_value(|n| *n += 1);
+        self.latest.get_value()
+    }
+
+    fn is_latest(self, ticket: u64) -> bool {
+        self.latest.get_value() == ticket
+    }
+
+    /// Says that fine-tuned weights go with the model they replace.
+    pub fn discard_notice(self) {
+        if self.tuning.tuned.get_untracked() {
+            self.notice.set(Some(
+                "The fine-tuned weights were discarded for the new model (download them first to \
+                 keep them)."
+                    .into(),
+            ));
+        }
+    }
+
     /// Fetches a bundled model and installs it.
     pub fn load_entry(self, entry: ModelEntry) {
+        self.discard_notice();
+        self.fetch_entry(entry, self.ask());
+    }
+
+    fn fetch_entry(self, entry: ModelEntry, ticket: u64) {
         spawn_local(async move {
             match browser::fetch_bytes(&entry.file).await {
-                Ok(data) => self.install(data, entry.name),
-                Err(e) => self.error.set(Some(e)),
+                Ok(data) => self.install(data, entry.name, ticket),
+                Err(e) if self.is_latest(ticket) => self.error.set(Some(e)),
+                Err(_) => {}
             }
         });
     }
 
-    /// Installs a bundle on the chosen backend; if it does not load, the page keeps its model.
-    pub fn install(self, data: Vec<u8>, name: String) {
+    /// Installs a bundle (asked for as `ticket`) on the chosen backend, unless another model was
+    /// asked for since; if it does not load, the page keeps its model.
+    pub fn install(self, data: Vec<u8>, name: String, ticket: u64) {
         spawn_local(async move {
             // A backend that fails falls back to the CPU; its error stays on screen.
             let (device, backend_name, backend_error) =
@@ -101,6 +136,9 @@ impl AppState {
                         (d, n, Some(format!("{e}; using the CPU")))
                     }
                 };
+            if !self.is_latest(ticket) {
+                return;
+            }
             match Engine::load(&data, &device) {
                 Ok(engine) => {
                     self.engine.set(Some(engine));
@@ -118,7 +156,8 @@ impl AppState {
     /// Reloads the bundle as it was shipped or uploaded, on the chosen backend.
     pub fn reload(self) {
         if let Some(data) = self.bytes.get_value() {
-            self.install(data, self.model_name.get_untracked());
+            let ticket = self.ask();
+            self.install(data, self.model_name.get_untracked(), ticket);
         }
     }
 

@@ -22,15 +22,18 @@ pub struct Tuning {
     pub valid_after: RwSignal<Option<Validation>>,
     /// Whether the loaded model has been fine-tuned (it differs from its bundle).
     pub tuned: RwSignal<bool>,
+    /// (steps committed, learning rate) of each run on the loaded model, for the download's note.
+    pub runs: RwSignal<Vec<(usize, f64)>>,
     /// Fine-tuning and download errors, shown next to their buttons.
     pub error: RwSignal<Option<String>>,
 }
 
-/// What the visitor set in the fine-tuning form.
+/// What the visitor typed in the fine-tuning form, read when "Fine-tune" is clicked (a box
+/// that does not hold a number is named then, not passed over).
 #[derive(Clone, Copy)]
 pub struct Settings {
-    pub epochs: RwSignal<usize>,
-    pub lr: RwSignal<f64>,
+    pub epochs: RwSignal<String>,
+    pub lr: RwSignal<String>,
     /// Whether the sequence built on the page is trained on too.
     pub with_mine: RwSignal<bool>,
 }
@@ -38,10 +41,33 @@ pub struct Settings {
 impl Settings {
     pub fn new() -> Settings {
         Settings {
-            epochs: RwSignal::new(3),
-            lr: RwSignal::new(1e-3),
+            epochs: RwSignal::new("3".into()),
+            lr: RwSignal::new("0.001".into()),
             with_mine: RwSignal::new(false),
         }
+    }
+
+    /// (learning rate, epochs), or what is wrong with the boxes.
+    pub fn read(self) -> Result<(f64, usize), String> {
+        let (epochs, lr) = (self.epochs.get_untracked(), self.lr.get_untracked());
+        let epochs = match epochs.trim().parse::<usize>() {
+            Ok(e) if (1..=50).contains(&e) => e,
+            _ => {
+                return Err(format!(
+                    "epochs: \"{epochs}\" is not a whole number from 1 to 50"
+                ));
+            }
+        };
+        // As `ssi train` bounds it: below 1e-12 Adam's steps round to nothing.
+        let lr = match lr.trim().parse::<f64>() {
+            Ok(v) if v.is_finite() && (1e-12..=1.0).contains(&v) => v,
+            _ => {
+                return Err(format!(
+                    "learning rate: \"{lr}\" is not a number from 1e-12 to 1"
+                ));
+            }
+        };
+        Ok((lr, epochs))
     }
 }
 
@@ -56,6 +82,7 @@ impl Tuning {
             valid_before: RwSignal::new(None),
             valid_after: RwSignal::new(None),
             tuned: RwSignal::new(false),
+            runs: RwSignal::new(Vec::new()),
             error: RwSignal::new(None),
         }
     }
@@ -63,9 +90,23 @@ impl Tuning {
     /// Forgets the results of fine-tuning another model.
     pub fn clear(self) {
         self.losses.set(Vec::new());
+        self.progress.set((0, 0));
+        self.pace.set(None);
         self.valid_before.set(None);
         self.valid_after.set(None);
         self.tuned.set(false);
+        self.runs.set(Vec::new());
+        self.error.set(None);
+    }
+
+    /// The download's note: "120 steps in the browser, lr 0.001" (each run's, in order).
+    pub fn note(self) -> String {
+        self.runs.with_untracked(|runs| {
+            runs.iter()
+                .map(|(steps, lr)| format!("{steps} steps in the browser, lr {lr}"))
+                .collect::<Vec<_>>()
+                .join("; then ")
+        })
     }
 }
 
@@ -75,14 +116,13 @@ pub fn start(state: AppState, settings: Settings) {
     if t.training.get_untracked() {
         return;
     }
-    let (lr, epochs) = (settings.lr.get_untracked(), settings.epochs.get_untracked());
-    let valid = lr.is_finite() && lr > 0.0 && lr <= 1.0 && (1..=50).contains(&epochs);
-    if !valid {
-        t.error.set(Some(format!(
-            "fine-tuning needs a learning rate in (0, 1] and 1 to 50 epochs (got {lr} and {epochs})"
-        )));
-        return;
-    }
+    let (lr, epochs) = match settings.read() {
+        Ok(x) => x,
+        Err(e) => {
+            t.error.set(Some(e));
+            return;
+        }
+    };
     t.error.set(None);
     let extra = if settings.with_mine.get_untracked() {
         vec![state.sequence.get_untracked()]
@@ -116,11 +156,11 @@ pub fn start(state: AppState, settings: Settings) {
     let total = steps * epochs;
     t.progress.set((0, total));
     t.pace.set(None);
-    spawn_local(run(state, total, batch));
+    spawn_local(run(state, total, batch, lr));
 }
 
 /// Runs `total` steps (or until stopped or failed), then validates and shows the new model.
-async fn run(state: AppState, total: usize, batch: usize) {
+async fn run(state: AppState, total: usize, batch: usize, lr: f64) {
     let t = state.tuning;
     let start = browser::now_ms();
     for done in 1..=total {
@@ -152,7 +192,14 @@ async fn run(state: AppState, total: usize, batch: usize) {
             .engine
             .with_untracked(|e| e.as_ref().and_then(|e| e.validate())),
     );
-    t.tuned.set(true);
+    // A run stopped or failed before its first step leaves the model as it was.
+    let committed = state
+        .engine
+        .with_untracked(|e| e.as_ref().map_or(0, |e| e.steps_done()));
+    if committed > 0 {
+        t.runs.update(|r| r.push((committed, lr)));
+        t.tuned.set(true);
+    }
     t.training.set(false);
     // The steps wrote the model untracked: what reads it follows now.
     state.engine.notify();
@@ -170,7 +217,7 @@ async fn step(engine: RwSignal<Option<Engine>, LocalStorage>) -> Result<Option<f
     let value = loss
         .into_data_async()
         .await
-        .map_err(|e| format!("{e:?}"))?
+        .map_err(|e| format!("reading the step's loss back from the device failed: {e:?}"))?
         .convert::<f32>()
         .try_into_vec::<f32>()
         .ok()
@@ -187,14 +234,10 @@ async fn step(engine: RwSignal<Option<Engine>, LocalStorage>) -> Result<Option<f
 }
 
 /// Offers the fine-tuned model as a bundle file.
-pub fn download(state: AppState, settings: Settings) {
+pub fn download(state: AppState) {
     let t = state.tuning;
     t.error.set(None);
-    let note = format!(
-        "{} steps in the browser, lr {}",
-        t.progress.get_untracked().0,
-        settings.lr.get_untracked()
-    );
+    let note = t.note();
     let out = state
         .engine
         .with_untracked(|e| e.as_ref().map(|e| e.to_bundle(Some(note.clone()))));
