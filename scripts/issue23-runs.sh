@@ -15,6 +15,10 @@
 #   sports-best       the best preset's SSI-GRU4Rec on Sports
 #   figure4           Figure 4 on Beauty: BERT4Rec, its teachers and SSI-HGN at 1, 2, 4, 8 layers
 #   figure4-toys      the same on Toys
+#   beauty-scratch    the best preset on Beauty with teachers trained from scratch, each with a
+#                     seed of its own (`--teachers-from-scratch`): an independent committee was
+#                     +0.0026 full on Toys where the continuing teachers gave +0.0006; SSI-SASRec
+#                     and its reference (not run by default)
 # Three stages at once, one core-thread each (2-core machine: the three teachers share the
 # cores; two at a time lose more to idle waits on their teachers).
 #
@@ -91,6 +95,9 @@ step() {
     figure4-toys)
         run --data "$(data toys)" --ablation layers --baselines --students \
             --out runs/toys-faithful-2 ;;
+    beauty-scratch)
+        run --data "$(data beauty)" "${best[@]}" --teachers-from-scratch --students sasrec \
+            --out runs/beauty-scratch ;;
     *)
         echo "unknown step '$1' (see the list at the top of $0)" >&2
         exit 2 ;;
@@ -102,7 +109,7 @@ steps=("$@")
 for s in "${steps[@]}"; do
     # Names first: a typo in the last step should not wait for hours of the first.
     case $s in
-    beauty-faithful | t4 | beauty-students | toys-students | toys-best | beauty-best | sports-best | figure4 | figure4-toys) ;;
+    beauty-faithful | t4 | beauty-students | toys-students | toys-best | beauty-best | sports-best | figure4 | figure4-toys | beauty-scratch) ;;
     *) echo "unknown step '$s' (see the list at the top of $0)" >&2; exit 2 ;;
     esac
 done
