@@ -95,13 +95,13 @@ pub enum EngineError {
     #[error("item {0} is not in this model's catalogue")]
     UnknownItem(u32),
     #[error(
-        "nothing to fine-tune on: the bundle ships no sequences, and no sequence of yours of 2 or more items was included (\"include my sequence\")"
+        "nothing to fine-tune on: no shipped sequence has 2 or more items to train on (4 or more in all: validation holds out the last two), and no sequence of yours of 2 or more items was included (\"include my sequence\")"
     )]
     NothingToTune,
     #[error("fine-tuning has not been started")]
     NotStarted,
     #[error(
-        "the loss became {0}: fine-tuning stopped and the last step was undone (try a lower learning rate)"
+        "the loss became {0}: fine-tuning stopped and the model went back to its last one with a finite loss (try a lower learning rate)"
     )]
     NonFiniteLoss(f32),
     #[error(
@@ -349,8 +349,10 @@ impl Engine {
     pub fn commit_step(&mut self, loss: f32) -> Result<(), EngineError> {
         let previous = self.previous.take();
         if loss.is_finite() {
-            self.good = previous;
-            self.good_steps = self.steps - 1;
+            if previous.is_some() {
+                self.good = previous;
+                self.good_steps = self.steps - 1;
+            }
             return Ok(());
         }
         if let Some(m) = self.good.take() {
@@ -360,6 +362,47 @@ impl Engine {
         }
         self.tuner = None;
         Err(EngineError::NonFiniteLoss(loss))
+    }
+
+    /// The loss of the current model on the first batch, without a step: a step's loss is of the
+    /// model before it, so a run's last step is checked with this when the run ends. Read it
+    /// back and pass it to [`Engine::commit_check`].
+    pub fn launch_check(&mut self) -> Result<burn::tensor::Tensor<1>, EngineError> {
+        let t = self.tuner.as_ref().ok_or(EngineError::NotStarted)?;
+        let n = t.batch_size.min(t.sequences.len());
+        let seqs: Vec<&[u32]> = t.sequences[..n].iter().map(|s| s.0.as_slice()).collect();
+        let users: Vec<usize> = t.sequences[..n].iter().map(|s| s.1).collect();
+        // A copy: the check draws no mask or dropout from the run's own stream.
+        let mut rng = t.rng.clone();
+        let loss = self.model.train_loss(
+            TrainBatch {
+                items: &seqs,
+                users: &users,
+            },
+            Softmax::Full,
+            &mut rng,
+        );
+        self.previous = None;
+        Ok(loss.detach())
+    }
+
+    /// Accepts the current model if its checked loss is finite; otherwise puts back the last
+    /// model whose loss was finite and ends the run with an error.
+    pub fn commit_check(&mut self, loss: f32) -> Result<(), EngineError> {
+        if loss.is_finite() {
+            (self.good, self.good_steps) = (Some(self.model.clone()), self.steps);
+            return Ok(());
+        }
+        if let Some(m) = self.good.take() {
+            (self.model, self.steps) = (m, self.good_steps);
+        }
+        self.tuner = None;
+        Err(EngineError::NonFiniteLoss(loss))
+    }
+
+    /// Whether a fine-tuning run is under way (started, not ended by a non-finite loss).
+    pub fn is_tuning(&self) -> bool {
+        self.tuner.is_some()
     }
 
     /// One step, read back synchronously (CPU backend); returns (epoch, loss).

@@ -148,7 +148,13 @@ fn fine_tuning_lowers_the_loss_and_round_trips() {
 #[test]
 fn a_non_finite_loss_puts_back_the_last_finite_model() {
     let (bytes, _) = bundle(ModelKind::Gru4rec);
+    // Test figures shipped with the bundle, of its weights.
+    let b = Bundle::from_bytes(&bytes, &Device::flex()).unwrap();
+    let mut header = b.header.clone();
+    header.provenance.metrics = serde_json::json!({"ndcg@10": 0.5});
+    let bytes = Bundle::to_bytes(header, &b.model).unwrap();
     let mut engine = Engine::load(&bytes, &Device::flex()).unwrap();
+    assert!(!engine.header.provenance.metrics.is_null());
     let history = [1u32, 2, 3];
     let loaded = engine.predict(&history, 5);
     engine.start_fine_tune(&FineTuneConfig::default()).unwrap();
@@ -173,9 +179,26 @@ fn a_non_finite_loss_puts_back_the_last_finite_model() {
     assert_eq!(engine.steps_done(), 2);
     engine.launch_step().unwrap();
     let err = engine.commit_step(f32::INFINITY).unwrap_err();
-    assert!(err.to_string().contains("undone"), "{err}");
+    assert!(err.to_string().contains("went back"), "{err}");
     assert_eq!(engine.predict(&history, 5), one_step);
     assert_eq!(engine.steps_done(), 1);
+    assert!(!engine.is_tuning());
+    // A run's last step has no loss of its own: the check at its end takes it back when the
+    // model it made is not finite.
+    engine.start_fine_tune(&FineTuneConfig::default()).unwrap();
+    engine.launch_step().unwrap();
+    engine.commit_step(1.0).unwrap();
+    engine.launch_check().unwrap();
+    engine.commit_check(1.0).unwrap();
+    let checked = engine.predict(&history, 5);
+    engine.launch_step().unwrap();
+    engine.commit_step(1.0).unwrap();
+    assert_eq!(engine.steps_done(), 2);
+    engine.launch_check().unwrap();
+    assert!(engine.commit_check(f32::NAN).is_err());
+    assert_eq!(engine.predict(&history, 5), checked);
+    assert_eq!(engine.steps_done(), 1);
+    assert!(!engine.is_tuning());
     // The download says so after the bundle's own note, without the figures of the weights
     // before.
     let out = engine.to_bundle(Some("1 step".into())).unwrap();

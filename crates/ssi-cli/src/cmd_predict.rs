@@ -37,10 +37,17 @@ struct ItemArg {
 fn item_id(s: &str) -> Result<ItemArg, String> {
     match s.trim() {
         "" => Err("an empty item id (an empty --history, or a comma too many)".into()),
-        id if id.bytes().all(|b| b.is_ascii_digit()) => Ok(ItemArg {
-            id: id.parse::<u32>().ok(),
-            text: id.trim_start_matches('0').to_string(),
-        }),
+        id if {
+            let digits = id.strip_prefix('+').unwrap_or(id);
+            !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+        } =>
+        {
+            let digits = id.strip_prefix('+').unwrap_or(id);
+            Ok(ItemArg {
+                id: digits.parse::<u32>().ok(),
+                text: digits.trim_start_matches('0').to_string(),
+            })
+        }
         id => Err(format!("`{id}` is not an item id (a whole number)")),
     }
 }
@@ -162,6 +169,20 @@ fn some_items<T: std::fmt::Display>(ids: &[T]) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn ids_are_whole_numbers_of_any_size() {
+        let id = |s: &str| super::item_id(s).map(|a| (a.id, a.text));
+        assert_eq!(id(" +5 "), Ok((Some(5), "5".into())));
+        assert_eq!(id("007"), Ok((Some(7), "7".into())));
+        assert_eq!(
+            id("18446744073709551617"),
+            Ok((None, "18446744073709551617".into()))
+        );
+        for bad in ["+", "-3", "1.5", "x", "0x10"] {
+            assert!(id(bad).is_err(), "{bad}");
+        }
+    }
+
     #[test]
     fn a_long_list_of_items_is_cut() {
         assert_eq!(super::some_items(&[3, 9]), "items [3, 9]");

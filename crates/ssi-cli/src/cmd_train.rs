@@ -183,10 +183,20 @@ pub fn pretrain(a: PretrainArgs) -> Result<()> {
             match name.parse::<ConsistencyTask>() {
                 Ok(t) if cfg.model.kind() == ModelKind::Bert4rec => t,
                 _ => anyhow::bail!(
-                    "{}: it holds a {} run without a consistency task of `ssi pretrain`, which \
-                     `ssi train --resume --out {}` continues",
+                    "{}: it holds a {} {} without a consistency task of `ssi pretrain`, which \
+                     `ssi {} --resume --out {}` continues",
                     out.display(),
                     cfg.model.kind().name(),
+                    if cfg.distill.is_some() {
+                        "distillation"
+                    } else {
+                        "run"
+                    },
+                    if cfg.distill.is_some() {
+                        "distill"
+                    } else {
+                        "train"
+                    },
                     out.display()
                 ),
             }

@@ -81,12 +81,11 @@ fn upload(state: AppState, ev: &leptos::ev::Event) {
         )));
         return;
     }
-    state.discard_notice();
     let ticket = state.ask();
     spawn_local(async move {
         match browser::file_bytes(&file).await {
-            Ok(data) => state.install(data, name, ticket),
-            Err(e) => state.error.set(Some(format!("{name}: {e}"))),
+            Ok(data) => state.install(data, name, ticket, true),
+            Err(e) => state.load_failed(ticket, format!("{name}: {e}")),
         }
     });
 }

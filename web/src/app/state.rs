@@ -37,6 +37,8 @@ pub struct AppState {
     /// The number of the latest model asked for (picked, uploaded, reloaded): loads finish in
     /// any order, and only the latest one asked for is installed.
     latest: StoredValue<u64>,
+    /// The number of the last model asked for whose load ended (installed or failed).
+    settled: StoredValue<u64>,
     /// The bundled models (`models/index.json`).
     pub models: RwSignal<Vec<ModelEntry>>,
     /// Name of the loaded bundle (its index entry or its file name).
@@ -56,6 +58,7 @@ impl AppState {
             engine: RwSignal::new_local(None),
             bytes: StoredValue::new_local(None),
             latest: StoredValue::new(0),
+            settled: StoredValue::new(0),
             models: RwSignal::new(Vec::new()),
             model_name: RwSignal::new(String::from("model")),
             backend: RwSignal::new(Backend::Cpu),
@@ -79,8 +82,10 @@ impl AppState {
                         self.fetch_entry(first, ticket);
                     }
                     self.models.set(list);
+                    // Options inserted select the first one: show the loaded model's again.
+                    self.model_name.notify();
                 }
-                Err(e) => self.error.set(Some(e)),
+                Err(e) => self.load_failed(ticket, e),
             }
         });
     }
@@ -95,36 +100,46 @@ impl AppState {
         self.latest.get_value() == ticket
     }
 
-    /// Says that fine-tuned weights go with the model they replace.
-    pub fn discard_notice(self) {
-        if self.tuning.tuned.get_untracked() {
-            self.notice.set(Some(
-                "The fine-tuned weights were discarded for the new model (download them first to \
-                 keep them)."
-                    .into(),
-            ));
+    /// Ends the load of the model asked for last if it is still under way (it will not be
+    /// installed); whether there was one.
+    pub fn cancel_pending_load(self) -> bool {
+        let pending = self.settled.get_value() < self.latest.get_value();
+        if pending {
+            self.ask();
+            self.settled.set_value(self.latest.get_value());
+        }
+        pending
+    }
+
+    /// A load asked for as `ticket` ended without installing: the page keeps its model, and the
+    /// select shows that model again (a failed entry picked again is then a change).
+    pub fn load_failed(self, ticket: u64, error: String) {
+        if self.is_latest(ticket) {
+            self.settled.set_value(ticket);
+            self.error.set(Some(error));
+            self.model_name.notify();
         }
     }
 
     /// Fetches a bundled model and installs it.
     pub fn load_entry(self, entry: ModelEntry) {
-        self.discard_notice();
         self.fetch_entry(entry, self.ask());
     }
 
     fn fetch_entry(self, entry: ModelEntry, ticket: u64) {
         spawn_local(async move {
             match browser::fetch_bytes(&entry.file).await {
-                Ok(data) => self.install(data, entry.name, ticket),
-                Err(e) if self.is_latest(ticket) => self.error.set(Some(e)),
-                Err(_) => {}
+                Ok(data) => self.install(data, entry.name, ticket, true),
+                Err(e) => self.load_failed(ticket, e),
             }
         });
     }
 
     /// Installs a bundle (asked for as `ticket`) on the chosen backend, unless another model was
-    /// asked for since; if it does not load, the page keeps its model.
-    pub fn install(self, data: Vec<u8>, name: String, ticket: u64) {
+    /// asked for since; if it does not load, the page keeps its model. `replaces`: another
+    /// model than the loaded one (not a reset or a backend switch), whose fine-tuned weights
+    /// are then said to be discarded.
+    pub fn install(self, data: Vec<u8>, name: String, ticket: u64, replaces: bool) {
         spawn_local(async move {
             // A backend that fails falls back to the CPU; its error stays on screen.
             let (device, backend_name, backend_error) =
@@ -141,6 +156,14 @@ impl AppState {
             }
             match Engine::load(&data, &device) {
                 Ok(engine) => {
+                    self.settled.set_value(ticket);
+                    if replaces && self.tuning.tuned.get_untracked() {
+                        self.notice.set(Some(
+                            "The fine-tuned weights were discarded for the new model (download \
+                             them first to keep them)."
+                                .into(),
+                        ));
+                    }
                     self.engine.set(Some(engine));
                     self.bytes.set_value(Some(data));
                     self.model_name.set(name);
@@ -148,7 +171,7 @@ impl AppState {
                     self.error.set(backend_error);
                     self.tuning.clear();
                 }
-                Err(e) => self.error.set(Some(format!("{name}: {e}"))),
+                Err(e) => self.load_failed(ticket, format!("{name}: {e}")),
             }
         });
     }
@@ -157,7 +180,7 @@ impl AppState {
     pub fn reload(self) {
         if let Some(data) = self.bytes.get_value() {
             let ticket = self.ask();
-            self.install(data, self.model_name.get_untracked(), ticket);
+            self.install(data, self.model_name.get_untracked(), ticket, false);
         }
     }
 

@@ -124,6 +124,14 @@ pub fn start(state: AppState, settings: Settings) {
         }
     };
     t.error.set(None);
+    // A model still loading would replace this one under the run: it is not installed.
+    if state.engine.with_untracked(Option::is_some) && state.cancel_pending_load() {
+        state.notice.set(Some(
+            "The model that was still loading was not installed: fine-tuning runs on the model \
+             shown (pick the other one again after it)."
+                .into(),
+        ));
+    }
     let extra = if settings.with_mine.get_untracked() {
         vec![state.sequence.get_untracked()]
     } else {
@@ -187,6 +195,10 @@ async fn run(state: AppState, total: usize, batch: usize, lr: f64) {
         // Paint, handle clicks (the stop button), then go on.
         browser::yield_now().await;
     }
+    // The last step's result has no loss of its own yet.
+    if let Err(e) = check(state.engine).await {
+        t.error.set(Some(e));
+    }
     t.valid_after.set(
         state
             .engine
@@ -214,15 +226,7 @@ async fn step(engine: RwSignal<Option<Engine>, LocalStorage>) -> Result<Option<f
         Some(Err(e)) => return Err(e.to_string()),
         None => return Ok(None),
     };
-    let value = loss
-        .into_data_async()
-        .await
-        .map_err(|e| format!("reading the step's loss back from the device failed: {e:?}"))?
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        .ok()
-        .and_then(|v| v.first().copied())
-        .unwrap_or(f32::NAN);
+    let value = read_loss(loss).await?;
     let committed = engine
         .write_untracked()
         .as_mut()
@@ -231,6 +235,43 @@ async fn step(engine: RwSignal<Option<Engine>, LocalStorage>) -> Result<Option<f
         return Err(e.to_string());
     }
     Ok(Some(value))
+}
+
+/// Checks the model a run ends with (see [`Engine::launch_check`]); nothing to do when the run
+/// already ended on a non-finite loss.
+async fn check(engine: RwSignal<Option<Engine>, LocalStorage>) -> Result<(), String> {
+    let launched = engine
+        .write_untracked()
+        .as_mut()
+        .filter(|e| e.is_tuning())
+        .map(|e| e.launch_check());
+    let loss = match launched {
+        Some(Ok(loss)) => loss,
+        Some(Err(e)) => return Err(e.to_string()),
+        None => return Ok(()),
+    };
+    let value = read_loss(loss).await?;
+    match engine
+        .write_untracked()
+        .as_mut()
+        .map(|e| e.commit_check(value))
+    {
+        Some(Err(e)) => Err(e.to_string()),
+        _ => Ok(()),
+    }
+}
+
+/// A loss launched on the device, read back without blocking (NaN when it holds no value).
+async fn read_loss(loss: burn::tensor::Tensor<1>) -> Result<f32, String> {
+    Ok(loss
+        .into_data_async()
+        .await
+        .map_err(|e| format!("reading the step's loss back from the device failed: {e:?}"))?
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .ok()
+        .and_then(|v| v.first().copied())
+        .unwrap_or(f32::NAN))
 }
 
 /// Offers the fine-tuned model as a bundle file.
