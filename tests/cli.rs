@@ -234,7 +234,7 @@ fn quickstart_runs_without_files() {
             "--set",
             "epochs=1",
         ],
-        "--warm-start",
+        "teacher-temporal was trained from another run (--warm-start or --preset best), and this command asks for teachers from scratch",
     );
     let bundle = runs.join("bundle").join("bundle.ssib");
     assert!(bundle.exists(), "{out}");
@@ -2983,6 +2983,13 @@ fn teacher_lists_are_trimmed_and_empty_entries_named() {
             out.to_str().unwrap(),
         ],
         "nowhere-a: no such run folder",
+    );
+    // `--ensemble` alike.
+    let out = ssi(&["eval", "--ensemble", "nowhere-a , nowhere-b"]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("nowhere-a: no such run folder") && !said.contains("  "),
+        "{said}"
     );
 }
 

@@ -136,7 +136,7 @@ pub struct EvalArgs {
     /// Run folders, comma-separated, evaluated as one model: the mean of their predicted
     /// distributions (each one's softmax over all items), e.g. an SSI student's teachers, whose
     /// committee the student imitates.
-    #[arg(long, value_delimiter = ',', num_args = 1.., value_name = "DIR,DIR")]
+    #[arg(long, value_delimiter = ',', num_args = 1.., value_name = "DIR,DIR", value_parser = crate::cmd_train::teacher_path)]
     ensemble: Vec<PathBuf>,
     /// cpu or wgpu, for --checkpoint, --bundle and --ensemble.
     #[arg(long, default_value = "cpu")]

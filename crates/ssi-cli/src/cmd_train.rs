@@ -31,8 +31,9 @@ pub struct PretrainArgs {
     run: RunArgs,
 }
 
-/// One entry of `--teachers`: spaces around a comma are not part of a path.
-fn teacher_path(s: &str) -> Result<PathBuf, String> {
+/// One entry of a list of run folders (`--teachers`, `--ensemble`): spaces around a comma are
+/// not part of a path.
+pub(crate) fn teacher_path(s: &str) -> Result<PathBuf, String> {
     match s.trim() {
         "" => Err("an empty entry (a comma too many?)".into()),
         t => Ok(PathBuf::from(t)),

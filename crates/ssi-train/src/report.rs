@@ -135,7 +135,31 @@ pub fn read_archive(path: &Path) -> Result<Vec<Row>, String> {
     for r in rows.iter_mut().filter(|r| r.ssi && r.setup.is_none()) {
         r.setup = r.command.as_deref().map(setup_from_command);
     }
-    Ok(rows)
+    // A row copied twice (two machines' archives pasted together) is one row; two different
+    // rows of one name cannot both be kept on the page.
+    let mut kept: Vec<Row> = Vec::with_capacity(rows.len());
+    // (dataset, name) -> (index in `kept`, row number in the file)
+    let mut by_name: std::collections::HashMap<(String, String), (usize, usize)> =
+        Default::default();
+    for (i, r) in rows.into_iter().enumerate() {
+        match by_name.get(&(r.dataset.clone(), r.config.clone())) {
+            Some(&(k, _)) if kept[k] == r => {}
+            Some(&(_, first)) => {
+                return Err(format!(
+                    "{}: rows {first} and {} are both named {} of {}, with other figures: remove one of them",
+                    path.display(),
+                    i + 1,
+                    one_line(&r.config),
+                    one_line(&r.dataset)
+                ));
+            }
+            None => {
+                by_name.insert((r.dataset.clone(), r.config.clone()), (kept.len(), i + 1));
+                kept.push(r);
+            }
+        }
+    }
+    Ok(kept)
 }
 
 /// The longest training a row may record, in minutes (a year): a larger figure is an edit.
@@ -592,6 +616,20 @@ pub fn collect_ablations(roots: &[PathBuf]) -> (Vec<AblationFile>, Vec<String>) 
 /// `root` and the folders below it, at most `depth` levels down, in order. A folder that
 /// cannot be read may hold runs: it is named in `unreadable`, not passed over.
 fn folders(root: &Path, depth: usize, out: &mut Vec<PathBuf>, unreadable: &mut Vec<String>) {
+    let top = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+    walk(root, &top, depth, out, unreadable);
+}
+
+/// `folders` below `dir`; a link to a folder outside `top` (the root, resolved) is not followed:
+/// a link to `/` or `..` would report every run on the machine under this root's name.
+fn walk(
+    dir: &Path,
+    top: &Path,
+    depth: usize,
+    out: &mut Vec<PathBuf>,
+    unreadable: &mut Vec<String>,
+) {
+    let root = dir;
     out.push(root.to_path_buf());
     if depth == 0 {
         return;
@@ -613,7 +651,20 @@ fn folders(root: &Path, depth: usize, out: &mut Vec<PathBuf>, unreadable: &mut V
         .collect();
     dirs.sort();
     for d in dirs {
-        folders(&d, depth - 1, out, unreadable);
+        let link = std::fs::symlink_metadata(&d).is_ok_and(|m| m.file_type().is_symlink());
+        if link
+            && let Ok(target) = d.canonicalize()
+            && !target.starts_with(top)
+        {
+            unreadable.push(format!(
+                "not followed: {} links out of {} (to {}); give that folder as a root to report its runs",
+                d.display(),
+                top.display(),
+                target.display()
+            ));
+            continue;
+        }
+        walk(&d, top, depth - 1, out, unreadable);
     }
 }
 
@@ -783,10 +834,12 @@ pub fn model_label(cfg: &RunConfig) -> String {
 fn run_folders(root: &Path, depth: usize, out: &mut Vec<PathBuf>, unreadable: &mut Vec<String>) {
     let mut all = Vec::new();
     folders(root, depth, &mut all, unreadable);
-    // A test.json that is not a file is a run to report as unreadable, not to pass over.
+    // A test.json or config.json that is not a file (a folder, a link to nothing: an unfetched
+    // annex file) is a run to report as unreadable, not to pass over.
+    let there = |p: PathBuf| std::fs::symlink_metadata(p).is_ok();
     out.extend(
         all.into_iter()
-            .filter(|d| d.join("test.json").exists() && d.join("config.json").is_file()),
+            .filter(|d| there(d.join("test.json")) && there(d.join("config.json"))),
     );
 }
 
@@ -869,6 +922,13 @@ fn read_row(root: &Path, dir: &Path) -> Result<(Row, Option<String>), String> {
         let text = read_regular(&dir.join(name), ssi_data::dataset::MAX_SETTINGS_BYTES)?;
         serde_json::from_str(&text).map_err(|e| format!("{name}: {e}"))
     };
+    for name in ["config.json", "test.json"] {
+        if !dir.join(name).is_file() {
+            return Err(format!(
+                "{name} is not a file (a folder, or a link to nothing: an annexed file not fetched?)"
+            ));
+        }
+    }
     // Read as every command reads it: range-checked, and refused where its settings differ
     // from those state.json records (an edited file would report another run's figures).
     let cfg: RunConfig = crate::checkpoint::RunDir::new(dir)

@@ -282,8 +282,9 @@ fn an_archive_rewritten_from_itself_is_the_same_file() {
     let path = dir.path().join(report::ARCHIVE);
     let rows: Vec<report::Row> = [14.239298570983333, 108.51013648026667, 93.09154499259999]
         .into_iter()
-        .map(|m| {
-            let mut r = row("SASRec", "beauty/sasrec", false, None);
+        .enumerate()
+        .map(|(i, m)| {
+            let mut r = row("SASRec", &format!("beauty/sasrec-{i}"), false, None);
             r.train_minutes = Some(m);
             r.ndcg10 = 0.30539148084719087;
             r.curve.push((4.0, 0.3610813713080338));
@@ -387,6 +388,59 @@ fn archived_rows_are_kept_until_their_runs_are_found_again() {
     std::fs::write(&path, "[{\"dataset\": 1}]").unwrap();
     let e = report::read_archive(&path).unwrap_err();
     assert!(e.contains(report::ARCHIVE), "{e}");
+
+    // A row pasted twice is one row; two rows of one name with other figures are refused.
+    let twice = vec![old[0].clone(), old[1].clone(), old[0].clone()];
+    std::fs::write(&path, report::to_archive(&twice)).unwrap();
+    assert_eq!(report::read_archive(&path).unwrap(), old);
+    let mut other = old[0].clone();
+    other.ndcg10 += 0.01;
+    std::fs::write(
+        &path,
+        report::to_archive(&[old[0].clone(), old[1].clone(), other]),
+    )
+    .unwrap();
+    let e = report::read_archive(&path).unwrap_err();
+    assert!(
+        e.contains("rows 1 and 3 are both named beauty/sasrec"),
+        "{e}"
+    );
+}
+
+/// Links that lead out of a root are not followed (a link to `/` would report every run on the
+/// machine), and a run whose files are links to nothing or folders is named, not passed over.
+#[cfg(unix)]
+#[test]
+fn links_out_of_a_root_are_not_followed_and_broken_runs_are_named() {
+    let root = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    run(&root.path().join("mine"), ModelKind::Sasrec, "beauty", 0.36);
+    run(
+        &elsewhere.path().join("theirs"),
+        ModelKind::Sasrec,
+        "beauty",
+        0.35,
+    );
+    std::os::unix::fs::symlink(elsewhere.path(), root.path().join("out")).unwrap();
+    let broken = root.path().join("broken");
+    run(&broken, ModelKind::Sasrec, "beauty", 0.34);
+    std::fs::remove_file(broken.join("test.json")).unwrap();
+    std::os::unix::fs::symlink(root.path().join("nothing"), broken.join("test.json")).unwrap();
+    let (rows, notes) = report::collect(&[root.path().to_path_buf()]);
+    let names: Vec<&str> = rows.iter().map(|r| r.config.as_str()).collect();
+    assert_eq!(names, ["mine"]);
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.starts_with("not followed:") && n.contains("out")),
+        "{notes:?}"
+    );
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("broken") && n.contains("test.json is not a file")),
+        "{notes:?}"
+    );
 }
 
 /// A chart whose runs' curves are gone stays linked under its dataset; new charts and other

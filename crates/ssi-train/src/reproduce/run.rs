@@ -187,10 +187,26 @@ impl Runner<'_> {
             });
         }
         if cfg.init_from.is_some() != s.init.is_some() {
-            let (was, asked) = if s.init.is_some() {
-                ("from scratch", "a warm start (--warm-start)")
-            } else {
-                ("from another run (--warm-start)", "a run from scratch")
+            // A teacher's start is set by the warm start and --teachers-from-scratch, a
+            // student's by the warm start.
+            let teacher = s.name.contains("teacher-");
+            let (was, asked) = match (s.init.is_some(), teacher) {
+                (true, true) => (
+                    "from scratch (the paper's pipeline, or --teachers-from-scratch)",
+                    "teachers that continue their model's run (--warm-start or --preset best, without --teachers-from-scratch)",
+                ),
+                (true, false) => (
+                    "from scratch",
+                    "a warm start (--warm-start or --preset best)",
+                ),
+                (false, true) => (
+                    "from another run (--warm-start or --preset best)",
+                    "teachers from scratch (the paper's pipeline, or --teachers-from-scratch)",
+                ),
+                (false, false) => (
+                    "from another run (--warm-start or --preset best)",
+                    "a run from scratch",
+                ),
             };
             return Err(ReproduceError::OtherStart {
                 dir: dir.to_path_buf(),
