@@ -1420,6 +1420,36 @@ fn reproduce_writes_the_tables_and_resumes() {
     // Figure 4 at the configured depth (small: 2 layers) is Table 2's runs, not trained twice.
     assert!(out.join("l1-ssi-hgn/test.json").exists());
     assert!(!out.join("l2-bert4rec").exists() && !out.join("l2-ssi-hgn").exists());
+    // Figure 4 of SASRec teachers trains the SASRec baseline Table 2 has a row for: the table
+    // written by the same run has it.
+    let sas = dir.path().join("repro-sasrec");
+    ok(&[
+        "reproduce",
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        sas.to_str().unwrap(),
+        "--teacher-model",
+        "sasrec",
+        "--ablation",
+        "layers",
+        "--baselines",
+        "--students",
+        "hgn",
+        "--set",
+        "hidden=16",
+        "--set",
+        "epochs=1",
+        "--set",
+        "max_steps_per_epoch=1",
+        "--set",
+        "valid_users=50",
+    ]);
+    let t = std::fs::read_to_string(sas.join("table2.md")).unwrap();
+    assert!(
+        sas.join("sasrec/test.json").exists() && t.contains("| SASRec |"),
+        "{t}"
+    );
     // Rerunning finds every run finished: nothing is trained again, same table.
     let again = ok(&args);
     assert!(
@@ -3338,6 +3368,45 @@ fn paths_that_are_not_utf8_are_usable() {
     );
     let recorded = std::fs::read_to_string(run.join("command.txt")).unwrap();
     assert!(recorded.contains("run\u{fffd}"), "{recorded}");
+    // A path a run records in its config.json (a dataset, a pipeline's folder, whose students
+    // record their teachers) is refused before anything is trained or written.
+    let odd = dir.path().join(std::ffi::OsStr::from_bytes(b"data\xff"));
+    std::fs::create_dir(&odd).unwrap();
+    std::fs::copy(&data, odd.join("shop.txt")).unwrap();
+    let other = dir.path().join("other");
+    let out = Command::new(env!("CARGO_BIN_EXE_ssi"))
+        .args(["train", "--model", "hgn", "--epochs", "1"])
+        .arg("--data")
+        .arg(odd.join("shop.txt"))
+        .arg("--out")
+        .arg(&other)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.code() == Some(1)
+            && stderr.contains("--data")
+            && stderr.contains("not valid UTF-8"),
+        "{stderr}"
+    );
+    assert!(!other.exists());
+    let pipeline = dir.path().join(std::ffi::OsStr::from_bytes(b"rp\xff"));
+    let out = Command::new(env!("CARGO_BIN_EXE_ssi"))
+        .args(["reproduce", "--baselines", "--students", "hgn"])
+        .arg("--data")
+        .arg(&data)
+        .arg("--out")
+        .arg(&pipeline)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.code() == Some(1)
+            && stderr.contains("--out")
+            && stderr.contains("not valid UTF-8"),
+        "{stderr}"
+    );
+    assert!(!pipeline.exists());
 }
 
 /// An `--out` that is a link to nothing, or a link that loops, is named as such, and nothing is

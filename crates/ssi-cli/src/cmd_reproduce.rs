@@ -274,6 +274,11 @@ pub fn workspace<'a>(
             out.display(),
         );
     }
+    // Its students record their teachers' folders, under --out.
+    crate::source::recordable("--out", &out)?;
+    if let Some(d) = &data {
+        crate::source::recordable("--data", d)?;
+    }
     Ok(Workspace {
         dataset: ds,
         data_path: data,

@@ -377,6 +377,17 @@ fn run(
         })
         .flatten()
         .and_then(|c| c.dataset.path);
+    if let Some(d) = &a.data {
+        crate::source::recordable("--data", d)?;
+    }
+    if let Some(i) = &a.init {
+        crate::source::recordable("--init", i)?;
+    }
+    if let Some((teachers, _)) = &distill {
+        for t in teachers {
+            crate::source::recordable("--teachers", t)?;
+        }
+    }
     let data = a.data.clone().or(recorded.clone());
     let ds: Dataset = match &recorded {
         Some(p) => {

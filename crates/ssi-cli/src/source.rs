@@ -157,3 +157,20 @@ pub fn read_bundle(path: &Path) -> Result<Vec<u8>> {
     }
     Ok(bytes)
 }
+
+/// Refuses a path that a run would record in its `config.json` (a dataset, a teacher, a
+/// pipeline's folder) when it is not valid UTF-8, as given or resolved: JSON holds text, and
+/// the run would fail when it writes that file, after training. `what` names the option.
+pub fn recordable(what: &str, path: &std::path::Path) -> Result<()> {
+    let resolved = path.canonicalize().ok();
+    for p in std::iter::once(path).chain(resolved.as_deref()) {
+        if p.to_str().is_none() {
+            anyhow::bail!(
+                "{what} {}: the path is not valid UTF-8, and runs record it in their config.json, \
+                 which holds text: rename it, or reach it through a link of a UTF-8 name",
+                p.display()
+            );
+        }
+    }
+    Ok(())
+}

@@ -135,6 +135,14 @@ pub fn read_archive(path: &Path) -> Result<Vec<Row>, String> {
     for r in rows.iter_mut().filter(|r| r.ssi && r.setup.is_none()) {
         r.setup = r.command.as_deref().map(setup_from_command);
     }
+    // Marked as a run read from its folder is (an archive older than the mark, or edited).
+    for r in rows.iter_mut() {
+        if let Some(sha) = &r.dataset_sha256
+            && ssi_data::published::is_other_file(&r.dataset, sha)
+        {
+            r.dataset = format!("{} (not the published file)", r.dataset);
+        }
+    }
     // A row copied twice (two machines' archives pasted together) is one row; two different
     // rows of one name cannot both be kept on the page.
     let mut kept: Vec<Row> = Vec::with_capacity(rows.len());

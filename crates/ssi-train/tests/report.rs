@@ -389,6 +389,14 @@ fn archived_rows_are_kept_until_their_runs_are_found_again() {
     let e = report::read_archive(&path).unwrap_err();
     assert!(e.contains(report::ARCHIVE), "{e}");
 
+    // A row named after a paper's dataset but of another file is marked, as its run would be.
+    let mut renamed = old[0].clone();
+    renamed.dataset_sha256 = Some("0".repeat(64));
+    std::fs::write(&path, report::to_archive(&[renamed])).unwrap();
+    assert_eq!(
+        report::read_archive(&path).unwrap()[0].dataset,
+        "beauty (not the published file)"
+    );
     // A row pasted twice is one row; two rows of one name with other figures are refused.
     let twice = vec![old[0].clone(), old[1].clone(), old[0].clone()];
     std::fs::write(&path, report::to_archive(&twice)).unwrap();
