@@ -3373,40 +3373,37 @@ fn paths_that_are_not_utf8_are_usable() {
     let odd = dir.path().join(std::ffi::OsStr::from_bytes(b"data\xff"));
     std::fs::create_dir(&odd).unwrap();
     std::fs::copy(&data, odd.join("shop.txt")).unwrap();
-    let other = dir.path().join("other");
-    let out = Command::new(env!("CARGO_BIN_EXE_ssi"))
-        .args(["train", "--model", "hgn", "--epochs", "1"])
-        .arg("--data")
-        .arg(odd.join("shop.txt"))
-        .arg("--out")
-        .arg(&other)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.code() == Some(1)
-            && stderr.contains("--data")
-            && stderr.contains("not valid UTF-8"),
-        "{stderr}"
+    // Each command is refused naming the option, and leaves its --out unmade.
+    let refused = |args: &[&str], data: &Path, out: &Path, option: &str| {
+        let run = Command::new(env!("CARGO_BIN_EXE_ssi"))
+            .args(args)
+            .arg("--data")
+            .arg(data)
+            .arg("--out")
+            .arg(out)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(
+            run.status.code() == Some(1)
+                && stderr.contains(option)
+                && stderr.contains("not valid UTF-8"),
+            "{stderr}"
+        );
+        assert!(!out.exists());
+    };
+    refused(
+        &["train", "--model", "hgn", "--epochs", "1"],
+        &odd.join("shop.txt"),
+        &dir.path().join("other"),
+        "--data",
     );
-    assert!(!other.exists());
-    let pipeline = dir.path().join(std::ffi::OsStr::from_bytes(b"rp\xff"));
-    let out = Command::new(env!("CARGO_BIN_EXE_ssi"))
-        .args(["reproduce", "--baselines", "--students", "hgn"])
-        .arg("--data")
-        .arg(&data)
-        .arg("--out")
-        .arg(&pipeline)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.code() == Some(1)
-            && stderr.contains("--out")
-            && stderr.contains("not valid UTF-8"),
-        "{stderr}"
+    refused(
+        &["reproduce", "--baselines", "--students", "hgn"],
+        &data,
+        &dir.path().join(std::ffi::OsStr::from_bytes(b"rp\xff")),
+        "--out",
     );
-    assert!(!pipeline.exists());
 }
 
 /// An `--out` that is a link to nothing, or a link that loops, is named as such, and nothing is

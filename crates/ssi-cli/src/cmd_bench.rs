@@ -360,22 +360,46 @@ struct Cli {
     bench: BenchArgs,
 }
 
-/// On the CPU a step's logits live in host memory with their gradient and softmax (about 12
-/// bytes a logit, measured): more than the free memory (`free`, where the OS tells it) would be
-/// killed by the OS mid-run.
+/// Host memory per logit on the CPU, measured as the slope of peak RSS (`/usr/bin/time -f %M`)
+/// over the catalogue size: a model's step holds its logits with their gradient and softmax;
+/// eq. 5 (`--imitation`) the student's logits and gradient and three teachers', with the fused
+/// KL's saved rows or, as tensor operations, each teacher's log-softmax, exponent and products.
+const MODEL_BYTES_PER_LOGIT: f64 = 12.0;
+const IMITATION_BYTES_PER_LOGIT: [(&str, f64); 2] = [("fused", 26.0), ("tensor", 50.0)];
+
+/// A step needing more than the free memory (`free`, where the OS tells it) would be killed by
+/// the OS mid-run: refused with the sizes, for the models' steps and eq. 5's alike.
 fn logits_fit(a: &BenchArgs, free: Option<u64>) -> Result<()> {
+    let Some(free) = free else {
+        return Ok(());
+    };
+    let gib = |b: f64| b / (1u64 << 30) as f64;
     let logits = (a.batch as f64) * (a.len as f64) * (a.items as f64);
-    let bytes = logits * 12.0;
-    if let Some(free) = free
-        && bytes > free as f64
-    {
+    let bytes = logits * MODEL_BYTES_PER_LOGIT;
+    if !a.models.is_empty() && bytes > free as f64 {
         anyhow::bail!(
             "--batch {} x --len {} x --items {} is {logits:.1e} logits per step, about {:.1} GiB with their gradients, more than the {:.1} GiB free: lower --batch, --len or --items",
             a.batch,
             a.len,
             a.items,
-            bytes / (1u64 << 30) as f64,
-            free as f64 / (1u64 << 30) as f64
+            gib(bytes),
+            gib(free as f64)
+        );
+    }
+    let per = IMITATION_BYTES_PER_LOGIT
+        .iter()
+        .find(|(kl, _)| *kl == a.kl)
+        .map_or(IMITATION_BYTES_PER_LOGIT[1].1, |(_, b)| *b);
+    let logits = (a.batch as f64) * (a.items as f64);
+    let bytes = logits * per;
+    if a.imitation && bytes > free as f64 {
+        anyhow::bail!(
+            "--imitation: --batch {} x --items {} is {logits:.1e} logits for the student and each of three teachers, about {:.1} GiB with eq. 5's own ({} KL), more than the {:.1} GiB free: lower --batch or --items",
+            a.batch,
+            a.items,
+            gib(bytes),
+            a.kl,
+            gib(free as f64)
         );
     }
     Ok(())
@@ -608,6 +632,31 @@ mod tests {
         super::logits_fit(&a, Some(64 << 30)).unwrap();
         // Where the OS does not tell, the fixed bounds of check_sizes are all there is.
         super::logits_fit(&a, None).unwrap();
+        // Eq. 5 holds more per logit than a model's step: a short --len does not hide it.
+        let a = Cli::parse_from([
+            "bench",
+            "--models",
+            "hgn",
+            "--items",
+            "4000000",
+            "--batch",
+            "256",
+            "--len",
+            "1",
+            "--imitation",
+        ])
+        .bench;
+        // 1.0e9 logits: about 12 GiB for HGN's step, about 25 GiB for eq. 5.
+        let err = super::logits_fit(&a, Some(16 << 30))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--imitation")
+                && err.contains("1.0e9 logits")
+                && err.contains("16.0 GiB free"),
+            "{err}"
+        );
+        super::logits_fit(&a, Some(32 << 30)).unwrap();
     }
 
     #[test]

@@ -203,7 +203,7 @@ fn check_row(r: &Row) -> Result<(), String> {
     for (k, curve) in [("curve", &r.curve), ("full_curve", &r.full_curve)] {
         if let Some((e, v)) = curve.iter().find(|p| !curve_point(**p)) {
             return Err(format!(
-                "{k} has the point (epoch {}, {}): epochs from 0, NDCG between 0 and 1",
+                "{k} has the point (epoch {}, {}): whole epochs from 0 to {MAX_CURVE_EPOCH:e}, NDCG between 0 and 1",
                 short(*e),
                 short(*v)
             ));
@@ -221,9 +221,13 @@ fn short(v: f64) -> String {
     }
 }
 
-/// A point of a validation curve as training writes it.
+/// The last epoch a curve may show: far past any run (a few hundred epochs), and a chart's axis
+/// labels stay numbers, not `1e300`.
+pub const MAX_CURVE_EPOCH: f64 = 1e6;
+
+/// A point of a validation curve as training writes it: a whole epoch, an NDCG.
 fn curve_point((epoch, value): (f64, f64)) -> bool {
-    epoch.is_finite() && epoch >= 0.0 && (0.0..=1.0).contains(&value)
+    (0.0..=MAX_CURVE_EPOCH).contains(&epoch) && epoch.fract() == 0.0 && (0.0..=1.0).contains(&value)
 }
 
 /// How an SSI student was trained: `faithful` (the paper's imitation settings,
@@ -356,16 +360,7 @@ pub fn merge(archived: Vec<Row>, found: Vec<Row>) -> Result<Vec<Row>, String> {
     // A row archived under the same name is this run's earlier row unless it comes from
     // another folder *and* was started by another command (argv[0] aside, and a resumed run
     // keeps its first line): a folder moved or read on another machine is the same run.
-    let started = |r: &Row| {
-        r.command.as_deref().and_then(|c| {
-            let line = c.lines().next()?;
-            Some(
-                line.split_once(' ')
-                    .map_or(line, |(_, rest)| rest)
-                    .to_owned(),
-            )
-        })
-    };
+    let started = started_by;
     for old in &archived {
         let Some(new) = seen.get(&key(old)) else {
             continue;
@@ -588,7 +583,7 @@ pub fn collect_ablations(roots: &[PathBuf]) -> (Vec<AblationFile>, Vec<String>) 
                 continue;
             }
             let folder = match dir.strip_prefix(root) {
-                Ok(p) if !p.as_os_str().is_empty() => p.display().to_string(),
+                Ok(p) if !p.as_os_str().is_empty() => path_text(p),
                 _ => root
                     .canonicalize()
                     .ok()
@@ -876,9 +871,81 @@ pub fn collect(roots: &[PathBuf]) -> (Vec<Row>, Vec<String>) {
             }
         }
     }
+    skipped.extend(drop_copies(&mut rows));
     tell_datasets_apart(&mut rows);
     sort_rows(&mut rows);
     (rows, skipped)
+}
+
+/// The command that started a run, without the program's own path (argv[0]) and what a resume
+/// added (a resumed run keeps its first line).
+fn started_by(r: &Row) -> Option<String> {
+    r.command.as_deref().and_then(|c| {
+        let line = c.lines().next()?;
+        Some(
+            line.split_once(' ')
+                .map_or(line, |(_, rest)| rest)
+                .to_owned(),
+        )
+    })
+}
+
+/// A run folder copied whole (the same `config.json`, `test.json` and starting command) is one
+/// run, not two rows side by side as if it had been trained twice: the row kept is of the folder
+/// its command wrote (the one its `--out` names), else the first; each copy is named in a note.
+/// One model trained by two commands (a pipeline's baseline in two folders) keeps both rows.
+fn drop_copies(rows: &mut Vec<Row>) -> Vec<String> {
+    let wrote_it = |r: &Row| {
+        let out = started_by(r).and_then(|c| {
+            let mut words = c.split(' ');
+            std::iter::from_fn(|| words.next().map(|w| (w, words.clone().next()))).find_map(
+                |(w, next)| match w.strip_prefix("--out") {
+                    Some("") => next.map(str::to_owned),
+                    Some(v) => v.strip_prefix('=').map(str::to_owned),
+                    None => None,
+                },
+            )
+        });
+        match (out, r.path.as_deref()) {
+            (Some(out), Some(path)) => {
+                let out = Path::new(out.trim_end_matches('/'));
+                Path::new(path).starts_with(out) || Path::new(path).ends_with(out)
+            }
+            _ => false,
+        }
+    };
+    let mut groups: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
+    for (i, r) in rows.iter().enumerate() {
+        if let (Some(f), Some(c)) = (&r.fingerprint, started_by(r)) {
+            groups.entry((f.clone(), c)).or_default().push(i);
+        }
+    }
+    let mut notes = Vec::new();
+    let mut drop = std::collections::HashSet::new();
+    for same in groups.values().filter(|g| g.len() > 1) {
+        let keep = same
+            .iter()
+            .copied()
+            .find(|&i| wrote_it(&rows[i]))
+            .unwrap_or(same[0]);
+        let kept = rows[keep]
+            .path
+            .clone()
+            .unwrap_or_else(|| rows[keep].config.clone());
+        for &i in same.iter().filter(|&&i| i != keep) {
+            notes.push(format!(
+                "skipped {}: a copy of the run in {kept} (the same config.json, test.json and command), reported once",
+                rows[i].path.as_deref().unwrap_or(&rows[i].config)
+            ));
+            drop.insert(i);
+        }
+    }
+    let mut i = 0;
+    rows.retain(|_| {
+        i += 1;
+        !drop.contains(&(i - 1))
+    });
+    notes
 }
 
 fn short_sha(sha: &str) -> String {
@@ -996,13 +1063,12 @@ fn read_row(root: &Path, dir: &Path) -> Result<(Row, Option<String>), String> {
     }
     let minutes = Some(state.train_seconds / 60.0);
     let (curve, note) = read_curve(dir);
-    let config = dir
-        .strip_prefix(root)
-        .ok()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(dir)
-        .display()
-        .to_string();
+    let config = path_text(
+        dir.strip_prefix(root)
+            .ok()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(dir),
+    );
     let row = Row {
         dataset: dataset_label(&cfg.dataset),
         model: model_label(&cfg),
@@ -1230,9 +1296,28 @@ fn run_path(dir: &Path) -> String {
         .ok()
         .and_then(|cwd| abs.strip_prefix(cwd).ok().map(Path::to_path_buf))
         .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(abs)
-        .display()
-        .to_string()
+        .map_or_else(|| path_text(&abs), |p| path_text(&p))
+}
+
+/// A path as a row names it: bytes that are not UTF-8 written `\xff`, so that two folders
+/// whose names differ only there keep two names (a lossy `\u{fffd}` would give both one).
+pub fn path_text(p: &Path) -> String {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let mut out = String::new();
+        for chunk in p.as_os_str().as_bytes().utf8_chunks() {
+            out.push_str(chunk.valid());
+            for b in chunk.invalid() {
+                out.push_str(&format!("\\x{b:02x}"));
+            }
+        }
+        out
+    }
+    #[cfg(not(unix))]
+    {
+        p.display().to_string()
+    }
 }
 
 /// `s` on one line, as a Markdown line needs it.

@@ -814,6 +814,58 @@ fn twin_runs_of_two_commands_keep_a_row_each() {
     );
 }
 
+/// A run folder copied whole (`cp -r runs/orig runs/copy`: the same files, the same command) is
+/// one run: the folder its command wrote keeps the row, and the copy is named in a note.
+#[test]
+fn a_copied_run_folder_is_one_row() {
+    let root = tempfile::tempdir().unwrap();
+    for name in ["orig", "copy"] {
+        let dir = root.path().join("runs").join(name);
+        run(&dir, ModelKind::Hgn, "beauty", 0.31);
+        std::fs::write(
+            dir.join("command.txt"),
+            "ssi train --model hgn --out runs/orig\n",
+        )
+        .unwrap();
+    }
+    let (rows, notes) = report::collect(&[root.path().join("runs")]);
+    assert_eq!(
+        rows.iter().map(|r| r.config.as_str()).collect::<Vec<_>>(),
+        ["orig"]
+    );
+    let note = notes.iter().find(|n| n.contains("a copy of")).unwrap();
+    assert!(
+        note.contains("runs/copy") && note.contains("runs/orig"),
+        "{note}"
+    );
+    // Its twin trained by another command stays beside it.
+    std::fs::write(
+        root.path().join("runs/copy/command.txt"),
+        "ssi train --model hgn --out runs/copy\n",
+    )
+    .unwrap();
+    let (rows, _) = report::collect(&[root.path().join("runs")]);
+    assert_eq!(rows.len(), 2);
+}
+
+/// Two folders whose names differ only in bytes that are not UTF-8 keep two names (the
+/// bytes written `\xff`), not one lossy name that the report would refuse as two runs of one name.
+#[cfg(unix)]
+#[test]
+fn folder_names_that_are_not_utf8_stay_apart() {
+    use std::os::unix::ffi::OsStrExt;
+    let root = tempfile::tempdir().unwrap();
+    for (i, b) in [b"run\xff".as_slice(), b"run\xfe"].into_iter().enumerate() {
+        let dir = root.path().join(std::ffi::OsStr::from_bytes(b));
+        run(&dir, ModelKind::Hgn, "beauty", 0.3 + i as f64 / 100.0);
+    }
+    let (found, notes) = report::collect(&[root.path().to_path_buf()]);
+    let mut names: Vec<&str> = found.iter().map(|r| r.config.as_str()).collect();
+    names.sort();
+    assert_eq!(names, ["run\\xfe", "run\\xff"], "{notes:?}");
+    assert_eq!(report::merge(vec![], found).unwrap().len(), 2);
+}
+
 /// Archived rows are range-checked as run folders are: an edited figure is refused, naming the
 /// archive, the row and the field.
 #[test]
@@ -821,7 +873,7 @@ fn an_archived_row_out_of_range_is_refused_naming_it() {
     let root = tempfile::tempdir().unwrap();
     let archive = root.path().join("runs.json");
     let good = row("HGN", "beauty/hgn", false, None);
-    let cases: [(&str, report::Row); 4] = [
+    let cases: [(&str, report::Row); 6] = [
         (
             "ndcg10 = 5",
             report::Row {
@@ -847,6 +899,21 @@ fn an_archived_row_out_of_range_is_refused_naming_it() {
             "curve has the point (epoch 2, 1e300)",
             report::Row {
                 curve: vec![(1.0, 0.3), (2.0, 1e300)],
+                ..good.clone()
+            },
+        ),
+        // An epoch past any run would make the chart's axis read 1e300.
+        (
+            "full_curve has the point (epoch 1e300, 0.05)",
+            report::Row {
+                full_curve: vec![(1.0, 0.03), (1e300, 0.05)],
+                ..good.clone()
+            },
+        ),
+        (
+            "curve has the point (epoch 1.5, 0.3)",
+            report::Row {
+                curve: vec![(1.5, 0.3)],
                 ..good.clone()
             },
         ),
