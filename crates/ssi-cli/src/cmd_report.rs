@@ -43,35 +43,69 @@ pub fn report(mut a: ReportArgs) -> Result<()> {
     std::fs::create_dir_all(&a.out)
         .with_context(|| format!("cannot create the folder {}", a.out.display()))?;
     let lock_path = a.out.join(LOCK);
-    let lock_created = !lock_path.exists();
-    let lock = match ssi_train::job::try_lock_file(&lock_path)
-        .with_context(|| format!("cannot lock {}", lock_path.display()))?
-    {
-        Some(f) => f,
-        None => {
-            errln!(
-                "note: another `ssi report` is writing {}; waiting for it",
-                a.out.display()
-            );
-            let f = std::fs::OpenOptions::new()
-                .write(true)
-                .open(&lock_path)
-                .with_context(|| format!("cannot lock {}", lock_path.display()))?;
-            f.lock()
-                .with_context(|| format!("cannot lock {}", lock_path.display()))?;
-            f
-        }
-    };
+    let (lock, lock_created) = lock_out(&lock_path, &a.out)?;
     let written = write_page(&a);
-    drop(lock);
     // A refused report leaves the folder as it found it (a user's folder gets no lock file).
+    // Removed while held: a report waiting on it finds the file gone once it gets the lock, and
+    // locks the new one (see `lock_out`), so two reports never hold two files at once.
     if written.is_err() && lock_created {
         let _ = std::fs::remove_file(&lock_path);
     }
+    drop(lock);
     if written.is_err() && created {
         let _ = std::fs::remove_dir(&a.out);
     }
     written
+}
+
+/// Locks `path` (made if missing), waiting for another report that holds it. The lock is taken
+/// on the file at `path` when it is got: one locked after its holder removed it is let go and
+/// the path locked again. Returns whether this report made the file.
+fn lock_out(path: &std::path::Path, out: &std::path::Path) -> Result<(std::fs::File, bool)> {
+    let cannot = || format!("cannot lock {}", path.display());
+    let mut noted = false;
+    loop {
+        let created = !path.exists();
+        let (file, made) = match ssi_train::job::try_lock_file(path).with_context(cannot)? {
+            Some(f) => (f, created),
+            None => {
+                if !noted {
+                    errln!(
+                        "note: another `ssi report` is writing {}; waiting for it",
+                        out.display()
+                    );
+                    noted = true;
+                }
+                // Gone since (its holder failed and removed it): try again.
+                let f = match std::fs::OpenOptions::new().write(true).open(path) {
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    opened => opened.with_context(cannot)?,
+                };
+                f.lock().with_context(cannot)?;
+                (f, false)
+            }
+        };
+        if same_file(&file, path) {
+            return Ok((file, made));
+        }
+    }
+}
+
+/// Whether the open `file` is the one now at `path`.
+fn same_file(file: &std::fs::File, path: &std::path::Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        match (file.metadata(), std::fs::metadata(path)) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (file, path);
+        true
+    }
 }
 
 /// The lock file a report holds in its `--out` (ignored by git).
@@ -96,12 +130,13 @@ fn write_page(a: &ReportArgs) -> Result<()> {
     if rows.is_empty() {
         let roots: Vec<String> = a.roots.iter().map(|r| r.display().to_string()).collect();
         bail!(
-            "no finished run (a folder with config.json and test.json) under {}, and no {}",
+            "no finished run (a folder with config.json and test.json) under {}, and {} {}",
             if roots.is_empty() {
                 "runs (not here)".to_string()
             } else {
                 roots.join(", ")
             },
+            if archive.exists() { "no rows in" } else { "no" },
             archive.display()
         );
     }
@@ -154,30 +189,45 @@ fn write_page(a: &ReportArgs) -> Result<()> {
             report::is_our_ablation(&f.name, b)
         })?;
     }
-    ssi_data::dataset::write_atomic(&csv_path, report::to_csv(&rows, &paper).as_bytes())?;
-    ssi_data::dataset::write_atomic(&archive, report::to_archive(&rows).as_bytes())?;
+    // Written as one: a failure leaves the page, table, archive and charts as they were.
+    let mut files: Vec<(PathBuf, Vec<u8>)> = vec![
+        (csv_path.clone(), report::to_csv(&rows, &paper).into_bytes()),
+        (archive.clone(), report::to_archive(&rows).into_bytes()),
+    ];
     for c in charts.iter().filter(|c| !c.svg.is_empty()) {
-        ssi_data::dataset::write_atomic(&a.out.join(&c.file), c.svg.as_bytes())?;
-    }
-    if !ablations.is_empty() {
-        std::fs::create_dir_all(&figures_dir)
-            .with_context(|| format!("cannot create the folder {}", figures_dir.display()))?;
+        files.push((a.out.join(&c.file), c.svg.clone().into_bytes()));
     }
     for f in &ablations {
-        ssi_data::dataset::write_atomic(&figures_dir.join(&f.name), f.text.as_bytes())?;
+        files.push((figures_dir.join(&f.name), f.text.clone().into_bytes()));
     }
-    // Those copied now and those kept from runs gone since.
-    let (tables, figures) = kept_ablations(&figures_dir);
+    // The page lists the ablation files: those of this report and those kept from runs gone
+    // since.
+    let (mut tables, mut figures) = kept_ablations(&figures_dir);
+    for f in &ablations {
+        if f.name.ends_with("-table3.md") {
+            tables.retain(|t| t.name != f.name);
+            tables.push(report::AblationFile {
+                name: f.name.clone(),
+                text: f.text.clone(),
+            });
+        } else if f.name.ends_with(".svg") {
+            figures.push(format!("figures/{}", f.name));
+        }
+    }
+    tables.sort_by(|x, y| x.name.cmp(&y.name));
+    figures.sort();
+    figures.dedup();
     let n_ablations = tables.len() + figures.len();
     let end = report::PageEnd {
         tables,
         figures,
         appendices: notes,
     };
-    ssi_data::dataset::write_atomic(
-        &md_path,
-        report::to_markdown(&rows, &paper, &charts, &end).as_bytes(),
-    )?;
+    files.push((
+        md_path.clone(),
+        report::to_markdown(&rows, &paper, &charts, &end).into_bytes(),
+    ));
+    ssi_data::dataset::write_all_atomic(&files)?;
     outln!(
         "{n_found} runs found, {} kept from {}, {} charts, {} ablation files -> {} and {}",
         rows.len() - n_found,

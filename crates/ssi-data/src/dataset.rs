@@ -609,6 +609,33 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), DataError> {
     })
 }
 
+/// Writes several files as one: every file goes to its temporary first, and only when all are
+/// written are they renamed into place, so a failure (a name too long, a folder not writable)
+/// leaves every file as it was instead of some new beside some old.
+pub fn write_all_atomic(files: &[(PathBuf, Vec<u8>)]) -> Result<(), DataError> {
+    let mut temps = Vec::with_capacity(files.len());
+    for (path, bytes) in files {
+        match write_temp(path, bytes) {
+            Ok(tmp) => temps.push(tmp),
+            Err(e) => {
+                for t in &temps {
+                    let _ = std::fs::remove_file(t);
+                }
+                return Err(e);
+            }
+        }
+    }
+    for (i, ((path, _), tmp)) in files.iter().zip(&temps).enumerate() {
+        if let Err(e) = std::fs::rename(tmp, path) {
+            for t in &temps[i..] {
+                let _ = std::fs::remove_file(t);
+            }
+            return Err(DataError::io(path, e));
+        }
+    }
+    Ok(())
+}
+
 /// Writes `bytes` (flushed to disk) to a temporary file beside `path`, `.NAME.PID.N.tmp`, and
 /// returns its path.
 fn write_temp(path: &Path, bytes: &[u8]) -> Result<PathBuf, DataError> {
@@ -728,6 +755,34 @@ fn remove_temps_older_than(dir: &Path, age: std::time::Duration, ours: &dyn Fn(&
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Files written as one: when one cannot be written, none is replaced and no temporary is
+    /// left behind.
+    #[test]
+    fn files_written_as_one_are_all_or_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.txt");
+        std::fs::write(&a, "old").unwrap();
+        std::fs::write(dir.path().join("blocker"), "a file").unwrap();
+        let files = vec![
+            (a.clone(), b"new".to_vec()),
+            (dir.path().join("blocker/b.txt"), b"b".to_vec()),
+        ];
+        assert!(write_all_atomic(&files).is_err());
+        assert_eq!(std::fs::read_to_string(&a).unwrap(), "old");
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().collect();
+        assert_eq!(left.len(), 2, "{left:?}");
+        let files = vec![
+            (a.clone(), b"new".to_vec()),
+            (dir.path().join("c/d.txt"), b"d".to_vec()),
+        ];
+        write_all_atomic(&files).unwrap();
+        assert_eq!(std::fs::read_to_string(&a).unwrap(), "new");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("c/d.txt")).unwrap(),
+            "d"
+        );
+    }
 
     #[test]
     fn temps_of_dead_processes_are_removed_and_nothing_else() {

@@ -135,6 +135,17 @@ pub fn read_archive(path: &Path) -> Result<Vec<Row>, String> {
     for r in rows.iter_mut().filter(|r| r.ssi && r.setup.is_none()) {
         r.setup = r.command.as_deref().map(setup_from_command);
     }
+    // Named as `merge` names them, so that a row with its dataset's fingerprint in its name
+    // and the same row without it are found to be one name here, not after the next write.
+    for r in rows.iter_mut() {
+        if let Some(sha) = &r.dataset_sha256
+            && let Some(name) = r
+                .dataset
+                .strip_suffix(&format!(" (data {})", short_sha(sha)))
+        {
+            r.dataset = name.to_string();
+        }
+    }
     // Marked as a run read from its folder is (an archive older than the mark, or edited).
     for r in rows.iter_mut() {
         if let Some(sha) = &r.dataset_sha256
@@ -200,12 +211,43 @@ fn check_row(r: &Row) -> Result<(), String> {
             short(m)
         ));
     }
+    for (rule, k) in &r.kept_by {
+        for (what, v) in [("ndcg10", Some(k.ndcg10)), ("full_ndcg10", k.full_ndcg10)] {
+            if let Some(v) = v
+                && !(0.0..=1.0).contains(&v)
+            {
+                return Err(format!(
+                    "kept_by.{rule}.{what} = {} is not a fraction between 0 and 1",
+                    short(v)
+                ));
+            }
+        }
+    }
+    impossible_figures(r.recall10, r.ndcg10, r.full_recall10.zip(r.full_ndcg10))?;
     for (k, curve) in [("curve", &r.curve), ("full_curve", &r.full_curve)] {
         if let Some((e, v)) = curve.iter().find(|p| !curve_point(**p)) {
             return Err(format!(
                 "{k} has the point (epoch {}, {}): whole epochs from 0 to {MAX_CURVE_EPOCH:e}, NDCG between 0 and 1",
                 short(*e),
                 short(*v)
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// NDCG@10 of one held-out item is at most its Recall@10 (1/log2(rank + 1) ≤ 1 where it is in
+/// the top ten, 0 elsewhere): a larger one is an edited figure, not a run's.
+fn impossible_figures(recall10: f64, ndcg10: f64, full: Option<(f64, f64)>) -> Result<(), String> {
+    let pairs = [("", Some((recall10, ndcg10))), ("full_", full)];
+    for (p, pair) in pairs {
+        if let Some((recall, ndcg)) = pair
+            && ndcg > recall + 1e-9
+        {
+            return Err(format!(
+                "{p}ndcg10 = {} is above {p}recall10 = {}, which no run gives (NDCG@10 of one held-out item is at most its Recall@10)",
+                short(ndcg),
+                short(recall)
             ));
         }
     }
@@ -393,8 +435,21 @@ pub fn merge(archived: Vec<Row>, found: Vec<Row>) -> Result<Vec<Row>, String> {
     // moved folder) keeps one row. Equal figures alone do not make one run: training is
     // deterministic, so one model trained by two commands (a pipeline's baseline in two
     // folders) has the same fingerprint, and each folder needs its row as its own reference.
-    let folders: std::collections::HashSet<&str> =
-        found.iter().filter_map(|r| r.path.as_deref()).collect();
+    // A folder found again holds the archived run, or another one trained there since: only
+    // the same run (the same starting command) replaces the row under another name.
+    let folders: std::collections::HashMap<&str, Option<String>> = found
+        .iter()
+        .filter_map(|r| Some((r.path.as_deref()?, started(r))))
+        .collect();
+    let same_run_there = |r: &Row| {
+        r.path
+            .as_deref()
+            .and_then(|p| folders.get(p))
+            .is_some_and(|new| {
+                let old = started(r);
+                old.is_none() || new.is_none() || *new == old
+            })
+    };
     let mut prints: std::collections::HashMap<&str, Vec<Option<String>>> = Default::default();
     for r in &found {
         if let Some(f) = r.fingerprint.as_deref() {
@@ -413,7 +468,7 @@ pub fn merge(archived: Vec<Row>, found: Vec<Row>) -> Result<Vec<Row>, String> {
     };
     let archived: Vec<Row> = archived
         .into_iter()
-        .filter(|r| !r.path.as_deref().is_some_and(|p| folders.contains(p)))
+        .filter(|r| !same_run_there(r))
         .filter(|r| !moved_here(r))
         .collect();
     let mut rows: Vec<Row> = archived
@@ -675,7 +730,10 @@ fn walk(
 /// `..`, a space) a `-`, so that a dataset's name read from a run folder names a file inside
 /// the page's folder and a link that Markdown reads whole.
 pub fn file_part(name: &str) -> String {
+    // At most 64 characters: a file system takes names of 255 bytes, and a chart's name holds
+    // the dataset's and the model's with room for its temporary's.
     name.chars()
+        .take(64)
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
                 c.to_ascii_lowercase()
@@ -1061,7 +1119,19 @@ fn read_row(root: &Path, dir: &Path) -> Result<(Row, Option<String>), String> {
             dir.display()
         ));
     }
+    if !(0.0..=MAX_MINUTES * 60.0).contains(&state.train_seconds) {
+        return Err(format!(
+            "state.json: train_seconds = {} is not between 0 and a year; correct it, or move the folder away",
+            short(state.train_seconds)
+        ));
+    }
     let minutes = Some(state.train_seconds / 60.0);
+    impossible_figures(
+        recall10,
+        ndcg10,
+        metric("full_recall@10").zip(metric("full_ndcg@10")),
+    )
+    .map_err(|e| format!("test.json: {e}"))?;
     let (curve, note) = read_curve(dir);
     let config = path_text(
         dir.strip_prefix(root)

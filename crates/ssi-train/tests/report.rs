@@ -125,9 +125,33 @@ fn finished_runs_become_rows_beside_the_published_figures() {
     )
     .unwrap();
 
+    // Or for longer than a year (the archive, which refuses such a row, would be unreadable),
+    // or whose test.json has an NDCG above its recall, which no evaluation gives.
+    let long = root.path().join("long");
+    run(&long, ModelKind::Hgn, "beauty", 0.3);
+    let state = ssi_train::checkpoint::TrainState {
+        finished: true,
+        train_seconds: 1e300,
+        ..Default::default()
+    };
+    std::fs::write(
+        long.join("state.json"),
+        serde_json::to_string(&state).unwrap(),
+    )
+    .unwrap();
+    run(&root.path().join("above"), ModelKind::Hgn, "beauty", 0.9);
+
     let (rows, skipped) = report::collect(&[root.path().to_path_buf()]);
     assert_eq!(rows.len(), 2);
-    assert_eq!(skipped.len(), 7, "{skipped:?}");
+    assert_eq!(skipped.len(), 9, "{skipped:?}");
+    assert!(
+        reason(&skipped, "long").contains("train_seconds = 1e300"),
+        "{skipped:?}"
+    );
+    assert!(
+        reason(&skipped, "above").contains("test.json: ndcg10 = 0.9 is above recall10 = 0.5"),
+        "{skipped:?}"
+    );
     assert!(
         skipped.iter().any(
             |s| s.contains("sasrec/log.jsonl: 1 line(s) are not JSON or out of range (line 2)")
@@ -397,6 +421,18 @@ fn archived_rows_are_kept_until_their_runs_are_found_again() {
         report::read_archive(&path).unwrap()[0].dataset,
         "beauty (not the published file)"
     );
+    // A row whose dataset carries its file's fingerprint (as pages name two files of one name)
+    // is the same name as the row without it: two such rows are refused when read, not after
+    // the next report has written them both.
+    let mut suffixed = old[0].clone();
+    suffixed.dataset_sha256 = Some("a7d098d7".repeat(8));
+    suffixed.dataset = "shop (data a7d098d7)".into();
+    let mut plain = suffixed.clone();
+    plain.dataset = "shop".into();
+    plain.ndcg10 += 0.01;
+    std::fs::write(&path, report::to_archive(&[suffixed, plain])).unwrap();
+    let e = report::read_archive(&path).unwrap_err();
+    assert!(e.contains("rows 1 and 2 are both named"), "{e}");
     // A row pasted twice is one row; two rows of one name with other figures are refused.
     let twice = vec![old[0].clone(), old[1].clone(), old[0].clone()];
     std::fs::write(&path, report::to_archive(&twice)).unwrap();
@@ -866,6 +902,34 @@ fn folder_names_that_are_not_utf8_stay_apart() {
     assert_eq!(report::merge(vec![], found).unwrap().len(), 2);
 }
 
+/// A folder that held an archived run and now holds another (a different command trained
+/// there since) keeps the old row beside the new one, under its own dataset.
+#[test]
+fn a_reused_folder_keeps_the_row_of_its_earlier_run() {
+    let mut before = row("HGN", "a", false, None);
+    before.dataset = "shop".into();
+    before.path = Some("runs/a".into());
+    before.fingerprint = Some("1".into());
+    before.command = Some("ssi train --model hgn --out runs/a".into());
+    let mut now = row("SASRec", "a", false, None);
+    now.dataset = "small".into();
+    now.path = Some("runs/a".into());
+    now.fingerprint = Some("2".into());
+    now.command = Some("ssi train --model sasrec --data small.txt --out runs/a".into());
+    let rows = report::merge(vec![before.clone()], vec![now.clone()]).unwrap();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    // Reported from another root, the same run under a new name keeps one row.
+    let renamed = report::Row {
+        config: "x/a".into(),
+        dataset: "shop".into(),
+        fingerprint: Some("1".into()),
+        command: before.command.clone(),
+        ..now
+    };
+    let rows = report::merge(vec![before], vec![renamed]).unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+}
+
 /// Archived rows are range-checked as run folders are: an edited figure is refused, naming the
 /// archive, the row and the field.
 #[test]
@@ -873,7 +937,7 @@ fn an_archived_row_out_of_range_is_refused_naming_it() {
     let root = tempfile::tempdir().unwrap();
     let archive = root.path().join("runs.json");
     let good = row("HGN", "beauty/hgn", false, None);
-    let cases: [(&str, report::Row); 6] = [
+    let cases: [(&str, report::Row); 8] = [
         (
             "ndcg10 = 5",
             report::Row {
@@ -907,6 +971,28 @@ fn an_archived_row_out_of_range_is_refused_naming_it() {
             "full_curve has the point (epoch 1e300, 0.05)",
             report::Row {
                 full_curve: vec![(1.0, 0.03), (1e300, 0.05)],
+                ..good.clone()
+            },
+        ),
+        (
+            "kept_by.full.ndcg10 = 7 is not a fraction",
+            report::Row {
+                kept_by: [(
+                    "full".to_string(),
+                    report::KeptBy {
+                        epoch: 2,
+                        ndcg10: 7.0,
+                        full_ndcg10: None,
+                    },
+                )]
+                .into(),
+                ..good.clone()
+            },
+        ),
+        (
+            "ndcg10 = 0.6 is above recall10 = 0.5",
+            report::Row {
+                ndcg10: 0.6,
                 ..good.clone()
             },
         ),
