@@ -2747,6 +2747,39 @@ fn report_rows_outlive_their_run_folders() {
     );
     assert!(!mine.join("table2.csv").exists());
     assert!(!mine.join(".report.lock").exists());
+    // A refused report removes every folder it made, not only the last.
+    let (empty, deep) = (dir.path().join("empty"), dir.path().join("x/y/z"));
+    std::fs::create_dir_all(&empty).unwrap();
+    cmd(&[
+        "report",
+        empty.to_str().unwrap(),
+        "--out",
+        deep.to_str().unwrap(),
+    ])
+    .assert()
+    .code(1)
+    .stderr(predicate::str::contains("no finished run"));
+    assert!(!dir.path().join("x").exists());
+    // A linked archive is not replaced by a file behind the back of what it links to.
+    #[cfg(unix)]
+    {
+        let linked = dir.path().join("linked");
+        std::fs::create_dir_all(&linked).unwrap();
+        std::fs::copy(out.join("runs.json"), dir.path().join("shared.json")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("shared.json"), linked.join("runs.json"))
+            .unwrap();
+        cmd(&["report", r, "--out", linked.to_str().unwrap()])
+            .assert()
+            .code(1)
+            .stderr(predicate::str::contains("runs.json is a link"));
+        assert!(
+            std::fs::symlink_metadata(linked.join("runs.json"))
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert!(!linked.join("table2.csv").exists());
+    }
 
     std::fs::remove_dir_all(&runs).unwrap();
     report(&[])

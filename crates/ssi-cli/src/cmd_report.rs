@@ -39,7 +39,13 @@ pub fn report(mut a: ReportArgs) -> Result<()> {
     // One report at a time per folder: each reads runs.json and writes it back with its rows,
     // so two at once would keep only the last one's. The folder is made to hold the lock; a
     // refused report removes both again.
-    let created = !a.out.exists();
+    // The folders this report makes (--out and any missing above it), deepest first.
+    let created: Vec<PathBuf> = a
+        .out
+        .ancestors()
+        .take_while(|p| !p.as_os_str().is_empty() && std::fs::symlink_metadata(p).is_err())
+        .map(PathBuf::from)
+        .collect();
     std::fs::create_dir_all(&a.out)
         .with_context(|| format!("cannot create the folder {}", a.out.display()))?;
     let lock_path = a.out.join(LOCK);
@@ -52,8 +58,10 @@ pub fn report(mut a: ReportArgs) -> Result<()> {
         let _ = std::fs::remove_file(&lock_path);
     }
     drop(lock);
-    if written.is_err() && created {
-        let _ = std::fs::remove_dir(&a.out);
+    if written.is_err() {
+        for d in &created {
+            let _ = std::fs::remove_dir(d);
+        }
     }
     written
 }
@@ -227,6 +235,17 @@ fn write_page(a: &ReportArgs) -> Result<()> {
         md_path.clone(),
         report::to_markdown(&rows, &paper, &charts, &end).into_bytes(),
     ));
+    // A link (a runs.json shared between pages) would be replaced by a file, and what it
+    // links to left as it was.
+    if let Some((path, _)) = files
+        .iter()
+        .find(|(p, _)| std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink()))
+    {
+        bail!(
+            "{} is a link: a report replaces its files, so the link would become a file and what it links to would not change; report into the folder it links to, or replace the link by a copy",
+            path.display()
+        );
+    }
     ssi_data::dataset::write_all_atomic(&files)?;
     outln!(
         "{n_found} runs found, {} kept from {}, {} charts, {} ablation files -> {} and {}",
