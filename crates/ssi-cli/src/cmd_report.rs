@@ -246,7 +246,7 @@ fn write_page(a: &ReportArgs) -> Result<()> {
             path.display()
         );
     }
-    ssi_data::dataset::write_all_atomic(&files)?;
+    ssi_data::dataset::write_all_or_none(&files)?;
     outln!(
         "{n_found} runs found, {} kept from {}, {} charts, {} ablation files -> {} and {}",
         rows.len() - n_found,

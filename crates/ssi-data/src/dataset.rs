@@ -609,33 +609,6 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), DataError> {
     })
 }
 
-/// Writes several files as one: every file goes to its temporary first, and only when all are
-/// written are they renamed into place, so a failure (a name too long, a folder not writable)
-/// leaves every file as it was instead of some new beside some old.
-pub fn write_all_atomic(files: &[(PathBuf, Vec<u8>)]) -> Result<(), DataError> {
-    let mut temps = Vec::with_capacity(files.len());
-    for (path, bytes) in files {
-        match write_temp(path, bytes) {
-            Ok(tmp) => temps.push(tmp),
-            Err(e) => {
-                for t in &temps {
-                    let _ = std::fs::remove_file(t);
-                }
-                return Err(e);
-            }
-        }
-    }
-    for (i, ((path, _), tmp)) in files.iter().zip(&temps).enumerate() {
-        if let Err(e) = std::fs::rename(tmp, path) {
-            for t in &temps[i..] {
-                let _ = std::fs::remove_file(t);
-            }
-            return Err(DataError::io(path, e));
-        }
-    }
-    Ok(())
-}
-
 /// Writes `bytes` (flushed to disk) to a temporary file beside `path`, `.NAME.PID.N.tmp`, and
 /// returns its path.
 fn write_temp(path: &Path, bytes: &[u8]) -> Result<PathBuf, DataError> {
@@ -757,7 +730,7 @@ mod tests {
     use super::*;
 
     /// Files written as one: when one cannot be written, none is replaced and no temporary is
-    /// left behind.
+    /// left behind (`ssi report` writes its page, table, archive and charts so).
     #[test]
     fn files_written_as_one_are_all_or_none() {
         let dir = tempfile::tempdir().unwrap();
@@ -768,7 +741,7 @@ mod tests {
             (a.clone(), b"new".to_vec()),
             (dir.path().join("blocker/b.txt"), b"b".to_vec()),
         ];
-        assert!(write_all_atomic(&files).is_err());
+        assert!(write_all_or_none(&files).is_err());
         assert_eq!(std::fs::read_to_string(&a).unwrap(), "old");
         let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().collect();
         assert_eq!(left.len(), 2, "{left:?}");
@@ -776,7 +749,7 @@ mod tests {
             (a.clone(), b"new".to_vec()),
             (dir.path().join("c/d.txt"), b"d".to_vec()),
         ];
-        write_all_atomic(&files).unwrap();
+        write_all_or_none(&files).unwrap();
         assert_eq!(std::fs::read_to_string(&a).unwrap(), "new");
         assert_eq!(
             std::fs::read_to_string(dir.path().join("c/d.txt")).unwrap(),
