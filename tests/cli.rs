@@ -762,88 +762,51 @@ fn training_beyond_the_memory_is_refused() {
     let data = dir.path().join("big-ids.txt");
     std::fs::write(&data, "1 1 2 3 19999999\n2 2 3 4 5\n3 3 4 5 6\n").unwrap();
     let run = dir.path().join("run");
-    fails(
-        &[
-            "train",
-            "--model",
-            "sasrec",
-            "--data",
-            data.to_str().unwrap(),
-            "--out",
-            run.to_str().unwrap(),
-            "--set",
-            "hidden=8192",
-            "--set",
-            "heads=1",
-        ],
+    // Each refused naming what does not fit, before its folder is made.
+    let refused = |model: &str, data: &Path, sets: &[&str], want: &str| {
+        let (d, r) = (data.to_str().unwrap(), run.to_str().unwrap());
+        let mut args = vec!["train", "--model", model, "--data", d, "--out", r];
+        for s in sets {
+            args.extend(["--set", s]);
+        }
+        fails(&args, want);
+        assert!(!run.exists());
+    };
+    refused(
+        "sasrec",
+        &data,
+        &["hidden=8192", "heads=1"],
         "GiB to train (19999999 items x hidden 8192",
     );
-    assert!(!run.exists());
     // Few items, but attention scores of batch x heads x max_len^2 per layer.
     let small = dir.path().join("small.txt");
     std::fs::write(&small, "1 1 2 3 4\n2 2 3 4 5\n3 3 4 5 6\n").unwrap();
-    fails(
+    refused(
+        "sasrec",
+        &small,
         &[
-            "train",
-            "--model",
-            "sasrec",
-            "--data",
-            small.to_str().unwrap(),
-            "--out",
-            run.to_str().unwrap(),
-            "--set",
             "max_len=4096",
-            "--set",
             "batch_size=32",
-            "--set",
             "hidden=256",
-            "--set",
             "heads=256",
-            "--set",
             "layers=1",
         ],
         "256 heads x max_len^2 attention scores",
     );
     // Depth is named where it dominates.
-    fails(
-        &[
-            "train",
-            "--model",
-            "sasrec",
-            "--data",
-            small.to_str().unwrap(),
-            "--out",
-            run.to_str().unwrap(),
-            "--set",
-            "hidden=8192",
-            "--set",
-            "layers=64",
-            "--set",
-            "max_len=2",
-            "--set",
-            "batch_size=1",
-        ],
+    refused(
+        "sasrec",
+        &small,
+        &["hidden=8192", "layers=64", "max_len=2", "batch_size=1"],
         "64 layers of hidden^2 weights",
     );
-    assert!(!run.exists());
     // HGN's length is its window.
-    fails(
-        &[
-            "train",
-            "--model",
-            "hgn",
-            "--data",
-            small.to_str().unwrap(),
-            "--out",
-            run.to_str().unwrap(),
-            "--set",
-            "window=4096",
-            "--set",
-            "batch_size=4096",
-        ],
+    refused(
+        "hgn",
+        &small,
+        &["window=4096", "batch_size=4096"],
         "batch_size 4096 x window 4096 positions",
     );
-    assert!(!run.exists());
 }
 
 #[test]
@@ -1423,28 +1386,20 @@ fn reproduce_writes_the_tables_and_resumes() {
     // Figure 4 of SASRec teachers trains the SASRec baseline Table 2 has a row for: the table
     // written by the same run has it.
     let sas = dir.path().join("repro-sasrec");
-    ok(&[
-        "reproduce",
-        "--data",
-        data.to_str().unwrap(),
-        "--out",
-        sas.to_str().unwrap(),
-        "--teacher-model",
-        "sasrec",
-        "--ablation",
-        "layers",
-        "--baselines",
-        "--students",
-        "hgn",
-        "--set",
-        "hidden=16",
-        "--set",
-        "epochs=1",
-        "--set",
-        "max_steps_per_epoch=1",
-        "--set",
-        "valid_users=50",
-    ]);
+    reproduce_tiny(
+        &data,
+        &sas,
+        "1",
+        &[
+            "--teacher-model",
+            "sasrec",
+            "--ablation",
+            "layers",
+            "--baselines",
+            "--students",
+            "hgn",
+        ],
+    );
     let t = std::fs::read_to_string(sas.join("table2.md")).unwrap();
     assert!(
         sas.join("sasrec/test.json").exists() && t.contains("| SASRec |"),
@@ -2750,15 +2705,8 @@ fn report_rows_outlive_their_run_folders() {
     // A refused report removes every folder it made, not only the last.
     let (empty, deep) = (dir.path().join("empty"), dir.path().join("x/y/z"));
     std::fs::create_dir_all(&empty).unwrap();
-    cmd(&[
-        "report",
-        empty.to_str().unwrap(),
-        "--out",
-        deep.to_str().unwrap(),
-    ])
-    .assert()
-    .code(1)
-    .stderr(predicate::str::contains("no finished run"));
+    let (e, d) = (empty.to_str().unwrap(), deep.to_str().unwrap());
+    fails(&["report", e, "--out", d], "no finished run");
     assert!(!dir.path().join("x").exists());
     // A linked archive is not replaced by a file behind the back of what it links to.
     #[cfg(unix)]
@@ -2768,10 +2716,10 @@ fn report_rows_outlive_their_run_folders() {
         std::fs::copy(out.join("runs.json"), dir.path().join("shared.json")).unwrap();
         std::os::unix::fs::symlink(dir.path().join("shared.json"), linked.join("runs.json"))
             .unwrap();
-        cmd(&["report", r, "--out", linked.to_str().unwrap()])
-            .assert()
-            .code(1)
-            .stderr(predicate::str::contains("runs.json is a link"));
+        fails(
+            &["report", r, "--out", linked.to_str().unwrap()],
+            "runs.json is a link",
+        );
         assert!(
             std::fs::symlink_metadata(linked.join("runs.json"))
                 .unwrap()
