@@ -445,10 +445,7 @@ pub fn merge(archived: Vec<Row>, found: Vec<Row>) -> Result<Vec<Row>, String> {
         r.path
             .as_deref()
             .and_then(|p| folders.get(p))
-            .is_some_and(|new| {
-                let old = started(r);
-                old.is_none() || new.is_none() || *new == old
-            })
+            .is_some_and(|new| same_start(&started(r), new))
     };
     let mut prints: std::collections::HashMap<&str, Vec<Option<String>>> = Default::default();
     for r in &found {
@@ -460,11 +457,7 @@ pub fn merge(archived: Vec<Row>, found: Vec<Row>) -> Result<Vec<Row>, String> {
         r.fingerprint
             .as_deref()
             .and_then(|f| prints.get(f))
-            .is_some_and(|news| {
-                let old = started(r);
-                news.iter()
-                    .any(|new| old.is_none() || new.is_none() || *new == old)
-            })
+            .is_some_and(|news| news.iter().any(|new| same_start(&started(r), new)))
     };
     let archived: Vec<Row> = archived
         .into_iter()
@@ -946,6 +939,11 @@ fn started_by(r: &Row) -> Option<String> {
                 .to_owned(),
         )
     })
+}
+
+/// Whether two runs' starting commands may be one run's: the same, or one not recorded.
+fn same_start(old: &Option<String>, new: &Option<String>) -> bool {
+    old.is_none() || new.is_none() || old == new
 }
 
 /// A run folder copied whole (the same `config.json`, `test.json` and starting command) is one
